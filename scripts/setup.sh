@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything xnat needs to build and test, from Debian's packages.
+# Idempotent: packages already present are skipped quickly.
+set -euo pipefail
+pkgs=(cmake g++ make pkg-config libgtest-dev libbenchmark-dev libfmt-dev
+      libtomlplusplus-dev libcli11-dev clang libclang-rt-14-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,303 @@
+#include "conntrack/conntrack.h"
+
+#include <fmt/format.h>
+
+#include "conntrack/tcp_tracker.h"
+
+namespace xnat {
+
+Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
+    : settings_(settings),
+      table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed),
+      links_(new FlowLinks[settings.nf_conntrack_max + kWheelSlots + 2]) {
+  const uint32_t heads = table_.capacity();
+  for (uint32_t h = heads; h < heads + kWheelSlots + 2; ++h) links_[h] = FlowLinks{h, h, h, h};
+}
+
+Conntrack::~Conntrack() = default;
+
+size_t Conntrack::memory_bytes() const {
+  return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + 2) * sizeof(FlowLinks);
+}
+
+uint32_t Conntrack::find(const Tuple& t, uint64_t h, uint64_t now_ms) {
+  uint32_t ref = table_.find(t, h);
+  if (ref == kNoRef) return kNoRef;
+  if (table_.flow(ref >> 1).expires_ms <= now_ms) {
+    ++stats_.expired;
+    remove(ref >> 1);
+    return kNoRef;
+  }
+  ++stats_.found;
+  return ref;
+}
+
+bool Conntrack::can_open(const ParsedPacket& p) const {
+  switch (p.tuple.proto) {
+    case kProtoTcp: {
+      TcpState s;
+      return tcp_can_open(p.tcp_flags, settings_.nf_conntrack_tcp_loose, &s);
+    }
+    case kProtoIcmp:
+      // icmp_new: only queries open a connection.
+      return !p.icmp_error && icmp_reply_type(p.tuple.icmp_type()) != 0xFF;
+    default:
+      return true;
+  }
+}
+
+// --- intrusive circular lists over links_ -------------------------------
+// Heads are sentinel entries past the flows; an unlinked entry points at itself.
+
+namespace {
+template <uint32_t FlowLinks::*Prev, uint32_t FlowLinks::*Next>
+struct IntrusiveList {
+  static void push_back(FlowLinks* L, uint32_t head, uint32_t idx) {
+    const uint32_t tail = L[head].*Prev;
+    L[idx].*Prev = tail;
+    L[idx].*Next = head;
+    L[tail].*Next = idx;
+    L[head].*Prev = idx;
+  }
+  static void unlink(FlowLinks* L, uint32_t idx) {
+    const uint32_t p = L[idx].*Prev, n = L[idx].*Next;
+    L[p].*Next = n;
+    L[n].*Prev = p;
+    L[idx].*Prev = L[idx].*Next = idx;
+  }
+};
+using Wheel = IntrusiveList<&FlowLinks::wheel_prev, &FlowLinks::wheel_next>;
+using Evict = IntrusiveList<&FlowLinks::evict_prev, &FlowLinks::evict_next>;
+}  // namespace
+
+void Conntrack::schedule(uint32_t idx) {
+  uint64_t tick = table_.flow(idx).expires_ms / kTickMs;
+  if (wheel_started_ && tick <= wheel_done_tick_) tick = wheel_done_tick_ + 1;
+  Wheel::push_back(links_.get(), wheel_head(tick), idx);
+}
+
+void Conntrack::unschedule(uint32_t idx) { Wheel::unlink(links_.get(), idx); }
+
+void Conntrack::set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms) {
+  Flow& f = table_.flow(idx);
+  const uint64_t old = f.expires_ms;
+  f.timeout_class = c;
+  f.expires_ms = now_ms + settings_.timeout_ms(c);
+  // The wheel may pass a flow late but never early; a shorter expiry must move it.
+  if (f.expires_ms / kTickMs < old / kTickMs) {
+    unschedule(idx);
+    schedule(idx);
+  }
+}
+
+void Conntrack::place_on_evict_list(uint32_t idx) {
+  Flow& f = table_.flow(idx);
+  EvictList want = EvictList::kNone;
+  if (f.tuple[0].proto == kProtoTcp &&
+      (f.tcp_state == TcpState::kTimeWait || f.tcp_state == TcpState::kClose ||
+       f.tcp_state == TcpState::kLastAck))
+    want = EvictList::kClosing;
+  else if (!(f.status & kStatusSeenReply))
+    want = EvictList::kUnreplied;
+  if (want == f.evict_list) return;
+  FlowLinks* L = links_.get();
+  if (f.evict_list != EvictList::kNone) Evict::unlink(L, idx);
+  if (want != EvictList::kNone) Evict::push_back(L, evict_head(want), idx);
+  f.evict_list = want;
+}
+
+void Conntrack::remove(uint32_t idx) {
+  FlowLinks* L = links_.get();
+  Wheel::unlink(L, idx);
+  if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
+  table_.unlink_and_free(idx);
+}
+
+void Conntrack::process_wheel_slot(uint64_t tick, uint64_t now_ms) {
+  FlowLinks* L = links_.get();
+  const uint32_t head = wheel_head(tick);
+  // Detach the slot's list first: flows not yet due are rescheduled, possibly
+  // into this same slot (a later revolution), and must not be walked again.
+  uint32_t cur = L[head].wheel_next;
+  L[L[head].wheel_prev].wheel_next = kNoRef;
+  L[head].wheel_prev = L[head].wheel_next = head;
+  while (cur != kNoRef && cur != head) {
+    const uint32_t next = L[cur].wheel_next;
+    L[cur].wheel_prev = L[cur].wheel_next = cur;
+    if (table_.flow(cur).expires_ms <= now_ms) {
+      ++stats_.expired;
+      if (table_.flow(cur).evict_list != EvictList::kNone) Evict::unlink(L, cur);
+      table_.unlink_and_free(cur);
+    } else {
+      schedule(cur);
+    }
+    cur = next;
+  }
+}
+
+void Conntrack::expire(uint64_t now_ms) {
+  const uint64_t now_tick = now_ms / kTickMs;
+  if (!wheel_started_) {
+    // Flows scheduled before the first call sit at their own expiry ticks;
+    // start one revolution back so every slot is visited once.
+    wheel_started_ = true;
+    wheel_done_tick_ = now_tick >= kWheelSlots ? now_tick - kWheelSlots : 0;
+  }
+  if (now_tick == 0 || wheel_done_tick_ >= now_tick - 1) return;
+  uint64_t first = wheel_done_tick_ + 1;
+  const uint64_t last = now_tick - 1;
+  if (last - first >= kWheelSlots) first = last - kWheelSlots + 1;  // one revolution covers all
+  for (uint64_t t = first; t <= last; ++t) {
+    wheel_done_tick_ = t;
+    process_wheel_slot(t, now_ms);
+  }
+}
+
+bool Conntrack::make_room(uint64_t now_ms) {
+  expire(now_ms);
+  if (table_.size() < table_.capacity()) return true;
+  FlowLinks* L = links_.get();
+  // Expired within the current second: the wheel has not reached them yet.
+  const uint32_t head = wheel_head(now_ms / kTickMs);
+  for (uint32_t i = L[head].wheel_next; i != head; i = L[i].wheel_next) {
+    if (table_.flow(i).expires_ms <= now_ms) {
+      ++stats_.expired;
+      ++stats_.evicted_expired;
+      remove(i);
+      return true;
+    }
+  }
+  for (EvictList l : {EvictList::kClosing, EvictList::kUnreplied}) {
+    const uint32_t h = evict_head(l);
+    const uint32_t victim = L[h].evict_next;
+    if (victim != h) {
+      ++stats_.early_drop;
+      ++(l == EvictList::kClosing ? stats_.evicted_closing : stats_.evicted_unreplied);
+      remove(victim);
+      return true;
+    }
+  }
+  ++stats_.drop;
+  return false;
+}
+
+uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms) {
+  if (table_.size() >= table_.capacity() && !make_room(now_ms)) return kNoRef;
+  const uint32_t idx = table_.alloc();
+  Flow& f = table_.flow(idx);
+  f.tuple[0] = orig;
+  f.tuple[1] = reply;
+  f.created_ms32 = static_cast<uint32_t>(now_ms);
+  f.expires_ms = now_ms + settings_.timeout_ms(TimeoutClass::kGeneric);
+  if (orig.proto == kProtoTcp) {
+    f.tcp_state = TcpState::kNone;
+  }
+  table_.link(idx);
+  FlowLinks* L = links_.get();
+  L[idx] = FlowLinks{idx, idx, idx, idx};
+  schedule(idx);
+  place_on_evict_list(idx);
+  ++stats_.insert;
+  return idx;
+}
+
+TrackVerdict Conntrack::track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
+  Flow& f = table_.flow(idx);
+  const bool seen_reply = f.status & kStatusSeenReply;
+  TimeoutClass timeout;
+  switch (f.tuple[0].proto) {
+    case kProtoTcp: {
+      TcpDecision d = tcp_track(f, dir, p.tcp_flags, seen_reply);
+      switch (d.verdict) {
+        case TcpVerdict::kInvalid:
+          ++stats_.invalid;
+          return TrackVerdict::kInvalid;
+        case TcpVerdict::kReopen:
+          ++stats_.reopened;
+          remove(idx);
+          return TrackVerdict::kReopen;
+        case TcpVerdict::kIgnore:
+          return TrackVerdict::kAccept;
+        case TcpVerdict::kKill:
+          ++stats_.killed;
+          remove(idx);
+          return TrackVerdict::kAccept;
+        case TcpVerdict::kAccept:
+          break;
+      }
+      timeout = d.timeout;
+      if (timeout == TimeoutClass::kTcpUnacknowledged &&
+          settings_.timeout_ms(TimeoutClass::kTcpEstablished) <=
+              settings_.timeout_ms(TimeoutClass::kTcpUnacknowledged))
+        timeout = TimeoutClass::kTcpEstablished;
+      if (d.set_assured) f.status |= kStatusAssured;
+      break;
+    }
+    case kProtoUdp:
+      timeout = TimeoutClass::kUdp;
+      // nf_conntrack_proto_udp: seen both ways and still active two seconds
+      // after creation: a stream; extend the timeout and set ASSURED.
+      if (seen_reply && static_cast<int32_t>(static_cast<uint32_t>(now_ms) - f.created_ms32) > 2000) {
+        timeout = TimeoutClass::kUdpStream;
+        f.status |= kStatusAssured;
+      }
+      break;
+    case kProtoIcmp:
+      timeout = TimeoutClass::kIcmp;
+      break;
+    default:
+      timeout = TimeoutClass::kGeneric;
+      break;
+  }
+  set_expiry(idx, timeout, now_ms);
+  if (dir == 1) f.status |= kStatusSeenReply;
+  place_on_evict_list(idx);
+  return TrackVerdict::kAccept;
+}
+
+// --- conntrack -L -o extended ----------------------------------------------
+
+namespace {
+const char* proto_name(uint8_t p) {
+  switch (p) {
+    case 1: return "icmp";
+    case 6: return "tcp";
+    case 17: return "udp";
+    case 33: return "dccp";
+    case 47: return "gre";
+    case 58: return "icmpv6";
+    case 132: return "sctp";
+    case 136: return "udplite";
+    default: return "unknown";
+  }
+}
+
+void append_tuple(std::string& out, const Tuple& t) {
+  fmt::format_to(std::back_inserter(out), "src={} dst={} ", ip_to_string(t.src),
+                 ip_to_string(t.dst));
+  if (t.has_ports()) {
+    fmt::format_to(std::back_inserter(out), "sport={} dport={} ", __builtin_bswap16(t.sport),
+                   __builtin_bswap16(t.dport));
+  } else if (t.proto == kProtoIcmp) {
+    fmt::format_to(std::back_inserter(out), "type={} code={} id={} ", t.icmp_type(),
+                   t.icmp_code(), __builtin_bswap16(t.sport));
+  }
+}
+}  // namespace
+
+std::string format_conntrack_extended(const Flow& f, uint64_t now_ms) {
+  std::string out;
+  const uint8_t proto = f.tuple[0].proto;
+  const uint64_t remaining = f.expires_ms > now_ms ? (f.expires_ms - now_ms) / 1000 : 0;
+  fmt::format_to(std::back_inserter(out), "{:<8} {} {:<8} {} {} ", "ipv4", 2, proto_name(proto),
+                 proto, remaining);
+  if (proto == kProtoTcp) fmt::format_to(std::back_inserter(out), "{} ", tcp_state_name(f.tcp_state));
+  append_tuple(out, f.tuple[0]);
+  if (!(f.status & kStatusSeenReply)) out += "[UNREPLIED] ";
+  append_tuple(out, f.tuple[1]);
+  if (f.status & kStatusAssured) out += "[ASSURED] ";
+  out += "mark=0 use=1";
+  return out;
+}
+
+}  // namespace xnat

@@ -1,0 +1,136 @@
+// Conntrack: the connection table with netfilter's semantics.
+//
+// Timers
+// ------
+// A refresh writes only the flow's expiry time, so the per-packet path touches
+// no list. Reclaiming memory is the job of a hashed timer wheel (4096 slots of
+// one second): a flow sits in the slot of its expiry as it was when it was
+// scheduled. Expiry only moves later on a refresh, so the wheel reaches a flow
+// at or before its true expiry; then it is freed if due, or moved to the slot
+// of its current expiry. When an expiry moves earlier (a state change such as
+// ESTABLISHED -> FIN_WAIT, or a RST) the flow is rescheduled at once. Lookups
+// and listings treat a flow whose time has passed as gone, exactly, whatever
+// the wheel has reached (netfilter does the same: nf_ct_is_expired).
+//
+// A full table is never a silent drop
+// -----------------------------------
+// When nf_conntrack_max flows exist, a new flow takes, in order: an expired
+// entry; the oldest TIME_WAIT/CLOSE/LAST_ACK entry (assured or not: these
+// connections are over, which netfilter's early drop does not exploit); the
+// oldest entry never answered (UNREPLIED). Two FIFO lists keep these
+// candidates, so the choice costs O(1). Only when all three are empty is the
+// packet dropped, counted as table_full.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "conntrack/flow_table.h"
+#include "conntrack/timeouts.h"
+#include "packet/parse.h"
+
+namespace xnat {
+
+// conntrack -S fields, plus xnat's breakdown of why entries left the table.
+struct ConntrackStats {
+  uint64_t found = 0;
+  uint64_t invalid = 0;
+  uint64_t insert = 0;
+  uint64_t insert_failed = 0;  // kept for conntrack -S compatibility; xnat never fails an insert
+  uint64_t drop = 0;           // new flows refused: table full and nothing to evict
+  uint64_t early_drop = 0;     // entries evicted to make room
+  uint64_t error = 0;          // ICMP errors that match no flow, or are malformed
+  uint64_t expired = 0;
+  uint64_t evicted_expired = 0;
+  uint64_t evicted_closing = 0;
+  uint64_t evicted_unreplied = 0;
+  uint64_t reopened = 0;  // TCP connections reopened from TIME_WAIT/CLOSE
+  uint64_t killed = 0;    // deleted by a RST answering a SYN
+};
+
+// Cold per-flow links: the timer wheel slot list and the eviction FIFO.
+struct FlowLinks {
+  uint32_t wheel_prev, wheel_next;
+  uint32_t evict_prev, evict_next;
+};
+
+enum class TrackVerdict : uint8_t { kAccept, kInvalid, kReopen };
+
+class Conntrack {
+ public:
+  Conntrack(const ConntrackSettings& settings, uint64_t seed);
+  ~Conntrack();
+
+  const ConntrackSettings& settings() const { return settings_; }
+  uint64_t hash(const Tuple& t) const { return table_.hash(t); }
+  void prefetch(uint64_t h) const { table_.prefetch(h); }
+
+  // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found
+  // past its expiry is deleted on the spot and reported absent.
+  uint32_t find(const Tuple& t, uint64_t h, uint64_t now_ms);
+  bool tuple_in_use(const Tuple& t, uint64_t now_ms) { return find(t, hash(t), now_ms) != kNoRef; }
+
+  // Whether a packet may open a new entry (tcp_new, icmp_new): invalid openers
+  // such as a lone ACK with tcp_loose off or an ICMP echo reply return false.
+  bool can_open(const ParsedPacket& p) const;
+
+  // Inserts a flow with the given tuples, making room first if the table is
+  // full. Returns the flow index, or kNoRef (counted in stats().drop).
+  uint32_t insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms);
+
+  // Applies a packet travelling in direction `dir` to flow `idx`: protocol
+  // state, timers, SEEN_REPLY and ASSURED. The flow may be deleted (RST as the
+  // only reply); the packet is still accepted then.
+  TrackVerdict track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
+
+  void remove(uint32_t idx);
+  // Frees flows whose expiry passed, up to the last whole second before now.
+  void expire(uint64_t now_ms);
+
+  Flow& flow(uint32_t idx) { return table_.flow(idx); }
+  const Flow& flow(uint32_t idx) const { return table_.flow(idx); }
+  uint32_t count() const { return table_.size(); }
+  uint32_t capacity() const { return table_.capacity(); }
+  const ConntrackStats& stats() const { return stats_; }
+  ConntrackStats& stats() { return stats_; }
+  // Bytes held per flow of capacity: flow, index share, links, free stack.
+  size_t memory_bytes() const;
+
+  // Calls fn(const Flow&) for every live flow, in index order.
+  template <typename Fn>
+  void for_each_live(uint64_t now_ms, Fn&& fn) const {
+    for (uint32_t i = 0; i < table_.capacity(); ++i)
+      if (table_.in_use(i) && table_.flow(i).expires_ms > now_ms) fn(table_.flow(i));
+  }
+
+ private:
+  static constexpr uint32_t kWheelSlots = 4096;
+  static constexpr uint64_t kTickMs = 1000;
+
+  void set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms);
+  void schedule(uint32_t idx);
+  void unschedule(uint32_t idx);
+  void place_on_evict_list(uint32_t idx);
+  bool make_room(uint64_t now_ms);
+  void process_wheel_slot(uint64_t tick, uint64_t now_ms);
+
+  uint32_t wheel_head(uint64_t tick) const {
+    return table_.capacity() + static_cast<uint32_t>(tick & (kWheelSlots - 1));
+  }
+  uint32_t evict_head(EvictList l) const {
+    return table_.capacity() + kWheelSlots + (l == EvictList::kClosing ? 0 : 1);
+  }
+
+  ConntrackSettings settings_;
+  FlowTable table_;
+  std::unique_ptr<FlowLinks[]> links_;  // capacity entries, then wheel heads, then 2 list heads
+  uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been processed
+  bool wheel_started_ = false;
+  ConntrackStats stats_;
+};
+
+// One line of `conntrack -L -o extended` for a flow (without the newline).
+std::string format_conntrack_extended(const Flow& f, uint64_t now_ms);
+
+}  // namespace xnat

@@ -1,0 +1,86 @@
+// One tracked connection (netfilter's struct nf_conn), in one cache line.
+//
+// Layout: both directions' tuples (the reply tuple already carries the NAT
+// translation, as in netfilter: a packet matching tuple[d] leaves as
+// invert(tuple[!d])), the expiry time, the checksum deltas of that rewrite
+// precomputed per direction (RFC 1624), status bits with netfilter's meaning,
+// and the TCP tracker's few bytes. The lists that order flows for expiry and
+// eviction live in a separate, colder array (flow_table.h), so the per-packet
+// path touches this one line and the hash slot that led to it.
+#pragma once
+
+#include <cstdint>
+
+#include "conntrack/tuple.h"
+
+namespace xnat {
+
+// netfilter's IPS_* status bits that xnat sets (same meaning, own values).
+enum FlowStatus : uint16_t {
+  kStatusSeenReply = 1 << 0,  // IPS_SEEN_REPLY: a packet in the reply direction passed
+  kStatusAssured = 1 << 1,    // IPS_ASSURED
+  kStatusSrcNat = 1 << 2,     // IPS_SRC_NAT
+  kStatusDstNat = 1 << 3,     // IPS_DST_NAT
+};
+
+// TCP states, in netfilter's order (tcp_conntrack_names).
+enum class TcpState : uint8_t {
+  kNone,
+  kSynSent,
+  kSynRecv,
+  kEstablished,
+  kFinWait,
+  kCloseWait,
+  kLastAck,
+  kTimeWait,
+  kClose,
+  kSynSent2,
+};
+inline constexpr int kTcpStateCount = 10;
+const char* tcp_state_name(TcpState s);
+
+// Which timeout a flow currently runs on. Each maps to one sysctl.
+enum class TimeoutClass : uint8_t {
+  kTcpSynSent,
+  kTcpSynRecv,
+  kTcpEstablished,
+  kTcpFinWait,
+  kTcpCloseWait,
+  kTcpLastAck,
+  kTcpTimeWait,
+  kTcpClose,
+  kTcpSynSent2,
+  kTcpMaxRetrans,
+  kTcpUnacknowledged,
+  kUdp,
+  kUdpStream,
+  kIcmp,
+  kGeneric,
+  kCount,
+};
+
+// Which eviction list a flow is on (see Conntrack::make_room).
+enum class EvictList : uint8_t { kNone, kClosing, kUnreplied };
+
+struct alignas(64) Flow {
+  Tuple tuple[2];           // [0] original, [1] reply
+  uint64_t expires_ms = 0;  // engine clock; expired when <= now
+  uint16_t ip_delta[2] = {0, 0};  // folded checksum delta for the IP header, per direction
+  uint16_t l4_delta[2] = {0, 0};  // same for the TCP/UDP checksum or the ICMP checksum
+  // Low 32 bits of the creation time in ms: UDP's "still active after two
+  // seconds" check (nf_conntrack_proto_udp.c) compares it wrap-safely.
+  uint32_t created_ms32 = 0;
+  uint16_t status = 0;
+  TcpState tcp_state = TcpState::kNone;
+  TimeoutClass timeout_class = TimeoutClass::kGeneric;
+  EvictList evict_list = EvictList::kNone;
+  // TCP tracker memory (netfilter's ip_ct_tcp, minus window tracking):
+  uint8_t tcp_last_index = 5;  // index of the last packet (TCP_NONE_SET initially)
+  uint8_t tcp_last_dir = 0;
+  uint8_t tcp_close_init = 0;  // bit d: direction d sent the first FIN (CLOSE_INIT)
+  uint8_t tcp_simultaneous = 0;
+  uint8_t pad[3] = {0, 0, 0};
+};
+static_assert(sizeof(Flow) == 64, "a flow is one cache line; see the layout note above");
+
+}  // namespace xnat

@@ -1,0 +1,52 @@
+// Conntrack tunables, named after netfilter's sysctls (net.netfilter.*), with
+// the kernel's defaults.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "conntrack/flow.h"
+
+namespace xnat {
+
+struct ConntrackSettings {
+  uint64_t nf_conntrack_max = 262144;
+  uint64_t nf_conntrack_buckets = 0;  // 0: sized from nf_conntrack_max
+  bool nf_conntrack_tcp_loose = true;
+  bool nf_conntrack_checksum = true;
+  // Timeouts in seconds, indexed by TimeoutClass.
+  std::array<uint32_t, static_cast<size_t>(TimeoutClass::kCount)> timeout_s = {
+      120,     // nf_conntrack_tcp_timeout_syn_sent
+      60,      // nf_conntrack_tcp_timeout_syn_recv
+      432000,  // nf_conntrack_tcp_timeout_established
+      120,     // nf_conntrack_tcp_timeout_fin_wait
+      60,      // nf_conntrack_tcp_timeout_close_wait
+      30,      // nf_conntrack_tcp_timeout_last_ack
+      120,     // nf_conntrack_tcp_timeout_time_wait
+      10,      // nf_conntrack_tcp_timeout_close
+      120,     // nf_conntrack_tcp_timeout_syn_sent2
+      300,     // nf_conntrack_tcp_timeout_max_retrans
+      300,     // nf_conntrack_tcp_timeout_unacknowledged
+      30,      // nf_conntrack_udp_timeout
+      120,     // nf_conntrack_udp_timeout_stream
+      30,      // nf_conntrack_icmp_timeout
+      600,     // nf_conntrack_generic_timeout
+  };
+
+  uint64_t timeout_ms(TimeoutClass c) const {
+    return uint64_t{timeout_s[static_cast<size_t>(c)]} * 1000;
+  }
+
+  // Sets a tunable by its sysctl name (without "net.netfilter."). Returns an
+  // error message a person can act on, or nullopt on success.
+  std::optional<std::string> set(std::string_view name, int64_t value);
+  // All names `set` understands, for documentation and error messages.
+  static std::string known_names();
+};
+
+const char* timeout_sysctl_name(TimeoutClass c);
+
+}  // namespace xnat

@@ -1,0 +1,23 @@
+// The gateway's TOML configuration (documented in README.md, "Configuration").
+// Every key is checked: an unknown key or table is an error, never ignored.
+#pragma once
+
+#include <string>
+
+#include "control/result.h"
+#include "dataplane/engine.h"
+
+namespace xnat {
+
+enum class ConfigMode : uint8_t {
+  kReplay,  // interface MACs and neighbours must be given
+  kLive,    // MACs, addresses, routes and neighbours may come from the kernel
+};
+
+Result<EngineConfig> load_config(const std::string& path, ConfigMode mode);
+Result<EngineConfig> parse_config(const std::string& text, const std::string& path, ConfigMode mode);
+
+bool parse_mac(const std::string& s, MacAddr* out);
+std::string mac_to_string(const MacAddr& m);
+
+}  // namespace xnat

@@ -1,0 +1,400 @@
+#include "dataplane/engine.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "nat/translate.h"
+#include "packet/checksum.h"
+
+namespace xnat {
+
+namespace {
+uint16_t host16(uint16_t raw) { return __builtin_bswap16(raw); }
+uint32_t host32(uint32_t raw) { return __builtin_bswap32(raw); }
+
+DropReason parse_drop_reason(ParseStatus s) {
+  switch (s) {
+    case ParseStatus::kTruncated: return Counter::drop_truncated;
+    case ParseStatus::kBadIpHeader: return Counter::drop_bad_ip_header;
+    case ParseStatus::kBadIpChecksum: return Counter::drop_bad_checksum;
+    case ParseStatus::kFragment: return Counter::drop_fragment;
+    case ParseStatus::kBadL4Header: return Counter::drop_bad_l4_header;
+    case ParseStatus::kBadL4Checksum: return Counter::drop_bad_l4_checksum;
+    case ParseStatus::kBadIcmpError: return Counter::drop_bad_icmp_error;
+    case ParseStatus::kOk:
+    case ParseStatus::kNotIpv4: break;
+  }
+  return Counter::drop_truncated;
+}
+}  // namespace
+
+Engine::Engine(EngineConfig cfg)
+    : cfg_(std::move(cfg)), ct_(cfg_.conntrack, cfg_.seed), rng_(cfg_.seed * 0x9E3779B97F4A7C15ull + 1) {
+  std::vector<std::string> names;
+  for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
+  cfg_.rules.bind_interfaces(names);
+  for (const Table* t : {&cfg_.rules.raw, &cfg_.rules.rawpost})
+    for (const Chain& c : t->chains)
+      if (!c.rules.empty()) has_stateless_rules_ = true;
+  icmp_tokens_milli_ = uint64_t{cfg_.icmp_msgs_burst} * 1000;
+}
+
+void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
+  now_ms_ = now_ms;
+  ct_.expire(now_ms);
+  const ParseOptions opts{.verify_l4_checksum = cfg_.conntrack.nf_conntrack_checksum};
+  while (n > 0) {
+    const size_t m = std::min(n, kBurst);
+    // Stage 1: parse and hash everything, and prefetch the index slots, so the
+    // memory latency of one packet's lookup overlaps with the next one's parse.
+    for (size_t i = 0; i < m; ++i) {
+      status_[i] = parse_frame(pkts[i].data, pkts[i].len, opts, &parsed_[i]);
+      if (status_[i] == ParseStatus::kOk && !parsed_[i].icmp_error) {
+        hash_[i] = ct_.hash(parsed_[i].tuple);
+        ct_.prefetch(hash_[i]);
+      }
+    }
+    // Stage 2: look up, track, translate, route.
+    for (size_t i = 0; i < m; ++i) handle(pkts[i], parsed_[i], status_[i], hash_[i], now_ms);
+    pkts += m;
+    n -= m;
+  }
+}
+
+void Engine::drop(Packet& pkt, DropReason r) {
+  pkt.verdict = Verdict::kDrop;
+  pkt.reason = r;
+  counters_.inc(r);
+}
+
+void Engine::to_host(Packet& pkt) {
+  pkt.verdict = Verdict::kToHost;
+  counters_.inc(Counter::to_host);
+}
+
+RulePacket Engine::rule_packet(const ParsedPacket& p, int in_if) const {
+  RulePacket rp;
+  rp.src = host32(p.tuple.src);
+  rp.dst = host32(p.tuple.dst);
+  rp.proto = p.tuple.proto;
+  if (p.tuple.has_ports()) {
+    rp.sport = host16(p.tuple.sport);
+    rp.dport = host16(p.tuple.dport);
+  } else if (p.tuple.proto == kProtoIcmp) {
+    rp.icmp_type = p.tuple.icmp_type();
+    rp.icmp_code = p.tuple.icmp_code();
+  }
+  rp.in_if = in_if;
+  rp.src_type = cfg_.fib.addr_type(p.tuple.src);
+  rp.dst_type = cfg_.fib.addr_type(p.tuple.dst);
+  return rp;
+}
+
+void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now) {
+  counters_.inc(Counter::rx_frames);
+  pkt.out_if = -1;
+  pkt.reason = Counter::kCount;
+  if (st == ParseStatus::kNotIpv4) return to_host(pkt);
+  if (st != ParseStatus::kOk) return drop(pkt, parse_drop_reason(st));
+  if (pkt.in_if < 0 || static_cast<size_t>(pkt.in_if) >= cfg_.fib.interfaces().size()) {
+    assert(false && "frame from an interface the engine does not know");
+    return drop(pkt, Counter::drop_no_route);
+  }
+  // Broadcast and multicast are for the host (no multicast routing here).
+  const uint16_t dtype = cfg_.fib.addr_type(p.tuple.dst);
+  if (dtype & (kAddrBroadcast | kAddrMulticast | kAddrUnspec)) return to_host(pkt);
+  if (cfg_.fib.is_martian_source(p.tuple.src)) return drop(pkt, Counter::drop_martian_source);
+
+  if (has_stateless_rules_ && try_stateless(pkt, p, now)) return;
+  if (p.icmp_error) return handle_icmp_error(pkt, p, now);
+
+  const uint32_t ref = ct_.find(p.tuple, h, now);
+  if (ref == kNoRef) return new_flow(pkt, p, now);
+
+  const uint32_t idx = ref >> 1;
+  const int dir = static_cast<int>(ref & 1);
+  switch (ct_.track(idx, dir, p, now)) {
+    case TrackVerdict::kInvalid:
+      return drop(pkt, Counter::drop_invalid);
+    case TrackVerdict::kReopen:
+      return new_flow(pkt, p, now);
+    case TrackVerdict::kAccept:
+      break;
+  }
+  // The flow may have just been deleted (a RST as the only reply); its slot is
+  // not reused before the next insert, so reading it for this packet is safe.
+  const Flow& f = ct_.flow(idx);
+  NextHop nh;
+  if (!route(pkt, p, flow_output_tuple(f, dir).dst, &nh)) return;
+  if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
+  counters_.inc(Counter::tracked_frames);
+  emit(pkt, p, nh);
+}
+
+bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh) {
+  if (cfg_.fib.is_local(dst)) {
+    to_host(pkt);
+    return false;
+  }
+  if (!cfg_.fib.lookup(dst, nh)) {
+    send_icmp_error(pkt, p, kIcmpDestUnreach, 0 /* net unreachable */, Counter::drop_no_route);
+    return false;
+  }
+  const auto* ip = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3);
+  if (ip->ttl <= 1) {
+    send_icmp_error(pkt, p, kIcmpTimeExceeded, 0 /* TTL exceeded in transit */,
+                    Counter::drop_ttl_expired);
+    return false;
+  }
+  return true;
+}
+
+void Engine::emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh) {
+  const MacAddr* mac = cfg_.fib.neighbor(nh.addr);
+  if (!mac) return drop(pkt, Counter::drop_no_neighbor);
+  decrement_ttl(pkt.data, p);
+  auto* eth = reinterpret_cast<EthHdr*>(pkt.data);
+  eth->dst = *mac;
+  eth->src = cfg_.fib.interface(nh.ifindex).mac;
+  pkt.len = p.ip_end;  // drop link-layer padding; the sender pads again if needed
+  pkt.out_if = static_cast<int16_t>(nh.ifindex);
+  pkt.verdict = Verdict::kForward;
+  counters_.inc(Counter::tx_frames);
+}
+
+bool Engine::apply_dst_manip(const Rule& r, Tuple* t, int in_if, NatContext& ctx) {
+  NatRange range = r.target.range;
+  switch (r.target.kind) {
+    case TargetKind::kDnat:
+      if (!range.map_ips) {
+        range.map_ips = true;
+        range.min_ip = range.max_ip = host32(t->dst);
+      }
+      break;
+    case TargetKind::kRedirect: {
+      // The address of the interface the packet came in on (nf_nat_redirect_ipv4).
+      range.map_ips = true;
+      range.min_ip = range.max_ip = host32(cfg_.fib.interface(in_if).addr);
+      break;
+    }
+    case TargetKind::kNetmap: {
+      const Prefix& to = r.target.prefix;
+      const uint32_t h = (host32(t->dst) & ~to.mask()) | to.addr;
+      range = NatRange{};
+      range.map_ips = true;
+      range.min_ip = range.max_ip = h;
+      break;
+    }
+    default:
+      return false;
+  }
+  // As in netfilter, a destination mapping that finds no free tuple keeps its
+  // last choice; the source side (SNAT or the null binding) resolves clashes.
+  (void)nat_unique_tuple(t, range, Manip::kDst, ctx);
+  return true;
+}
+
+bool Engine::apply_src_manip(const Rule& r, Tuple* t, int out_if, NatContext& ctx) {
+  NatRange range = r.target.range;
+  switch (r.target.kind) {
+    case TargetKind::kSnat:
+      if (!range.map_ips) {
+        range.map_ips = true;
+        range.min_ip = range.max_ip = host32(t->src);
+      }
+      break;
+    case TargetKind::kMasquerade:
+      range.map_ips = true;
+      range.min_ip = range.max_ip = host32(cfg_.fib.interface(out_if).addr);
+      break;
+    case TargetKind::kNetmap: {
+      const Prefix& to = r.target.prefix;
+      range = NatRange{};
+      range.map_ips = true;
+      range.min_ip = range.max_ip = (host32(t->src) & ~to.mask()) | to.addr;
+      break;
+    }
+    default:
+      return false;
+  }
+  return nat_unique_tuple(t, range, Manip::kSrc, ctx);
+}
+
+void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
+  if (!ct_.can_open(p)) {
+    ++ct_.stats().invalid;
+    return drop(pkt, Counter::drop_invalid);
+  }
+  NatContext ctx{ct_, now, rng_, cfg_.slice, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
+  const Tuple orig = p.tuple;
+  Tuple t = orig;  // the original tuple as it will leave the gateway
+  RulePacket rp = rule_packet(p, pkt.in_if);
+
+  const Rule* pre = evaluate(cfg_.rules.nat, Hook::kPrerouting, rp);
+  if (pre) apply_dst_manip(*pre, &t, pkt.in_if, ctx);
+  const bool dnat = t.dst != orig.dst || t.dport != orig.dport;
+
+  const bool local = cfg_.fib.is_local(t.dst);
+  if (local && !dnat) return to_host(pkt);  // the host's own traffic: not ours to track
+  NextHop nh;
+  if (!local && !route(pkt, p, t.dst, &nh)) return;
+
+  if (!local) {
+    rp.dst = host32(t.dst);
+    if (t.has_ports()) rp.dport = host16(t.dport);
+    rp.dst_type = cfg_.fib.addr_type(t.dst);
+    rp.out_if = nh.ifindex;
+    rp.in_if = -1;
+    if (const Rule* post = evaluate(cfg_.rules.nat, Hook::kPostrouting, rp)) {
+      if (!apply_src_manip(*post, &t, nh.ifindex, ctx)) return drop(pkt, Counter::drop_no_port);
+    }
+  }
+  if (t.src == orig.src && t.sport == orig.sport && nat_tuple_used(t, ctx)) {
+    // No source mapping, yet the reply tuple is taken (two clients DNATed to
+    // one server with the same source port): netfilter's null binding picks
+    // another source port, keeping the address.
+    NatRange keep;
+    keep.map_ips = true;
+    keep.min_ip = keep.max_ip = host32(t.src);
+    if (!nat_unique_tuple(&t, keep, Manip::kSrc, ctx)) return drop(pkt, Counter::drop_no_port);
+  }
+  const bool snat = t.src != orig.src || t.sport != orig.sport;
+
+  const uint32_t idx = ct_.insert(orig, invert(t), now);
+  if (idx == kNoRef) return drop(pkt, Counter::drop_table_full);
+  Flow& f = ct_.flow(idx);
+  if (snat) f.status |= kStatusSrcNat;
+  if (dnat) f.status |= kStatusDstNat;
+  flow_compute_deltas(f);
+  counters_.inc(Counter::flows_created);
+  if (snat) counters_.inc(Counter::snat_flows);
+  if (dnat) counters_.inc(Counter::dnat_flows);
+  (void)ct_.track(idx, 0, p, now);  // opening packet: TCP state, timer
+
+  if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, 0);
+  if (local) {
+    // REDIRECT (or DNAT to one of our own addresses): translated, for the host.
+    pkt.len = p.ip_end;
+    return to_host(pkt);
+  }
+  counters_.inc(Counter::tracked_frames);
+  emit(pkt, p, nh);
+}
+
+void Engine::handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now) {
+  const Tuple key = invert(p.inner);
+  const uint32_t ref = ct_.find(key, ct_.hash(key), now);
+  if (ref == kNoRef) {
+    if (cfg_.fib.is_local(p.tuple.dst)) return to_host(pkt);  // about the host's own traffic
+    ++ct_.stats().error;
+    return drop(pkt, Counter::drop_icmp_error_untracked);
+  }
+  const Flow& f = ct_.flow(ref >> 1);
+  const int dir = static_cast<int>(ref & 1);
+  const Tuple out = flow_output_tuple(f, dir);
+  const uint32_t dst = f.tuple[dir].dst != out.dst ? out.dst : p.tuple.dst;
+  NextHop nh;
+  if (!route(pkt, p, dst, &nh)) return;
+  if (flow_translates(f)) rewrite_icmp_error(pkt.data, p, f, dir);
+  counters_.inc(Counter::icmp_errors_translated);
+  emit(pkt, p, nh);
+}
+
+bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
+  (void)now;
+  RulePacket rp = rule_packet(p, pkt.in_if);
+  bool stateless = false, notrack = false;
+  if (const Rule* r = evaluate(cfg_.rules.raw, Hook::kPrerouting, rp)) {
+    if (r->target.kind == TargetKind::kRawDnat) {
+      rewrite_stateless(pkt.data, p, /*src=*/false, r->target.prefix);
+      stateless = true;
+    } else if (r->target.kind == TargetKind::kNotrack) {
+      notrack = true;
+    }
+  }
+  NextHop nh;
+  const bool routed = !cfg_.fib.is_local(p.tuple.dst) && cfg_.fib.lookup(p.tuple.dst, &nh);
+  const Rule* post = nullptr;
+  if (routed) {
+    rp.dst = host32(p.tuple.dst);
+    rp.dst_type = cfg_.fib.addr_type(p.tuple.dst);
+    rp.out_if = nh.ifindex;
+    rp.in_if = -1;
+    post = evaluate(cfg_.rules.rawpost, Hook::kPostrouting, rp);
+    if (post && post->target.kind != TargetKind::kRawSnat) post = nullptr;
+  }
+  if (!stateless && !notrack && !post) return false;  // the tracked path decides
+  if (!route(pkt, p, p.tuple.dst, &nh)) return true;
+  if (post) {
+    rewrite_stateless(pkt.data, p, /*src=*/true, post->target.prefix);
+    stateless = true;
+  }
+  counters_.inc(stateless ? Counter::stateless_frames : Counter::notrack_frames);
+  emit(pkt, p, nh);
+  return true;
+}
+
+bool Engine::icmp_rate_allows(uint64_t now) {
+  const uint64_t cap = uint64_t{cfg_.icmp_msgs_burst} * 1000;
+  if (now > icmp_last_ms_) {
+    icmp_tokens_milli_ = std::min(cap, icmp_tokens_milli_ + (now - icmp_last_ms_) * cfg_.icmp_msgs_per_sec);
+    icmp_last_ms_ = now;
+  }
+  if (icmp_tokens_milli_ < 1000) return false;
+  icmp_tokens_milli_ -= 1000;
+  return true;
+}
+
+void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
+                             DropReason reason) {
+  drop(pkt, reason);
+  // RFC 1812 4.3.2.7: never about an ICMP error, a non-initial fragment, or a
+  // packet whose source does not name a single host.
+  if (p.icmp_error || cfg_.fib.is_martian_source(p.tuple.src) ||
+      (cfg_.fib.addr_type(p.tuple.dst) & (kAddrBroadcast | kAddrMulticast)))
+    return;
+  // RFC 1812 4.3.2.3: quote as much of the datagram as fits in 576 bytes.
+  constexpr size_t kHdrs = sizeof(Ipv4Hdr) + sizeof(IcmpHdr);
+  size_t quote = std::min<size_t>(p.ip_end - p.l3, 576 - kHdrs);
+  if (pkt.capacity < p.l3 + kHdrs) return;
+  quote = std::min<size_t>(quote, pkt.capacity - p.l3 - kHdrs);
+  const size_t min_quote = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3)->header_len() + 8;
+  if (quote < min_quote) return;
+  if (!icmp_rate_allows(now_ms_)) {
+    counters_.inc(Counter::icmp_errors_ratelimited);
+    return;
+  }
+  uint8_t* l3 = pkt.data + p.l3;
+  std::memmove(l3 + kHdrs, l3, quote);
+  const Interface& itf = cfg_.fib.interface(pkt.in_if);
+  auto* ip = reinterpret_cast<Ipv4Hdr*>(l3);
+  ip->ver_ihl = 0x45;
+  ip->tos = 0xC0;  // IPTOS_PREC_INTERNETCONTROL, as Linux sends its ICMP errors
+  ip->tot_len.set(static_cast<uint16_t>(kHdrs + quote));
+  ip->id.set(0);
+  ip->frag_off.set(0);
+  ip->ttl = 64;
+  ip->proto = kProtoIcmp;
+  ip->check = 0;
+  ip->saddr.raw = itf.addr;
+  ip->daddr.raw = p.tuple.src;
+  ip->check = csum_finish(csum_partial(ip, sizeof(Ipv4Hdr)));
+  auto* icmp = reinterpret_cast<IcmpHdr*>(l3 + sizeof(Ipv4Hdr));
+  icmp->type = type;
+  icmp->code = code;
+  icmp->check = 0;
+  icmp->id.set(0);
+  icmp->seq.set(0);
+  icmp->check = csum_finish(csum_partial(icmp, sizeof(IcmpHdr) + quote));
+  // Back where it came from: to the previous hop's MAC on the ingress interface.
+  auto* eth = reinterpret_cast<EthHdr*>(pkt.data);
+  eth->dst = eth->src;
+  eth->src = itf.mac;
+  pkt.len = static_cast<uint32_t>(p.l3 + kHdrs + quote);
+  pkt.out_if = pkt.in_if;
+  pkt.verdict = Verdict::kForward;
+  counters_.inc(Counter::icmp_errors_sent);
+  counters_.inc(Counter::tx_frames);
+}
+
+}  // namespace xnat

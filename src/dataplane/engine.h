@@ -1,0 +1,101 @@
+// Engine: frames in, verdicts and translated frames out.
+//
+//   parse -> [raw PREROUTING / rawpost POSTROUTING: stateless NAT, NOTRACK]
+//         -> conntrack lookup (both directions, one probe)
+//              hit:  track state -> route -> TTL -> rewrite -> emit
+//              miss: nat PREROUTING (DNAT, REDIRECT, NETMAP) -> route -> TTL
+//                    -> nat POSTROUTING (SNAT, MASQUERADE, NETMAP)
+//                    -> unique tuple + insert in one step -> rewrite -> emit
+//         ICMP errors: matched through their embedded datagram (RFC 5508)
+//
+// Nothing here allocates or throws after construction. Every frame ends as
+// Forward (out_if set, frame rewritten in place, Ethernet addresses filled),
+// ToHost (for the host's own stack), or Drop with a reason that is also a
+// counter. A dropped frame may be replaced by the ICMP error it causes (TTL
+// expired, no route); the verdict is then Forward on the ingress interface.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "conntrack/conntrack.h"
+#include "dataplane/counters.h"
+#include "nat/port_allocator.h"
+#include "nat/rules.h"
+#include "packet/parse.h"
+#include "route/fib.h"
+
+namespace xnat {
+
+struct EngineConfig {
+  ConntrackSettings conntrack;
+  RuleSet rules;
+  Fib fib;
+  uint64_t seed = 1;  // hash and port randomisation; fixed in replay for exact output
+  PortSlice slice;    // this worker's share of the source ports
+  uint32_t icmp_msgs_per_sec = 1000;  // net.ipv4.icmp_msgs_per_sec
+  uint32_t icmp_msgs_burst = 50;      // net.ipv4.icmp_msgs_burst
+};
+
+enum class Verdict : uint8_t { kForward, kDrop, kToHost };
+
+struct Packet {
+  uint8_t* data = nullptr;
+  uint32_t len = 0;
+  uint32_t capacity = 0;  // room to grow in place (ICMP errors quote the packet)
+  int16_t in_if = 0;
+  // Results:
+  Verdict verdict = Verdict::kDrop;
+  int16_t out_if = -1;
+  DropReason reason = Counter::kCount;  // set when verdict == kDrop, or when replaced by an ICMP error
+};
+
+class Engine {
+ public:
+  static constexpr size_t kBurst = 32;
+
+  explicit Engine(EngineConfig cfg);
+
+  void process(Packet& pkt, uint64_t now_ms) { process_burst(&pkt, 1, now_ms); }
+  // Parses and hashes a burst, prefetches its index slots, then processes it.
+  void process_burst(Packet* pkts, size_t n, uint64_t now_ms);
+
+  const Counters& counters() const { return counters_; }
+  Conntrack& conntrack() { return ct_; }
+  const Conntrack& conntrack() const { return ct_; }
+  const Fib& fib() const { return cfg_.fib; }
+  const EngineConfig& config() const { return cfg_; }
+
+ private:
+  void handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now);
+  void new_flow(Packet& pkt, ParsedPacket& p, uint64_t now);
+  void handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now);
+  bool try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now);
+  // Route and TTL checks for a packet that will leave with destination dst.
+  // Returns false when the packet was dropped or handed to the host (verdict set).
+  bool route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh);
+  void emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh);
+  void drop(Packet& pkt, DropReason r);
+  void to_host(Packet& pkt);
+  void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
+                       DropReason reason);
+  bool icmp_rate_allows(uint64_t now);
+  RulePacket rule_packet(const ParsedPacket& p, int in_if) const;
+  bool apply_dst_manip(const Rule& r, Tuple* t, int in_if, NatContext& ctx);
+  bool apply_src_manip(const Rule& r, Tuple* t, int out_if, NatContext& ctx);
+
+  EngineConfig cfg_;
+  Conntrack ct_;
+  Rng rng_;
+  Counters counters_;
+  bool has_stateless_rules_ = false;
+  uint64_t icmp_tokens_milli_ = 0;  // tokens * 1000
+  uint64_t icmp_last_ms_ = 0;
+  uint64_t now_ms_ = 0;  // time of the current burst, for ICMP rate limiting
+  ParsedPacket parsed_[kBurst];
+  ParseStatus status_[kBurst];
+  uint64_t hash_[kBurst];
+};
+
+}  // namespace xnat

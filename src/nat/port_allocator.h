@@ -1,0 +1,69 @@
+// Choosing the translated tuple of a new connection: netfilter's
+// get_unique_tuple / find_best_ips_proto / nf_nat_l4proto_unique_tuple.
+//
+// For a source mapping without --random/--random-fully, the connection keeps
+// its own address and port when they are inside the range and the resulting
+// reply tuple is free. Otherwise the address comes from a hash of the client
+// (and, without --persistent, of the destination) over the address range, and
+// the port from a random offset into the port range (RFC 6056 algorithm 1
+// style), trying at most 128 ports, then halving the window with a fresh
+// random start while it is at least 16 -- the kernel's bound, which keeps a
+// nearly full range from stalling the data plane.
+//
+// "Free" is checked against the flow table in the same step that inserts the
+// flow (the engine is single-writer per worker), so two connections are never
+// given the same reply tuple: the kernel's insert_failed clash cannot happen.
+//
+// Per-worker port slices: with W workers, worker w only hands out source ports
+// p with p % W == w, so return traffic can be steered to the worker that owns
+// its flow by looking at the destination port alone.
+#pragma once
+
+#include <cstdint>
+
+#include "conntrack/conntrack.h"
+#include "nat/rules.h"
+
+namespace xnat {
+
+enum class Manip : uint8_t { kSrc, kDst };
+
+// xorshift64*: fast, seedable (replay is deterministic), good enough for port
+// offsets. Live mode seeds it from the kernel's random source.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed ? seed : 0x9E3779B97F4A7C15ull) {}
+  uint32_t next() {
+    s_ ^= s_ >> 12;
+    s_ ^= s_ << 25;
+    s_ ^= s_ >> 27;
+    return static_cast<uint32_t>((s_ * 0x2545F4914F6CDD1Dull) >> 32);
+  }
+
+ private:
+  uint64_t s_;
+};
+
+struct PortSlice {
+  uint32_t index = 0;
+  uint32_t count = 1;
+  bool owns(uint16_t port) const { return count <= 1 || port % count == index; }
+};
+
+struct NatContext {
+  Conntrack& ct;
+  uint64_t now_ms;
+  Rng& rng;
+  PortSlice slice;
+  uint64_t hash_seed;
+};
+
+// Rewrites the `manip` side of `t` (the original tuple as it will leave the
+// gateway) into `range` so that invert(*t) is used by no other flow. Returns
+// false when no free tuple was found within the attempt bound.
+bool nat_unique_tuple(Tuple* t, const NatRange& range, Manip manip, NatContext& ctx);
+
+// Whether a translated original tuple would collide: its reply is taken.
+bool nat_tuple_used(const Tuple& t, NatContext& ctx);
+
+}  // namespace xnat

@@ -1,0 +1,135 @@
+#include "nat/rules.h"
+
+namespace xnat {
+
+int Table::find_chain(const std::string& n) const {
+  for (size_t i = 0; i < chains.size(); ++i)
+    if (chains[i].name == n) return static_cast<int>(i);
+  return -1;
+}
+
+int Table::hook_chain(Hook h) const {
+  static constexpr const char* kNames[] = {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"};
+  int i = find_chain(kNames[static_cast<int>(h)]);
+  return (i >= 0 && chains[i].builtin) ? i : -1;
+}
+
+size_t RuleSet::rule_count() const {
+  size_t n = 0;
+  for (const Table* t : {&nat, &raw, &rawpost})
+    for (const Chain& c : t->chains) n += c.rules.size();
+  return n;
+}
+
+static void bind(InterfaceMatch& m, const std::vector<std::string>& names) {
+  m.mask = 0;
+  if (!m.present) return;
+  const bool wildcard = !m.name.empty() && m.name.back() == '+';
+  const std::string stem = wildcard ? m.name.substr(0, m.name.size() - 1) : m.name;
+  for (size_t i = 0; i < names.size() && i < 64; ++i) {
+    const bool hit = wildcard ? names[i].compare(0, stem.size(), stem) == 0 : names[i] == stem;
+    if (hit) m.mask |= uint64_t{1} << i;
+  }
+}
+
+void RuleSet::bind_interfaces(const std::vector<std::string>& names) {
+  for (Table* t : {&nat, &raw, &rawpost})
+    for (Chain& c : t->chains)
+      for (Rule& r : c.rules) {
+        bind(r.match.in, names);
+        bind(r.match.out, names);
+      }
+}
+
+static bool iface_ok(const InterfaceMatch& m, int ifindex) {
+  if (!m.present) return true;
+  const bool hit = ifindex >= 0 && ifindex < 64 && (m.mask >> ifindex) & 1;
+  return hit != m.invert;
+}
+
+static bool port_list_hit(const std::vector<PortRange>& l, uint16_t p) {
+  for (const PortRange& r : l)
+    if (r.contains(p)) return true;
+  return false;
+}
+
+bool rule_matches(const Match& m, const RulePacket& p) {
+  if (m.has_src && m.src.contains(p.src) == m.src_invert) return false;
+  if (m.has_dst && m.dst.contains(p.dst) == m.dst_invert) return false;
+  if (m.proto && (m.proto == p.proto) == m.proto_invert) return false;
+  if (!iface_ok(m.in, p.in_if) || !iface_ok(m.out, p.out_if)) return false;
+  if (m.has_sport && m.sport.contains(p.sport) == m.sport_invert) return false;
+  if (m.has_dport && m.dport.contains(p.dport) == m.dport_invert) return false;
+  if (m.multi != Match::Multi::kNone) {
+    bool hit = false;
+    switch (m.multi) {
+      case Match::Multi::kSource: hit = port_list_hit(m.multi_ports, p.sport); break;
+      case Match::Multi::kDest: hit = port_list_hit(m.multi_ports, p.dport); break;
+      case Match::Multi::kEither:
+        hit = port_list_hit(m.multi_ports, p.sport) || port_list_hit(m.multi_ports, p.dport);
+        break;
+      case Match::Multi::kNone: break;
+    }
+    if (hit == m.multi_invert) return false;
+  }
+  if (m.dst_type && ((p.dst_type & m.dst_type) != 0) == m.dst_type_invert) return false;
+  if (m.src_type && ((p.src_type & m.src_type) != 0) == m.src_type_invert) return false;
+  if (m.has_icmp) {
+    bool hit = p.icmp_type == m.icmp_type && (m.icmp_code < 0 || p.icmp_code == m.icmp_code);
+    if (hit == m.icmp_invert) return false;
+  }
+  return true;
+}
+
+const Rule* evaluate(const Table& t, Hook hook, const RulePacket& p) {
+  const int start = t.hook_chain(hook);
+  if (start < 0) return nullptr;
+  // The parser rejects loops, so the depth is bounded by the chain count;
+  // the fixed stack bounds it again without allocating.
+  struct Frame {
+    int chain;
+    size_t next;
+  };
+  Frame stack[64];
+  int depth = 0;
+  int chain = start;
+  size_t i = 0;
+  for (;;) {
+    const std::vector<Rule>& rules = t.chains[chain].rules;
+    if (i >= rules.size()) {
+      if (depth == 0) return nullptr;  // built-in policy: ACCEPT, no translation
+      --depth;
+      chain = stack[depth].chain;
+      i = stack[depth].next;
+      continue;
+    }
+    const Rule& r = rules[i++];
+    if (!rule_matches(r.match, p)) continue;
+    switch (r.target.kind) {
+      case TargetKind::kNone:
+        continue;
+      case TargetKind::kAccept:
+        return nullptr;
+      case TargetKind::kReturn:
+        if (depth == 0) return nullptr;
+        --depth;
+        chain = stack[depth].chain;
+        i = stack[depth].next;
+        continue;
+      case TargetKind::kJump:
+        if (depth == 64) return nullptr;  // unreachable: the parser limits nesting
+        stack[depth++] = Frame{chain, i};
+        chain = r.target.chain;
+        i = 0;
+        continue;
+      case TargetKind::kGoto:
+        chain = r.target.chain;
+        i = 0;
+        continue;
+      default:
+        return &r;
+    }
+  }
+}
+
+}  // namespace xnat

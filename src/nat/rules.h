@@ -1,0 +1,155 @@
+// The NAT rule model: what an `iptables-save` file for the tables nat, raw
+// and rawpost says, resolved for fast evaluation.
+//
+// Addresses are kept in host byte order here (prefix arithmetic), unlike the
+// packet tuples. Interface names are resolved to a bitmask over the gateway's
+// interfaces once, by RuleSet::bind_interfaces, so a rule matches a packet
+// with integer tests only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace xnat {
+
+struct Prefix {
+  uint32_t addr = 0;  // host order, already masked
+  uint8_t len = 0;
+  uint32_t mask() const { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
+  bool contains(uint32_t host_addr) const { return (host_addr & mask()) == addr; }
+};
+
+struct PortRange {
+  uint16_t lo = 0, hi = 65535;
+  bool contains(uint16_t p) const { return lo <= p && p <= hi; }
+};
+
+// addrtype types (xt_addrtype), as a bitmask.
+enum AddrTypeBits : uint16_t {
+  kAddrUnspec = 1 << 0,
+  kAddrUnicast = 1 << 1,
+  kAddrLocal = 1 << 2,
+  kAddrBroadcast = 1 << 3,
+  kAddrAnycast = 1 << 4,
+  kAddrMulticast = 1 << 5,
+  kAddrBlackhole = 1 << 6,
+  kAddrUnreachable = 1 << 7,
+  kAddrProhibit = 1 << 8,
+};
+
+struct InterfaceMatch {
+  bool present = false;
+  bool invert = false;
+  std::string name;   // as written; a trailing '+' is a prefix wildcard
+  uint64_t mask = 0;  // resolved: bit i = interface i matches the name
+};
+
+struct Match {
+  bool has_src = false, src_invert = false;
+  Prefix src;
+  bool has_dst = false, dst_invert = false;
+  Prefix dst;
+  uint8_t proto = 0;  // 0: any
+  bool proto_invert = false;
+  bool has_sport = false, sport_invert = false;
+  PortRange sport;
+  bool has_dport = false, dport_invert = false;
+  PortRange dport;
+  // multiport: up to 15 ports or ranges; `ports` matches either port.
+  enum class Multi : uint8_t { kNone, kSource, kDest, kEither } multi = Multi::kNone;
+  bool multi_invert = false;
+  std::vector<PortRange> multi_ports;
+  InterfaceMatch in, out;
+  uint16_t dst_type = 0, src_type = 0;  // addrtype bitmasks; 0 = not used
+  bool dst_type_invert = false, src_type_invert = false;
+  bool has_icmp = false, icmp_invert = false;
+  uint8_t icmp_type = 0;
+  int icmp_code = -1;  // -1: any code
+};
+
+enum class TargetKind : uint8_t {
+  kNone,  // no -j: the rule only counts
+  kAccept,
+  kReturn,
+  kJump,
+  kGoto,
+  kSnat,
+  kDnat,
+  kMasquerade,
+  kRedirect,
+  kNetmap,
+  kRawSnat,
+  kRawDnat,
+  kNotrack,
+};
+
+// nf_nat_range2, host order.
+struct NatRange {
+  bool map_ips = false;
+  uint32_t min_ip = 0, max_ip = 0;
+  bool proto_specified = false;
+  uint16_t min_port = 0, max_port = 0;
+  bool random = false;        // --random: random port offset, no source-port preservation
+  bool random_fully = false;  // --random-fully
+  bool persistent = false;    // --persistent: same address for a client whatever the destination
+};
+
+struct Target {
+  TargetKind kind = TargetKind::kNone;
+  int chain = -1;  // kJump / kGoto: index into the table's chains
+  NatRange range;  // SNAT, DNAT, MASQUERADE (ports), REDIRECT (ports)
+  Prefix prefix;   // NETMAP --to, RAWSNAT --to-source, RAWDNAT --to-destination
+};
+
+struct Rule {
+  Match match;
+  Target target;
+  std::string file;
+  int line = 0;  // source line, for messages and `xnat rules` output
+};
+
+struct Chain {
+  std::string name;
+  bool builtin = false;
+  std::vector<Rule> rules;
+};
+
+enum class Hook : uint8_t { kPrerouting, kInput, kOutput, kPostrouting };
+
+struct Table {
+  std::string name;
+  bool present = false;
+  std::vector<Chain> chains;
+  int find_chain(const std::string& name) const;
+  // Index of a built-in chain, or -1 if this table has none for the hook.
+  int hook_chain(Hook h) const;
+};
+
+struct RuleSet {
+  Table nat{"nat"};
+  Table raw{"raw"};
+  Table rawpost{"rawpost"};
+  size_t rule_count() const;
+  // Resolves interface names against the gateway's interfaces (index order).
+  void bind_interfaces(const std::vector<std::string>& names);
+};
+
+// What a rule match needs to know about a packet; addresses and ports in host order.
+struct RulePacket {
+  uint32_t src = 0, dst = 0;
+  uint8_t proto = 0;
+  uint16_t sport = 0, dport = 0;
+  uint8_t icmp_type = 0, icmp_code = 0;
+  int in_if = -1, out_if = -1;  // -1: not known at this hook
+  uint16_t src_type = 0, dst_type = 0;  // addrtype of src and dst, as kAddr* bits
+};
+
+// Runs the table's chain for `hook` on the packet (jumps, gotos, RETURN,
+// ACCEPT, policy) and returns the rule whose target decides, or nullptr when
+// the packet falls through or is ACCEPTed with no translation.
+const Rule* evaluate(const Table& t, Hook hook, const RulePacket& p);
+
+bool rule_matches(const Match& m, const RulePacket& p);
+
+}  // namespace xnat

@@ -1,0 +1,664 @@
+#include "nat/rules_parser.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "conntrack/tuple.h"
+
+namespace xnat {
+namespace {
+
+struct ParseError {
+  std::string token;
+  std::string message;
+};
+
+// Splits a line as iptables-save quotes it: whitespace separates, double
+// quotes group, backslash escapes the next character inside quotes.
+std::optional<std::vector<std::string>> tokenize(std::string_view line, ParseError* err) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    if (i >= line.size()) break;
+    std::string tok;
+    bool quoted = false;
+    while (i < line.size() && (quoted || (line[i] != ' ' && line[i] != '\t' && line[i] != '\r'))) {
+      char c = line[i++];
+      if (c == '"') {
+        quoted = !quoted;
+      } else if (c == '\\' && quoted && i < line.size()) {
+        tok += line[i++];
+      } else {
+        tok += c;
+      }
+    }
+    if (quoted) {
+      *err = {tok, "unterminated double quote"};
+      return std::nullopt;
+    }
+    out.push_back(std::move(tok));
+  }
+  return out;
+}
+
+bool parse_uint(std::string_view s, uint64_t max, uint64_t* v) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && p == s.data() + s.size() && *v <= max;
+}
+
+bool parse_addr_host(const std::string& s, uint32_t* host) {
+  uint32_t raw;
+  if (!parse_ipv4(s, &raw)) return false;
+  *host = __builtin_bswap32(raw);
+  return true;
+}
+
+// ADDR, ADDR/LEN or ADDR/DOTTED-MASK (iptables-save prints /32 forms).
+bool parse_prefix(const std::string& s, Prefix* p) {
+  size_t slash = s.find('/');
+  uint32_t a;
+  if (!parse_addr_host(s.substr(0, slash), &a)) return false;
+  uint8_t len = 32;
+  if (slash != std::string::npos) {
+    std::string m = s.substr(slash + 1);
+    uint64_t n;
+    if (parse_uint(m, 32, &n)) {
+      len = static_cast<uint8_t>(n);
+    } else {
+      uint32_t mask;
+      if (!parse_addr_host(m, &mask)) return false;
+      int ones = __builtin_popcount(mask);
+      if (ones != 32 && mask != (ones == 0 ? 0u : ~uint32_t{0} << (32 - ones))) return false;
+      len = static_cast<uint8_t>(ones);
+    }
+  }
+  p->len = len;
+  p->addr = a & p->mask();
+  return true;
+}
+
+bool parse_port(std::string_view s, uint16_t* p) {
+  uint64_t v;
+  if (!parse_uint(s, 65535, &v)) return false;
+  *p = static_cast<uint16_t>(v);
+  return true;
+}
+
+// P or P:P (iptables), also P-P in NAT target ranges. "P:" and ":P" are open ranges.
+bool parse_port_range(std::string_view s, PortRange* r, char sep = ':') {
+  size_t c = s.find(sep);
+  if (c == std::string_view::npos) {
+    if (!parse_port(s, &r->lo)) return false;
+    r->hi = r->lo;
+    return true;
+  }
+  std::string_view a = s.substr(0, c), b = s.substr(c + 1);
+  r->lo = 0;
+  r->hi = 65535;
+  if (!a.empty() && !parse_port(a, &r->lo)) return false;
+  if (!b.empty() && !parse_port(b, &r->hi)) return false;
+  return r->lo <= r->hi;
+}
+
+bool parse_proto(const std::string& s, uint8_t* proto) {
+  if (s == "tcp") *proto = 6;
+  else if (s == "udp") *proto = 17;
+  else if (s == "icmp") *proto = 1;
+  else if (s == "all") *proto = 0;
+  else if (s == "gre") *proto = 47;
+  else if (s == "esp") *proto = 50;
+  else if (s == "ah") *proto = 51;
+  else if (s == "sctp") *proto = 132;
+  else if (s == "udplite") *proto = 136;
+  else {
+    uint64_t v;
+    if (!parse_uint(s, 255, &v)) return false;
+    *proto = static_cast<uint8_t>(v);
+  }
+  return true;
+}
+
+bool parse_addrtypes(const std::string& s, uint16_t* bits) {
+  *bits = 0;
+  std::stringstream ss(s);
+  std::string t;
+  while (std::getline(ss, t, ',')) {
+    if (t == "UNSPEC") *bits |= kAddrUnspec;
+    else if (t == "UNICAST") *bits |= kAddrUnicast;
+    else if (t == "LOCAL") *bits |= kAddrLocal;
+    else if (t == "BROADCAST") *bits |= kAddrBroadcast;
+    else if (t == "ANYCAST") *bits |= kAddrAnycast;
+    else if (t == "MULTICAST") *bits |= kAddrMulticast;
+    else if (t == "BLACKHOLE") *bits |= kAddrBlackhole;
+    else if (t == "UNREACHABLE") *bits |= kAddrUnreachable;
+    else if (t == "PROHIBIT") *bits |= kAddrProhibit;
+    else return false;
+  }
+  return *bits != 0;
+}
+
+bool parse_icmp_type(const std::string& s, uint8_t* type, int* code) {
+  static const struct {
+    const char* name;
+    int type, code;
+  } kNames[] = {
+      {"any", -1, -1},
+      {"echo-reply", 0, -1},           {"pong", 0, -1},
+      {"destination-unreachable", 3, -1},
+      {"network-unreachable", 3, 0},   {"host-unreachable", 3, 1},
+      {"protocol-unreachable", 3, 2},  {"port-unreachable", 3, 3},
+      {"fragmentation-needed", 3, 4},  {"source-quench", 4, -1},
+      {"redirect", 5, -1},             {"echo-request", 8, -1},
+      {"ping", 8, -1},                 {"time-exceeded", 11, -1},
+      {"ttl-zero-during-transit", 11, 0}, {"ttl-zero-during-reassembly", 11, 1},
+      {"parameter-problem", 12, -1},   {"timestamp-request", 13, -1},
+      {"timestamp-reply", 14, -1},     {"address-mask-request", 17, -1},
+      {"address-mask-reply", 18, -1},
+  };
+  for (const auto& n : kNames)
+    if (s == n.name) {
+      if (n.type < 0) return false;  // "any" is not a single type; xnat does not support it
+      *type = static_cast<uint8_t>(n.type);
+      *code = n.code;
+      return true;
+    }
+  size_t slash = s.find('/');
+  uint64_t t, c;
+  if (!parse_uint(s.substr(0, slash), 255, &t)) return false;
+  *type = static_cast<uint8_t>(t);
+  *code = -1;
+  if (slash != std::string::npos) {
+    if (!parse_uint(s.substr(slash + 1), 255, &c)) return false;
+    *code = static_cast<int>(c);
+  }
+  return true;
+}
+
+// IP[-IP][:PORT[-PORT]] as SNAT/DNAT print it; the address part may be empty
+// (":PORT") for DNAT/SNAT that keep the address.
+bool parse_nat_range(const std::string& s, NatRange* r) {
+  size_t colon = s.find(':');
+  std::string ips = s.substr(0, colon);
+  if (!ips.empty()) {
+    size_t dash = ips.find('-');
+    if (!parse_addr_host(ips.substr(0, dash), &r->min_ip)) return false;
+    r->max_ip = r->min_ip;
+    if (dash != std::string::npos && !parse_addr_host(ips.substr(dash + 1), &r->max_ip))
+      return false;
+    if (r->max_ip < r->min_ip) return false;
+    r->map_ips = true;
+  }
+  if (colon != std::string::npos) {
+    PortRange pr;
+    if (!parse_port_range(std::string_view(s).substr(colon + 1), &pr, '-')) return false;
+    r->proto_specified = true;
+    r->min_port = pr.lo;
+    r->max_port = pr.hi;
+  }
+  return r->map_ips || r->proto_specified;
+}
+
+class Parser {
+ public:
+  explicit Parser(std::string file) : file_(std::move(file)) {}
+
+  Result<RuleSet> run(std::string_view text) {
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      size_t nl = text.find('\n', pos);
+      std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+      ++line_no_;
+      if (auto e = line_(line)) return fail(*e);
+      if (nl == std::string_view::npos) break;
+      pos = nl + 1;
+    }
+    if (table_) return fail_at(line_no_, {"", fmt::format("table '{}' has no COMMIT line", table_->name)});
+    for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost})
+      if (auto e = validate(*t)) return Error{*e};
+    return std::move(rs_);
+  }
+
+ private:
+  Error fail(const ParseError& e) { return fail_at(line_no_, e); }
+  Error fail_at(int line, const ParseError& e) {
+    if (e.token.empty()) return Error{fmt::format("{}:{}: {}", file_, line, e.message)};
+    return Error{fmt::format("{}:{}: '{}': {}", file_, line, e.token, e.message)};
+  }
+
+  std::optional<ParseError> line_(std::string_view raw) {
+    ParseError err;
+    auto toks_opt = tokenize(raw, &err);
+    if (!toks_opt) return err;
+    std::vector<std::string>& toks = *toks_opt;
+    if (toks.empty() || toks[0][0] == '#') return std::nullopt;
+    // `iptables-save -c` prefixes rules with [packets:bytes].
+    if (toks[0].front() == '[' && toks[0].back() == ']') toks.erase(toks.begin());
+    if (toks.empty()) return ParseError{"", "counters with no rule"};
+    const std::string& t0 = toks[0];
+    if (t0[0] == '*') return begin_table(t0.substr(1));
+    if (t0 == "COMMIT") {
+      if (!table_) return ParseError{t0, "COMMIT outside a table"};
+      table_ = nullptr;
+      return std::nullopt;
+    }
+    if (!table_) return ParseError{t0, "expected a table line such as '*nat' first"};
+    if (t0[0] == ':') return declare_chain(t0.substr(1), toks, true);
+    if (t0 == "-N" || t0 == "--new-chain") {
+      if (toks.size() != 2) return ParseError{t0, "expected '-N CHAIN'"};
+      return declare_chain(toks[1], toks, false);
+    }
+    if (t0 == "-A" || t0 == "--append") return append_rule(toks);
+    return ParseError{t0, "expected '-A CHAIN ...', ':CHAIN POLICY [p:b]', '-N CHAIN' or 'COMMIT' "
+                          "(xnat reads the format iptables-save prints)"};
+  }
+
+  std::optional<ParseError> begin_table(const std::string& name) {
+    if (table_) return ParseError{"*" + name, fmt::format("table '{}' has no COMMIT before this line", table_->name)};
+    if (name == "nat") table_ = &rs_.nat;
+    else if (name == "raw") table_ = &rs_.raw;
+    else if (name == "rawpost") table_ = &rs_.rawpost;
+    else
+      return ParseError{"*" + name, "xnat reads the tables nat, raw and rawpost; filter and mangle "
+                                    "rules belong to the host's own firewall"};
+    if (table_->present) return ParseError{"*" + name, "table appears twice"};
+    table_->present = true;
+    return std::nullopt;
+  }
+
+  static bool builtin_for(const std::string& table, const std::string& chain) {
+    if (table == "nat")
+      return chain == "PREROUTING" || chain == "INPUT" || chain == "OUTPUT" || chain == "POSTROUTING";
+    if (table == "raw") return chain == "PREROUTING" || chain == "OUTPUT";
+    return chain == "POSTROUTING";  // rawpost
+  }
+
+  std::optional<ParseError> declare_chain(const std::string& name,
+                                          const std::vector<std::string>& toks, bool colon_form) {
+    if (name.empty() || name.size() > 28)
+      return ParseError{name, "chain names are 1 to 28 characters"};
+    if (table_->find_chain(name) >= 0)
+      return ParseError{name, fmt::format("chain already declared in table {}", table_->name)};
+    const bool builtin = builtin_for(table_->name, name);
+    if (colon_form) {
+      if (toks.size() < 2) return ParseError{":" + name, "expected ':CHAIN POLICY [packets:bytes]'"};
+      const std::string& policy = toks[1];
+      if (builtin && policy != "ACCEPT")
+        return ParseError{policy, "the policy of a NAT table's built-in chain must be ACCEPT"};
+      if (!builtin && policy != "-")
+        return ParseError{policy, fmt::format("'{}' is not a built-in chain of table {}, so its "
+                                              "policy must be '-'", name, table_->name)};
+    }
+    table_->chains.push_back(Chain{name, builtin, {}});
+    return std::nullopt;
+  }
+
+  std::optional<ParseError> append_rule(const std::vector<std::string>& toks) {
+    if (toks.size() < 2) return ParseError{toks[0], "expected a chain name"};
+    int ci = table_->find_chain(toks[1]);
+    if (ci < 0)
+      return ParseError{toks[1], fmt::format("chain not declared in table {} (declare it with "
+                                             "':{} - [0:0]')", table_->name, toks[1])};
+    Rule r;
+    r.file = file_;
+    r.line = line_no_;
+    if (auto e = parse_rule_body(toks, 2, &r)) return e;
+    if (auto e = check_rule(table_->chains[ci], r)) return e;
+    table_->chains[ci].rules.push_back(std::move(r));
+    return std::nullopt;
+  }
+
+  std::optional<ParseError> parse_rule_body(const std::vector<std::string>& toks, size_t i, Rule* r) {
+    Match& m = r->match;
+    bool invert = false;
+    bool saw_tcp_udp_module = false;
+    std::string target_name;
+    auto need_arg = [&](const std::string& opt) -> std::optional<ParseError> {
+      if (i + 1 >= toks.size()) return ParseError{opt, "option needs a value"};
+      return std::nullopt;
+    };
+    auto no_invert = [&](const std::string& opt) -> std::optional<ParseError> {
+      if (invert) return ParseError{opt, "'!' cannot be used with this option"};
+      return std::nullopt;
+    };
+    for (; i < toks.size(); ++i) {
+      const std::string& o = toks[i];
+      if (o == "!") {
+        if (invert) return ParseError{o, "double '!'"};
+        invert = true;
+        continue;
+      }
+      const bool inv = invert;
+      invert = false;
+      if (o == "-s" || o == "--source" || o == "-d" || o == "--destination") {
+        if (auto e = need_arg(o)) return e;
+        const std::string& v = toks[++i];
+        Prefix p;
+        if (!parse_prefix(v, &p)) return ParseError{v, "expected an IPv4 address or prefix (a.b.c.d[/len])"};
+        if (o[1] == 's' || o == "--source") { m.has_src = true; m.src = p; m.src_invert = inv; }
+        else { m.has_dst = true; m.dst = p; m.dst_invert = inv; }
+      } else if (o == "-p" || o == "--protocol") {
+        if (auto e = need_arg(o)) return e;
+        const std::string& v = toks[++i];
+        if (!parse_proto(v, &m.proto)) return ParseError{v, "unknown protocol"};
+        m.proto_invert = inv;
+      } else if (o == "-i" || o == "--in-interface" || o == "-o" || o == "--out-interface") {
+        if (auto e = need_arg(o)) return e;
+        InterfaceMatch& im = (o == "-i" || o == "--in-interface") ? m.in : m.out;
+        im.present = true;
+        im.invert = inv;
+        im.name = toks[++i];
+        if (im.name.empty() || im.name.size() > 15) return ParseError{im.name, "interface names are 1 to 15 characters"};
+      } else if (o == "-m" || o == "--match") {
+        if (auto e = no_invert(o)) return e;
+        if (auto e = need_arg(o)) return e;
+        const std::string& mod = toks[++i];
+        if (mod == "tcp" || mod == "udp") {
+          if (!(m.proto == 6 && mod == "tcp") && !(m.proto == 17 && mod == "udp"))
+            return ParseError{mod, fmt::format("'-m {0}' needs '-p {0}' before it", mod)};
+          saw_tcp_udp_module = true;
+        } else if (mod == "icmp") {
+          if (m.proto != 1) return ParseError{mod, "'-m icmp' needs '-p icmp' before it"};
+        } else if (mod != "multiport" && mod != "addrtype" && mod != "comment") {
+          return ParseError{mod, "unsupported match module; xnat supports tcp, udp, icmp, "
+                                 "multiport, addrtype and comment"};
+        }
+      } else if (o == "--sport" || o == "--source-port" || o == "--dport" || o == "--destination-port") {
+        if (auto e = need_arg(o)) return e;
+        if (m.proto != 6 && m.proto != 17)
+          return ParseError{o, "port matches need '-p tcp' or '-p udp'"};
+        const std::string& v = toks[++i];
+        PortRange pr;
+        if (!parse_port_range(v, &pr)) return ParseError{v, "expected a port or PORT:PORT"};
+        if (o == "--sport" || o == "--source-port") { m.has_sport = true; m.sport = pr; m.sport_invert = inv; }
+        else { m.has_dport = true; m.dport = pr; m.dport_invert = inv; }
+      } else if (o == "--dports" || o == "--destination-ports" || o == "--sports" ||
+                 o == "--source-ports" || o == "--ports") {
+        if (auto e = need_arg(o)) return e;
+        if (m.proto != 6 && m.proto != 17 && m.proto != 132 && m.proto != 136 && m.proto != 33)
+          return ParseError{o, "multiport needs '-p tcp', '-p udp', '-p sctp', '-p dccp' or '-p udplite'"};
+        if (m.multi != Match::Multi::kNone) return ParseError{o, "only one multiport list per rule"};
+        m.multi = o == "--ports" ? Match::Multi::kEither
+                  : (o == "--sports" || o == "--source-ports") ? Match::Multi::kSource
+                                                               : Match::Multi::kDest;
+        m.multi_invert = inv;
+        std::stringstream ss(toks[++i]);
+        std::string item;
+        while (std::getline(ss, item, ',')) {
+          PortRange pr;
+          if (!parse_port_range(item, &pr)) return ParseError{item, "expected a port or PORT:PORT"};
+          m.multi_ports.push_back(pr);
+        }
+        if (m.multi_ports.empty() || m.multi_ports.size() > 15)
+          return ParseError{toks[i], "multiport takes 1 to 15 ports"};
+      } else if (o == "--dst-type" || o == "--src-type") {
+        if (auto e = need_arg(o)) return e;
+        uint16_t bits;
+        if (!parse_addrtypes(toks[++i], &bits))
+          return ParseError{toks[i], "expected address types such as LOCAL or UNICAST,BROADCAST"};
+        if (o == "--dst-type") { m.dst_type = bits; m.dst_type_invert = inv; }
+        else { m.src_type = bits; m.src_type_invert = inv; }
+      } else if (o == "--comment") {
+        if (auto e = no_invert(o)) return e;
+        if (auto e = need_arg(o)) return e;
+        ++i;  // documentation only
+      } else if (o == "--icmp-type") {
+        if (auto e = need_arg(o)) return e;
+        if (m.proto != 1) return ParseError{o, "'--icmp-type' needs '-p icmp'"};
+        m.has_icmp = true;
+        m.icmp_invert = inv;
+        if (!parse_icmp_type(toks[++i], &m.icmp_type, &m.icmp_code))
+          return ParseError{toks[i], "expected an ICMP type name or TYPE[/CODE]"};
+      } else if (o == "-j" || o == "--jump" || o == "-g" || o == "--goto") {
+        if (auto e = no_invert(o)) return e;
+        if (auto e = need_arg(o)) return e;
+        if (!target_name.empty()) return ParseError{o, "a rule has one target"};
+        target_name = toks[++i];
+        if (auto e = set_target(target_name, o == "-g" || o == "--goto", r)) return e;
+      } else if (o == "--to-source" || o == "--to-destination" || o == "--to-ports" || o == "--to" ||
+                 o == "--random" || o == "--random-fully" || o == "--persistent" || o == "--notrack") {
+        if (auto e = no_invert(o)) return e;
+        if (target_name.empty()) return ParseError{o, "target option before '-j TARGET'"};
+        if (auto e = target_option(o, toks, &i, target_name, r)) return e;
+      } else if (o == "-f" || o == "--fragment") {
+        return ParseError{o, "fragment matches are not supported: xnat drops fragments (counted as 'fragment')"};
+      } else {
+        return ParseError{o, "unknown option"};
+      }
+    }
+    if (invert) return ParseError{"!", "'!' at the end of a rule"};
+    (void)saw_tcp_udp_module;
+    return finish_target(target_name, r);
+  }
+
+  std::optional<ParseError> set_target(const std::string& name, bool is_goto, Rule* r) {
+    Target& t = r->target;
+    if (is_goto || (!name.empty() && name != "ACCEPT" && name != "RETURN" && name != "SNAT" &&
+                    name != "DNAT" && name != "MASQUERADE" && name != "REDIRECT" &&
+                    name != "NETMAP" && name != "RAWSNAT" && name != "RAWDNAT" &&
+                    name != "NOTRACK" && name != "CT")) {
+      int ci = table_->find_chain(name);
+      if (ci < 0) {
+        static const char* kKnownOther[] = {"DROP", "REJECT", "LOG", "MARK", "CONNMARK", "TRACE",
+                                            "CLASSIFY", "TPROXY", "NFLOG", "TCPMSS", "SYNPROXY"};
+        for (const char* k : kKnownOther)
+          if (name == k)
+            return ParseError{name, fmt::format("target {} is not supported in table {} by xnat", name, table_->name)};
+        return ParseError{name, fmt::format("no such chain in table {} (user chains must be "
+                                            "declared before the rules that jump to them)", table_->name)};
+      }
+      if (table_->chains[ci].builtin) return ParseError{name, "cannot jump to a built-in chain"};
+      t.kind = is_goto ? TargetKind::kGoto : TargetKind::kJump;
+      t.chain = ci;
+      return std::nullopt;
+    }
+    const std::string& tb = table_->name;
+    auto only_in = [&](const char* want) -> std::optional<ParseError> {
+      if (tb != want) return ParseError{name, fmt::format("target {} belongs in table {}, not {}", name, want, tb)};
+      return std::nullopt;
+    };
+    if (name == "ACCEPT") t.kind = TargetKind::kAccept;
+    else if (name == "RETURN") t.kind = TargetKind::kReturn;
+    else if (name == "SNAT") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kSnat; }
+    else if (name == "DNAT") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kDnat; }
+    else if (name == "MASQUERADE") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kMasquerade; }
+    else if (name == "REDIRECT") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kRedirect; }
+    else if (name == "NETMAP") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kNetmap; }
+    else if (name == "RAWSNAT") { if (auto e = only_in("rawpost")) return e; t.kind = TargetKind::kRawSnat; }
+    else if (name == "RAWDNAT") { if (auto e = only_in("raw")) return e; t.kind = TargetKind::kRawDnat; }
+    else if (name == "NOTRACK") { if (auto e = only_in("raw")) return e; t.kind = TargetKind::kNotrack; }
+    else if (name == "CT") {
+      if (auto e = only_in("raw")) return e;
+      t.kind = TargetKind::kNone;  // becomes kNotrack with --notrack, checked in finish_target
+    }
+    return std::nullopt;
+  }
+
+  std::optional<ParseError> target_option(const std::string& o, const std::vector<std::string>& toks,
+                                          size_t* i, const std::string& target, Rule* r) {
+    Target& t = r->target;
+    auto bad = [&]() { return ParseError{o, fmt::format("not an option of target {}", target)}; };
+    auto arg = [&](std::string* v) -> std::optional<ParseError> {
+      if (*i + 1 >= toks.size()) return ParseError{o, "option needs a value"};
+      *v = toks[++*i];
+      return std::nullopt;
+    };
+    std::string v;
+    if (o == "--to-source" || o == "--to-destination") {
+      const bool snat = o == "--to-source";
+      if (target == "RAWSNAT" || target == "RAWDNAT") {
+        if ((target == "RAWSNAT") != snat) return bad();
+        if (auto e = arg(&v)) return e;
+        if (!parse_prefix(v, &t.prefix)) return ParseError{v, "expected an address or prefix"};
+        range_seen_ = true;
+        return std::nullopt;
+      }
+      if ((snat && target != "SNAT") || (!snat && target != "DNAT")) return bad();
+      if (range_seen_) return ParseError{o, "only one range per rule (as in current iptables)"};
+      if (auto e = arg(&v)) return e;
+      if (!parse_nat_range(v, &t.range))
+        return ParseError{v, "expected IP[-IP][:PORT[-PORT]]"};
+      range_seen_ = true;
+      return std::nullopt;
+    }
+    if (o == "--to-ports") {
+      if (target != "MASQUERADE" && target != "REDIRECT") return bad();
+      if (auto e = arg(&v)) return e;
+      PortRange pr;
+      if (!parse_port_range(v, &pr, '-')) return ParseError{v, "expected PORT or PORT-PORT"};
+      t.range.proto_specified = true;
+      t.range.min_port = pr.lo;
+      t.range.max_port = pr.hi;
+      return std::nullopt;
+    }
+    if (o == "--to") {
+      if (target != "NETMAP") return bad();
+      if (auto e = arg(&v)) return e;
+      if (!parse_prefix(v, &t.prefix)) return ParseError{v, "expected a prefix a.b.c.d/len"};
+      range_seen_ = true;
+      return std::nullopt;
+    }
+    if (o == "--random") {
+      if (target != "SNAT" && target != "DNAT" && target != "MASQUERADE" && target != "REDIRECT") return bad();
+      t.range.random = true;
+      return std::nullopt;
+    }
+    if (o == "--random-fully") {
+      if (target != "SNAT" && target != "MASQUERADE") return bad();
+      t.range.random_fully = true;
+      return std::nullopt;
+    }
+    if (o == "--persistent") {
+      if (target != "SNAT" && target != "DNAT") return bad();
+      t.range.persistent = true;
+      return std::nullopt;
+    }
+    if (o == "--notrack") {
+      if (target != "CT") return bad();
+      t.kind = TargetKind::kNotrack;
+      return std::nullopt;
+    }
+    return bad();
+  }
+
+  std::optional<ParseError> finish_target(const std::string& name, Rule* r) {
+    const bool had_range = range_seen_;
+    range_seen_ = false;
+    const Target& t = r->target;
+    if (name == "CT" && t.kind != TargetKind::kNotrack)
+      return ParseError{"CT", "xnat supports the CT target only as 'CT --notrack'"};
+    if ((name == "SNAT" || name == "DNAT") && !had_range)
+      return ParseError{name, fmt::format("{} needs --to-{}", name, name == "SNAT" ? "source" : "destination")};
+    if ((name == "NETMAP" || name == "RAWSNAT" || name == "RAWDNAT") && !had_range)
+      return ParseError{name, fmt::format("{} needs {}", name, name == "NETMAP" ? "--to PREFIX" : name == "RAWSNAT" ? "--to-source PREFIX" : "--to-destination PREFIX")};
+    if (t.range.proto_specified && r->match.proto != 6 && r->match.proto != 17 &&
+        r->match.proto != 132 && r->match.proto != 33 && r->match.proto != 136)
+      return ParseError{name, "a port range needs '-p tcp' or '-p udp' (or sctp, dccp, udplite) in the rule"};
+    return std::nullopt;
+  }
+
+  std::optional<ParseError> check_rule(const Chain& c, const Rule& r) {
+    if (c.builtin) {
+      if (c.name == "PREROUTING" && r.match.out.present)
+        return ParseError{"-o", "an output interface is not known yet in PREROUTING"};
+      if (c.name == "POSTROUTING" && r.match.in.present)
+        return ParseError{"-i", "an input interface is not known any more in POSTROUTING"};
+    }
+    return std::nullopt;
+  }
+
+  // Post-parse checks over the whole table: loops, and targets used in chains
+  // reachable from a hook where they are not allowed (as iptables-restore does).
+  std::optional<std::string> validate(const Table& t) {
+    const size_t n = t.chains.size();
+    // reach[c] = hooks (bitmask) from which chain c can be reached.
+    std::vector<unsigned> reach(n, 0);
+    static constexpr Hook kHooks[] = {Hook::kPrerouting, Hook::kInput, Hook::kOutput, Hook::kPostrouting};
+    for (Hook h : kHooks) {
+      int start = t.hook_chain(h);
+      if (start < 0) continue;
+      std::vector<int> state(n, 0);  // 0 new, 1 on the current path, 2 done for this hook
+      if (auto e = visit(t, start, 1u << static_cast<int>(h), reach, state, 0)) return e;
+    }
+    for (size_t c = 0; c < n; ++c) {
+      for (const Rule& r : t.chains[c].rules) {
+        const unsigned hooks = t.chains[c].builtin ? (1u << static_cast<int>(builtin_hook(t.chains[c].name))) : reach[c];
+        const unsigned pre = 1u << static_cast<int>(Hook::kPrerouting), out = 1u << static_cast<int>(Hook::kOutput);
+        const unsigned post = 1u << static_cast<int>(Hook::kPostrouting), in = 1u << static_cast<int>(Hook::kInput);
+        auto err = [&](const char* what, const char* where) {
+          return fmt::format("{}:{}: target {} is only valid in {} (chain {} is reached from elsewhere)",
+                             r.file, r.line, what, where, t.chains[c].name);
+        };
+        switch (r.target.kind) {
+          case TargetKind::kSnat:
+          case TargetKind::kMasquerade:
+            if (hooks & ~(post | in)) return err(r.target.kind == TargetKind::kSnat ? "SNAT" : "MASQUERADE", "POSTROUTING and INPUT");
+            break;
+          case TargetKind::kDnat:
+          case TargetKind::kRedirect:
+            if (hooks & ~(pre | out)) return err(r.target.kind == TargetKind::kDnat ? "DNAT" : "REDIRECT", "PREROUTING and OUTPUT");
+            break;
+          default:
+            break;
+        }
+        if (r.match.out.present && (hooks & pre))
+          return fmt::format("{}:{}: '-o' in chain {}, which PREROUTING reaches, where the output interface is not known yet", r.file, r.line, t.chains[c].name);
+        if (r.match.in.present && (hooks & post))
+          return fmt::format("{}:{}: '-i' in chain {}, which POSTROUTING reaches, where the input interface is not known any more", r.file, r.line, t.chains[c].name);
+      }
+    }
+    return std::nullopt;
+  }
+
+  static Hook builtin_hook(const std::string& n) {
+    if (n == "PREROUTING") return Hook::kPrerouting;
+    if (n == "INPUT") return Hook::kInput;
+    if (n == "OUTPUT") return Hook::kOutput;
+    return Hook::kPostrouting;
+  }
+
+  std::optional<std::string> visit(const Table& t, int c, unsigned hookbit, std::vector<unsigned>& reach,
+                                   std::vector<int>& state, int depth) {
+    if (state[c] == 2) return std::nullopt;  // its subtree was already walked from this hook
+    if (state[c] == 1)
+      return fmt::format("{}: table {}: chain {} jumps back into itself (a loop)", file_, t.name, t.chains[c].name);
+    if (depth >= 63)
+      return fmt::format("{}: table {}: jumps nest deeper than 63 chains", file_, t.name);
+    reach[c] |= hookbit;
+    state[c] = 1;
+    for (const Rule& r : t.chains[c].rules)
+      if (r.target.kind == TargetKind::kJump || r.target.kind == TargetKind::kGoto)
+        if (auto e = visit(t, r.target.chain, hookbit, reach, state, depth + 1)) return e;
+    state[c] = 2;
+    return std::nullopt;
+  }
+
+  std::string file_;
+  RuleSet rs_;
+  Table* table_ = nullptr;
+  int line_no_ = 0;
+  bool range_seen_ = false;
+};
+
+}  // namespace
+
+bool parse_prefix_text(const std::string& s, Prefix* p) { return parse_prefix(s, p); }
+
+Result<RuleSet> parse_rules(std::string_view text, const std::string& file_name) {
+  return Parser(file_name).run(text);
+}
+
+Result<RuleSet> load_rules_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{fmt::format("{}: cannot open rules file", path)};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_rules(ss.str(), path);
+}
+
+}  // namespace xnat

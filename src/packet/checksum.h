@@ -1,0 +1,61 @@
+// Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//
+// A NAT rewrites a few 16-bit words of a header; recomputing a whole checksum
+// would read the payload. RFC 1624 eqn. 3 updates it from the old and new
+// words alone: HC' = ~(~HC + ~m + m'). We carry the sum of (~m + m') over all
+// rewritten words as a 32-bit "delta", fold it once, and apply it to each
+// checksum it concerns (the IP header's, and the TCP/UDP one through the
+// pseudo-header). A flow's deltas are constant, so they are computed once per
+// flow and stored (see conntrack/flow.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace xnat {
+
+// Sum of 16-bit words in network order, not folded, not inverted.
+uint32_t csum_partial(const void* data, size_t len, uint32_t sum = 0);
+
+constexpr uint16_t csum_fold(uint32_t sum) {
+  sum = (sum & 0xFFFF) + (sum >> 16);
+  sum = (sum & 0xFFFF) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+// The checksum field value for data whose partial sum is `sum`.
+constexpr uint16_t csum_finish(uint32_t sum) { return static_cast<uint16_t>(~csum_fold(sum)); }
+
+// Delta contribution of replacing 32-bit value `from` with `to` (both in
+// network order as stored in memory; the sum is byte-order independent as long
+// as both are in the same order, RFC 1071 section 2(B)).
+constexpr uint32_t csum_delta32(uint32_t from, uint32_t to) {
+  return (~from & 0xFFFF) + (~from >> 16) + (to & 0xFFFF) + (to >> 16);
+}
+constexpr uint32_t csum_delta16(uint16_t from, uint16_t to) {
+  return static_cast<uint16_t>(~from) + static_cast<uint32_t>(to);
+}
+
+// Applies a folded delta to a stored checksum field (RFC 1624 eqn. 3).
+constexpr uint16_t csum_apply(uint16_t check, uint16_t folded_delta) {
+  uint32_t sum = static_cast<uint16_t>(~check) + static_cast<uint32_t>(folded_delta);
+  return static_cast<uint16_t>(~csum_fold(sum));
+}
+
+// Same for UDP, where a zero checksum means "none" (RFC 768) and must stay zero,
+// and a computed zero is sent as 0xFFFF.
+constexpr uint16_t csum_apply_udp(uint16_t check, uint16_t folded_delta) {
+  if (check == 0) return 0;
+  uint16_t r = csum_apply(check, folded_delta);
+  return r == 0 ? 0xFFFF : r;
+}
+
+// Verifies an L4 checksum over the IPv4 pseudo-header (RFC 793/768).
+// `l4` points at the transport header, `len` is the transport length.
+bool l4_checksum_ok(uint32_t saddr_raw, uint32_t daddr_raw, uint8_t proto, const uint8_t* l4,
+                    size_t len);
+// Computes the L4 checksum field value (the field itself must be zero in the data).
+uint16_t l4_checksum(uint32_t saddr_raw, uint32_t daddr_raw, uint8_t proto, const uint8_t* l4,
+                     size_t len);
+
+}  // namespace xnat

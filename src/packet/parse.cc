@@ -1,0 +1,152 @@
+#include "packet/parse.h"
+
+#include "packet/checksum.h"
+
+namespace xnat {
+namespace {
+
+uint16_t load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// Reads the IPv4 header at `ip` with `avail` bytes present. On success sets
+// hlen and tot_len (tot_len may exceed avail only when `allow_truncated`, as
+// for the datagram inside an ICMP error, which carries only its first bytes).
+ParseStatus check_ipv4(const uint8_t* ip, size_t avail, bool allow_truncated, unsigned* hlen,
+                       unsigned* tot_len) {
+  if (avail < sizeof(Ipv4Hdr)) return ParseStatus::kTruncated;
+  const auto* h = reinterpret_cast<const Ipv4Hdr*>(ip);
+  if (h->version() != 4 || h->header_len() < sizeof(Ipv4Hdr)) return ParseStatus::kBadIpHeader;
+  *hlen = h->header_len();
+  if (*hlen > avail) return ParseStatus::kTruncated;
+  *tot_len = h->tot_len.host();
+  if (*tot_len < *hlen) return ParseStatus::kBadIpHeader;
+  if (*tot_len > avail && !allow_truncated) return ParseStatus::kTruncated;
+  return ParseStatus::kOk;
+}
+
+// Fills the transport part of `t` from `l4` (`avail` bytes present). Only the
+// first 8 bytes are needed for ports and ICMP identifiers.
+bool transport_tuple(uint8_t proto, const uint8_t* l4, size_t avail, Tuple* t) {
+  switch (proto) {
+    case kProtoTcp:
+    case kProtoUdp:
+      if (avail < 4) return false;
+      t->sport = load16(l4);
+      t->dport = load16(l4 + 2);
+      return true;
+    case kProtoIcmp:
+      if (avail < 8) return false;
+      t->dport = load16(l4);  // {type, code}
+      // Only queries carry an identifier (netfilter's icmp_pkt_to_tuple reads it
+      // for all types; errors are never looked up by their own tuple).
+      t->sport = load16(l4 + 4);
+      return true;
+    default:
+      return true;  // other protocols are tracked by addresses alone
+  }
+}
+
+}  // namespace
+
+ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& opts,
+                        ParsedPacket* out) {
+  *out = ParsedPacket{};
+  if (len < sizeof(EthHdr)) return ParseStatus::kTruncated;
+  size_t off = sizeof(EthHdr);
+  uint16_t type = reinterpret_cast<const EthHdr*>(frame)->type.host();
+  if (type == kEtherTypeVlan) {
+    if (len < off + sizeof(VlanTag)) return ParseStatus::kTruncated;
+    type = reinterpret_cast<const VlanTag*>(frame + off)->type.host();
+    off += sizeof(VlanTag);
+    out->vlan = true;
+  }
+  if (type != kEtherTypeIpv4) return ParseStatus::kNotIpv4;
+
+  const uint8_t* ip = frame + off;
+  unsigned hlen = 0, tot_len = 0;
+  if (auto s = check_ipv4(ip, len - off, false, &hlen, &tot_len); s != ParseStatus::kOk) return s;
+  if (csum_fold(csum_partial(ip, hlen)) != 0xFFFF) return ParseStatus::kBadIpChecksum;
+  const auto* iph = reinterpret_cast<const Ipv4Hdr*>(ip);
+  if (iph->is_fragment()) return ParseStatus::kFragment;
+
+  out->l3 = static_cast<uint16_t>(off);
+  out->l4 = static_cast<uint16_t>(off + hlen);
+  out->l4_len = static_cast<uint16_t>(tot_len - hlen);
+  out->ip_end = static_cast<uint16_t>(off + tot_len);
+  Tuple& t = out->tuple;
+  t.src = iph->saddr.raw;
+  t.dst = iph->daddr.raw;
+  t.proto = iph->proto;
+
+  const uint8_t* l4 = frame + out->l4;
+  const size_t l4_len = out->l4_len;
+  switch (iph->proto) {
+    case kProtoTcp: {
+      if (l4_len < sizeof(TcpHdr)) return ParseStatus::kTruncated;
+      const auto* th = reinterpret_cast<const TcpHdr*>(l4);
+      if (th->header_len() < sizeof(TcpHdr) || th->header_len() > l4_len)
+        return ParseStatus::kBadL4Header;
+      out->tcp_flags = th->flags;
+      break;
+    }
+    case kProtoUdp: {
+      if (l4_len < sizeof(UdpHdr)) return ParseStatus::kTruncated;
+      const auto* uh = reinterpret_cast<const UdpHdr*>(l4);
+      unsigned ulen = uh->len.host();
+      if (ulen < sizeof(UdpHdr) || ulen > l4_len) return ParseStatus::kBadL4Header;
+      break;
+    }
+    case kProtoIcmp:
+      if (l4_len < sizeof(IcmpHdr)) return ParseStatus::kTruncated;
+      break;
+    default:
+      break;
+  }
+  transport_tuple(iph->proto, l4, l4_len, &t);
+
+  if (opts.verify_l4_checksum) {
+    if (iph->proto == kProtoTcp) {
+      if (!l4_checksum_ok(t.src, t.dst, kProtoTcp, l4, l4_len)) return ParseStatus::kBadL4Checksum;
+    } else if (iph->proto == kProtoUdp) {
+      const auto* uh = reinterpret_cast<const UdpHdr*>(l4);
+      if (uh->check != 0 && !l4_checksum_ok(t.src, t.dst, kProtoUdp, l4, uh->len.host()))
+        return ParseStatus::kBadL4Checksum;
+    } else if (iph->proto == kProtoIcmp) {
+      if (csum_fold(csum_partial(l4, l4_len)) != 0xFFFF) return ParseStatus::kBadL4Checksum;
+    }
+  }
+
+  if (iph->proto == kProtoIcmp && icmp_is_error(l4[0])) {
+    // RFC 792: the error carries the datagram's IP header and at least its first
+    // 8 transport bytes; anything shorter cannot be matched to a connection.
+    out->icmp_error = true;
+    const uint8_t* in = l4 + sizeof(IcmpHdr);
+    size_t in_avail = l4_len - sizeof(IcmpHdr);
+    unsigned ihlen = 0, itot = 0;
+    if (check_ipv4(in, in_avail, true, &ihlen, &itot) != ParseStatus::kOk)
+      return ParseStatus::kBadIcmpError;
+    const auto* ih = reinterpret_cast<const Ipv4Hdr*>(in);
+    if ((ih->frag_off.host() & 0x1FFF) != 0) return ParseStatus::kBadIcmpError;  // no L4 header
+    size_t inner_l4_avail = in_avail - ihlen;
+    if (itot > ihlen && itot - ihlen < inner_l4_avail) inner_l4_avail = itot - ihlen;
+    Tuple& it = out->inner;
+    it.src = ih->saddr.raw;
+    it.dst = ih->daddr.raw;
+    it.proto = ih->proto;
+    if (ih->proto == kProtoTcp || ih->proto == kProtoUdp || ih->proto == kProtoIcmp) {
+      if (inner_l4_avail < 8) return ParseStatus::kBadIcmpError;
+      if (ih->proto == kProtoIcmp && icmp_is_error(in[ihlen]))
+        return ParseStatus::kBadIcmpError;  // RFC 1122: no error about an error
+    }
+    transport_tuple(ih->proto, in + ihlen, inner_l4_avail, &it);
+    out->inner_l3 = static_cast<uint16_t>(out->l4 + sizeof(IcmpHdr));
+    out->inner_l4 = static_cast<uint16_t>(out->inner_l3 + ihlen);
+    out->inner_l4_avail = static_cast<uint16_t>(inner_l4_avail);
+  }
+  return ParseStatus::kOk;
+}
+
+}  // namespace xnat

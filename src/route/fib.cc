@@ -1,0 +1,88 @@
+#include "route/fib.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "conntrack/tuple.h"
+
+namespace xnat {
+
+int Fib::add_interface(const Interface& itf) {
+  ifs_.push_back(itf);
+  const int idx = static_cast<int>(ifs_.size() - 1);
+  Prefix p;
+  p.len = itf.prefix_len;
+  p.addr = __builtin_bswap32(itf.addr) & p.mask();
+  (void)add_route(p, 0, idx);
+  return idx;
+}
+
+std::optional<std::string> Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
+  if (ifindex < 0) {
+    if (!gateway) return "a route needs a gateway ('via') or an interface ('dev')";
+    NextHop nh;
+    // Only connected prefixes resolve a gateway (no recursive routes).
+    const uint32_t gh = __builtin_bswap32(gateway);
+    for (const RouteEntry& r : routes_)
+      if (!r.gateway && r.prefix.contains(gh)) {
+        nh.ifindex = r.ifindex;
+        break;
+      }
+    if (nh.ifindex < 0)
+      return fmt::format("gateway {} is not on any interface's connected prefix", ip_to_string(gateway));
+    ifindex = nh.ifindex;
+  }
+  RouteEntry e{p, ifindex, gateway};
+  auto at = std::find_if(routes_.begin(), routes_.end(),
+                         [&](const RouteEntry& r) { return r.prefix.len < p.len; });
+  routes_.insert(at, e);
+  return std::nullopt;
+}
+
+void Fib::add_neighbor(uint32_t addr, const MacAddr& mac) {
+  auto at = std::lower_bound(neighbors_.begin(), neighbors_.end(), addr,
+                             [](const Neighbor& n, uint32_t a) { return n.addr < a; });
+  if (at != neighbors_.end() && at->addr == addr) {
+    at->mac = mac;
+    return;
+  }
+  neighbors_.insert(at, Neighbor{addr, mac});
+}
+
+const MacAddr* Fib::neighbor(uint32_t addr_raw) const {
+  auto at = std::lower_bound(neighbors_.begin(), neighbors_.end(), addr_raw,
+                             [](const Neighbor& n, uint32_t a) { return n.addr < a; });
+  return (at != neighbors_.end() && at->addr == addr_raw) ? &at->mac : nullptr;
+}
+
+int Fib::find_interface(const std::string& name) const {
+  for (size_t i = 0; i < ifs_.size(); ++i)
+    if (ifs_[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+uint16_t Fib::addr_type(uint32_t addr_raw) const {
+  const uint32_t h = __builtin_bswap32(addr_raw);
+  if (h == 0) return kAddrUnspec;
+  if (h == 0xFFFFFFFF) return kAddrBroadcast;
+  if ((h >> 28) == 0xE) return kAddrMulticast;
+  if (is_local(addr_raw)) return kAddrLocal;
+  for (const Interface& i : ifs_) {
+    if (i.prefix_len >= 31) continue;
+    Prefix p;
+    p.len = i.prefix_len;
+    const uint32_t net = __builtin_bswap32(i.addr) & p.mask();
+    if (h == (net | ~p.mask())) return kAddrBroadcast;  // directed broadcast of a connected net
+  }
+  NextHop nh;
+  return lookup(addr_raw, &nh) ? kAddrUnicast : kAddrUnreachable;
+}
+
+bool Fib::is_martian_source(uint32_t addr_raw) const {
+  const uint32_t h = __builtin_bswap32(addr_raw);
+  if ((h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) == 0xE || h == 0xFFFFFFFF) return true;
+  return local_interface(addr_raw) >= 0;
+}
+
+}  // namespace xnat

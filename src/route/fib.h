@@ -1,0 +1,91 @@
+// Forwarding information: interfaces, connected prefixes, static routes
+// (longest-prefix match), neighbours (next hop -> MAC), and the address
+// classification addrtype needs.
+//
+// Routes are few on a NAT gateway (connected prefixes plus a default); they are
+// kept sorted by prefix length, longest first, and scanned. A table with
+// thousands of routes would want a DIR-24-8 or Poptrie; the interface is
+// ready for that swap.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nat/rules.h"
+#include "packet/headers.h"
+
+namespace xnat {
+
+struct Interface {
+  std::string name;
+  uint32_t addr = 0;  // network order
+  uint8_t prefix_len = 0;
+  MacAddr mac{};
+};
+
+struct RouteEntry {
+  Prefix prefix;        // host order
+  int ifindex = -1;
+  uint32_t gateway = 0;  // network order; 0: directly connected
+};
+
+struct NextHop {
+  int ifindex = -1;
+  uint32_t addr = 0;  // network order: the gateway, or the destination itself
+};
+
+class Fib {
+ public:
+  // Returns the interface's index.
+  int add_interface(const Interface& itf);
+  // Adds a route. `ifindex` < 0: take the interface whose connected prefix holds
+  // the gateway. Returns an error message or nullopt.
+  std::optional<std::string> add_route(const Prefix& p, uint32_t gateway, int ifindex);
+  void add_neighbor(uint32_t addr, const MacAddr& mac);
+
+  const std::vector<Interface>& interfaces() const { return ifs_; }
+  const Interface& interface(int i) const { return ifs_[i]; }
+  int find_interface(const std::string& name) const;
+
+  // Longest-prefix match. False when no route covers `dst`.
+  bool lookup(uint32_t dst_raw, NextHop* out) const {
+    const uint32_t h = __builtin_bswap32(dst_raw);
+    for (const RouteEntry& r : routes_) {
+      if (r.prefix.contains(h)) {
+        out->ifindex = r.ifindex;
+        out->addr = r.gateway ? r.gateway : dst_raw;
+        return true;
+      }
+    }
+    return false;
+  }
+  const MacAddr* neighbor(uint32_t addr_raw) const;
+
+  // Index of the interface owning this address, or -1.
+  int local_interface(uint32_t addr_raw) const {
+    for (size_t i = 0; i < ifs_.size(); ++i)
+      if (ifs_[i].addr == addr_raw) return static_cast<int>(i);
+    return -1;
+  }
+  bool is_local(uint32_t addr_raw) const {
+    return local_interface(addr_raw) >= 0 || (__builtin_bswap32(addr_raw) >> 24) == 127;
+  }
+  // addrtype bits for an address (xt_addrtype's view of the routing table).
+  uint16_t addr_type(uint32_t addr_raw) const;
+  // A source address no router forwards (RFC 1812 5.3.7): 0/8, 127/8,
+  // multicast, limited broadcast, or one of the gateway's own addresses.
+  bool is_martian_source(uint32_t addr_raw) const;
+
+ private:
+  std::vector<Interface> ifs_;
+  std::vector<RouteEntry> routes_;  // longest prefix first
+  struct Neighbor {
+    uint32_t addr;
+    MacAddr mac;
+  };
+  std::vector<Neighbor> neighbors_;  // sorted by addr
+};
+
+}  // namespace xnat

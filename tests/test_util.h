@@ -1,0 +1,46 @@
+// Shared fixtures: the reference two-interface gateway of the config
+// example, engines built from inline rules, and frame rendering.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/config.h"
+#include "dataplane/engine.h"
+#include "nat/rules_parser.h"
+#include "packet_builder.h"
+
+namespace xnat::test {
+
+// Addresses of the reference network (TESTNET.md ranges only).
+// inside:  eth1 198.18.0.1/16 mac ..:01, clients 198.18.0.2.. mac ..:10..
+// outside: eth0 198.19.0.1/16 mac ..:02, router 198.19.0.254 mac ..:fe,
+//          servers 198.19.0.x (connected) and 198.51.100.x / 203.0.113.x (via router)
+inline const MacAddr kInMac = mac(0x01);
+inline const MacAddr kOutMac = mac(0x02);
+inline const MacAddr kRouterMac = mac(0xfe);
+inline const MacAddr kClientMac = mac(0x10);
+inline const MacAddr kClient2Mac = mac(0x11);
+inline const MacAddr kServerMac = mac(0x20);
+inline constexpr int kIn = 0;   // eth1
+inline constexpr int kOut = 1;  // eth0
+
+std::string reference_config(const std::string& conntrack_lines = "");
+std::unique_ptr<Engine> make_engine(const std::string& rules, const std::string& conntrack_lines = "");
+
+struct Output {
+  Verdict verdict;
+  int out_if;
+  DropReason reason;
+  std::vector<uint8_t> frame;
+};
+// Runs one frame received on interface `in_if` at time `now_ms`.
+Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now_ms);
+
+// Rules header/footer for a nat table.
+std::string nat_table(const std::string& body);
+
+}  // namespace xnat::test
