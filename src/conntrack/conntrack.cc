@@ -20,6 +20,11 @@ size_t Conntrack::memory_bytes() const {
   return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + 2) * sizeof(FlowLinks);
 }
 
+size_t Conntrack::bytes_per_flow() const {
+  const size_t fixed = (kWheelSlots + 2) * sizeof(FlowLinks);
+  return (memory_bytes() - fixed + table_.capacity() - 1) / table_.capacity();
+}
+
 uint32_t Conntrack::find(const Tuple& t, uint64_t h, uint64_t now_ms) {
   uint32_t ref = table_.find(t, h);
   if (ref == kNoRef) return kNoRef;

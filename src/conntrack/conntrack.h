@@ -94,8 +94,11 @@ class Conntrack {
   uint32_t capacity() const { return table_.capacity(); }
   const ConntrackStats& stats() const { return stats_; }
   ConntrackStats& stats() { return stats_; }
-  // Bytes held per flow of capacity: flow, index share, links, free stack.
+  // All memory the table holds, and the part that grows with nf_conntrack_max:
+  // per flow of capacity, the flow, its share of the index, its links and its
+  // free-stack entry (the timer wheel's 64 KiB of heads is fixed).
   size_t memory_bytes() const;
+  size_t bytes_per_flow() const;
 
   // Calls fn(const Flow&) for every live flow, in index order.
   template <typename Fn>

@@ -1,0 +1,195 @@
+#include "conntrack/conntrack.h"
+
+#include <gtest/gtest.h>
+
+#include "packet_builder.h"
+
+namespace xnat {
+namespace {
+using test::FrameBuilder;
+
+ParsedPacket parse(const std::vector<uint8_t>& f) {
+  ParsedPacket p;
+  EXPECT_EQ(parse_frame(f.data(), f.size(), {}, &p), ParseStatus::kOk);
+  return p;
+}
+
+// Opens a flow for the packet, as the engine does (no NAT).
+uint32_t open(Conntrack& ct, const ParsedPacket& p, uint64_t now) {
+  EXPECT_TRUE(ct.can_open(p));
+  uint32_t idx = ct.insert(p.tuple, invert(p.tuple), now);
+  if (idx != kNoRef) {
+    EXPECT_EQ(ct.track(idx, 0, p, now), TrackVerdict::kAccept);
+  }
+  return idx;
+}
+
+const uint64_t T0 = 1'000'000'000;  // an arbitrary clock origin, in ms
+
+TEST(Conntrack, UdpUnrepliedExpiresAfterExactlyThirtySeconds) {
+  Conntrack ct(ConntrackSettings{}, 1);
+  auto p = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(5000, 53).build());
+  open(ct, p, T0);
+  EXPECT_NE(ct.find(p.tuple, ct.hash(p.tuple), T0 + 29'999), kNoRef);
+  EXPECT_EQ(ct.find(p.tuple, ct.hash(p.tuple), T0 + 30'000), kNoRef);
+  EXPECT_EQ(ct.count(), 0u);
+}
+
+TEST(Conntrack, UdpBecomesAStreamAfterTwoSecondsBothWays) {
+  Conntrack ct(ConntrackSettings{}, 1);
+  auto q = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(5000, 53).build());
+  auto a = parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").udp(53, 5000).build());
+  uint32_t idx = open(ct, q, T0);
+  ct.track(idx, 1, a, T0 + 100);
+  EXPECT_TRUE(ct.flow(idx).status & kStatusSeenReply);
+  EXPECT_FALSE(ct.flow(idx).status & kStatusAssured);
+  ct.track(idx, 0, q, T0 + 1500);  // both ways, but not yet 2 s old
+  EXPECT_FALSE(ct.flow(idx).status & kStatusAssured);
+  EXPECT_EQ(ct.flow(idx).expires_ms, T0 + 1500 + 30'000);
+  ct.track(idx, 0, q, T0 + 2500);
+  EXPECT_TRUE(ct.flow(idx).status & kStatusAssured);
+  EXPECT_EQ(ct.flow(idx).expires_ms, T0 + 2500 + 120'000);
+}
+
+TEST(Conntrack, TimeoutsFollowSysctlNames) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_tcp_timeout_time_wait", 7).has_value());
+  ASSERT_FALSE(s.set("nf_conntrack_udp_timeout", 5).has_value());
+  auto e = s.set("nf_conntrack_tcp_timeout_timewait", 7);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_NE(e->find("unknown conntrack setting"), std::string::npos);
+  EXPECT_NE(e->find("nf_conntrack_tcp_timeout_time_wait"), std::string::npos);  // lists the right name
+  EXPECT_TRUE(s.set("nf_conntrack_max", 0).has_value());
+  EXPECT_TRUE(s.set("nf_conntrack_tcp_be_liberal", 0).has_value());  // window tracking not implemented
+  EXPECT_FALSE(s.set("nf_conntrack_tcp_be_liberal", 1).has_value());
+
+  Conntrack ct(s, 1);
+  auto syn = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(1000, 80, kTcpSyn).build());
+  auto synack = parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, 1000, kTcpSyn | kTcpAck).build());
+  auto ack = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(1000, 80, kTcpAck).build());
+  auto fin_o = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(1000, 80, kTcpFin | kTcpAck).build());
+  auto fin_r = parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, 1000, kTcpFin | kTcpAck).build());
+  auto ack_r = parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, 1000, kTcpAck).build());
+  uint32_t idx = open(ct, syn, T0);
+  EXPECT_EQ(ct.flow(idx).expires_ms, T0 + 120'000);
+  ct.track(idx, 1, synack, T0 + 1);
+  ct.track(idx, 0, ack, T0 + 2);
+  EXPECT_EQ(ct.flow(idx).expires_ms, T0 + 2 + 432'000'000ull);
+  EXPECT_TRUE(ct.flow(idx).status & kStatusAssured);
+  ct.track(idx, 0, fin_o, T0 + 3);
+  ct.track(idx, 1, ack_r, T0 + 4);
+  ct.track(idx, 1, fin_r, T0 + 5);
+  ct.track(idx, 0, ack, T0 + 6);
+  EXPECT_EQ(ct.flow(idx).tcp_state, TcpState::kTimeWait);
+  EXPECT_EQ(ct.flow(idx).expires_ms, T0 + 6 + 7'000);
+  // The wheel reclaims it once its second has passed.
+  ct.expire(T0 + 6 + 7'000 + 1'000);
+  EXPECT_EQ(ct.count(), 0u);
+  EXPECT_EQ(ct.stats().expired, 1u);
+}
+
+TEST(Conntrack, FullTableEvictsExpiredThenClosingThenUnreplied) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 3).has_value());
+  Conntrack ct(s, 1);
+  auto udp = [](uint16_t port) {
+    return parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(port, 53).build());
+  };
+  auto udp_r = [](uint16_t port) {
+    return parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").udp(53, port).build());
+  };
+  // A: replied UDP (not evictable), B: unreplied UDP, C: TCP in TIME_WAIT.
+  uint32_t a = open(ct, udp(1), T0);
+  ct.track(a, 1, udp_r(1), T0 + 10);
+  uint32_t b = open(ct, udp(2), T0 + 20);
+  auto syn = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(1000, 80, kTcpSyn).build());
+  uint32_t c = open(ct, syn, T0 + 30);
+  for (auto [dir, flags] : std::vector<std::pair<int, uint8_t>>{{1, kTcpSyn | kTcpAck}, {0, kTcpAck}, {0, kTcpFin | kTcpAck},
+                                                                 {1, kTcpFin | kTcpAck}, {0, kTcpAck}}) {
+    auto pk = dir == 0 ? parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(1000, 80, flags).build())
+                       : parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, 1000, flags).build());
+    ct.track(c, dir, pk, T0 + 40);
+  }
+  ASSERT_EQ(ct.flow(c).tcp_state, TcpState::kTimeWait);
+  ASSERT_TRUE(ct.flow(c).status & kStatusAssured);
+  ASSERT_EQ(ct.count(), 3u);
+
+  // 1) The closing (assured, TIME_WAIT) entry goes first.
+  uint32_t d = open(ct, udp(4), T0 + 50);
+  ASSERT_NE(d, kNoRef);
+  EXPECT_EQ(ct.stats().evicted_closing, 1u);
+  EXPECT_EQ(ct.find(syn.tuple, ct.hash(syn.tuple), T0 + 50), kNoRef);
+  // 2) Then the oldest unreplied: B (D is newer).
+  uint32_t e = open(ct, udp(5), T0 + 60);
+  ASSERT_NE(e, kNoRef);
+  EXPECT_EQ(ct.stats().evicted_unreplied, 1u);
+  EXPECT_EQ(ct.find(udp(2).tuple, ct.hash(udp(2).tuple), T0 + 60), kNoRef);
+  EXPECT_NE(ct.find(udp(4).tuple, ct.hash(udp(4).tuple), T0 + 60), kNoRef);
+  // 3) An expired entry beats everything: after 30 s the unreplied ones are expired.
+  uint32_t f = open(ct, udp(6), T0 + 60 + 30'000);
+  ASSERT_NE(f, kNoRef);
+  EXPECT_GE(ct.stats().expired, 1u);
+  (void)b;
+  (void)e;
+}
+
+TEST(Conntrack, TableFullWhenNothingCanBeEvicted) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 1).has_value());
+  Conntrack ct(s, 1);
+  auto q = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(1, 53).build());
+  auto a = parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").udp(53, 1).build());
+  uint32_t idx = open(ct, q, T0);
+  ct.track(idx, 1, a, T0 + 1);
+  auto q2 = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(2, 53).build());
+  EXPECT_EQ(ct.insert(q2.tuple, invert(q2.tuple), T0 + 2), kNoRef);
+  EXPECT_EQ(ct.stats().drop, 1u);
+}
+
+TEST(Conntrack, WheelReclaimsEverythingEventually) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 20000).has_value());
+  Conntrack ct(s, 3);
+  for (uint16_t i = 0; i < 20000; ++i) {
+    auto p = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(i, 53).build());
+    open(ct, p, T0 + i);  // spread over 20 s
+  }
+  EXPECT_EQ(ct.count(), 20000u);
+  for (uint64_t t = T0; t < T0 + 60'000; t += 250) ct.expire(t);
+  EXPECT_EQ(ct.count(), 0u);
+  EXPECT_EQ(ct.stats().expired, 20000u);
+}
+
+TEST(Conntrack, BytesPerFlowAtMost128) {
+  for (uint64_t cap : {1000u, 65536u, 1000000u}) {
+    ConntrackSettings s;
+    ASSERT_FALSE(s.set("nf_conntrack_max", static_cast<int64_t>(cap)).has_value());
+    Conntrack ct(s, 1);
+    EXPECT_LE(ct.bytes_per_flow(), 128u) << "capacity " << cap;
+    EXPECT_LE(ct.memory_bytes(), cap * 128 + 70 * 1024) << "capacity " << cap;
+  }
+}
+
+TEST(Conntrack, ExtendedListingFormat) {
+  Conntrack ct(ConntrackSettings{}, 1);
+  auto syn = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(40000, 80, kTcpSyn).build());
+  Tuple reply = invert(syn.tuple);
+  reply.dst = test::ip_raw("198.19.0.1");  // SNAT to the outside address
+  uint32_t idx = ct.insert(syn.tuple, reply, T0);
+  ct.flow(idx).status |= kStatusSrcNat;
+  ct.track(idx, 0, syn, T0);
+  EXPECT_EQ(format_conntrack_extended(ct.flow(idx), T0 + 1500),
+            "ipv4     2 tcp      6 118 SYN_SENT src=198.18.0.2 dst=198.51.100.7 sport=40000 dport=80 "
+            "[UNREPLIED] src=198.51.100.7 dst=198.19.0.1 sport=80 dport=40000 mark=0 use=1");
+  auto echo = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").icmp(kIcmpEcho, 0, 9, 1).build());
+  uint32_t i2 = ct.insert(echo.tuple, invert(echo.tuple), T0);
+  ct.track(i2, 0, echo, T0);
+  auto echo_r = parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").icmp(kIcmpEchoReply, 0, 9, 1).build());
+  ct.track(i2, 1, echo_r, T0);
+  EXPECT_EQ(format_conntrack_extended(ct.flow(i2), T0),
+            "ipv4     2 icmp     1 30 src=198.18.0.2 dst=198.51.100.7 type=8 code=0 id=9 "
+            "src=198.51.100.7 dst=198.18.0.2 type=0 code=0 id=9 mark=0 use=1");
+}
+
+}  // namespace
+}  // namespace xnat
