@@ -3,6 +3,7 @@
 // eviction runs. The engine must never crash, hang or read out of bounds.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -34,7 +35,10 @@ address = "198.18.0.2"
 mac = "02:00:00:00:00:10"
 )";
   auto cfg = xnat::parse_config(cfg_text, "fuzz.toml", xnat::ConfigMode::kReplay);
-  if (!cfg) __builtin_trap();
+  if (!cfg) {
+    std::fprintf(stderr, "fuzz config: %s\n", cfg.error().message.c_str());
+    __builtin_trap();
+  }
   auto rules = xnat::parse_rules(R"(*nat
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
@@ -42,15 +46,24 @@ mac = "02:00:00:00:00:10"
 :POSTROUTING ACCEPT [0:0]
 -A PREROUTING -d 198.19.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80
 -A PREROUTING -d 198.19.0.1/32 -p udp -j DNAT --to-destination 198.18.0.2-198.18.0.3
--A POSTROUTING -s 198.18.0.0/16 -o out0 -j MASQUERADE --to-ports 20000-20010
+-A POSTROUTING -s 198.18.0.0/16 -o out0 -p tcp -j MASQUERADE --to-ports 20000-20010
+-A POSTROUTING -s 198.18.0.0/16 -o out0 -p udp -j SNAT --to-source 198.19.0.1-198.19.0.3:20000-20003 --random-fully
+-A POSTROUTING -s 198.18.0.0/16 -o out0 -j MASQUERADE
 COMMIT
 *raw
 :PREROUTING ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 -A PREROUTING -d 198.19.5.0/24 -j RAWDNAT --to-destination 198.18.5.0/24
 COMMIT
+*rawpost
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s 198.18.5.0/24 -o out0 -j RAWSNAT --to-source 198.19.5.0/24
+COMMIT
 )", "fuzz.rules");
-  if (!rules) __builtin_trap();
+  if (!rules) {
+    std::fprintf(stderr, "fuzz rules: %s\n", rules.error().message.c_str());
+    __builtin_trap();
+  }
   cfg->rules = std::move(*rules);
   return std::make_unique<xnat::Engine>(std::move(*cfg));
 }
@@ -70,10 +83,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t len = data[off++];
     if (len == 0) len = size - off;
     if (len > size - off) len = size - off;
-    std::memcpy(buf, data + off, len);
+    const size_t take = len < sizeof buf ? len : sizeof buf;
+    std::memcpy(buf, data + off, take);
     xnat::Packet p;
     p.data = buf;
-    p.len = static_cast<uint32_t>(len);
+    p.len = static_cast<uint32_t>(take);
     p.capacity = sizeof buf;
     p.in_if = static_cast<int16_t>(in_if);
     engine->process(p, now);

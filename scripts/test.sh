@@ -25,8 +25,15 @@ cmake --build build-fuzz -j"$jobs" --target engine_fuzz rules_fuzz
 for f in engine rules; do
   work=$(mktemp -d)
   cp fuzz/corpus/"$f"/* "$work"/ 2>/dev/null || true
-  ./build-fuzz/${f}_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$work" 2>&1 | tail -n 3
-  rm -rf "$work"
+  log="$work.log"
+  if ! ./build-fuzz/${f}_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$work" >"$log" 2>&1; then
+    cat "$log"
+    echo "fuzzer ${f}_fuzz found a failure (reproducer saved as crash-* above)"
+    rm -rf "$work" "$log"
+    exit 1
+  fi
+  grep -E "^Done|stat::number_of_executed_units|stat::peak_rss_mb" "$log" | sed "s/^/  ${f}_fuzz: /"
+  rm -rf "$work" "$log"
 done
 
 # The last line is what CI reads; ctest's own summary lines above carry the counts.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "conntrack/tuple.h"
+#include "packet/describe.h"
 #include "packet/parse.h"
 
 namespace xnat::test {
@@ -66,21 +67,6 @@ Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now
   return Output{p.verdict, p.out_if, p.reason, buf};
 }
 
-std::string describe(const std::vector<uint8_t>& frame) {
-  ParsedPacket p;
-  ParseStatus st = parse_frame(frame.data(), frame.size(), ParseOptions{}, &p);
-  if (st != ParseStatus::kOk) return fmt::format("<unparsed frame, {} bytes, status {}>", frame.size(), static_cast<int>(st));
-  const auto* ip = reinterpret_cast<const Ipv4Hdr*>(frame.data() + p.l3);
-  std::string s = fmt::format("{} > {} proto {} ttl {}", ip_to_string(p.tuple.src), ip_to_string(p.tuple.dst),
-                              p.tuple.proto, ip->ttl);
-  if (p.tuple.has_ports())
-    s += fmt::format(" ports {} > {}", __builtin_bswap16(p.tuple.sport), __builtin_bswap16(p.tuple.dport));
-  if (p.tuple.proto == kProtoIcmp)
-    s += fmt::format(" icmp type {} code {} id {}", p.tuple.icmp_type(), p.tuple.icmp_code(), __builtin_bswap16(p.tuple.sport));
-  if (p.icmp_error)
-    s += fmt::format(" [inner {} > {} ports {} > {}]", ip_to_string(p.inner.src), ip_to_string(p.inner.dst),
-                     __builtin_bswap16(p.inner.sport), __builtin_bswap16(p.inner.dport));
-  return s;
-}
+std::string describe(const std::vector<uint8_t>& frame) { return describe_frame(frame); }
 
 }  // namespace xnat::test

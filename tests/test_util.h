@@ -11,7 +11,7 @@
 #include "control/config.h"
 #include "dataplane/engine.h"
 #include "nat/rules_parser.h"
-#include "packet_builder.h"
+#include "packet/frame_builder.h"
 
 namespace xnat::test {
 
@@ -39,6 +39,9 @@ struct Output {
 };
 // Runs one frame received on interface `in_if` at time `now_ms`.
 Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now_ms);
+
+// A readable one-line rendering of a frame, for failure messages.
+std::string describe(const std::vector<uint8_t>& frame);
 
 // Rules header/footer for a nat table.
 std::string nat_table(const std::string& body);

@@ -1,10 +1,12 @@
 // xnat: a userspace NAT gateway. Subcommands:
 //   replay  run the engine over pcap files (offline, exact, testable)
 //   check   load a config and its rules, report errors or a summary
+//   demo    build a demo gateway and trace, replay it, show the result
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 
+#include "cli/demo.h"
 #include "cli/replay.h"
 #include "control/config.h"
 
@@ -25,7 +27,12 @@ int main(int argc, char** argv) {
   check->add_option("--config", check_cfg, "TOML configuration")->required();
   check->add_flag("--live", live, "Validate for the live gateway (MACs and neighbours optional)");
 
+  std::string demo_dir = "xnat-demo";
+  auto* demo = app.add_subcommand("demo", "Build a demo gateway and traffic trace, replay it and show the result");
+  demo->add_option("--out", demo_dir, "Where to write the demo files")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (*demo) return xnat::run_demo(demo_dir);
 
   if (*replay) {
     for (const std::string& s : ins) {

@@ -87,7 +87,7 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   uint64_t now_ms = 0;
   for (const Frame& fr : order) {
     const PcapRecord& r = captures[fr.input][fr.index];
-    std::memcpy(buf.data(), r.data.data(), r.data.size());
+    if (!r.data.empty()) std::memcpy(buf.data(), r.data.data(), r.data.size());
     Packet pkt;
     pkt.data = buf.data();
     pkt.len = static_cast<uint32_t>(r.data.size());

@@ -2,11 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include "packet_builder.h"
+#include "packet/frame_builder.h"
 
 namespace xnat {
 namespace {
-using test::FrameBuilder;
+
 
 ParsedPacket parse(const std::vector<uint8_t>& f) {
   ParsedPacket p;
@@ -174,7 +174,7 @@ TEST(Conntrack, ExtendedListingFormat) {
   Conntrack ct(ConntrackSettings{}, 1);
   auto syn = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(40000, 80, kTcpSyn).build());
   Tuple reply = invert(syn.tuple);
-  reply.dst = test::ip_raw("198.19.0.1");  // SNAT to the outside address
+  reply.dst = ip_raw("198.19.0.1");  // SNAT to the outside address
   uint32_t idx = ct.insert(syn.tuple, reply, T0);
   ct.flow(idx).status |= kStatusSrcNat;
   ct.track(idx, 0, syn, T0);

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "packet_builder.h"
+#include "packet/frame_builder.h"
 
 namespace xnat {
 namespace {
@@ -22,7 +22,7 @@ struct Fixture {
   bool take(uint32_t client, uint16_t port, const NatRange& r, Tuple* out, PortSlice slice = {}) {
     Tuple t;
     t.src = client;
-    t.dst = test::ip_raw("198.51.100.7");
+    t.dst = ip_raw("198.51.100.7");
     t.sport = __builtin_bswap16(port);
     t.dport = __builtin_bswap16(53);
     t.proto = kProtoUdp;
@@ -38,7 +38,7 @@ struct Fixture {
 NatRange to(const char* ip, uint16_t lo = 0, uint16_t hi = 0) {
   NatRange r;
   r.map_ips = true;
-  r.min_ip = r.max_ip = __builtin_bswap32(test::ip_raw(ip));
+  r.min_ip = r.max_ip = __builtin_bswap32(ip_raw(ip));
   if (lo) {
     r.proto_specified = true;
     r.min_port = lo;
@@ -50,9 +50,9 @@ NatRange to(const char* ip, uint16_t lo = 0, uint16_t hi = 0) {
 TEST(PortAllocator, KeepsSourcePortWhenFree) {
   Fixture f;
   Tuple t;
-  ASSERT_TRUE(f.take(test::ip_raw("198.18.0.2"), 40000, to("198.19.0.1"), &t));
+  ASSERT_TRUE(f.take(ip_raw("198.18.0.2"), 40000, to("198.19.0.1"), &t));
   EXPECT_EQ(__builtin_bswap16(t.sport), 40000);
-  EXPECT_EQ(t.src, test::ip_raw("198.19.0.1"));
+  EXPECT_EQ(t.src, ip_raw("198.19.0.1"));
 }
 
 TEST(PortAllocator, NeverHandsOutTheSameReplyTupleTwice) {
@@ -60,7 +60,7 @@ TEST(PortAllocator, NeverHandsOutTheSameReplyTupleTwice) {
   std::set<uint16_t> ports;
   for (uint32_t c = 0; c < 3000; ++c) {
     Tuple t;
-    ASSERT_TRUE(f.take(test::ip_raw("198.18.0.2") + (c << 24), 40000, to("198.19.0.1"), &t));
+    ASSERT_TRUE(f.take(ip_raw("198.18.0.2") + (c << 24), 40000, to("198.19.0.1"), &t));
     EXPECT_TRUE(ports.insert(__builtin_bswap16(t.sport)).second) << "port reused";
   }
 }
@@ -72,7 +72,7 @@ TEST(PortAllocator, RandomFullyNeverPreserves) {
   int kept = 0;
   for (uint32_t c = 0; c < 200; ++c) {
     Tuple t;
-    ASSERT_TRUE(f.take(test::ip_raw("198.18.0.2") + (c << 24), 40000, r, &t));
+    ASSERT_TRUE(f.take(ip_raw("198.18.0.2") + (c << 24), 40000, r, &t));
     kept += __builtin_bswap16(t.sport) == 40000;
   }
   EXPECT_LE(kept, 1);  // only by chance, at most once in 200
@@ -81,8 +81,8 @@ TEST(PortAllocator, RandomFullyNeverPreserves) {
 TEST(PortAllocator, LowPortsStayLow) {
   Fixture f;
   Tuple a, b;
-  ASSERT_TRUE(f.take(test::ip_raw("198.18.0.2"), 123, to("198.19.0.1"), &a));
-  ASSERT_TRUE(f.take(test::ip_raw("198.18.0.3"), 123, to("198.19.0.1"), &b));
+  ASSERT_TRUE(f.take(ip_raw("198.18.0.2"), 123, to("198.19.0.1"), &a));
+  ASSERT_TRUE(f.take(ip_raw("198.18.0.3"), 123, to("198.19.0.1"), &b));
   EXPECT_EQ(__builtin_bswap16(a.sport), 123);
   EXPECT_GE(__builtin_bswap16(b.sport), 1);
   EXPECT_LE(__builtin_bswap16(b.sport), 511);
@@ -94,7 +94,7 @@ TEST(PortAllocator, ExhaustedRangeFailsWithinBound) {
   int ok = 0;
   for (uint32_t c = 0; c < 100; ++c) {
     Tuple t;
-    ok += f.take(test::ip_raw("198.18.0.2") + (c << 24), 5000, r, &t);
+    ok += f.take(ip_raw("198.18.0.2") + (c << 24), 5000, r, &t);
   }
   // The bounded search (128 tries, then halving windows) finds nearly all of a
   // small range; it never hands out more than the range holds.
@@ -107,7 +107,7 @@ TEST(PortAllocator, WorkerSlicesPartitionPorts) {
   for (uint32_t w = 0; w < 3; ++w) {
     for (uint32_t c = 0; c < 100; ++c) {
       Tuple t;
-      ASSERT_TRUE(f.take(test::ip_raw("198.18.0.2") + ((c + 1000 * w) << 24), 40000, to("198.19.0.1"), &t,
+      ASSERT_TRUE(f.take(ip_raw("198.18.0.2") + ((c + 1000 * w) << 24), 40000, to("198.19.0.1"), &t,
                          PortSlice{w, 3}));
       EXPECT_EQ(__builtin_bswap16(t.sport) % 3, w);
     }
@@ -125,13 +125,13 @@ TEST(PortAllocator, AddressRangeSpreadIsStablePerClient) {
   uint32_t first = 0;
   for (int i = 0; i < 50; ++i) {
     Tuple t;
-    ASSERT_TRUE(f.take(test::ip_raw("198.18.0.2"), static_cast<uint16_t>(30000 + i), r, &t));
+    ASSERT_TRUE(f.take(ip_raw("198.18.0.2"), static_cast<uint16_t>(30000 + i), r, &t));
     if (i == 0) first = t.src;
     EXPECT_EQ(t.src, first);  // --persistent: one address per client
   }
   for (uint32_t c = 0; c < 200; ++c) {
     Tuple t;
-    ASSERT_TRUE(f.take(test::ip_raw("198.18.0.2") + (c << 24), 30000, r, &t));
+    ASSERT_TRUE(f.take(ip_raw("198.18.0.2") + (c << 24), 30000, r, &t));
     used.insert(__builtin_bswap32(t.src));
   }
   EXPECT_GE(used.size(), 8u);  // clients spread over the range

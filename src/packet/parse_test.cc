@@ -2,11 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include "packet_builder.h"
+#include "packet/frame_builder.h"
 
 namespace xnat {
 namespace {
-using test::FrameBuilder;
+
 
 struct ParseCase {
   const char* what;
@@ -73,7 +73,7 @@ TEST(Parse, TuplesAndEmbeddedDatagram) {
   ParsedPacket p;
   ASSERT_EQ(parse_frame(f.data(), f.size(), {}, &p), ParseStatus::kOk);
   EXPECT_TRUE(p.icmp_error);
-  EXPECT_EQ(p.inner.src, test::ip_raw("198.19.0.1"));
+  EXPECT_EQ(p.inner.src, ip_raw("198.19.0.1"));
   EXPECT_EQ(__builtin_bswap16(p.inner.sport), 30000);
   EXPECT_EQ(__builtin_bswap16(p.inner.dport), 53);
   auto echo = FrameBuilder().ip("198.18.0.2", "198.51.100.7").icmp(kIcmpEcho, 0, 0x1234, 1).build();

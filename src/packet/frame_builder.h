@@ -3,8 +3,9 @@
 //   auto f = FrameBuilder().eth(kClientMac, kGwInMac).ip("198.18.0.2", "198.51.100.7")
 //                .ttl(64).tcp(40000, 80, kTcpSyn).build();
 //
-// Expected outputs are built the same way with the translated fields, so a
-// golden test compares whole frames byte for byte, checksums included.
+// Used by the tests (expected outputs are built the same way with the
+// translated fields, so a golden test compares whole frames byte for byte,
+// checksums included), the demo and the benchmarks.
 #pragma once
 
 #include <arpa/inet.h>
@@ -17,7 +18,7 @@
 #include "packet/checksum.h"
 #include "packet/headers.h"
 
-namespace xnat::test {
+namespace xnat {
 
 inline MacAddr mac(uint8_t last) { return MacAddr{{0x02, 0, 0, 0, 0, last}}; }
 
@@ -126,7 +127,7 @@ class FrameBuilder {
     ip[9] = proto_;
     std::memcpy(&ip[12], &src_, 4);
     std::memcpy(&ip[16], &dst_, 4);
-    std::memcpy(&ip[20], opts_.data(), opts_.size());
+    if (!opts_.empty()) std::memcpy(&ip[20], opts_.data(), opts_.size());
     const uint16_t c = csum_finish(csum_partial(ip.data(), ihl));
     std::memcpy(&ip[10], &c, 2);
 
@@ -224,7 +225,5 @@ class FrameBuilder {
   std::vector<uint8_t> payload_;
 };
 
-// A readable one-line rendering of a frame, for failure messages.
-std::string describe(const std::vector<uint8_t>& frame);
 
-}  // namespace xnat::test
+}  // namespace xnat
