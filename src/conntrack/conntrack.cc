@@ -9,7 +9,7 @@ namespace xnat {
 Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
     : settings_(settings),
       table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed),
-      links_(new FlowLinks[settings.nf_conntrack_max + kWheelSlots + 2]) {
+      links_(settings.nf_conntrack_max + kWheelSlots + 2) {
   const uint32_t heads = table_.capacity();
   for (uint32_t h = heads; h < heads + kWheelSlots + 2; ++h) links_[h] = FlowLinks{h, h, h, h};
 }

@@ -51,8 +51,8 @@ struct ConntrackStats {
 
 // Cold per-flow links: the timer wheel slot list and the eviction FIFO.
 struct FlowLinks {
-  uint32_t wheel_prev, wheel_next;
-  uint32_t evict_prev, evict_next;
+  uint32_t wheel_prev = 0, wheel_next = 0;
+  uint32_t evict_prev = 0, evict_next = 0;
 };
 
 enum class TrackVerdict : uint8_t { kAccept, kInvalid, kReopen };
@@ -65,6 +65,7 @@ class Conntrack {
   const ConntrackSettings& settings() const { return settings_; }
   uint64_t hash(const Tuple& t) const { return table_.hash(t); }
   void prefetch(uint64_t h) const { table_.prefetch(h); }
+  void prefetch_flow(uint64_t h) const { table_.prefetch_flow(h); }
 
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found
   // past its expiry is deleted on the spot and reported absent.
@@ -127,7 +128,7 @@ class Conntrack {
 
   ConntrackSettings settings_;
   FlowTable table_;
-  std::unique_ptr<FlowLinks[]> links_;  // capacity entries, then wheel heads, then 2 list heads
+  HugeArray<FlowLinks> links_;  // capacity entries, then wheel heads, then 2 list heads
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been processed
   bool wheel_started_ = false;
   ConntrackStats stats_;

@@ -12,9 +12,8 @@ FlowTable::FlowTable(uint32_t capacity, uint64_t buckets_hint, uint64_t seed)
   if (want < 16) want = 16;
   const uint64_t slots = std::bit_ceil(want);
   mask_ = slots - 1;
-  flows_.reset(new Flow[capacity]);
-  slots_.reset(new Slot[slots]);
-  for (uint64_t i = 0; i < slots; ++i) slots_[i] = Slot{0, kNoRef};
+  flows_ = HugeArray<Flow>(capacity);
+  slots_ = HugeArray<Slot>(slots);
   free_.resize(capacity);
   // Pop order: lowest index first, so replay output is stable and early flows
   // share pages.

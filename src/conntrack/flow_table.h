@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "conntrack/flow.h"
+#include "conntrack/huge_array.h"
 
 namespace xnat {
 
@@ -39,6 +40,25 @@ class FlowTable {
 
   uint64_t hash(const Tuple& t) const { return tuple_hash(t, seed_); }
   void prefetch(uint64_t h) const { __builtin_prefetch(&slots_[home(h)]); }
+
+  // Second stage for a burst: once the home slot is in cache, load the flow
+  // its first tag-matching entry points at (no tuple compare). A load, not a
+  // prefetch instruction: measured on this VM (AMD EPYC, nested paging), a
+  // __builtin_prefetch here was mostly wasted -- 4.1 Mpps at 1 M flows against
+  // 6.9 Mpps with this load (BM_EstablishedUdp/flows:1048576/batch:32). The
+  // empty asm keeps the load without using its value.
+  void prefetch_flow(uint64_t h) const {
+    const uint32_t tag = static_cast<uint32_t>(h >> 32);
+    for (size_t pos = tag & mask_, n = 0; n < 4; pos = (pos + 1) & mask_, ++n) {
+      const Slot s = slots_[pos];
+      if (s.ref == kNoRef) return;
+      if (s.tag == tag) {
+        const uint32_t v = flows_[s.ref >> 1].tuple[0].src;
+        asm volatile("" : : "r"(v));
+        return;
+      }
+    }
+  }
 
   // Returns flow_index * 2 + direction for the flow holding `t`, or kNoRef.
   uint32_t find(const Tuple& t, uint64_t h) const {
@@ -69,8 +89,8 @@ class FlowTable {
 
  private:
   struct Slot {
-    uint32_t tag;
-    uint32_t ref;
+    uint32_t tag = 0;
+    uint32_t ref = kNoRef;
   };
   static_assert(sizeof(Slot) == 8);
 
@@ -81,8 +101,8 @@ class FlowTable {
   uint32_t capacity_;
   size_t mask_;
   uint64_t seed_;
-  std::unique_ptr<Flow[]> flows_;
-  std::unique_ptr<Slot[]> slots_;
+  HugeArray<Flow> flows_;
+  HugeArray<Slot> slots_;
   std::vector<uint32_t> free_;
   std::vector<bool> used_;
 };

@@ -70,6 +70,8 @@ class Engine {
  private:
   void handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now);
   void new_flow(Packet& pkt, ParsedPacket& p, uint64_t now);
+  // Checks a packet that would create state: false when it was dropped or handed to the host.
+  bool admissible_new(Packet& pkt, const ParsedPacket& p);
   void handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now);
   bool try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now);
   // Route and TTL checks for a packet that will leave with destination dst.

@@ -33,11 +33,13 @@ static void bind(InterfaceMatch& m, const std::vector<std::string>& names) {
 }
 
 void RuleSet::bind_interfaces(const std::vector<std::string>& names) {
+  uses_addrtype = false;
   for (Table* t : {&nat, &raw, &rawpost})
     for (Chain& c : t->chains)
       for (Rule& r : c.rules) {
         bind(r.match.in, names);
         bind(r.match.out, names);
+        uses_addrtype |= r.match.src_type != 0 || r.match.dst_type != 0;
       }
 }
 

@@ -130,6 +130,7 @@ struct RuleSet {
   Table nat{"nat"};
   Table raw{"raw"};
   Table rawpost{"rawpost"};
+  bool uses_addrtype = false;  // set by bind_interfaces: any rule matches on address type
   size_t rule_count() const;
   // Resolves interface names against the gateway's interfaces (index order).
   void bind_interfaces(const std::vector<std::string>& names);

@@ -40,20 +40,42 @@ std::optional<std::string> Fib::add_route(const Prefix& p, uint32_t gateway, int
   return std::nullopt;
 }
 
+namespace {
+size_t neighbor_slot(uint32_t addr, size_t mask) {
+  return static_cast<size_t>((uint64_t{addr} * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+}  // namespace
+
 void Fib::add_neighbor(uint32_t addr, const MacAddr& mac) {
-  auto at = std::lower_bound(neighbors_.begin(), neighbors_.end(), addr,
-                             [](const Neighbor& n, uint32_t a) { return n.addr < a; });
-  if (at != neighbors_.end() && at->addr == addr) {
-    at->mac = mac;
-    return;
+  if (addr == 0) return;
+  if ((neighbor_count_ + 1) * 2 > neighbors_.size()) {
+    std::vector<Neighbor> old = std::move(neighbors_);
+    neighbors_.assign(std::max<size_t>(16, old.size() * 2), Neighbor{});
+    neighbor_count_ = 0;
+    for (const Neighbor& n : old)
+      if (n.addr) add_neighbor(n.addr, n.mac);
   }
-  neighbors_.insert(at, Neighbor{addr, mac});
+  const size_t mask = neighbors_.size() - 1;
+  for (size_t i = neighbor_slot(addr, mask);; i = (i + 1) & mask) {
+    if (neighbors_[i].addr == addr) {
+      neighbors_[i].mac = mac;
+      return;
+    }
+    if (neighbors_[i].addr == 0) {
+      neighbors_[i] = Neighbor{addr, mac};
+      ++neighbor_count_;
+      return;
+    }
+  }
 }
 
 const MacAddr* Fib::neighbor(uint32_t addr_raw) const {
-  auto at = std::lower_bound(neighbors_.begin(), neighbors_.end(), addr_raw,
-                             [](const Neighbor& n, uint32_t a) { return n.addr < a; });
-  return (at != neighbors_.end() && at->addr == addr_raw) ? &at->mac : nullptr;
+  if (neighbors_.empty() || addr_raw == 0) return nullptr;
+  const size_t mask = neighbors_.size() - 1;
+  for (size_t i = neighbor_slot(addr_raw, mask);; i = (i + 1) & mask) {
+    if (neighbors_[i].addr == addr_raw) return &neighbors_[i].mac;
+    if (neighbors_[i].addr == 0) return nullptr;
+  }
 }
 
 int Fib::find_interface(const std::string& name) const {

@@ -81,11 +81,14 @@ class Fib {
  private:
   std::vector<Interface> ifs_;
   std::vector<RouteEntry> routes_;  // longest prefix first
+  // Neighbours: open addressing, linear probing, power-of-two size at load
+  // <= 1/2, keyed by address (0.0.0.0 marks an empty slot and is never a next hop).
   struct Neighbor {
-    uint32_t addr;
-    MacAddr mac;
+    uint32_t addr = 0;
+    MacAddr mac{};
   };
-  std::vector<Neighbor> neighbors_;  // sorted by addr
+  std::vector<Neighbor> neighbors_;
+  size_t neighbor_count_ = 0;
 };
 
 }  // namespace xnat

@@ -1,0 +1,68 @@
+// Counts instructions per packet under callgrind, which counts instructions
+// exactly and repeatably on this VM (no hardware counters). Setup runs with
+// instrumentation off; only the measured packets are counted:
+//
+//   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=OUT
+//     build/xnat_instr_count WORKLOAD PACKETS
+//
+// Workloads: established_udp_b32, established_udp_b1, new_udp, stateless.
+#include <valgrind/callgrind.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "bench_util.h"
+
+using namespace xnat;
+using namespace xnat::bench;
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s established_udp_b32|established_udp_b1|new_udp|stateless PACKETS\n", argv[0]);
+    return 2;
+  }
+  const std::string w = argv[1];
+  const size_t packets = std::strtoull(argv[2], nullptr, 10);
+  const uint64_t t0 = 1'700'000'000'000ull;
+  const size_t flows = 1000;
+  std::unique_ptr<Engine> e;
+  std::vector<uint8_t> trace;
+  std::vector<int16_t> in_if;
+  size_t batch = 32;
+  if (w == "established_udp_b32" || w == "established_udp_b1") {
+    if (w == "established_udp_b1") batch = 1;
+    e = make_engine(masquerade_rules(), 2 * flows);
+    trace.resize(2 * flows * kFrameStride);
+    in_if.resize(2 * flows);
+    Runner one(1);
+    for (size_t i = 0; i < flows; ++i) {
+      for (int d = 0; d < 2; ++d) {
+        write_udp(&trace[(2 * i + d) * kFrameStride], flow_addr(i), d);
+        in_if[2 * i + d] = static_cast<int16_t>(d == 0 ? kIn : kOut);
+        one.run(*e, &trace[(2 * i + d) * kFrameStride], &in_if[2 * i + d], 0, 1, 1, t0);
+      }
+    }
+  } else if (w == "new_udp") {
+    e = make_engine(masquerade_rules(), packets + 64);
+    trace.resize(packets * kFrameStride);
+    in_if.assign(packets, kIn);
+    for (size_t i = 0; i < packets; ++i) write_udp(&trace[i * kFrameStride], flow_addr(i), 0);
+  } else if (w == "stateless") {
+    e = make_engine("*rawpost\n:POSTROUTING ACCEPT [0:0]\n"
+                    "-A POSTROUTING -s 198.18.0.0/16 -o eth0 -j RAWSNAT --to-source 198.19.0.0/16\nCOMMIT\n", 64);
+    trace.resize(flows * kFrameStride);
+    in_if.assign(flows, kIn);
+    for (size_t i = 0; i < flows; ++i) write_udp(&trace[i * kFrameStride], flow_addr(i), 0);
+  } else {
+    std::fprintf(stderr, "unknown workload %s\n", w.c_str());
+    return 2;
+  }
+  Runner runner(batch);
+  const size_t len = in_if.size();
+  CALLGRIND_START_INSTRUMENTATION;
+  const size_t fwd = runner.run(*e, trace.data(), in_if.data(), 0, packets, len, t0 + 10'000);
+  CALLGRIND_STOP_INSTRUMENTATION;
+  std::printf("%s packets=%zu forwarded=%zu\n", w.c_str(), packets, fwd);
+  return fwd == packets ? 0 : 1;
+}
