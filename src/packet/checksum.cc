@@ -6,9 +6,18 @@ namespace xnat {
 
 uint32_t csum_partial(const void* data, size_t len, uint32_t sum) {
   const auto* p = static_cast<const uint8_t*>(data);
-  // 64-bit accumulator over 32-bit loads: no carries are lost for any frame
-  // size xnat handles, and the loop is 4 bytes a step.
+  // 64-bit accumulator over 32-bit loads: no carries are lost below 16 GiB of
+  // data. Four independent loads a step (16 bytes): headers are 20-60 bytes,
+  // so the loop count, not the adds, is what costs (callgrind: 97 of ~930
+  // instructions per packet went here with a 4-byte step).
   uint64_t acc = sum;
+  while (len >= 16) {
+    uint32_t w[4];
+    std::memcpy(w, p, 16);
+    acc += uint64_t{w[0]} + w[1] + w[2] + w[3];
+    p += 16;
+    len -= 16;
+  }
   while (len >= 4) {
     uint32_t w;
     std::memcpy(&w, p, 4);
@@ -35,12 +44,15 @@ uint32_t csum_partial(const void* data, size_t len, uint32_t sum) {
   return static_cast<uint32_t>(acc);
 }
 
+// The IPv4 pseudo-header's sum (RFC 793 / 768), without a call per field.
+// Words are summed in memory order like csum_partial, so proto and length
+// go in as their network-order 16-bit values.
 static uint32_t pseudo_sum(uint32_t saddr_raw, uint32_t daddr_raw, uint8_t proto, size_t len) {
-  uint32_t s = 0;
-  s = csum_partial(&saddr_raw, 4, s);
-  s = csum_partial(&daddr_raw, 4, s);
-  uint8_t tail[4] = {0, proto, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)};
-  return csum_partial(tail, 4, s);
+  uint64_t s = uint64_t{saddr_raw} + daddr_raw;
+  s += __builtin_bswap16(static_cast<uint16_t>(proto));
+  s += __builtin_bswap16(static_cast<uint16_t>(len));
+  s = (s & 0xFFFFFFFF) + (s >> 32);
+  return static_cast<uint32_t>(s);
 }
 
 bool l4_checksum_ok(uint32_t saddr_raw, uint32_t daddr_raw, uint8_t proto, const uint8_t* l4,
