@@ -15,7 +15,8 @@
 // A full table is never a silent drop
 // -----------------------------------
 // When nf_conntrack_max flows exist, a new flow takes, in order: an expired
-// entry; the oldest TIME_WAIT/CLOSE/LAST_ACK entry (assured or not: these
+// entry (any the wheel has passed; else the eviction lists' heads or the first
+// 16 of the current second's slot, if expired); the oldest TIME_WAIT/CLOSE/LAST_ACK entry (assured or not: these
 // connections are over, which netfilter's early drop does not exploit); the
 // oldest entry never answered (UNREPLIED). Two FIFO lists keep these
 // candidates, so the choice costs O(1). Only when all three are empty is the

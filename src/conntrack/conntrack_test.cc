@@ -62,6 +62,9 @@ TEST(Conntrack, TimeoutsFollowSysctlNames) {
   EXPECT_TRUE(s.set("nf_conntrack_max", 0).has_value());
   EXPECT_TRUE(s.set("nf_conntrack_tcp_be_liberal", 0).has_value());  // window tracking not implemented
   EXPECT_FALSE(s.set("nf_conntrack_tcp_be_liberal", 1).has_value());
+  // Needs window tracking: refused rather than accepted and ignored.
+  EXPECT_TRUE(s.set("nf_conntrack_tcp_timeout_max_retrans", 100).has_value());
+  EXPECT_FALSE(s.set("nf_conntrack_tcp_timeout_max_retrans", 300).has_value());
 
   Conntrack ct(s, 1);
   auto syn = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(1000, 80, kTcpSyn).build());

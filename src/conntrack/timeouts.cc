@@ -31,6 +31,15 @@ std::optional<std::string> ConntrackSettings::set(std::string_view name, int64_t
       return fmt::format("{} = {} is out of range; expected {}..{}", name, value, lo, hi);
     return std::nullopt;
   };
+  if (name == "nf_conntrack_tcp_timeout_max_retrans" && value != 300)
+    return fmt::format(
+        "nf_conntrack_tcp_timeout_max_retrans = {}: this timeout applies after repeated "
+        "retransmissions, which xnat cannot see without TCP window tracking (not implemented); "
+        "remove the line (the default, 300, is accepted)",
+        value);
+  if (name == "nf_conntrack_tcp_max_retrans")
+    return "nf_conntrack_tcp_max_retrans: retransmission counting needs TCP window tracking, which "
+           "xnat does not implement yet; remove the line";
   for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i) {
     if (name == timeout_sysctl_name(static_cast<TimeoutClass>(i))) {
       // Upper bound: the kernel stores timeouts in jiffies (u32); 30 days is ample.

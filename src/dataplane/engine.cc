@@ -233,7 +233,7 @@ bool Engine::apply_src_manip(const Rule& r, Tuple* t, int out_if, NatContext& ct
 }
 
 bool Engine::admissible_new(Packet& pkt, const ParsedPacket& p) {
-  if (cfg_.fib.addr_type(p.tuple.dst) & kAddrBroadcast) {
+  if (cfg_.fib.is_directed_broadcast(p.tuple.dst)) {
     to_host(pkt);  // directed broadcast of a connected network
     return false;
   }

@@ -8,10 +8,12 @@ int Table::find_chain(const std::string& n) const {
   return -1;
 }
 
-int Table::hook_chain(Hook h) const {
+void Table::resolve_hooks() {
   static constexpr const char* kNames[] = {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"};
-  int i = find_chain(kNames[static_cast<int>(h)]);
-  return (i >= 0 && chains[i].builtin) ? i : -1;
+  for (int h = 0; h < 4; ++h) {
+    const int i = find_chain(kNames[h]);
+    hook_index[h] = (i >= 0 && chains[i].builtin) ? i : -1;
+  }
 }
 
 size_t RuleSet::rule_count() const {

@@ -121,9 +121,11 @@ struct Table {
   std::string name;
   bool present = false;
   std::vector<Chain> chains;
+  int hook_index[4] = {-1, -1, -1, -1};  // built-in chain per Hook, set by resolve_hooks()
   int find_chain(const std::string& name) const;
   // Index of a built-in chain, or -1 if this table has none for the hook.
-  int hook_chain(Hook h) const;
+  int hook_chain(Hook h) const { return hook_index[static_cast<int>(h)]; }
+  void resolve_hooks();
 };
 
 struct RuleSet {

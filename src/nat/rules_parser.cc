@@ -219,8 +219,10 @@ class Parser {
       pos = nl + 1;
     }
     if (table_) return fail_at(line_no_, {"", fmt::format("table '{}' has no COMMIT line", table_->name)});
-    for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost})
+    for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost}) {
+      t->resolve_hooks();
       if (auto e = validate(*t)) return Error{*e};
+    }
     return std::move(rs_);
   }
 

@@ -90,15 +90,20 @@ uint16_t Fib::addr_type(uint32_t addr_raw) const {
   if (h == 0xFFFFFFFF) return kAddrBroadcast;
   if ((h >> 28) == 0xE) return kAddrMulticast;
   if (is_local(addr_raw)) return kAddrLocal;
+  if (is_directed_broadcast(addr_raw)) return kAddrBroadcast;
+  NextHop nh;
+  return lookup(addr_raw, &nh) ? kAddrUnicast : kAddrUnreachable;
+}
+
+bool Fib::is_directed_broadcast(uint32_t addr_raw) const {
+  const uint32_t h = __builtin_bswap32(addr_raw);
   for (const Interface& i : ifs_) {
     if (i.prefix_len >= 31) continue;
     Prefix p;
     p.len = i.prefix_len;
-    const uint32_t net = __builtin_bswap32(i.addr) & p.mask();
-    if (h == (net | ~p.mask())) return kAddrBroadcast;  // directed broadcast of a connected net
+    if (h == ((__builtin_bswap32(i.addr) & p.mask()) | ~p.mask())) return true;
   }
-  NextHop nh;
-  return lookup(addr_raw, &nh) ? kAddrUnicast : kAddrUnreachable;
+  return false;
 }
 
 bool Fib::is_martian_source(uint32_t addr_raw) const {

@@ -72,6 +72,8 @@ class Fib {
   bool is_local(uint32_t addr_raw) const {
     return local_interface(addr_raw) >= 0 || (__builtin_bswap32(addr_raw) >> 24) == 127;
   }
+  // The all-ones host address of a connected prefix (not /31, /32).
+  bool is_directed_broadcast(uint32_t addr_raw) const;
   // addrtype bits for an address (xt_addrtype's view of the routing table).
   uint16_t addr_type(uint32_t addr_raw) const;
   // A source address no router forwards (RFC 1812 5.3.7): 0/8, 127/8,
