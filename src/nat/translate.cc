@@ -5,12 +5,6 @@
 namespace xnat {
 namespace {
 
-uint16_t load16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-void store16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
 struct Deltas {
   uint16_t ip;

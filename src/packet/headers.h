@@ -165,6 +165,14 @@ constexpr uint8_t icmp_invert_type(uint8_t type) {
   }
 }
 
+// A 16-bit field in wire order, read or written without alignment assumptions.
+inline uint16_t load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline void store16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+
 // Typed views at an offset; callers bounds-check first.
 template <typename T>
 inline T* header_at(uint8_t* frame, size_t off) {

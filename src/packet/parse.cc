@@ -5,11 +5,6 @@
 namespace xnat {
 namespace {
 
-uint16_t load16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
 
 // Reads the IPv4 header at `ip` with `avail` bytes present. On success sets
 // hlen and tot_len (tot_len may exceed avail only when `allow_truncated`, as
