@@ -14,13 +14,13 @@ cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 echo "== build (ASan+UBSan) and tests"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DXNAT_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DXNAT_SANITIZE=ON -DXNAT_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 echo "== fuzzers (${FUZZ_SECONDS}s each)"
-CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXNAT_FUZZ=ON -DXNAT_TESTS=OFF >/dev/null
+CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXNAT_FUZZ=ON -DXNAT_TESTS=OFF -DXNAT_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j"$jobs" --target engine_fuzz rules_fuzz
 for f in engine rules; do
   work=$(mktemp -d)

@@ -3,6 +3,7 @@
 // the test that runs the same cases through `xnat replay`.
 #pragma once
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct Case {
 };
 
 std::vector<Case> golden_cases();
+
+// Test names show the case's name, not its bytes.
+inline void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 // Frames the client (inside) sends to 198.51.100.7, as a FrameBuilder preset.
 inline FrameBuilder from_client(const std::string& src = "198.18.0.2", MacAddr m = kClientMac) {
