@@ -171,6 +171,57 @@ std::vector<Case> golden_cases() {
                        Verdict::kToHost});
     cs.push_back(std::move(c));
   }
+  {  // RFC 5508 in the reply direction: an inside server's error about a DNATed datagram.
+    Case c{"icmp_error_from_dnat_server",
+           nat_table("-A PREROUTING -d 198.19.0.1/32 -i eth0 -p udp -m udp --dport 5353 -j DNAT --to-destination 198.18.0.2:53\n"),
+           {}, 1};
+    c.steps.push_back({"query to the published port reaches the inside server", kOut, 1000,
+                       FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.9", "198.19.0.1").udp(40000, 5353).payload("q").build(),
+                       Verdict::kForward, kIn,
+                       FrameBuilder().eth(kInMac, kClientMac).ip("198.51.100.9", "198.18.0.2").ttl(63).udp(40000, 53).payload("q").build()});
+    auto as_received = FrameBuilder().ip("198.51.100.9", "198.18.0.2").ttl(63).udp(40000, 53).payload("q").ip_part();
+    auto as_sent = FrameBuilder().ip("198.51.100.9", "198.19.0.1").ttl(63).udp(40000, 5353).payload("q").ip_part();
+    c.steps.push_back({"the server's port unreachable leaves from the public address, quoting what the client sent", kIn, 1001,
+                       FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "198.51.100.9").tos(0xC0).icmp_error(kIcmpDestUnreach, 3, as_received).build(),
+                       Verdict::kForward, kOut,
+                       FrameBuilder().eth(kOutMac, kRouterMac).ip("198.19.0.1", "198.51.100.9").tos(0xC0).ttl(63).icmp_error(kIcmpDestUnreach, 3, as_sent).build()});
+    cs.push_back(std::move(c));
+  }
+
+  {  // netfilter: "If only reply is a RST ... delete the conntrack immediately".
+    Case c{"tcp_rst_as_only_reply_deletes", nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"), {}, 0};
+    c.steps.push_back({"SYN out", kIn, 1000, from_client().tcp(41000, 25, kTcpSyn, 10).build(), Verdict::kForward, kOut,
+                       FrameBuilder().eth(kOutMac, kRouterMac).ip("198.19.0.1", "198.51.100.7").ttl(63).tcp(41000, 25, kTcpSyn, 10).build()});
+    c.steps.push_back({"RST/ACK back: translated, and the entry is gone", kOut, 1001,
+                       FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").tcp(25, 41000, kTcpRst | kTcpAck, 0, 11).build(),
+                       Verdict::kForward, kIn,
+                       FrameBuilder().eth(kInMac, kClientMac).ip("198.51.100.7", "198.18.0.2").ttl(63).tcp(25, 41000, kTcpRst | kTcpAck, 0, 11).build()});
+    cs.push_back(std::move(c));
+  }
+
+  {  // RFC 1122 reopen: a SYN on a TIME_WAIT entry replaces it.
+    Case c{"tcp_reopen_from_time_wait", nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"), {}, 1};
+    struct Seg {
+      int from;  // kIn: client, kOut: server
+      uint8_t flags;
+    };
+    const Seg segs[] = {{kIn, kTcpSyn}, {kOut, kTcpSyn | kTcpAck}, {kIn, kTcpAck}, {kIn, kTcpFin | kTcpAck},
+                        {kOut, kTcpFin | kTcpAck}, {kIn, kTcpAck}, {kIn, kTcpSyn}};
+    uint64_t t = 1000;
+    for (const Seg& g : segs) {
+      if (g.from == kIn) {
+        c.steps.push_back({"client segment", kIn, t++, from_client().tcp(42000, 80, g.flags).build(), Verdict::kForward, kOut,
+                           FrameBuilder().eth(kOutMac, kRouterMac).ip("198.19.0.1", "198.51.100.7").ttl(63).tcp(42000, 80, g.flags).build()});
+      } else {
+        c.steps.push_back({"server segment", kOut, t++,
+                           FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").tcp(80, 42000, g.flags).build(),
+                           Verdict::kForward, kIn,
+                           FrameBuilder().eth(kInMac, kClientMac).ip("198.51.100.7", "198.18.0.2").ttl(63).tcp(80, 42000, g.flags).build()});
+      }
+    }
+    c.steps.back().what = "new SYN on the TIME_WAIT entry: reopened as a new connection";
+    cs.push_back(std::move(c));
+  }
   return cs;
 }
 
