@@ -86,6 +86,22 @@ TEST(Engine, MalformedFramesAreCountedDrops) {
   EXPECT_EQ(c.get(Counter::rx_frames), 7u);
 }
 
+TEST(Engine, PerSourceLimitRefusesOnlyThatSourceAndFreesOnExpiry) {
+  auto e = make_engine(nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"), "xnat_max_flows_per_source = 3");
+  for (uint16_t port = 1; port <= 3; ++port)
+    ASSERT_EQ(run(*e, from_client().udp(port, 53).build(), kIn, 1000).verdict, Verdict::kForward);
+  Output refused = run(*e, from_client().udp(4, 53).build(), kIn, 1000);
+  EXPECT_EQ(refused.verdict, Verdict::kDrop);
+  EXPECT_EQ(refused.reason, Counter::drop_source_limit);
+  // Another subscriber is not affected, and the first one's existing flows still pass.
+  EXPECT_EQ(run(*e, from_client("198.18.0.3", kClient2Mac).udp(4, 53).build(), kIn, 1000).verdict, Verdict::kForward);
+  EXPECT_EQ(run(*e, from_client().udp(2, 53).build(), kIn, 1001).verdict, Verdict::kForward);
+  // After the UDP timeout (30 s) the wheel frees the entries and the quota with them.
+  EXPECT_EQ(run(*e, from_client().udp(5, 53).build(), kIn, 1000 + 32'000).verdict, Verdict::kForward);
+  EXPECT_EQ(e->counters().get(Counter::drop_source_limit), 1u);
+  EXPECT_EQ(e->conntrack().stats().source_limited, 1u);
+}
+
 TEST(Engine, ArpAndIpv6GoToTheHost) {
   auto e = make_engine(nat_table(""));
   std::vector<uint8_t> arp(42, 0);

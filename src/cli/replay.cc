@@ -35,6 +35,7 @@ std::string format_counters(const Engine& e) {
   out += fmt::format("conntrack_evicted_unreplied {}\n", s.evicted_unreplied);
   out += fmt::format("conntrack_tcp_reopened {}\n", s.reopened);
   out += fmt::format("conntrack_tcp_killed_by_rst {}\n", s.killed);
+  out += fmt::format("conntrack_source_limited {}\n", s.source_limited);
   out += fmt::format("conntrack_bytes_per_flow {}\n", ct.bytes_per_flow());
   // The same figures in the layout of `conntrack -S`.
   out += fmt::format(

@@ -10,6 +10,7 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
     : settings_(settings),
       table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed),
       links_(settings.nf_conntrack_max + kWheelSlots + 2) {
+  if (settings.xnat_max_flows_per_source) sources_ = SourceCounter(settings.nf_conntrack_max);
   const uint32_t heads = table_.capacity();
   for (uint32_t h = heads; h < heads + kWheelSlots + 2; ++h) links_[h] = FlowLinks{h, h, h, h};
 }
@@ -111,12 +112,15 @@ void Conntrack::place_on_evict_list(uint32_t idx) {
   f.evict_list = want;
 }
 
-void Conntrack::remove(uint32_t idx) {
+void Conntrack::release(uint32_t idx) {
   FlowLinks* L = links_.get();
   Wheel::unlink(L, idx);
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
+  if (sources_.enabled()) sources_.sub(table_.flow(idx).tuple[0].src);
   table_.unlink_and_free(idx);
 }
+
+void Conntrack::remove(uint32_t idx) { release(idx); }
 
 void Conntrack::process_wheel_slot(uint64_t tick, uint64_t now_ms) {
   FlowLinks* L = links_.get();
@@ -131,8 +135,7 @@ void Conntrack::process_wheel_slot(uint64_t tick, uint64_t now_ms) {
     L[cur].wheel_prev = L[cur].wheel_next = cur;
     if (table_.flow(cur).expires_ms <= now_ms) {
       ++stats_.expired;
-      if (table_.flow(cur).evict_list != EvictList::kNone) Evict::unlink(L, cur);
-      table_.unlink_and_free(cur);
+      release(cur);  // already off the wheel: unlinking an unlinked entry is a no-op
     } else {
       schedule(cur);
     }
@@ -208,6 +211,7 @@ uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_m
     f.tcp_state = TcpState::kNone;
   }
   table_.link(idx);
+  if (sources_.enabled()) sources_.add(orig.src);
   FlowLinks* L = links_.get();
   L[idx] = FlowLinks{idx, idx, idx, idx};
   schedule(idx);

@@ -28,6 +28,7 @@
 #include <string>
 
 #include "conntrack/flow_table.h"
+#include "conntrack/source_counter.h"
 #include "conntrack/timeouts.h"
 #include "packet/parse.h"
 
@@ -48,6 +49,7 @@ struct ConntrackStats {
   uint64_t evicted_unreplied = 0;
   uint64_t reopened = 0;  // TCP connections reopened from TIME_WAIT/CLOSE
   uint64_t killed = 0;    // deleted by a RST answering a SYN
+  uint64_t source_limited = 0;  // new flows refused by xnat_max_flows_per_source
 };
 
 // Cold per-flow links: the timer wheel slot list and the eviction FIFO.
@@ -76,6 +78,12 @@ class Conntrack {
   // Whether a packet may open a new entry (tcp_new, icmp_new): invalid openers
   // such as a lone ACK with tcp_loose off or an ICMP echo reply return false.
   bool can_open(const ParsedPacket& p) const;
+
+  // Whether `src` (network order) already holds xnat_max_flows_per_source
+  // flows; always false when no limit is set.
+  bool source_at_limit(uint32_t src) const {
+    return sources_.enabled() && sources_.count(src) >= settings_.xnat_max_flows_per_source;
+  }
 
   // Inserts a flow with the given tuples, making room first if the table is
   // full. Returns the flow index, or kNoRef (counted in stats().drop).
@@ -119,6 +127,7 @@ class Conntrack {
   void place_on_evict_list(uint32_t idx);
   bool make_room(uint64_t now_ms);
   void process_wheel_slot(uint64_t tick, uint64_t now_ms);
+  void release(uint32_t idx);  // unlinks a flow from every list and index and frees it
 
   uint32_t wheel_head(uint64_t tick) const {
     return table_.capacity() + static_cast<uint32_t>(tick & (kWheelSlots - 1));
@@ -129,7 +138,8 @@ class Conntrack {
 
   ConntrackSettings settings_;
   FlowTable table_;
-  HugeArray<FlowLinks> links_;  // capacity entries, then wheel heads, then 2 list heads
+  HugeArray<FlowLinks> links_;
+  SourceCounter sources_;  // only when xnat_max_flows_per_source is set  // capacity entries, then wheel heads, then 2 list heads
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been processed
   bool wheel_started_ = false;
   ConntrackStats stats_;

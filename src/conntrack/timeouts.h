@@ -17,6 +17,9 @@ struct ConntrackSettings {
   uint64_t nf_conntrack_buckets = 0;  // 0: sized from nf_conntrack_max
   bool nf_conntrack_tcp_loose = true;
   bool nf_conntrack_checksum = true;
+  // xnat's own (netfilter does this with -m connlimit): the most flows one
+  // original source address may hold; 0 = no limit. RFC 6888 REQ-4.
+  uint32_t xnat_max_flows_per_source = 0;
   // Timeouts in seconds, indexed by TimeoutClass.
   std::array<uint32_t, static_cast<size_t>(TimeoutClass::kCount)> timeout_s = {
       120,     // nf_conntrack_tcp_timeout_syn_sent

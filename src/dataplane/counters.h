@@ -21,6 +21,7 @@ namespace xnat {
   X(invalid, "conntrack INVALID: impossible TCP flags or state, or ICMP reply with no flow") \
   X(icmp_error_untracked, "ICMP error about a connection that is not tracked")              \
   X(table_full, "conntrack table full and nothing expired, closing or unreplied to evict")  \
+  X(source_limit, "the source already holds xnat_max_flows_per_source flows")              \
   X(no_port, "no free translated tuple in the NAT range")                                    \
   X(no_route, "no route to the destination")                                                 \
   X(no_neighbor, "next hop's MAC address unknown")                                           \

@@ -250,6 +250,10 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     ++ct_.stats().invalid;
     return drop(pkt, Counter::drop_invalid);
   }
+  if (ct_.source_at_limit(p.tuple.src)) {
+    ++ct_.stats().source_limited;
+    return drop(pkt, Counter::drop_source_limit);
+  }
   NatContext ctx{ct_, now, rng_, cfg_.slice, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
   const Tuple orig = p.tuple;
   Tuple t = orig;  // the original tuple as it will leave the gateway
