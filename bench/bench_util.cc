@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "control/config.h"
+#include "control/example_gateway.h"
 #include "nat/rules_parser.h"
 #include "packet/checksum.h"
 
@@ -86,26 +87,9 @@ std::string masquerade_rules() {
 }
 
 std::unique_ptr<Engine> make_engine(const std::string& rules, uint64_t max_flows, const std::string& extra) {
-  const std::string cfg_text = fmt::format(R"(seed = 1
-[conntrack]
-nf_conntrack_max = {}
-{}
-[[interface]]
-name = "eth1"
-address = "198.18.0.1/16"
-mac = "02:00:00:00:00:01"
-[[interface]]
-name = "eth0"
-address = "198.19.0.1/16"
-mac = "02:00:00:00:00:02"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "198.19.0.254"
-[[neighbor]]
-address = "198.19.0.254"
-mac = "02:00:00:00:00:fe"
-)",
-                                           max_flows, extra);
+  ExampleGateway g;
+  g.conntrack_lines = fmt::format("nf_conntrack_max = {}\n{}", max_flows, extra);
+  const std::string cfg_text = example_gateway_toml(g);
   auto cfg = parse_config(cfg_text, "bench.toml", ConfigMode::kReplay);
   if (!cfg) throw std::runtime_error(cfg.error().message);
   auto rs = parse_rules(rules, "bench.rules");

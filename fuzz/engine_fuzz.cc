@@ -8,32 +8,17 @@
 #include <memory>
 
 #include "control/config.h"
+#include "control/example_gateway.h"
 #include "nat/rules_parser.h"
 
 namespace {
 std::unique_ptr<xnat::Engine> make_engine() {
-  const char* cfg_text = R"(
-seed = 7
-[conntrack]
-nf_conntrack_max = 64
-[[interface]]
-name = "in0"
-address = "198.18.0.1/16"
-mac = "02:00:00:00:00:01"
-[[interface]]
-name = "out0"
-address = "198.19.0.1/16"
-mac = "02:00:00:00:00:02"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "198.19.0.254"
-[[neighbor]]
-address = "198.19.0.254"
-mac = "02:00:00:00:00:fe"
-[[neighbor]]
-address = "198.18.0.2"
-mac = "02:00:00:00:00:10"
-)";
+  xnat::ExampleGateway g;
+  g.inside = "in0";
+  g.outside = "out0";
+  g.conntrack_lines = "nf_conntrack_max = 64";  // small, so eviction runs
+  g.neighbors = {{"198.18.0.2", "02:00:00:00:00:10"}};
+  const std::string cfg_text = xnat::example_gateway_toml(g);
   auto cfg = xnat::parse_config(cfg_text, "fuzz.toml", xnat::ConfigMode::kReplay);
   if (!cfg) {
     std::fprintf(stderr, "fuzz config: %s\n", cfg.error().message.c_str());

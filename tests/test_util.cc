@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "control/example_gateway.h"
 #include "conntrack/tuple.h"
 #include "packet/describe.h"
 #include "packet/parse.h"
@@ -9,34 +10,11 @@
 namespace xnat::test {
 
 std::string reference_config(const std::string& conntrack_lines) {
-  return fmt::format(R"(seed = 1
-[conntrack]
-{}
-[[interface]]
-name = "eth1"
-address = "198.18.0.1/16"
-mac = "02:00:00:00:00:01"
-[[interface]]
-name = "eth0"
-address = "198.19.0.1/16"
-mac = "02:00:00:00:00:02"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "198.19.0.254"
-[[neighbor]]
-address = "198.19.0.254"
-mac = "02:00:00:00:00:fe"
-[[neighbor]]
-address = "198.18.0.2"
-mac = "02:00:00:00:00:10"
-[[neighbor]]
-address = "198.18.0.3"
-mac = "02:00:00:00:00:11"
-[[neighbor]]
-address = "198.19.0.20"
-mac = "02:00:00:00:00:20"
-)",
-                     conntrack_lines);
+  ExampleGateway g;
+  g.conntrack_lines = conntrack_lines;
+  g.neighbors = {{"198.18.0.2", "02:00:00:00:00:10"}, {"198.18.0.3", "02:00:00:00:00:11"},
+                 {"198.19.0.20", "02:00:00:00:00:20"}};
+  return example_gateway_toml(g);
 }
 
 std::string nat_table(const std::string& body) {

@@ -7,46 +7,13 @@
 #include <sstream>
 
 #include "cli/replay.h"
+#include "control/example_gateway.h"
 #include "io/pcap.h"
 #include "packet/describe.h"
 #include "packet/frame_builder.h"
 
 namespace xnat {
 namespace {
-
-constexpr const char* kConfig = R"(# xnat demo gateway: an inside LAN behind one outside address.
-rules = "nat.rules"
-
-[conntrack]
-nf_conntrack_max = 1024
-nf_conntrack_tcp_timeout_time_wait = 120
-
-[[interface]]
-name = "lan0"
-address = "198.18.0.1/16"
-mac = "02:00:00:00:00:01"
-
-[[interface]]
-name = "wan0"
-address = "198.19.0.1/16"
-mac = "02:00:00:00:00:02"
-
-[[route]]
-prefix = "0.0.0.0/0"
-via = "198.19.0.254"
-
-[[neighbor]]
-address = "198.19.0.254"
-mac = "02:00:00:00:00:fe"
-
-[[neighbor]]
-address = "198.18.0.2"
-mac = "02:00:00:00:00:10"
-
-[[neighbor]]
-address = "198.18.0.80"
-mac = "02:00:00:00:00:80"
-)";
 
 constexpr const char* kRules = R"(# iptables-save format, as on a Linux gateway
 *nat
@@ -76,7 +43,14 @@ int run_demo(const std::string& out_dir) {
     fmt::print(stderr, "xnat demo: {}: {}\n", out_dir, ec.message());
     return 1;
   }
-  std::ofstream(fs::path(out_dir) / "gw.toml") << kConfig;
+  ExampleGateway gw;
+  gw.inside = "lan0";
+  gw.outside = "wan0";
+  gw.rules_file = "nat.rules";
+  gw.conntrack_lines = "nf_conntrack_max = 1024\nnf_conntrack_tcp_timeout_time_wait = 120";
+  gw.neighbors = {{"198.18.0.2", "02:00:00:00:00:10"}, {"198.18.0.80", "02:00:00:00:00:80"}};
+  std::ofstream(fs::path(out_dir) / "gw.toml")
+      << "# xnat demo gateway: an inside LAN behind one outside address.\n" << example_gateway_toml(gw);
   std::ofstream(fs::path(out_dir) / "nat.rules") << kRules;
 
   const MacAddr lan_gw = {{2, 0, 0, 0, 0, 1}}, wan_gw = {{2, 0, 0, 0, 0, 2}}, router = {{2, 0, 0, 0, 0, 0xfe}},
