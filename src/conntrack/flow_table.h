@@ -83,7 +83,6 @@ class FlowTable {
 
   uint32_t capacity() const { return capacity_; }
   uint32_t size() const { return capacity_ - static_cast<uint32_t>(free_.size()); }
-  size_t index_slots() const { return mask_ + 1; }
   // Bytes this table holds per flow of capacity (flows, index, free stack, used map).
   size_t memory_bytes() const;
 

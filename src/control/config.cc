@@ -59,10 +59,6 @@ bool parse_mac(const std::string& s, MacAddr* out) {
   return true;
 }
 
-std::string mac_to_string(const MacAddr& m) {
-  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m.b[0], m.b[1], m.b[2], m.b[3], m.b[4], m.b[5]);
-}
-
 Result<EngineConfig> parse_config(const std::string& text, const std::string& path, ConfigMode mode) {
   toml::table root;
   try {

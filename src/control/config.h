@@ -18,6 +18,5 @@ Result<EngineConfig> load_config(const std::string& path, ConfigMode mode);
 Result<EngineConfig> parse_config(const std::string& text, const std::string& path, ConfigMode mode);
 
 bool parse_mac(const std::string& s, MacAddr* out);
-std::string mac_to_string(const MacAddr& m);
 
 }  // namespace xnat

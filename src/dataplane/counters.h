@@ -8,7 +8,7 @@
 
 namespace xnat {
 
-// X(name, description)
+// X(name, description); the descriptions document the counters here and in README.md.
 #define XNAT_DROP_REASONS(X)                                                                 \
   X(truncated, "a header runs past the end of the frame")                                   \
   X(bad_ip_header, "IPv4 version, header length or total length inconsistent")             \
@@ -50,13 +50,15 @@ enum class Counter : uint16_t {
       kCount
 };
 inline constexpr size_t kCounterCount = static_cast<size_t>(Counter::kCount);
+// Drop reasons come first in Counter; this many of them.
+#define XNAT_COUNT_ONE(n, d) +1
+inline constexpr size_t kDropReasonCount = 0 XNAT_DROP_REASONS(XNAT_COUNT_ONE);
+#undef XNAT_COUNT_ONE
 
 // A drop reason is the counter it increments.
 using DropReason = Counter;
 
 const char* counter_name(Counter c);
-const char* counter_description(Counter c);
-inline bool counter_is_drop(Counter c) { return c <= Counter::drop_ttl_expired; }
 
 struct Counters {
   std::array<uint64_t, kCounterCount> v{};

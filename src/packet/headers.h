@@ -73,7 +73,6 @@ struct [[gnu::packed]] Ipv4Hdr {
   bool is_fragment() const { return (frag_off.host() & 0x3FFF) != 0; }  // MF or offset
 };
 static_assert(sizeof(Ipv4Hdr) == 20);
-inline constexpr uint16_t kIpFlagDontFragment = 0x4000;
 
 struct [[gnu::packed]] TcpHdr {
   Be16 sport;
