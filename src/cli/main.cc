@@ -1,6 +1,7 @@
 // xnat: a userspace NAT gateway. Subcommands:
 //   replay  run the engine over pcap files (offline, exact, testable)
 //   check   load a config and its rules, report errors or a summary
+//   run     the live gateway on the host's interfaces (AF_XDP or AF_PACKET)
 //   demo    build a demo gateway and trace, replay it, show the result
 #include <fmt/format.h>
 
@@ -9,6 +10,7 @@
 #include "cli/demo.h"
 #include "cli/replay.h"
 #include "control/config.h"
+#include "live/gateway.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"xnat: a userspace NAT gateway with netfilter's semantics"};
@@ -31,7 +33,22 @@ int main(int argc, char** argv) {
   auto* demo = app.add_subcommand("demo", "Build a demo gateway and traffic trace, replay it and show the result");
   demo->add_option("--out", demo_dir, "Where to write the demo files")->capture_default_str();
 
+  xnat::RunOptions run_opts;
+  auto* run = app.add_subcommand("run", "Run the gateway on live interfaces until SIGINT/SIGTERM");
+  run->add_option("--config", run_opts.config, "TOML configuration (live: addresses, MACs, routes and "
+                                               "neighbours not given are read from the kernel)")->required();
+  run->add_option("--backend", run_opts.backend, "af_xdp or af_packet")
+      ->check(CLI::IsMember({"af_xdp", "af_packet"}))->capture_default_str();
+  run->add_option("--workers", run_opts.workers, "Worker loops")->capture_default_str();
+  run->add_option("--stats", run_opts.stats_interval, "Print per-interface rates and drops every N seconds");
+  run->add_option("--conntrack-out", run_opts.conntrack_out,
+                  "Write the conntrack table here (conntrack -L -o extended) on SIGUSR1 and at exit");
+  run->add_option("--counters-out", run_opts.counters_out, "Write the counters here on SIGUSR1 and at exit");
+  run->add_flag("--busy-poll", run_opts.busy_poll, "Never sleep: poll the rings continuously");
+  run->add_option("--ring-size", run_opts.ring_size, "Descriptors per ring")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (*run) return xnat::run_gateway(run_opts);
   if (*demo) return xnat::run_demo(demo_dir);
 
   if (*replay) {

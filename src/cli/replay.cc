@@ -107,6 +107,7 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
         ++sum.to_host;
         break;
       case Verdict::kDrop:
+      case Verdict::kNeighborPending:  // not in replay: hold_unresolved is off
         ++sum.dropped;
         break;
     }

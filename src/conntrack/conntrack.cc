@@ -117,10 +117,21 @@ void Conntrack::release(uint32_t idx) {
   Wheel::unlink(L, idx);
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
   if (sources_.enabled()) sources_.sub(table_.flow(idx).tuple[0].src);
+  if (table_.flow(idx).status & kStatusClaim) claims_->sub(LocalClaims::index(table_.flow(idx).tuple[1]));
   table_.unlink_and_free(idx);
 }
 
 void Conntrack::remove(uint32_t idx) { release(idx); }
+
+int LocalClaims::index(const Tuple& reply) {
+  // Same layout as xnat_claim_index in src/live/steer.h: TCP, UDP, ICMP.
+  switch (reply.proto) {
+    case kProtoTcp: return __builtin_bswap16(reply.dport);
+    case kProtoUdp: return 65536 + __builtin_bswap16(reply.dport);
+    case kProtoIcmp: return 2 * 65536 + __builtin_bswap16(reply.sport);
+    default: return -1;
+  }
+}
 
 void Conntrack::process_wheel_slot(uint64_t tick, uint64_t now_ms) {
   FlowLinks* L = links_.get();
@@ -212,6 +223,13 @@ uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_m
   }
   table_.link(idx);
   if (sources_.enabled()) sources_.add(orig.src);
+  if (claims_ && claims_->is_local(reply.dst)) {
+    const int ci = LocalClaims::index(reply);
+    if (ci >= 0) {
+      claims_->add(ci);
+      f.status |= kStatusClaim;
+    }
+  }
   FlowLinks* L = links_.get();
   L[idx] = FlowLinks{idx, idx, idx, idx};
   schedule(idx);

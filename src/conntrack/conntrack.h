@@ -58,6 +58,29 @@ struct FlowLinks {
   uint32_t evict_prev = 0, evict_next = 0;
 };
 
+// The live gateway shares the interfaces with the host's own stack: a frame
+// to one of the host's addresses goes to the kernel unless its port is in use
+// by a NAT mapping (src/live/steer.h). Conntrack keeps that count: a flow whose
+// reply tuple ends on a host address holds one claim on (protocol, port) from
+// insert to release. `counts` is shared with the kernel program (a memory-
+// mapped BPF array of XNAT_CLAIM_ENTRIES); replay runs without claims.
+struct LocalClaims {
+  static constexpr int kMaxAddrs = 64;
+  uint64_t* counts = nullptr;
+  uint32_t addrs[kMaxAddrs] = {};  // network order
+  int naddrs = 0;
+
+  bool is_local(uint32_t a) const {
+    for (int i = 0; i < naddrs; ++i)
+      if (addrs[i] == a) return true;
+    return false;
+  }
+  // Index into counts of the port a reply tuple ends on, or -1.
+  static int index(const Tuple& reply);
+  void add(int idx) { __atomic_fetch_add(&counts[idx], 1, __ATOMIC_RELAXED); }
+  void sub(int idx) { __atomic_fetch_sub(&counts[idx], 1, __ATOMIC_RELAXED); }
+};
+
 enum class TrackVerdict : uint8_t { kAccept, kInvalid, kReopen };
 
 class Conntrack {
@@ -95,6 +118,8 @@ class Conntrack {
   TrackVerdict track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
 
   void remove(uint32_t idx);
+  // Keeps port claims for flows that end on a host address (live gateway).
+  void set_local_claims(LocalClaims* c) { claims_ = c; }
   // Frees flows whose expiry passed, up to the last whole second before now.
   void expire(uint64_t now_ms);
 
@@ -143,6 +168,7 @@ class Conntrack {
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been processed
   bool wheel_started_ = false;
   ConntrackStats stats_;
+  LocalClaims* claims_ = nullptr;
 };
 
 // One line of `conntrack -L -o extended` for a flow (without the newline).

@@ -21,6 +21,7 @@ enum FlowStatus : uint16_t {
   kStatusAssured = 1 << 1,    // IPS_ASSURED
   kStatusSrcNat = 1 << 2,     // IPS_SRC_NAT
   kStatusDstNat = 1 << 3,     // IPS_DST_NAT
+  kStatusClaim = 1 << 4,      // xnat: holds a port claim on a host address (LocalClaims)
 };
 
 // TCP states, in netfilter's order (tcp_conntrack_names).

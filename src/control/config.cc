@@ -113,6 +113,16 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
     if (itf.name.empty() || itf.name.size() > 15) return err(path, n, "interface names are 1 to 15 characters");
     if (cfg.fib.find_interface(itf.name) >= 0) return err(path, n, fmt::format("interface '{}' twice", itf.name));
     if (cfg.fib.interfaces().size() >= 64) return err(path, n, "at most 64 interfaces");
+    if (mode == ConfigMode::kLive && !t.get("address")) {
+      // Read from the kernel at start and followed as it changes.
+      cfg.fib.add_interface(itf);
+      if (const toml::node* m = t.get("mac")) {
+        if (!m->is_string() || !parse_mac(*m->value<std::string>(), &itf.mac))
+          return err(path, *m, "mac must be six hex bytes like \"02:00:00:00:00:01\"");
+        cfg.fib.set_interface(cfg.fib.interfaces().size() - 1, itf);
+      }
+      continue;
+    }
     auto addr = get_string(path, t, "address", ctx + " '" + itf.name + "'");
     if (!addr) return addr.error();
     {
@@ -145,6 +155,7 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
   // Routes.
   if (const toml::node* rs = root.get("route")) {
     if (!rs->is_array_of_tables()) return err(path, *rs, "'route' must be written as [[route]] tables");
+    cfg.routes_pinned = true;
     for (const toml::node& n : *rs->as_array()) {
       const toml::table& t = *n.as_table();
       if (auto e = only_keys(path, t, {"prefix", "via", "dev"}, "[[route]]")) return *e;

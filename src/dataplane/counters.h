@@ -25,11 +25,15 @@ namespace xnat {
   X(no_port, "no free translated tuple in the NAT range")                                    \
   X(no_route, "no route to the destination")                                                 \
   X(no_neighbor, "next hop's MAC address unknown")                                           \
-  X(ttl_expired, "TTL ran out (ICMP time exceeded sent when allowed)")
+  X(ttl_expired, "TTL ran out (ICMP time exceeded sent when allowed)")                      \
+  X(neighbor_timeout, "next hop did not resolve in time, or the wait queue was full (live)") \
+  X(host_port_claimed, "for the host's own stack, but on a port a NAT mapping claims (live)") \
+  X(tx_ring_full, "the interface's transmit ring had no room (live)")
 
 #define XNAT_OTHER_COUNTERS(X)                                                               \
   X(rx_frames, "frames received")                                                            \
   X(tx_frames, "frames sent")                                                                \
+  X(neighbor_wait, "frames held until the kernel resolved their next hop's MAC (live)")     \
   X(to_host, "frames handed to the host's own stack (ARP, IPv6, local addresses)")          \
   X(flows_created, "connections created")                                                    \
   X(snat_flows, "connections created with a source translation")                            \

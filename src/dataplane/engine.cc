@@ -163,13 +163,19 @@ bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh
 
 void Engine::emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh) {
   const MacAddr* mac = cfg_.fib.neighbor(nh.addr);
-  if (!mac) return drop(pkt, Counter::drop_no_neighbor);
+  if (!mac && !cfg_.hold_unresolved) return drop(pkt, Counter::drop_no_neighbor);
   decrement_ttl(pkt.data, p);
   auto* eth = reinterpret_cast<EthHdr*>(pkt.data);
-  eth->dst = *mac;
   eth->src = cfg_.fib.interface(nh.ifindex).mac;
   pkt.len = p.ip_end;  // drop link-layer padding; the sender pads again if needed
   pkt.out_if = static_cast<int16_t>(nh.ifindex);
+  if (!mac) {
+    pkt.verdict = Verdict::kNeighborPending;
+    pkt.next_hop = nh.addr;
+    counters_.inc(Counter::neighbor_wait);
+    return;
+  }
+  eth->dst = *mac;
   pkt.verdict = Verdict::kForward;
   counters_.inc(Counter::tx_frames);
 }

@@ -36,9 +36,15 @@ struct EngineConfig {
   PortSlice slice;    // this worker's share of the source ports
   uint32_t icmp_msgs_per_sec = 1000;  // net.ipv4.icmp_msgs_per_sec
   uint32_t icmp_msgs_burst = 50;      // net.ipv4.icmp_msgs_burst
+  // Live gateway: a frame whose next hop has no MAC yet leaves as
+  // kNeighborPending (translated, TTL decremented, source MAC set) for the
+  // caller to hold while the kernel resolves it. Replay drops it (no_neighbor).
+  bool hold_unresolved = false;
+  // The config lists [[route]]s: the live gateway uses them instead of the kernel's.
+  bool routes_pinned = false;
 };
 
-enum class Verdict : uint8_t { kForward, kDrop, kToHost };
+enum class Verdict : uint8_t { kForward, kDrop, kToHost, kNeighborPending };
 
 struct Packet {
   uint8_t* data = nullptr;
@@ -49,6 +55,7 @@ struct Packet {
   Verdict verdict = Verdict::kDrop;
   int16_t out_if = -1;
   DropReason reason = Counter::kCount;  // set when verdict == kDrop, or when replaced by an ICMP error
+  uint32_t next_hop = 0;                // kNeighborPending: the address to resolve (network order)
 };
 
 class Engine {
@@ -66,6 +73,10 @@ class Engine {
   const Conntrack& conntrack() const { return ct_; }
   const Fib& fib() const { return cfg_.fib; }
   const EngineConfig& config() const { return cfg_; }
+  // Live changes from the kernel (addresses, routes, neighbours). The new Fib
+  // must list the same interfaces in the same order.
+  void replace_fib(Fib fib) { cfg_.fib = std::move(fib); }
+  void set_local_claims(LocalClaims* c) { ct_.set_local_claims(c); }
 
  private:
   void handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now);

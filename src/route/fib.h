@@ -46,6 +46,14 @@ class Fib {
   void add_neighbor(uint32_t addr, const MacAddr& mac);
 
   const std::vector<Interface>& interfaces() const { return ifs_; }
+  // Replaces an interface's address and MAC (its connected route follows).
+  void set_interface(size_t i, const Interface& itf);
+  const std::vector<RouteEntry>& routes() const { return routes_; }
+  template <typename Fn>
+  void for_each_neighbor(Fn&& fn) const {
+    for (const Neighbor& n : neighbors_)
+      if (n.addr) fn(n.addr, n.mac);
+  }
   const Interface& interface(int i) const { return ifs_[i]; }
   int find_interface(const std::string& name) const;
 

@@ -1,0 +1,98 @@
+// The gateway's kernel-side programs: XDP (AF_XDP backend) and tc ingress
+// (AF_PACKET backend). Both decide with src/live/steer.h which frames the
+// gateway takes; the rest goes on to the kernel untouched.
+//
+// Maps (filled by the gateway, see src/live/bpf_steer.cc):
+//   xsks         (interface, rx queue) -> AF_XDP socket (XDP only)
+//   local_addrs  the host's IPv4 addresses on the gateway's interfaces
+//   claims       per (protocol, port) on those addresses: how many NAT
+//                mappings and DNAT rules use it; memory-mapped, so the
+//                gateway updates it without a system call
+//   steer_stats  per CPU: [0] frames to the gateway, [1] frames to the kernel,
+//                [2] frames the gateway should have had but no socket was ready
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+  __uint(type, BPF_MAP_TYPE_XSKMAP);
+  __uint(max_entries, 4096);  // key: (ifindex % 64) * 64 + rx queue (< 64)
+  __type(key, __u32);
+  __type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __type(key, __u32);
+  __type(value, __u32);
+} local_addrs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 3 * 65536);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, __u64);  // array elements are 8-byte aligned when mapped anyway
+} claims SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 3);
+  __type(key, __u32);
+  __type(value, __u64);
+} steer_stats SEC(".maps");
+
+static __always_inline int is_local(__u32 addr) {
+  return bpf_map_lookup_elem(&local_addrs, &addr) != 0;
+}
+
+static __always_inline int claimed(int idx) {
+  __u32 k = (__u32)idx;
+  __u64* v = bpf_map_lookup_elem(&claims, &k);
+  return v && *v;
+}
+
+#define XNAT_STEER_IS_LOCAL(addr) is_local(addr)
+#define XNAT_STEER_CLAIMED(idx) claimed(idx)
+#define XNAT_STEER_INLINE static __always_inline
+#include "live/steer.h"
+
+static __always_inline void count(__u32 what) {
+  __u64* c = bpf_map_lookup_elem(&steer_stats, &what);
+  if (c) *c += 1;
+}
+
+SEC("xdp")
+int xnat_xdp(struct xdp_md* ctx) {
+  const unsigned char* data = (const unsigned char*)(long)ctx->data;
+  const unsigned char* end = (const unsigned char*)(long)ctx->data_end;
+  if (xnat_steer(data, end) == XNAT_STEER_KERNEL) {
+    count(1);
+    return XDP_PASS;
+  }
+  count(0);
+  // No socket on this queue yet (starting, or a queue the gateway does not
+  // poll): XDP_DROP as the fallback keeps the kernel from answering for
+  // connections it does not own; counted in steer_stats[2].
+  const __u32 key = ((ctx->ingress_ifindex & 63) << 6) | (ctx->rx_queue_index & 63);
+  int r = bpf_redirect_map(&xsks, key, XDP_DROP);
+  if (r != XDP_REDIRECT) count(2);
+  return r;
+}
+
+// tc ingress runs after AF_PACKET's taps: the gateway has its copy already,
+// so what it takes is dropped here, before the kernel's IP stack.
+SEC("tc")
+int xnat_tc(struct __sk_buff* skb) {
+  const unsigned char* data = (const unsigned char*)(long)skb->data;
+  const unsigned char* end = (const unsigned char*)(long)skb->data_end;
+  if (xnat_steer(data, end) == XNAT_STEER_KERNEL) {
+    count(1);
+    return TC_ACT_OK;
+  }
+  count(0);
+  return TC_ACT_SHOT;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,235 @@
+// AF_PACKET backend, for interfaces where XDP cannot be attached: a TPACKET_V3
+// receive ring (blocks of frames, one poll per block) and a TPACKET_V2
+// transmit ring per interface, kicked once per burst. The kernel still gets
+// its copy of every frame; the tc ingress program drops the ones the gateway
+// takes (src/live/steer.h), and the gateway ignores the rest, which the
+// steering decision marks as the kernel's. Frames are copied out of the
+// receive block into per-burst buffers, so the engine can grow them in place
+// (ICMP errors) and the block goes back to the kernel at once.
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "live/backend.h"
+#include "packet/checksum.h"
+#include "packet/headers.h"
+
+namespace xnat {
+namespace {
+
+constexpr uint32_t kBlockSize = 1 << 18;
+constexpr uint32_t kBlocks = 16;
+constexpr uint32_t kTxFrameSize = 2048;
+constexpr uint32_t kBufSize = 2048;
+
+Error sys_error(const std::string& what) { return Error{fmt::format("{}: {}", what, std::strerror(errno))}; }
+
+// The peer may hand over a TCP/UDP checksum still to be completed
+// (CHECKSUM_PARTIAL, TP_STATUS_CSUMNOTREADY): finish it as the NIC would.
+void complete_checksum(uint8_t* f, uint32_t len) {
+  uint32_t off = 14;
+  if (len < off + 20) return;
+  uint16_t type = static_cast<uint16_t>(f[12] << 8 | f[13]);
+  if (type == 0x8100 && len >= 18 + 20) {
+    type = static_cast<uint16_t>(f[16] << 8 | f[17]);
+    off = 18;
+  }
+  if (type != 0x0800) return;
+  const uint8_t* ip = f + off;
+  const uint32_t ihl = (ip[0] & 0x0f) * 4u;
+  const uint32_t tot = static_cast<uint32_t>(ip[2] << 8 | ip[3]);
+  if (ihl < 20 || off + tot > len || tot < ihl || (ip[6] & 0x3f) || ip[7]) return;
+  const uint8_t proto = ip[9];
+  uint8_t* l4 = f + off + ihl;
+  const uint32_t l4len = tot - ihl;
+  uint32_t csum_off;
+  if (proto == kProtoTcp && l4len >= 20) csum_off = 16;
+  else if (proto == kProtoUdp && l4len >= 8) csum_off = 6;
+  else return;
+  uint32_t src, dst;
+  std::memcpy(&src, ip + 12, 4);
+  std::memcpy(&dst, ip + 16, 4);
+  l4[csum_off] = l4[csum_off + 1] = 0;
+  uint16_t c = l4_checksum(src, dst, proto, l4, l4len);
+  if (proto == kProtoUdp && c == 0) c = 0xffff;
+  std::memcpy(l4 + csum_off, &c, 2);
+}
+
+struct PacketPort {
+  int rx_fd = -1, tx_fd = -1;
+  uint8_t* rx_ring = nullptr;
+  uint8_t* tx_ring = nullptr;
+  uint32_t block = 0;      // current receive block
+  uint32_t pkt_left = 0;   // frames left in the current block
+  tpacket3_hdr* next = nullptr;
+  uint32_t tx_frames = 0, tx_head = 0, tx_pending = 0;
+};
+
+class AfPacketBackend final : public Backend {
+ public:
+  ~AfPacketBackend() override {
+    for (PacketPort& p : ports_) {
+      if (p.rx_ring) munmap(p.rx_ring, size_t{kBlockSize} * kBlocks);
+      if (p.tx_ring) munmap(p.tx_ring, size_t{p.tx_frames} * kTxFrameSize);
+      if (p.rx_fd >= 0) ::close(p.rx_fd);
+      if (p.tx_fd >= 0) ::close(p.tx_fd);
+    }
+  }
+
+  std::optional<Error> init(const BackendOptions& o) {
+    ports_.resize(o.ifnames.size());
+    stats_.resize(o.ifnames.size());
+    bufs_.resize(size_t{Engine::kBurst} * kBufSize);
+    for (size_t i = 0; i < ports_.size(); ++i) {
+      PacketPort& p = ports_[i];
+      const std::string& ifname = o.ifnames[i];
+      // Receive: no protocol until the ring exists, then bind to the interface.
+      p.rx_fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+      if (p.rx_fd < 0) return sys_error("AF_PACKET socket (needs root or CAP_NET_RAW)");
+      int v = TPACKET_V3;
+      if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return sys_error("TPACKET_V3");
+      tpacket_req3 req{};
+      req.tp_block_size = kBlockSize;
+      req.tp_block_nr = kBlocks;
+      req.tp_frame_size = 2048;
+      req.tp_frame_nr = kBlockSize / 2048 * kBlocks;
+      req.tp_retire_blk_tov = 1;  // ms: a partly filled block is handed over soon
+      if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) return sys_error("PACKET_RX_RING");
+      void* m = mmap(nullptr, size_t{kBlockSize} * kBlocks, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED,
+                     p.rx_fd, 0);
+      if (m == MAP_FAILED) return sys_error("mmap receive ring");
+      p.rx_ring = static_cast<uint8_t*>(m);
+      v = 1;
+      (void)setsockopt(p.rx_fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &v, sizeof v);
+      sockaddr_ll sll{};
+      sll.sll_family = AF_PACKET;
+      sll.sll_protocol = htons(ETH_P_ALL);
+      sll.sll_ifindex = o.ifindexes[i];
+      if (::bind(p.rx_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
+        return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
+
+      p.tx_fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+      if (p.tx_fd < 0) return sys_error("AF_PACKET socket");
+      v = TPACKET_V2;
+      if (setsockopt(p.tx_fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return sys_error("TPACKET_V2");
+      tpacket_req treq{};
+      p.tx_frames = o.ring_size;
+      treq.tp_block_size = 1 << 16;
+      treq.tp_frame_size = kTxFrameSize;
+      treq.tp_block_nr = p.tx_frames * kTxFrameSize / treq.tp_block_size;
+      treq.tp_frame_nr = p.tx_frames;
+      if (setsockopt(p.tx_fd, SOL_PACKET, PACKET_TX_RING, &treq, sizeof treq) < 0) return sys_error("PACKET_TX_RING");
+      m = mmap(nullptr, size_t{p.tx_frames} * kTxFrameSize, PROT_READ | PROT_WRITE, MAP_SHARED, p.tx_fd, 0);
+      if (m == MAP_FAILED) return sys_error("mmap transmit ring");
+      p.tx_ring = static_cast<uint8_t*>(m);
+      v = 1;
+      (void)setsockopt(p.tx_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof v);
+      sll.sll_protocol = 0;
+      if (::bind(p.tx_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
+        return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
+      pfds_.push_back(pollfd{p.rx_fd, POLLIN, 0});
+    }
+    return std::nullopt;
+  }
+
+  size_t rx(int port, Packet* pkts, size_t max) override {
+    PacketPort& p = ports_[static_cast<size_t>(port)];
+    size_t n = 0;
+    max = std::min(max, size_t{Engine::kBurst});
+    while (n < max) {
+      auto* bd = reinterpret_cast<tpacket_block_desc*>(p.rx_ring + size_t{p.block} * kBlockSize);
+      if (!p.next) {
+        if (!(bd->hdr.bh1.block_status & TP_STATUS_USER)) break;
+        p.pkt_left = bd->hdr.bh1.num_pkts;
+        p.next = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt);
+      }
+      while (p.pkt_left && n < max) {
+        tpacket3_hdr* h = p.next;
+        const uint8_t* frame = reinterpret_cast<const uint8_t*>(h) + h->tp_mac;
+        const uint32_t len = std::min<uint32_t>(h->tp_snaplen, kBufSize);
+        --p.pkt_left;
+        p.next = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
+        ++stats_[static_cast<size_t>(port)].rx;
+        Packet& out = pkts[n];
+        uint8_t* buf = bufs_.data() + (burst_used_ + n) % Engine::kBurst * kBufSize;
+        std::memcpy(buf, frame, len);
+        if (h->tp_status & TP_STATUS_CSUMNOTREADY) complete_checksum(buf, len);
+        out = Packet{};
+        out.data = buf;
+        out.len = len;
+        out.capacity = kBufSize;
+        out.in_if = static_cast<int16_t>(port);
+        ++n;
+      }
+      if (!p.pkt_left) {
+        bd->hdr.bh1.block_status = TP_STATUS_KERNEL;
+        p.block = (p.block + 1) % kBlocks;
+        p.next = nullptr;
+      }
+    }
+    return n;
+  }
+
+  void complete(Packet* pkts, size_t n) override {
+    for (size_t i = 0; i < n; ++i)
+      if (pkts[i].verdict == Verdict::kForward) send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
+  }
+
+  bool send_copy(int port, const uint8_t* frame, uint32_t len) override {
+    if (port < 0 || static_cast<size_t>(port) >= ports_.size()) return false;
+    PacketPort& p = ports_[static_cast<size_t>(port)];
+    auto* h = reinterpret_cast<tpacket2_hdr*>(p.tx_ring + size_t{p.tx_head} * kTxFrameSize);
+    constexpr uint32_t kData = TPACKET2_HDRLEN - sizeof(sockaddr_ll);
+    if (h->tp_status != TP_STATUS_AVAILABLE || len > kTxFrameSize - kData) {
+      ++stats_[static_cast<size_t>(port)].tx_ring_full;
+      return false;
+    }
+    std::memcpy(reinterpret_cast<uint8_t*>(h) + kData, frame, len);
+    h->tp_len = len;
+    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+    p.tx_head = (p.tx_head + 1) % p.tx_frames;
+    ++p.tx_pending;
+    ++stats_[static_cast<size_t>(port)].tx;
+    return true;
+  }
+
+  void flush() override {
+    for (PacketPort& p : ports_)
+      if (p.tx_pending) {
+        if (::send(p.tx_fd, nullptr, 0, MSG_DONTWAIT) >= 0 || errno != EAGAIN) p.tx_pending = 0;
+      }
+  }
+
+  void wait(int timeout_ms) override { (void)::poll(pfds_.data(), pfds_.size(), timeout_ms); }
+
+  const char* name() const override { return "af_packet"; }
+  std::string describe() const override {
+    return fmt::format("TPACKET_V3 rx {} x {} KiB blocks, TPACKET_V2 tx {} frames", kBlocks, kBlockSize >> 10,
+                       ports_.empty() ? 0 : ports_[0].tx_frames);
+  }
+
+ private:
+  std::vector<PacketPort> ports_;
+  std::vector<uint8_t> bufs_;
+  size_t burst_used_ = 0;
+  std::vector<pollfd> pfds_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> make_afpacket_backend(const BackendOptions& o) {
+  auto b = std::make_unique<AfPacketBackend>();
+  if (auto e = b->init(o)) return *e;
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+}  // namespace xnat

@@ -1,0 +1,62 @@
+// Frame I/O for the live gateway: one Backend per worker, owning a port on each
+// of the gateway's interfaces (engine interface order).
+//
+//   rx(port)     fills Packets whose data points at frames the backend owns,
+//                with capacity for in-place growth (ICMP errors)
+//   complete()   after the engine ran: kForward frames are queued on their
+//                out_if's transmit ring (zero-copy between AF_XDP sockets
+//                sharing one UMEM), everything else is recycled
+//   send_copy()  transmits a frame held elsewhere (the neighbour wait queue)
+//   flush()      kicks transmit rings and reaps completions
+//   wait()       sleeps until a port has frames or the timeout passes
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/result.h"
+#include "dataplane/engine.h"
+
+namespace xnat {
+
+class BpfSteer;
+
+struct PortStats {
+  uint64_t rx = 0, tx = 0, tx_ring_full = 0, rx_dropped_kernel = 0;
+};
+
+struct BackendOptions {
+  std::vector<std::string> ifnames;  // engine interface order
+  std::vector<int> ifindexes;        // kernel ifindexes, same order
+  std::vector<uint32_t> mtus;
+  uint32_t ring_size = 2048;
+  bool busy_poll = false;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual size_t rx(int port, Packet* pkts, size_t max) = 0;
+  virtual void complete(Packet* pkts, size_t n) = 0;
+  virtual bool send_copy(int port, const uint8_t* frame, uint32_t len) = 0;
+  virtual void flush() = 0;
+  virtual void wait(int timeout_ms) = 0;
+  virtual const char* name() const = 0;
+  virtual std::string describe() const = 0;  // mode details for the start-up line
+  size_t ports() const { return stats_.size(); }
+  const PortStats& stats(int port) const { return stats_[static_cast<size_t>(port)]; }
+
+ protected:
+  std::vector<PortStats> stats_;
+};
+
+// AF_XDP sockets on every rx queue of each interface, one shared UMEM. The
+// steering program must be loaded; the sockets are entered in its xsks map.
+Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, BpfSteer& steer);
+// TPACKET_V3 receive rings and TPACKET_V2 transmit rings.
+Result<std::unique_ptr<Backend>> make_afpacket_backend(const BackendOptions& o);
+
+}  // namespace xnat

@@ -1,0 +1,127 @@
+#include "live/bpf_steer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "live/steer.h"
+
+extern const unsigned char xnat_steer_bpf_obj[];
+extern const size_t xnat_steer_bpf_obj_size;
+
+namespace xnat {
+namespace {
+
+Error bpf_error(const std::string& what, int err) {
+  return Error{fmt::format("{}: {}", what, std::strerror(err < 0 ? -err : err))};
+}
+
+int quiet_libbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
+  if (level == LIBBPF_WARN) return vfprintf(stderr, fmt, ap);
+  return 0;
+}
+
+constexpr size_t kClaimsBytes = XNAT_CLAIM_ENTRIES * sizeof(uint64_t);
+
+}  // namespace
+
+BpfSteer::~BpfSteer() { detach_all(); }
+
+std::optional<Error> BpfSteer::load() {
+  libbpf_set_print(quiet_libbpf);
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "xnat_steer");
+  obj_ = bpf_object__open_mem(xnat_steer_bpf_obj, xnat_steer_bpf_obj_size, &opts);
+  if (!obj_) return bpf_error("open the steering BPF object", errno);
+  if (int err = bpf_object__load(obj_))
+    return bpf_error("load the steering BPF program (needs root or CAP_BPF+CAP_NET_ADMIN)", err);
+  xsks_fd_ = bpf_object__find_map_fd_by_name(obj_, "xsks");
+  local_fd_ = bpf_object__find_map_fd_by_name(obj_, "local_addrs");
+  claims_fd_ = bpf_object__find_map_fd_by_name(obj_, "claims");
+  stats_fd_ = bpf_object__find_map_fd_by_name(obj_, "steer_stats");
+  if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0) return Error{"steering BPF object lacks its maps"};
+  void* m = mmap(nullptr, kClaimsBytes, PROT_READ | PROT_WRITE, MAP_SHARED, claims_fd_, 0);
+  if (m == MAP_FAILED) return bpf_error("mmap the port claims map", errno);
+  claims_ = static_cast<uint64_t*>(m);
+  return std::nullopt;
+}
+
+std::optional<Error> BpfSteer::attach(SteerHook hook, int ifindex, const std::string& name) {
+  if (hook == SteerHook::kXdp) {
+    bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_xdp");
+    // A program left by another xnat that was killed before its link closed
+    // cannot exist (links die with their process); one attached the old way
+    // (ip link set xdp) is replaced here only if it is not a link.
+    bpf_link* link = bpf_program__attach_xdp(prog, ifindex);
+    if (!link) {
+      const int err = errno;
+      if (err == EBUSY || err == EEXIST)
+        return Error{fmt::format("interface '{}' already has an XDP program; remove it (ip link set dev {} xdp off) "
+                                 "or use --backend af_packet",
+                                 name, name)};
+      return bpf_error(fmt::format("attach XDP to '{}'", name), err);
+    }
+    links_.push_back(link);
+    return std::nullopt;
+  }
+  bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_tc");
+  LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+  int err = bpf_tc_hook_create(&h);
+  if (err && err != -EEXIST) return bpf_error(fmt::format("create tc ingress hook on '{}'", name), err);
+  // Fixed handle and priority: a filter left by a crashed xnat is replaced.
+  LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = bpf_program__fd(prog), .flags = BPF_TC_F_REPLACE, .handle = 0x8a7,
+              .priority = 1);
+  if ((err = bpf_tc_attach(&h, &o))) return bpf_error(fmt::format("attach tc filter to '{}'", name), err);
+  tc_ifindexes_.push_back(ifindex);
+  return std::nullopt;
+}
+
+void BpfSteer::detach_all() {
+  for (bpf_link* l : links_) bpf_link__destroy(l);
+  links_.clear();
+  for (int ifindex : tc_ifindexes_) {
+    LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, o, .handle = 0x8a7, .priority = 1);
+    (void)bpf_tc_detach(&h, &o);
+  }
+  tc_ifindexes_.clear();
+  if (claims_) munmap(claims_, kClaimsBytes);
+  claims_ = nullptr;
+  if (obj_) bpf_object__close(obj_);
+  obj_ = nullptr;
+}
+
+std::optional<Error> BpfSteer::set_local_addrs(const std::vector<uint32_t>& addrs) {
+  for (uint32_t a : local_)
+    (void)bpf_map_delete_elem(local_fd_, &a);
+  local_ = addrs;
+  for (uint32_t a : local_) {
+    const uint32_t one = 1;
+    if (int err = bpf_map_update_elem(local_fd_, &a, &one, BPF_ANY)) return bpf_error("update local_addrs", err);
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> BpfSteer::set_xsk(int ifindex, uint32_t queue, int xsk_fd) {
+  if (queue >= 64) return Error{"AF_XDP: at most 64 rx queues per interface"};
+  const uint32_t key = ((static_cast<uint32_t>(ifindex) & 63) << 6) | queue;
+  if (int err = bpf_map_update_elem(xsks_fd_, &key, &xsk_fd, BPF_ANY)) return bpf_error("update xsks map", err);
+  return std::nullopt;
+}
+
+std::vector<uint64_t> BpfSteer::stats() const {
+  std::vector<uint64_t> out(3, 0);
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0 || stats_fd_ < 0) return out;
+  std::vector<uint64_t> per(static_cast<size_t>(ncpu));
+  for (uint32_t k = 0; k < 3; ++k)
+    if (bpf_map_lookup_elem(stats_fd_, &k, per.data()) == 0)
+      for (uint64_t v : per) out[k] += v;
+  return out;
+}
+
+}  // namespace xnat

@@ -1,0 +1,53 @@
+// Loads bpf/xnat_steer.bpf.c (built into the binary) and attaches it: as XDP
+// through a bpf_link for the AF_XDP backend, so the program goes away with the
+// process however it ends; as a tc ingress classifier for AF_PACKET. Gives
+// the gateway the maps: local addresses, the memory-mapped port claims, and
+// the AF_XDP socket map.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/result.h"
+
+struct bpf_object;
+struct bpf_link;
+
+namespace xnat {
+
+enum class SteerHook : uint8_t { kXdp, kTc };
+
+class BpfSteer {
+ public:
+  BpfSteer() = default;
+  BpfSteer(const BpfSteer&) = delete;
+  BpfSteer& operator=(const BpfSteer&) = delete;
+  ~BpfSteer();
+
+  std::optional<Error> load();
+  // Attaches to the interface (kernel ifindex). XDP tries native mode first.
+  std::optional<Error> attach(SteerHook hook, int ifindex, const std::string& name);
+  void detach_all();
+
+  std::optional<Error> set_local_addrs(const std::vector<uint32_t>& addrs);
+  // Interfaces must differ in ifindex % 64 and have at most 64 queues.
+  std::optional<Error> set_xsk(int ifindex, uint32_t queue, int xsk_fd);
+  uint64_t* claims() const { return claims_; }
+  // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket.
+  std::vector<uint64_t> stats() const;
+  // "native" or "generic" for each XDP attachment, in attach order.
+  const std::vector<std::string>& modes() const { return modes_; }
+
+ private:
+  bpf_object* obj_ = nullptr;
+  int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1;
+  uint64_t* claims_ = nullptr;
+  std::vector<bpf_link*> links_;
+  std::vector<int> tc_ifindexes_;
+  std::vector<std::string> modes_;
+  std::vector<uint32_t> local_;
+};
+
+}  // namespace xnat

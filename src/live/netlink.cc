@@ -1,0 +1,289 @@
+#include "live/netlink.h"
+
+#include <fmt/format.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace xnat {
+namespace {
+
+Error sys_error(const std::string& what) { return Error{fmt::format("{}: {}", what, std::strerror(errno))}; }
+
+template <typename Fn>
+void for_each_attr(const rtattr* rta, int len, Fn&& fn) {
+  for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) fn(rta);
+}
+
+uint32_t attr_u32(const rtattr* a) {
+  uint32_t v = 0;
+  if (RTA_PAYLOAD(a) >= 4) std::memcpy(&v, RTA_DATA(a), 4);
+  return v;
+}
+
+void parse_message(const nlmsghdr* h, KernelState* st) {
+  switch (h->nlmsg_type) {
+    case RTM_NEWLINK: {
+      const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+      KernelLink l;
+      l.ifindex = ifi->ifi_index;
+      l.up = ifi->ifi_flags & IFF_UP;
+      for_each_attr(IFLA_RTA(ifi), static_cast<int>(IFLA_PAYLOAD(h)), [&](const rtattr* a) {
+        if (a->rta_type == IFLA_IFNAME) l.name = static_cast<const char*>(RTA_DATA(a));
+        if (a->rta_type == IFLA_ADDRESS && RTA_PAYLOAD(a) == 6) std::memcpy(l.mac.b, RTA_DATA(a), 6);
+        if (a->rta_type == IFLA_MTU) l.mtu = attr_u32(a);
+      });
+      st->links.push_back(l);
+      break;
+    }
+    case RTM_NEWADDR: {
+      const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+      if (ifa->ifa_family != AF_INET) break;
+      KernelAddr ka;
+      ka.ifindex = static_cast<int>(ifa->ifa_index);
+      ka.prefix_len = ifa->ifa_prefixlen;
+      for_each_attr(IFA_RTA(ifa), static_cast<int>(IFA_PAYLOAD(h)), [&](const rtattr* a) {
+        if (a->rta_type == IFA_LOCAL) ka.addr = attr_u32(a);
+      });
+      if (ka.addr) st->addrs.push_back(ka);
+      break;
+    }
+    case RTM_NEWROUTE: {
+      const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(h));
+      if (rt->rtm_family != AF_INET || rt->rtm_type != RTN_UNICAST) break;
+      KernelRoute r;
+      r.prefix_len = rt->rtm_dst_len;
+      uint32_t table = rt->rtm_table;
+      for_each_attr(RTM_RTA(rt), static_cast<int>(RTM_PAYLOAD(h)), [&](const rtattr* a) {
+        if (a->rta_type == RTA_DST) r.dst = attr_u32(a);
+        if (a->rta_type == RTA_GATEWAY) r.gateway = attr_u32(a);
+        if (a->rta_type == RTA_OIF) r.ifindex = static_cast<int>(attr_u32(a));
+        if (a->rta_type == RTA_PRIORITY) r.priority = attr_u32(a);
+        if (a->rta_type == RTA_TABLE) table = attr_u32(a);
+      });
+      if (table == RT_TABLE_MAIN && r.ifindex > 0) st->routes.push_back(r);
+      break;
+    }
+    case RTM_NEWNEIGH: {
+      const auto* nd = static_cast<const ndmsg*>(NLMSG_DATA(h));
+      if (nd->ndm_family != AF_INET) break;
+      constexpr uint16_t kUsable = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP;
+      if (!(nd->ndm_state & kUsable)) break;
+      KernelNeighbor n;
+      n.ifindex = nd->ndm_ifindex;
+      bool has_mac = false;
+      for_each_attr(reinterpret_cast<const rtattr*>(reinterpret_cast<const char*>(nd) + NLMSG_ALIGN(sizeof(ndmsg))),
+                    static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(ndmsg))), [&](const rtattr* a) {
+                      if (a->rta_type == NDA_DST) n.addr = attr_u32(a);
+                      if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == 6) {
+                        std::memcpy(n.mac.b, RTA_DATA(a), 6);
+                        has_mac = true;
+                      }
+                    });
+      if (n.addr && has_mac) st->neighbors.push_back(n);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+const KernelLink* KernelState::link(const std::string& name) const {
+  for (const KernelLink& l : links)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+Rtnl::~Rtnl() {
+  if (fd_ >= 0) ::close(fd_);
+  if (events_ >= 0) ::close(events_);
+}
+
+std::optional<Error> Rtnl::open() {
+  fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd_ < 0) return sys_error("rtnetlink socket");
+  events_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (events_ < 0) return sys_error("rtnetlink socket");
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH;
+  if (::bind(events_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return sys_error("rtnetlink subscribe");
+  return std::nullopt;
+}
+
+Result<std::vector<std::vector<uint8_t>>> Rtnl::request(uint16_t type, const void* body, size_t len) {
+  struct {
+    nlmsghdr h;
+    uint8_t body[64];
+  } req{};
+  req.h.nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(len));
+  req.h.nlmsg_type = type;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.h.nlmsg_seq = ++seq_;
+  std::memcpy(req.body, body, len);
+  if (::send(fd_, &req, req.h.nlmsg_len, 0) < 0) return sys_error("rtnetlink send");
+  std::vector<std::vector<uint8_t>> out;
+  std::vector<uint8_t> buf(1 << 16);
+  for (;;) {
+    const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("rtnetlink recv");
+    }
+    int left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_seq != seq_) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return out;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        errno = -e->error;
+        return sys_error("rtnetlink dump");
+      }
+      const auto* p = reinterpret_cast<const uint8_t*>(h);
+      out.emplace_back(p, p + h->nlmsg_len);
+    }
+  }
+}
+
+Result<KernelState> Rtnl::dump() {
+  KernelState st;
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_INET;
+  rtmsg rt{};
+  rt.rtm_family = AF_INET;
+  ndmsg nd{};
+  nd.ndm_family = AF_INET;
+  const std::pair<uint16_t, std::pair<const void*, size_t>> reqs[] = {
+      {RTM_GETLINK, {&ifi, sizeof ifi}},
+      {RTM_GETADDR, {&ifa, sizeof ifa}},
+      {RTM_GETROUTE, {&rt, sizeof rt}},
+      {RTM_GETNEIGH, {&nd, sizeof nd}},
+  };
+  for (const auto& [type, body] : reqs) {
+    auto msgs = request(type, body.first, body.second);
+    if (!msgs) return msgs.error();
+    for (const auto& m : *msgs) parse_message(reinterpret_cast<const nlmsghdr*>(m.data()), &st);
+  }
+  return st;
+}
+
+bool Rtnl::changed() {
+  bool any = false;
+  uint8_t buf[16384];
+  for (;;) {
+    const ssize_t n = ::recv(events_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      any = true;
+      continue;
+    }
+    // ENOBUFS: notifications were lost; a re-read of everything covers them.
+    if (n < 0 && errno == ENOBUFS) {
+      any = true;
+      continue;
+    }
+    return any;
+  }
+}
+
+std::optional<Error> Rtnl::resolve(int ifindex, uint32_t addr) {
+  struct {
+    nlmsghdr h;
+    ndmsg nd;
+    uint8_t attrs[32];
+  } req{};
+  req.h.nlmsg_type = RTM_NEWNEIGH;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE;
+  req.h.nlmsg_seq = ++seq_;
+  req.nd.ndm_family = AF_INET;
+  req.nd.ndm_ifindex = ifindex;
+  req.nd.ndm_state = NUD_NONE;
+  req.nd.ndm_flags = NTF_USE;  // neigh_event_send: start resolving now
+  auto* a = reinterpret_cast<rtattr*>(req.attrs);
+  a->rta_type = NDA_DST;
+  a->rta_len = RTA_LENGTH(4);
+  std::memcpy(RTA_DATA(a), &addr, 4);
+  req.h.nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(sizeof(ndmsg)) + RTA_ALIGN(a->rta_len));
+  if (::send(fd_, &req, req.h.nlmsg_len, 0) < 0) return sys_error("rtnetlink neighbour request");
+  return std::nullopt;
+}
+
+Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k) {
+  Fib fib;
+  const Fib& conf = cfg.fib;
+  std::vector<int> kindex;  // engine interface -> kernel ifindex
+  for (const Interface& ci : conf.interfaces()) {
+    const KernelLink* l = k.link(ci.name);
+    if (!l) return Error{fmt::format("interface '{}' does not exist (ip link show {})", ci.name, ci.name)};
+    Interface itf = ci;
+    if (itf.mac == MacAddr{}) itf.mac = l->mac;
+    if (itf.addr == 0) {
+      for (const KernelAddr& a : k.addrs)
+        if (a.ifindex == l->ifindex) {
+          itf.addr = a.addr;
+          itf.prefix_len = a.prefix_len;
+          break;
+        }
+      if (itf.addr == 0)
+        return Error{fmt::format("interface '{}' has no IPv4 address: give it one (ip addr add ... dev {}) or "
+                                 "set 'address' in the config",
+                                 ci.name, ci.name)};
+    }
+    fib.add_interface(itf);
+    kindex.push_back(l->ifindex);
+  }
+  auto engine_if = [&](int ifindex) {
+    for (size_t i = 0; i < kindex.size(); ++i)
+      if (kindex[i] == ifindex) return static_cast<int>(i);
+    return -1;
+  };
+  if (cfg.routes_pinned) {
+    for (const RouteEntry& r : conf.routes()) {
+      if (r.gateway == 0 && r.ifindex >= 0) {
+        // The config's connected prefixes were added with the interfaces.
+        const Interface& ci = conf.interface(r.ifindex);
+        Prefix c;
+        c.len = ci.prefix_len;
+        c.addr = __builtin_bswap32(ci.addr) & c.mask();
+        if (ci.addr && c.len == r.prefix.len && c.addr == r.prefix.addr) continue;
+      }
+      if (auto e = fib.add_route(r.prefix, r.gateway, r.gateway ? -1 : r.ifindex)) return Error{*e};
+    }
+  } else {
+    // Lowest metric first, so that of two equal prefixes the preferred is found first.
+    std::vector<KernelRoute> rs = k.routes;
+    std::stable_sort(rs.begin(), rs.end(), [](const KernelRoute& a, const KernelRoute& b) { return a.priority < b.priority; });
+    for (const KernelRoute& r : rs) {
+      const int i = engine_if(r.ifindex);
+      if (i < 0) continue;  // a route through an interface the gateway does not own
+      Prefix p;
+      p.len = r.prefix_len;
+      p.addr = __builtin_bswap32(r.dst) & p.mask();
+      if (r.gateway == 0) {
+        const Interface& itf = fib.interface(i);
+        Prefix c;
+        c.len = itf.prefix_len;
+        c.addr = __builtin_bswap32(itf.addr) & c.mask();
+        if (c.len == p.len && c.addr == p.addr) continue;  // connected: already there
+      }
+      (void)fib.add_route(p, r.gateway, i);
+    }
+  }
+  for (const KernelNeighbor& n : k.neighbors)
+    if (engine_if(n.ifindex) >= 0) fib.add_neighbor(n.addr, n.mac);
+  conf.for_each_neighbor([&](uint32_t addr, const MacAddr& mac) { fib.add_neighbor(addr, mac); });
+  return fib;
+}
+
+}  // namespace xnat

@@ -1,0 +1,119 @@
+# A three-host test network for the live gateway (../shared/TESTNET.md):
+#
+#   client (198.18.0.2) --- [198.18.0.1  gateway  198.19.0.1] --- server (198.19.0.2)
+#      ns xc$ID                      ns xg$ID                          ns xs$ID
+#
+# The server has no route back to 198.18/16: replies reach the client only if
+# the gateway translated. Every name carries ID (the caller's PID); net_down
+# removes everything, and callers trap it on EXIT. Source this file.
+
+ID=${ID:-$$}
+NS_C=xc$ID NS_G=xg$ID NS_S=xs$ID
+IF_GI=xgi$ID IF_GO=xgo$ID   # the gateway's inside and outside
+IF_C=xc0$ID IF_S=xs0$ID     # client's and server's ends
+WORK=${WORK:-$(mktemp -d /tmp/xnat-live.XXXXXX)}
+XNAT_PID=""
+PIDS=()
+
+in_c() { ip netns exec "$NS_C" "$@"; }
+in_g() { ip netns exec "$NS_G" "$@"; }
+in_s() { ip netns exec "$NS_S" "$@"; }
+
+net_up() {
+  ip netns add "$NS_C" && ip netns add "$NS_G" && ip netns add "$NS_S"
+  ip link add "$IF_C" netns "$NS_C" type veth peer name "$IF_GI" netns "$NS_G"
+  ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_GO" netns "$NS_G"
+  for ns in "$NS_C" "$NS_G" "$NS_S"; do ip -n "$ns" link set lo up; done
+  ip -n "$NS_C" addr add 198.18.0.2/16 dev "$IF_C"
+  ip -n "$NS_G" addr add 198.18.0.1/16 dev "$IF_GI"
+  ip -n "$NS_G" addr add 198.19.0.1/16 dev "$IF_GO"
+  ip -n "$NS_S" addr add 198.19.0.2/16 dev "$IF_S"
+  ip -n "$NS_C" link set "$IF_C" up
+  ip -n "$NS_S" link set "$IF_S" up
+  ip -n "$NS_G" link set "$IF_GI" up
+  ip -n "$NS_G" link set "$IF_GO" up
+  ip -n "$NS_C" route add default via 198.18.0.1
+  # The gateway's kernel must not forward or answer for what xnat handles.
+  in_g sysctl -qw net.ipv4.ip_forward=0
+  # Full checksums and MTU-sized frames from the hosts, as a wire delivers them.
+  in_c ethtool -K "$IF_C" tx off tso off gso off >/dev/null 2>&1 || true
+  in_s ethtool -K "$IF_S" tx off tso off gso off >/dev/null 2>&1 || true
+  in_g ethtool -K "$IF_GI" gro off >/dev/null 2>&1 || true
+  in_g ethtool -K "$IF_GO" gro off >/dev/null 2>&1 || true
+}
+
+net_down() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  [ -n "$XNAT_PID" ] && kill "$XNAT_PID" 2>/dev/null
+  for p in "${PIDS[@]}" $XNAT_PID; do wait "$p" 2>/dev/null; done
+  ip netns del "$NS_C" 2>/dev/null
+  ip netns del "$NS_G" 2>/dev/null
+  ip netns del "$NS_S" 2>/dev/null
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+
+# write_config [conntrack lines...]: the gateway's config and rules in $WORK.
+write_config() {
+  cat >"$WORK/rules.txt" <<RULES
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i $IF_GO -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80
+-A POSTROUTING -o $IF_GO -j MASQUERADE
+COMMIT
+RULES
+  {
+    echo 'rules = "rules.txt"'
+    echo '[conntrack]'
+    local l
+    for l in "$@"; do echo "$l"; done
+    echo '[[interface]]'
+    echo "name = \"$IF_GI\""
+    echo '[[interface]]'
+    echo "name = \"$IF_GO\""
+  } >"$WORK/xnat.toml"
+}
+
+# start_xnat BACKEND [extra args]: runs xnat in the gateway namespace, waits
+# until it reports that it is running.
+start_xnat() {
+  local backend=$1
+  shift
+  ip netns exec "$NS_G" "$XNAT" run --config "$WORK/xnat.toml" --backend "$backend" \
+    --conntrack-out "$WORK/conntrack.txt" --counters-out "$WORK/counters.txt" "$@" \
+    >"$WORK/xnat.out" 2>"$WORK/xnat.err" &
+  XNAT_PID=$!
+  local i
+  for i in $(seq 1 100); do
+    grep -q "^xnat: " "$WORK/xnat.out" 2>/dev/null && return 0
+    kill -0 "$XNAT_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "xnat did not start:" >&2
+  cat "$WORK/xnat.err" >&2
+  return 1
+}
+
+stop_xnat() {
+  [ -n "$XNAT_PID" ] || return 0
+  kill -INT "$XNAT_PID"
+  wait "$XNAT_PID"
+  local rc=$?
+  XNAT_PID=""
+  return $rc
+}
+
+# snapshot: asks xnat for its table and counters, waits for the files.
+snapshot() {
+  rm -f "$WORK/conntrack.txt" "$WORK/counters.txt"
+  kill -USR1 "$XNAT_PID"
+  local i
+  for i in $(seq 1 50); do
+    [ -f "$WORK/counters.txt" ] && [ -f "$WORK/conntrack.txt" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
