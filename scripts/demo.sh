@@ -1,12 +1,81 @@
 #!/usr/bin/env bash
-# Sets up, builds, and runs xnat's demo: a gateway with an inside LAN, an outside
-# network and a published port, fed a trace of DNS, HTTP, ping, traceroute and
-# port-forwarded traffic; prints what the gateway sent, its connection table and
-# its counters. Offline (pcap replay): needs no privileges and no network.
+# Sets up, builds, and runs xnat's demo on a self-contained network: three
+# network namespaces (client 198.18.0.2 -- gateway -- server 198.19.0.2, see
+# tests/live/lib.sh), xnat running as the gateway with MASQUERADE for the
+# inside and port 8080 published to a web server inside. Through it: curl,
+# ping, ab (and ab through the published port); then the live conntrack table
+# and counters, and everything is removed. Needs root.
+#   scripts/demo.sh [--backend af_xdp|af_packet] [--offline]
+# --offline runs the pcap replay demo instead (no privileges, no network).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BACKEND=af_xdp
+OFFLINE=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --backend) BACKEND=$2; shift 2 ;;
+    --offline) OFFLINE=1; shift ;;
+    *) echo "usage: scripts/demo.sh [--backend af_xdp|af_packet] [--offline]" >&2; exit 2 ;;
+  esac
+done
 scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target xnat >/dev/null
-out=$(mktemp -d /tmp/xnat-demo.XXXXXX)
-./build/xnat demo --out "$out"
+if [ "$OFFLINE" = 1 ] || [ "$(id -u)" -ne 0 ]; then
+  [ "$OFFLINE" = 1 ] || echo "demo: not root, so no live network; running the offline replay demo"
+  out=$(mktemp -d /tmp/xnat-demo.XXXXXX)
+  exec ./build/xnat demo --out "$out"
+fi
+
+set +e
+XNAT=$PWD/build/xnat
+. tests/live/lib.sh
+trap net_down EXIT
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+web() {  # web NS ADDR NAME
+  local dir="$WORK/nginx-$3"
+  mkdir -p "$dir/tmp"
+  cat >"$dir/nginx.conf" <<CONF
+daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/error.log;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
+  uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
+  server { listen $2:80; location / { return 200 "hello from the $3 (you came from \$remote_addr)\n"; } } }
+CONF
+  ip netns exec "$1" nginx -p "$dir" -c "$dir/nginx.conf" &
+  PIDS+=($!)
+}
+
+say "network: client $NS_C (198.18.0.2) -- gateway $NS_G ($IF_GI 198.18.0.1, $IF_GO 198.19.0.1) -- server $NS_S (198.19.0.2)"
+net_up
+web "$NS_S" 198.19.0.2 server
+web "$NS_C" 198.18.0.2 client
+write_config
+say "config ($WORK/xnat.toml) and rules (iptables-save syntax)"
+cat "$WORK/xnat.toml" "$WORK/rules.txt"
+say "xnat run --backend $BACKEND --stats 1"
+start_xnat "$BACKEND" --stats 1 || exit 1
+head -1 "$WORK/xnat.out"
+sleep 0.5
+say "client: curl http://198.19.0.2/ (MASQUERADE: the server sees the gateway's address)"
+in_c curl -sS --max-time 5 http://198.19.0.2/
+say "client: ping -c 3 198.19.0.2"
+in_c ping -c 3 -i 0.2 198.19.0.2
+say "client: traceroute -n 198.19.0.2 (hop 1 is the gateway's own ICMP time exceeded)"
+in_c traceroute -n -q 1 -w 2 -m 4 198.19.0.2
+say "client: ab -n 2000 -c 50 http://198.19.0.2/"
+in_c ab -q -n 2000 -c 50 http://198.19.0.2/ | grep -E "Complete|Failed|Requests per"
+say "server: curl http://198.19.0.1:8080/ (DNAT: the published port reaches the client's web server)"
+in_s curl -sS --max-time 5 http://198.19.0.1:8080/
+say "server: ab -n 2000 -c 50 http://198.19.0.1:8080/"
+in_s ab -q -n 2000 -c 50 http://198.19.0.1:8080/ | grep -E "Complete|Failed|Requests per"
+sleep 1.2
+snapshot
+say "live conntrack table (conntrack -L -o extended format; first 12 of $(grep -c . "$WORK/conntrack.txt"))"
+head -12 "$WORK/conntrack.txt"
+say "counters (non-zero)"
+grep -v ' 0$' "$WORK/counters.txt"
+say "xnat --stats 1 (last report)"
+tail -4 "$WORK/xnat.out"
+stop_xnat
+say "stopped; $IF_GO's XDP program: $(ip -n "$NS_G" link show "$IF_GO" | grep -q prog/xdp && echo 'still attached!' || echo 'detached')"

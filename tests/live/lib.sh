@@ -82,7 +82,7 @@ RULES
 start_xnat() {
   local backend=$1
   shift
-  ip netns exec "$NS_G" "$XNAT" run --config "$WORK/xnat.toml" --backend "$backend" \
+  ip netns exec "$NS_G" ${XNAT_WRAP:-} "$XNAT" run --config "$WORK/xnat.toml" --backend "$backend" \
     --conntrack-out "$WORK/conntrack.txt" --counters-out "$WORK/counters.txt" "$@" \
     >"$WORK/xnat.out" 2>"$WORK/xnat.err" &
   XNAT_PID=$!

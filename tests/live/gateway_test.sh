@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# End-to-end test of `xnat run` with real clients and servers on a three-
+# namespace network (tests/live/lib.sh):
+#   MASQUERADE: ping, curl to nginx, dig to dnsmasq, iperf3 TCP and UDP,
+#               traceroute (the gateway's own time-exceeded, and the server's
+#               port-unreachable translated back)
+#   DNAT:       curl and ab to the gateway's outside address reach nginx inside
+#   the live conntrack listing holds the flows those clients made
+#   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
+# Usage: gateway_test.sh af_xdp|af_packet   (root; XNAT=path to the binary)
+set -u
+BACKEND=${1:?usage: gateway_test.sh af_xdp|af_packet}
+XNAT=${XNAT:-$(cd "$(dirname "$0")/../.." && pwd)/build/xnat}
+if [ "$(id -u)" -ne 0 ]; then
+  echo "gateway_test: needs root (network namespaces, XDP)"
+  exit 77
+fi
+. "$(dirname "$0")/lib.sh"
+trap net_down EXIT
+ulimit -n 20000
+
+passed=0 failed=0
+check() {  # check NAME COMMAND...: the command's status decides
+  local name=$1
+  shift
+  if "$@" >"$WORK/check.out" 2>&1; then
+    echo "ok   $BACKEND: $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $BACKEND: $name"
+    sed 's/^/     | /' "$WORK/check.out" | tail -15
+    failed=$((failed + 1))
+  fi
+}
+
+start_nginx() {  # start_nginx NS ADDR NAME
+  local dir="$WORK/nginx-$3"
+  mkdir -p "$dir/tmp"
+  cat >"$dir/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
+  uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
+  server {
+    listen $2:80 backlog=4096;
+    location / { return 200 "hello from $3\n"; }
+  }
+}
+CONF
+  ip netns exec "$1" nginx -p "$dir" -c "$dir/nginx.conf" &
+  PIDS+=($!)
+}
+
+net_up
+start_nginx "$NS_S" 198.19.0.2 server
+start_nginx "$NS_C" 198.18.0.2 client
+ip netns exec "$NS_S" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+  --listen-address=198.19.0.2 --port=53 --address=/gateway.xnat.test/203.0.113.7 \
+  --pid-file="$WORK/dnsmasq.pid" --user=root 2>"$WORK/dnsmasq.err" &
+PIDS+=($!)
+write_config
+start_xnat "$BACKEND" || exit 1
+sleep 0.5
+
+# --- MASQUERADE: the client reaches the server, which sees only the gateway.
+check "ping through MASQUERADE" in_c ping -c 3 -i 0.2 -W 2 198.19.0.2
+check "curl to nginx through MASQUERADE" \
+  bash -c "ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2/ | grep -qx 'hello from server'"
+check "dig to dnsmasq through MASQUERADE (UDP)" \
+  bash -c "ip netns exec $NS_C dig +time=2 +tries=2 +short @198.19.0.2 gateway.xnat.test | grep -qx 203.0.113.7"
+ip netns exec "$NS_S" iperf3 -s -1 -B 198.19.0.2 -p 5201 >"$WORK/iperf-tcp.srv" 2>&1 &
+PIDS+=($!)
+sleep 0.3
+check "iperf3 TCP, 20 MB" in_c iperf3 -c 198.19.0.2 -p 5201 -n 20M --connect-timeout 3000
+ip netns exec "$NS_S" iperf3 -s -1 -B 198.19.0.2 -p 5202 >"$WORK/iperf-udp.srv" 2>&1 &
+PIDS+=($!)
+sleep 0.3
+check "iperf3 UDP, 2 MB at 20 Mbit/s" in_c iperf3 -c 198.19.0.2 -p 5202 -u -b 20M -n 2M --connect-timeout 3000
+check "traceroute shows the gateway hop and reaches the server" \
+  bash -c "ip netns exec $NS_C traceroute -n -q 1 -w 2 -m 4 198.19.0.2 > $WORK/traceroute.txt &&
+           cat $WORK/traceroute.txt &&
+           grep -Eq '^ 1  198\.18\.0\.1 ' $WORK/traceroute.txt && grep -Eq '^ 2  198\.19\.0\.2 ' $WORK/traceroute.txt"
+
+# --- DNAT: the gateway's outside address, port 8080, is the client's nginx.
+check "curl to a DNAT-published port reaches nginx inside" \
+  bash -c "ip netns exec $NS_S curl -sS --max-time 5 http://198.19.0.1:8080/ | grep -qx 'hello from client'"
+check "ab through DNAT completes every request" \
+  bash -c "ip netns exec $NS_S ab -q -n 2000 -c 50 http://198.19.0.1:8080/ > $WORK/ab.txt &&
+           grep -Eq '^Complete requests: +2000$' $WORK/ab.txt && grep -Eq '^Failed requests: +0$' $WORK/ab.txt"
+
+# --- The live table has the flows the clients made (conntrack -L -o extended).
+check "live conntrack listing" snapshot
+CT=$WORK/conntrack.txt
+check "  ... has the curl/iperf3 TCP flows, source-translated" \
+  grep -Eq 'tcp +6 .* src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=[0-9]+ dport=80 .*src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=80 ' "$CT"
+check "  ... has the DNS query (UDP)" \
+  grep -Eq 'udp +17 .* src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=[0-9]+ dport=53 .*src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=53 ' "$CT"
+check "  ... has the ping (ICMP)" \
+  grep -Eq 'icmp +1 .* src=198\.18\.0\.2 dst=198\.19\.0\.2 type=8 .*src=198\.19\.0\.2 dst=198\.19\.0\.1 type=0 ' "$CT"
+check "  ... has the DNAT connections, destination-translated" \
+  grep -Eq 'tcp +6 .* src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=[0-9]+ dport=8080 .*src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=80 ' "$CT"
+check "  ... no drops for bad packets" \
+  bash -c "! grep -Eq '^drop_(truncated|bad_[a-z_]+|invalid|table_full|no_port|tx_ring_full|neighbor_timeout) [1-9]' $WORK/counters.txt"
+check "the gateway's own address still answers ping (host traffic passes to the kernel)" \
+  in_s ping -c 2 -i 0.2 -W 2 198.19.0.1
+check "clean stop" stop_xnat
+check "interfaces are the kernel's again after stop" \
+  bash -c "! ip -n $NS_G link show $IF_GO | grep -q 'prog/xdp' && ! tc -n $NS_G filter show dev $IF_GO ingress | grep -q xnat"
+
+# --- A full table never refuses a connection: 20 000 requests, 1 000 at a time, 1 000 entries.
+write_config "nf_conntrack_max = 1000"
+start_xnat "$BACKEND" || exit 1
+check "ab -c 1000 -n 20000 through DNAT at nf_conntrack_max=1000" \
+  bash -c "ip netns exec $NS_S ab -q -r -s 10 -n 20000 -c 1000 http://198.19.0.1:8080/ > $WORK/ab1000.txt;
+           cat $WORK/ab1000.txt | grep -E 'Complete|Failed|Requests per'
+           grep -Eq '^Complete requests: +20000$' $WORK/ab1000.txt && grep -Eq '^Failed requests: +0$' $WORK/ab1000.txt"
+snapshot
+check "  ... with no table_full drops" bash -c "! grep -Eq '^drop_table_full [1-9]' $WORK/counters.txt"
+check "  ... and the table held at most 1000 entries" \
+  bash -c "[ \$(grep -c . $WORK/conntrack.txt) -le 1000 ]"
+stop_xnat
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
