@@ -211,6 +211,15 @@ class AfPacketBackend final : public Backend {
 
   void wait(int timeout_ms) override { (void)::poll(pfds_.data(), pfds_.size(), timeout_ms); }
 
+  void update_kernel_stats() override {
+    for (size_t i = 0; i < ports_.size(); ++i) {
+      tpacket_stats_v3 st{};
+      socklen_t l = sizeof st;
+      // Reading resets the kernel's counts: accumulate.
+      if (getsockopt(ports_[i].rx_fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0)
+        stats_[i].rx_ring_dropped += st.tp_drops;
+    }
+  }
   const char* name() const override { return "af_packet"; }
   std::string describe() const override {
     return fmt::format("TPACKET_V3 rx {} x {} KiB blocks, TPACKET_V2 tx {} frames", kBlocks, kBlockSize >> 10,

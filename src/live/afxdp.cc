@@ -224,6 +224,15 @@ class AfXdpBackend final : public Backend {
     (void)::poll(pfds_.data(), pfds_.size(), timeout_ms);
   }
 
+  void update_kernel_stats() override {
+    for (PortStats& p : stats_) p.rx_ring_dropped = 0;
+    for (Sock& s : socks_) {
+      xdp_statistics st{};
+      socklen_t l = sizeof st;
+      if (getsockopt(s.fd, SOL_XDP, XDP_STATISTICS, &st, &l) == 0)
+        stats_[static_cast<size_t>(s.port)].rx_ring_dropped += st.rx_dropped + st.rx_ring_full;
+    }
+  }
   const char* name() const override { return "af_xdp"; }
   std::string describe() const override {
     return fmt::format("{} sockets, {} zero-copy, UMEM {} frames of {} B", socks_.size(), zerocopy_, nframes_, kFrameSize);

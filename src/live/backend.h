@@ -25,7 +25,8 @@ namespace xnat {
 class BpfSteer;
 
 struct PortStats {
-  uint64_t rx = 0, tx = 0, tx_ring_full = 0, rx_dropped_kernel = 0;
+  uint64_t rx = 0, tx = 0, tx_ring_full = 0;
+  uint64_t rx_ring_dropped = 0;  // frames the kernel could not put on our receive ring (it was full)
 };
 
 struct BackendOptions {
@@ -44,6 +45,8 @@ class Backend {
   virtual bool send_copy(int port, const uint8_t* frame, uint32_t len) = 0;
   virtual void flush() = 0;
   virtual void wait(int timeout_ms) = 0;
+  // Reads the kernel's drop counts for the receive rings into stats().
+  virtual void update_kernel_stats() = 0;
   virtual const char* name() const = 0;
   virtual std::string describe() const = 0;  // mode details for the start-up line
   size_t ports() const { return stats_.size(); }

@@ -248,11 +248,23 @@ int run_gateway(const RunOptions& o) {
   Counters last_counters;
   const size_t nports = io.ports();
 
+  auto sync_live = [&] {
+    io.update_kernel_stats();
+    uint64_t full = 0;
+    for (size_t p = 0; p < nports; ++p) full += io.stats(static_cast<int>(p)).tx_ring_full;
+    live.v[static_cast<size_t>(Counter::drop_tx_ring_full)] = full;
+  };
   auto dump = [&](uint64_t now) {
+    sync_live();
     write_file(o.conntrack_out, format_conntrack_table(engine.conntrack(), now));
     std::string c = format_counters(engine);
     for (Counter k : {Counter::drop_neighbor_timeout, Counter::drop_host_port_claimed, Counter::drop_tx_ring_full})
       if (live.get(k)) c += fmt::format("live_{} {}\n", counter_name(k), live.get(k));
+    for (size_t p = 0; p < nports; ++p) {
+      const PortStats& s = io.stats(static_cast<int>(p));
+      c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", bo.ifnames[p], s.rx, bo.ifnames[p],
+                       s.tx, bo.ifnames[p], s.rx_ring_dropped);
+    }
     write_file(o.counters_out, c);
   };
 
@@ -322,11 +334,14 @@ int run_gateway(const RunOptions& o) {
       if (next_stats) {
         const double secs = o.stats_interval;
         const std::string t = clock_text();
-        std::printf("%s %-15s %10s %10s %10s %10s\n", t.c_str(), "IFACE", "rxpck/s", "txpck/s", "txfull/s", "flows");
+        sync_live();
+        std::printf("%s %-15s %10s %10s %10s %10s %10s\n", t.c_str(), "IFACE", "rxpck/s", "txpck/s", "rxfull/s",
+                    "txfull/s", "flows");
         for (size_t p = 0; p < nports; ++p) {
           const PortStats& s = io.stats(static_cast<int>(p));
-          std::printf("%s %-15s %10.1f %10.1f %10.1f %10u\n", t.c_str(), bo.ifnames[p].c_str(),
+          std::printf("%s %-15s %10.1f %10.1f %10.1f %10.1f %10u\n", t.c_str(), bo.ifnames[p].c_str(),
                       (s.rx - last[p].rx) / secs, (s.tx - last[p].tx) / secs,
+                      (s.rx_ring_dropped - last[p].rx_ring_dropped) / secs,
                       (s.tx_ring_full - last[p].tx_ring_full) / secs, engine.conntrack().count());
           last[p] = s;
         }
