@@ -63,15 +63,16 @@ static __always_inline void count(__u32 what) {
   if (c) *c += 1;
 }
 
+// The steering decision for a frame, counted in steer_stats[0] or [1].
+static __always_inline int steer_counted(long data, long data_end) {
+  const int to = xnat_steer((const unsigned char*)data, (const unsigned char*)data_end);
+  count(to == XNAT_STEER_KERNEL ? 1 : 0);
+  return to;
+}
+
 SEC("xdp")
 int xnat_xdp(struct xdp_md* ctx) {
-  const unsigned char* data = (const unsigned char*)(long)ctx->data;
-  const unsigned char* end = (const unsigned char*)(long)ctx->data_end;
-  if (xnat_steer(data, end) == XNAT_STEER_KERNEL) {
-    count(1);
-    return XDP_PASS;
-  }
-  count(0);
+  if (steer_counted(ctx->data, ctx->data_end) == XNAT_STEER_KERNEL) return XDP_PASS;
   // No socket on this queue yet (starting, or a queue the gateway does not
   // poll): XDP_DROP as the fallback keeps the kernel from answering for
   // connections it does not own; counted in steer_stats[2].
@@ -85,14 +86,7 @@ int xnat_xdp(struct xdp_md* ctx) {
 // so what it takes is dropped here, before the kernel's IP stack.
 SEC("tc")
 int xnat_tc(struct __sk_buff* skb) {
-  const unsigned char* data = (const unsigned char*)(long)skb->data;
-  const unsigned char* end = (const unsigned char*)(long)skb->data_end;
-  if (xnat_steer(data, end) == XNAT_STEER_KERNEL) {
-    count(1);
-    return TC_ACT_OK;
-  }
-  count(0);
-  return TC_ACT_SHOT;
+  return steer_counted(skb->data, skb->data_end) == XNAT_STEER_KERNEL ? TC_ACT_OK : TC_ACT_SHOT;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -32,24 +32,11 @@ XNAT=$PWD/build/xnat
 . tests/live/lib.sh
 trap net_down EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-web() {  # web NS ADDR NAME
-  local dir="$WORK/nginx-$3"
-  mkdir -p "$dir/tmp"
-  cat >"$dir/nginx.conf" <<CONF
-daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/error.log;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
-  uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
-  server { listen $2:80; location / { return 200 "hello from the $3 (you came from \$remote_addr)\n"; } } }
-CONF
-  ip netns exec "$1" nginx -p "$dir" -c "$dir/nginx.conf" &
-  PIDS+=($!)
-}
 
 say "network: client $NS_C (198.18.0.2) -- gateway $NS_G ($IF_GI 198.18.0.1, $IF_GO 198.19.0.1) -- server $NS_S (198.19.0.2)"
 net_up
-web "$NS_S" 198.19.0.2 server
-web "$NS_C" 198.18.0.2 client
+start_nginx "$NS_S" 198.19.0.2 server
+start_nginx "$NS_C" 198.18.0.2 client
 write_config
 say "config ($WORK/xnat.toml) and rules (iptables-save syntax)"
 cat "$WORK/xnat.toml" "$WORK/rules.txt"
@@ -59,6 +46,8 @@ head -1 "$WORK/xnat.out"
 sleep 0.5
 say "client: curl http://198.19.0.2/ (MASQUERADE: the server sees the gateway's address)"
 in_c curl -sS --max-time 5 http://198.19.0.2/
+printf 'the server saw the client as: '
+in_c curl -sS --max-time 5 http://198.19.0.2/whoami
 say "client: ping -c 3 198.19.0.2"
 in_c ping -c 3 -i 0.2 198.19.0.2
 say "client: traceroute -n 198.19.0.2 (hop 1 is the gateway's own ICMP time exceeded)"
@@ -67,6 +56,8 @@ say "client: ab -n 2000 -c 50 http://198.19.0.2/"
 in_c ab -q -n 2000 -c 50 http://198.19.0.2/ | grep -E "Complete|Failed|Requests per"
 say "server: curl http://198.19.0.1:8080/ (DNAT: the published port reaches the client's web server)"
 in_s curl -sS --max-time 5 http://198.19.0.1:8080/
+printf 'the client saw the server as: '
+in_s curl -sS --max-time 5 http://198.19.0.1:8080/whoami
 say "server: ab -n 2000 -c 50 http://198.19.0.1:8080/"
 in_s ab -q -n 2000 -c 50 http://198.19.0.1:8080/ | grep -E "Complete|Failed|Requests per"
 sleep 1.2

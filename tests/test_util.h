@@ -43,6 +43,10 @@ Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now
 // A readable one-line rendering of a frame, for failure messages.
 std::string describe(const std::vector<uint8_t>& frame);
 
+// What `iptables-save -t nat` prints on a Docker host with one container
+// publishing port 8080 -> 80 (bridge subnet moved into the RFC 2544 range).
+extern const char* const kDockerHostRules;
+
 // Rules header/footer for a nat table.
 std::string nat_table(const std::string& body);
 

@@ -113,19 +113,10 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
     if (itf.name.empty() || itf.name.size() > 15) return err(path, n, "interface names are 1 to 15 characters");
     if (cfg.fib.find_interface(itf.name) >= 0) return err(path, n, fmt::format("interface '{}' twice", itf.name));
     if (cfg.fib.interfaces().size() >= 64) return err(path, n, "at most 64 interfaces");
-    if (mode == ConfigMode::kLive && !t.get("address")) {
-      // Read from the kernel at start and followed as it changes.
-      cfg.fib.add_interface(itf);
-      if (const toml::node* m = t.get("mac")) {
-        if (!m->is_string() || !parse_mac(*m->value<std::string>(), &itf.mac))
-          return err(path, *m, "mac must be six hex bytes like \"02:00:00:00:00:01\"");
-        cfg.fib.set_interface(cfg.fib.interfaces().size() - 1, itf);
-      }
-      continue;
-    }
-    auto addr = get_string(path, t, "address", ctx + " '" + itf.name + "'");
-    if (!addr) return addr.error();
-    {
+    // Live: without 'address', read from the kernel at start and followed as it changes.
+    if (mode == ConfigMode::kReplay || t.get("address")) {
+      auto addr = get_string(path, t, "address", ctx + " '" + itf.name + "'");
+      if (!addr) return addr.error();
       const std::string& a = *addr;
       size_t slash = a.find('/');
       uint64_t len = 32;

@@ -160,7 +160,7 @@ class AfPacketBackend final : public Backend {
         p.next = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
         ++stats_[static_cast<size_t>(port)].rx;
         Packet& out = pkts[n];
-        uint8_t* buf = bufs_.data() + (burst_used_ + n) % Engine::kBurst * kBufSize;
+        uint8_t* buf = bufs_.data() + n * kBufSize;
         std::memcpy(buf, frame, len);
         if (h->tp_status & TP_STATUS_CSUMNOTREADY) complete_checksum(buf, len);
         out = Packet{};
@@ -229,7 +229,6 @@ class AfPacketBackend final : public Backend {
  private:
   std::vector<PacketPort> ports_;
   std::vector<uint8_t> bufs_;
-  size_t burst_used_ = 0;
   std::vector<pollfd> pfds_;
 };
 

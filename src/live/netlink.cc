@@ -253,10 +253,7 @@ Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k) {
       if (r.gateway == 0 && r.ifindex >= 0) {
         // The config's connected prefixes were added with the interfaces.
         const Interface& ci = conf.interface(r.ifindex);
-        Prefix c;
-        c.len = ci.prefix_len;
-        c.addr = __builtin_bswap32(ci.addr) & c.mask();
-        if (ci.addr && c.len == r.prefix.len && c.addr == r.prefix.addr) continue;
+        if (ci.addr && connected_prefix(ci) == r.prefix) continue;
       }
       if (auto e = fib.add_route(r.prefix, r.gateway, r.gateway ? -1 : r.ifindex)) return Error{*e};
     }
@@ -271,11 +268,7 @@ Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k) {
       p.len = r.prefix_len;
       p.addr = __builtin_bswap32(r.dst) & p.mask();
       if (r.gateway == 0) {
-        const Interface& itf = fib.interface(i);
-        Prefix c;
-        c.len = itf.prefix_len;
-        c.addr = __builtin_bswap32(itf.addr) & c.mask();
-        if (c.len == p.len && c.addr == p.addr) continue;  // connected: already there
+        if (connected_prefix(fib.interface(i)) == p) continue;  // connected: already there
       }
       (void)fib.add_route(p, r.gateway, i);
     }

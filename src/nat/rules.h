@@ -18,6 +18,7 @@ struct Prefix {
   uint8_t len = 0;
   uint32_t mask() const { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
   bool contains(uint32_t host_addr) const { return (host_addr & mask()) == addr; }
+  friend bool operator==(const Prefix&, const Prefix&) = default;
 };
 
 struct PortRange {

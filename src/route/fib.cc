@@ -12,26 +12,8 @@ int Fib::add_interface(const Interface& itf) {
   ifs_.push_back(itf);
   const int idx = static_cast<int>(ifs_.size() - 1);
   if (itf.addr == 0) return idx;  // live: no address yet, no connected route
-  Prefix p;
-  p.len = itf.prefix_len;
-  p.addr = __builtin_bswap32(itf.addr) & p.mask();
-  (void)add_route(p, 0, idx);
+  (void)add_route(connected_prefix(itf), 0, idx);
   return idx;
-}
-
-void Fib::set_interface(size_t i, const Interface& itf) {
-  const Interface old = ifs_[i];
-  ifs_[i] = itf;
-  if (old.addr == itf.addr && old.prefix_len == itf.prefix_len) return;
-  std::erase_if(routes_, [&](const RouteEntry& r) {
-    return r.ifindex == static_cast<int>(i) && r.gateway == 0 && old.addr != 0 && r.prefix.len == old.prefix_len &&
-           r.prefix.contains(__builtin_bswap32(old.addr));
-  });
-  if (itf.addr == 0) return;
-  Prefix p;
-  p.len = itf.prefix_len;
-  p.addr = __builtin_bswap32(itf.addr) & p.mask();
-  (void)add_route(p, 0, static_cast<int>(i));
 }
 
 std::optional<std::string> Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
@@ -115,9 +97,8 @@ bool Fib::is_directed_broadcast(uint32_t addr_raw) const {
   const uint32_t h = __builtin_bswap32(addr_raw);
   for (const Interface& i : ifs_) {
     if (i.prefix_len >= 31) continue;
-    Prefix p;
-    p.len = i.prefix_len;
-    if (h == ((__builtin_bswap32(i.addr) & p.mask()) | ~p.mask())) return true;
+    const Prefix p = connected_prefix(i);
+    if (h == (p.addr | ~p.mask())) return true;
   }
   return false;
 }

@@ -25,6 +25,14 @@ struct Interface {
   MacAddr mac{};
 };
 
+// The prefix an interface's address makes directly reachable (host order).
+inline Prefix connected_prefix(const Interface& itf) {
+  Prefix p;
+  p.len = itf.prefix_len;
+  p.addr = __builtin_bswap32(itf.addr) & p.mask();
+  return p;
+}
+
 struct RouteEntry {
   Prefix prefix;        // host order
   int ifindex = -1;
@@ -46,8 +54,6 @@ class Fib {
   void add_neighbor(uint32_t addr, const MacAddr& mac);
 
   const std::vector<Interface>& interfaces() const { return ifs_; }
-  // Replaces an interface's address and MAC (its connected route follows).
-  void set_interface(size_t i, const Interface& itf);
   const std::vector<RouteEntry>& routes() const { return routes_; }
   template <typename Fn>
   void for_each_neighbor(Fn&& fn) const {

@@ -33,29 +33,6 @@ check() {  # check NAME COMMAND...: the command's status decides
   fi
 }
 
-start_nginx() {  # start_nginx NS ADDR NAME
-  local dir="$WORK/nginx-$3"
-  mkdir -p "$dir/tmp"
-  cat >"$dir/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
-  uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
-  server {
-    listen $2:80 backlog=4096;
-    location / { return 200 "hello from $3\n"; }
-  }
-}
-CONF
-  ip netns exec "$1" nginx -p "$dir" -c "$dir/nginx.conf" &
-  PIDS+=($!)
-}
-
 net_up
 start_nginx "$NS_S" 198.19.0.2 server
 start_nginx "$NS_C" 198.18.0.2 client

@@ -97,6 +97,32 @@ start_xnat() {
   return 1
 }
 
+# start_nginx NS ADDR NAME: nginx on ADDR:80 in NS; / answers "hello from NAME",
+# /whoami the client address it saw. NGINX_WRAP prefixes the command (taskset).
+start_nginx() {
+  local dir="$WORK/nginx-$3"
+  mkdir -p "$dir/tmp"
+  cat >"$dir/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
+  uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
+  server {
+    listen $2:80 backlog=4096;
+    location / { return 200 "hello from $3\n"; }
+    location /whoami { return 200 "\$remote_addr\n"; }
+  }
+}
+CONF
+  ip netns exec "$1" ${NGINX_WRAP:-} nginx -p "$dir" -c "$dir/nginx.conf" &
+  PIDS+=($!)
+}
+
 stop_xnat() {
   [ -n "$XNAT_PID" ] || return 0
   kill -INT "$XNAT_PID"
