@@ -244,9 +244,10 @@ TEST(Replay, IcmpLifeCycleTimeoutsAndErrors) {
 // 20 000 short TCP connections through MASQUERADE with nf_conntrack_max = 1000,
 // at most 500 open at once. Every finished connection sits in TIME_WAIT for
 // 120 s and is ASSURED, so after the first 1000 the table is full of entries
-// netfilter's early drop may not take (it only evicts unassured entries) and
-// the kernel would drop new SYNs. xnat evicts closed connections first, so
-// every connection completes.
+// netfilter's early drop on insert may not take (it evicts only unassured
+// entries; assured closing ones wait for its background collector) and the
+// kernel would drop new SYNs. xnat evicts closed connections first, so every
+// connection completes.
 TEST(Replay, TwentyThousandShortConnectionsWithTableOfThousand) {
   TempDir dir;
   write_gateway(dir, nat_table("-A POSTROUTING -s 198.18.0.0/16 -o eth0 -j MASQUERADE\n"), "nf_conntrack_max = 1000");

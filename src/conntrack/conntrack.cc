@@ -9,20 +9,20 @@ namespace xnat {
 Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
     : settings_(settings),
       table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed),
-      links_(settings.nf_conntrack_max + kWheelSlots + 2) {
+      links_(settings.nf_conntrack_max + kWheelSlots + kEvictLists) {
   if (settings.xnat_max_flows_per_source) sources_ = SourceCounter(settings.nf_conntrack_max);
   const uint32_t heads = table_.capacity();
-  for (uint32_t h = heads; h < heads + kWheelSlots + 2; ++h) links_[h] = FlowLinks{h, h, h, h};
+  for (uint32_t h = heads; h < heads + kWheelSlots + kEvictLists; ++h) links_[h] = FlowLinks{h, h, h, h};
 }
 
 Conntrack::~Conntrack() = default;
 
 size_t Conntrack::memory_bytes() const {
-  return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + 2) * sizeof(FlowLinks);
+  return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + kEvictLists) * sizeof(FlowLinks);
 }
 
 size_t Conntrack::bytes_per_flow() const {
-  const size_t fixed = (kWheelSlots + 2) * sizeof(FlowLinks);
+  const size_t fixed = (kWheelSlots + kEvictLists) * sizeof(FlowLinks);
   return (memory_bytes() - fixed + table_.capacity() - 1) / table_.capacity();
 }
 
@@ -103,6 +103,9 @@ void Conntrack::place_on_evict_list(uint32_t idx) {
       (f.tcp_state == TcpState::kTimeWait || f.tcp_state == TcpState::kClose ||
        f.tcp_state == TcpState::kLastAck))
     want = EvictList::kClosing;
+  else if (f.tuple[0].proto == kProtoTcp &&
+           (f.tcp_state == TcpState::kFinWait || f.tcp_state == TcpState::kCloseWait))
+    want = EvictList::kHalfClosed;
   else if (!(f.status & kStatusSeenReply))
     want = EvictList::kUnreplied;
   if (want == f.evict_list) return;
@@ -188,7 +191,7 @@ bool Conntrack::make_room(uint64_t now_ms) {
   // current second's slot. Bounded because under churn that slot holds
   // thousands of flows that are due later: walking it all on every insert
   // made a full table 100x slower (BM_TcpConnections/load_pct:150).
-  for (EvictList l : {EvictList::kClosing, EvictList::kUnreplied}) {
+  for (EvictList l : {EvictList::kClosing, EvictList::kHalfClosed, EvictList::kUnreplied}) {
     const uint32_t h = evict_head(l), victim = L[h].evict_next;
     if (victim != h && table_.flow(victim).expires_ms <= now_ms) return take_expired(victim);
   }
@@ -196,12 +199,14 @@ bool Conntrack::make_room(uint64_t now_ms) {
   int budget = 16;
   for (uint32_t i = L[head].wheel_next; i != head && budget-- > 0; i = L[i].wheel_next)
     if (table_.flow(i).expires_ms <= now_ms) return take_expired(i);
-  for (EvictList l : {EvictList::kClosing, EvictList::kUnreplied}) {
+  for (EvictList l : {EvictList::kClosing, EvictList::kHalfClosed, EvictList::kUnreplied}) {
     const uint32_t h = evict_head(l);
     const uint32_t victim = L[h].evict_next;
     if (victim != h) {
       ++stats_.early_drop;
-      ++(l == EvictList::kClosing ? stats_.evicted_closing : stats_.evicted_unreplied);
+      ++(l == EvictList::kClosing     ? stats_.evicted_closing
+         : l == EvictList::kUnreplied ? stats_.evicted_unreplied
+                                      : stats_.evicted_half_closed);
       remove(victim);
       return true;
     }

@@ -136,6 +136,58 @@ TEST(Conntrack, FullTableEvictsExpiredThenClosingThenUnreplied) {
   (void)e;
 }
 
+// netfilter's tcp_can_early_drop also takes FIN_WAIT and CLOSE_WAIT; xnat
+// takes them after closed entries and before unreplied ones. The table holds
+// established connections, a half-closed one and an unreplied SYN: a new flow
+// replaces the half-closed one; the next, the SYN; established ones stay.
+TEST(Conntrack, FullTableEvictsHalfClosedBeforeUnreplied) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 4).has_value());
+  Conntrack ct(s, 1);
+  auto seg = [](int dir, uint16_t port, uint8_t flags) {
+    return dir == 0 ? parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(port, 80, flags).build())
+                    : parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, port, flags).build());
+  };
+  auto present = [&](uint16_t port, uint64_t t) {
+    const Tuple tu = seg(0, port, kTcpAck).tuple;
+    return ct.find(tu, ct.hash(tu), t) != kNoRef;
+  };
+  auto establish = [&](uint16_t port, uint64_t t) {
+    uint32_t idx = open(ct, seg(0, port, kTcpSyn), t);
+    ct.track(idx, 1, seg(1, port, kTcpSyn | kTcpAck), t + 1);
+    ct.track(idx, 0, seg(0, port, kTcpAck), t + 2);
+    return idx;
+  };
+  uint32_t a = establish(1000, T0);
+  ASSERT_NE(open(ct, seg(0, 1001, kTcpSyn), T0 + 10), kNoRef);  // unreplied, older than B and C
+  uint32_t b = establish(1002, T0 + 20);
+  uint32_t c = establish(1003, T0 + 30);
+  ct.track(b, 1, seg(1, 1002, kTcpFin | kTcpAck), T0 + 40);  // server closes first
+  ASSERT_EQ(ct.flow(b).tcp_state, TcpState::kFinWait);
+  ct.track(c, 0, seg(0, 1003, kTcpFin | kTcpAck), T0 + 41);  // client closes first, server ACKs
+  ct.track(c, 1, seg(1, 1003, kTcpAck), T0 + 42);
+  ASSERT_EQ(ct.flow(c).tcp_state, TcpState::kCloseWait);
+  ASSERT_EQ(ct.flow(a).tcp_state, TcpState::kEstablished);
+
+  ASSERT_NE(open(ct, seg(0, 2000, kTcpSyn), T0 + 50), kNoRef);
+  EXPECT_EQ(ct.stats().evicted_half_closed, 1u);
+  EXPECT_FALSE(present(1002, T0 + 50));  // FIN_WAIT: the older half-closed one
+  EXPECT_TRUE(present(1003, T0 + 50));
+  EXPECT_TRUE(present(1001, T0 + 50));
+
+  ASSERT_NE(open(ct, seg(0, 2001, kTcpSyn), T0 + 60), kNoRef);
+  EXPECT_EQ(ct.stats().evicted_half_closed, 2u);
+  EXPECT_FALSE(present(1003, T0 + 60));  // CLOSE_WAIT
+  EXPECT_TRUE(present(1001, T0 + 60));
+
+  ASSERT_NE(open(ct, seg(0, 2002, kTcpSyn), T0 + 70), kNoRef);
+  EXPECT_EQ(ct.stats().evicted_unreplied, 1u);
+  EXPECT_FALSE(present(1001, T0 + 70));  // the oldest unreplied SYN
+  EXPECT_TRUE(present(2000, T0 + 70));
+  EXPECT_TRUE(present(1000, T0 + 70));  // established: never evicted
+  EXPECT_EQ(ct.stats().drop, 0u);
+}
+
 TEST(Conntrack, TableFullWhenNothingCanBeEvicted) {
   ConntrackSettings s;
   ASSERT_FALSE(s.set("nf_conntrack_max", 1).has_value());

@@ -61,7 +61,9 @@ enum class TimeoutClass : uint8_t {
 };
 
 // Which eviction list a flow is on (see Conntrack::make_room).
-enum class EvictList : uint8_t { kNone, kClosing, kUnreplied };
+// In the order make_room takes from them.
+enum class EvictList : uint8_t { kNone, kClosing, kHalfClosed, kUnreplied };
+inline constexpr int kEvictLists = 3;
 
 struct alignas(64) Flow {
   Tuple tuple[2];           // [0] original, [1] reply
