@@ -109,6 +109,7 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
         break;
       case Verdict::kDrop:
       case Verdict::kNeighborPending:  // not in replay: hold_unresolved is off
+      case Verdict::kHandoff:          // not in replay: one worker
         ++sum.dropped;
         break;
     }

@@ -121,6 +121,8 @@ void Conntrack::release(uint32_t idx) {
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
   if (sources_.enabled()) sources_.sub(table_.flow(idx).tuple[0].src);
   if (table_.flow(idx).status & kStatusClaim) claims_->sub(LocalClaims::index(table_.flow(idx).tuple[1]));
+  if (table_.flow(idx).status & kStatusDirectory)
+    shard_.directory->erase(FlowDirectory::fingerprint(table_.flow(idx).tuple[1], shard_.seed), shard_.index);
   table_.unlink_and_free(idx);
 }
 
@@ -191,7 +193,7 @@ bool Conntrack::make_room(uint64_t now_ms) {
   // current second's slot. Bounded because under churn that slot holds
   // thousands of flows that are due later: walking it all on every insert
   // made a full table 100x slower (BM_TcpConnections/load_pct:150).
-  for (EvictList l : {EvictList::kClosing, EvictList::kHalfClosed, EvictList::kUnreplied}) {
+  for (EvictList l : {EvictList::kClosing, EvictList::kUnreplied, EvictList::kHalfClosed}) {
     const uint32_t h = evict_head(l), victim = L[h].evict_next;
     if (victim != h && table_.flow(victim).expires_ms <= now_ms) return take_expired(victim);
   }
@@ -199,7 +201,7 @@ bool Conntrack::make_room(uint64_t now_ms) {
   int budget = 16;
   for (uint32_t i = L[head].wheel_next; i != head && budget-- > 0; i = L[i].wheel_next)
     if (table_.flow(i).expires_ms <= now_ms) return take_expired(i);
-  for (EvictList l : {EvictList::kClosing, EvictList::kHalfClosed, EvictList::kUnreplied}) {
+  for (EvictList l : {EvictList::kClosing, EvictList::kUnreplied, EvictList::kHalfClosed}) {
     const uint32_t h = evict_head(l);
     const uint32_t victim = L[h].evict_next;
     if (victim != h) {
@@ -217,8 +219,14 @@ bool Conntrack::make_room(uint64_t now_ms) {
 
 uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms) {
   if (table_.size() >= table_.capacity() && !make_room(now_ms)) return kNoRef;
+  const bool listed = shard_.active() && shard_.owner_by_hash(reply) != shard_.index;
+  if (listed && !shard_.directory->insert(FlowDirectory::fingerprint(reply, shard_.seed), shard_.index)) {
+    ++stats_.directory_full;
+    return kNoRef;
+  }
   const uint32_t idx = table_.alloc();
   Flow& f = table_.flow(idx);
+  if (listed) f.status |= kStatusDirectory;
   f.tuple[0] = orig;
   f.tuple[1] = reply;
   f.created_ms32 = static_cast<uint32_t>(now_ms);

@@ -17,17 +17,17 @@
 // When nf_conntrack_max flows exist, a new flow takes, in order: an expired
 // entry (any the wheel has passed; else the eviction lists' heads or the first
 // 16 of the current second's slot, if expired); the oldest TIME_WAIT, CLOSE or
-// LAST_ACK entry (the connection is over); the oldest half-closed entry
-// (FIN_WAIT, CLOSE_WAIT: one side has closed, usually the other follows
-// within a round trip); the oldest entry never answered (UNREPLIED: a
-// connection being opened, whose SYN the client must then retransmit, a
-// second's stall). These are the entries netfilter's early drop may take
+// LAST_ACK entry (the connection is over); the oldest entry never answered
+// (UNREPLIED: a SYN the client will retransmit, or a mid-stream pick-up of a
+// connection whose entry is gone); the oldest half-closed entry (FIN_WAIT,
+// CLOSE_WAIT), last, because one direction may still be carrying data (a
+// client that shut down its sending side and reads a long response) and
+// losing its entry breaks that transfer for good, where a lost SYN costs a
+// retransmission. These are the entries netfilter's early drop may take
 // (unassured, or tcp_can_early_drop), but netfilter looks at only a few hash
 // buckets and drops the packet if none there qualifies, whereas three FIFO
 // lists find the oldest candidate anywhere in O(1). Only when all are empty
-// is the packet dropped, counted as table_full. (At nf_conntrack_max=1000
-// under ab -c 1000, taking half-closed entries before unreplied ones cut the
-// unreplied evictions from 3300-5300 to 500-750 per 20 000 requests.)
+// is the packet dropped, counted as table_full.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,7 @@
 #include <string>
 
 #include "conntrack/flow_table.h"
+#include "conntrack/shard.h"
 #include "conntrack/source_counter.h"
 #include "conntrack/timeouts.h"
 #include "packet/parse.h"
@@ -58,6 +59,7 @@ struct ConntrackStats {
   uint64_t reopened = 0;  // TCP connections reopened from TIME_WAIT/CLOSE
   uint64_t killed = 0;    // deleted by a RST answering a SYN
   uint64_t source_limited = 0;  // new flows refused by xnat_max_flows_per_source
+  uint64_t directory_full = 0;  // new flows refused: no room in the workers' directory window
 };
 
 // Cold per-flow links: the timer wheel slot list and the eviction FIFO.
@@ -104,7 +106,12 @@ class Conntrack {
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found
   // past its expiry is deleted on the spot and reported absent.
   uint32_t find(const Tuple& t, uint64_t h, uint64_t now_ms);
-  bool tuple_in_use(const Tuple& t, uint64_t now_ms) { return find(t, hash(t), now_ms) != kNoRef; }
+  // Whether a flow holds `t`: in this table, or (several workers) another
+  // worker's flow whose reply tuple is in the directory.
+  bool tuple_in_use(const Tuple& t, uint64_t now_ms) {
+    if (find(t, hash(t), now_ms) != kNoRef) return true;
+    return shard_.directory && shard_.directory->find(FlowDirectory::fingerprint(t, shard_.seed)) >= 0;
+  }
 
   // Whether a packet may open a new entry (tcp_new, icmp_new): invalid openers
   // such as a lone ACK with tcp_loose off or an ICMP echo reply return false.
@@ -117,7 +124,9 @@ class Conntrack {
   }
 
   // Inserts a flow with the given tuples, making room first if the table is
-  // full. Returns the flow index, or kNoRef (counted in stats().drop).
+  // full. Returns the flow index, or kNoRef (counted in stats().drop, or in
+  // stats().directory_full when its reply tuple could not be entered in the
+  // workers' directory).
   uint32_t insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms);
 
   // Applies a packet travelling in direction `dir` to flow `idx`: protocol
@@ -128,6 +137,10 @@ class Conntrack {
   void remove(uint32_t idx);
   // Keeps port claims for flows that end on a host address (live gateway).
   void set_local_claims(LocalClaims* c) { claims_ = c; }
+  // This table is one worker's share (shard.h): a flow whose reply tuple
+  // hashes to another worker is entered in the directory while it lives.
+  void set_shard(const Shard& s) { shard_ = s; }
+  const Shard& shard() const { return shard_; }
   // Frees flows whose expiry passed, up to the last whole second before now.
   void expire(uint64_t now_ms);
 
@@ -177,6 +190,7 @@ class Conntrack {
   bool wheel_started_ = false;
   ConntrackStats stats_;
   LocalClaims* claims_ = nullptr;
+  Shard shard_;
 };
 
 // One line of `conntrack -L -o extended` for a flow (without the newline).

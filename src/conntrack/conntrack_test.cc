@@ -137,10 +137,11 @@ TEST(Conntrack, FullTableEvictsExpiredThenClosingThenUnreplied) {
 }
 
 // netfilter's tcp_can_early_drop also takes FIN_WAIT and CLOSE_WAIT; xnat
-// takes them after closed entries and before unreplied ones. The table holds
-// established connections, a half-closed one and an unreplied SYN: a new flow
-// replaces the half-closed one; the next, the SYN; established ones stay.
-TEST(Conntrack, FullTableEvictsHalfClosedBeforeUnreplied) {
+// takes them last, after closed and unreplied entries. The table holds an
+// established connection, an unreplied SYN and two half-closed ones: new
+// flows take the SYN, then the half-closed ones oldest first; the
+// established one stays.
+TEST(Conntrack, FullTableEvictsHalfClosedAfterUnreplied) {
   ConntrackSettings s;
   ASSERT_FALSE(s.set("nf_conntrack_max", 4).has_value());
   Conntrack ct(s, 1);
@@ -159,7 +160,6 @@ TEST(Conntrack, FullTableEvictsHalfClosedBeforeUnreplied) {
     return idx;
   };
   uint32_t a = establish(1000, T0);
-  ASSERT_NE(open(ct, seg(0, 1001, kTcpSyn), T0 + 10), kNoRef);  // unreplied, older than B and C
   uint32_t b = establish(1002, T0 + 20);
   uint32_t c = establish(1003, T0 + 30);
   ct.track(b, 1, seg(1, 1002, kTcpFin | kTcpAck), T0 + 40);  // server closes first
@@ -168,23 +168,30 @@ TEST(Conntrack, FullTableEvictsHalfClosedBeforeUnreplied) {
   ct.track(c, 1, seg(1, 1003, kTcpAck), T0 + 42);
   ASSERT_EQ(ct.flow(c).tcp_state, TcpState::kCloseWait);
   ASSERT_EQ(ct.flow(a).tcp_state, TcpState::kEstablished);
+  ASSERT_NE(open(ct, seg(0, 1001, kTcpSyn), T0 + 45), kNoRef);  // unreplied, newer than B and C
 
   ASSERT_NE(open(ct, seg(0, 2000, kTcpSyn), T0 + 50), kNoRef);
-  EXPECT_EQ(ct.stats().evicted_half_closed, 1u);
-  EXPECT_FALSE(present(1002, T0 + 50));  // FIN_WAIT: the older half-closed one
-  EXPECT_TRUE(present(1003, T0 + 50));
-  EXPECT_TRUE(present(1001, T0 + 50));
+  EXPECT_EQ(ct.stats().evicted_unreplied, 1u);
+  EXPECT_FALSE(present(1001, T0 + 50));
+  EXPECT_TRUE(present(1002, T0 + 50));
+  // Answer the new SYN, so the half-closed entries are the only candidates.
+  const Tuple t2000 = seg(0, 2000, kTcpSyn).tuple;
+  const uint32_t ref = ct.find(t2000, ct.hash(t2000), T0 + 51);
+  ASSERT_NE(ref, kNoRef);
+  ct.track(ref >> 1, 1, seg(1, 2000, kTcpSyn | kTcpAck), T0 + 51);
 
   ASSERT_NE(open(ct, seg(0, 2001, kTcpSyn), T0 + 60), kNoRef);
+  EXPECT_EQ(ct.stats().evicted_half_closed, 1u);
+  EXPECT_FALSE(present(1002, T0 + 60));  // FIN_WAIT, the older half-closed one
+  EXPECT_TRUE(present(1003, T0 + 60));
+  ASSERT_NE(open(ct, seg(0, 2002, kTcpSyn), T0 + 70), kNoRef);  // takes the unreplied 2001
+  EXPECT_EQ(ct.stats().evicted_unreplied, 2u);
+  const Tuple t2002 = seg(0, 2002, kTcpSyn).tuple;
+  ct.track(ct.find(t2002, ct.hash(t2002), T0 + 71) >> 1, 1, seg(1, 2002, kTcpSyn | kTcpAck), T0 + 71);
+  ASSERT_NE(open(ct, seg(0, 2003, kTcpSyn), T0 + 80), kNoRef);
   EXPECT_EQ(ct.stats().evicted_half_closed, 2u);
-  EXPECT_FALSE(present(1003, T0 + 60));  // CLOSE_WAIT
-  EXPECT_TRUE(present(1001, T0 + 60));
-
-  ASSERT_NE(open(ct, seg(0, 2002, kTcpSyn), T0 + 70), kNoRef);
-  EXPECT_EQ(ct.stats().evicted_unreplied, 1u);
-  EXPECT_FALSE(present(1001, T0 + 70));  // the oldest unreplied SYN
-  EXPECT_TRUE(present(2000, T0 + 70));
-  EXPECT_TRUE(present(1000, T0 + 70));  // established: never evicted
+  EXPECT_FALSE(present(1003, T0 + 80));  // CLOSE_WAIT
+  EXPECT_TRUE(present(1000, T0 + 80));   // established: never evicted
   EXPECT_EQ(ct.stats().drop, 0u);
 }
 

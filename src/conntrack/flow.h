@@ -22,6 +22,7 @@ enum FlowStatus : uint16_t {
   kStatusSrcNat = 1 << 2,     // IPS_SRC_NAT
   kStatusDstNat = 1 << 3,     // IPS_DST_NAT
   kStatusClaim = 1 << 4,      // xnat: holds a port claim on a host address (LocalClaims)
+  kStatusDirectory = 1 << 5,  // xnat: its reply tuple is in the workers' FlowDirectory (shard.h)
 };
 
 // TCP states, in netfilter's order (tcp_conntrack_names).
@@ -62,7 +63,7 @@ enum class TimeoutClass : uint8_t {
 
 // Which eviction list a flow is on (see Conntrack::make_room).
 // In the order make_room takes from them.
-enum class EvictList : uint8_t { kNone, kClosing, kHalfClosed, kUnreplied };
+enum class EvictList : uint8_t { kNone, kClosing, kUnreplied, kHalfClosed };
 inline constexpr int kEvictLists = 3;
 
 struct alignas(64) Flow {

@@ -37,6 +37,7 @@ Engine::Engine(EngineConfig cfg)
     for (const Chain& c : t->chains)
       if (!c.rules.empty()) has_stateless_rules_ = true;
   icmp_tokens_milli_ = uint64_t{cfg_.icmp_msgs_burst} * 1000;
+  ct_.set_shard(cfg_.shard);
 }
 
 void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
@@ -99,7 +100,7 @@ RulePacket Engine::rule_packet(const ParsedPacket& p, int in_if) const {
 }
 
 void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now) {
-  counters_.inc(Counter::rx_frames);
+  if (!pkt.hops) counters_.inc(Counter::rx_frames);  // once, by the worker that received it
   pkt.out_if = -1;
   pkt.reason = Counter::kCount;
   if (st == ParseStatus::kNotIpv4) return to_host(pkt);
@@ -121,7 +122,10 @@ void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, ui
   if (p.icmp_error) return handle_icmp_error(pkt, p, now);
 
   const uint32_t ref = ct_.find(p.tuple, h, now);
-  if (ref == kNoRef) return new_flow(pkt, p, now);
+  if (ref == kNoRef) {
+    if (cfg_.shard.active() && hand_off(pkt, p.tuple)) return;
+    return new_flow(pkt, p, now);
+  }
 
   const uint32_t idx = ref >> 1;
   const int dir = static_cast<int>(ref & 1);
@@ -141,6 +145,20 @@ void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, ui
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh);
+}
+
+bool Engine::hand_off(Packet& pkt, const Tuple& t) {
+  const uint32_t w = cfg_.shard.owner(t);
+  if (w == cfg_.shard.index) return false;
+  if (pkt.hops >= 2) {
+    drop(pkt, Counter::drop_handoff_loop);
+    return true;
+  }
+  ++pkt.hops;
+  pkt.verdict = Verdict::kHandoff;
+  pkt.out_if = static_cast<int16_t>(w);
+  counters_.inc(Counter::handoffs);
+  return true;
 }
 
 bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh) {
@@ -260,7 +278,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     ++ct_.stats().source_limited;
     return drop(pkt, Counter::drop_source_limit);
   }
-  NatContext ctx{ct_, now, rng_, cfg_.slice, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
+  NatContext ctx{ct_, now, rng_, cfg_.shard, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
   const Tuple orig = p.tuple;
   Tuple t = orig;  // the original tuple as it will leave the gateway
   RulePacket rp = rule_packet(p, pkt.in_if);
@@ -295,8 +313,11 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   }
   const bool snat = t.src != orig.src || t.sport != orig.sport;
 
+  const uint64_t directory_full = ct_.stats().directory_full;
   const uint32_t idx = ct_.insert(orig, invert(t), now);
-  if (idx == kNoRef) return drop(pkt, Counter::drop_table_full);
+  if (idx == kNoRef)
+    return drop(pkt, ct_.stats().directory_full != directory_full ? Counter::drop_directory_full
+                                                                   : Counter::drop_table_full);
   Flow& f = ct_.flow(idx);
   if (snat) f.status |= kStatusSrcNat;
   if (dnat) f.status |= kStatusDstNat;
@@ -320,6 +341,7 @@ void Engine::handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now) {
   const Tuple key = invert(p.inner);
   const uint32_t ref = ct_.find(key, ct_.hash(key), now);
   if (ref == kNoRef) {
+    if (cfg_.shard.active() && hand_off(pkt, key)) return;
     if (cfg_.fib.is_local(p.tuple.dst)) return to_host(pkt);  // about the host's own traffic
     ++ct_.stats().error;
     return drop(pkt, Counter::drop_icmp_error_untracked);

@@ -33,7 +33,7 @@ struct EngineConfig {
   RuleSet rules;
   Fib fib;
   uint64_t seed = 1;  // hash and port randomisation; fixed in replay for exact output
-  PortSlice slice;    // this worker's share of the source ports
+  Shard shard;        // several workers: this one's share of flows and ports (conntrack/shard.h)
   uint32_t icmp_msgs_per_sec = 1000;  // net.ipv4.icmp_msgs_per_sec
   uint32_t icmp_msgs_burst = 50;      // net.ipv4.icmp_msgs_burst
   // Live gateway: a frame whose next hop has no MAC yet leaves as
@@ -44,13 +44,16 @@ struct EngineConfig {
   bool routes_pinned = false;
 };
 
-enum class Verdict : uint8_t { kForward, kDrop, kToHost, kNeighborPending };
+// kHandoff (several workers): another worker owns the packet's flow; out_if
+// is that worker's index and the frame is untouched.
+enum class Verdict : uint8_t { kForward, kDrop, kToHost, kNeighborPending, kHandoff };
 
 struct Packet {
   uint8_t* data = nullptr;
   uint32_t len = 0;
   uint32_t capacity = 0;  // room to grow in place (ICMP errors quote the packet)
   int16_t in_if = 0;
+  uint8_t hops = 0;  // times handed between workers
   // Results:
   Verdict verdict = Verdict::kDrop;
   int16_t out_if = -1;
@@ -84,6 +87,8 @@ class Engine {
   // Checks a packet that would create state: false when it was dropped or handed to the host.
   bool admissible_new(Packet& pkt, const ParsedPacket& p);
   void handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now);
+  // Several workers: true when the packet went to the worker owning `t` (or was dropped).
+  bool hand_off(Packet& pkt, const Tuple& t);
   bool try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now);
   // Route and TTL checks for a packet that will leave with destination dst.
   // Returns false when the packet was dropped or handed to the host (verdict set).

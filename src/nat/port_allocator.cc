@@ -74,11 +74,15 @@ bool l4_unique(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
     return false;  // nothing to vary: protocols without ports or identifiers
   }
 
-  // Restrict to this worker's slice: candidates min + first + k * W.
+  // Several workers: only ports p whose reply this worker owns, i.e.
+  // (addresses' hash + other port + p) % W == index: candidates min + first + k * W.
   uint32_t first = 0, stride = 1, n = size;
-  if (m == Manip::kSrc && ctx.slice.count > 1) {
-    stride = ctx.slice.count;
-    first = (ctx.slice.index + stride - (min % stride)) % stride;
+  if (m == Manip::kSrc && ctx.shard.active()) {
+    stride = ctx.shard.count;
+    *key = 0;
+    const uint64_t base = uint64_t{shard_addr_hash(*t, ctx.shard.seed)} + shard_port_sum(*t);
+    const uint32_t residue = static_cast<uint32_t>((ctx.shard.index + stride - base % stride) % stride);
+    first = (residue + stride - (min % stride)) % stride;
     if (first >= size) return false;
     n = (size - first + stride - 1) / stride;
   }
@@ -104,14 +108,18 @@ bool nat_tuple_used(const Tuple& t, NatContext& ctx) {
 
 bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
   const bool random_all = r.random || r.random_fully;
-  const bool keeps_port = !t->has_ports() || m != Manip::kSrc || ctx.slice.owns(get_port(*t, m));
+  // Several workers: a source mapping keeps the port only if this worker owns the reply.
+  auto keeps_port = [&] {
+    if (m != Manip::kSrc || !ctx.shard.active() || (!t->has_ports() && t->proto != kProtoIcmp)) return true;
+    return ctx.shard.owner_by_hash(*t) == ctx.shard.index;  // owner() is symmetric: the reply's too
+  };
   // 1) A source mapping keeps the tuple when it is already in range and free.
-  if (m == Manip::kSrc && !random_all && keeps_port && in_range(*t, r, m) && !nat_tuple_used(*t, ctx))
+  if (m == Manip::kSrc && !random_all && keeps_port() && in_range(*t, r, m) && !nat_tuple_used(*t, ctx))
     return true;
   // 2) Address from the range.
   pick_ip(t, r, m, ctx.hash_seed);
   // 3) Keep the port if it is in range and free.
-  if (!random_all && keeps_port) {
+  if (!random_all && keeps_port()) {
     if (r.proto_specified && t->has_ports()) {
       const uint16_t p = get_port(*t, m);
       if (p >= r.min_port && p <= r.max_port && !nat_tuple_used(*t, ctx)) return true;

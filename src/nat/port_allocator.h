@@ -14,9 +14,10 @@
 // flow (the engine is single-writer per worker), so two connections are never
 // given the same reply tuple: the kernel's insert_failed clash cannot happen.
 //
-// Per-worker port slices: with W workers, worker w only hands out source ports
-// p with p % W == w, so return traffic can be steered to the worker that owns
-// its flow by looking at the destination port alone.
+// Several workers (conntrack/shard.h): worker w hands out only the source
+// ports (ICMP identifiers) p for which the reply tuple's owner() is w, one
+// residue class modulo the worker count, so return traffic finds its worker
+// from the packet alone.
 #pragma once
 
 #include <cstdint>
@@ -44,17 +45,11 @@ class Rng {
   uint64_t s_;
 };
 
-struct PortSlice {
-  uint32_t index = 0;
-  uint32_t count = 1;
-  bool owns(uint16_t port) const { return count <= 1 || port % count == index; }
-};
-
 struct NatContext {
   Conntrack& ct;
   uint64_t now_ms;
   Rng& rng;
-  PortSlice slice;
+  Shard shard;  // several workers: a source mapping picks ports whose reply this worker owns
   uint64_t hash_seed;
 };
 

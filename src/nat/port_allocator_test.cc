@@ -17,9 +17,9 @@ struct Fixture {
     (void)s.set("nf_conntrack_max", static_cast<int64_t>(max));
     ct = std::make_unique<Conntrack>(s, 1);
   }
-  NatContext ctx(PortSlice slice = {}) { return NatContext{*ct, 1000, rng, slice, 77}; }
+  NatContext ctx(Shard shard = {}) { return NatContext{*ct, 1000, rng, shard, 77}; }
   // Allocates a source mapping for client:port -> server:53 and inserts the flow.
-  bool take(uint32_t client, uint16_t port, const NatRange& r, Tuple* out, PortSlice slice = {}) {
+  bool take(uint32_t client, uint16_t port, const NatRange& r, Tuple* out, Shard shard = {}) {
     Tuple t;
     t.src = client;
     t.dst = ip_raw("198.51.100.7");
@@ -27,7 +27,7 @@ struct Fixture {
     t.dport = __builtin_bswap16(53);
     t.proto = kProtoUdp;
     Tuple orig = t;
-    auto c = ctx(slice);
+    auto c = ctx(shard);
     if (!nat_unique_tuple(&t, r, Manip::kSrc, c)) return false;
     EXPECT_NE(ct->insert(orig, invert(t), 1000), kNoRef);
     *out = t;
@@ -102,16 +102,46 @@ TEST(PortAllocator, ExhaustedRangeFailsWithinBound) {
   EXPECT_GE(ok, 60);
 }
 
-TEST(PortAllocator, WorkerSlicesPartitionPorts) {
-  Fixture f;
-  for (uint32_t w = 0; w < 3; ++w) {
-    for (uint32_t c = 0; c < 100; ++c) {
-      Tuple t;
-      ASSERT_TRUE(f.take(ip_raw("198.18.0.2") + ((c + 1000 * w) << 24), 40000, to("198.19.0.1"), &t,
-                         PortSlice{w, 3}));
-      EXPECT_EQ(__builtin_bswap16(t.sport) % 3, w);
+// Several workers: each hands out only ports whose reply tuple it owns, so
+// the reply reaches it by hash alone; the ports differ per server too.
+TEST(PortAllocator, WorkersPickPortsWhoseReplyTheyOwn) {
+  for (uint32_t workers : {2u, 3u, 16u}) {
+    Fixture f;
+    std::set<uint16_t> ports;
+    for (uint32_t w = 0; w < workers; ++w) {
+      Shard shard{w, workers, 99, nullptr};
+      for (uint32_t c = 0; c < 100; ++c) {
+        Tuple t;
+        ASSERT_TRUE(f.take(ip_raw("198.18.0.2") + ((c + 1000 * w) << 24), 40000, to("198.19.0.1"), &t, shard));
+        EXPECT_EQ(shard_owner(invert(t), workers, 99), w) << "workers " << workers;
+        EXPECT_EQ(shard_owner(t, workers, 99), w);  // symmetric
+        ports.insert(__builtin_bswap16(t.sport));
+      }
     }
+    EXPECT_GT(ports.size(), 50u);  // not all the same residue or the same port
   }
+}
+
+TEST(PortAllocator, WorkersKeepThePortWhenTheyOwnIt) {
+  Fixture f;
+  // Find a client port whose reply worker 1 of 2 owns and one it does not.
+  Tuple probe;
+  probe.src = ip_raw("198.19.0.1");
+  probe.dst = ip_raw("198.51.100.7");
+  probe.dport = __builtin_bswap16(53);
+  probe.proto = kProtoUdp;
+  uint16_t mine = 0, other = 0;
+  for (uint16_t p = 40000; !mine || !other; ++p) {
+    probe.sport = __builtin_bswap16(p);
+    (shard_owner(probe, 2, 99) == 1 ? mine : other) = p;
+  }
+  Shard shard{1, 2, 99, nullptr};
+  Tuple t;
+  ASSERT_TRUE(f.take(ip_raw("198.18.0.2"), mine, to("198.19.0.1"), &t, shard));
+  EXPECT_EQ(__builtin_bswap16(t.sport), mine);
+  ASSERT_TRUE(f.take(ip_raw("198.18.0.3"), other, to("198.19.0.1"), &t, shard));
+  EXPECT_NE(__builtin_bswap16(t.sport), other);
+  EXPECT_EQ(shard_owner(t, 2, 99), 1u);
 }
 
 TEST(PortAllocator, AddressRangeSpreadIsStablePerClient) {

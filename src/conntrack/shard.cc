@@ -1,0 +1,68 @@
+#include "conntrack/shard.h"
+
+#include <bit>
+
+namespace xnat {
+
+FlowDirectory::FlowDirectory(uint64_t max_flows) {
+  // Buckets of 8 slots, at least 2 slots per flow; the last window runs past
+  // the last bucket into kWindow - 8 extra slots instead of wrapping.
+  const uint64_t buckets = std::bit_ceil(std::max<uint64_t>(max_flows / 4, 8));
+  mask_ = buckets - 1;
+  nslots_ = static_cast<size_t>(buckets * 8 + kWindow - 8);
+  slot_ = std::make_unique<std::atomic<uint64_t>[]>(nslots_);
+  for (size_t i = 0; i < nslots_; ++i) slot_[i].store(0, std::memory_order_relaxed);
+}
+
+uint64_t FlowDirectory::fingerprint(const Tuple& t, uint64_t seed) {
+  uint64_t x = seed ^ 0x6a09e667f3bcc909ull;
+  auto mix = [&](uint64_t v) {
+    x ^= v;
+    x *= 0x9E3779B97F4A7C15ull;
+    x ^= x >> 29;
+  };
+  mix(uint64_t{t.src} << 32 | t.dst);
+  mix(uint64_t{t.sport} << 32 | uint64_t{t.dport} << 16 | t.proto);
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 31;
+  x &= ~uint64_t{0xff};
+  return x ? x : 0x100;  // never 0: an empty slot
+}
+
+bool FlowDirectory::insert(uint64_t fp, uint32_t worker) {
+  const uint64_t v = (fp & ~uint64_t{0xff}) | (worker + 1);
+  const size_t s = window_start(fp);
+  for (size_t i = s; i < s + kWindow; ++i) {
+    uint64_t cur = slot_[i].load(std::memory_order_relaxed);
+    if (cur == 0 && slot_[i].compare_exchange_strong(cur, v, std::memory_order_release, std::memory_order_relaxed)) {
+      size_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+void FlowDirectory::erase(uint64_t fp, uint32_t worker) {
+  const uint64_t v = (fp & ~uint64_t{0xff}) | (worker + 1);
+  const size_t s = window_start(fp);
+  for (size_t i = s; i < s + kWindow; ++i) {
+    uint64_t cur = v;
+    if (slot_[i].load(std::memory_order_relaxed) == v &&
+        slot_[i].compare_exchange_strong(cur, 0, std::memory_order_release, std::memory_order_relaxed)) {
+      size_.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+int FlowDirectory::find(uint64_t fp) const {
+  const uint64_t key = fp & ~uint64_t{0xff};
+  const size_t s = window_start(fp);
+  for (size_t i = s; i < s + kWindow; ++i) {
+    const uint64_t cur = slot_[i].load(std::memory_order_acquire);
+    if (cur && (cur & ~uint64_t{0xff}) == key) return static_cast<int>((cur & 0xff) - 1);
+  }
+  return -1;
+}
+
+}  // namespace xnat

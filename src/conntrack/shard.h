@@ -1,0 +1,119 @@
+// Sharding the connection table over workers.
+//
+// Each worker owns a private flow table and its share of the NAT port space;
+// a packet must be handled by the worker whose table holds its flow. Which
+// worker that is follows from the packet alone for almost every flow:
+//
+//   owner(t) = (H(min/max of the two addresses, proto) + sport + dport) mod W
+//
+// (for ICMP queries the identifier instead of the two ports). The function
+// is symmetric, so a flow that is not translated has the same owner in both
+// directions. For a source-translated flow the worker picks the translated
+// port (or ICMP identifier) so that the reply tuple's owner is itself: the
+// port allocator searches only the residue class that satisfies the
+// equation, as VPP's NAT44-ED gives each worker its own port ranges.
+//
+// A reply tuple the owner could not choose (DNAT, where the reply comes from
+// the server to the client's own port; a source mapping with a single port)
+// is entered in a FlowDirectory, a lock-free map from reply tuple to worker
+// that every worker reads when a packet misses its own table. So a worker
+// that receives a packet:
+//
+//   1. looks it up in its own table: a hit is handled there (the usual case);
+//   2. else asks the directory, then owner(); if another worker owns it, the
+//      packet is handed to that worker through a ring;
+//   3. else creates the flow.
+//
+// A handed-off packet that again misses (its flow expired on the way) is
+// handed on at most once more, then dropped as handoff_loop: it never
+// creates a flow in a worker that does not own its tuple.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "packet/parse.h"
+
+namespace xnat {
+
+// The addresses' share of owner(): symmetric in source and destination.
+inline uint32_t shard_addr_hash(const Tuple& t, uint64_t seed) {
+  const uint32_t a = t.src < t.dst ? t.src : t.dst, b = t.src < t.dst ? t.dst : t.src;
+  uint64_t x = (uint64_t{a} << 32 | b) ^ seed ^ (uint64_t{t.proto} << 56);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return static_cast<uint32_t>(x >> 8);  // < 2^32, and a sum with ports cannot wrap
+}
+
+// The ports' share: host order; the ICMP identifier alone (its {type, code}
+// differs between a query and its reply); nothing for other protocols.
+inline uint32_t shard_port_sum(const Tuple& t) {
+  if (t.has_ports()) return uint32_t{__builtin_bswap16(t.sport)} + __builtin_bswap16(t.dport);
+  if (t.proto == kProtoIcmp) return __builtin_bswap16(t.sport);
+  return 0;
+}
+
+inline uint32_t shard_owner(const Tuple& t, uint32_t workers, uint64_t seed) {
+  if (workers <= 1) return 0;
+  return static_cast<uint32_t>((uint64_t{shard_addr_hash(t, seed)} + shard_port_sum(t)) % workers);
+}
+
+// Reply tuple -> owning worker, for the flows whose reply tuple does not
+// hash to their owner. Many writers (each enters and removes only its own
+// flows), many readers, no locks: each slot is one 64-bit word holding a
+// 56-bit fingerprint of the tuple and the worker, written by compare-and-swap.
+// A key lives in a window of 32 slots (four cache lines) starting at its
+// bucket; with twice as many slots as flows a full window is practically
+// impossible, and an insert that finds one fails (the caller drops the new
+// flow, counted) rather than overwrite. Two different tuples share a
+// fingerprint with probability 2^-56 per occupied slot of the window.
+class FlowDirectory {
+ public:
+  static constexpr uint32_t kWindow = 32;
+  static constexpr uint32_t kMaxWorkers = 255;
+
+  explicit FlowDirectory(uint64_t max_flows);
+
+  static uint64_t fingerprint(const Tuple& t, uint64_t seed);
+
+  bool insert(uint64_t fp, uint32_t worker);
+  void erase(uint64_t fp, uint32_t worker);
+  int find(uint64_t fp) const;  // the worker, or -1
+  uint64_t size() const { return size_.load(std::memory_order_relaxed); }
+  size_t slots() const { return nslots_; }
+
+ private:
+  size_t window_start(uint64_t fp) const { return static_cast<size_t>((fp >> 8) & mask_) * 8; }
+
+  size_t nslots_ = 0;
+  uint64_t mask_ = 0;  // bucket mask
+  std::unique_ptr<std::atomic<uint64_t>[]> slot_;
+  std::atomic<uint64_t> size_{0};
+};
+
+// What a worker's conntrack and engine need to know about the sharding.
+struct Shard {
+  uint32_t index = 0;
+  uint32_t count = 1;
+  uint64_t seed = 0;
+  FlowDirectory* directory = nullptr;  // set when count > 1
+
+  bool active() const { return count > 1; }
+  uint32_t owner_by_hash(const Tuple& t) const { return shard_owner(t, count, seed); }
+  // The worker that owns `t` (either direction of some flow, or a new one).
+  uint32_t owner(const Tuple& t) const {
+    if (count <= 1) return 0;
+    if (directory) {
+      const int w = directory->find(FlowDirectory::fingerprint(t, seed));
+      if (w >= 0) return static_cast<uint32_t>(w);
+    }
+    return owner_by_hash(t);
+  }
+};
+
+}  // namespace xnat

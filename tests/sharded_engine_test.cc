@@ -1,0 +1,225 @@
+// Several workers' engines sharing one FlowDirectory, with every frame
+// arriving at worker 0 (a NIC with one queue, as on veth): frames go to the
+// worker that owns their flow, replies find it, and the result is what one
+// engine would do.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "golden_cases.h"
+#include "test_util.h"
+
+namespace xnat::test {
+namespace {
+
+constexpr uint64_t kShardSeed = 0x5eed;
+
+struct Workers {
+  FlowDirectory dir{1 << 16};
+  std::vector<std::unique_ptr<Engine>> engines;
+
+  Workers(uint32_t n, const std::string& rules) {
+    for (uint32_t w = 0; w < n; ++w) {
+      auto cfg = parse_config(reference_config(), "test.toml", ConfigMode::kReplay);
+      EXPECT_TRUE(cfg.ok());
+      auto rs = parse_rules(rules, "test.rules");
+      EXPECT_TRUE(rs.ok()) << (rs.ok() ? "" : rs.error().message);
+      cfg->rules = std::move(*rs);
+      cfg->seed = 1 + w;
+      cfg->shard = Shard{w, n, kShardSeed, &dir};
+      engines.push_back(std::make_unique<Engine>(std::move(*cfg)));
+    }
+  }
+
+  struct Delivery {
+    Output out;
+    int worker = -1;  // the one that produced the verdict
+    int hops = 0;
+  };
+  // Receives the frame at worker `at`, following handoffs as the live rings do.
+  Delivery deliver(const std::vector<uint8_t>& frame, int in_if, uint64_t now, int at = 0) {
+    std::vector<uint8_t> buf(frame);
+    buf.resize(frame.size() + 1024);
+    Packet p;
+    p.data = buf.data();
+    p.len = static_cast<uint32_t>(frame.size());
+    p.capacity = static_cast<uint32_t>(buf.size());
+    p.in_if = static_cast<int16_t>(in_if);
+    Delivery d;
+    for (int w = at;;) {
+      engines[static_cast<size_t>(w)]->process(p, now);
+      if (p.verdict != Verdict::kHandoff) {
+        d.worker = w;
+        break;
+      }
+      ++d.hops;
+      EXPECT_LE(d.hops, 2);
+      w = p.out_if;
+    }
+    d.out.verdict = p.verdict;
+    d.out.out_if = p.out_if;
+    d.out.reason = p.reason;
+    d.out.frame.assign(p.data, p.data + p.len);
+    return d;
+  }
+  uint64_t sum(Counter c) const {
+    uint64_t s = 0;
+    for (auto& e : engines) s += e->counters().get(c);
+    return s;
+  }
+  uint32_t flows() const {
+    uint32_t s = 0;
+    for (auto& e : engines) s += e->conntrack().count();
+    return s;
+  }
+};
+
+ParsedPacket parsed(const Output& o) {
+  ParsedPacket p;
+  EXPECT_EQ(parse_frame(o.frame.data(), o.frame.size(), {}, &p), ParseStatus::kOk) << describe(o.frame);
+  return p;
+}
+
+TEST(ShardedEngine, MasqueradeRepliesReachTheOwnerWithoutDirectoryEntries) {
+  Workers ws(2, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  int owned[2] = {0, 0};
+  for (uint16_t i = 0; i < 200; ++i) {
+    const uint16_t cport = static_cast<uint16_t>(20000 + i);
+    auto q = ws.deliver(from_client().udp(cport, 53).build(), kIn, 1000);
+    ASSERT_EQ(q.out.verdict, Verdict::kForward);
+    ++owned[q.worker];
+    ParsedPacket out = parsed(q.out);
+    EXPECT_EQ(out.tuple.src, ip_raw("198.19.0.1"));
+    // The reply arrives at worker 0 too and is translated back by the owner.
+    auto r = ws.deliver(FrameBuilder()
+                            .eth(kRouterMac, kOutMac)
+                            .ip("198.51.100.7", "198.19.0.1")
+                            .udp(53, __builtin_bswap16(out.tuple.sport))
+                            .build(),
+                        kOut, 1001);
+    ASSERT_EQ(r.out.verdict, Verdict::kForward) << describe(r.out.frame);
+    EXPECT_EQ(r.worker, q.worker);
+    ParsedPacket back = parsed(r.out);
+    EXPECT_EQ(back.tuple.dst, ip_raw("198.18.0.2"));
+    EXPECT_EQ(__builtin_bswap16(back.tuple.dport), cport);
+  }
+  EXPECT_GT(owned[0], 50);  // both workers own flows
+  EXPECT_GT(owned[1], 50);
+  EXPECT_EQ(ws.flows(), 200u);
+  EXPECT_EQ(ws.dir.size(), 0u);  // source mappings choose ports their worker owns
+  EXPECT_EQ(ws.sum(Counter::rx_frames), 400u);  // counted once, by the receiving worker
+  EXPECT_EQ(ws.sum(Counter::handoffs), static_cast<uint64_t>(2 * owned[1]));
+  EXPECT_EQ(ws.sum(Counter::tx_frames), 400u);
+  EXPECT_EQ(ws.engines[0]->counters().total_drops() + ws.engines[1]->counters().total_drops(), 0u);
+}
+
+TEST(ShardedEngine, DnatRepliesFindTheirOwnerThroughTheDirectory) {
+  Workers ws(2, nat_table("-A PREROUTING -d 198.19.0.1/32 -p tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80\n"));
+  int listed = 0;
+  for (uint16_t i = 0; i < 100; ++i) {
+    // Clients differ in address: with one client and one server the two
+    // directions' owners differ by a constant, for every client port.
+    const uint16_t cport = static_cast<uint16_t>(30000 + i);
+    const std::string client = "198.51.100." + std::to_string(1 + i);
+    auto syn = ws.deliver(FrameBuilder()
+                              .eth(kRouterMac, kOutMac)
+                              .ip(client, "198.19.0.1")
+                              .tcp(cport, 8080, kTcpSyn)
+                              .build(),
+                          kOut, 1000);
+    ASSERT_EQ(syn.out.verdict, Verdict::kForward);
+    ParsedPacket in = parsed(syn.out);
+    EXPECT_EQ(in.tuple.dst, ip_raw("198.18.0.2"));
+    EXPECT_EQ(__builtin_bswap16(in.tuple.dport), 80);
+    // The server's answer: its tuple hashes wherever it hashes, and must
+    // still reach the worker holding the flow.
+    Tuple reply;
+    reply.src = ip_raw("198.18.0.2");
+    reply.dst = ip_raw(client.c_str());
+    reply.sport = __builtin_bswap16(80);
+    reply.dport = __builtin_bswap16(cport);
+    reply.proto = kProtoTcp;
+    if (shard_owner(reply, 2, kShardSeed) != static_cast<uint32_t>(syn.worker)) ++listed;
+    auto sa = ws.deliver(
+        FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", client).tcp(80, cport, kTcpSyn | kTcpAck).build(), kIn,
+        1001);
+    ASSERT_EQ(sa.out.verdict, Verdict::kForward) << describe(sa.out.frame);
+    EXPECT_EQ(sa.worker, syn.worker);
+    ParsedPacket out = parsed(sa.out);
+    EXPECT_EQ(out.tuple.src, ip_raw("198.19.0.1"));
+    EXPECT_EQ(__builtin_bswap16(out.tuple.sport), 8080);
+  }
+  EXPECT_GT(listed, 20);
+  EXPECT_EQ(ws.dir.size(), static_cast<uint64_t>(listed));  // exactly the replies that hash elsewhere
+  EXPECT_EQ(ws.flows(), 100u);
+  // Expiry removes the directory entries with the flows (SYN_RECV: 60 s).
+  for (auto& e : ws.engines) e->conntrack().expire(1000 + 200'000);
+  EXPECT_EQ(ws.flows(), 0u);
+  EXPECT_EQ(ws.dir.size(), 0u);
+}
+
+TEST(ShardedEngine, IcmpErrorAboutAFlowReachesItsOwner) {
+  Workers ws(2, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  int other = 0;
+  for (uint16_t i = 0; i < 40; ++i) {
+    auto q = ws.deliver(from_client().udp(static_cast<uint16_t>(40000 + i), 33434).build(), kIn, 1000);
+    ASSERT_EQ(q.out.verdict, Verdict::kForward);
+    other += q.worker != 0;
+    // A router reports the datagram as it left the gateway.
+    auto err = ws.deliver(FrameBuilder()
+                              .eth(kRouterMac, kOutMac)
+                              .ip("198.19.0.254", "198.19.0.1")
+                              .icmp_error(kIcmpTimeExceeded, 0, std::vector<uint8_t>(q.out.frame.begin() + 14, q.out.frame.end()))
+                              .build(),
+                          kOut, 1001);
+    ASSERT_EQ(err.out.verdict, Verdict::kForward) << describe(err.out.frame);
+    EXPECT_EQ(err.worker, q.worker);
+    EXPECT_EQ(parsed(err.out).tuple.dst, ip_raw("198.18.0.2"));
+  }
+  EXPECT_GT(other, 5);
+  EXPECT_EQ(ws.sum(Counter::icmp_errors_translated), 40u);
+}
+
+TEST(ShardedEngine, ExpiredFlowOnTheWayIsRecreatedByTheHashOwner) {
+  Workers ws(2, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  // A flow owned by worker 1, then expired: its next packet, handed to
+  // worker 1 by hash, opens a new flow there and nowhere else.
+  uint16_t cport = 50000;
+  Workers::Delivery q;
+  for (;; ++cport) {
+    q = ws.deliver(from_client().udp(cport, 53).build(), kIn, 1000);
+    if (q.worker == 1) break;
+  }
+  for (auto& e : ws.engines) e->conntrack().expire(1000 + 60'000);
+  ASSERT_EQ(ws.flows(), 0u);
+  auto again = ws.deliver(from_client().udp(cport, 53).build(), kIn, 62'000);
+  ASSERT_EQ(again.out.verdict, Verdict::kForward);
+  EXPECT_EQ(again.worker, 1);
+  EXPECT_EQ(ws.engines[1]->conntrack().count(), 1u);
+  EXPECT_EQ(ws.engines[0]->conntrack().count(), 0u);
+  EXPECT_EQ(ws.sum(Counter::drop_handoff_loop), 0u);
+}
+
+TEST(FlowDirectory, InsertFindEraseAcrossWorkers) {
+  FlowDirectory d(1000);
+  std::vector<uint64_t> fps;
+  for (uint32_t i = 0; i < 1000; ++i) {
+    Tuple t;
+    t.src = i;
+    t.dst = ~i;
+    t.sport = 7;
+    t.proto = kProtoTcp;
+    fps.push_back(FlowDirectory::fingerprint(t, 3));
+    ASSERT_TRUE(d.insert(fps.back(), i % 16));
+  }
+  EXPECT_EQ(d.size(), 1000u);
+  for (uint32_t i = 0; i < 1000; ++i) EXPECT_EQ(d.find(fps[i]), static_cast<int>(i % 16));
+  for (uint32_t i = 0; i < 1000; i += 2) d.erase(fps[i], i % 16);
+  d.erase(fps[1], 5);  // not its worker: nothing happens
+  EXPECT_EQ(d.size(), 500u);
+  for (uint32_t i = 0; i < 1000; ++i) EXPECT_EQ(d.find(fps[i]), i % 2 ? static_cast<int>(i % 16) : -1);
+}
+
+}  // namespace
+}  // namespace xnat::test
