@@ -17,9 +17,11 @@ constexpr uint64_t kShardSeed = 0x5eed;
 
 struct Workers {
   FlowDirectory dir{1 << 16};
+  SharedLimit limit;
   std::vector<std::unique_ptr<Engine>> engines;
 
-  Workers(uint32_t n, const std::string& rules) {
+  Workers(uint32_t n, const std::string& rules, uint64_t max_flows = 1 << 20) {
+    limit.max = max_flows;
     for (uint32_t w = 0; w < n; ++w) {
       auto cfg = parse_config(reference_config(), "test.toml", ConfigMode::kReplay);
       EXPECT_TRUE(cfg.ok());
@@ -27,7 +29,7 @@ struct Workers {
       EXPECT_TRUE(rs.ok()) << (rs.ok() ? "" : rs.error().message);
       cfg->rules = std::move(*rs);
       cfg->seed = 1 + w;
-      cfg->shard = Shard{w, n, kShardSeed, &dir};
+      cfg->shard = Shard{w, n, kShardSeed, &dir, &limit};
       engines.push_back(std::make_unique<Engine>(std::move(*cfg)));
     }
   }
@@ -118,8 +120,7 @@ TEST(ShardedEngine, DnatRepliesFindTheirOwnerThroughTheDirectory) {
   Workers ws(2, nat_table("-A PREROUTING -d 198.19.0.1/32 -p tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80\n"));
   int listed = 0;
   for (uint16_t i = 0; i < 100; ++i) {
-    // Clients differ in address: with one client and one server the two
-    // directions' owners differ by a constant, for every client port.
+    // Clients of many addresses, as on the Internet.
     const uint16_t cport = static_cast<uint16_t>(30000 + i);
     const std::string client = "198.51.100." + std::to_string(1 + i);
     auto syn = ws.deliver(FrameBuilder()
@@ -199,6 +200,89 @@ TEST(ShardedEngine, ExpiredFlowOnTheWayIsRecreatedByTheHashOwner) {
   EXPECT_EQ(ws.engines[1]->conntrack().count(), 1u);
   EXPECT_EQ(ws.engines[0]->conntrack().count(), 0u);
   EXPECT_EQ(ws.sum(Counter::drop_handoff_loop), 0u);
+}
+
+// nf_conntrack_max holds for the gateway, not per worker: with a limit of
+// 50 the two tables together never hold more, whichever worker the flows hash to.
+TEST(ShardedEngine, ConntrackMaxIsTheWholeGatewaysLimit) {
+  Workers ws(2, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"), 50);
+  int forwarded = 0;
+  for (uint16_t i = 0; i < 80; ++i) {
+    // Replied UDP flows: neither closing nor unreplied, so nothing to evict.
+    auto q = ws.deliver(from_client().udp(static_cast<uint16_t>(10000 + i), 53).build(), kIn, 1000);
+    if (q.out.verdict != Verdict::kForward) continue;
+    ++forwarded;
+    ParsedPacket out = parsed(q.out);
+    ws.deliver(FrameBuilder()
+                   .eth(kRouterMac, kOutMac)
+                   .ip("198.51.100.7", "198.19.0.1")
+                   .udp(53, __builtin_bswap16(out.tuple.sport))
+                   .build(),
+               kOut, 1001);
+  }
+  EXPECT_EQ(forwarded, 50);
+  EXPECT_EQ(ws.flows(), 50u);
+  EXPECT_EQ(ws.limit.count.load(), 50u);
+  EXPECT_EQ(ws.sum(Counter::drop_table_full), 30u);
+  EXPECT_GT(ws.engines[0]->conntrack().count(), 10u);
+  EXPECT_GT(ws.engines[1]->conntrack().count(), 10u);
+  // Expiry gives the entries back to the shared count.
+  for (auto& e : ws.engines) e->conntrack().expire(1000 + 400'000);
+  EXPECT_EQ(ws.limit.count.load(), 0u);
+}
+
+// A worker at the limit with nothing to evict borrows an entry; another
+// worker, which has one to spare, pays it back on its next burst.
+TEST(ShardedEngine, AWorkerWithNothingToEvictBorrowsAndAnotherRepays) {
+  Workers ws(2, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"), 20);
+  ws.limit.overdraft = 4;
+  int replied0 = 0, unreplied1 = 0;
+  uint16_t port = 10000;
+  uint16_t next0 = 0;  // a client port whose flow worker 0 will own
+  while (replied0 < 10 || unreplied1 < 10 || !next0) {
+    const uint16_t p = port++;
+    Tuple t;  // the flow's original tuple decides its worker
+    t.src = ip_raw("198.18.0.2");
+    t.dst = ip_raw("198.51.100.7");
+    t.sport = __builtin_bswap16(p);
+    t.dport = __builtin_bswap16(53);
+    t.proto = kProtoUdp;
+    const uint32_t owner = shard_owner(t, 2, kShardSeed);
+    if (owner == 0 && replied0 == 10) {
+      if (!next0) next0 = p;
+      continue;
+    }
+    if (owner == 1 && unreplied1 == 10) continue;
+    auto q = ws.deliver(from_client().udp(p, 53).build(), kIn, 1000);
+    ASSERT_EQ(q.out.verdict, Verdict::kForward);
+    ASSERT_EQ(static_cast<uint32_t>(q.worker), owner);
+    if (owner == 1) {
+      ++unreplied1;
+      continue;
+    }
+    ++replied0;
+    ws.deliver(FrameBuilder()
+                   .eth(kRouterMac, kOutMac)
+                   .ip("198.51.100.7", "198.19.0.1")
+                   .udp(53, __builtin_bswap16(parsed(q.out).tuple.sport))
+                   .build(),
+               kOut, 1001);
+  }
+  ASSERT_EQ(ws.flows(), 20u);
+  // Worker 0 holds only answered flows: nothing it may evict. It borrows.
+  auto q = ws.deliver(from_client().udp(next0, 53).build(), kIn, 2000);
+  ASSERT_EQ(q.out.verdict, Verdict::kForward);
+  EXPECT_EQ(q.worker, 0);
+  EXPECT_EQ(ws.engines[0]->conntrack().stats().borrowed, 1u);
+  EXPECT_EQ(ws.limit.count.load(), 21u);
+  EXPECT_EQ(ws.limit.debt.load(), 1u);
+  // Worker 1's next burst evicts its oldest unreplied flow to pay.
+  ws.engines[1]->conntrack().repay();
+  EXPECT_EQ(ws.limit.debt.load(), 0u);
+  EXPECT_EQ(ws.limit.count.load(), 20u);
+  EXPECT_EQ(ws.flows(), 20u);
+  EXPECT_EQ(ws.engines[1]->conntrack().stats().evicted_unreplied, 1u);
+  EXPECT_EQ(ws.sum(Counter::drop_table_full), 0u);
 }
 
 TEST(FlowDirectory, InsertFindEraseAcrossWorkers) {

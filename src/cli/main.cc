@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
                                                "neighbours not given are read from the kernel)")->required();
   run->add_option("--backend", run_opts.backend, "af_xdp or af_packet")
       ->check(CLI::IsMember({"af_xdp", "af_packet"}))->capture_default_str();
-  run->add_option("--workers", run_opts.workers, "Worker loops")->capture_default_str();
+  run->add_option("--workers", run_opts.workers, "Worker threads, each with its own flow table, ports and queues (af_xdp: each interface needs as many rx queues)")->capture_default_str();
   run->add_option("--stats", run_opts.stats_interval, "Print per-interface rates and drops every N seconds");
   run->add_option("--conntrack-out", run_opts.conntrack_out,
                   "Write the conntrack table here (conntrack -L -o extended) on SIGUSR1 and at exit");

@@ -31,5 +31,14 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts);
 // Writers for the text outputs, shared with the live gateway.
 std::string format_conntrack_table(const Conntrack& ct, uint64_t now_ms);
 std::string format_counters(const Engine& e);
+// Several workers: their figures summed, and a `conntrack -S` line per worker.
+struct CounterSource {
+  Counters counters;
+  ConntrackStats stats;
+  uint32_t count = 0, capacity = 0;
+  size_t bytes_per_flow = 0;
+};
+CounterSource counter_source(const Engine& e);
+std::string format_counters(const std::vector<CounterSource>& workers);
 
 }  // namespace xnat

@@ -121,6 +121,7 @@ void Conntrack::release(uint32_t idx) {
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
   if (sources_.enabled()) sources_.sub(table_.flow(idx).tuple[0].src);
   if (table_.flow(idx).status & kStatusClaim) claims_->sub(LocalClaims::index(table_.flow(idx).tuple[1]));
+  if (shard_.limit) shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
   if (table_.flow(idx).status & kStatusDirectory)
     shard_.directory->erase(FlowDirectory::fingerprint(table_.flow(idx).tuple[1], shard_.seed), shard_.index);
   table_.unlink_and_free(idx);
@@ -179,7 +180,7 @@ void Conntrack::expire(uint64_t now_ms) {
 
 bool Conntrack::make_room(uint64_t now_ms) {
   expire(now_ms);
-  if (table_.size() < table_.capacity()) return true;
+  if (!full()) return true;
   FlowLinks* L = links_.get();
   auto take_expired = [&](uint32_t victim) {
     ++stats_.expired;
@@ -201,6 +202,11 @@ bool Conntrack::make_room(uint64_t now_ms) {
   int budget = 16;
   for (uint32_t i = L[head].wheel_next; i != head && budget-- > 0; i = L[i].wheel_next)
     if (table_.flow(i).expires_ms <= now_ms) return take_expired(i);
+  return evict_one();
+}
+
+bool Conntrack::evict_one() {
+  FlowLinks* L = links_.get();
   for (EvictList l : {EvictList::kClosing, EvictList::kUnreplied, EvictList::kHalfClosed}) {
     const uint32_t h = evict_head(l);
     const uint32_t victim = L[h].evict_next;
@@ -213,14 +219,65 @@ bool Conntrack::make_room(uint64_t now_ms) {
       return true;
     }
   }
-  ++stats_.drop;
   return false;
 }
 
+bool Conntrack::borrow() {
+  SharedLimit* lim = shard_.limit;
+  if (!lim || table_.size() >= table_.capacity()) return false;
+  if (lim->count.fetch_add(1, std::memory_order_relaxed) >= lim->max + lim->overdraft) {
+    lim->count.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  lim->debt.fetch_add(1, std::memory_order_relaxed);
+  ++stats_.borrowed;
+  return true;
+}
+
+void Conntrack::repay() {
+  SharedLimit* lim = shard_.limit;
+  if (!lim) return;
+  uint64_t d = lim->debt.load(std::memory_order_relaxed);
+  while (d > 0) {
+    if (!lim->debt.compare_exchange_weak(d, d - 1, std::memory_order_relaxed)) continue;
+    if (!evict_one()) {
+      lim->debt.fetch_add(1, std::memory_order_relaxed);  // nothing here to give: another worker pays
+      return;
+    }
+    d = lim->debt.load(std::memory_order_relaxed);
+  }
+}
+
 uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms) {
-  if (table_.size() >= table_.capacity() && !make_room(now_ms)) return kNoRef;
+  if (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) + shard_.limit->reserve >= shard_.limit->max) {
+    const uint32_t h = evict_head(EvictList::kClosing), victim = links_[h].evict_next;
+    if (victim != h) {
+      ++stats_.early_drop;
+      ++stats_.evicted_closing;
+      remove(victim);
+    }
+  }
+  bool borrowed = false;
+  if (full() && !make_room(now_ms)) {
+    // Several workers: what this one cannot evict, another may hold.
+    if (!borrow()) {
+      ++stats_.drop;
+      return kNoRef;
+    }
+    borrowed = true;
+  }
+  if (shard_.limit && !borrowed &&
+      shard_.limit->count.fetch_add(1, std::memory_order_relaxed) >= shard_.limit->max) {
+    // Another worker took the last entry since full() looked: borrow it.
+    shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
+    if (!borrow()) {
+      ++stats_.drop;
+      return kNoRef;
+    }
+  }
   const bool listed = shard_.active() && shard_.owner_by_hash(reply) != shard_.index;
   if (listed && !shard_.directory->insert(FlowDirectory::fingerprint(reply, shard_.seed), shard_.index)) {
+    if (shard_.limit) shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
     ++stats_.directory_full;
     return kNoRef;
   }

@@ -60,6 +60,17 @@ struct ConntrackStats {
   uint64_t killed = 0;    // deleted by a RST answering a SYN
   uint64_t source_limited = 0;  // new flows refused by xnat_max_flows_per_source
   uint64_t directory_full = 0;  // new flows refused: no room in the workers' directory window
+  uint64_t borrowed = 0;        // entries taken over the shared limit for another worker to evict
+
+  ConntrackStats& operator+=(const ConntrackStats& o) {
+    found += o.found, invalid += o.invalid, insert += o.insert, insert_failed += o.insert_failed;
+    drop += o.drop, early_drop += o.early_drop, error += o.error, expired += o.expired;
+    evicted_expired += o.evicted_expired, evicted_closing += o.evicted_closing;
+    evicted_unreplied += o.evicted_unreplied, evicted_half_closed += o.evicted_half_closed;
+    reopened += o.reopened, killed += o.killed, source_limited += o.source_limited;
+    directory_full += o.directory_full, borrowed += o.borrowed;
+    return *this;
+  }
 };
 
 // Cold per-flow links: the timer wheel slot list and the eviction FIFO.
@@ -143,6 +154,9 @@ class Conntrack {
   const Shard& shard() const { return shard_; }
   // Frees flows whose expiry passed, up to the last whole second before now.
   void expire(uint64_t now_ms);
+  // Several workers: evicts entries this worker can spare while others are
+  // over the shared limit (SharedLimit::debt).
+  void repay();
 
   Flow& flow(uint32_t idx) { return table_.flow(idx); }
   const Flow& flow(uint32_t idx) const { return table_.flow(idx); }
@@ -171,7 +185,13 @@ class Conntrack {
   void schedule(uint32_t idx);
   void unschedule(uint32_t idx);
   void place_on_evict_list(uint32_t idx);
-  bool make_room(uint64_t now_ms);
+  bool full() const {
+    return table_.size() >= table_.capacity() ||
+           (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) >= shard_.limit->max);
+  }
+  bool make_room(uint64_t now_ms);  // false: nothing to evict
+  bool evict_one();                 // closing, unreplied, half-closed: the oldest of the first non-empty
+  bool borrow();                    // several workers: an entry over the limit, another worker to evict one
   void process_wheel_slot(uint64_t tick, uint64_t now_ms);
   void release(uint32_t idx);  // unlinks a flow from every list and index and frees it
 

@@ -4,14 +4,17 @@
 // a packet must be handled by the worker whose table holds its flow. Which
 // worker that is follows from the packet alone for almost every flow:
 //
-//   owner(t) = (H(min/max of the two addresses, proto) + sport + dport) mod W
+//   owner(t) = G(H(min/max of the two addresses, proto), sport + dport) mod W
 //
-// (for ICMP queries the identifier instead of the two ports). The function
-// is symmetric, so a flow that is not translated has the same owner in both
-// directions. For a source-translated flow the worker picks the translated
-// port (or ICMP identifier) so that the reply tuple's owner is itself: the
-// port allocator searches only the residue class that satisfies the
-// equation, as VPP's NAT44-ED gives each worker its own port ranges.
+// (for ICMP queries the identifier instead of the two ports), H and G
+// mixing hashes. The function is symmetric, so a flow that is not
+// translated has the same owner in both directions. For a source-translated
+// flow the worker picks the translated port (or ICMP identifier) so that the
+// reply tuple's owner is itself: the port allocator skips the candidates
+// another worker would own, as VPP's NAT44-ED gives each worker its own port
+// ranges. (The ports are mixed, not added modulo W: Linux hands connect()
+// even ports only, so with W = 2 a plain sum would send every connection
+// from one client to one server to the same worker.)
 //
 // A reply tuple the owner could not choose (DNAT, where the reply comes from
 // the server to the client's own port; a source mapping with a single port)
@@ -25,7 +28,7 @@
 //   3. else creates the flow.
 //
 // A handed-off packet that again misses (its flow expired on the way) is
-// handed on at most once more, then dropped as handoff_loop: it never
+// handed on at most twice more, then dropped as handoff_loop: it never
 // creates a flow in a worker that does not own its tuple.
 #pragma once
 
@@ -47,7 +50,7 @@ inline uint32_t shard_addr_hash(const Tuple& t, uint64_t seed) {
   x ^= x >> 33;
   x *= 0xc4ceb9fe1a85ec53ull;
   x ^= x >> 33;
-  return static_cast<uint32_t>(x >> 8);  // < 2^32, and a sum with ports cannot wrap
+  return static_cast<uint32_t>(x >> 32);
 }
 
 // The ports' share: host order; the ICMP identifier alone (its {type, code}
@@ -60,7 +63,10 @@ inline uint32_t shard_port_sum(const Tuple& t) {
 
 inline uint32_t shard_owner(const Tuple& t, uint32_t workers, uint64_t seed) {
   if (workers <= 1) return 0;
-  return static_cast<uint32_t>((uint64_t{shard_addr_hash(t, seed)} + shard_port_sum(t)) % workers);
+  uint64_t x = (uint64_t{shard_addr_hash(t, seed)} << 17 | shard_port_sum(t)) * 0x9E3779B97F4A7C15ull;
+  x ^= x >> 29;
+  x *= 0xbf58476d1ce4e5b9ull;
+  return static_cast<uint32_t>(((x >> 32) * workers) >> 32);
 }
 
 // Reply tuple -> owning worker, for the flows whose reply tuple does not
@@ -96,12 +102,38 @@ class FlowDirectory {
   std::atomic<uint64_t> size_{0};
 };
 
+// nf_conntrack_max is the gateway's, not a worker's: each worker's table has
+// room for more than its fair share (flows do not spread evenly), and this
+// count, shared by all, holds the total at the limit (netfilter keeps one
+// global count too, nf_conntrack_count).
+//
+// A worker can evict only its own entries, so one at the limit with nothing
+// to evict would refuse a connection while another holds closed ones. So
+// once the count is within `reserve` of the limit, a new flow first evicts
+// its worker's oldest closed entry (TIME_WAIT, CLOSE, LAST_ACK) if it has
+// one -- what netfilter's garbage collector does above 95 % -- and the
+// workers keep that headroom for each other.
+//
+// And a worker with nothing at all to evict may still take an entry, up to
+// `overdraft` over the limit, recording a debt that the next worker with an
+// evictable entry pays within a loop iteration (Conntrack::repay). The total
+// thus exceeds nf_conntrack_max by at most `overdraft`, briefly; netfilter's
+// unlocked check of its count can overshoot the same way.
+struct SharedLimit {
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> debt{0};
+  uint64_t max = 0;
+  uint64_t reserve = 0;
+  uint64_t overdraft = 0;
+};
+
 // What a worker's conntrack and engine need to know about the sharding.
 struct Shard {
   uint32_t index = 0;
   uint32_t count = 1;
   uint64_t seed = 0;
   FlowDirectory* directory = nullptr;  // set when count > 1
+  SharedLimit* limit = nullptr;        // set when count > 1
 
   bool active() const { return count > 1; }
   uint32_t owner_by_hash(const Tuple& t) const { return shard_owner(t, count, seed); }

@@ -43,6 +43,7 @@ Engine::Engine(EngineConfig cfg)
 void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
   now_ms_ = now_ms;
   ct_.expire(now_ms);
+  ct_.repay();
   const ParseOptions opts{.verify_l4_checksum = cfg_.conntrack.nf_conntrack_checksum};
   while (n > 0) {
     const size_t m = std::min(n, kBurst);
@@ -150,7 +151,7 @@ void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, ui
 bool Engine::hand_off(Packet& pkt, const Tuple& t) {
   const uint32_t w = cfg_.shard.owner(t);
   if (w == cfg_.shard.index) return false;
-  if (pkt.hops >= 2) {
+  if (pkt.hops >= 3) {
     drop(pkt, Counter::drop_handoff_loop);
     return true;
   }

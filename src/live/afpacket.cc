@@ -116,6 +116,13 @@ class AfPacketBackend final : public Backend {
       sll.sll_ifindex = o.ifindexes[i];
       if (::bind(p.rx_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
         return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
+      if (o.workers > 1) {
+        // Each frame to one worker's socket, by a symmetric flow hash; the
+        // engine hands it on if another worker owns its flow.
+        const int arg = ((o.fanout_id + static_cast<int>(i)) & 0xffff) | (PACKET_FANOUT_HASH << 16);
+        if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0)
+          return sys_error(fmt::format("PACKET_FANOUT on {}", ifname));
+      }
 
       p.tx_fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
       if (p.tx_fd < 0) return sys_error("AF_PACKET socket");
@@ -138,6 +145,7 @@ class AfPacketBackend final : public Backend {
         return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
       pfds_.push_back(pollfd{p.rx_fd, POLLIN, 0});
     }
+    pfds_.reserve(pfds_.size() + 1);  // wait() appends the wake-up fd
     return std::nullopt;
   }
 
@@ -209,7 +217,11 @@ class AfPacketBackend final : public Backend {
       }
   }
 
-  void wait(int timeout_ms) override { (void)::poll(pfds_.data(), pfds_.size(), timeout_ms); }
+  void wait(int timeout_ms, int wake_fd) override {
+    pfds_.push_back(pollfd{wake_fd, POLLIN, 0});  // poll ignores a negative fd
+    (void)::poll(pfds_.data(), pfds_.size(), timeout_ms);
+    pfds_.pop_back();
+  }
 
   void update_kernel_stats() override {
     for (size_t i = 0; i < ports_.size(); ++i) {

@@ -1,5 +1,5 @@
-// AF_XDP backend: a socket on every rx queue of every interface, all sharing
-// one UMEM, so a frame received on one interface is transmitted on another by
+// AF_XDP backend: a socket on every rx queue of every interface (with several
+// workers, this worker's queues), all sharing one UMEM, so a frame received on one interface is transmitted on another by
 // passing its UMEM address; nothing is copied in user space. Free frames are a
 // stack; fill rings are topped up from it, completions return to it.
 #include <fmt/format.h>
@@ -75,7 +75,13 @@ class AfXdpBackend final : public Backend {
     std::vector<std::pair<int, uint32_t>> want;  // port, queue
     for (size_t p = 0; p < o.ifnames.size(); ++p) {
       const uint32_t nq = rx_queue_count(o.ifnames[p]);
-      for (uint32_t q = 0; q < nq; ++q) want.emplace_back(static_cast<int>(p), q);
+      if (nq < o.workers)
+        return Error{fmt::format("interface {} has {} rx queue(s); --workers {} needs at least {} on af_xdp, one "
+                                 "per worker to receive and transmit on (a NIC: ethtool -L {} combined {}; veth: "
+                                 "create it with numrxqueues {} numtxqueues {})",
+                                 o.ifnames[p], nq, o.workers, o.workers, o.ifnames[p], o.workers, o.workers,
+                                 o.workers)};
+      for (uint32_t q = o.worker; q < nq; q += o.workers) want.emplace_back(static_cast<int>(p), q);
     }
     for (size_t a = 0; a < o.ifindexes.size(); ++a)
       for (size_t b = a + 1; b < o.ifindexes.size(); ++b)
@@ -143,7 +149,7 @@ class AfXdpBackend final : public Backend {
           break;
         }
     }
-    pfds_.resize(socks_.size());
+    pfds_.resize(socks_.size() + 1);  // the last: the worker's wake-up fd
     for (size_t i = 0; i < socks_.size(); ++i) pfds_[i] = pollfd{socks_[i].fd, POLLIN, 0};
     return std::nullopt;
   }
@@ -184,7 +190,10 @@ class AfXdpBackend final : public Backend {
   }
 
   bool send_copy(int port, const uint8_t* frame, uint32_t len) override {
-    if (free_.empty() || len > kFrameSize) return false;
+    if (free_.empty() || len > kFrameSize) {
+      if (port >= 0 && static_cast<size_t>(port) < stats_.size()) ++stats_[static_cast<size_t>(port)].tx_ring_full;
+      return false;
+    }
     const uint64_t addr = free_.back();
     free_.pop_back();
     std::memcpy(area_ + addr, frame, len);
@@ -218,9 +227,10 @@ class AfXdpBackend final : public Backend {
     }
   }
 
-  void wait(int timeout_ms) override {
+  void wait(int timeout_ms, int wake_fd) override {
     for (Sock& s : socks_)
       if (s.outstanding) timeout_ms = std::min(timeout_ms, 1);
+    pfds_.back() = pollfd{wake_fd, POLLIN, 0};  // poll ignores a negative fd
     (void)::poll(pfds_.data(), pfds_.size(), timeout_ms);
   }
 

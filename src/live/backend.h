@@ -8,7 +8,8 @@
 //                sharing one UMEM), everything else is recycled
 //   send_copy()  transmits a frame held elsewhere (the neighbour wait queue)
 //   flush()      kicks transmit rings and reaps completions
-//   wait()       sleeps until a port has frames or the timeout passes
+//   wait()       sleeps until a port has frames, `wake_fd` (if >= 0) is
+//                readable, or the timeout passes
 #pragma once
 
 #include <cstddef>
@@ -35,6 +36,13 @@ struct BackendOptions {
   std::vector<uint32_t> mtus;
   uint32_t ring_size = 2048;
   bool busy_poll = false;
+  // Several workers: each opens its own backend. AF_XDP takes the rx queues
+  // q with q % workers == worker (an interface needs at least `workers`
+  // queues); AF_PACKET joins a PACKET_FANOUT_HASH group per interface, whose
+  // id `fanout_id` + interface position all workers share.
+  uint32_t worker = 0;
+  uint32_t workers = 1;
+  uint16_t fanout_id = 0;
 };
 
 class Backend {
@@ -44,7 +52,7 @@ class Backend {
   virtual void complete(Packet* pkts, size_t n) = 0;
   virtual bool send_copy(int port, const uint8_t* frame, uint32_t len) = 0;
   virtual void flush() = 0;
-  virtual void wait(int timeout_ms) = 0;
+  virtual void wait(int timeout_ms, int wake_fd) = 0;
   // Reads the kernel's drop counts for the receive rings into stats().
   virtual void update_kernel_stats() = 0;
   virtual const char* name() const = 0;
@@ -56,7 +64,8 @@ class Backend {
   std::vector<PortStats> stats_;
 };
 
-// AF_XDP sockets on every rx queue of each interface, one shared UMEM. The
+// AF_XDP sockets on every rx queue of each interface (this worker's share),
+// one UMEM per worker. The
 // steering program must be loaded; the sockets are entered in its xsks map.
 Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, BpfSteer& steer);
 // TPACKET_V3 receive rings and TPACKET_V2 transmit rings.

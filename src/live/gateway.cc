@@ -2,13 +2,20 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include "cli/replay.h"
 #include "control/config.h"
@@ -163,6 +170,239 @@ void set_claim_addrs(LocalClaims* c, const Fib& fib) {
     if (c->naddrs < LocalClaims::kMaxAddrs) c->addrs[c->naddrs++] = i.addr;
 }
 
+
+// Frames passed from one worker to another: a single-producer single-consumer
+// ring of copies (the frames' buffers belong to the sender's backend). The
+// consumer processes a frame in its slot and transmits a copy.
+class HandoffRing {
+ public:
+  static constexpr uint32_t kFrameMax = 2048 - 16;
+  struct Slot {
+    uint32_t len;
+    int16_t in_if;
+    uint8_t hops;
+    uint8_t data[kFrameMax];
+  };
+
+  // slots: a power of two.
+  explicit HandoffRing(uint32_t slots) : nslots_(slots), slots_(std::make_unique<Slot[]>(slots)) {}
+
+  bool push(const Packet& p) {  // producer
+    const uint32_t t = tail_.load(std::memory_order_relaxed);
+    if (t - head_.load(std::memory_order_acquire) == nslots_ || p.len > kFrameMax) return false;
+    Slot& s = slots_[t & (nslots_ - 1)];
+    std::memcpy(s.data, p.data, p.len);
+    s.len = p.len;
+    s.in_if = p.in_if;
+    s.hops = p.hops;
+    tail_.store(t + 1, std::memory_order_release);
+    return true;
+  }
+  // Consumer: up to `max` filled slots from the head, as Packets.
+  size_t peek(Packet* out, size_t max) {
+    const uint32_t h = head_.load(std::memory_order_relaxed);
+    const uint32_t n = std::min<uint32_t>(tail_.load(std::memory_order_acquire) - h, static_cast<uint32_t>(max));
+    for (uint32_t i = 0; i < n; ++i) {
+      Slot& s = slots_[(h + i) & (nslots_ - 1)];
+      out[i] = Packet{};
+      out[i].data = s.data;
+      out[i].len = s.len;
+      out[i].capacity = kFrameMax;
+      out[i].in_if = s.in_if;
+      out[i].hops = s.hops;
+    }
+    return n;
+  }
+  void release(size_t n) { head_.store(head_.load(std::memory_order_relaxed) + static_cast<uint32_t>(n), std::memory_order_release); }
+  bool empty() const { return head_.load(std::memory_order_relaxed) == tail_.load(std::memory_order_acquire); }
+
+ private:
+  alignas(64) std::atomic<uint32_t> head_{0};
+  alignas(64) std::atomic<uint32_t> tail_{0};
+  uint32_t nslots_;
+  std::unique_ptr<Slot[]> slots_;
+};
+
+// What the workers share with the control thread.
+struct Shared {
+  std::atomic<bool> stop{false};
+  // The kernel's view, re-read on change; workers copy it between bursts.
+  std::mutex fib_mu;
+  Fib fib;
+  std::atomic<uint64_t> fib_version{0};
+  // Next hops to resolve, from the workers to the control thread's rtnetlink socket.
+  std::mutex resolve_mu;
+  std::vector<std::pair<int, uint32_t>> resolve;  // ifindex, address
+  std::atomic<uint64_t> dump_gen{0};
+};
+
+// A worker's figures as last published, for the control thread.
+struct Snapshot {
+  CounterSource engine;
+  Counters live;
+  std::vector<PortStats> ports;
+  std::string table;  // conntrack listing, when a dump was asked for
+  uint64_t dump_done = 0;
+};
+
+struct Worker {
+  uint32_t index = 0;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Backend> io;
+  LocalClaims claims;
+  NeighborQueue held;
+  Counters live;  // the loop's own drops, beside the engine's
+  std::vector<HandoffRing*> to;    // to[w]: ring to worker w (null for itself)
+  std::vector<HandoffRing*> from;  // from[w]: ring from worker w
+  std::vector<Worker*> peers;
+  int wake_fd = -1;
+  std::atomic<bool> sleeping{false};
+  uint64_t fib_version = 0;
+  std::mutex mu;  // guards snap
+  Snapshot snap;
+
+  // After a push: the consumer may have gone to sleep having seen the ring
+  // empty. Its store of `sleeping` and our store of the ring's tail are
+  // ordered against the other side's load by the fences (a Dekker pair).
+  void wake() {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping.load(std::memory_order_relaxed)) {
+      const uint64_t one = 1;
+      (void)!::write(wake_fd, &one, sizeof one);
+    }
+  }
+};
+
+void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
+  w.io->update_kernel_stats();
+  uint64_t full = 0;
+  for (size_t p = 0; p < w.io->ports(); ++p) full += w.io->stats(static_cast<int>(p)).tx_ring_full;
+  w.live.v[static_cast<size_t>(Counter::drop_tx_ring_full)] = full;
+  std::lock_guard<std::mutex> lock(w.mu);
+  w.snap.engine = counter_source(*w.engine);
+  w.snap.live = w.live;
+  w.snap.ports.resize(w.io->ports());
+  for (size_t p = 0; p < w.io->ports(); ++p) w.snap.ports[p] = w.io->stats(static_cast<int>(p));
+  if (dump_gen != w.snap.dump_done) {
+    w.snap.table = format_conntrack_table(w.engine->conntrack(), now);
+    w.snap.dump_done = dump_gen;
+  }
+}
+
+void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
+  Engine& engine = *w.engine;
+  Backend& io = *w.io;
+  Packet pkts[Engine::kBurst];
+  const size_t nports = io.ports();
+  uint64_t next_tick = 0, next_publish = 0, idle_since = now_ms();
+  uint64_t dump_seen = 0;
+  struct Asked {
+    uint32_t addr;
+    uint64_t at;
+  };
+  std::vector<Asked> asked;
+  asked.reserve(65);
+
+  // After the engine: what the backend does not do itself.
+  auto settle = [&](Packet* ps, size_t n, uint64_t now) {
+    for (size_t i = 0; i < n; ++i) {
+      Packet& p = ps[i];
+      switch (p.verdict) {
+        case Verdict::kHandoff:
+          if (w.to[static_cast<size_t>(p.out_if)]->push(p)) w.peers[static_cast<size_t>(p.out_if)]->wake();
+          else w.live.inc(Counter::drop_handoff_full);
+          break;
+        case Verdict::kNeighborPending: {
+          if (!w.held.hold(p, now)) w.live.inc(Counter::drop_neighbor_timeout);
+          bool recent = false;
+          for (const Asked& a : asked) recent |= a.addr == p.next_hop && now - a.at < 1000;
+          if (!recent) {
+            {
+              std::lock_guard<std::mutex> lock(sh.resolve_mu);
+              sh.resolve.emplace_back(bo.ifindexes[static_cast<size_t>(p.out_if)], p.next_hop);
+            }
+            asked.push_back({p.next_hop, now});
+            if (asked.size() > 64) asked.erase(asked.begin());
+          }
+          break;
+        }
+        case Verdict::kToHost:
+          // Reached us because its port is claimed; the kernel never sees it.
+          if (xdp && p.len >= 14 && p.data[12] == 0x08 && p.data[13] == 0) w.live.inc(Counter::drop_host_port_claimed);
+          break;
+        default:
+          break;
+      }
+    }
+  };
+
+  while (!sh.stop.load(std::memory_order_relaxed)) {
+    const uint64_t now = now_ms();
+    if (const uint64_t v = sh.fib_version.load(std::memory_order_acquire); v != w.fib_version) {
+      std::lock_guard<std::mutex> lock(sh.fib_mu);
+      engine.replace_fib(sh.fib);
+      set_claim_addrs(&w.claims, engine.fib());
+      w.fib_version = v;
+    }
+    size_t got = 0;
+    for (size_t port = 0; port < nports; ++port) {
+      size_t n = io.rx(static_cast<int>(port), pkts, Engine::kBurst);
+      if (!n) continue;
+      got += n;
+      if (!xdp) {
+        // Keep only the frames the tc program took from the kernel.
+        size_t k = 0;
+        for (size_t i = 0; i < n; ++i)
+          if (for_gateway(w.claims, pkts[i])) pkts[k++] = pkts[i];
+          else pkts[i].verdict = Verdict::kDrop;
+        n = k;
+      }
+      engine.process_burst(pkts, n, now);
+      settle(pkts, n, now);
+      io.complete(pkts, n);
+    }
+    for (HandoffRing* r : w.from) {
+      if (!r) continue;
+      const size_t n = r->peek(pkts, Engine::kBurst);
+      if (!n) continue;
+      got += n;
+      engine.process_burst(pkts, n, now);
+      settle(pkts, n, now);
+      for (size_t i = 0; i < n; ++i)
+        if (pkts[i].verdict == Verdict::kForward) (void)io.send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
+      r->release(n);
+    }
+    io.flush();
+
+    if (got) idle_since = now;
+    if (now >= next_tick) {
+      next_tick = now + 10;
+      engine.conntrack().repay();  // other workers' debts, while this one is idle
+      w.live.inc(Counter::drop_neighbor_timeout,
+                 w.held.service(engine.fib(), now, [&](int port, const uint8_t* d, uint32_t len) {
+                   return io.send_copy(port, d, len);
+                 }));
+      io.flush();
+      const uint64_t gen = sh.dump_gen.load(std::memory_order_acquire);
+      if (now >= next_publish || gen != dump_seen) {
+        next_publish = now + 100;
+        dump_seen = gen;
+        publish(w, now, gen);
+      }
+    }
+    if (!got && !bo.busy_poll && now - idle_since > 2) {
+      w.sleeping.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      bool pending = false;
+      for (HandoffRing* r : w.from) pending |= r && !r->empty();
+      if (!pending) io.wait(w.held.size() ? 10 : 100, w.wake_fd);
+      w.sleeping.store(false, std::memory_order_relaxed);
+      uint64_t drain;
+      (void)!::read(w.wake_fd, &drain, sizeof drain);
+    }
+  }
+}
+
 }  // namespace
 
 int run_gateway(const RunOptions& o) {
@@ -172,10 +412,9 @@ int run_gateway(const RunOptions& o) {
   };
   if (o.backend != "af_xdp" && o.backend != "af_packet")
     return fail(fmt::format("unknown backend '{}': use af_xdp or af_packet", o.backend));
-  if (o.workers != 1)
-    return fail(fmt::format("--workers {}: this build runs one worker; several workers (flow and port-space "
-                            "sharding with handoff rings) are not implemented yet",
-                            o.workers));
+  if (o.workers < 1 || o.workers > static_cast<int>(FlowDirectory::kMaxWorkers))
+    return fail(fmt::format("--workers {}: use 1 to {}", o.workers, FlowDirectory::kMaxWorkers));
+  const uint32_t nworkers = static_cast<uint32_t>(o.workers);
   auto cfg = load_config(o.config, ConfigMode::kLive);
   if (!cfg) return fail(cfg.error().message);
   cfg->hold_unresolved = true;
@@ -191,6 +430,8 @@ int run_gateway(const RunOptions& o) {
   BackendOptions bo;
   bo.ring_size = o.ring_size;
   bo.busy_poll = o.busy_poll;
+  bo.workers = nworkers;
+  bo.fanout_id = static_cast<uint16_t>(getpid() * 8);
   for (const Interface& i : cfg->fib.interfaces()) {
     const KernelLink* l = kernel->link(i.name);
     bo.ifnames.push_back(i.name);
@@ -202,20 +443,66 @@ int run_gateway(const RunOptions& o) {
   BpfSteer steer;
   if (auto e = steer.load()) return fail(e->message);
   if (auto e = steer.set_local_addrs(local_addrs(cfg->fib))) return fail(e->message);
-  LocalClaims claims;
-  claims.counts = steer.claims();
-  std::memset(claims.counts, 0, XNAT_CLAIM_ENTRIES * sizeof(uint64_t));
-  claim_dnat_ports(cfg->rules, claims.counts);
-  set_claim_addrs(&claims, cfg->fib);
+  uint64_t* claim_counts = steer.claims();
+  std::memset(claim_counts, 0, XNAT_CLAIM_ENTRIES * sizeof(uint64_t));
+  claim_dnat_ports(cfg->rules, claim_counts);
 
-  Engine engine(std::move(*cfg));
-  engine.set_local_claims(&claims);
+  // nf_conntrack_max is the whole gateway's, held by a shared count; each
+  // worker's table has room for twice its fair share (up to the whole), as
+  // flows never spread exactly evenly.
+  const uint64_t total_max = cfg->conntrack.nf_conntrack_max;
+  SharedLimit limit;
+  limit.max = total_max;
+  limit.reserve = std::min<uint64_t>(total_max / 4, std::max<uint64_t>(64 * nworkers, total_max / 64));
+  limit.overdraft = std::min<uint64_t>(total_max / 16, 8 * nworkers);
+  if (nworkers > 1) {
+    const uint64_t share = std::min<uint64_t>(total_max, (2 * total_max + nworkers - 1) / nworkers);
+    if (auto e = cfg->conntrack.set("nf_conntrack_max", static_cast<int64_t>(share)))
+      return fail(fmt::format("nf_conntrack_max {} over {} workers: {}", total_max, nworkers, *e));
+  }
+  uint64_t shard_seed = 0;
+  if (getrandom(&shard_seed, sizeof shard_seed, 0) != sizeof shard_seed) shard_seed = now_ms() * 0x9E3779B97F4A7C15ull;
+  FlowDirectory directory(nworkers > 1 ? total_max : 1);
 
+  Shared sh;
+  sh.fib = cfg->fib;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::unique_ptr<HandoffRing>> rings;
   const bool xdp = o.backend == "af_xdp";
-  Result<std::unique_ptr<Backend>> backend =
-      xdp ? make_afxdp_backend(bo, steer) : make_afpacket_backend(bo);
-  if (!backend) return fail(backend.error().message);
-  Backend& io = **backend;
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->index = i;
+    EngineConfig ec = *cfg;
+    ec.seed = cfg->seed + i * 0x9E3779B97F4A7C15ull;
+    ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? &directory : nullptr, nworkers > 1 ? &limit : nullptr};
+    w->engine = std::make_unique<Engine>(std::move(ec));
+    w->claims.counts = claim_counts;
+    set_claim_addrs(&w->claims, w->engine->fib());
+    w->engine->set_local_claims(&w->claims);
+    BackendOptions wo = bo;
+    wo.worker = i;
+    auto backend = xdp ? make_afxdp_backend(wo, steer) : make_afpacket_backend(wo);
+    if (!backend) return fail(backend.error().message);
+    w->io = std::move(*backend);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0) return fail(fmt::format("eventfd: {}", std::strerror(errno)));
+    workers.push_back(std::move(w));
+  }
+  for (auto& a : workers) {
+    a->to.assign(nworkers, nullptr);
+    a->from.assign(nworkers, nullptr);
+    for (auto& b : workers) a->peers.push_back(b.get());
+  }
+  // A ring per ordered pair of workers, 2 KiB a slot: 4 MiB each at 2
+  // workers, down to 512 KiB each from 16 on (a worker's inbound total
+  // stays about 4-8 MiB).
+  const uint32_t ring_slots = nworkers > 1 ? std::clamp<uint32_t>(std::bit_floor(4096u / (nworkers - 1)), 256, 2048) : 0;
+  for (uint32_t a = 0; a < nworkers; ++a)
+    for (uint32_t b = 0; b < nworkers; ++b)
+      if (a != b) {
+        rings.push_back(std::make_unique<HandoffRing>(ring_slots));
+        workers[a]->to[b] = workers[b]->from[a] = rings.back().get();
+      }
   // Sockets exist before the program steers anything to them.
   for (size_t i = 0; i < bo.ifnames.size(); ++i)
     if (auto e = steer.attach(xdp ? SteerHook::kXdp : SteerHook::kTc, bo.ifindexes[i], bo.ifnames[i]))
@@ -229,143 +516,167 @@ int run_gateway(const RunOptions& o) {
   sigaction(SIGUSR1, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  std::printf("xnat: %s on", io.name());
-  for (const Interface& i : engine.fib().interfaces())
+  const Engine& first = *workers[0]->engine;
+  std::printf("xnat: %s on", workers[0]->io->name());
+  for (const Interface& i : first.fib().interfaces())
     std::printf(" %s (%s/%u)", i.name.c_str(), ip_to_string(i.addr).c_str(), i.prefix_len);
-  std::printf("; %s; nf_conntrack_max %u\n", io.describe().c_str(), engine.conntrack().capacity());
+  std::printf("; %u worker%s; %s; nf_conntrack_max %lu\n", nworkers, nworkers > 1 ? "s" : "",
+              workers[0]->io->describe().c_str(), static_cast<unsigned long>(total_max));
   std::fflush(stdout);
 
-  Counters live;  // the loop's own drops, beside the engine's
-  NeighborQueue held;
-  struct Asked {
-    uint32_t addr;
-    uint64_t at;
-  };
-  std::vector<Asked> asked;
-  Packet pkts[Engine::kBurst];
-  uint64_t next_netlink = 0, next_stats = 0, idle_since = now_ms();
-  std::vector<PortStats> last(io.ports());
-  Counters last_counters;
-  const size_t nports = io.ports();
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&, wp = w.get()] { run_worker(*wp, sh, bo, xdp); });
 
-  auto sync_live = [&] {
-    io.update_kernel_stats();
-    uint64_t full = 0;
-    for (size_t p = 0; p < nports; ++p) full += io.stats(static_cast<int>(p)).tx_ring_full;
-    live.v[static_cast<size_t>(Counter::drop_tx_ring_full)] = full;
-  };
-  auto dump = [&](uint64_t now) {
-    sync_live();
-    write_file(o.conntrack_out, format_conntrack_table(engine.conntrack(), now));
-    std::string c = format_counters(engine);
-    for (Counter k : {Counter::drop_neighbor_timeout, Counter::drop_host_port_claimed, Counter::drop_tx_ring_full})
-      if (live.get(k)) c += fmt::format("live_{} {}\n", counter_name(k), live.get(k));
-    for (size_t p = 0; p < nports; ++p) {
-      const PortStats& s = io.stats(static_cast<int>(p));
-      c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", bo.ifnames[p], s.rx, bo.ifnames[p],
-                       s.tx, bo.ifnames[p], s.rx_ring_dropped);
+  // Control: kernel changes, neighbour requests, reports. Figures come from
+  // the workers' snapshots while they run, from the engines after they stop.
+  const size_t nports = bo.ifnames.size();
+  auto gather = [&](bool live_threads, uint64_t now, std::vector<CounterSource>* src, Counters* live,
+                    std::vector<PortStats>* ports, std::string* table) {
+    ports->assign(nports, PortStats{});
+    for (auto& w : workers) {
+      Snapshot snap;
+      if (live_threads) {
+        std::lock_guard<std::mutex> lock(w->mu);
+        snap = w->snap;
+      } else {
+        publish(*w, now, w->snap.dump_done + 1);
+        snap = w->snap;
+      }
+      src->push_back(snap.engine);
+      for (size_t c = 0; c < kCounterCount; ++c) live->v[c] += snap.live.v[c];
+      for (size_t p = 0; p < nports && p < snap.ports.size(); ++p) {
+        (*ports)[p].rx += snap.ports[p].rx;
+        (*ports)[p].tx += snap.ports[p].tx;
+        (*ports)[p].tx_ring_full += snap.ports[p].tx_ring_full;
+        (*ports)[p].rx_ring_dropped += snap.ports[p].rx_ring_dropped;
+      }
+      if (table) *table += snap.table;
     }
+  };
+  auto write_dump = [&](bool live_threads, uint64_t now) {
+    std::vector<CounterSource> src;
+    Counters live;
+    std::vector<PortStats> ports;
+    std::string table;
+    gather(live_threads, now, &src, &live, &ports, &table);
+    write_file(o.conntrack_out, table);
+    std::string c = format_counters(src);
+    for (Counter k : {Counter::drop_neighbor_timeout, Counter::drop_host_port_claimed, Counter::drop_tx_ring_full,
+                      Counter::drop_handoff_full})
+      if (live.get(k)) c += fmt::format("live_{} {}\n", counter_name(k), live.get(k));
+    for (size_t p = 0; p < nports; ++p)
+      c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", bo.ifnames[p], ports[p].rx,
+                       bo.ifnames[p], ports[p].tx, bo.ifnames[p], ports[p].rx_ring_dropped);
+    if (nworkers > 1) c += fmt::format("live_directory_entries {}\n", directory.size());
     write_file(o.counters_out, c);
   };
 
+  uint64_t next_stats = 0;
+  std::vector<PortStats> last(nports);
+  Counters last_counters;
+  std::vector<std::pair<int, uint32_t>> resolve;
   while (!g_stop) {
-    uint64_t now = now_ms();
-    size_t got = 0;
-    for (size_t port = 0; port < nports; ++port) {
-      size_t n = io.rx(static_cast<int>(port), pkts, Engine::kBurst);
-      if (!n) continue;
-      got += n;
-      if (!xdp) {
-        // Keep only the frames the tc program took from the kernel.
-        size_t k = 0;
-        for (size_t i = 0; i < n; ++i)
-          if (for_gateway(claims, pkts[i])) pkts[k++] = pkts[i];
-          else pkts[i].verdict = Verdict::kDrop;
-        n = k;
-      }
-      engine.process_burst(pkts, n, now);
-      for (size_t i = 0; i < n; ++i) {
-        Packet& p = pkts[i];
-        if (p.verdict == Verdict::kNeighborPending) {
-          if (!held.hold(p, now)) live.inc(Counter::drop_neighbor_timeout);
-          bool recent = false;
-          for (const Asked& a : asked) recent |= a.addr == p.next_hop && now - a.at < 1000;
-          if (!recent) {
-            (void)rtnl.resolve(bo.ifindexes[static_cast<size_t>(p.out_if)], p.next_hop);
-            asked.push_back({p.next_hop, now});
-            if (asked.size() > 64) asked.erase(asked.begin());
-          }
-        } else if (p.verdict == Verdict::kToHost && xdp && p.len >= 14 && p.data[12] == 0x08 && p.data[13] == 0) {
-          // Reached us because its port is claimed; the kernel never sees it.
-          live.inc(Counter::drop_host_port_claimed);
+    struct timespec ts{0, 10 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+    const uint64_t now = now_ms();
+    if (rtnl.changed()) {
+      auto k = rtnl.dump();
+      if (k) {
+        auto f = live_fib(*cfg, *k);
+        if (f) {
+          (void)steer.set_local_addrs(local_addrs(*f));
+          std::lock_guard<std::mutex> lock(sh.fib_mu);
+          sh.fib = std::move(*f);
+          sh.fib_version.fetch_add(1, std::memory_order_release);
+        } else {
+          std::fprintf(stderr, "xnat run: kernel change not applied: %s\n", f.error().message.c_str());
         }
       }
-      io.complete(pkts, n);
     }
-    io.flush();
-
-    if (got) idle_since = now;
-    if (now >= next_netlink) {
-      next_netlink = now + 10;
-      if (rtnl.changed()) {
-        auto k = rtnl.dump();
-        if (k) {
-          auto f = live_fib(engine.config(), *k);
-          if (f) {
-            engine.replace_fib(std::move(*f));
-            (void)steer.set_local_addrs(local_addrs(engine.fib()));
-            set_claim_addrs(&claims, engine.fib());
-          } else {
-            std::fprintf(stderr, "xnat run: kernel change not applied: %s\n", f.error().message.c_str());
-          }
-        }
-      }
-      live.inc(Counter::drop_neighbor_timeout,
-               held.service(engine.fib(), now, [&](int port, const uint8_t* d, uint32_t len) {
-                 return io.send_copy(port, d, len);
-               }));
-      io.flush();
+    {
+      std::lock_guard<std::mutex> lock(sh.resolve_mu);
+      resolve.swap(sh.resolve);
     }
+    for (auto [ifindex, addr] : resolve) (void)rtnl.resolve(ifindex, addr);
+    resolve.clear();
     if (g_dump) {
       g_dump = 0;
-      dump(now);
+      const uint64_t gen = sh.dump_gen.fetch_add(1, std::memory_order_release) + 1;
+      for (auto& w : workers) w->wake();
+      for (int tries = 0; tries < 200; ++tries) {  // workers answer within a tick
+        bool all = true;
+        for (auto& w : workers) {
+          std::lock_guard<std::mutex> lock(w->mu);
+          all &= w->snap.dump_done >= gen;
+        }
+        if (all) break;
+        struct timespec t2{0, 10 * 1000 * 1000};
+        nanosleep(&t2, nullptr);
+      }
+      write_dump(true, now);
     }
     if (o.stats_interval > 0 && now >= next_stats) {
       if (next_stats) {
         const double secs = o.stats_interval;
         const std::string t = clock_text();
-        sync_live();
+        std::vector<CounterSource> src;
+        Counters live;
+        std::vector<PortStats> ports;
+        gather(true, now, &src, &live, &ports, nullptr);
+        uint32_t flows = 0;
+        Counters all;
+        for (const CounterSource& s : src) {
+          flows += s.count;
+          for (size_t c = 0; c < kCounterCount; ++c) all.v[c] += s.counters.v[c];
+        }
         std::printf("%s %-15s %10s %10s %10s %10s %10s\n", t.c_str(), "IFACE", "rxpck/s", "txpck/s", "rxfull/s",
                     "txfull/s", "flows");
         for (size_t p = 0; p < nports; ++p) {
-          const PortStats& s = io.stats(static_cast<int>(p));
+          const PortStats& s = ports[p];
           std::printf("%s %-15s %10.1f %10.1f %10.1f %10.1f %10u\n", t.c_str(), bo.ifnames[p].c_str(),
                       (s.rx - last[p].rx) / secs, (s.tx - last[p].tx) / secs,
                       (s.rx_ring_dropped - last[p].rx_ring_dropped) / secs,
-                      (s.tx_ring_full - last[p].tx_ring_full) / secs, engine.conntrack().count());
+                      (s.tx_ring_full - last[p].tx_ring_full) / secs, flows);
           last[p] = s;
         }
         std::string drops;
-        Counters now_c = engine.counters();
         for (size_t c = 0; c < kDropReasonCount; ++c) {
-          const uint64_t d = now_c.v[c] + live.v[c] - last_counters.v[c];
+          const uint64_t d = all.v[c] + live.v[c] - last_counters.v[c];
           if (d) drops += fmt::format(" {} {:.1f}", counter_name(static_cast<Counter>(c)), d / secs);
-          last_counters.v[c] = now_c.v[c] + live.v[c];
+          last_counters.v[c] = all.v[c] + live.v[c];
         }
         std::printf("%s drops/s:%s\n", t.c_str(), drops.empty() ? " none" : drops.c_str());
+        if (nworkers > 1) {
+          const uint64_t h = all.get(Counter::handoffs) - last_counters.get(Counter::handoffs);
+          last_counters.v[static_cast<size_t>(Counter::handoffs)] = all.get(Counter::handoffs);
+          std::printf("%s handoffs/s: %.1f; directory entries: %lu\n", t.c_str(), h / secs,
+                      static_cast<unsigned long>(directory.size()));
+        }
         std::fflush(stdout);
       }
       next_stats = now + uint64_t(o.stats_interval) * 1000;
     }
-    if (!got && !o.busy_poll && now - idle_since > 2) io.wait(held.size() ? 10 : 100);
   }
 
+  sh.stop.store(true);
+  for (auto& w : workers) {
+    const uint64_t one = 1;
+    (void)!::write(w->wake_fd, &one, sizeof one);
+  }
+  for (std::thread& t : threads) t.join();
   const uint64_t now = now_ms();
-  dump(now);
-  std::printf("xnat: stopping; %u flows in the table, %lu frames in, %lu dropped\n", engine.conntrack().count(),
-              static_cast<unsigned long>(engine.counters().get(Counter::rx_frames)),
-              static_cast<unsigned long>(engine.counters().total_drops() + live.total_drops()));
+  write_dump(false, now);
+  uint64_t frames = 0, dropped = 0;
+  uint32_t flows = 0;
+  for (auto& w : workers) {
+    frames += w->engine->counters().get(Counter::rx_frames);
+    dropped += w->engine->counters().total_drops() + w->live.total_drops();
+    flows += w->engine->conntrack().count();
+  }
+  std::printf("xnat: stopping; %u flows in the table, %lu frames in, %lu dropped\n", flows,
+              static_cast<unsigned long>(frames), static_cast<unsigned long>(dropped));
   steer.detach_all();
+  for (auto& w : workers) ::close(w->wake_fd);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // `xnat run`: the live gateway. Loads the config, takes the rest from the
 // kernel over rtnetlink, attaches the steering program, opens the backend and
-// runs the engine in a run-to-completion loop until SIGINT/SIGTERM, then
+// runs the engine in run-to-completion worker threads (one, or --workers N
+// sharing the flows: conntrack/shard.h) until SIGINT/SIGTERM, then
 // detaches everything so the interfaces are the kernel's again.
 #pragma once
 

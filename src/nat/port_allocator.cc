@@ -74,24 +74,20 @@ bool l4_unique(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
     return false;  // nothing to vary: protocols without ports or identifiers
   }
 
-  // Several workers: only ports p whose reply this worker owns, i.e.
-  // (addresses' hash + other port + p) % W == index: candidates min + first + k * W.
-  uint32_t first = 0, stride = 1, n = size;
-  if (m == Manip::kSrc && ctx.shard.active()) {
-    stride = ctx.shard.count;
-    *key = 0;
-    const uint64_t base = uint64_t{shard_addr_hash(*t, ctx.shard.seed)} + shard_port_sum(*t);
-    const uint32_t residue = static_cast<uint32_t>((ctx.shard.index + stride - base % stride) % stride);
-    first = (residue + stride - (min % stride)) % stride;
-    if (first >= size) return false;
-    n = (size - first + stride - 1) / stride;
-  }
-
+  // Several workers: only ports whose reply this worker owns (owner() is
+  // symmetric, so the translated tuple's owner is the reply's). About one
+  // candidate in W qualifies; the others are skipped without a table lookup
+  // and without counting as attempts, up to W times the attempt bound.
+  const bool sharded = m == Manip::kSrc && ctx.shard.active();
+  const uint32_t n = size;
   uint32_t off = (r.random || r.random_fully || m != Manip::kDst) ? ctx.rng.next() : 0;
   uint32_t attempts = n < 128 ? n : 128;
   for (;;) {
-    for (uint32_t i = 0; i < attempts; ++i, ++off) {
-      *key = __builtin_bswap16(static_cast<uint16_t>(min + first + (off % n) * stride));
+    uint64_t budget = uint64_t{attempts} * (sharded ? ctx.shard.count : 1);
+    for (uint32_t i = 0; i < attempts && budget > 0; ++off, --budget) {
+      *key = __builtin_bswap16(static_cast<uint16_t>(min + off % n));
+      if (sharded && ctx.shard.owner_by_hash(*t) != ctx.shard.index) continue;
+      ++i;
       if (!nat_tuple_used(*t, ctx)) return true;
     }
     if (attempts >= n || attempts < 16) return false;

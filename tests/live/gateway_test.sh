@@ -7,9 +7,15 @@
 #   DNAT:       curl and ab to the gateway's outside address reach nginx inside
 #   the live conntrack listing holds the flows those clients made
 #   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
-# Usage: gateway_test.sh af_xdp|af_packet   (root; XNAT=path to the binary)
+# With WORKERS > 1 the veths get that many queues and xnat that many workers;
+# flows then spread over the workers and replies are handed to their owner.
+# Usage: gateway_test.sh af_xdp|af_packet [WORKERS]   (root; XNAT=path to the binary)
 set -u
-BACKEND=${1:?usage: gateway_test.sh af_xdp|af_packet}
+BACKEND=${1:?usage: gateway_test.sh af_xdp|af_packet [WORKERS]}
+WORKERS=${2:-1}
+QUEUES=$WORKERS
+LABEL=$BACKEND
+[ "$WORKERS" -gt 1 ] && LABEL="$BACKEND, $WORKERS workers"
 XNAT=${XNAT:-$(cd "$(dirname "$0")/../.." && pwd)/build/xnat}
 if [ "$(id -u)" -ne 0 ]; then
   echo "gateway_test: needs root (network namespaces, XDP)"
@@ -24,10 +30,10 @@ check() {  # check NAME COMMAND...: the command's status decides
   local name=$1
   shift
   if "$@" >"$WORK/check.out" 2>&1; then
-    echo "ok   $BACKEND: $name"
+    echo "ok   $LABEL: $name"
     passed=$((passed + 1))
   else
-    echo "FAIL $BACKEND: $name"
+    echo "FAIL $LABEL: $name"
     sed 's/^/     | /' "$WORK/check.out" | tail -15
     failed=$((failed + 1))
   fi
@@ -83,6 +89,13 @@ check "  ... has the DNAT connections, destination-translated" \
   grep -Eq 'tcp +6 .* src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=[0-9]+ dport=8080 .*src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=80 ' "$CT"
 check "  ... no drops for bad packets" \
   bash -c "! grep -Eq '^drop_(truncated|bad_[a-z_]+|invalid|table_full|no_port|tx_ring_full|neighbor_timeout) [1-9]' $WORK/counters.txt"
+if [ "$WORKERS" -gt 1 ]; then
+  for w in $(seq 0 $((WORKERS - 1))); do
+    check "  ... worker $w created flows" grep -Eq "^cpu=$w found=[0-9]+ invalid=[0-9]+ insert=[1-9]" "$WORK/counters.txt"
+  done
+  check "  ... frames reached their flow's worker (handoffs counted, none lost)" \
+    bash -c "grep -Eq '^handoffs [1-9]' $WORK/counters.txt && ! grep -Eq '^(live_)?drop_handoff_(full|loop) [1-9]' $WORK/counters.txt"
+fi
 check "the gateway's own address still answers ping (host traffic passes to the kernel)" \
   in_s ping -c 2 -i 0.2 -W 2 198.19.0.1
 check "clean stop" stop_xnat
@@ -94,7 +107,7 @@ write_config "nf_conntrack_max = 1000"
 start_xnat "$BACKEND" || exit 1
 check "ab -c 1000 -n 20000 through DNAT at nf_conntrack_max=1000" \
   bash -c "ip netns exec $NS_S ab -q -r -s 10 -n 20000 -c 1000 http://198.19.0.1:8080/ > $WORK/ab1000.txt;
-           cat $WORK/ab1000.txt | grep -E 'Complete|Failed|Requests per'
+           cat $WORK/ab1000.txt | grep -E -A1 'Complete|Failed|Requests per'
            grep -Eq '^Complete requests: +20000$' $WORK/ab1000.txt && grep -Eq '^Failed requests: +0$' $WORK/ab1000.txt"
 snapshot
 echo "     $(grep -E '^Requests per' $WORK/ab1000.txt); $(grep -E '^conntrack_evicted_' $WORK/counters.txt | tr '\n' ' ')"

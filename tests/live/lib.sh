@@ -21,8 +21,10 @@ in_s() { ip netns exec "$NS_S" "$@"; }
 
 net_up() {
   ip netns add "$NS_C" && ip netns add "$NS_G" && ip netns add "$NS_S"
-  ip link add "$IF_C" netns "$NS_C" type veth peer name "$IF_GI" netns "$NS_G"
-  ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_GO" netns "$NS_G"
+  # QUEUES: rx/tx queues per veth end (AF_XDP gives each worker its own queue).
+  local q="numtxqueues ${QUEUES:-1} numrxqueues ${QUEUES:-1}"
+  ip link add "$IF_C" netns "$NS_C" $q type veth peer name "$IF_GI" netns "$NS_G" $q
+  ip link add "$IF_S" netns "$NS_S" $q type veth peer name "$IF_GO" netns "$NS_G" $q
   for ns in "$NS_C" "$NS_G" "$NS_S"; do ip -n "$ns" link set lo up; done
   ip -n "$NS_C" addr add 198.18.0.2/16 dev "$IF_C"
   ip -n "$NS_G" addr add 198.18.0.1/16 dev "$IF_GI"
@@ -82,7 +84,7 @@ RULES
 start_xnat() {
   local backend=$1
   shift
-  ip netns exec "$NS_G" ${XNAT_WRAP:-} "$XNAT" run --config "$WORK/xnat.toml" --backend "$backend" \
+  ip netns exec "$NS_G" ${XNAT_WRAP:-} "$XNAT" run --config "$WORK/xnat.toml" --backend "$backend" --workers "${WORKERS:-1}" \
     --conntrack-out "$WORK/conntrack.txt" --counters-out "$WORK/counters.txt" "$@" \
     >"$WORK/xnat.out" 2>"$WORK/xnat.err" &
   XNAT_PID=$!
