@@ -27,7 +27,7 @@ namespace xnat {
 namespace {
 
 constexpr uint32_t kBlockSize = 1 << 18;
-constexpr uint32_t kBlocks = 16;
+constexpr uint32_t kBlocks = 32;  // 8 MiB, 4096 frames: rides out a worker being descheduled for a few ms
 constexpr uint32_t kTxFrameSize = 2048;
 constexpr uint32_t kBufSize = 2048;
 

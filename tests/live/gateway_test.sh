@@ -111,6 +111,7 @@ check "ab -c 1000 -n 20000 through DNAT at nf_conntrack_max=1000" \
            grep -Eq '^Complete requests: +20000$' $WORK/ab1000.txt && grep -Eq '^Failed requests: +0$' $WORK/ab1000.txt"
 snapshot
 echo "     $(grep -E '^Requests per' $WORK/ab1000.txt); $(grep -E '^conntrack_evicted_' $WORK/counters.txt | tr '\n' ' ')"
+echo "     nonzero drops: $(grep -E '^(live_)?drop_[a-z_]+ [1-9]|^live_rx_ring|^conntrack_borrowed|^handoffs' $WORK/counters.txt | tr '\n' ' ')"
 check "  ... with no table_full drops" bash -c "! grep -Eq '^drop_table_full [1-9]' $WORK/counters.txt"
 check "  ... and the table held at most 1000 entries" \
   bash -c "[ \$(grep -c . $WORK/conntrack.txt) -le 1000 ]"
