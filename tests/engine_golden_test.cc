@@ -60,6 +60,46 @@ TEST(Engine, SecondClientOnSamePortGetsAnotherPort) {
   EXPECT_EQ(__builtin_bswap16(pr.tuple.dport), 5000);
 }
 
+// RFC 4787 REQ-1 as netfilter gives it (find_appropriate_src): a client whose
+// port was taken by another client gets another port, and keeps that mapping
+// for its next destination instead of getting its own port back there.
+TEST(Engine, SecondDestinationReusesTheClientsMapping) {
+  auto e = make_engine(nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  auto out_port = [](const Output& o) {
+    ParsedPacket p;
+    EXPECT_EQ(parse_frame(o.frame.data(), o.frame.size(), {}, &p), ParseStatus::kOk);
+    return __builtin_bswap16(p.tuple.sport);
+  };
+  Output a = run(*e, from_client().udp(5000, 53).build(), kIn, 1000);
+  Output b = run(*e, from_client("198.18.0.3", kClient2Mac).udp(5000, 53).build(), kIn, 1001);
+  ASSERT_EQ(b.verdict, Verdict::kForward);
+  EXPECT_EQ(out_port(a), 5000);
+  const uint16_t mapped = out_port(b);
+  ASSERT_NE(mapped, 5000);
+  // Client 2, same source port, another server: the same external port,
+  // although 5000 would be free towards this server.
+  Output c = run(*e, FrameBuilder().eth(kClient2Mac, kInMac).ip("198.18.0.3", "203.0.113.9").udp(5000, 123).build(),
+                 kIn, 1002);
+  ASSERT_EQ(c.verdict, Verdict::kForward);
+  EXPECT_EQ(out_port(c), mapped);
+  // And client 1 keeps 5000 everywhere.
+  Output d = run(*e, FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "203.0.113.9").udp(5000, 123).build(),
+                 kIn, 1003);
+  EXPECT_EQ(out_port(d), 5000);
+  // The reply from the second server reaches client 2.
+  Output r = run(*e, FrameBuilder().eth(kRouterMac, kOutMac).ip("203.0.113.9", "198.19.0.1").udp(123, mapped).build(),
+                 kOut, 1004);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  ParsedPacket pr;
+  ASSERT_EQ(parse_frame(r.frame.data(), r.frame.size(), {}, &pr), ParseStatus::kOk);
+  EXPECT_EQ(pr.tuple.dst, ip_raw("198.18.0.3"));
+  // Once client 2's flows are gone, its mapping is forgotten (netfilter
+  // keeps none either): a new flow keeps its own port when free.
+  e->conntrack().expire(1004 + 400'000);
+  Output f = run(*e, from_client("198.18.0.3", kClient2Mac).udp(5000, 53).build(), kIn, 1004 + 400'000);
+  EXPECT_EQ(out_port(f), 5000);
+}
+
 TEST(Engine, MalformedFramesAreCountedDrops) {
   auto e = make_engine(nat_table(""));
   auto good = from_client().udp(1, 2).build();

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <bit>
+
 #include "conntrack/tcp_tracker.h"
 
 namespace xnat {
@@ -13,12 +16,28 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
   if (settings.xnat_max_flows_per_source) sources_ = SourceCounter(settings.nf_conntrack_max);
   const uint32_t heads = table_.capacity();
   for (uint32_t h = heads; h < heads + kWheelSlots + kEvictLists; ++h) links_[h] = FlowLinks{h, h, h, h};
+  const uint64_t nb = std::bit_ceil(std::max<uint64_t>(settings.nf_conntrack_max / 4, 64));
+  bysrc_ = HugeArray<uint32_t>(nb);
+  src_links_ = HugeArray<SrcLinks>(settings.nf_conntrack_max);
+  bysrc_mask_ = nb - 1;
+  for (uint64_t b = 0; b < nb; ++b) bysrc_[b] = kNoRef;
+}
+
+void Conntrack::set_src_nat(uint32_t idx) {
+  Flow& f = table_.flow(idx);
+  if (f.status & kStatusSrcNat) return;
+  f.status |= kStatusSrcNat;
+  uint32_t& head = bysrc_[bysrc_bucket(f.tuple[0])];
+  src_links_[idx] = SrcLinks{kNoRef, head};
+  if (head != kNoRef) src_links_[head].prev = idx;
+  head = idx;
 }
 
 Conntrack::~Conntrack() = default;
 
 size_t Conntrack::memory_bytes() const {
-  return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + kEvictLists) * sizeof(FlowLinks);
+  return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + kEvictLists) * sizeof(FlowLinks) +
+         size_t{table_.capacity()} * sizeof(SrcLinks) + (bysrc_mask_ + 1) * sizeof(uint32_t);
 }
 
 size_t Conntrack::bytes_per_flow() const {
@@ -120,6 +139,13 @@ void Conntrack::release(uint32_t idx) {
   Wheel::unlink(L, idx);
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
   if (sources_.enabled()) sources_.sub(table_.flow(idx).tuple[0].src);
+  if (table_.flow(idx).status & kStatusSrcNat) {
+    SrcLinks* S = src_links_.get();
+    const uint32_t p = S[idx].prev, n = S[idx].next;
+    if (p != kNoRef) S[p].next = n;
+    else bysrc_[bysrc_bucket(table_.flow(idx).tuple[0])] = n;
+    if (n != kNoRef) S[n].prev = p;
+  }
   if (table_.flow(idx).status & kStatusClaim) claims_->sub(LocalClaims::index(table_.flow(idx).tuple[1]));
   if (shard_.limit) shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
   if (table_.flow(idx).status & kStatusDirectory)

@@ -78,6 +78,11 @@ struct FlowLinks {
   uint32_t wheel_prev = 0, wheel_next = 0;
   uint32_t evict_prev = 0, evict_next = 0;
 };
+// The by-source chain of source-translated flows (netfilter's
+// nf_nat_bysource), for reusing a client's mapping: kNoRef-terminated.
+struct SrcLinks {
+  uint32_t prev = kNoRef, next = kNoRef;
+};
 
 // The live gateway shares the interfaces with the host's own stack: a frame
 // to one of the host's addresses goes to the kernel unless its port is in use
@@ -146,6 +151,25 @@ class Conntrack {
   TrackVerdict track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
 
   void remove(uint32_t idx);
+
+  // Marks flow `idx` as source-translated (IPS_SRC_NAT) and enters it in the
+  // by-source index. Its original tuple must be final.
+  void set_src_nat(uint32_t idx);
+  // The by-source lookup is a cache miss; new_flow starts it before the rules run.
+  void prefetch_same_source(const Tuple& orig) const { __builtin_prefetch(&bysrc_[bysrc_bucket(orig)]); }
+  // Calls fn(const Flow&) for the live source-translated flows whose original
+  // source (address, port or ICMP identifier, protocol) is that of `orig`,
+  // until fn returns true; returns whether one did (find_appropriate_src).
+  template <typename Fn>
+  bool for_each_same_source(const Tuple& orig, uint64_t now_ms, Fn&& fn) const {
+    for (uint32_t i = bysrc_[bysrc_bucket(orig)]; i != kNoRef; i = src_links_[i].next) {
+      const Flow& f = table_.flow(i);
+      if (f.tuple[0].src == orig.src && f.tuple[0].sport == orig.sport && f.tuple[0].proto == orig.proto &&
+          f.expires_ms > now_ms && fn(f))
+        return true;
+    }
+    return false;
+  }
   // Keeps port claims for flows that end on a host address (live gateway).
   void set_local_claims(LocalClaims* c) { claims_ = c; }
   // This table is one worker's share (shard.h): a flow whose reply tuple
@@ -198,6 +222,15 @@ class Conntrack {
   uint32_t wheel_head(uint64_t tick) const {
     return table_.capacity() + static_cast<uint32_t>(tick & (kWheelSlots - 1));
   }
+  size_t bysrc_bucket(const Tuple& orig) const {
+    uint64_t x = uint64_t{orig.src} << 32 | uint64_t{orig.sport} << 8 | orig.proto;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return static_cast<size_t>(x & bysrc_mask_);
+  }
   uint32_t evict_head(EvictList l) const {
     return table_.capacity() + kWheelSlots + static_cast<uint32_t>(l) - 1;
   }
@@ -205,6 +238,9 @@ class Conntrack {
   ConntrackSettings settings_;
   FlowTable table_;
   HugeArray<FlowLinks> links_;
+  HugeArray<SrcLinks> src_links_;
+  HugeArray<uint32_t> bysrc_;  // by-source chain heads, a quarter as many as flows
+  uint64_t bysrc_mask_ = 0;
   SourceCounter sources_;  // only when xnat_max_flows_per_source is set  // capacity entries, then wheel heads, then the eviction list heads
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been processed
   bool wheel_started_ = false;

@@ -279,6 +279,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     ++ct_.stats().source_limited;
     return drop(pkt, Counter::drop_source_limit);
   }
+  ct_.prefetch_same_source(p.tuple);  // for find_appropriate_src, after the rules
   NatContext ctx{ct_, now, rng_, cfg_.shard, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
   const Tuple orig = p.tuple;
   Tuple t = orig;  // the original tuple as it will leave the gateway
@@ -320,7 +321,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     return drop(pkt, ct_.stats().directory_full != directory_full ? Counter::drop_directory_full
                                                                    : Counter::drop_table_full);
   Flow& f = ct_.flow(idx);
-  if (snat) f.status |= kStatusSrcNat;
+  if (snat) ct_.set_src_nat(idx);
   if (dnat) f.status |= kStatusDstNat;
   flow_compute_deltas(f);
   counters_.inc(Counter::flows_created);

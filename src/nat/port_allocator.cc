@@ -109,9 +109,28 @@ bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
     if (m != Manip::kSrc || !ctx.shard.active() || (!t->has_ports() && t->proto != kProtoIcmp)) return true;
     return ctx.shard.owner_by_hash(*t) == ctx.shard.index;  // owner() is symmetric: the reply's too
   };
-  // 1) A source mapping keeps the tuple when it is already in range and free.
-  if (m == Manip::kSrc && !random_all && keeps_port() && in_range(*t, r, m) && !nat_tuple_used(*t, ctx))
-    return true;
+  // 1) A source mapping keeps the tuple when it is already in range and free;
+  //    else (find_appropriate_src) it reuses the translated source of
+  //    another connection from the same address and port, if that is in
+  //    range and free for this destination: the endpoint-independent
+  //    mapping of RFC 4787 REQ-1, as netfilter gives it.
+  if (m == Manip::kSrc && !random_all) {
+    if (in_range(*t, r, m)) {
+      if (keeps_port() && !nat_tuple_used(*t, ctx)) return true;
+    } else {
+      const Tuple orig = *t;
+      const bool reused = ctx.ct.for_each_same_source(orig, ctx.now_ms, [&](const Flow& f) {
+        Tuple c = invert(f.tuple[1]);  // the source this connection leaves with
+        c.dst = orig.dst;
+        c.dport = orig.dport;
+        if (!in_range(c, r, m)) return false;
+        *t = c;
+        return keeps_port() && !nat_tuple_used(*t, ctx);
+      });
+      if (reused) return true;
+      *t = orig;
+    }
+  }
   // 2) Address from the range.
   pick_ip(t, r, m, ctx.hash_seed);
   // 3) Keep the port if it is in range and free.
