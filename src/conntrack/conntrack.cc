@@ -118,12 +118,11 @@ void Conntrack::set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms) {
 void Conntrack::place_on_evict_list(uint32_t idx) {
   Flow& f = table_.flow(idx);
   EvictList want = EvictList::kNone;
-  if (f.tuple[0].proto == kProtoTcp &&
-      (f.tcp_state == TcpState::kTimeWait || f.tcp_state == TcpState::kClose ||
-       f.tcp_state == TcpState::kLastAck))
+  if (f.tuple[0].proto == kProtoTcp && (f.tcp_state == TcpState::kTimeWait || f.tcp_state == TcpState::kClose))
     want = EvictList::kClosing;
   else if (f.tuple[0].proto == kProtoTcp &&
-           (f.tcp_state == TcpState::kFinWait || f.tcp_state == TcpState::kCloseWait))
+           (f.tcp_state == TcpState::kFinWait || f.tcp_state == TcpState::kCloseWait ||
+            f.tcp_state == TcpState::kLastAck))
     want = EvictList::kHalfClosed;
   else if (!(f.status & kStatusSeenReply))
     want = EvictList::kUnreplied;

@@ -110,7 +110,7 @@ class FlowDirectory {
 // A worker can evict only its own entries, so one at the limit with nothing
 // to evict would refuse a connection while another holds closed ones. So
 // once the count is within `reserve` of the limit, a new flow first evicts
-// its worker's oldest closed entry (TIME_WAIT, CLOSE, LAST_ACK) if it has
+// its worker's oldest closed entry (TIME_WAIT, CLOSE) if it has
 // one -- what netfilter's garbage collector does above 95 % -- and the
 // workers keep that headroom for each other.
 //

@@ -103,19 +103,25 @@ check "interfaces are the kernel's again after stop" \
   bash -c "! ip -n $NS_G link show $IF_GO | grep -q 'prog/xdp' && ! tc -n $NS_G filter show dev $IF_GO ingress | grep -q xnat"
 
 # --- A full table never refuses a connection: 20 000 requests, 1 000 at a time, 1 000 entries.
-write_config "nf_conntrack_max = 1000"
-start_xnat "$BACKEND" || exit 1
-check "ab -c 1000 -n 20000 through DNAT at nf_conntrack_max=1000" \
-  bash -c "ip netns exec $NS_S ab -q -r -s 10 -n 20000 -c 1000 http://198.19.0.1:8080/ > $WORK/ab1000.txt;
-           cat $WORK/ab1000.txt | grep -E -A1 'Complete|Failed|Requests per'
-           grep -Eq '^Complete requests: +20000$' $WORK/ab1000.txt && grep -Eq '^Failed requests: +0$' $WORK/ab1000.txt"
-snapshot
-echo "     $(grep -E '^Requests per' $WORK/ab1000.txt); $(grep -E '^conntrack_evicted_' $WORK/counters.txt | tr '\n' ' ')"
-echo "     nonzero drops: $(grep -E '^(live_)?drop_[a-z_]+ [1-9]|^live_rx_ring|^conntrack_borrowed|^handoffs' $WORK/counters.txt | tr '\n' ' ')"
-check "  ... with no table_full drops" bash -c "! grep -Eq '^drop_table_full [1-9]' $WORK/counters.txt"
-check "  ... and the table held at most 1000 entries" \
-  bash -c "[ \$(grep -c . $WORK/conntrack.txt) -le 1000 ]"
-stop_xnat
+# A timing stress test: XNAT_STRESS=0 skips it (scripts/test.sh does for the
+# sanitizer build, whose Debug+ASan binary is several times slower).
+if [ "${XNAT_STRESS:-1}" = 1 ]; then
+  write_config "nf_conntrack_max = 1000"
+  start_xnat "$BACKEND" || exit 1
+  check "ab -c 1000 -n 20000 through DNAT at nf_conntrack_max=1000" \
+    bash -c "ip netns exec $NS_S ab -q -r -s 10 -n 20000 -c 1000 http://198.19.0.1:8080/ > $WORK/ab1000.txt;
+             cat $WORK/ab1000.txt | grep -E -A1 'Complete|Failed|Requests per'
+             grep -Eq '^Complete requests: +20000$' $WORK/ab1000.txt && grep -Eq '^Failed requests: +0$' $WORK/ab1000.txt"
+  snapshot
+  echo "     $(grep -E '^Requests per' $WORK/ab1000.txt); $(grep -E '^conntrack_evicted_' $WORK/counters.txt | tr '\n' ' ')"
+  echo "     nonzero drops: $(grep -E '^(live_)?drop_[a-z_]+ [1-9]|^live_rx_ring|^conntrack_borrowed|^handoffs' $WORK/counters.txt | tr '\n' ' ')"
+  check "  ... with no table_full drops" bash -c "! grep -Eq '^drop_table_full [1-9]' $WORK/counters.txt"
+  check "  ... and the table held at most 1000 entries" \
+    bash -c "[ \$(grep -c . $WORK/conntrack.txt) -le 1000 ]"
+  stop_xnat
+else
+  echo "skip $LABEL: ab -c 1000 -n 20000 at nf_conntrack_max=1000 (XNAT_STRESS=0)"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
