@@ -195,6 +195,35 @@ TEST(Conntrack, FullTableEvictsHalfClosedAfterUnreplied) {
   EXPECT_EQ(ct.stats().drop, 0u);
 }
 
+// LAST_ACK waits for the final ACK: evicted with the half-closed entries,
+// after an unreplied one, not with TIME_WAIT (its ACK would otherwise arrive
+// to no entry and be picked up as a new, untranslated connection).
+TEST(Conntrack, LastAckIsEvictedAfterUnreplied) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 2).has_value());
+  Conntrack ct(s, 1);
+  auto seg = [](int dir, uint16_t port, uint8_t flags) {
+    return dir == 0 ? parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(port, 80, flags).build())
+                    : parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, port, flags).build());
+  };
+  uint32_t a = open(ct, seg(0, 1000, kTcpSyn), T0);
+  ct.track(a, 1, seg(1, 1000, kTcpSyn | kTcpAck), T0 + 1);
+  ct.track(a, 0, seg(0, 1000, kTcpAck), T0 + 2);
+  ct.track(a, 1, seg(1, 1000, kTcpFin | kTcpAck), T0 + 3);  // server closes
+  ct.track(a, 0, seg(0, 1000, kTcpFin | kTcpAck), T0 + 4);  // client closes: the server's ACK is due
+  ASSERT_EQ(ct.flow(a).tcp_state, TcpState::kLastAck);
+  ASSERT_NE(open(ct, seg(0, 1001, kTcpSyn), T0 + 5), kNoRef);  // unreplied, newer
+  ASSERT_NE(open(ct, seg(0, 1002, kTcpSyn), T0 + 6), kNoRef);
+  EXPECT_EQ(ct.stats().evicted_unreplied, 1u);
+  EXPECT_EQ(ct.stats().evicted_closing, 0u);
+  const Tuple t = seg(0, 1000, kTcpAck).tuple;
+  EXPECT_NE(ct.find(t, ct.hash(t), T0 + 6), kNoRef);  // still there for its ACK
+  ct.track(a, 1, seg(1, 1000, kTcpAck), T0 + 7);
+  EXPECT_EQ(ct.flow(a).tcp_state, TcpState::kTimeWait);
+  ASSERT_NE(open(ct, seg(0, 1003, kTcpSyn), T0 + 8), kNoRef);  // now TIME_WAIT goes first
+  EXPECT_EQ(ct.stats().evicted_closing, 1u);
+}
+
 TEST(Conntrack, TableFullWhenNothingCanBeEvicted) {
   ConntrackSettings s;
   ASSERT_FALSE(s.set("nf_conntrack_max", 1).has_value());
