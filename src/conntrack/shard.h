@@ -13,8 +13,8 @@
 // reply tuple's owner is itself: the port allocator skips the candidates
 // another worker would own, as VPP's NAT44-ED gives each worker its own port
 // ranges. (The ports are mixed, not added modulo W: Linux hands connect()
-// even ports only, so with W = 2 a plain sum would send every connection
-// from one client to one server to the same worker.)
+// even ports first, leaving odd ones to bind(), so with W = 2 a plain sum
+// would send every connection from one client to one server to one worker.)
 //
 // A reply tuple the owner could not choose (DNAT, where the reply comes from
 // the server to the client's own port; a source mapping with a single port)
