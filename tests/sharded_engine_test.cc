@@ -23,14 +23,10 @@ struct Workers {
   Workers(uint32_t n, const std::string& rules, uint64_t max_flows = 1 << 20) {
     limit.max = max_flows;
     for (uint32_t w = 0; w < n; ++w) {
-      auto cfg = parse_config(reference_config(), "test.toml", ConfigMode::kReplay);
-      EXPECT_TRUE(cfg.ok());
-      auto rs = parse_rules(rules, "test.rules");
-      EXPECT_TRUE(rs.ok()) << (rs.ok() ? "" : rs.error().message);
-      cfg->rules = std::move(*rs);
-      cfg->seed = 1 + w;
-      cfg->shard = Shard{w, n, kShardSeed, &dir, &limit};
-      engines.push_back(std::make_unique<Engine>(std::move(*cfg)));
+      EngineConfig cfg = engine_config(rules);
+      cfg.seed = 1 + w;
+      cfg.shard = Shard{w, n, kShardSeed, &dir, &limit};
+      engines.push_back(std::make_unique<Engine>(std::move(cfg)));
     }
   }
 
@@ -41,13 +37,8 @@ struct Workers {
   };
   // Receives the frame at worker `at`, following handoffs as the live rings do.
   Delivery deliver(const std::vector<uint8_t>& frame, int in_if, uint64_t now, int at = 0) {
-    std::vector<uint8_t> buf(frame);
-    buf.resize(frame.size() + 1024);
-    Packet p;
-    p.data = buf.data();
-    p.len = static_cast<uint32_t>(frame.size());
-    p.capacity = static_cast<uint32_t>(buf.size());
-    p.in_if = static_cast<int16_t>(in_if);
+    std::vector<uint8_t> buf;
+    Packet p = received(&buf, frame, in_if);
     Delivery d;
     for (int w = at;;) {
       engines[static_cast<size_t>(w)]->process(p, now);
@@ -59,10 +50,7 @@ struct Workers {
       EXPECT_LE(d.hops, 2);
       w = p.out_if;
     }
-    d.out.verdict = p.verdict;
-    d.out.out_if = p.out_if;
-    d.out.reason = p.reason;
-    d.out.frame.assign(p.data, p.data + p.len);
+    d.out = result(p);
     return d;
   }
   uint64_t sum(Counter c) const {

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "control/example_gateway.h"
@@ -23,26 +25,39 @@ std::string nat_table(const std::string& body) {
          body + "COMMIT\n";
 }
 
-std::unique_ptr<Engine> make_engine(const std::string& rules, const std::string& conntrack_lines) {
+EngineConfig engine_config(const std::string& rules, const std::string& conntrack_lines) {
   auto cfg = parse_config(reference_config(conntrack_lines), "test.toml", ConfigMode::kReplay);
   EXPECT_TRUE(cfg.ok()) << (cfg.ok() ? "" : cfg.error().message);
   auto rs = parse_rules(rules, "test.rules");
   EXPECT_TRUE(rs.ok()) << (rs.ok() ? "" : rs.error().message);
   cfg->rules = std::move(*rs);
-  return std::make_unique<Engine>(std::move(*cfg));
+  return std::move(*cfg);
+}
+
+std::unique_ptr<Engine> make_engine(const std::string& rules, const std::string& conntrack_lines) {
+  return std::make_unique<Engine>(engine_config(rules, conntrack_lines));
+}
+
+Packet received(std::vector<uint8_t>* buf, const std::vector<uint8_t>& frame, int in_if) {
+  buf->assign(frame.size() + 1024, 0);
+  std::copy(frame.begin(), frame.end(), buf->begin());
+  Packet p;
+  p.data = buf->data();
+  p.len = static_cast<uint32_t>(frame.size());
+  p.capacity = static_cast<uint32_t>(buf->size());
+  p.in_if = static_cast<int16_t>(in_if);
+  return p;
+}
+
+Output result(const Packet& p) {
+  return Output{p.verdict, p.out_if, p.reason, std::vector<uint8_t>(p.data, p.data + p.len)};
 }
 
 Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now_ms) {
-  std::vector<uint8_t> buf(frame);
-  buf.resize(frame.size() + 1024);
-  Packet p;
-  p.data = buf.data();
-  p.len = static_cast<uint32_t>(frame.size());
-  p.capacity = static_cast<uint32_t>(buf.size());
-  p.in_if = static_cast<int16_t>(in_if);
+  std::vector<uint8_t> buf;
+  Packet p = received(&buf, frame, in_if);
   e.process(p, now_ms);
-  buf.resize(p.len);
-  return Output{p.verdict, p.out_if, p.reason, buf};
+  return result(p);
 }
 
 std::string describe(const std::vector<uint8_t>& frame) { return describe_frame(frame); }

@@ -29,6 +29,7 @@ inline constexpr int kIn = 0;   // eth1
 inline constexpr int kOut = 1;  // eth0
 
 std::string reference_config(const std::string& conntrack_lines = "");
+EngineConfig engine_config(const std::string& rules, const std::string& conntrack_lines = "");
 std::unique_ptr<Engine> make_engine(const std::string& rules, const std::string& conntrack_lines = "");
 
 struct Output {
@@ -37,6 +38,9 @@ struct Output {
   DropReason reason;
   std::vector<uint8_t> frame;
 };
+// A copy of `frame` in *buf, with room to grow, as a Packet received on `in_if`.
+Packet received(std::vector<uint8_t>* buf, const std::vector<uint8_t>& frame, int in_if);
+Output result(const Packet& p);
 // Runs one frame received on interface `in_if` at time `now_ms`.
 Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now_ms);
 

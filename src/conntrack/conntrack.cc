@@ -230,20 +230,20 @@ bool Conntrack::make_room(uint64_t now_ms) {
   return evict_one();
 }
 
+bool Conntrack::evict_from(EvictList l) {
+  const uint32_t h = evict_head(l), victim = links_[h].evict_next;
+  if (victim == h) return false;
+  ++stats_.early_drop;
+  ++(l == EvictList::kClosing     ? stats_.evicted_closing
+     : l == EvictList::kUnreplied ? stats_.evicted_unreplied
+                                  : stats_.evicted_half_closed);
+  remove(victim);
+  return true;
+}
+
 bool Conntrack::evict_one() {
-  FlowLinks* L = links_.get();
-  for (EvictList l : {EvictList::kClosing, EvictList::kUnreplied, EvictList::kHalfClosed}) {
-    const uint32_t h = evict_head(l);
-    const uint32_t victim = L[h].evict_next;
-    if (victim != h) {
-      ++stats_.early_drop;
-      ++(l == EvictList::kClosing     ? stats_.evicted_closing
-         : l == EvictList::kUnreplied ? stats_.evicted_unreplied
-                                      : stats_.evicted_half_closed);
-      remove(victim);
-      return true;
-    }
-  }
+  for (EvictList l : {EvictList::kClosing, EvictList::kUnreplied, EvictList::kHalfClosed})
+    if (evict_from(l)) return true;
   return false;
 }
 
@@ -274,14 +274,8 @@ void Conntrack::repay() {
 }
 
 uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms) {
-  if (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) + shard_.limit->reserve >= shard_.limit->max) {
-    const uint32_t h = evict_head(EvictList::kClosing), victim = links_[h].evict_next;
-    if (victim != h) {
-      ++stats_.early_drop;
-      ++stats_.evicted_closing;
-      remove(victim);
-    }
-  }
+  if (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) + shard_.limit->reserve >= shard_.limit->max)
+    evict_from(EvictList::kClosing);  // keep headroom for the other workers
   bool borrowed = false;
   if (full() && !make_room(now_ms)) {
     // Several workers: what this one cannot evict, another may hold.

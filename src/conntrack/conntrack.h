@@ -157,8 +157,6 @@ class Conntrack {
   // Marks flow `idx` as source-translated (IPS_SRC_NAT) and enters it in the
   // by-source index. Its original tuple must be final.
   void set_src_nat(uint32_t idx);
-  // The by-source lookup is a cache miss; new_flow starts it before the rules run.
-  void prefetch_same_source(const Tuple& orig) const { __builtin_prefetch(&bysrc_[bysrc_bucket(orig)]); }
   // Calls fn(const Flow&) for the live source-translated flows whose original
   // source (address, port or ICMP identifier, protocol) is that of `orig`,
   // until fn returns true; returns whether one did (find_appropriate_src).
@@ -216,6 +214,7 @@ class Conntrack {
            (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) >= shard_.limit->max);
   }
   bool make_room(uint64_t now_ms);  // false: nothing to evict
+  bool evict_from(EvictList l);     // the list's oldest entry, counted as an early drop
   bool evict_one();                 // closing, unreplied, half-closed: the oldest of the first non-empty
   bool borrow();                    // several workers: an entry over the limit, another worker to evict one
   void process_wheel_slot(uint64_t tick, uint64_t now_ms);

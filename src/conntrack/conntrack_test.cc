@@ -26,6 +26,13 @@ uint32_t open(Conntrack& ct, const ParsedPacket& p, uint64_t now) {
 
 const uint64_t T0 = 1'000'000'000;  // an arbitrary clock origin, in ms
 
+// A TCP segment of the client 198.18.0.2:port <-> 198.51.100.7:80 connection,
+// from the client (dir 0) or the server (dir 1).
+ParsedPacket seg(int dir, uint16_t port, uint8_t flags) {
+  return dir == 0 ? parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(port, 80, flags).build())
+                  : parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, port, flags).build());
+}
+
 TEST(Conntrack, UdpUnrepliedExpiresAfterExactlyThirtySeconds) {
   Conntrack ct(ConntrackSettings{}, 1);
   auto p = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(5000, 53).build());
@@ -145,10 +152,6 @@ TEST(Conntrack, FullTableEvictsHalfClosedAfterUnreplied) {
   ConntrackSettings s;
   ASSERT_FALSE(s.set("nf_conntrack_max", 4).has_value());
   Conntrack ct(s, 1);
-  auto seg = [](int dir, uint16_t port, uint8_t flags) {
-    return dir == 0 ? parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(port, 80, flags).build())
-                    : parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, port, flags).build());
-  };
   auto present = [&](uint16_t port, uint64_t t) {
     const Tuple tu = seg(0, port, kTcpAck).tuple;
     return ct.find(tu, ct.hash(tu), t) != kNoRef;
@@ -202,10 +205,6 @@ TEST(Conntrack, LastAckIsEvictedAfterUnreplied) {
   ConntrackSettings s;
   ASSERT_FALSE(s.set("nf_conntrack_max", 2).has_value());
   Conntrack ct(s, 1);
-  auto seg = [](int dir, uint16_t port, uint8_t flags) {
-    return dir == 0 ? parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(port, 80, flags).build())
-                    : parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, port, flags).build());
-  };
   uint32_t a = open(ct, seg(0, 1000, kTcpSyn), T0);
   ct.track(a, 1, seg(1, 1000, kTcpSyn | kTcpAck), T0 + 1);
   ct.track(a, 0, seg(0, 1000, kTcpAck), T0 + 2);

@@ -9,9 +9,9 @@ FlowDirectory::FlowDirectory(uint64_t max_flows) {
   // the last bucket into kWindow - 8 extra slots instead of wrapping.
   const uint64_t buckets = std::bit_ceil(std::max<uint64_t>(max_flows / 4, 8));
   mask_ = buckets - 1;
-  nslots_ = static_cast<size_t>(buckets * 8 + kWindow - 8);
-  slot_ = std::make_unique<std::atomic<uint64_t>[]>(nslots_);
-  for (size_t i = 0; i < nslots_; ++i) slot_[i].store(0, std::memory_order_relaxed);
+  const size_t nslots = static_cast<size_t>(buckets * 8 + kWindow - 8);
+  slot_ = std::make_unique<std::atomic<uint64_t>[]>(nslots);
+  for (size_t i = 0; i < nslots; ++i) slot_[i].store(0, std::memory_order_relaxed);
 }
 
 uint64_t FlowDirectory::fingerprint(const Tuple& t, uint64_t seed) {

@@ -91,12 +91,10 @@ class FlowDirectory {
   void erase(uint64_t fp, uint32_t worker);
   int find(uint64_t fp) const;  // the worker, or -1
   uint64_t size() const { return size_.load(std::memory_order_relaxed); }
-  size_t slots() const { return nslots_; }
 
  private:
   size_t window_start(uint64_t fp) const { return static_cast<size_t>((fp >> 8) & mask_) * 8; }
 
-  size_t nslots_ = 0;
   uint64_t mask_ = 0;  // bucket mask
   std::unique_ptr<std::atomic<uint64_t>[]> slot_;
   std::atomic<uint64_t> size_{0};

@@ -279,7 +279,6 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     ++ct_.stats().source_limited;
     return drop(pkt, Counter::drop_source_limit);
   }
-  ct_.prefetch_same_source(p.tuple);  // for find_appropriate_src, after the rules
   NatContext ctx{ct_, now, rng_, cfg_.shard, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
   const Tuple orig = p.tuple;
   Tuple t = orig;  // the original tuple as it will leave the gateway

@@ -246,7 +246,6 @@ struct Snapshot {
 };
 
 struct Worker {
-  uint32_t index = 0;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Backend> io;
   LocalClaims claims;
@@ -471,7 +470,6 @@ int run_gateway(const RunOptions& o) {
   const bool xdp = o.backend == "af_xdp";
   for (uint32_t i = 0; i < nworkers; ++i) {
     auto w = std::make_unique<Worker>();
-    w->index = i;
     EngineConfig ec = *cfg;
     ec.seed = cfg->seed + i * 0x9E3779B97F4A7C15ull;
     ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? &directory : nullptr, nworkers > 1 ? &limit : nullptr};
