@@ -30,6 +30,10 @@ net_up() {
   ip -n "$NS_G" addr add 198.18.0.1/16 dev "$IF_GI"
   ip -n "$NS_G" addr add 198.19.0.1/16 dev "$IF_GO"
   ip -n "$NS_S" addr add 198.19.0.2/16 dev "$IF_S"
+  # The server answers every probe: its kernel's per-peer ICMP rate limit
+  # (1/s after a burst of 6) would otherwise silence traceroute hops after
+  # earlier tests spent the tokens, and every client reaches it as 198.19.0.1.
+  ip netns exec "$NS_S" sysctl -qw net.ipv4.icmp_ratelimit=0
   ip -n "$NS_C" link set "$IF_C" up
   ip -n "$NS_S" link set "$IF_S" up
   ip -n "$NS_G" link set "$IF_GI" up
