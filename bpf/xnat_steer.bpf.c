@@ -8,11 +8,24 @@
 //   claims       per (protocol, port) on those addresses: how many NAT
 //                mappings and DNAT rules use it; memory-mapped, so the
 //                gateway updates it without a system call
+//   frags        fragmented datagrams to a host address the gateway takes
 //   steer_stats  per CPU: [0] frames to the gateway, [1] frames to the kernel,
 //                [2] frames the gateway should have had but no socket was ready
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
+
+// The decision (live/steer.h), on the lookups defined below.
+static __always_inline int is_local(__u32 addr);
+static __always_inline int claimed(int idx);
+static __always_inline void frag_note(const unsigned char* ip);
+static __always_inline int frag_seen(const unsigned char* ip);
+#define XNAT_STEER_IS_LOCAL(addr) is_local(addr)
+#define XNAT_STEER_CLAIMED(idx) claimed(idx)
+#define XNAT_STEER_FRAG_NOTE(ip) frag_note(ip)
+#define XNAT_STEER_FRAG_SEEN(ip) frag_seen(ip)
+#define XNAT_STEER_INLINE static __always_inline
+#include "live/steer.h"
 
 struct {
   __uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -43,6 +56,26 @@ struct {
   __type(value, __u64);
 } steer_stats SEC(".maps");
 
+// Fragmented datagrams to a host address whose first fragment the gateway
+// took (steer.h).
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct xnat_frag_key);
+  __type(value, __u8);
+} frags SEC(".maps");
+
+static __always_inline void frag_note(const unsigned char* ip) {
+  struct xnat_frag_key k = xnat_frag_key_of(ip);
+  __u8 one = 1;
+  bpf_map_update_elem(&frags, &k, &one, BPF_ANY);
+}
+
+static __always_inline int frag_seen(const unsigned char* ip) {
+  struct xnat_frag_key k = xnat_frag_key_of(ip);
+  return bpf_map_lookup_elem(&frags, &k) != 0;
+}
+
 static __always_inline int is_local(__u32 addr) {
   return bpf_map_lookup_elem(&local_addrs, &addr) != 0;
 }
@@ -52,11 +85,6 @@ static __always_inline int claimed(int idx) {
   __u64* v = bpf_map_lookup_elem(&claims, &k);
   return v && *v;
 }
-
-#define XNAT_STEER_IS_LOCAL(addr) is_local(addr)
-#define XNAT_STEER_CLAIMED(idx) claimed(idx)
-#define XNAT_STEER_INLINE static __always_inline
-#include "live/steer.h"
 
 static __always_inline void count(__u32 what) {
   __u64* c = bpf_map_lookup_elem(&steer_stats, &what);

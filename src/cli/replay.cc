@@ -47,6 +47,8 @@ std::string format_counters(const std::vector<CounterSource>& workers) {
   out += fmt::format("conntrack_evicted_closing {}\n", s.evicted_closing);
   out += fmt::format("conntrack_evicted_unreplied {}\n", s.evicted_unreplied);
   out += fmt::format("conntrack_evicted_half_closed {}\n", s.evicted_half_closed);
+  out += fmt::format("conntrack_evicted_held {}\n", s.held);
+  out += fmt::format("conntrack_readmitted {}\n", s.readmitted);
   out += fmt::format("conntrack_tcp_reopened {}\n", s.reopened);
   out += fmt::format("conntrack_tcp_killed_by_rst {}\n", s.killed);
   out += fmt::format("conntrack_source_limited {}\n", s.source_limited);

@@ -12,7 +12,13 @@ namespace xnat {
 Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
     : settings_(settings),
       table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed),
-      links_(settings.nf_conntrack_max + kWheelSlots + kEvictLists) {
+      links_(settings.nf_conntrack_max + kWheelSlots + kEvictLists),
+      // The same hash seed as the table: a miss there hands its hash on.
+      held_(settings.xnat_evicted_hold, 0, seed) {
+  {
+    const uint32_t sentinel = held_.capacity();
+    held_fifo_.assign(size_t{sentinel} + 1, {sentinel, sentinel});
+  }
   if (settings.xnat_max_flows_per_source) sources_ = SourceCounter(settings.nf_conntrack_max);
   const uint32_t heads = table_.capacity();
   for (uint32_t h = heads; h < heads + kWheelSlots + kEvictLists; ++h) links_[h] = FlowLinks{h, h, h, h};
@@ -37,11 +43,17 @@ Conntrack::~Conntrack() = default;
 
 size_t Conntrack::memory_bytes() const {
   return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + kEvictLists) * sizeof(FlowLinks) +
-         size_t{table_.capacity()} * sizeof(SrcLinks) + (bysrc_mask_ + 1) * sizeof(uint32_t);
+         size_t{table_.capacity()} * sizeof(SrcLinks) + (bysrc_mask_ + 1) * sizeof(uint32_t) +
+         held_memory_bytes();
+}
+
+size_t Conntrack::held_memory_bytes() const {
+  return held_.memory_bytes() + held_fifo_.size() * sizeof(held_fifo_[0]);
 }
 
 size_t Conntrack::bytes_per_flow() const {
-  const size_t fixed = (kWheelSlots + kEvictLists) * sizeof(FlowLinks);
+  // The wheel heads and the held flows (at most xnat_evicted_hold) are fixed.
+  const size_t fixed = (kWheelSlots + kEvictLists) * sizeof(FlowLinks) + held_memory_bytes();
   return (memory_bytes() - fixed + table_.capacity() - 1) / table_.capacity();
 }
 
@@ -133,7 +145,95 @@ void Conntrack::place_on_evict_list(uint32_t idx) {
   f.evict_list = want;
 }
 
-void Conntrack::release(uint32_t idx) {
+void Conntrack::release_reply(const Flow& f) {
+  if (f.status & kStatusClaim) claims_->sub(LocalClaims::index(f.tuple[1]));
+  if (f.status & kStatusDirectory)
+    shard_.directory->erase(FlowDirectory::fingerprint(f.tuple[1], shard_.seed), shard_.index);
+}
+
+void Conntrack::hold(const Flow& f) {
+  const uint32_t sentinel = held_.capacity();
+  if (held_.size() == held_.capacity()) drop_held(held_fifo_[sentinel].second);  // the oldest
+  const uint32_t h = held_.alloc();
+  Flow& g = held_.flow(h);
+  g = f;
+  g.evict_list = EvictList::kNone;
+  held_.link(h);
+  held_push(h);
+  ++stats_.held;
+}
+
+void Conntrack::held_push(uint32_t hidx) {
+  const uint32_t sentinel = held_.capacity();
+  const uint32_t last = held_fifo_[sentinel].first;
+  held_fifo_[hidx] = {last, sentinel};
+  (last == sentinel ? held_fifo_[sentinel].second : held_fifo_[last].second) = hidx;
+  held_fifo_[sentinel].first = hidx;
+}
+
+void Conntrack::held_unlink(uint32_t hidx) {
+  const uint32_t sentinel = held_.capacity();
+  const auto [prev, next] = held_fifo_[hidx];
+  (prev == sentinel ? held_fifo_[sentinel].second : held_fifo_[prev].second) = next;
+  (next == sentinel ? held_fifo_[sentinel].first : held_fifo_[next].first) = prev;
+}
+
+void Conntrack::drop_held(uint32_t hidx) {
+  release_reply(held_.flow(hidx));
+  held_unlink(hidx);
+  held_.unlink_and_free(hidx);
+}
+
+uint32_t Conntrack::find_held(const Tuple& t, uint64_t h, uint64_t now_ms) {
+  const uint32_t ref = held_.find(t, h);
+  if (ref == kNoRef) return kNoRef;
+  if (held_.flow(ref >> 1).expires_ms <= now_ms) {
+    drop_held(ref >> 1);
+    return kNoRef;
+  }
+  return ref;
+}
+
+uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
+  *copy = held_.flow(hidx);
+  const Flow& rec = *copy;
+  // Room from the dead only: evicting another live flow for this one would
+  // only trade places (and under ab -c 1000 at nf_conntrack_max=1000 turned
+  // every eviction into a readmission). Else it lives on held, its mapping
+  // tracked and kept alive by its packets (track_held).
+  if (full() && !make_room(now_ms, /*live_too=*/false)) return kNoRef;
+  drop_held(hidx);
+  const uint32_t idx = insert(rec.tuple[0], rec.tuple[1], now_ms);
+  if (idx == kNoRef) {
+    // Nothing to evict: keep it held, its claim and directory entry taken again.
+    Flow again = rec;
+    if ((again.status & kStatusClaim) && claims_) claims_->add(LocalClaims::index(again.tuple[1]));
+    if ((again.status & kStatusDirectory) &&
+        !shard_.directory->insert(FlowDirectory::fingerprint(again.tuple[1], shard_.seed), shard_.index))
+      again.status &= static_cast<uint16_t>(~kStatusDirectory);
+    hold(again);
+    --stats_.held;  // the same eviction, still held
+    --stats_.drop;  // and its packet is not dropped: the engine translates it as held
+    return kNoRef;
+  }
+  // The held record, but with the claim, directory entry and lists insert()
+  // gave the new entry (set_src_nat below links it by source again).
+  Flow& f = table_.flow(idx);
+  const uint16_t own = kStatusClaim | kStatusDirectory;
+  const uint16_t status = static_cast<uint16_t>((f.status & own) | (rec.status & ~(own | kStatusSrcNat)));
+  const EvictList listed = f.evict_list;
+  unschedule(idx);
+  f = rec;
+  f.status = status;
+  f.evict_list = listed;
+  schedule(idx);
+  if (rec.status & kStatusSrcNat) set_src_nat(idx);
+  place_on_evict_list(idx);
+  ++stats_.readmitted;
+  return idx;
+}
+
+void Conntrack::release(uint32_t idx, bool keep_reply) {
   FlowLinks* L = links_.get();
   Wheel::unlink(L, idx);
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
@@ -145,10 +245,8 @@ void Conntrack::release(uint32_t idx) {
     else bysrc_[bysrc_bucket(table_.flow(idx).tuple[0])] = n;
     if (n != kNoRef) S[n].prev = p;
   }
-  if (table_.flow(idx).status & kStatusClaim) claims_->sub(LocalClaims::index(table_.flow(idx).tuple[1]));
+  if (!keep_reply) release_reply(table_.flow(idx));
   if (shard_.limit) shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
-  if (table_.flow(idx).status & kStatusDirectory)
-    shard_.directory->erase(FlowDirectory::fingerprint(table_.flow(idx).tuple[1], shard_.seed), shard_.index);
   table_.unlink_and_free(idx);
 }
 
@@ -203,7 +301,7 @@ void Conntrack::expire(uint64_t now_ms) {
   }
 }
 
-bool Conntrack::make_room(uint64_t now_ms) {
+bool Conntrack::make_room(uint64_t now_ms, bool live_too) {
   expire(now_ms);
   if (!full()) return true;
   FlowLinks* L = links_.get();
@@ -227,7 +325,7 @@ bool Conntrack::make_room(uint64_t now_ms) {
   int budget = 16;
   for (uint32_t i = L[head].wheel_next; i != head && budget-- > 0; i = L[i].wheel_next)
     if (table_.flow(i).expires_ms <= now_ms) return take_expired(i);
-  return evict_one();
+  return live_too ? evict_one() : evict_from(EvictList::kClosing);
 }
 
 bool Conntrack::evict_from(EvictList l) {
@@ -237,7 +335,10 @@ bool Conntrack::evict_from(EvictList l) {
   ++(l == EvictList::kClosing     ? stats_.evicted_closing
      : l == EvictList::kUnreplied ? stats_.evicted_unreplied
                                   : stats_.evicted_half_closed);
-  remove(victim);
+  // A closed connection is over; the others may still send (see the header).
+  const bool keep = l != EvictList::kClosing && held_.capacity() > 0;
+  if (keep) hold(table_.flow(victim));
+  release(victim, keep);
   return true;
 }
 
@@ -327,57 +428,90 @@ uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_m
   return idx;
 }
 
-TrackVerdict Conntrack::track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
-  Flow& f = table_.flow(idx);
+Conntrack::Step Conntrack::advance(Flow& f, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout) {
   const bool seen_reply = f.status & kStatusSeenReply;
-  TimeoutClass timeout;
   switch (f.tuple[0].proto) {
     case kProtoTcp: {
       TcpDecision d = tcp_track(f, dir, p.tcp_flags, seen_reply);
       switch (d.verdict) {
         case TcpVerdict::kInvalid:
           ++stats_.invalid;
-          return TrackVerdict::kInvalid;
+          return Step::kInvalid;
         case TcpVerdict::kReopen:
           ++stats_.reopened;
-          remove(idx);
-          return TrackVerdict::kReopen;
+          return Step::kReopen;
         case TcpVerdict::kIgnore:
-          return TrackVerdict::kAccept;
+          return Step::kIgnore;
         case TcpVerdict::kKill:
           ++stats_.killed;
-          remove(idx);
-          return TrackVerdict::kAccept;
+          return Step::kKill;
         case TcpVerdict::kAccept:
           break;
       }
-      timeout = d.timeout;
-      if (timeout == TimeoutClass::kTcpUnacknowledged &&
+      *timeout = d.timeout;
+      if (d.timeout == TimeoutClass::kTcpUnacknowledged &&
           settings_.timeout_ms(TimeoutClass::kTcpEstablished) <=
               settings_.timeout_ms(TimeoutClass::kTcpUnacknowledged))
-        timeout = TimeoutClass::kTcpEstablished;
+        *timeout = TimeoutClass::kTcpEstablished;
       if (d.set_assured) f.status |= kStatusAssured;
       break;
     }
     case kProtoUdp:
-      timeout = TimeoutClass::kUdp;
+      *timeout = TimeoutClass::kUdp;
       // nf_conntrack_proto_udp: seen both ways and still active two seconds
       // after creation: a stream; extend the timeout and set ASSURED.
       if (seen_reply && static_cast<int32_t>(static_cast<uint32_t>(now_ms) - f.created_ms32) > 2000) {
-        timeout = TimeoutClass::kUdpStream;
+        *timeout = TimeoutClass::kUdpStream;
         f.status |= kStatusAssured;
       }
       break;
     case kProtoIcmp:
-      timeout = TimeoutClass::kIcmp;
+      *timeout = TimeoutClass::kIcmp;
       break;
     default:
-      timeout = TimeoutClass::kGeneric;
+      *timeout = TimeoutClass::kGeneric;
       break;
   }
-  set_expiry(idx, timeout, now_ms);
   if (dir == 1) f.status |= kStatusSeenReply;
+  return Step::kRefresh;
+}
+
+namespace {
+// What a step other than kRefresh means for the packet; kReopen and kKill
+// also end the entry.
+TrackVerdict verdict_of(Conntrack::Step s) {
+  return s == Conntrack::Step::kInvalid  ? TrackVerdict::kInvalid
+         : s == Conntrack::Step::kReopen ? TrackVerdict::kReopen
+                                         : TrackVerdict::kAccept;
+}
+bool ends(Conntrack::Step s) { return s == Conntrack::Step::kReopen || s == Conntrack::Step::kKill; }
+}  // namespace
+
+TrackVerdict Conntrack::track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
+  TimeoutClass timeout;
+  const Step s = advance(table_.flow(idx), dir, p, now_ms, &timeout);
+  if (s != Step::kRefresh) {
+    if (ends(s)) remove(idx);
+    return verdict_of(s);
+  }
+  set_expiry(idx, timeout, now_ms);
   place_on_evict_list(idx);
+  return TrackVerdict::kAccept;
+}
+
+TrackVerdict Conntrack::track_held(uint32_t hidx, int dir, const ParsedPacket& p, uint64_t now_ms) {
+  Flow& f = held_.flow(hidx);
+  TimeoutClass timeout;
+  const Step s = advance(f, dir, p, now_ms, &timeout);
+  if (s != Step::kRefresh) {
+    if (ends(s)) drop_held(hidx);
+    return verdict_of(s);
+  }
+  f.timeout_class = timeout;
+  f.expires_ms = now_ms + settings_.timeout_ms(timeout);
+  // In use: the last to be dropped when the hold is full.
+  held_unlink(hidx);
+  held_push(hidx);
   return TrackVerdict::kAccept;
 }
 

@@ -30,11 +30,31 @@
 // drops the packet if none there qualifies, whereas three FIFO lists find the
 // oldest candidate anywhere in O(1). Only when all are empty is the packet
 // dropped, counted as table_full.
+//
+// Evicted flows are held
+// ----------------------
+// An evicted connection may still be alive: a half-closed one still carries
+// data one way, and an unreplied SYN's SYN-ACK may be on its way. Its next
+// packet would otherwise be picked up as a new connection and translated by
+// the rules alone, which cannot restore a DNAT reply's source or a SNAT
+// port: the peer sees a stranger and resets the connection. So evicted
+// unreplied and half-closed flows are kept, off the table and outside
+// nf_conntrack_max, in a second table of xnat_evicted_hold entries until their
+// own timeout; when it is full, the one least recently used goes. A late packet that matches one brings it
+// back with its mapping and state (readmitted, counted) when the table has
+// room or a dead entry (expired, closed) to give; else the packet is
+// translated by the held mapping, which it keeps alive (held_frames), and
+// no live entry is evicted for it: that only traded places. A SYN on its
+// original tuple is a new connection and forgets it. While held, its reply tuple stays reserved: the port allocator skips
+// it, and its port claim and directory entry (several workers) stay. Evicted
+// TIME_WAIT/CLOSE entries are not held: their connections are over.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "conntrack/flow_table.h"
 #include "conntrack/shard.h"
@@ -63,6 +83,8 @@ struct ConntrackStats {
   uint64_t source_limited = 0;  // new flows refused by xnat_max_flows_per_source
   uint64_t directory_full = 0;  // new flows refused: no room in the workers' directory window
   uint64_t borrowed = 0;        // entries taken over the shared limit for another worker to evict
+  uint64_t held = 0;            // evicted flows kept for their late packets
+  uint64_t readmitted = 0;      // held flows brought back by a late packet
 
   ConntrackStats& operator+=(const ConntrackStats& o) {
     found += o.found, invalid += o.invalid, insert += o.insert, insert_failed += o.insert_failed;
@@ -70,7 +92,7 @@ struct ConntrackStats {
     evicted_expired += o.evicted_expired, evicted_closing += o.evicted_closing;
     evicted_unreplied += o.evicted_unreplied, evicted_half_closed += o.evicted_half_closed;
     reopened += o.reopened, killed += o.killed, source_limited += o.source_limited;
-    directory_full += o.directory_full, borrowed += o.borrowed;
+    directory_full += o.directory_full, borrowed += o.borrowed, held += o.held, readmitted += o.readmitted;
     return *this;
   }
 };
@@ -127,7 +149,9 @@ class Conntrack {
   // Whether a flow holds `t`: in this table, or (several workers) another
   // worker's flow whose reply tuple is in the directory.
   bool tuple_in_use(const Tuple& t, uint64_t now_ms) {
-    if (find(t, hash(t), now_ms) != kNoRef) return true;
+    const uint64_t h = hash(t);
+    if (find(t, h, now_ms) != kNoRef) return true;
+    if (held_.size() && held_.find(t, h) != kNoRef) return true;  // reserved while held
     return shard_.directory && shard_.directory->find(FlowDirectory::fingerprint(t, shard_.seed)) >= 0;
   }
 
@@ -170,6 +194,27 @@ class Conntrack {
     }
     return false;
   }
+  // Evicted flows held for their late packets (see the note above).
+  bool holds() const { return held_.size() > 0; }
+  uint32_t held_count() const { return held_.size(); }
+  // held index * 2 + direction of the held flow with `t`, or kNoRef. One past
+  // its expiry is forgotten on the spot.
+  uint32_t find_held(const Tuple& t, uint64_t h, uint64_t now_ms);
+  const Flow& held_flow(uint32_t hidx) const { return held_.flow(hidx); }
+  // Forgets a held flow (a new connection reuses its original tuple).
+  void drop_held(uint32_t hidx);
+  // Brings held flow `hidx` back into the table with its mapping and state if
+  // there is room, or an expired or closed entry to evict. Returns its new
+  // index; else kNoRef and the flow stays held. `*copy` receives the held
+  // flow either way.
+  uint32_t readmit(uint32_t hidx, uint64_t now_ms, Flow* copy);
+  // The protocol part of track(): state, ASSURED, SEEN_REPLY, counters, and
+  // (kRefresh) the timeout to run on; no timers or lists.
+  enum class Step : uint8_t { kRefresh, kIgnore, kInvalid, kReopen, kKill };
+  // track() for a flow that stays held: its state and expiry follow its
+  // packets as in the table (kReopen and RST-kills forget it).
+  TrackVerdict track_held(uint32_t hidx, int dir, const ParsedPacket& p, uint64_t now_ms);
+
   // Keeps port claims for flows that end on a host address (live gateway).
   void set_local_claims(LocalClaims* c) { claims_ = c; }
   // This table is one worker's share (shard.h): a flow whose reply tuple
@@ -193,6 +238,7 @@ class Conntrack {
   // free-stack entry (the timer wheel's 64 KiB of heads is fixed).
   size_t memory_bytes() const;
   size_t bytes_per_flow() const;
+  size_t held_memory_bytes() const;  // part of memory_bytes(): the held flows' table, fixed
 
   // Calls fn(const Flow&) for every live flow, in index order.
   template <typename Fn>
@@ -205,6 +251,7 @@ class Conntrack {
   static constexpr uint32_t kWheelSlots = 4096;
   static constexpr uint64_t kTickMs = 1000;
 
+  Step advance(Flow& f, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout);
   void set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms);
   void schedule(uint32_t idx);
   void unschedule(uint32_t idx);
@@ -213,12 +260,20 @@ class Conntrack {
     return table_.size() >= table_.capacity() ||
            (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) >= shard_.limit->max);
   }
-  bool make_room(uint64_t now_ms);  // false: nothing to evict
+  // false: nothing to evict. live_too: unreplied and half-closed entries may
+  // go too, not only expired and closed ones.
+  bool make_room(uint64_t now_ms, bool live_too = true);
   bool evict_from(EvictList l);     // the list's oldest entry, counted as an early drop
   bool evict_one();                 // closing, unreplied, half-closed: the oldest of the first non-empty
   bool borrow();                    // several workers: an entry over the limit, another worker to evict one
   void process_wheel_slot(uint64_t tick, uint64_t now_ms);
-  void release(uint32_t idx);  // unlinks a flow from every list and index and frees it
+  // Unlinks a flow from every list and index and frees it; keep_reply: its
+  // port claim and directory entry pass to a held copy.
+  void release(uint32_t idx, bool keep_reply = false);
+  void release_reply(const Flow& f);  // the port claim and directory entry of f's reply tuple
+  void hold(const Flow& f);           // f's claim and directory entry, if any, are already held
+  void held_push(uint32_t hidx);      // to the FIFO's young end
+  void held_unlink(uint32_t hidx);
 
   uint32_t wheel_head(uint64_t tick) const {
     return table_.capacity() + static_cast<uint32_t>(tick & (kWheelSlots - 1));
@@ -246,6 +301,11 @@ class Conntrack {
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been processed
   bool wheel_started_ = false;
   ConntrackStats stats_;
+  // Held flows: their table, and their use order (prev/next per entry, the
+  // last element the sentinel) from which the least recently used is dropped
+  // when it is full.
+  FlowTable held_;
+  std::vector<std::pair<uint32_t, uint32_t>> held_fifo_;
   LocalClaims* claims_ = nullptr;
   Shard shard_;
 };

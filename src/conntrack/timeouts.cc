@@ -64,6 +64,9 @@ std::optional<std::string> ConntrackSettings::set(std::string_view name, int64_t
   } else if (name == "xnat_max_flows_per_source") {
     if (auto e = need_range(0, int64_t{1} << 30)) return e;
     xnat_max_flows_per_source = static_cast<uint32_t>(value);
+  } else if (name == "xnat_evicted_hold") {
+    if (auto e = need_range(0, int64_t{1} << 24)) return e;
+    xnat_evicted_hold = static_cast<uint32_t>(value);
   } else if (name == "nf_conntrack_tcp_be_liberal") {
     // xnat does not track TCP windows, which is what be_liberal = 1 means in the
     // kernel. Accept 1; refuse 0 rather than pretend to check windows.
@@ -88,7 +91,7 @@ std::string ConntrackSettings::known_names() {
   std::string s =
       "nf_conntrack_max, nf_conntrack_buckets, nf_conntrack_tcp_loose, nf_conntrack_checksum, "
       "nf_conntrack_tcp_be_liberal (1 only), nf_conntrack_acct (0 only), "
-      "xnat_max_flows_per_source";
+      "xnat_max_flows_per_source, xnat_evicted_hold";
   for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
     s += fmt::format(", {}", timeout_sysctl_name(static_cast<TimeoutClass>(i)));
   return s;

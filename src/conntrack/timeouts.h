@@ -20,6 +20,10 @@ struct ConntrackSettings {
   // xnat's own (netfilter does this with -m connlimit): the most flows one
   // original source address may hold; 0 = no limit. RFC 6888 REQ-4.
   uint32_t xnat_max_flows_per_source = 0;
+  // xnat's own: how many evicted flows are kept, off the table and outside
+  // nf_conntrack_max, for their late packets (conntrack.h, "Evicted flows are
+  // held"). 0 turns holding off.
+  uint32_t xnat_evicted_hold = 4096;
   // Timeouts in seconds, indexed by TimeoutClass.
   std::array<uint32_t, static_cast<size_t>(TimeoutClass::kCount)> timeout_s = {
       120,     // nf_conntrack_tcp_timeout_syn_sent

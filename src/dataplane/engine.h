@@ -7,6 +7,7 @@
 //                    -> nat POSTROUTING (SNAT, MASQUERADE, NETMAP)
 //                    -> unique tuple + insert in one step -> rewrite -> emit
 //         ICMP errors: matched through their embedded datagram (RFC 5508)
+//         later IPv4 fragments: as their first fragment went (fragments.h)
 //
 // Nothing here allocates or throws after construction. Every frame ends as
 // Forward (out_if set, frame rewritten in place, Ethernet addresses filled),
@@ -21,6 +22,7 @@
 
 #include "conntrack/conntrack.h"
 #include "dataplane/counters.h"
+#include "dataplane/fragments.h"
 #include "nat/port_allocator.h"
 #include "nat/rules.h"
 #include "packet/parse.h"
@@ -83,12 +85,22 @@ class Engine {
 
  private:
   void handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now);
+  // Fragments (fragments.h): what became of a first fragment, and a later one.
+  void note_first_fragment(const Packet& pkt, const ParsedPacket& p, const FragmentKey& k, uint64_t now);
+  void later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now);
   void new_flow(Packet& pkt, ParsedPacket& p, uint64_t now);
+  // A packet of a tracked flow (table index, direction): track, route, translate, emit.
+  void forward_tracked(Packet& pkt, ParsedPacket& p, uint32_t idx, int dir, uint64_t now);
+  // A packet that missed the table but matches an evicted flow still held:
+  // readmits the flow and forwards the packet. False: no such flow, or a new
+  // connection on its tuple.
+  bool late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now);
   // Checks a packet that would create state: false when it was dropped or handed to the host.
   bool admissible_new(Packet& pkt, const ParsedPacket& p);
   void handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now);
   // Several workers: true when the packet went to the worker owning `t` (or was dropped).
   bool hand_off(Packet& pkt, const Tuple& t);
+  void hand_to(Packet& pkt, uint32_t worker);  // at most 3 hops, then drop_handoff_loop
   bool try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now);
   // Route and TTL checks for a packet that will leave with destination dst.
   // Returns false when the packet was dropped or handed to the host (verdict set).
@@ -107,6 +119,8 @@ class Engine {
   Conntrack ct_;
   Rng rng_;
   Counters counters_;
+  FragmentTable frags_;
+  FragmentKey first_key_;  // the first fragment being handled, as received
   bool has_stateless_rules_ = false;
   uint64_t icmp_tokens_milli_ = 0;  // tokens * 1000
   uint64_t icmp_last_ms_ = 0;

@@ -43,7 +43,8 @@ std::optional<Error> BpfSteer::load() {
   local_fd_ = bpf_object__find_map_fd_by_name(obj_, "local_addrs");
   claims_fd_ = bpf_object__find_map_fd_by_name(obj_, "claims");
   stats_fd_ = bpf_object__find_map_fd_by_name(obj_, "steer_stats");
-  if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0) return Error{"steering BPF object lacks its maps"};
+  frags_fd_ = bpf_object__find_map_fd_by_name(obj_, "frags");
+  if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0 || frags_fd_ < 0) return Error{"steering BPF object lacks its maps"};
   void* m = mmap(nullptr, kClaimsBytes, PROT_READ | PROT_WRITE, MAP_SHARED, claims_fd_, 0);
   if (m == MAP_FAILED) return bpf_error("mmap the port claims map", errno);
   claims_ = static_cast<uint64_t*>(m);

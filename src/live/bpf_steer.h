@@ -35,6 +35,8 @@ class BpfSteer {
   // Interfaces must differ in ifindex % 64 and have at most 64 queues.
   std::optional<Error> set_xsk(int ifindex, uint32_t queue, int xsk_fd);
   uint64_t* claims() const { return claims_; }
+  // The map of fragmented datagrams the program gave the gateway (steer.h).
+  int frags_fd() const { return frags_fd_; }
   // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket.
   std::vector<uint64_t> stats() const;
   // "native" or "generic" for each XDP attachment, in attach order.
@@ -42,7 +44,7 @@ class BpfSteer {
 
  private:
   bpf_object* obj_ = nullptr;
-  int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1;
+  int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1, frags_fd_ = -1;
   uint64_t* claims_ = nullptr;
   std::vector<bpf_link*> links_;
   std::vector<int> tc_ifindexes_;

@@ -1,5 +1,6 @@
 #include "live/gateway.h"
 
+#include <bpf/bpf.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -41,12 +42,25 @@ uint64_t now_ms() {
 // The tc program leaves the kernel's frames to it; AF_PACKET still shows them
 // to the gateway, which must skip exactly those.
 thread_local const LocalClaims* t_claims = nullptr;
+thread_local int t_frags_fd = -1;
+// A later fragment to a host address: the tc program noted its datagram if it
+// took the first fragment (a system call, but only for these).
+bool frag_seen(const unsigned char* ip);
 #define XNAT_STEER_IS_LOCAL(a) t_claims->is_local(a)
 #define XNAT_STEER_CLAIMED(i) __atomic_load_n(&t_claims->counts[i], __ATOMIC_RELAXED)
+#define XNAT_STEER_FRAG_NOTE(ip) ((void)0) /* the tc program notes it */
+#define XNAT_STEER_FRAG_SEEN(ip) frag_seen(ip)
 #include "live/steer.h"
 
-bool for_gateway(const LocalClaims& c, const Packet& p) {
+bool frag_seen(const unsigned char* ip) {
+  const xnat_frag_key k = xnat_frag_key_of(ip);
+  uint8_t v = 0;
+  return bpf_map_lookup_elem(t_frags_fd, &k, &v) == 0;
+}
+
+bool for_gateway(const LocalClaims& c, int frags_fd, const Packet& p) {
   t_claims = &c;
+  t_frags_fd = frags_fd;
   return xnat_steer(p.data, p.data + p.len) == XNAT_STEER_GATEWAY;
 }
 
@@ -249,6 +263,7 @@ struct Worker {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Backend> io;
   LocalClaims claims;
+  int frags_fd = -1;  // the steering program's fragment map (AF_PACKET's for_gateway)
   NeighborQueue held;
   Counters live;  // the loop's own drops, beside the engine's
   std::vector<HandoffRing*> to;    // to[w]: ring to worker w (null for itself)
@@ -352,7 +367,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
         // Keep only the frames the tc program took from the kernel.
         size_t k = 0;
         for (size_t i = 0; i < n; ++i)
-          if (for_gateway(w.claims, pkts[i])) pkts[k++] = pkts[i];
+          if (for_gateway(w.claims, w.frags_fd, pkts[i])) pkts[k++] = pkts[i];
           else pkts[i].verdict = Verdict::kDrop;
         n = k;
       }
@@ -475,6 +490,7 @@ int run_gateway(const RunOptions& o) {
     ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? &directory : nullptr, nworkers > 1 ? &limit : nullptr};
     w->engine = std::make_unique<Engine>(std::move(ec));
     w->claims.counts = claim_counts;
+    w->frags_fd = steer.frags_fd();
     set_claim_addrs(&w->claims, w->engine->fib());
     w->engine->set_local_claims(&w->claims);
     BackendOptions wo = bo;

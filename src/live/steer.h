@@ -7,16 +7,23 @@
  * against `end`.
  *
  * The gateway takes every IPv4 frame except
- *   - multicast and broadcast destinations, fragments and unknown protocols
- *     addressed to the host, and
+ *   - multicast and broadcast destinations, and unknown protocols addressed
+ *     to the host, and
  *   - frames to one of the host's own addresses whose port (ICMP: identifier)
  *     no NAT mapping and no DNAT rule claims; for an ICMP error, the port is
  *     the source port of the datagram it quotes.
+ * A fragmented datagram to a host address goes where its first fragment went
+ * (only that one has the port): the first is noted when the gateway takes it,
+ * and a later fragment goes to the gateway only if its datagram was noted. A
+ * later fragment ahead of its first goes to the kernel.
  * Everything else (ARP, IPv6, the host's own traffic) stays with the kernel.
  *
- * The caller provides two lookups as macros before including this file:
+ * The caller provides lookups as macros before including this file:
  *   XNAT_STEER_IS_LOCAL(addr)        address in network order -> nonzero if the host's
  *   XNAT_STEER_CLAIMED(index)        claim count for xnat_claim_index(proto, port)
+ *   XNAT_STEER_FRAG_NOTE(ip)         the first fragment with IPv4 header `ip` is the gateway's
+ *   XNAT_STEER_FRAG_SEEN(ip)         nonzero if the datagram of fragment `ip` was noted
+ * (a datagram: source, destination, identification, protocol).
  */
 #ifndef XNAT_LIVE_STEER_H_
 #define XNAT_LIVE_STEER_H_
@@ -37,6 +44,21 @@ XNAT_STEER_INLINE int xnat_claim_index(unsigned proto, unsigned port) {
   if (proto == 17) return (int)(XNAT_CLAIM_PORTS + port);
   if (proto == 1) return (int)(2u * XNAT_CLAIM_PORTS + port);
   return -1;
+}
+
+/* A fragmented datagram, as the frags map keys it: from its IPv4 header. */
+struct xnat_frag_key {
+  unsigned int src, dst; /* network order */
+  unsigned short id;     /* raw */
+  unsigned char proto, pad;
+};
+XNAT_STEER_INLINE struct xnat_frag_key xnat_frag_key_of(const unsigned char* ip) {
+  struct xnat_frag_key k = {0, 0, 0, 0, 0};
+  __builtin_memcpy(&k.src, ip + 12, 4);
+  __builtin_memcpy(&k.dst, ip + 16, 4);
+  __builtin_memcpy(&k.id, ip + 4, 2);
+  k.proto = ip[9];
+  return k;
 }
 
 #ifdef XNAT_STEER_IS_LOCAL
@@ -61,7 +83,8 @@ XNAT_STEER_INLINE int xnat_steer(const unsigned char* data, const unsigned char*
   unsigned int dst;
   __builtin_memcpy(&dst, p + 16, 4);
   if (!XNAT_STEER_IS_LOCAL(dst)) return XNAT_STEER_GATEWAY; /* transit: always ours */
-  if (xnat_be16(p + 6) & 0x3fff) return XNAT_STEER_KERNEL; /* fragment for the host */
+  const unsigned frag = xnat_be16(p + 6) & 0x3fff; /* more fragments, offset */
+  if (frag & 0x1fff) return XNAT_STEER_FRAG_SEEN(p) ? XNAT_STEER_GATEWAY : XNAT_STEER_KERNEL;
   const unsigned proto = p[9];
   if (ihl > 60) return XNAT_STEER_GATEWAY;
   const unsigned char* l4 = p + ihl;
@@ -93,8 +116,9 @@ XNAT_STEER_INLINE int xnat_steer(const unsigned char* data, const unsigned char*
     return XNAT_STEER_KERNEL;
   }
   const int idx = xnat_claim_index(claim_proto, port);
-  if (idx < 0) return XNAT_STEER_KERNEL;
-  return XNAT_STEER_CLAIMED(idx) ? XNAT_STEER_GATEWAY : XNAT_STEER_KERNEL;
+  if (idx < 0 || !XNAT_STEER_CLAIMED(idx)) return XNAT_STEER_KERNEL;
+  if (frag) XNAT_STEER_FRAG_NOTE(p);
+  return XNAT_STEER_GATEWAY;
 }
 
 #endif /* XNAT_STEER_IS_LOCAL */

@@ -65,7 +65,6 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
   if (auto s = check_ipv4(ip, len - off, false, &hlen, &tot_len); s != ParseStatus::kOk) return s;
   if (csum_fold(csum_partial(ip, hlen)) != 0xFFFF) return ParseStatus::kBadIpChecksum;
   const auto* iph = reinterpret_cast<const Ipv4Hdr*>(ip);
-  if (iph->is_fragment()) return ParseStatus::kFragment;
 
   out->l3 = static_cast<uint16_t>(off);
   out->l4 = static_cast<uint16_t>(off + hlen);
@@ -75,6 +74,17 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
   t.src = iph->saddr.raw;
   t.dst = iph->daddr.raw;
   t.proto = iph->proto;
+  if (iph->is_fragment()) {
+    out->ip_id = iph->id.raw;
+    const unsigned offset8 = iph->frag_off.host() & 0x1FFF;
+    if (offset8 != 0) {
+      // RFC 1858: a fragment at offset 8 could rewrite a TCP header's flags.
+      if (iph->proto == kProtoTcp && offset8 * 8 < 16) return ParseStatus::kFragment;
+      out->frag = FragKind::kLater;
+      return ParseStatus::kOk;
+    }
+    out->frag = FragKind::kFirst;
+  }
 
   const uint8_t* l4 = frame + out->l4;
   const size_t l4_len = out->l4_len;
@@ -91,7 +101,9 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
       if (l4_len < sizeof(UdpHdr)) return ParseStatus::kTruncated;
       const auto* uh = reinterpret_cast<const UdpHdr*>(l4);
       unsigned ulen = uh->len.host();
-      if (ulen < sizeof(UdpHdr) || ulen > l4_len) return ParseStatus::kBadL4Header;
+      // A first fragment holds only the start of the datagram UDP's length covers.
+      if (ulen < sizeof(UdpHdr) || (ulen > l4_len && out->frag == FragKind::kNone))
+        return ParseStatus::kBadL4Header;
       break;
     }
     case kProtoIcmp:
@@ -101,6 +113,12 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
       break;
   }
   transport_tuple(iph->proto, l4, l4_len, &t);
+  if (out->frag == FragKind::kFirst) {
+    // The transport header is whole (checked above, RFC 1858); an ICMP error
+    // is never worth reassembling.
+    if (iph->proto == kProtoIcmp && icmp_is_error(l4[0])) return ParseStatus::kFragment;
+    return ParseStatus::kOk;  // no checksum to verify: it covers the whole datagram
+  }
 
   if (opts.verify_l4_checksum) {
     if (iph->proto == kProtoTcp) {

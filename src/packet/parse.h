@@ -19,11 +19,21 @@ enum class ParseStatus : uint8_t {
   kTruncated,      // a header runs past the end of the frame
   kBadIpHeader,    // version, IHL or total length inconsistent
   kBadIpChecksum,  // IPv4 header checksum wrong
-  kFragment,       // IPv4 fragment (reassembly is not implemented)
+  kFragment,       // a fragment that cannot be translated on its own (see FragKind)
   kBadL4Header,    // TCP data offset / UDP length inconsistent
   kBadL4Checksum,  // TCP/UDP/ICMP checksum wrong (only when verification is on)
   kBadIcmpError,   // ICMP error whose embedded datagram cannot be parsed
 };
+
+// IPv4 fragments are translated one by one, without reassembly: the first
+// (offset 0, more fragments) carries the transport header, parsed as usual but
+// without checksum verification (the checksum covers the whole datagram); a
+// later one carries none and is translated as its datagram's first fragment
+// was (the engine's FragmentTable). Refused as kFragment: a first fragment
+// whose transport header does not fit in it, a later one overlapping the
+// first 16 bytes of a TCP header (RFC 1858's tiny and overlapping fragments),
+// and fragmented ICMP errors.
+enum class FragKind : uint8_t { kNone, kFirst, kLater };
 
 struct ParsedPacket {
   uint16_t l3 = 0;      // offset of the IPv4 header in the frame
@@ -33,7 +43,9 @@ struct ParsedPacket {
   uint8_t tcp_flags = 0;
   bool vlan = false;
   bool icmp_error = false;
-  Tuple tuple;  // the packet's own tuple
+  FragKind frag = FragKind::kNone;
+  uint16_t ip_id = 0;  // fragments only: the IPv4 identification, raw
+  Tuple tuple;  // the packet's own tuple (a later fragment: addresses and protocol only)
 
   // ICMP errors only: the embedded datagram.
   uint16_t inner_l3 = 0;

@@ -43,7 +43,11 @@ TEST(Parse, Table) {
       {"ihl below 5", mutate(udp, 14, 0x44), ParseStatus::kBadIpHeader},
       {"total length beyond frame", mutate(udp, 14 + 2, 0x7f), ParseStatus::kTruncated},
       {"header checksum wrong", mutate(udp, 14 + 11, udp[14 + 11] ^ 0x40), ParseStatus::kBadIpChecksum},
-      {"first fragment", FrameBuilder().frag(0x2000).ip("198.18.0.2", "198.51.100.7").udp(1, 2).build(), ParseStatus::kFragment},
+      {"first fragment", FrameBuilder().frag(0x2000).ip("198.18.0.2", "198.51.100.7").udp(1, 2).build(), ParseStatus::kOk},
+      {"later fragment", FrameBuilder().frag(0x0003).ip("198.18.0.2", "198.51.100.7").proto(kProtoUdp).payload("12345678").build(), ParseStatus::kOk},
+      {"tcp fragment at offset 8 (RFC 1858)", FrameBuilder().frag(0x2001).ip("198.18.0.2", "198.51.100.7").proto(kProtoTcp).payload("12345678").build(), ParseStatus::kFragment},
+      {"tcp fragment at offset 16", FrameBuilder().frag(0x0002).ip("198.18.0.2", "198.51.100.7").proto(kProtoTcp).payload("12345678").build(), ParseStatus::kOk},
+      {"fragmented icmp error", FrameBuilder().frag(0x2000).ip("198.51.100.7", "198.19.0.1").icmp_error(3, 3, inner).build(), ParseStatus::kFragment},
       {"tcp header cut", cut(tcp, 14 + 20 + 10), ParseStatus::kTruncated},
       {"udp length over payload", mutate(udp, 14 + 20 + 5, 0xff), ParseStatus::kBadL4Header},
       {"icmp error with 4 inner bytes", short_inner, ParseStatus::kBadIcmpError},
@@ -55,6 +59,24 @@ TEST(Parse, Table) {
     // cut cases' status before any checksum question arises.
     EXPECT_EQ(static_cast<int>(parse_frame(c.frame.data(), c.frame.size(), {}, &p)), static_cast<int>(c.want)) << c.what;
   }
+}
+
+TEST(Parse, FragmentsAreMarked) {
+  ParsedPacket p;
+  auto first = FrameBuilder().frag(0x2000).ip_id(0x1234).ip("198.18.0.2", "198.51.100.7").udp(5000, 53).payload("x").build();
+  first[14 + 20 + 4] = 0x05;  // UDP length: the whole datagram's, past this fragment
+  ASSERT_EQ(parse_frame(first.data(), first.size(), {}, &p), ParseStatus::kOk);
+  EXPECT_EQ(p.frag, FragKind::kFirst);
+  EXPECT_EQ(p.ip_id, __builtin_bswap16(0x1234));
+  EXPECT_EQ(__builtin_bswap16(p.tuple.sport), 5000);  // ports from the first fragment
+  auto later = FrameBuilder().frag(0x00b9).ip_id(0x1234).ip("198.18.0.2", "198.51.100.7").proto(kProtoUdp).build();
+  ASSERT_EQ(parse_frame(later.data(), later.size(), {}, &p), ParseStatus::kOk);
+  EXPECT_EQ(p.frag, FragKind::kLater);
+  EXPECT_EQ(p.tuple.sport, 0);  // no transport header to read
+  EXPECT_EQ(p.tuple.proto, kProtoUdp);
+  auto whole = FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(5000, 53).build();
+  ASSERT_EQ(parse_frame(whole.data(), whole.size(), {}, &p), ParseStatus::kOk);
+  EXPECT_EQ(p.frag, FragKind::kNone);
 }
 
 TEST(Parse, TcpDataOffsetChecked) {

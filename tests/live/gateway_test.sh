@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of `xnat run` with real clients and servers on a three-
 # namespace network (tests/live/lib.sh):
-#   MASQUERADE: ping, curl to nginx, dig to dnsmasq, iperf3 TCP and UDP,
+#   MASQUERADE: ping (also fragmented), curl to nginx, dig to dnsmasq, iperf3 TCP and UDP,
 #               traceroute (the gateway's own time-exceeded, and the server's
 #               port-unreachable translated back)
 #   DNAT:       curl and ab to the gateway's outside address reach nginx inside
@@ -52,6 +52,8 @@ sleep 0.5
 
 # --- MASQUERADE: the client reaches the server, which sees only the gateway.
 check "ping through MASQUERADE" in_c ping -c 3 -i 0.2 -W 2 198.19.0.2
+check "ping of 3000 bytes through MASQUERADE (fragments both ways)" \
+  bash -c "ip netns exec $NS_C ping -c 2 -i 0.2 -W 2 -s 3000 198.19.0.2 && ip netns exec $NS_C ping -c 1 -W 2 -s 20000 198.19.0.2"
 check "curl to nginx through MASQUERADE" \
   bash -c "ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2/ | grep -qx 'hello from server'"
 check "dig to dnsmasq through MASQUERADE (UDP)" \
@@ -64,10 +66,16 @@ ip netns exec "$NS_S" iperf3 -s -1 -B 198.19.0.2 -p 5202 >"$WORK/iperf-udp.srv" 
 PIDS+=($!)
 sleep 0.3
 check "iperf3 UDP, 2 MB at 20 Mbit/s" in_c iperf3 -c 198.19.0.2 -p 5202 -u -b 20M -n 2M --connect-timeout 3000
+failed_before=$failed
 check "traceroute shows the gateway hop and reaches the server" \
   bash -c "ip netns exec $NS_C traceroute -n -q 1 -w 2 -m 4 198.19.0.2 > $WORK/traceroute.txt &&
            cat $WORK/traceroute.txt &&
            grep -Eq '^ 1  198\.18\.0\.1 ' $WORK/traceroute.txt && grep -Eq '^ 2  198\.19\.0\.2 ' $WORK/traceroute.txt"
+if [ "$failed" -gt "$failed_before" ]; then
+  # It failed about once in 20-40 runs with 2 workers, undiagnosed: show where
+  # the gateway counted the probes and their answers.
+  snapshot && echo "     counters after it: $(grep -E '^(live_)?drop_[a-z_]+ [1-9]|^icmp_|^handoffs|^flows_created' $WORK/counters.txt | tr '\n' ' ')"
+fi
 
 # --- DNAT: the gateway's outside address, port 8080, is the client's nginx.
 check "curl to a DNAT-published port reaches nginx inside" \
@@ -87,6 +95,8 @@ check "  ... has the ping (ICMP)" \
   grep -Eq 'icmp +1 .* src=198\.18\.0\.2 dst=198\.19\.0\.2 type=8 .*src=198\.19\.0\.2 dst=198\.19\.0\.1 type=0 ' "$CT"
 check "  ... has the DNAT connections, destination-translated" \
   grep -Eq 'tcp +6 .* src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=[0-9]+ dport=8080 .*src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=80 ' "$CT"
+check "  ... the fragmented pings' later fragments were translated, none unmatched" \
+  bash -c "grep -Eq '^fragments_translated [1-9]' $WORK/counters.txt && grep -Eq '^drop_fragment_unmatched 0$' $WORK/counters.txt"
 check "  ... no drops for bad packets" \
   bash -c "! grep -Eq '^drop_(truncated|bad_[a-z_]+|invalid|table_full|no_port|tx_ring_full|neighbor_timeout) [1-9]' $WORK/counters.txt"
 if [ "$WORKERS" -gt 1 ]; then

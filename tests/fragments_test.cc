@@ -1,0 +1,182 @@
+// IPv4 fragments through the engine (dataplane/fragments.h): the first
+// fragment is tracked and translated like any packet, later ones follow it.
+// Datagrams are cut here the way a host's stack cuts them, and what leaves is
+// put back together to check the transport checksum over the whole datagram.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "golden_cases.h"
+#include "packet/checksum.h"
+#include "test_util.h"
+
+namespace xnat::test {
+namespace {
+
+constexpr size_t kEth = 14;
+
+// Cuts an untagged frame's IP datagram into fragments of `piece` payload bytes
+// (a multiple of 8), each a frame with the same Ethernet header.
+std::vector<std::vector<uint8_t>> fragment(const std::vector<uint8_t>& frame, size_t piece) {
+  const size_t ihl = (frame[kEth] & 0x0F) * 4u;
+  const size_t payload = frame.size() - kEth - ihl;
+  std::vector<std::vector<uint8_t>> out;
+  for (size_t off = 0; off < payload; off += piece) {
+    const size_t n = std::min(piece, payload - off);
+    std::vector<uint8_t> f(frame.begin(), frame.begin() + static_cast<long>(kEth + ihl));
+    f.insert(f.end(), frame.begin() + static_cast<long>(kEth + ihl + off),
+             frame.begin() + static_cast<long>(kEth + ihl + off + n));
+    uint8_t* ip = f.data() + kEth;
+    const uint16_t tot = static_cast<uint16_t>(ihl + n);
+    const uint16_t fo = static_cast<uint16_t>((off / 8) | (off + n < payload ? 0x2000 : 0));
+    ip[2] = static_cast<uint8_t>(tot >> 8), ip[3] = static_cast<uint8_t>(tot);
+    ip[6] = static_cast<uint8_t>(fo >> 8), ip[7] = static_cast<uint8_t>(fo);
+    ip[10] = ip[11] = 0;
+    const uint16_t c = csum_finish(csum_partial(ip, ihl));
+    std::memcpy(ip + 10, &c, 2);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+// The transport bytes of fragments put back in order (offsets as sent).
+std::vector<uint8_t> reassemble(const std::vector<Output>& frags) {
+  std::vector<uint8_t> l4;
+  for (const Output& o : frags) {
+    const uint8_t* ip = o.frame.data() + kEth;
+    const size_t ihl = (ip[0] & 0x0F) * 4u, tot = size_t{ip[2]} << 8 | ip[3];
+    const size_t off = (static_cast<size_t>(ip[6] & 0x1F) << 8 | ip[7]) * 8;
+    if (l4.size() < off + tot - ihl) l4.resize(off + tot - ihl);
+    std::memcpy(l4.data() + off, ip + ihl, tot - ihl);
+  }
+  return l4;
+}
+
+ParsedPacket parsed(const Output& o) {
+  ParsedPacket p;
+  EXPECT_EQ(parse_frame(o.frame.data(), o.frame.size(), {.verify_l4_checksum = false}, &p), ParseStatus::kOk);
+  return p;
+}
+
+const std::string kMasquerade = nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n");
+const std::string kPayload(100, 'q');
+
+TEST(Fragments, UdpDatagramOutAndBackThroughMasquerade) {
+  auto e = make_engine(kMasquerade);
+  // A client already uses 198.19.0.1:5000 towards the server, so this one's
+  // port is remapped: the first fragment carries the only copy of it. (Client
+  // 198.18.0.3, not .2: 198.18.0.2 -> 198.19.0.1 leaves the one's complement
+  // sum unchanged, which would hide a missing header checksum update.)
+  ASSERT_EQ(run(*e, from_client().udp(5000, 53).build(), kIn, 999).verdict, Verdict::kForward);
+  const auto frags = fragment(from_client("198.18.0.3", kClient2Mac).ip_id(77).udp(5000, 53).payload(kPayload).build(), 48);
+  ASSERT_EQ(frags.size(), 3u);
+  std::vector<Output> out;
+  for (const auto& f : frags) {
+    out.push_back(run(*e, f, kIn, 1000));
+    ASSERT_EQ(out.back().verdict, Verdict::kForward) << describe(f);
+    EXPECT_EQ(out.back().out_if, kOut);
+  }
+  uint16_t mapped = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const ParsedPacket p = parsed(out[i]);
+    EXPECT_EQ(p.tuple.src, ip_raw("198.19.0.1")) << i;
+    EXPECT_EQ(p.tuple.dst, ip_raw("198.51.100.7")) << i;
+    EXPECT_EQ(p.ip_id, __builtin_bswap16(77)) << i;
+    EXPECT_EQ(csum_fold(csum_partial(out[i].frame.data() + kEth, 20)), 0xFFFF) << "IP checksum, fragment " << i;
+    if (i == 0) mapped = __builtin_bswap16(p.tuple.sport);
+  }
+  EXPECT_NE(mapped, 5000);
+  // Put together, the datagram's UDP checksum is right for its new addresses.
+  const std::vector<uint8_t> l4 = reassemble(out);
+  ASSERT_EQ(l4.size(), 8 + kPayload.size());
+  EXPECT_TRUE(l4_checksum_ok(ip_raw("198.19.0.1"), ip_raw("198.51.100.7"), kProtoUdp, l4.data(), l4.size()));
+  EXPECT_EQ(e->counters().get(Counter::fragments_translated), 2u);
+
+  // The answer, fragmented too, reaches the client.
+  const auto back = fragment(FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").ip_id(9)
+                                 .udp(53, mapped).payload(kPayload).build(), 64);
+  std::vector<Output> in;
+  for (const auto& f : back) {
+    in.push_back(run(*e, f, kOut, 1001));
+    ASSERT_EQ(in.back().verdict, Verdict::kForward);
+    EXPECT_EQ(parsed(in.back()).tuple.dst, ip_raw("198.18.0.3"));
+    EXPECT_EQ(csum_fold(csum_partial(in.back().frame.data() + kEth, 20)), 0xFFFF) << "IP checksum";
+  }
+  const std::vector<uint8_t> l4b = reassemble(in);
+  EXPECT_EQ(__builtin_bswap16(static_cast<uint16_t>(l4b[2] | l4b[3] << 8)), 5000);
+  EXPECT_TRUE(l4_checksum_ok(ip_raw("198.51.100.7"), ip_raw("198.18.0.3"), kProtoUdp, l4b.data(), l4b.size()));
+  EXPECT_EQ(e->counters().total_drops(), 0u);
+}
+
+TEST(Fragments, LaterFragmentAheadOfItsFirstIsACountedDrop) {
+  auto e = make_engine(kMasquerade);
+  const auto frags = fragment(from_client().ip_id(5).udp(5000, 53).payload(kPayload).build(), 48);
+  const Output early = run(*e, frags[2], kIn, 1000);
+  EXPECT_EQ(early.verdict, Verdict::kDrop);
+  EXPECT_EQ(early.reason, Counter::drop_fragment_unmatched);
+  EXPECT_EQ(run(*e, frags[0], kIn, 1001).verdict, Verdict::kForward);
+  EXPECT_EQ(run(*e, frags[1], kIn, 1002).verdict, Verdict::kForward);
+  // Another datagram (another identification) does not match it.
+  const auto other = fragment(from_client().ip_id(6).udp(5000, 53).payload(kPayload).build(), 48);
+  EXPECT_EQ(run(*e, other[1], kIn, 1003).reason, Counter::drop_fragment_unmatched);
+  // 30 s (ipfrag_time) after the first fragment the record is gone.
+  EXPECT_EQ(run(*e, frags[2], kIn, 1001 + 29'000).verdict, Verdict::kForward);
+  EXPECT_EQ(run(*e, frags[2], kIn, 1001 + 30'000).reason, Counter::drop_fragment_unmatched);
+}
+
+TEST(Fragments, LaterFragmentsShareTheFirstOnesDrop) {
+  auto e = make_engine(kMasquerade, "nf_conntrack_max = 1");
+  // An established TCP connection fills the table; nothing can be evicted.
+  ASSERT_EQ(run(*e, from_client().tcp(40000, 80, kTcpSyn).build(), kIn, 1000).verdict, Verdict::kForward);
+  ASSERT_EQ(run(*e, FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1")
+                        .tcp(80, 40000, kTcpSyn | kTcpAck).build(), kOut, 1000).verdict,
+            Verdict::kForward);
+  const auto frags = fragment(from_client().ip_id(5).udp(5000, 53).payload(kPayload).build(), 48);
+  EXPECT_EQ(run(*e, frags[0], kIn, 1001).reason, Counter::drop_table_full);
+  EXPECT_EQ(run(*e, frags[1], kIn, 1001).reason, Counter::drop_table_full);
+  EXPECT_EQ(e->counters().get(Counter::drop_fragment_unmatched), 0u);
+}
+
+TEST(Fragments, DnatToAPublishedPort) {
+  auto e = make_engine(nat_table("-A PREROUTING -i eth0 -p udp -m udp --dport 5353 -j DNAT --to-destination 198.18.0.2:53\n"));
+  const auto frags = fragment(FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").ip_id(300)
+                                  .udp(7000, 5353).payload(kPayload).build(), 56);
+  std::vector<Output> out;
+  for (const auto& f : frags) {
+    out.push_back(run(*e, f, kOut, 1000));
+    ASSERT_EQ(out.back().verdict, Verdict::kForward);
+    EXPECT_EQ(out.back().out_if, kIn);
+    EXPECT_EQ(parsed(out.back()).tuple.dst, ip_raw("198.18.0.2"));
+  }
+  const std::vector<uint8_t> l4 = reassemble(out);
+  EXPECT_TRUE(l4_checksum_ok(ip_raw("198.51.100.7"), ip_raw("198.18.0.2"), kProtoUdp, l4.data(), l4.size()));
+}
+
+TEST(Fragments, ForTheGatewayItselfGoToTheHost) {
+  auto e = make_engine(kMasquerade);
+  const auto frags = fragment(FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").ip_id(4)
+                                  .udp(7000, 9999).payload(kPayload).build(), 48);
+  for (const auto& f : frags) EXPECT_EQ(run(*e, f, kOut, 1000).verdict, Verdict::kToHost);
+  // Even the ones arriving first: the host's stack reassembles its own.
+  const auto more = fragment(FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").ip_id(5)
+                                 .udp(7000, 9999).payload(kPayload).build(), 48);
+  EXPECT_EQ(run(*e, more[2], kOut, 1001).verdict, Verdict::kToHost);
+}
+
+TEST(Fragments, ExpiredTtlOnALaterFragmentSendsNoIcmpError) {
+  auto e = make_engine(kMasquerade);
+  const auto frags = fragment(from_client().ip_id(8).udp(5000, 53).payload(kPayload).build(), 48);
+  ASSERT_EQ(run(*e, frags[0], kIn, 1000).verdict, Verdict::kForward);
+  auto last = frags[2];
+  last[kEth + 8] = 1;  // TTL 1
+  last[kEth + 10] = last[kEth + 11] = 0;
+  const uint16_t c = csum_finish(csum_partial(last.data() + kEth, 20));
+  std::memcpy(last.data() + kEth + 10, &c, 2);
+  const Output o = run(*e, last, kIn, 1001);
+  EXPECT_EQ(o.verdict, Verdict::kDrop);  // RFC 1812 4.3.2.7: no error about a non-initial fragment
+  EXPECT_EQ(o.reason, Counter::drop_ttl_expired);
+  EXPECT_EQ(e->counters().get(Counter::icmp_errors_sent), 0u);
+}
+
+}  // namespace
+}  // namespace xnat::test
