@@ -100,6 +100,63 @@ TEST(EvictedHold, HalfClosedConnectionsLateDataLeavesTranslated) {
   EXPECT_EQ(e->counters().get(Counter::drop_invalid), 0u);
 }
 
+TEST(EvictedHold, TimeWaitAfterOneSidesFinIsNotOver) {
+  // Captured under ab -c 1000 through DNAT at nf_conntrack_max=1000: the
+  // server's response is lost after the gateway (rx ring), its FIN is not.
+  // The client acknowledges the byte before the gap, the server retransmits
+  // its FIN, the client acknowledges again: netfilter's table is now at
+  // TIME_WAIT, though only the server has sent a FIN and its response is
+  // still due. Such an entry is half-closed for eviction: taken after the
+  // unreplied ones, and held.
+  auto e = make_engine(kPublish, "nf_conntrack_max = 3");
+  establish(*e, 40000, 1000);
+  pass(*e, to_published(40000, kTcpAck | kTcpPsh), kOut, 1001);  // the request
+  pass(*e, from_server(40000, kTcpAck), kIn, 1002);
+  pass(*e, from_server(40000, kTcpFin | kTcpAck), kIn, 1003);    // the response before it is lost
+  pass(*e, to_published(40000, kTcpAck), kOut, 1004);            // duplicate ACK
+  pass(*e, from_server(40000, kTcpFin | kTcpAck), kIn, 1005);    // FIN retransmitted
+  pass(*e, to_published(40000, kTcpAck), kOut, 1006);
+  TcpState state = TcpState::kNone;
+  e->conntrack().for_each_live(1006, [&](const Flow& f) {
+    if (__builtin_bswap16(f.tuple[0].sport) == 40000) state = f.tcp_state;
+  });
+  ASSERT_EQ(state, TcpState::kTimeWait);  // netfilter's state, kept
+  establish(*e, 40001, 1007);
+  pass(*e, to_published(40002, kTcpSyn), kOut, 1008);
+  // A new SYN takes the unreplied entry first.
+  pass(*e, to_published(40003, kTcpSyn), kOut, 1009);
+  const ConntrackStats& s = e->conntrack().stats();
+  EXPECT_EQ(s.evicted_unreplied, 1u);
+  EXPECT_EQ(s.evicted_closing, 0u);
+  pass(*e, from_server(40003, kTcpSyn | kTcpAck), kIn, 1010);
+  pass(*e, to_published(40003, kTcpAck), kOut, 1010);
+  // Only then the TIME_WAIT entry, which is held.
+  pass(*e, to_published(40004, kTcpSyn), kOut, 1011);
+  EXPECT_EQ(s.evicted_half_closed, 1u);
+  EXPECT_EQ(s.evicted_closing, 0u);
+  // The server's retransmitted response leaves as the published port.
+  const Output o = run(*e, from_server(40000, kTcpAck | kTcpPsh), kIn, 1250);
+  ASSERT_EQ(o.verdict, Verdict::kForward);
+  EXPECT_EQ(out_tuple(o).src, ip_raw("198.19.0.1"));
+  EXPECT_EQ(__builtin_bswap16(out_tuple(o).sport), 8080);
+  EXPECT_EQ(e->counters().get(Counter::held_frames), 1u);
+}
+
+TEST(EvictedHold, TimeWaitAfterBothFinsIsOverAndNotHeld) {
+  auto e = make_engine(kPublish, "nf_conntrack_max = 2");
+  establish(*e, 40000, 1000);
+  pass(*e, from_server(40000, kTcpFin | kTcpAck), kIn, 1001);
+  pass(*e, to_published(40000, kTcpFin | kTcpAck), kOut, 1002);
+  pass(*e, from_server(40000, kTcpAck), kIn, 1003);  // TIME_WAIT
+  pass(*e, to_published(40001, kTcpSyn), kOut, 1004);
+  // A SYN with an unreplied entry in the table still takes the closed one.
+  pass(*e, to_published(40002, kTcpSyn), kOut, 1005);
+  const ConntrackStats& s = e->conntrack().stats();
+  EXPECT_EQ(s.evicted_closing, 1u);
+  EXPECT_EQ(s.evicted_unreplied, 0u);
+  EXPECT_EQ(e->conntrack().held_count(), 0u);
+}
+
 TEST(EvictedHold, WithoutHoldingTheLateDataIsPickedUpUntranslated) {
   // What holding prevents (and what netfilter does with a packet whose entry
   // is gone): a new mid-stream connection, masqueraded from port 80, that the

@@ -17,11 +17,17 @@
 // When nf_conntrack_max flows exist, a new flow takes, in order: an expired
 // entry (any the wheel has passed; else the eviction lists' heads or the first
 // 16 of the current second's slot, if expired); the oldest TIME_WAIT or CLOSE
-// entry (the connection is over); the oldest entry never answered
+// entry whose connection is over (CLOSE, or TIME_WAIT after a FIN from each
+// side); the oldest entry never answered
 // (UNREPLIED: a SYN the client will retransmit, or a mid-stream pick-up of a
 // connection whose entry is gone); the oldest half-closed entry (FIN_WAIT,
-// CLOSE_WAIT, LAST_ACK), last, because packets of it are still due: data one
-// way, or the final ACK. Taking LAST_ACK entries with the closed ones cut
+// CLOSE_WAIT, LAST_ACK, and TIME_WAIT after one side's FIN only), last,
+// because packets of it are still due: data one way, or the final ACK.
+// TIME_WAIT with one FIN is netfilter's table taking a retransmitted FIN for
+// the second and the next ACK for the last: under ab -c 1000 through DNAT a
+// response lost on the way (rx ring) was retransmitted after the server's
+// FIN, its entry had been evicted as over, and the retransmission left
+// masqueraded from port 80; the client reset it and ab waited out its timeout. Taking LAST_ACK entries with the closed ones cut
 // INVALID drops 5-15x under ab -c 1000 at nf_conntrack_max=1000: the final
 // ACK of an evicted entry was picked up as a new, untranslated connection,
 // whose tuple then collided with the client port's next connection. These are

@@ -83,7 +83,11 @@ struct alignas(64) Flow {
   uint8_t tcp_last_dir = 0;
   uint8_t tcp_close_init = 0;  // bit d: direction d sent the first FIN (CLOSE_INIT)
   uint8_t tcp_simultaneous = 0;
-  uint8_t pad[3] = {0, 0, 0};
+  // Bit d: direction d sent a FIN. netfilter's table takes a retransmitted FIN
+  // for the second one, and the next ACK into TIME_WAIT, while the other side
+  // still has data to send; only with both bits is the connection over.
+  uint8_t tcp_fin_seen = 0;
+  uint8_t pad[2] = {0, 0};
 };
 static_assert(sizeof(Flow) == 64, "a flow is one cache line; see the layout note above");
 

@@ -129,6 +129,7 @@ TcpDecision tcp_track(Flow& f, int dir, uint8_t flags, bool seen_reply) {
   f.tcp_last_dir = static_cast<uint8_t>(dir);
   f.tcp_state = static_cast<TcpState>(new_state);
   if (old_state != new_state && new_state == sFW) f.tcp_close_init |= static_cast<uint8_t>(1 << dir);
+  if (flags & kTcpFin) f.tcp_fin_seen |= static_cast<uint8_t>(1 << dir);
 
   d.verdict = TcpVerdict::kAccept;
   d.timeout = index == kRstSet ? TimeoutClass::kTcpClose
