@@ -133,16 +133,13 @@ void Conntrack::place_on_evict_list(uint32_t idx) {
   // TIME_WAIT counts as over only when both sides sent a FIN: netfilter's
   // table also reaches it through one side's retransmitted FIN and an ACK,
   // and that side's peer may still have data to send (or resend).
-  const bool closed = f.tcp_state == TcpState::kClose ||
+  if (f.tuple[0].proto == kProtoTcp && f.tcp_state >= TcpState::kFinWait && f.tcp_state <= TcpState::kClose) {
+    const bool over = f.tcp_state == TcpState::kClose ||
                       (f.tcp_state == TcpState::kTimeWait && f.tcp_fin_seen == 3);
-  if (f.tuple[0].proto == kProtoTcp && closed)
-    want = EvictList::kClosing;
-  else if (f.tuple[0].proto == kProtoTcp &&
-           (f.tcp_state == TcpState::kFinWait || f.tcp_state == TcpState::kCloseWait ||
-            f.tcp_state == TcpState::kLastAck || f.tcp_state == TcpState::kTimeWait))
-    want = EvictList::kHalfClosed;
-  else if (!(f.status & kStatusSeenReply))
+    want = over ? EvictList::kClosing : EvictList::kHalfClosed;
+  } else if (!(f.status & kStatusSeenReply)) {
     want = EvictList::kUnreplied;
+  }
   if (want == f.evict_list) return;
   FlowLinks* L = links_.get();
   if (f.evict_list != EvictList::kNone) Evict::unlink(L, idx);
