@@ -38,6 +38,14 @@ void pass(Engine& e, const std::vector<uint8_t>& f, int in_if, uint64_t now) {
   ASSERT_EQ(o.verdict, Verdict::kForward) << describe(f);
 }
 
+// The server's late data on connection `port` leaves as the published port.
+void expect_published_reply(Engine& e, uint16_t port, uint64_t now) {
+  const Output o = run(e, from_server(port, kTcpAck | kTcpPsh), kIn, now);
+  ASSERT_EQ(o.verdict, Verdict::kForward);
+  EXPECT_EQ(out_tuple(o).src, ip_raw("198.19.0.1"));
+  EXPECT_EQ(__builtin_bswap16(out_tuple(o).sport), 8080);
+}
+
 // Connection `port` to the published port, established.
 void establish(Engine& e, uint16_t port, uint64_t now) {
   pass(e, to_published(port, kTcpSyn), kOut, now);
@@ -86,7 +94,9 @@ TEST(EvictedHold, HalfClosedConnectionsLateDataLeavesTranslated) {
   pass(*e, to_published(40001, kTcpRst), kOut, 1202);
   pass(*e, from_server(40000, kTcpAck), kIn, 1203);
   EXPECT_EQ(s.readmitted, 1u);
-  EXPECT_EQ(e->conntrack().held_count(), 0u);
+  // The room was 40001's, closed by its RST; that closed flow is held now.
+  EXPECT_EQ(s.evicted_closing, 1u);
+  EXPECT_EQ(e->conntrack().held_count(), 1u);
   bool found = false;
   e->conntrack().for_each_live(1203, [&](const Flow& f) {
     if (__builtin_bswap16(f.tuple[0].sport) == 40000) {
@@ -135,14 +145,11 @@ TEST(EvictedHold, TimeWaitAfterOneSidesFinIsNotOver) {
   EXPECT_EQ(s.evicted_half_closed, 1u);
   EXPECT_EQ(s.evicted_closing, 0u);
   // The server's retransmitted response leaves as the published port.
-  const Output o = run(*e, from_server(40000, kTcpAck | kTcpPsh), kIn, 1250);
-  ASSERT_EQ(o.verdict, Verdict::kForward);
-  EXPECT_EQ(out_tuple(o).src, ip_raw("198.19.0.1"));
-  EXPECT_EQ(__builtin_bswap16(out_tuple(o).sport), 8080);
+  expect_published_reply(*e, 40000, 1250);
   EXPECT_EQ(e->counters().get(Counter::held_frames), 1u);
 }
 
-TEST(EvictedHold, TimeWaitAfterBothFinsIsOverAndNotHeld) {
+TEST(EvictedHold, TimeWaitAfterBothFinsIsEvictedFirstAndHeldAsClosed) {
   auto e = make_engine(kPublish, "nf_conntrack_max = 2");
   establish(*e, 40000, 1000);
   pass(*e, from_server(40000, kTcpFin | kTcpAck), kIn, 1001);
@@ -154,7 +161,64 @@ TEST(EvictedHold, TimeWaitAfterBothFinsIsOverAndNotHeld) {
   const ConntrackStats& s = e->conntrack().stats();
   EXPECT_EQ(s.evicted_closing, 1u);
   EXPECT_EQ(s.evicted_unreplied, 0u);
-  EXPECT_EQ(e->conntrack().held_count(), 0u);
+  EXPECT_EQ(e->conntrack().held_count(), 1u);
+  // The server's final ACK was lost: the client retransmits its FIN, which
+  // reaches the server as the connection went, not as a new one.
+  const Output fin = run(*e, to_published(40000, kTcpFin | kTcpAck), kOut, 1300);
+  ASSERT_EQ(fin.verdict, Verdict::kForward);
+  EXPECT_EQ(out_tuple(fin).dst, ip_raw("198.18.0.2"));
+  EXPECT_EQ(__builtin_bswap16(out_tuple(fin).dport), 80);
+  // And the server's final ACK leaves as the published port, not port 80.
+  const Output ack = run(*e, from_server(40000, kTcpAck), kIn, 1301);
+  ASSERT_EQ(ack.verdict, Verdict::kForward);
+  EXPECT_EQ(__builtin_bswap16(out_tuple(ack).sport), 8080);
+  // Translated while held: a closed flow does not come back into a full table.
+  EXPECT_EQ(e->counters().get(Counter::held_frames), 2u);
+  EXPECT_EQ(s.readmitted, 0u);
+  EXPECT_EQ(s.evicted_unreplied, 0u);
+  EXPECT_EQ(e->counters().get(Counter::drop_invalid), 0u);
+}
+
+TEST(EvictedHold, AClosedFlowNeverPushesOutALiveOne) {
+  // A hold of one: a live (half-closed) flow is held; a closed one evicted
+  // after it is not; a live one evicted later replaces the older live one.
+  auto e = make_engine(kPublish, "nf_conntrack_max = 2\nxnat_evicted_hold = 1");
+  const ConntrackStats& s = e->conntrack().stats();
+  establish(*e, 40000, 1000);
+  pass(*e, from_server(40000, kTcpFin | kTcpAck), kIn, 1001);
+  pass(*e, to_published(40000, kTcpAck), kOut, 1002);  // CLOSE_WAIT: live
+  establish(*e, 40001, 1003);
+  pass(*e, to_published(40002, kTcpSyn), kOut, 1004);  // evicts 40000
+  ASSERT_EQ(s.evicted_half_closed, 1u);
+  ASSERT_EQ(e->conntrack().held_count(), 1u);
+  // 40001 ends with a RST (CLOSE); the next SYN takes it, and it is not held.
+  pass(*e, to_published(40001, kTcpRst), kOut, 1005);
+  pass(*e, to_published(40003, kTcpSyn), kOut, 1006);
+  EXPECT_EQ(s.evicted_closing, 1u);
+  EXPECT_EQ(s.held, 1u);
+  // 40000 is still held: its late data leaves translated.
+  expect_published_reply(*e, 40000, 1007);
+}
+
+TEST(EvictedHold, ALiveFlowPushesOutAClosedOne) {
+  auto e = make_engine(kPublish, "nf_conntrack_max = 2\nxnat_evicted_hold = 1");
+  const ConntrackStats& s = e->conntrack().stats();
+  establish(*e, 40000, 1000);
+  pass(*e, to_published(40000, kTcpRst), kOut, 1001);  // CLOSE
+  establish(*e, 40001, 1002);
+  pass(*e, from_server(40001, kTcpFin | kTcpAck), kIn, 1003);
+  pass(*e, to_published(40001, kTcpAck), kOut, 1004);  // CLOSE_WAIT
+  pass(*e, to_published(40002, kTcpSyn), kOut, 1005);  // evicts 40000, closed: held
+  ASSERT_EQ(s.evicted_closing, 1u);
+  ASSERT_EQ(e->conntrack().held_count(), 1u);
+  establish(*e, 40003, 1006);  // unreplied 40002 goes first, held in 40000's place
+  EXPECT_EQ(s.evicted_unreplied, 1u);
+  EXPECT_EQ(s.held, 2u);
+  EXPECT_EQ(e->conntrack().held_count(), 1u);
+  // 40002's late SYN-ACK is translated by its held mapping; 40000 is gone.
+  const Output o = run(*e, from_server(40002, kTcpSyn | kTcpAck), kIn, 1007);
+  ASSERT_EQ(o.verdict, Verdict::kForward);
+  EXPECT_EQ(__builtin_bswap16(out_tuple(o).sport), 8080);
 }
 
 TEST(EvictedHold, WithoutHoldingTheLateDataIsPickedUpUntranslated) {

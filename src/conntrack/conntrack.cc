@@ -15,10 +15,9 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
       links_(settings.nf_conntrack_max + kWheelSlots + kEvictLists),
       // The same hash seed as the table: a miss there hands its hash on.
       held_(settings.xnat_evicted_hold, 0, seed) {
-  {
-    const uint32_t sentinel = held_.capacity();
-    held_fifo_.assign(size_t{sentinel} + 1, {sentinel, sentinel});
-  }
+  // Two use-order lists, live and closed, each with its sentinel past the entries.
+  held_fifo_.assign(size_t{held_.capacity()} + 2, {});
+  for (uint32_t c = 0; c < 2; ++c) held_fifo_[held_sentinel(c)] = {held_sentinel(c), held_sentinel(c)};
   if (settings.xnat_max_flows_per_source) sources_ = SourceCounter(settings.nf_conntrack_max);
   const uint32_t heads = table_.capacity();
   for (uint32_t h = heads; h < heads + kWheelSlots + kEvictLists; ++h) links_[h] = FlowLinks{h, h, h, h};
@@ -134,9 +133,7 @@ void Conntrack::place_on_evict_list(uint32_t idx) {
   // table also reaches it through one side's retransmitted FIN and an ACK,
   // and that side's peer may still have data to send (or resend).
   if (f.tuple[0].proto == kProtoTcp && f.tcp_state >= TcpState::kFinWait && f.tcp_state <= TcpState::kClose) {
-    const bool over = f.tcp_state == TcpState::kClose ||
-                      (f.tcp_state == TcpState::kTimeWait && f.tcp_fin_seen == 3);
-    want = over ? EvictList::kClosing : EvictList::kHalfClosed;
+    want = connection_over(f) ? EvictList::kClosing : EvictList::kHalfClosed;
   } else if (!(f.status & kStatusSeenReply)) {
     want = EvictList::kUnreplied;
   }
@@ -153,31 +150,40 @@ void Conntrack::release_reply(const Flow& f) {
     shard_.directory->erase(FlowDirectory::fingerprint(f.tuple[1], shard_.seed), shard_.index);
 }
 
-void Conntrack::hold(const Flow& f) {
-  const uint32_t sentinel = held_.capacity();
-  if (held_.size() == held_.capacity()) drop_held(held_fifo_[sentinel].second);  // the oldest
+bool Conntrack::hold(const Flow& f) {
+  const bool over = connection_over(f);
+  if (held_.size() == held_.capacity()) {
+    // A closed connection goes first, and never pushes out a live one.
+    const uint32_t closed = held_fifo_[held_sentinel(1)].second;
+    if (closed != held_sentinel(1)) drop_held(closed);
+    else if (over) return false;
+    else drop_held(held_fifo_[held_sentinel(0)].second);
+  }
   const uint32_t h = held_.alloc();
   Flow& g = held_.flow(h);
   g = f;
-  g.evict_list = EvictList::kNone;
   held_.link(h);
   held_push(h);
   ++stats_.held;
+  return true;
 }
 
+// A held flow's list follows its state: closed (over) or live.
 void Conntrack::held_push(uint32_t hidx) {
-  const uint32_t sentinel = held_.capacity();
-  const uint32_t last = held_fifo_[sentinel].first;
-  held_fifo_[hidx] = {last, sentinel};
-  (last == sentinel ? held_fifo_[sentinel].second : held_fifo_[last].second) = hidx;
-  held_fifo_[sentinel].first = hidx;
+  Flow& f = held_.flow(hidx);
+  const bool over = connection_over(f);
+  f.evict_list = over ? EvictList::kClosing : EvictList::kNone;
+  const uint32_t s = held_sentinel(over ? 1 : 0);
+  const uint32_t last = held_fifo_[s].first;
+  held_fifo_[hidx] = {last, s};
+  held_fifo_[last].second = hidx;
+  held_fifo_[s].first = hidx;
 }
 
 void Conntrack::held_unlink(uint32_t hidx) {
-  const uint32_t sentinel = held_.capacity();
   const auto [prev, next] = held_fifo_[hidx];
-  (prev == sentinel ? held_fifo_[sentinel].second : held_fifo_[prev].second) = next;
-  (next == sentinel ? held_fifo_[sentinel].first : held_fifo_[next].first) = prev;
+  held_fifo_[prev].second = next;
+  held_fifo_[next].first = prev;
 }
 
 void Conntrack::drop_held(uint32_t hidx) {
@@ -203,7 +209,9 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   // only trade places (and under ab -c 1000 at nf_conntrack_max=1000 turned
   // every eviction into a readmission). Else it lives on held, its mapping
   // tracked and kept alive by its packets (track_held).
-  if (full() && !make_room(now_ms, /*live_too=*/false)) return kNoRef;
+  // A closed one comes back only to free room: evicting another closed entry
+  // for it would only trade places too.
+  if (full() && (connection_over(rec) || !make_room(now_ms, /*live_too=*/false))) return kNoRef;
   drop_held(hidx);
   const uint32_t idx = insert(rec.tuple[0], rec.tuple[1], now_ms);
   if (idx == kNoRef) {
@@ -337,9 +345,7 @@ bool Conntrack::evict_from(EvictList l) {
   ++(l == EvictList::kClosing     ? stats_.evicted_closing
      : l == EvictList::kUnreplied ? stats_.evicted_unreplied
                                   : stats_.evicted_half_closed);
-  // A closed connection is over; the others may still send (see the header).
-  const bool keep = l != EvictList::kClosing && held_.capacity() > 0;
-  if (keep) hold(table_.flow(victim));
+  const bool keep = held_.capacity() > 0 && hold(table_.flow(victim));
   release(victim, keep);
   return true;
 }

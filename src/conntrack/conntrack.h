@@ -44,16 +44,24 @@
 // packet would otherwise be picked up as a new connection and translated by
 // the rules alone, which cannot restore a DNAT reply's source or a SNAT
 // port: the peer sees a stranger and resets the connection. So evicted
-// unreplied and half-closed flows are kept, off the table and outside
-// nf_conntrack_max, in a second table of xnat_evicted_hold entries until their
-// own timeout; when it is full, the one least recently used goes. A late packet that matches one brings it
+// flows are kept, off the table and outside nf_conntrack_max, in a second
+// table of xnat_evicted_hold entries until their own timeout; when it is
+// full, the least recently used closed one goes, else the least recently used
+// live one, and a closed one never pushes out a live one. A late packet that matches one brings it
 // back with its mapping and state (readmitted, counted) when the table has
 // room or a dead entry (expired, closed) to give; else the packet is
 // translated by the held mapping, which it keeps alive (held_frames), and
 // no live entry is evicted for it: that only traded places. A SYN on its
 // original tuple is a new connection and forgets it. While held, its reply tuple stays reserved: the port allocator skips
-// it, and its port claim and directory entry (several workers) stay. Evicted
-// TIME_WAIT/CLOSE entries are not held: their connections are over.
+// it, and its port claim and directory entry (several workers) stay.
+// Closed connections (TIME_WAIT after both FINs, CLOSE) are held too, as
+// second class: TIME_WAIT is reached on the first ACK after the second FIN,
+// which may be the client's duplicate ACK ahead of the server's final one;
+// that final ACK, and FINs retransmitted when it is lost, then found no entry
+// and were picked up as a new connection from the server's own port (port 80
+// behind DNAT), which the client reset (3-5 k INVALID drops per run of ab -c
+// 1000 at nf_conntrack_max=1000). A held closed flow comes back into the table
+// only when there is room.
 #pragma once
 
 #include <cstdint>
@@ -69,6 +77,13 @@
 #include "packet/parse.h"
 
 namespace xnat {
+
+// A TCP connection that is over: CLOSE, or TIME_WAIT after a FIN from each
+// side (netfilter's table reaches TIME_WAIT after one side's FIN too, see above).
+inline bool connection_over(const Flow& f) {
+  return f.tuple[0].proto == kProtoTcp &&
+         (f.tcp_state == TcpState::kClose || (f.tcp_state == TcpState::kTimeWait && f.tcp_fin_seen == 3));
+}
 
 // conntrack -S fields, plus xnat's breakdown of why entries left the table.
 struct ConntrackStats {
@@ -277,7 +292,8 @@ class Conntrack {
   // port claim and directory entry pass to a held copy.
   void release(uint32_t idx, bool keep_reply = false);
   void release_reply(const Flow& f);  // the port claim and directory entry of f's reply tuple
-  void hold(const Flow& f);           // f's claim and directory entry, if any, are already held
+  bool hold(const Flow& f);           // f's claim and directory entry, if any, are already held; false: not held
+  uint32_t held_sentinel(uint32_t closed) const { return held_.capacity() + closed; }
   void held_push(uint32_t hidx);      // to the FIFO's young end
   void held_unlink(uint32_t hidx);
 
@@ -307,9 +323,9 @@ class Conntrack {
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been processed
   bool wheel_started_ = false;
   ConntrackStats stats_;
-  // Held flows: their table, and their use order (prev/next per entry, the
-  // last element the sentinel) from which the least recently used is dropped
-  // when it is full.
+  // Held flows: their table, and two use orders (prev/next per entry, then
+  // the sentinels of the live and the closed list) from which the least
+  // recently used closed flow, else live one, is dropped when it is full.
   FlowTable held_;
   std::vector<std::pair<uint32_t, uint32_t>> held_fifo_;
   LocalClaims* claims_ = nullptr;

@@ -476,7 +476,9 @@ int run_gateway(const RunOptions& o) {
   }
   uint64_t shard_seed = 0;
   if (getrandom(&shard_seed, sizeof shard_seed, 0) != sizeof shard_seed) shard_seed = now_ms() * 0x9E3779B97F4A7C15ull;
-  FlowDirectory directory(nworkers > 1 ? total_max : 1);
+  // Held flows (conntrack.h) keep their directory entries: room for each
+  // worker's hold as well as the table.
+  FlowDirectory directory(nworkers > 1 ? total_max + nworkers * uint64_t{cfg->conntrack.xnat_evicted_hold} : 1);
 
   Shared sh;
   sh.fib = cfg->fib;
