@@ -27,6 +27,50 @@ std::vector<Case> golden_cases() {
     cs.push_back(std::move(c));
   }
 
+  {  // The cases above mostly use 198.18.0.2, whose rewrite to 198.19.0.1 (or
+     // back) leaves the one's-complement sum unchanged: a missing IP header or
+     // pseudo-header checksum update cannot fail them. 198.18.0.3 does not
+     // cancel out, so here every checksum update shows in the output bytes.
+    Case c{"checksums_follow_the_addresses",
+           nat_table("-A PREROUTING -d 198.19.0.1/32 -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.3:80\n"
+                     "-A POSTROUTING -o eth0 -j MASQUERADE\n"),
+           {}, 4};
+    const MacAddr m = kClient2Mac;
+    c.steps.push_back({"UDP out", kIn, 1000, from_client("198.18.0.3", m).udp(5000, 53).payload("q").build(), Verdict::kForward, kOut,
+                       FrameBuilder().eth(kOutMac, kRouterMac).ip("198.19.0.1", "198.51.100.7").ttl(63).udp(5000, 53).payload("q").build()});
+    c.steps.push_back({"UDP back", kOut, 1001,
+                       FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").udp(53, 5000).payload("a").build(),
+                       Verdict::kForward, kIn,
+                       FrameBuilder().eth(kInMac, m).ip("198.51.100.7", "198.18.0.3").ttl(63).udp(53, 5000).payload("a").build()});
+    c.steps.push_back({"TCP out", kIn, 1002, from_client("198.18.0.3", m).tcp(41000, 443, kTcpSyn, 5).build(), Verdict::kForward, kOut,
+                       FrameBuilder().eth(kOutMac, kRouterMac).ip("198.19.0.1", "198.51.100.7").ttl(63).tcp(41000, 443, kTcpSyn, 5).build()});
+    c.steps.push_back({"TCP back", kOut, 1003,
+                       FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").tcp(443, 41000, kTcpSyn | kTcpAck, 70, 6).build(),
+                       Verdict::kForward, kIn,
+                       FrameBuilder().eth(kInMac, m).ip("198.51.100.7", "198.18.0.3").ttl(63).tcp(443, 41000, kTcpSyn | kTcpAck, 70, 6).build()});
+    c.steps.push_back({"ICMP echo out", kIn, 1004, from_client("198.18.0.3", m).icmp(kIcmpEcho, 0, 91, 1).build(), Verdict::kForward, kOut,
+                       FrameBuilder().eth(kOutMac, kRouterMac).ip("198.19.0.1", "198.51.100.7").ttl(63).icmp(kIcmpEcho, 0, 91, 1).build()});
+    c.steps.push_back({"ICMP echo back", kOut, 1005,
+                       FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").icmp(kIcmpEchoReply, 0, 91, 1).build(),
+                       Verdict::kForward, kIn,
+                       FrameBuilder().eth(kInMac, m).ip("198.51.100.7", "198.18.0.3").ttl(63).icmp(kIcmpEchoReply, 0, 91, 1).build()});
+    auto quoted_out = FrameBuilder().ip("198.19.0.1", "198.51.100.7").ttl(63).udp(5000, 53).payload("q").ip_part();
+    auto quoted_in = FrameBuilder().ip("198.18.0.3", "198.51.100.7").ttl(63).udp(5000, 53).payload("q").ip_part();
+    c.steps.push_back({"ICMP error about the UDP flow: outer and quoted headers", kOut, 1006,
+                       FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").tos(0xC0).icmp_error(kIcmpDestUnreach, 3, quoted_out).build(),
+                       Verdict::kForward, kIn,
+                       FrameBuilder().eth(kInMac, m).ip("198.51.100.7", "198.18.0.3").tos(0xC0).ttl(63).icmp_error(kIcmpDestUnreach, 3, quoted_in).build()});
+    c.steps.push_back({"DNAT in, to 198.18.0.3:80", kOut, 1007,
+                       FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.9", "198.19.0.1").tcp(40000, 8080, kTcpSyn, 7).build(),
+                       Verdict::kForward, kIn,
+                       FrameBuilder().eth(kInMac, m).ip("198.51.100.9", "198.18.0.3").ttl(63).tcp(40000, 80, kTcpSyn, 7).build()});
+    c.steps.push_back({"DNAT reply out, from the published address and port", kIn, 1008,
+                       FrameBuilder().eth(m, kInMac).ip("198.18.0.3", "198.51.100.9").tcp(80, 40000, kTcpSyn | kTcpAck, 99, 8).build(),
+                       Verdict::kForward, kOut,
+                       FrameBuilder().eth(kOutMac, kRouterMac).ip("198.19.0.1", "198.51.100.9").ttl(63).tcp(8080, 40000, kTcpSyn | kTcpAck, 99, 8).build()});
+    cs.push_back(std::move(c));
+  }
+
   {  // SNAT to one address and a one-port range: the second client finds no port.
     Case c{"snat_single_port_exhaustion",
            nat_table("-A POSTROUTING -o eth0 -p udp -j SNAT --to-source 198.19.0.10:20000-20000\n"), {}, 1};
