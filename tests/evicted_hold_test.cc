@@ -46,6 +46,14 @@ void expect_published_reply(Engine& e, uint16_t port, uint64_t now) {
   EXPECT_EQ(__builtin_bswap16(out_tuple(o).sport), 8080);
 }
 
+// The client's packet on connection `port` reaches the server at 198.18.0.2:80.
+void expect_reaches_server(Engine& e, uint16_t port, uint8_t flags, uint64_t now) {
+  const Output o = run(e, to_published(port, flags), kOut, now);
+  ASSERT_EQ(o.verdict, Verdict::kForward);
+  EXPECT_EQ(out_tuple(o).dst, ip_raw("198.18.0.2"));
+  EXPECT_EQ(__builtin_bswap16(out_tuple(o).dport), 80);
+}
+
 // Connection `port` to the published port, established.
 void establish(Engine& e, uint16_t port, uint64_t now) {
   pass(e, to_published(port, kTcpSyn), kOut, now);
@@ -85,10 +93,7 @@ TEST(EvictedHold, HalfClosedConnectionsLateDataLeavesTranslated) {
   EXPECT_EQ(s.evicted_unreplied, 0u);
   EXPECT_EQ(e->conntrack().held_count(), 1u);
   // The client's FIN reaches the server through it too.
-  const Output fin = run(*e, to_published(40000, kTcpFin | kTcpAck), kOut, 1201);
-  ASSERT_EQ(fin.verdict, Verdict::kForward);
-  EXPECT_EQ(out_tuple(fin).dst, ip_raw("198.18.0.2"));
-  EXPECT_EQ(__builtin_bswap16(out_tuple(fin).dport), 80);
+  expect_reaches_server(*e, 40000, kTcpFin | kTcpAck, 1201);
   // A RST ends 40001: now there is room, and the next packet brings the
   // connection back into the table with its state.
   pass(*e, to_published(40001, kTcpRst), kOut, 1202);
@@ -164,10 +169,7 @@ TEST(EvictedHold, TimeWaitAfterBothFinsIsEvictedFirstAndHeldAsClosed) {
   EXPECT_EQ(e->conntrack().held_count(), 1u);
   // The server's final ACK was lost: the client retransmits its FIN, which
   // reaches the server as the connection went, not as a new one.
-  const Output fin = run(*e, to_published(40000, kTcpFin | kTcpAck), kOut, 1300);
-  ASSERT_EQ(fin.verdict, Verdict::kForward);
-  EXPECT_EQ(out_tuple(fin).dst, ip_raw("198.18.0.2"));
-  EXPECT_EQ(__builtin_bswap16(out_tuple(fin).dport), 80);
+  expect_reaches_server(*e, 40000, kTcpFin | kTcpAck, 1300);
   // And the server's final ACK leaves as the published port, not port 80.
   const Output ack = run(*e, from_server(40000, kTcpAck), kIn, 1301);
   ASSERT_EQ(ack.verdict, Verdict::kForward);

@@ -129,9 +129,7 @@ void Conntrack::set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms) {
 void Conntrack::place_on_evict_list(uint32_t idx) {
   Flow& f = table_.flow(idx);
   EvictList want = EvictList::kNone;
-  // TIME_WAIT counts as over only when both sides sent a FIN: netfilter's
-  // table also reaches it through one side's retransmitted FIN and an ACK,
-  // and that side's peer may still have data to send (or resend).
+  // FIN_WAIT..CLOSE: closing if over (connection_over), else half-closed.
   if (f.tuple[0].proto == kProtoTcp && f.tcp_state >= TcpState::kFinWait && f.tcp_state <= TcpState::kClose) {
     want = connection_over(f) ? EvictList::kClosing : EvictList::kHalfClosed;
   } else if (!(f.status & kStatusSeenReply)) {
@@ -162,6 +160,7 @@ bool Conntrack::hold(const Flow& f) {
   const uint32_t h = held_.alloc();
   Flow& g = held_.flow(h);
   g = f;
+  g.evict_list = EvictList::kNone;  // on no table list; held_push() files it by its state
   held_.link(h);
   held_push(h);
   ++stats_.held;
@@ -170,10 +169,7 @@ bool Conntrack::hold(const Flow& f) {
 
 // A held flow's list follows its state: closed (over) or live.
 void Conntrack::held_push(uint32_t hidx) {
-  Flow& f = held_.flow(hidx);
-  const bool over = connection_over(f);
-  f.evict_list = over ? EvictList::kClosing : EvictList::kNone;
-  const uint32_t s = held_sentinel(over ? 1 : 0);
+  const uint32_t s = held_sentinel(connection_over(held_.flow(hidx)) ? 1 : 0);
   const uint32_t last = held_fifo_[s].first;
   held_fifo_[hidx] = {last, s};
   held_fifo_[last].second = hidx;

@@ -27,8 +27,8 @@
 // the second and the next ACK for the last: under ab -c 1000 through DNAT a
 // response lost on the way (rx ring) was retransmitted after the server's
 // FIN, its entry had been evicted as over, and the retransmission left
-// masqueraded from port 80; the client reset it and ab waited out its timeout. Taking LAST_ACK entries with the closed ones cut
-// INVALID drops 5-15x under ab -c 1000 at nf_conntrack_max=1000: the final
+// masqueraded from port 80; the client reset it and ab waited out its
+// timeout. Taking LAST_ACK entries with the closed ones cut INVALID drops 5-15x under ab -c 1000 at nf_conntrack_max=1000: the final
 // ACK of an evicted entry was picked up as a new, untranslated connection,
 // whose tuple then collided with the client port's next connection. These are
 // the entries netfilter's early drop may take (unassured, or
@@ -47,13 +47,14 @@
 // flows are kept, off the table and outside nf_conntrack_max, in a second
 // table of xnat_evicted_hold entries until their own timeout; when it is
 // full, the least recently used closed one goes, else the least recently used
-// live one, and a closed one never pushes out a live one. A late packet that matches one brings it
-// back with its mapping and state (readmitted, counted) when the table has
-// room or a dead entry (expired, closed) to give; else the packet is
-// translated by the held mapping, which it keeps alive (held_frames), and
-// no live entry is evicted for it: that only traded places. A SYN on its
-// original tuple is a new connection and forgets it. While held, its reply tuple stays reserved: the port allocator skips
-// it, and its port claim and directory entry (several workers) stay.
+// live one, and a closed one never pushes out a live one. A late packet that
+// matches one brings it back with its mapping and state (readmitted, counted)
+// when the table has room or a dead entry (expired, closed) to give; else the
+// packet is translated by the held mapping, which it keeps alive
+// (held_frames), and no live entry is evicted for it: that only traded
+// places. A SYN on its original tuple is a new connection and forgets it.
+// While held, its reply tuple stays reserved: the port allocator skips it, and
+// its port claim and directory entry (several workers) stay.
 // Closed connections (TIME_WAIT after both FINs, CLOSE) are held too, as
 // second class: TIME_WAIT is reached on the first ACK after the second FIN,
 // which may be the client's duplicate ACK ahead of the server's final one;
