@@ -44,15 +44,16 @@ struct Established {
 
 enum class Proto { kUdp, kTcp };
 
-Established& established(Proto proto, uint64_t flows, const std::string& rules, bool nat) {
+Established& established(Proto proto, uint64_t flows, const std::string& rules, bool nat,
+                         const std::string& conntrack_lines = "") {
   static std::map<std::tuple<int, uint64_t, std::string>, std::unique_ptr<Established>> cache;
-  auto key = std::make_tuple(static_cast<int>(proto), flows, rules);
+  auto key = std::make_tuple(static_cast<int>(proto), flows, rules + conntrack_lines);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   cache.clear();  // one fixture at a time: 10 M flows take gigabytes
   auto fx = std::make_unique<Established>();
   const uint64_t rss0 = rss_bytes();
-  fx->engine = make_engine(rules, flows + flows / 16 + 64);
+  fx->engine = make_engine(rules, flows + flows / 16 + 64, conntrack_lines);
   Engine& e = *fx->engine;
   // Open every flow: UDP request + reply; TCP handshake.
   Runner one(1);
@@ -92,10 +93,11 @@ Established& established(Proto proto, uint64_t flows, const std::string& rules, 
   return ref;
 }
 
-void run_established(benchmark::State& state, Proto proto, const std::string& rules, bool nat = true) {
+void run_established(benchmark::State& state, Proto proto, const std::string& rules, bool nat = true,
+                     const std::string& conntrack_lines = "") {
   const uint64_t flows = static_cast<uint64_t>(state.range(0));
   const size_t batch = static_cast<size_t>(state.range(1));
-  Established& fx = established(proto, flows, rules, nat);
+  Established& fx = established(proto, flows, rules, nat, conntrack_lines);
   Runner runner(batch);
   const uint64_t now = kT0 + 10'000;
   size_t forwarded = 0, packets = 0;
@@ -113,7 +115,11 @@ void run_established(benchmark::State& state, Proto proto, const std::string& ru
 }
 
 void BM_EstablishedUdp(benchmark::State& s) { run_established(s, Proto::kUdp, masquerade_rules()); }
-void BM_EstablishedTcp(benchmark::State& s) { run_established(s, Proto::kTcp, masquerade_rules()); }
+// windows:0 runs without TCP window state (xnat_tcp_window_tracking = 0).
+void BM_EstablishedTcp(benchmark::State& s) {
+  run_established(s, Proto::kTcp, masquerade_rules(), true,
+                  s.range(2) ? "" : "xnat_tcp_window_tracking = 0\nnf_conntrack_tcp_be_liberal = 1\n");
+}
 // Floors: tracked forwarding with no NAT rule, and untracked forwarding.
 void BM_ForwardTrackedNoNat(benchmark::State& s) {
   run_established(s, Proto::kUdp, "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n", false);
@@ -125,7 +131,13 @@ void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"flows", "batch"});
 }
 BENCHMARK(BM_EstablishedUdp)->Apply(sizes)->MinTime(1.0);
-BENCHMARK(BM_EstablishedTcp)->Args({1000, 32})->Args({1 << 20, 32})->ArgNames({"flows", "batch"})->MinTime(1.0);
+BENCHMARK(BM_EstablishedTcp)
+    ->Args({1000, 32, 1})
+    ->Args({1000, 32, 0})
+    ->Args({1 << 20, 32, 1})
+    ->Args({1 << 20, 32, 0})
+    ->ArgNames({"flows", "batch", "windows"})
+    ->MinTime(1.0);
 BENCHMARK(BM_ForwardTrackedNoNat)->Args({1000, 32})->ArgNames({"flows", "batch"})->MinTime(1.0);
 
 // --- untracked paths ------------------------------------------------------------

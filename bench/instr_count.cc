@@ -5,7 +5,8 @@
 //   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=OUT
 //     build/xnat_instr_count WORKLOAD PACKETS
 //
-// Workloads: established_udp_b32, established_udp_b1, new_udp, stateless.
+// Workloads: established_udp_b32, established_udp_b1, established_tcp_b32 (ACK
+// segments both ways, after a handshake per flow), new_udp, stateless.
 #include <valgrind/callgrind.h>
 
 #include <cstdio>
@@ -19,7 +20,8 @@ using namespace xnat::bench;
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s established_udp_b32|established_udp_b1|new_udp|stateless PACKETS\n", argv[0]);
+    std::fprintf(stderr, "usage: %s established_udp_b32|established_udp_b1|established_tcp_b32|new_udp|stateless PACKETS\n",
+                 argv[0]);
     return 2;
   }
   const std::string w = argv[1];
@@ -39,6 +41,24 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < flows; ++i) {
       for (int d = 0; d < 2; ++d) {
         write_udp(&trace[(2 * i + d) * kFrameStride], flow_addr(i), d);
+        in_if[2 * i + d] = static_cast<int16_t>(d == 0 ? kIn : kOut);
+        one.run(*e, &trace[(2 * i + d) * kFrameStride], &in_if[2 * i + d], 0, 1, 1, t0);
+      }
+    }
+  } else if (w == "established_tcp_b32") {
+    e = make_engine(masquerade_rules(), 2 * flows);
+    trace.resize(2 * flows * kFrameStride);
+    in_if.resize(2 * flows);
+    Runner one(1);
+    std::vector<uint8_t> f(kFrameStride);
+    for (size_t i = 0; i < flows; ++i) {
+      const int16_t out = kOut, in = kIn;
+      write_tcp(f.data(), flow_addr(i), 0, 0x02);  // SYN
+      one.run(*e, f.data(), &in, 0, 1, 1, t0);
+      write_tcp(f.data(), flow_addr(i), 1, 0x12);  // SYN-ACK
+      one.run(*e, f.data(), &out, 0, 1, 1, t0);
+      for (int d = 0; d < 2; ++d) {
+        write_tcp(&trace[(2 * i + d) * kFrameStride], flow_addr(i), d, 0x10);
         in_if[2 * i + d] = static_cast<int16_t>(d == 0 ? kIn : kOut);
         one.run(*e, &trace[(2 * i + d) * kFrameStride], &in_if[2 * i + d], 0, 1, 1, t0);
       }

@@ -11,10 +11,15 @@ namespace xnat {
 
 Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
     : settings_(settings),
-      table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed),
+      table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed,
+             settings.xnat_tcp_window_tracking),
       links_(settings.nf_conntrack_max + kWheelSlots + kEvictLists),
       // The same hash seed as the table: a miss there hands its hash on.
-      held_(settings.xnat_evicted_hold, 0, seed) {
+      held_(settings.xnat_evicted_hold, 0, seed, settings.xnat_tcp_window_tracking) {
+  tcp_policy_.timeout_s = settings_.timeout_s.data();
+  tcp_policy_.be_liberal = settings_.nf_conntrack_tcp_be_liberal;
+  tcp_policy_.ignore_invalid_rst = settings_.nf_conntrack_tcp_ignore_invalid_rst;
+  tcp_policy_.max_retrans = static_cast<uint8_t>(settings_.nf_conntrack_tcp_max_retrans);
   // Two use-order lists, live and closed, each with its sentinel past the entries.
   held_fifo_.assign(size_t{held_.capacity()} + 2, {});
   for (uint32_t c = 0; c < 2; ++c) held_fifo_[held_sentinel(c)] = {held_sentinel(c), held_sentinel(c)};
@@ -148,7 +153,7 @@ void Conntrack::release_reply(const Flow& f) {
     shard_.directory->erase(FlowDirectory::fingerprint(f.tuple[1], shard_.seed), shard_.index);
 }
 
-bool Conntrack::hold(const Flow& f) {
+bool Conntrack::hold(const Flow& f, const TcpWindow* w) {
   const bool over = connection_over(f);
   if (held_.size() == held_.capacity()) {
     // A closed connection goes first, and never pushes out a live one.
@@ -160,6 +165,7 @@ bool Conntrack::hold(const Flow& f) {
   const uint32_t h = held_.alloc();
   Flow& g = held_.flow(h);
   g = f;
+  if (w) *held_.window(h) = *w;
   g.evict_list = EvictList::kNone;  // on no table list; held_push() files it by its state
   held_.link(h);
   held_push(h);
@@ -201,6 +207,8 @@ uint32_t Conntrack::find_held(const Tuple& t, uint64_t h, uint64_t now_ms) {
 uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   *copy = held_.flow(hidx);
   const Flow& rec = *copy;
+  TcpWindow window;
+  if (const TcpWindow* w = held_.window(hidx)) window = *w;
   // Room from the dead only: evicting another live flow for this one would
   // only trade places (and under ab -c 1000 at nf_conntrack_max=1000 turned
   // every eviction into a readmission). Else it lives on held, its mapping
@@ -217,7 +225,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
     if ((again.status & kStatusDirectory) &&
         !shard_.directory->insert(FlowDirectory::fingerprint(again.tuple[1], shard_.seed), shard_.index))
       again.status &= static_cast<uint16_t>(~kStatusDirectory);
-    hold(again);
+    hold(again, settings_.xnat_tcp_window_tracking ? &window : nullptr);
     --stats_.held;  // the same eviction, still held
     --stats_.drop;  // and its packet is not dropped: the engine translates it as held
     return kNoRef;
@@ -230,6 +238,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   const EvictList listed = f.evict_list;
   unschedule(idx);
   f = rec;
+  if (TcpWindow* w = table_.window(idx)) *w = window;
   f.status = status;
   f.evict_list = listed;
   schedule(idx);
@@ -341,7 +350,7 @@ bool Conntrack::evict_from(EvictList l) {
   ++(l == EvictList::kClosing     ? stats_.evicted_closing
      : l == EvictList::kUnreplied ? stats_.evicted_unreplied
                                   : stats_.evicted_half_closed);
-  const bool keep = held_.capacity() > 0 && hold(table_.flow(victim));
+  const bool keep = held_.capacity() > 0 && hold(table_.flow(victim), table_.window(victim));
   release(victim, keep);
   return true;
 }
@@ -432,19 +441,23 @@ uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_m
   return idx;
 }
 
-Conntrack::Step Conntrack::advance(Flow& f, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout) {
+Conntrack::Step Conntrack::advance(Flow& f, TcpWindow* w, int dir, const ParsedPacket& p, uint64_t now_ms,
+                                   TimeoutClass* timeout) {
   const bool seen_reply = f.status & kStatusSeenReply;
   switch (f.tuple[0].proto) {
     case kProtoTcp: {
-      TcpDecision d = tcp_track(f, dir, p.tcp_flags, seen_reply);
+      TcpDecision d = tcp_track(f, w, dir, p.tcp_flags, p.tcp, seen_reply, tcp_policy_);
       switch (d.verdict) {
         case TcpVerdict::kInvalid:
           ++stats_.invalid;
-          return Step::kInvalid;
+          return d.shorten ? Step::kShorten : Step::kInvalid;
         case TcpVerdict::kReopen:
           ++stats_.reopened;
           return Step::kReopen;
         case TcpVerdict::kIgnore:
+          // netfilter sets SEEN_REPLY on every reply packet it accepts,
+          // ignored ones included (nf_conntrack_in).
+          if (dir == 1) f.status |= kStatusSeenReply;
           return Step::kIgnore;
         case TcpVerdict::kKill:
           ++stats_.killed;
@@ -452,12 +465,12 @@ Conntrack::Step Conntrack::advance(Flow& f, int dir, const ParsedPacket& p, uint
         case TcpVerdict::kAccept:
           break;
       }
-      *timeout = d.timeout;
-      if (d.timeout == TimeoutClass::kTcpUnacknowledged &&
-          settings_.timeout_ms(TimeoutClass::kTcpEstablished) <=
-              settings_.timeout_ms(TimeoutClass::kTcpUnacknowledged))
-        *timeout = TimeoutClass::kTcpEstablished;
       if (d.set_assured) f.status |= kStatusAssured;
+      if (!d.refresh) {
+        if (dir == 1) f.status |= kStatusSeenReply;
+        return Step::kIgnore;  // state kept, timer not renewed
+      }
+      *timeout = d.timeout;
       break;
     }
     case kProtoUdp:
@@ -480,22 +493,32 @@ Conntrack::Step Conntrack::advance(Flow& f, int dir, const ParsedPacket& p, uint
   return Step::kRefresh;
 }
 
+uint64_t Conntrack::shortened_expiry(const Flow& f, uint64_t now_ms) const {
+  // nf_tcp_handle_invalid: only with at least 120 s left, and only shorter.
+  const uint64_t left = f.expires_ms > now_ms ? f.expires_ms - now_ms : 0;
+  if (left < 120'000 || left <= settings_.timeout_ms(TimeoutClass::kTcpUnacknowledged)) return 0;
+  return now_ms + settings_.timeout_ms(TimeoutClass::kTcpUnacknowledged);
+}
+
 namespace {
 // What a step other than kRefresh means for the packet; kReopen and kKill
 // also end the entry.
 TrackVerdict verdict_of(Conntrack::Step s) {
-  return s == Conntrack::Step::kInvalid  ? TrackVerdict::kInvalid
-         : s == Conntrack::Step::kReopen ? TrackVerdict::kReopen
-                                         : TrackVerdict::kAccept;
+  return s == Conntrack::Step::kInvalid || s == Conntrack::Step::kShorten ? TrackVerdict::kInvalid
+         : s == Conntrack::Step::kReopen                                    ? TrackVerdict::kReopen
+                                                                             : TrackVerdict::kAccept;
 }
 bool ends(Conntrack::Step s) { return s == Conntrack::Step::kReopen || s == Conntrack::Step::kKill; }
 }  // namespace
 
 TrackVerdict Conntrack::track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
   TimeoutClass timeout;
-  const Step s = advance(table_.flow(idx), dir, p, now_ms, &timeout);
-  if (s != Step::kRefresh) {
+  const Step s = advance(table_.flow(idx), table_.window(idx), dir, p, now_ms, &timeout);
+  if (s != Step::kRefresh) [[unlikely]] {
     if (ends(s)) remove(idx);
+    else if (s == Step::kIgnore) place_on_evict_list(idx);  // may have been answered
+    else if (s == Step::kShorten && shortened_expiry(table_.flow(idx), now_ms))
+      set_expiry(idx, TimeoutClass::kTcpUnacknowledged, now_ms);
     return verdict_of(s);
   }
   set_expiry(idx, timeout, now_ms);
@@ -506,9 +529,15 @@ TrackVerdict Conntrack::track(uint32_t idx, int dir, const ParsedPacket& p, uint
 TrackVerdict Conntrack::track_held(uint32_t hidx, int dir, const ParsedPacket& p, uint64_t now_ms) {
   Flow& f = held_.flow(hidx);
   TimeoutClass timeout;
-  const Step s = advance(f, dir, p, now_ms, &timeout);
+  const Step s = advance(f, held_.window(hidx), dir, p, now_ms, &timeout);
   if (s != Step::kRefresh) {
     if (ends(s)) drop_held(hidx);
+    else if (s == Step::kShorten) {
+      if (const uint64_t e = shortened_expiry(f, now_ms)) {
+        f.timeout_class = TimeoutClass::kTcpUnacknowledged;
+        f.expires_ms = e;
+      }
+    }
     return verdict_of(s);
   }
   f.timeout_class = timeout;

@@ -159,11 +159,13 @@ class Conntrack {
  public:
   Conntrack(const ConntrackSettings& settings, uint64_t seed);
   ~Conntrack();
+  Conntrack(const Conntrack&) = delete;
+  Conntrack& operator=(const Conntrack&) = delete;
 
   const ConntrackSettings& settings() const { return settings_; }
   uint64_t hash(const Tuple& t) const { return table_.hash(t); }
   void prefetch(uint64_t h) const { table_.prefetch(h); }
-  void prefetch_flow(uint64_t h) const { table_.prefetch_flow(h); }
+  void prefetch_flow(uint64_t h, bool tcp) const { table_.prefetch_flow(h, tcp); }
 
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found
   // past its expiry is deleted on the spot and reported absent.
@@ -232,7 +234,9 @@ class Conntrack {
   uint32_t readmit(uint32_t hidx, uint64_t now_ms, Flow* copy);
   // The protocol part of track(): state, ASSURED, SEEN_REPLY, counters, and
   // (kRefresh) the timeout to run on; no timers or lists.
-  enum class Step : uint8_t { kRefresh, kIgnore, kInvalid, kReopen, kKill };
+  // kShorten: invalid, and the timeout is to be cut to the unacknowledged one
+  // (TcpDecision::shorten).
+  enum class Step : uint8_t { kRefresh, kIgnore, kInvalid, kShorten, kReopen, kKill };
   // track() for a flow that stays held: its state and expiry follow its
   // packets as in the table (kReopen and RST-kills forget it).
   TrackVerdict track_held(uint32_t hidx, int dir, const ParsedPacket& p, uint64_t now_ms);
@@ -251,6 +255,8 @@ class Conntrack {
 
   Flow& flow(uint32_t idx) { return table_.flow(idx); }
   const Flow& flow(uint32_t idx) const { return table_.flow(idx); }
+  // A TCP flow's window state; null without window tracking.
+  const TcpWindow* window(uint32_t idx) const { return table_.window(idx); }
   uint32_t count() const { return table_.size(); }
   uint32_t capacity() const { return table_.capacity(); }
   const ConntrackStats& stats() const { return stats_; }
@@ -273,7 +279,9 @@ class Conntrack {
   static constexpr uint32_t kWheelSlots = 4096;
   static constexpr uint64_t kTickMs = 1000;
 
-  Step advance(Flow& f, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout);
+  Step advance(Flow& f, TcpWindow* w, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout);
+  // Step::kShorten: the new expiry, or 0 to leave it (nf_tcp_handle_invalid).
+  uint64_t shortened_expiry(const Flow& f, uint64_t now_ms) const;
   void set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms);
   void schedule(uint32_t idx);
   void unschedule(uint32_t idx);
@@ -293,7 +301,8 @@ class Conntrack {
   // port claim and directory entry pass to a held copy.
   void release(uint32_t idx, bool keep_reply = false);
   void release_reply(const Flow& f);  // the port claim and directory entry of f's reply tuple
-  bool hold(const Flow& f);           // f's claim and directory entry, if any, are already held; false: not held
+  // f's claim and directory entry, if any, are already held; false: not held.
+  bool hold(const Flow& f, const TcpWindow* w);
   uint32_t held_sentinel(uint32_t closed) const { return held_.capacity() + closed; }
   void held_push(uint32_t hidx);      // to the FIFO's young end
   void held_unlink(uint32_t hidx);
@@ -315,6 +324,7 @@ class Conntrack {
   }
 
   ConntrackSettings settings_;
+  TcpPolicy tcp_policy_;  // points into settings_
   FlowTable table_;
   HugeArray<FlowLinks> links_;
   HugeArray<SrcLinks> src_links_;

@@ -69,11 +69,17 @@ TEST(Conntrack, TimeoutsFollowSysctlNames) {
   EXPECT_NE(e->find("unknown conntrack setting"), std::string::npos);
   EXPECT_NE(e->find("nf_conntrack_tcp_timeout_time_wait"), std::string::npos);  // lists the right name
   EXPECT_TRUE(s.set("nf_conntrack_max", 0).has_value());
-  EXPECT_TRUE(s.set("nf_conntrack_tcp_be_liberal", 0).has_value());  // window tracking not implemented
   EXPECT_FALSE(s.set("nf_conntrack_tcp_be_liberal", 1).has_value());
-  // Needs window tracking: refused rather than accepted and ignored.
-  EXPECT_TRUE(s.set("nf_conntrack_tcp_timeout_max_retrans", 100).has_value());
-  EXPECT_FALSE(s.set("nf_conntrack_tcp_timeout_max_retrans", 300).has_value());
+  EXPECT_TRUE(s.nf_conntrack_tcp_be_liberal);
+  EXPECT_FALSE(s.set("nf_conntrack_tcp_be_liberal", 0).has_value());
+  EXPECT_FALSE(s.nf_conntrack_tcp_be_liberal);
+  EXPECT_TRUE(s.set("nf_conntrack_tcp_be_liberal", 2).has_value());
+  EXPECT_FALSE(s.set("nf_conntrack_tcp_max_retrans", 5).has_value());
+  EXPECT_EQ(s.nf_conntrack_tcp_max_retrans, 5u);
+  EXPECT_TRUE(s.set("nf_conntrack_tcp_max_retrans", 256).has_value());
+  ASSERT_FALSE(s.set("nf_conntrack_tcp_timeout_max_retrans", 100).has_value());
+  EXPECT_EQ(s.timeout_ms(TimeoutClass::kTcpMaxRetrans), 100'000u);
+  ASSERT_FALSE(s.set("nf_conntrack_tcp_timeout_max_retrans", 300).has_value());
 
   Conntrack ct(s, 1);
   auto syn = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(1000, 80, kTcpSyn).build());
@@ -252,12 +258,19 @@ TEST(Conntrack, WheelReclaimsEverythingEventually) {
   EXPECT_EQ(ct.stats().expired, 20000u);
 }
 
-TEST(Conntrack, BytesPerFlowAtMost128) {
+// The table without TCP window state meets the 128-byte target; window
+// tracking (the default, as netfilter's) adds one 64-byte TcpWindow per flow.
+TEST(Conntrack, BytesPerFlowAtMost128WithoutWindowsAndOneLineMoreWith) {
   for (uint64_t cap : {1000u, 65536u, 1000000u}) {
     ConntrackSettings s;
     ASSERT_FALSE(s.set("nf_conntrack_max", static_cast<int64_t>(cap)).has_value());
+    Conntrack with_windows(s, 1);
+    ASSERT_FALSE(s.set("xnat_tcp_window_tracking", 0).has_value());
+    ASSERT_FALSE(s.set("nf_conntrack_tcp_be_liberal", 1).has_value());
     Conntrack ct(s, 1);
     EXPECT_LE(ct.bytes_per_flow(), 128u) << "capacity " << cap;
+    EXPECT_EQ(with_windows.bytes_per_flow(), ct.bytes_per_flow() + sizeof(TcpWindow)) << "capacity " << cap;
+    EXPECT_EQ(with_windows.held_memory_bytes(), ct.held_memory_bytes() + 4096 * sizeof(TcpWindow));
     // Fixed: the timer wheel (64 KiB), and the evicted flows held for late
     // packets (xnat_evicted_hold, 4096 by default).
     const uint64_t held = 4096;

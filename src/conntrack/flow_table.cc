@@ -5,7 +5,7 @@
 
 namespace xnat {
 
-FlowTable::FlowTable(uint32_t capacity, uint64_t buckets_hint, uint64_t seed)
+FlowTable::FlowTable(uint32_t capacity, uint64_t buckets_hint, uint64_t seed, bool windows)
     : capacity_(capacity), seed_(seed) {
   uint64_t want = (uint64_t{capacity} * 2 * 4 + 2) / 3;  // 2 entries per flow, load <= 3/4
   if (buckets_hint > want) want = buckets_hint;
@@ -14,6 +14,7 @@ FlowTable::FlowTable(uint32_t capacity, uint64_t buckets_hint, uint64_t seed)
   mask_ = slots - 1;
   flows_ = HugeArray<Flow>(capacity);
   slots_ = HugeArray<Slot>(slots);
+  if (windows) windows_ = HugeArray<TcpWindow>(capacity);
   free_.resize(capacity);
   // Pop order: lowest index first, so replay output is stable and early flows
   // share pages.
@@ -76,7 +77,7 @@ void FlowTable::index_erase(uint64_t h, uint32_t ref) {
 
 size_t FlowTable::memory_bytes() const {
   return size_t{capacity_} * sizeof(Flow) + (mask_ + 1) * sizeof(Slot) +
-         size_t{capacity_} * sizeof(uint32_t) + capacity_ / 8;
+         size_t{capacity_} * sizeof(uint32_t) + capacity_ / 8 + windows_.size() * sizeof(TcpWindow);
 }
 
 }  // namespace xnat

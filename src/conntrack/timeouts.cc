@@ -31,15 +31,6 @@ std::optional<std::string> ConntrackSettings::set(std::string_view name, int64_t
       return fmt::format("{} = {} is out of range; expected {}..{}", name, value, lo, hi);
     return std::nullopt;
   };
-  if (name == "nf_conntrack_tcp_timeout_max_retrans" && value != 300)
-    return fmt::format(
-        "nf_conntrack_tcp_timeout_max_retrans = {}: this timeout applies after repeated "
-        "retransmissions, which xnat cannot see without TCP window tracking (not implemented); "
-        "remove the line (the default, 300, is accepted)",
-        value);
-  if (name == "nf_conntrack_tcp_max_retrans")
-    return "nf_conntrack_tcp_max_retrans: retransmission counting needs TCP window tracking, which "
-           "xnat does not implement yet; remove the line";
   for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i) {
     if (name == timeout_sysctl_name(static_cast<TimeoutClass>(i))) {
       // Upper bound: the kernel stores timeouts in jiffies (u32); 30 days is ample.
@@ -68,13 +59,17 @@ std::optional<std::string> ConntrackSettings::set(std::string_view name, int64_t
     if (auto e = need_range(0, int64_t{1} << 24)) return e;
     xnat_evicted_hold = static_cast<uint32_t>(value);
   } else if (name == "nf_conntrack_tcp_be_liberal") {
-    // xnat does not track TCP windows, which is what be_liberal = 1 means in the
-    // kernel. Accept 1; refuse 0 rather than pretend to check windows.
-    if (value != 1)
-      return fmt::format(
-          "nf_conntrack_tcp_be_liberal = {}: xnat does not track TCP sequence windows yet "
-          "(it always behaves as nf_conntrack_tcp_be_liberal = 1); set it to 1 or remove the line",
-          value);
+    if (auto e = need_range(0, 1)) return e;
+    nf_conntrack_tcp_be_liberal = value != 0;
+  } else if (name == "nf_conntrack_tcp_ignore_invalid_rst") {
+    if (auto e = need_range(0, 1)) return e;
+    nf_conntrack_tcp_ignore_invalid_rst = value != 0;
+  } else if (name == "nf_conntrack_tcp_max_retrans") {
+    if (auto e = need_range(0, 255)) return e;  // the kernel's range (a u8)
+    nf_conntrack_tcp_max_retrans = static_cast<uint32_t>(value);
+  } else if (name == "xnat_tcp_window_tracking") {
+    if (auto e = need_range(0, 1)) return e;
+    xnat_tcp_window_tracking = value != 0;
   } else if (name == "nf_conntrack_acct") {
     if (value != 0)
       return fmt::format(
@@ -87,11 +82,19 @@ std::optional<std::string> ConntrackSettings::set(std::string_view name, int64_t
   return std::nullopt;
 }
 
+std::optional<std::string> ConntrackSettings::check() const {
+  if (!xnat_tcp_window_tracking && !nf_conntrack_tcp_be_liberal)
+    return std::string(
+        "xnat_tcp_window_tracking = 0 keeps no TCP window state, so out-of-window segments cannot be "
+        "found INVALID: set nf_conntrack_tcp_be_liberal = 1 as well, or remove xnat_tcp_window_tracking");
+  return std::nullopt;
+}
+
 std::string ConntrackSettings::known_names() {
   std::string s =
       "nf_conntrack_max, nf_conntrack_buckets, nf_conntrack_tcp_loose, nf_conntrack_checksum, "
-      "nf_conntrack_tcp_be_liberal (1 only), nf_conntrack_acct (0 only), "
-      "xnat_max_flows_per_source, xnat_evicted_hold";
+      "nf_conntrack_tcp_be_liberal, nf_conntrack_tcp_max_retrans, nf_conntrack_tcp_ignore_invalid_rst, "
+      "nf_conntrack_acct (0 only), xnat_max_flows_per_source, xnat_evicted_hold, xnat_tcp_window_tracking";
   for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
     s += fmt::format(", {}", timeout_sysctl_name(static_cast<TimeoutClass>(i)));
   return s;

@@ -17,6 +17,16 @@ struct ConntrackSettings {
   uint64_t nf_conntrack_buckets = 0;  // 0: sized from nf_conntrack_max
   bool nf_conntrack_tcp_loose = true;
   bool nf_conntrack_checksum = true;
+  // TCP window tracking (tcp_tracker.h). be_liberal: out-of-window segments
+  // pass instead of being INVALID; max_retrans: identical ACK segments in a
+  // row before the max_retrans timeout applies; ignore_invalid_rst: a RST
+  // below the peer's highest ACK is not INVALID.
+  bool nf_conntrack_tcp_be_liberal = false;
+  bool nf_conntrack_tcp_ignore_invalid_rst = false;
+  uint32_t nf_conntrack_tcp_max_retrans = 3;
+  // xnat's own: keep TCP window state (64 bytes per flow of capacity). Off, the
+  // state machine runs alone, which needs nf_conntrack_tcp_be_liberal = 1.
+  bool xnat_tcp_window_tracking = true;
   // xnat's own (netfilter does this with -m connlimit): the most flows one
   // original source address may hold; 0 = no limit. RFC 6888 REQ-4.
   uint32_t xnat_max_flows_per_source = 0;
@@ -50,6 +60,8 @@ struct ConntrackSettings {
   // Sets a tunable by its sysctl name (without "net.netfilter."). Returns an
   // error message a person can act on, or nullopt on success.
   std::optional<std::string> set(std::string_view name, int64_t value);
+  // Checks the settings together, once all are set; an error or nullopt.
+  std::optional<std::string> check() const;
   // All names `set` understands, for documentation and error messages.
   static std::string known_names();
 };

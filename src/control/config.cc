@@ -85,6 +85,7 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
       else return err(path, v, fmt::format("'{}' must be an integer", k.str()));
       if (auto e = cfg.conntrack.set(k.str(), value)) return err(path, v, *e);
     }
+    if (auto e = cfg.conntrack.check()) return err(path, *ct, *e);
   }
 
   if (const toml::node* ip = root.get("ipv4")) {

@@ -73,6 +73,17 @@ class FrameBuilder {
     ack_ = ack;
     return *this;
   }
+  // The advertised window (default 64240, as Linux's first SYN).
+  FrameBuilder& window(uint16_t w) {
+    tcp_win_ = w;
+    return *this;
+  }
+  // TCP options, raw; padded with NOPs (1) to a multiple of 4 bytes.
+  FrameBuilder& tcp_options(std::vector<uint8_t> o) {
+    while (o.size() % 4) o.push_back(1);
+    tcp_opts_ = std::move(o);
+    return *this;
+  }
   FrameBuilder& udp(uint16_t sport, uint16_t dport) {
     proto_ = kProtoUdp;
     sport_ = sport;
@@ -172,9 +183,10 @@ class FrameBuilder {
         put16(&l4[2], dport_);
         put32(&l4[4], seq_);
         put32(&l4[8], ack_);
-        l4[12] = 5 << 4;
+        l4[12] = static_cast<uint8_t>((5 + tcp_opts_.size() / 4) << 4);
         l4[13] = tcp_flags_;
-        put16(&l4[14], 64240);
+        put16(&l4[14], tcp_win_);
+        l4.insert(l4.end(), tcp_opts_.begin(), tcp_opts_.end());
         l4.insert(l4.end(), payload_.begin(), payload_.end());
         const uint16_t c = l4_checksum(src_, dst_, kProtoTcp, l4.data(), l4.size());
         std::memcpy(&l4[16], &c, 2);
@@ -220,6 +232,8 @@ class FrameBuilder {
   uint16_t sport_ = 0, dport_ = 0;
   uint8_t tcp_flags_ = 0;
   uint32_t seq_ = 0, ack_ = 0;
+  uint16_t tcp_win_ = 64240;
+  std::vector<uint8_t> tcp_opts_;
   uint8_t icmp_type_ = 0, icmp_code_ = 0;
   bool udp_zero_csum_ = false;
   std::vector<uint8_t> payload_;

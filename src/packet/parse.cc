@@ -44,6 +44,58 @@ bool transport_tuple(uint8_t proto, const uint8_t* l4, size_t avail, Tuple* t) {
   }
 }
 
+uint32_t load_be32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+
+// The fields of a TCP header whose length was checked against `l4_len`.
+// Options as netfilter's tcp_options and tcp_sack read them: a window scale
+// (shift capped at 14) and SACK-permitted of exactly their lengths, the right
+// edges of the first SACK option whose length is a whole number of blocks;
+// reading stops at the end of the list or at an option that is too short or
+// runs past the header.
+void parse_tcp_segment(const uint8_t* l4, uint16_t l4_len, bool partial, TcpSegment* s) {
+  const auto* th = reinterpret_cast<const TcpHdr*>(l4);
+  const unsigned hlen = th->header_len();
+  s->seq = th->seq.host();
+  s->ack = th->ack_seq.host();
+  s->win = th->window.host();
+  s->end = s->seq + (l4_len - hlen) + ((th->flags & kTcpSyn) ? 1 : 0) + ((th->flags & kTcpFin) ? 1 : 0);
+  s->info = partial ? kTcpSegPartial : 0;
+  int length = static_cast<int>(hlen - sizeof(TcpHdr));
+  if (length == 0) return;
+  s->info |= kTcpSegOptions;
+  const uint8_t* ptr = l4 + sizeof(TcpHdr);
+  // Most segments carry timestamps only: NOP, NOP, TS.
+  if (length == 12 && ptr[0] == 1 && ptr[1] == 1 && ptr[2] == 8 && ptr[3] == 10) return;
+  while (length > 0) {
+    const uint8_t opcode = *ptr++;
+    if (opcode == 0) return;  // end of the list
+    if (opcode == 1) {        // NOP
+      --length;
+      continue;
+    }
+    if (length < 2) return;
+    const int opsize = *ptr++;
+    if (opsize < 2 || opsize > length) return;  // silly or partial
+    if (opcode == 4 && opsize == 2) {
+      s->info |= kTcpSegSackPerm;
+    } else if (opcode == 3 && opsize == 3) {
+      s->wscale = *ptr > 14 ? 14 : *ptr;
+      s->info |= kTcpSegWscale;
+    } else if (opcode == 5 && opsize >= 10 && (opsize - 2) % 8 == 0 && !(s->info & kTcpSegSack)) {
+      s->sack = load_be32(ptr + 4);
+      for (int i = 8; i < opsize - 2; i += 8) {
+        const uint32_t edge = load_be32(ptr + i + 4);
+        if (static_cast<int32_t>(edge - s->sack) > 0) s->sack = edge;
+      }
+      s->info |= kTcpSegSack;
+    }
+    ptr += opsize - 2;
+    length -= opsize;
+  }
+}
+
 }  // namespace
 
 ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& opts,
@@ -95,6 +147,7 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
       if (th->header_len() < sizeof(TcpHdr) || th->header_len() > l4_len)
         return ParseStatus::kBadL4Header;
       out->tcp_flags = th->flags;
+      parse_tcp_segment(l4, static_cast<uint16_t>(l4_len), out->frag == FragKind::kFirst, &out->tcp);
       break;
     }
     case kProtoUdp: {

@@ -35,12 +35,33 @@ enum class ParseStatus : uint8_t {
 // and fragmented ICMP errors.
 enum class FragKind : uint8_t { kNone, kFirst, kLater };
 
+// The TCP fields window tracking reads (conntrack/tcp_tracker.h), parsed
+// once with the headers.
+struct TcpSegment {
+  uint32_t seq = 0, ack = 0;
+  uint32_t end = 0;   // seq + payload length + SYN + FIN
+  uint32_t sack = 0;  // kTcpSegSack: highest right edge of the first SACK option's blocks
+  uint16_t win = 0;   // as sent, unscaled
+  uint8_t wscale = 0;  // kTcpSegWscale: the window scale option's shift, capped at 14 (RFC 7323)
+  uint8_t info = 0;    // kTcpSeg*
+};
+// TcpSegment::info. Options are read as netfilter reads them (tcp_options,
+// tcp_sack): up to the end of the option list, or the first malformed option.
+enum : uint8_t {
+  kTcpSegOptions = 1 << 0,   // the header has options
+  kTcpSegWscale = 1 << 1,    // a window scale option
+  kTcpSegSackPerm = 1 << 2,  // a SACK-permitted option
+  kTcpSegSack = 1 << 3,      // a SACK option with blocks
+  kTcpSegPartial = 1 << 4,   // a first fragment: the segment's length is unknown
+};
+
 struct ParsedPacket {
   uint16_t l3 = 0;      // offset of the IPv4 header in the frame
   uint16_t l4 = 0;      // offset of the transport header
   uint16_t l4_len = 0;  // transport bytes, per the IPv4 total length
   uint16_t ip_end = 0;  // l3 + total length; bytes after it are link padding
   uint8_t tcp_flags = 0;
+  TcpSegment tcp;  // TCP only
   bool vlan = false;
   bool icmp_error = false;
   FragKind frag = FragKind::kNone;
