@@ -165,7 +165,7 @@ bool Conntrack::hold(const Flow& f, const TcpWindow* w) {
   const uint32_t h = held_.alloc();
   Flow& g = held_.flow(h);
   g = f;
-  if (w) *held_.window(h) = *w;
+  if (w && f.tuple[0].proto == kProtoTcp) *held_.window(h) = *w;
   g.evict_list = EvictList::kNone;  // on no table list; held_push() files it by its state
   held_.link(h);
   held_push(h);
@@ -208,7 +208,8 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   *copy = held_.flow(hidx);
   const Flow& rec = *copy;
   TcpWindow window;
-  if (const TcpWindow* w = held_.window(hidx)) window = *w;
+  const bool tcp = rec.tuple[0].proto == kProtoTcp;
+  if (const TcpWindow* w = held_.window(hidx); w && tcp) window = *w;
   // Room from the dead only: evicting another live flow for this one would
   // only trade places (and under ab -c 1000 at nf_conntrack_max=1000 turned
   // every eviction into a readmission). Else it lives on held, its mapping
@@ -238,7 +239,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   const EvictList listed = f.evict_list;
   unschedule(idx);
   f = rec;
-  if (TcpWindow* w = table_.window(idx)) *w = window;
+  if (TcpWindow* w = table_.window(idx); w && tcp) *w = window;
   f.status = status;
   f.evict_list = listed;
   schedule(idx);
