@@ -6,7 +6,10 @@
 //     build/xnat_instr_count WORKLOAD PACKETS
 //
 // Workloads: established_udp_b32, established_udp_b1, established_tcp_b32 (ACK
-// segments both ways, after a handshake per flow), new_udp, stateless.
+// segments both ways, after a handshake per flow), new_udp (a table that never
+// fills), new_udp_95 and new_udp_150 (the steady state of BM_NewUdpFlows at that
+// load: each new flow's arrival expires, or at 150 evicts, an older one; 64 k
+// flows of capacity), stateless.
 #include <valgrind/callgrind.h>
 
 #include <cstdio>
@@ -20,7 +23,9 @@ using namespace xnat::bench;
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s established_udp_b32|established_udp_b1|established_tcp_b32|new_udp|stateless PACKETS\n",
+    std::fprintf(stderr,
+                 "usage: %s established_udp_b32|established_udp_b1|established_tcp_b32|new_udp|new_udp_95|"
+                 "new_udp_150|stateless PACKETS\n",
                  argv[0]);
     return 2;
   }
@@ -68,6 +73,31 @@ int main(int argc, char** argv) {
     trace.resize(packets * kFrameStride);
     in_if.assign(packets, kIn);
     for (size_t i = 0; i < packets; ++i) write_udp(&trace[i * kFrameStride], flow_addr(i), 0);
+  } else if (w == "new_udp_95" || w == "new_udp_150") {
+    // The clock advances so that flows (30 s) expire as fast as they arrive.
+    const uint64_t cap = 65536;
+    const double load = w == "new_udp_95" ? 0.95 : 1.5;
+    const double ms_per_conn = 30'000.0 / (cap * load);
+    e = make_engine(masquerade_rules(), cap);
+    Runner one(1);
+    uint8_t f[kFrameStride];
+    const int16_t in0 = kIn;
+    const uint64_t warm = static_cast<uint64_t>(cap * load);
+    for (uint64_t i = 0; i < warm; ++i) {
+      write_udp(f, flow_addr(i), 0);
+      one.run(*e, f, &in0, 0, 1, 1, t0 + static_cast<uint64_t>(i * ms_per_conn));
+    }
+    trace.resize(packets * kFrameStride);
+    in_if.assign(packets, kIn);
+    for (size_t i = 0; i < packets; ++i) write_udp(&trace[i * kFrameStride], flow_addr(warm + i), 0);
+    Runner runner(32);
+    size_t fwd = 0;
+    CALLGRIND_START_INSTRUMENTATION;
+    for (size_t i = 0; i + 32 <= packets; i += 32)
+      fwd += runner.run(*e, trace.data(), in_if.data(), i, 32, packets, t0 + static_cast<uint64_t>((warm + i) * ms_per_conn));
+    CALLGRIND_STOP_INSTRUMENTATION;
+    std::printf("%s packets=%zu forwarded=%zu\n", w.c_str(), packets, fwd);
+    return fwd == packets / 32 * 32 ? 0 : 1;
   } else if (w == "stateless") {
     e = make_engine("*rawpost\n:POSTROUTING ACCEPT [0:0]\n"
                     "-A POSTROUTING -s 198.18.0.0/16 -o eth0 -j RAWSNAT --to-source 198.19.0.0/16\nCOMMIT\n", 64);
