@@ -13,7 +13,7 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
     : settings_(settings),
       table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed,
              settings.xnat_tcp_window_tracking),
-      links_(settings.nf_conntrack_max + kWheelSlots + kEvictLists),
+      links_(settings.nf_conntrack_max + kWheelSlots + kEvictLists + 1),
       // The same hash seed as the table: a miss there hands its hash on.
       held_(settings.xnat_evicted_hold, 0, seed, settings.xnat_tcp_window_tracking) {
   tcp_policy_.timeout_s = settings_.timeout_s.data();
@@ -25,7 +25,7 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
   for (uint32_t c = 0; c < 2; ++c) held_fifo_[held_sentinel(c)] = {held_sentinel(c), held_sentinel(c)};
   if (settings.xnat_max_flows_per_source) sources_ = SourceCounter(settings.nf_conntrack_max);
   const uint32_t heads = table_.capacity();
-  for (uint32_t h = heads; h < heads + kWheelSlots + kEvictLists; ++h) links_[h] = FlowLinks{h, h, h, h};
+  for (uint32_t h = heads; h <= sweep_head(); ++h) links_[h] = FlowLinks{h, h, h, h};
   const uint64_t nb = std::bit_ceil(std::max<uint64_t>(settings.nf_conntrack_max / 4, 64));
   bysrc_ = HugeArray<uint32_t>(nb);
   src_links_ = HugeArray<SrcLinks>(settings.nf_conntrack_max);
@@ -46,7 +46,7 @@ void Conntrack::set_src_nat(uint32_t idx) {
 Conntrack::~Conntrack() = default;
 
 size_t Conntrack::memory_bytes() const {
-  return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + kEvictLists) * sizeof(FlowLinks) +
+  return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + kEvictLists + 1) * sizeof(FlowLinks) +
          size_t{table_.capacity()} * sizeof(SrcLinks) + (bysrc_mask_ + 1) * sizeof(uint32_t) +
          held_memory_bytes();
 }
@@ -57,7 +57,7 @@ size_t Conntrack::held_memory_bytes() const {
 
 size_t Conntrack::bytes_per_flow() const {
   // The wheel heads and the held flows (at most xnat_evicted_hold) are fixed.
-  const size_t fixed = (kWheelSlots + kEvictLists) * sizeof(FlowLinks) + held_memory_bytes();
+  const size_t fixed = (kWheelSlots + kEvictLists + 1) * sizeof(FlowLinks) + held_memory_bytes();
   return (memory_bytes() - fixed + table_.capacity() - 1) / table_.capacity();
 }
 
@@ -278,28 +278,19 @@ int LocalClaims::index(const Tuple& reply) {
   }
 }
 
-void Conntrack::process_wheel_slot(uint64_t tick, uint64_t now_ms) {
+void Conntrack::sweep_slot(uint64_t tick) {
   FlowLinks* L = links_.get();
-  const uint32_t head = wheel_head(tick);
-  // Detach the slot's list first: flows not yet due are rescheduled, possibly
-  // into this same slot (a later revolution), and must not be walked again.
-  uint32_t cur = L[head].wheel_next;
-  L[L[head].wheel_prev].wheel_next = kNoRef;
+  const uint32_t head = wheel_head(tick), sweep = sweep_head();
+  if (L[head].wheel_next == head) return;
+  const uint32_t first = L[head].wheel_next, last = L[head].wheel_prev, tail = L[sweep].wheel_prev;
+  L[tail].wheel_next = first;
+  L[first].wheel_prev = tail;
+  L[last].wheel_next = sweep;
+  L[sweep].wheel_prev = last;
   L[head].wheel_prev = L[head].wheel_next = head;
-  while (cur != kNoRef && cur != head) {
-    const uint32_t next = L[cur].wheel_next;
-    L[cur].wheel_prev = L[cur].wheel_next = cur;
-    if (table_.flow(cur).expires_ms <= now_ms) {
-      ++stats_.expired;
-      release(cur);  // already off the wheel: unlinking an unlinked entry is a no-op
-    } else {
-      schedule(cur);
-    }
-    cur = next;
-  }
 }
 
-void Conntrack::expire(uint64_t now_ms) {
+size_t Conntrack::expire_some(uint64_t now_ms, size_t budget, bool until_room) {
   const uint64_t now_tick = now_ms / kTickMs;
   if (!wheel_started_) {
     // Flows scheduled before the first call sit at their own expiry ticks;
@@ -307,18 +298,42 @@ void Conntrack::expire(uint64_t now_ms) {
     wheel_started_ = true;
     wheel_done_tick_ = now_tick >= kWheelSlots ? now_tick - kWheelSlots : 0;
   }
-  if (now_tick == 0 || wheel_done_tick_ >= now_tick - 1) return;
-  uint64_t first = wheel_done_tick_ + 1;
-  const uint64_t last = now_tick - 1;
-  if (last - first >= kWheelSlots) first = last - kWheelSlots + 1;  // one revolution covers all
-  for (uint64_t t = first; t <= last; ++t) {
-    wheel_done_tick_ = t;
-    process_wheel_slot(t, now_ms);
+  if (now_tick > 0 && wheel_done_tick_ < now_tick - 1) {
+    uint64_t first = wheel_done_tick_ + 1;
+    const uint64_t last = now_tick - 1;
+    if (last - first >= kWheelSlots) first = last - kWheelSlots + 1;  // one revolution covers all
+    for (uint64_t t = first; t <= last; ++t) sweep_slot(t);
+    wheel_done_tick_ = last;
   }
+  // Flows rescheduled here go to a later slot, never back onto the sweep.
+  FlowLinks* L = links_.get();
+  const uint32_t sweep = sweep_head();
+  size_t done = 0;
+  for (uint32_t cur = L[sweep].wheel_next; cur != sweep && done < budget; cur = L[sweep].wheel_next, ++done) {
+    // The next entry's links and flow are the next iteration's misses: start them now.
+    const uint32_t next = L[cur].wheel_next;
+    if (next != sweep) {
+      __builtin_prefetch(&L[next]);
+      __builtin_prefetch(&table_.flow(next));
+    }
+    Wheel::unlink(L, cur);
+    if (table_.flow(cur).expires_ms <= now_ms) {
+      ++stats_.expired;
+      release(cur);
+      if (until_room && !full()) return done + 1;
+    } else {
+      schedule(cur);
+    }
+  }
+  return done;
 }
 
+void Conntrack::expire(uint64_t now_ms) { expire_some(now_ms, SIZE_MAX); }
+
 bool Conntrack::make_room(uint64_t now_ms, bool live_too) {
-  expire(now_ms);
+  // Only until one entry is freed: the rest of the sweep stays spread over
+  // the bursts to come.
+  expire_some(now_ms, SIZE_MAX, /*until_room=*/true);
   if (!full()) return true;
   FlowLinks* L = links_.get();
   auto take_expired = [&](uint32_t victim) {

@@ -7,7 +7,10 @@
 // one second): a flow sits in the slot of its expiry as it was when it was
 // scheduled. Expiry only moves later on a refresh, so the wheel reaches a flow
 // at or before its true expiry; then it is freed if due, or moved to the slot
-// of its current expiry. When an expiry moves earlier (a state change such as
+// of its current expiry. A due slot is spliced onto a sweep list, and each
+// burst works off a bounded number of its entries (expire_some), so a second
+// in which tens of thousands of flows expire never stalls one burst; a full
+// table works it off until it has room. When an expiry moves earlier (a state change such as
 // ESTABLISHED -> FIN_WAIT, or a RST) the flow is rescheduled at once. Lookups
 // and listings treat a flow whose time has passed as gone, exactly, whatever
 // the wheel has reached (netfilter does the same: nf_ct_is_expired).
@@ -249,6 +252,13 @@ class Conntrack {
   const Shard& shard() const { return shard_; }
   // Frees flows whose expiry passed, up to the last whole second before now.
   void expire(uint64_t now_ms);
+  // The same work spread out: slots that are due move onto a sweep list (a
+  // splice each) and at most `budget` of its entries are looked at, so the
+  // data path never stalls on a second's worth of expirations (at 1 M flows
+  // and 30 s lifetimes, 33 000 in one burst: 10 ms). A flow past its expiry is
+  // gone for lookups and listings either way. until_room: stop at the first
+  // one freed once the table has room. Returns the entries looked at.
+  size_t expire_some(uint64_t now_ms, size_t budget, bool until_room = false);
   // Several workers: evicts entries this worker can spare while others are
   // over the shared limit (SharedLimit::debt).
   void repay();
@@ -296,7 +306,7 @@ class Conntrack {
   bool evict_from(EvictList l);     // the list's oldest entry, counted as an early drop
   bool evict_one();                 // closing, unreplied, half-closed: the oldest of the first non-empty
   bool borrow();                    // several workers: an entry over the limit, another worker to evict one
-  void process_wheel_slot(uint64_t tick, uint64_t now_ms);
+  void sweep_slot(uint64_t tick);  // moves a due wheel slot's flows onto the sweep list
   // Unlinks a flow from every list and index and frees it; keep_reply: its
   // port claim and directory entry pass to a held copy.
   void release(uint32_t idx, bool keep_reply = false);
@@ -322,6 +332,8 @@ class Conntrack {
   uint32_t evict_head(EvictList l) const {
     return table_.capacity() + kWheelSlots + static_cast<uint32_t>(l) - 1;
   }
+  // Head of the flows of due slots not yet looked at (expire_some).
+  uint32_t sweep_head() const { return table_.capacity() + kWheelSlots + kEvictLists; }
 
   ConntrackSettings settings_;
   TcpPolicy tcp_policy_;  // points into settings_
@@ -331,7 +343,7 @@ class Conntrack {
   HugeArray<uint32_t> bysrc_;  // by-source chain heads, a quarter as many as flows
   uint64_t bysrc_mask_ = 0;
   SourceCounter sources_;  // only when xnat_max_flows_per_source is set  // capacity entries, then wheel heads, then the eviction list heads
-  uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been processed
+  uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been moved onto the sweep list
   bool wheel_started_ = false;
   ConntrackStats stats_;
   // Held flows: their table, and two use orders (prev/next per entry, then

@@ -44,6 +44,48 @@ TEST(Conntrack, UdpUnrepliedExpiresAfterExactlyThirtySeconds) {
   EXPECT_EQ(ct.count(), 0u);
 }
 
+// A second in which many flows expire is worked off a bounded number at a
+// time (expire_some): a burst never stalls on it, and lookups treat every
+// expired flow as gone meanwhile.
+TEST(Conntrack, ExpiryIsSpreadOverCallsAndLookupsDoNotWait) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 1000).has_value());
+  Conntrack ct(s, 1);
+  std::vector<ParsedPacket> pkts;
+  for (uint16_t i = 0; i < 500; ++i) {
+    pkts.push_back(parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(static_cast<uint16_t>(10000 + i), 53).build()));
+    ASSERT_NE(open(ct, pkts.back(), T0), kNoRef);
+  }
+  ct.expire_some(T0, 1000);  // the wheel starts
+  const uint64_t later = T0 + 32'000;  // all 500 expired (30 s), their second is past
+  EXPECT_EQ(ct.expire_some(later, 100), 100u);
+  EXPECT_EQ(ct.count(), 400u);
+  EXPECT_EQ(ct.stats().expired, 100u);
+  // Not yet reclaimed, but gone: a lookup does not find one.
+  EXPECT_EQ(ct.find(pkts[499].tuple, ct.hash(pkts[499].tuple), later), kNoRef);
+  EXPECT_EQ(ct.expire_some(later, 1000), 399u);  // the rest (one went with the lookup)
+  EXPECT_EQ(ct.count(), 0u);
+  EXPECT_EQ(ct.expire_some(later, 1000), 0u);
+}
+
+// A full table takes expired entries off the sweep only until it has room.
+TEST(Conntrack, FullTableTakesExpiredEntriesUntilItHasRoom) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 100).has_value());
+  Conntrack ct(s, 1);
+  for (uint16_t i = 0; i < 100; ++i)
+    ASSERT_NE(open(ct, parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(static_cast<uint16_t>(10000 + i), 53).build()), T0), kNoRef);
+  ct.expire_some(T0, 0);
+  const uint64_t later = T0 + 32'000;
+  auto p = parse(FrameBuilder().ip("198.18.0.3", "198.51.100.7").udp(9999, 53).build());
+  EXPECT_NE(open(ct, p, later), kNoRef);
+  EXPECT_EQ(ct.stats().expired, 1u);  // one freed for it, not all hundred
+  EXPECT_EQ(ct.stats().early_drop, 0u);
+  EXPECT_EQ(ct.count(), 100u);
+  ct.expire(later);  // the whole of it, as before
+  EXPECT_EQ(ct.count(), 1u);
+}
+
 TEST(Conntrack, UdpBecomesAStreamAfterTwoSecondsBothWays) {
   Conntrack ct(ConntrackSettings{}, 1);
   auto q = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(5000, 53).build());
