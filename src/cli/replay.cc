@@ -13,11 +13,18 @@ namespace xnat {
 
 std::string format_conntrack_table(const Conntrack& ct, uint64_t now_ms) {
   std::string out;
-  ct.for_each_live(now_ms, [&](const Flow& f) {
-    out += format_conntrack_extended(f, now_ms);
-    out += '\n';
-  });
+  append_conntrack_range(ct, now_ms, 0, ct.capacity(), &out);
   return out;
+}
+
+void append_conntrack_range(const Conntrack& ct, uint64_t now_ms, uint32_t begin, uint32_t end, std::string* out) {
+  ct.for_each_live(
+      now_ms,
+      [&](const Flow& f) {
+        *out += format_conntrack_extended(f, now_ms);
+        *out += '\n';
+      },
+      begin, end);
 }
 
 CounterSource counter_source(const Engine& e) {

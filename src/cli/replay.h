@@ -30,6 +30,8 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts);
 
 // Writers for the text outputs, shared with the live gateway.
 std::string format_conntrack_table(const Conntrack& ct, uint64_t now_ms);
+// The lines of the flows with a table index in [begin, end), appended to *out.
+void append_conntrack_range(const Conntrack& ct, uint64_t now_ms, uint32_t begin, uint32_t end, std::string* out);
 std::string format_counters(const Engine& e);
 // Several workers: their figures summed, and a `conntrack -S` line per worker.
 struct CounterSource {

@@ -278,10 +278,12 @@ class Conntrack {
   size_t bytes_per_flow() const;
   size_t held_memory_bytes() const;  // part of memory_bytes(): the held flows' table, fixed
 
-  // Calls fn(const Flow&) for every live flow, in index order.
+  // Calls fn(const Flow&) for every live flow, in index order; with a range,
+  // for those with an index in [begin, end) (a listing in pieces).
   template <typename Fn>
-  void for_each_live(uint64_t now_ms, Fn&& fn) const {
-    for (uint32_t i = 0; i < table_.capacity(); ++i)
+  void for_each_live(uint64_t now_ms, Fn&& fn, uint32_t begin = 0, uint32_t end = UINT32_MAX) const {
+    if (end > table_.capacity()) end = table_.capacity();
+    for (uint32_t i = begin; i < end; ++i)
       if (table_.in_use(i) && table_.flow(i).expires_ms > now_ms) fn(table_.flow(i));
   }
 
