@@ -487,6 +487,17 @@ int run_gateway(const RunOptions& o) {
     bo.mtus.push_back(l->mtu);
     if (!l->up) std::fprintf(stderr, "xnat run: warning: interface %s is down\n", i.name.c_str());
   }
+  // REDIRECT translates a connection for the host's own stack, which the live
+  // backends cannot hand a frame to yet: say so at start rather than only
+  // counting the drops.
+  for (const Chain& c : cfg->rules.nat.chains)
+    for (const Rule& r : c.rules)
+      if (r.target.kind == TargetKind::kRedirect)
+        std::fprintf(stderr,
+                     "xnat run: warning: %s:%d: REDIRECT is not carried out by the live gateway yet (the frame "
+                     "cannot be handed to the host's stack): its connections' packets are dropped and counted "
+                     "as drop_host_port_claimed; use xnat replay to check such rules\n",
+                     r.file.c_str(), r.line);
 
   BpfSteer steer;
   if (auto e = steer.load()) return fail(e->message);
