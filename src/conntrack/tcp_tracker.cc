@@ -317,6 +317,9 @@ TcpDecision tcp_track(Flow& f, TcpWindow* w, int dir, uint8_t flags, const TcpSe
       // Out of sync with the endpoints: let the packet through unchanged.
       f.tcp_last_index = index;
       f.tcp_last_dir = static_cast<uint8_t>(dir);
+      // netfilter clears all of last_flags for an ignored SYN from the
+      // original side, its simultaneous-open bit included.
+      if (index == kSynSet && dir == 0) f.tcp_simultaneous = 0;
       if (w) {
         w->last_seq = s.seq;
         w->last_end = s.end;

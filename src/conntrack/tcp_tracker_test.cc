@@ -121,6 +121,19 @@ TEST(TcpTracker, SimultaneousOpen) {
   EXPECT_EQ(c.f.tcp_state, S::kEstablished);  // the simultaneous-open special case
 }
 
+// netfilter keeps the simultaneous-open mark in last_flags, which an ignored
+// SYN from the original side resets: the reply's ACK then leaves SYN_RECV as is.
+TEST(TcpTracker, IgnoredSynForgetsTheSimultaneousOpen) {
+  Conn c;
+  c.step(0, SYN);
+  c.step(1, SYN);
+  c.step(0, SYNACK);
+  ASSERT_EQ(c.f.tcp_state, S::kSynRecv);
+  EXPECT_EQ(c.step(0, SYN).verdict, TcpVerdict::kIgnore);
+  c.step(1, ACK);
+  EXPECT_EQ(c.f.tcp_state, S::kSynRecv);
+}
+
 TEST(TcpTracker, RstAsOnlyReplyKillsTheEntry) {
   Conn c;
   c.step(0, SYN);

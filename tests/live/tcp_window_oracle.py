@@ -94,7 +94,16 @@ def scenario(rng):
         return o
 
     segs = []
-    if rng.random() < 0.9:  # a handshake, or a connection picked up mid-stream
+    r = rng.random()
+    if r < 0.1:  # simultaneous open: both send a SYN, then both a SYN-ACK
+        segs.append(dict(dir=0, flags=SYN, seq=isn[0], ack=0, len=0, win=64240, opts=syn_opts(0)))
+        segs.append(dict(dir=1, flags=SYN, seq=isn[1], ack=0, len=0, win=65160, opts=syn_opts(1)))
+        segs.append(dict(dir=0, flags=SYN | ACK, seq=isn[0], ack=nxt[1], len=0, win=64240, opts=syn_opts(0)))
+        if rng.random() < 0.5:  # a SYN again, ignored in SYN_RECV
+            segs.append(dict(dir=0, flags=SYN, seq=isn[0], ack=0, len=0, win=64240, opts=syn_opts(0)))
+        segs.append(dict(dir=1, flags=rng.choice([ACK, SYN | ACK]), seq=isn[1], ack=nxt[0], len=0, win=65160,
+                         opts=[]))
+    elif r < 0.9:  # a handshake, or a connection picked up mid-stream
         segs.append(dict(dir=0, flags=SYN, seq=isn[0], ack=0, len=0, win=rng.choice([64240, 29200, 1000]),
                          opts=syn_opts(0)))
         if rng.random() < 0.15:  # the SYN retransmitted
