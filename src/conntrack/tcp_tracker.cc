@@ -373,11 +373,15 @@ TcpDecision tcp_track(Flow& f, TcpWindow* w, int dir, uint8_t flags, const TcpSe
         // Not an exact match: keep the state, for a possible challenge ACK.
         new_state = old_state;
       }
-      if (((seen_reply && f.tcp_last_index == kSynSet) ||
+      // A RST answering a SYN or ACK let through above: the window check
+      // could reject it, as it may ACK what was ignored. For the SYN, the
+      // kernel this runs on (6.18) takes it only from the other side: a RST
+      // from the SYN's own sender is window-checked (tests/live/
+      // tcp_window_oracle.py found it; TcpWindow.RstAfterSynFromTheSameSide
+      // replays the kernel's answers).
+      if (((seen_reply && f.tcp_last_index == kSynSet && f.tcp_last_dir != dir) ||
            (!(f.status & kStatusAssured) && f.tcp_last_index == kAckSet)) &&
           s.ack == w->last_end) {
-        // A RST answering a SYN or ACK let through above: the window check
-        // could reject it, as it may ACK what was ignored.
         check_window = false;
       } else if (old_state == sSS && f.tcp_last_index == kAckSet && f.tcp_last_dir == 1 && s.seq == w->last_ack) {
         check_window = false;  // a RST answering a challenge ACK let through

@@ -276,6 +276,36 @@ TEST(TcpWindow, RstBelowThePeersHighestAckIsInvalid) {
   EXPECT_EQ(c.flow().tcp_state, TcpState::kClose);
 }
 
+// The kernel's own answers (Linux 6.18, probed through a namespace gateway
+// with --ctstate INVALID -j DROP): a RST that ACKs the end of the segment the
+// table let through last skips the window check when it answers the other
+// side's SYN, or any side's ignored ACK; a RST from the SYN's own sender does not.
+TEST(TcpWindow, RstAfterSynFromTheSameSide) {
+  // Simultaneous SYNs; the server's is the last, its end was never recorded (0).
+  auto simultaneous = [](Conn& c) {
+    c.send({0, SYN, 1000});
+    c.send({1, SYN, 5000});
+    ASSERT_EQ(c.flow().tcp_state, TcpState::kSynSent2);
+  };
+  Conn a;
+  simultaneous(a);
+  EXPECT_EQ(a.send({0, RST, 200000, 0}), TrackVerdict::kAccept);  // from the other side
+  EXPECT_EQ(a.flow().tcp_state, TcpState::kClose);
+  Conn b;
+  simultaneous(b);
+  EXPECT_EQ(b.send({1, RST, 900000, 0}), TrackVerdict::kInvalid);  // from the SYN's sender
+  EXPECT_EQ(b.flow().tcp_state, TcpState::kSynSent2);
+  // An ignored ACK (the server's, in SYN_SENT2): a RST ACKing its end passes
+  // from either side.
+  for (int dir : {0, 1}) {
+    Conn c;
+    simultaneous(c);
+    ASSERT_EQ(c.send({1, ACK, 5001, 1001, 10}), TrackVerdict::kAccept);  // ignored
+    EXPECT_EQ(c.send({dir, RST, 900000, 5011}), TrackVerdict::kAccept) << dir;
+    EXPECT_EQ(c.flow().tcp_state, TcpState::kClose) << dir;
+  }
+}
+
 TEST(TcpWindow, IgnoreInvalidRstLetsItThrough) {
   Conn c(with("nf_conntrack_tcp_ignore_invalid_rst", 1));
   c.handshake();
