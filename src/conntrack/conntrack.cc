@@ -13,7 +13,7 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
     : settings_(settings),
       table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed,
              settings.xnat_tcp_window_tracking),
-      links_(settings.nf_conntrack_max + kWheelSlots + kEvictLists + 1),
+      links_(settings.nf_conntrack_max + kListHeads),
       // The same hash seed as the table: a miss there hands its hash on.
       held_(settings.xnat_evicted_hold, 0, seed, settings.xnat_tcp_window_tracking) {
   tcp_policy_.timeout_s = settings_.timeout_s.data();
@@ -46,7 +46,7 @@ void Conntrack::set_src_nat(uint32_t idx) {
 Conntrack::~Conntrack() = default;
 
 size_t Conntrack::memory_bytes() const {
-  return table_.memory_bytes() + (size_t{table_.capacity()} + kWheelSlots + kEvictLists + 1) * sizeof(FlowLinks) +
+  return table_.memory_bytes() + (size_t{table_.capacity()} + kListHeads) * sizeof(FlowLinks) +
          size_t{table_.capacity()} * sizeof(SrcLinks) + (bysrc_mask_ + 1) * sizeof(uint32_t) +
          held_memory_bytes();
 }
@@ -57,7 +57,7 @@ size_t Conntrack::held_memory_bytes() const {
 
 size_t Conntrack::bytes_per_flow() const {
   // The wheel heads and the held flows (at most xnat_evicted_hold) are fixed.
-  const size_t fixed = (kWheelSlots + kEvictLists + 1) * sizeof(FlowLinks) + held_memory_bytes();
+  const size_t fixed = kListHeads * sizeof(FlowLinks) + held_memory_bytes();
   return (memory_bytes() - fixed + table_.capacity() - 1) / table_.capacity();
 }
 
@@ -135,7 +135,7 @@ void Conntrack::place_on_evict_list(uint32_t idx) {
   Flow& f = table_.flow(idx);
   EvictList want = EvictList::kNone;
   // FIN_WAIT..CLOSE: closing if over (connection_over), else half-closed.
-  if (f.tuple[0].proto == kProtoTcp && f.tcp_state >= TcpState::kFinWait && f.tcp_state <= TcpState::kClose) {
+  if (f.tuple[0].proto == kProtoTcp && tcp_closing(f.tcp_state)) {
     want = connection_over(f) ? EvictList::kClosing : EvictList::kHalfClosed;
   } else if (!(f.status & kStatusSeenReply)) {
     want = EvictList::kUnreplied;

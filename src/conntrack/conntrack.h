@@ -289,6 +289,8 @@ class Conntrack {
 
  private:
   static constexpr uint32_t kWheelSlots = 4096;
+  // links_ past the flows: the wheel's slots, the eviction lists, the sweep.
+  static constexpr uint32_t kListHeads = kWheelSlots + kEvictLists + 1;
   static constexpr uint64_t kTickMs = 1000;
 
   Step advance(Flow& f, TcpWindow* w, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout);

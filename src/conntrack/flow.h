@@ -39,6 +39,8 @@ enum class TcpState : uint8_t {
   kSynSent2,
 };
 inline constexpr int kTcpStateCount = 10;
+// FIN_WAIT..CLOSE: the states netfilter's early drop may take (tcp_can_early_drop).
+inline bool tcp_closing(TcpState s) { return s >= TcpState::kFinWait && s <= TcpState::kClose; }
 const char* tcp_state_name(TcpState s);
 
 // Which timeout a flow currently runs on. Each maps to one sysctl.

@@ -113,9 +113,6 @@ bool tcp_can_open(uint8_t flags, bool loose, TcpState* initial) {
 
 namespace {
 
-// Sequence number order modulo 2^32 (RFC 1982), netfilter's before()/after().
-bool before(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
-bool after(uint32_t a, uint32_t b) { return before(b, a); }
 
 // Window scale and SACK-permitted from a SYN's options (tcp_options): any
 // options reset what an earlier SYN of this direction said.
@@ -180,7 +177,7 @@ WindowResult in_window(TcpWindow& w, uint8_t state, uint8_t* last_dir, int dir, 
   uint32_t seq = s.seq, ack = s.ack, sack = s.ack, end = s.end;
   uint32_t win = s.win;
   // tcp_sack: the highest SACK block edge counts as the ACK.
-  if ((receiver.flags & kPeerSackPerm) && (s.info & kTcpSegSack) && after(s.sack, sack)) sack = s.sack;
+  if ((receiver.flags & kPeerSackPerm) && (s.info & kTcpSegSack) && seq_after(s.sack, sack)) sack = s.sack;
 
   if (sender.maxwin == 0) {
     if (syn) {
@@ -198,7 +195,7 @@ WindowResult in_window(TcpWindow& w, uint8_t state, uint8_t* last_dir, int dir, 
         ++receiver.end;  // likely the answer to a keepalive
       }
     }
-  } else if (syn && after(end, sender.end) && (state == sSS || state == sSR)) {
+  } else if (syn && seq_after(end, sender.end) && (state == sSS || state == sSR)) {
     // RFC 793: a reinitialised sender uses higher sequence numbers; start over.
     init_sender(sender, receiver, s, dir);
     if (dir == 1 && !has_ack) return WindowResult::kAccept;
@@ -214,28 +211,28 @@ WindowResult in_window(TcpWindow& w, uint8_t state, uint8_t* last_dir, int dir, 
   const bool liberal = (sender.flags & kPeerLiberal) || be_liberal;
   auto out = [liberal](WindowResult r) { return liberal ? WindowResult::kAccept : r; };
 
-  if (!before(seq, sender.maxend + 1)) {
+  if (!seq_before(seq, sender.maxend + 1)) {
     // Beyond the receiver's window. Some stacks send more than it allowed: if
     // only this check fails, remember the data so that its ACK is valid.
     const uint32_t overshot = end - sender.maxend + 1;
-    const bool ack_ok = after(sack, receiver.end - max_ack_window(sender) - 1);
-    const bool in_recv_win = receiver.maxwin && after(end, sender.end - receiver.maxwin - 1);
-    if (in_recv_win && ack_ok && overshot <= receiver.maxwin && before(sack, receiver.end + 1)) {
+    const bool ack_ok = seq_after(sack, receiver.end - max_ack_window(sender) - 1);
+    const bool in_recv_win = receiver.maxwin && seq_after(end, sender.end - receiver.maxwin - 1);
+    if (in_recv_win && ack_ok && overshot <= receiver.maxwin && seq_before(sack, receiver.end + 1)) {
       sender.end = end;
       sender.flags |= kPeerUnacked;
       return out(WindowResult::kIgnore);
     }
     return out(WindowResult::kInvalid);  // SEQ is over the upper bound
   }
-  if (!before(sack, receiver.end + 1)) return out(WindowResult::kInvalid);  // ACKs data not seen yet
-  if (receiver.maxwin && !after(end, sender.end - receiver.maxwin - 1))
+  if (!seq_before(sack, receiver.end + 1)) return out(WindowResult::kInvalid);  // ACKs data not seen yet
+  if (receiver.maxwin && !seq_after(end, sender.end - receiver.maxwin - 1))
     return out(WindowResult::kIgnore);  // already ACKed data retransmitted
-  if (!after(sack, receiver.end - max_ack_window(sender) - 1)) return out(WindowResult::kIgnore);  // a very late ACK
+  if (!seq_after(sack, receiver.end - max_ack_window(sender) - 1)) return out(WindowResult::kIgnore);  // a very late ACK
 
   if (!syn) win <<= sender.scale;
   const uint32_t swin = win + (sack - ack);
   if (sender.maxwin < swin) sender.maxwin = swin;
-  if (after(end, sender.end)) {
+  if (seq_after(end, sender.end)) {
     sender.end = end;
     sender.flags |= kPeerUnacked;
   }
@@ -243,12 +240,12 @@ WindowResult in_window(TcpWindow& w, uint8_t state, uint8_t* last_dir, int dir, 
     if (!(sender.flags & kPeerMaxackSet)) {
       sender.maxack = ack;
       sender.flags |= kPeerMaxackSet;
-    } else if (after(ack, sender.maxack)) {
+    } else if (seq_after(ack, sender.maxack)) {
       sender.maxack = ack;
     }
   }
-  if (receiver.maxwin != 0 && after(end, sender.maxend)) receiver.maxwin += end - sender.maxend;
-  if (after(sack + win, receiver.maxend - 1)) {
+  if (receiver.maxwin != 0 && seq_after(end, sender.maxend)) receiver.maxwin += end - sender.maxend;
+  if (seq_after(sack + win, receiver.maxend - 1)) {
     receiver.maxend = sack + win;
     if (win == 0) ++receiver.maxend;
   }
@@ -269,8 +266,6 @@ WindowResult in_window(TcpWindow& w, uint8_t state, uint8_t* last_dir, int dir, 
   return WindowResult::kAccept;
 }
 
-// Connections netfilter's early drop may take (tcp_can_early_drop).
-bool closing(uint8_t state) { return state >= sFW && state <= sCL; }
 
 }  // namespace
 
@@ -357,7 +352,7 @@ TcpDecision tcp_track(Flow& f, TcpWindow* w, int dir, uint8_t flags, const TcpSe
     case sCL: {
       if (index != kRstSet || !w) break;
       // Closing: the tuple may be in use again already; do not validate.
-      if (closing(old_state)) {
+      if (tcp_closing(static_cast<TcpState>(old_state))) {
         check_window = false;
         break;
       }
@@ -366,7 +361,7 @@ TcpDecision tcp_track(Flow& f, TcpWindow* w, int dir, uint8_t flags, const TcpSe
         const bool established = old_state == sES && (f.status & kStatusAssured);
         // SEQ 0 outside ESTABLISHED: likely the answer to a SYN let through.
         if (s.seq == 0 && !established) break;
-        if (before(s.seq, maxack) && !pol.ignore_invalid_rst) return d;  // an invalid RST
+        if (seq_before(s.seq, maxack) && !pol.ignore_invalid_rst) return d;  // an invalid RST
         if (!established || s.seq == maxack) break;
         // The end of a train: data, then a RST at its end.
         if (f.tcp_last_index == kAckSet && f.tcp_last_dir == dir && s.seq == w->last_end) break;

@@ -164,6 +164,10 @@ constexpr uint8_t icmp_invert_type(uint8_t type) {
   }
 }
 
+// TCP sequence numbers compared modulo 2^32 (RFC 1982; netfilter's before()/after()).
+inline bool seq_before(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
+inline bool seq_after(uint32_t a, uint32_t b) { return seq_before(b, a); }
+
 // A 16-bit field in wire order, read or written without alignment assumptions.
 inline uint16_t load16(const uint8_t* p) {
   uint16_t v;

@@ -44,10 +44,6 @@ bool transport_tuple(uint8_t proto, const uint8_t* l4, size_t avail, Tuple* t) {
   }
 }
 
-uint32_t load_be32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-
 // The fields of a TCP header whose length was checked against `l4_len`.
 // Options as netfilter's tcp_options and tcp_sack read them: a window scale
 // (shift capped at 14) and SACK-permitted of exactly their lengths, the right
@@ -84,10 +80,10 @@ void parse_tcp_segment(const uint8_t* l4, uint16_t l4_len, bool partial, TcpSegm
       s->wscale = *ptr > 14 ? 14 : *ptr;
       s->info |= kTcpSegWscale;
     } else if (opcode == 5 && opsize >= 10 && (opsize - 2) % 8 == 0 && !(s->info & kTcpSegSack)) {
-      s->sack = load_be32(ptr + 4);
+      s->sack = reinterpret_cast<const Be32*>(ptr + 4)->host();
       for (int i = 8; i < opsize - 2; i += 8) {
-        const uint32_t edge = load_be32(ptr + i + 4);
-        if (static_cast<int32_t>(edge - s->sack) > 0) s->sack = edge;
+        const uint32_t edge = reinterpret_cast<const Be32*>(ptr + i + 4)->host();
+        if (seq_after(edge, s->sack)) s->sack = edge;
       }
       s->info |= kTcpSegSack;
     }
