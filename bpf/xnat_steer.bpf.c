@@ -1,6 +1,8 @@
 // The gateway's kernel-side programs: XDP (AF_XDP backend) and tc ingress
-// (AF_PACKET backend). Both decide with src/live/steer.h which frames the
-// gateway takes; the rest goes on to the kernel untouched.
+// (AF_PACKET backend), which decide with src/live/steer.h which frames the
+// gateway takes, the rest going on to the kernel untouched; and tc egress,
+// which takes the host's answers on connections the gateway translated for it
+// (REDIRECT) to the gateway's host port.
 //
 // Maps (filled by the gateway, see src/live/bpf_steer.cc):
 //   xsks         (interface, rx queue) -> AF_XDP socket (XDP only)
@@ -9,8 +11,11 @@
 //                mappings and DNAT rules use it; memory-mapped, so the
 //                gateway updates it without a system call
 //   frags        fragmented datagrams to a host address the gateway takes
+//   host_replies reply tuples of the connections translated for the host
+//   host_port    [0]: ifindex of the gateway's host port (a tun device)
 //   steer_stats  per CPU: [0] frames to the gateway, [1] frames to the kernel,
-//                [2] frames the gateway should have had but no socket was ready
+//                [2] frames the gateway should have had but no socket was ready,
+//                [3] host frames taken to the host port
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -51,7 +56,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 3);
+  __uint(max_entries, 4);
   __type(key, __u32);
   __type(value, __u64);
 } steer_stats SEC(".maps");
@@ -64,6 +69,21 @@ struct {
   __type(key, struct xnat_frag_key);
   __type(value, __u8);
 } frags SEC(".maps");
+
+// Written by the gateway when it creates or removes such a connection.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 262144);
+  __type(key, struct xnat_tuple_key);
+  __type(value, __u8);
+} host_replies SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} host_port SEC(".maps");
 
 static __always_inline void frag_note(const unsigned char* ip) {
   struct xnat_frag_key k = xnat_frag_key_of(ip);
@@ -115,6 +135,36 @@ int xnat_xdp(struct xdp_md* ctx) {
 SEC("tc")
 int xnat_tc(struct __sk_buff* skb) {
   return steer_counted(skb->data, skb->data_end) == XNAT_STEER_KERNEL ? TC_ACT_OK : TC_ACT_SHOT;
+}
+
+// tc egress, attached (as a tcx link) only when the gateway has a host port:
+// a frame the host sends on a connection in host_replies goes to the host
+// port, where the gateway reads it and translates it back; the rest leaves
+// as it would have.
+SEC("tc")
+int xnat_tc_egress(struct __sk_buff* skb) {
+  // Headers the key reads (VLAN, two IPv4 headers, an ICMP header, 8 bytes of
+  // the quoted payload) are normally in the linear part already.
+  const __u32 want = 14 + 4 + 60 + 8 + 60 + 8;
+  if ((long)skb->data + want > (long)skb->data_end) bpf_skb_pull_data(skb, skb->len < want ? skb->len : want);
+  const unsigned char* data = (const unsigned char*)(long)skb->data;
+  const unsigned char* end = (const unsigned char*)(long)skb->data_end;
+  const unsigned char* ip = xnat_ipv4_header(data, end);
+  if (!ip) return TC_ACT_OK;
+  const unsigned frag = xnat_be16(ip + 6) & 0x3fff; /* more fragments, offset */
+  if (frag & 0x1fff) {
+    // A later fragment follows its first (noted below); it has no ports.
+    if (!frag_seen(ip)) return TC_ACT_OK;
+  } else {
+    struct xnat_tuple_key k;
+    if (!xnat_host_reply_key(data, end, &k) || !bpf_map_lookup_elem(&host_replies, &k)) return TC_ACT_OK;
+    if (frag) frag_note(ip);
+  }
+  const __u32 zero = 0;
+  const __u32* ifindex = bpf_map_lookup_elem(&host_port, &zero);
+  if (!ifindex || !*ifindex) return TC_ACT_OK;
+  count(3);
+  return bpf_redirect(*ifindex, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

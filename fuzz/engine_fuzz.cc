@@ -58,10 +58,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::unique_ptr<xnat::Engine> engine = make_engine();
   static uint64_t now = 1000000;
   if (size < 2) return 0;
-  // First byte: interface and clock step; the rest is one or more frames
-  // separated by the length in the second byte.
-  const int in_if = data[0] & 1;
-  now += data[0] >> 1;
+  // First byte: interface (bits 0-1: eth0, eth1, eth0, or the live gateway's
+  // host port) and clock step; the rest is one or more frames separated by
+  // the length in the second byte.
+  const int in_if = (data[0] & 3) == 3 ? xnat::kHostPort : data[0] & 1;
+  now += data[0] >> 2;
   uint8_t buf[2048];
   size_t off = 1;
   while (off < size) {

@@ -149,6 +149,7 @@ void Conntrack::place_on_evict_list(uint32_t idx) {
 
 void Conntrack::release_reply(const Flow& f) {
   if (f.status & kStatusClaim) claims_->sub(LocalClaims::index(f.tuple[1]));
+  if (f.status & kStatusHostReply) claims_->host_reply(claims_->host_reply_ctx, f.tuple[1], false);
   if (f.status & kStatusDirectory)
     shard_.directory->erase(FlowDirectory::fingerprint(f.tuple[1], shard_.seed), shard_.index);
 }
@@ -223,6 +224,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
     // Nothing to evict: keep it held, its claim and directory entry taken again.
     Flow again = rec;
     if ((again.status & kStatusClaim) && claims_) claims_->add(LocalClaims::index(again.tuple[1]));
+    if (again.status & kStatusHostReply) claims_->host_reply(claims_->host_reply_ctx, again.tuple[1], true);
     if ((again.status & kStatusDirectory) &&
         !shard_.directory->insert(FlowDirectory::fingerprint(again.tuple[1], shard_.seed), shard_.index))
       again.status &= static_cast<uint16_t>(~kStatusDirectory);
@@ -234,7 +236,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   // The held record, but with the claim, directory entry and lists insert()
   // gave the new entry (set_src_nat below links it by source again).
   Flow& f = table_.flow(idx);
-  const uint16_t own = kStatusClaim | kStatusDirectory;
+  const uint16_t own = kStatusClaim | kStatusDirectory | kStatusHostReply;
   const uint16_t status = static_cast<uint16_t>((f.status & own) | (rec.status & ~(own | kStatusSrcNat)));
   const EvictList listed = f.evict_list;
   unschedule(idx);
@@ -448,6 +450,10 @@ uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_m
       claims_->add(ci);
       f.status |= kStatusClaim;
     }
+  }
+  if (claims_ && claims_->host_reply && claims_->is_local(reply.src)) {
+    claims_->host_reply(claims_->host_reply_ctx, reply, true);
+    f.status |= kStatusHostReply;
   }
   FlowLinks* L = links_.get();
   L[idx] = FlowLinks{idx, idx, idx, idx};

@@ -152,6 +152,14 @@ struct LocalClaims {
   }
   // Index into counts of the port a reply tuple ends on, or -1.
   static int index(const Tuple& reply);
+  // A connection translated for the host's own stack (REDIRECT, DNAT to a
+  // host address: its reply tuple starts on a host address) is answered by
+  // the host; its reply tuple is entered here (add) and removed with the flow,
+  // so the kernel sends those answers back through the gateway (the live
+  // gateway's host port: a BPF map its tc egress program reads). Unset: none.
+  void (*host_reply)(void* ctx, const Tuple& reply, bool add) = nullptr;
+  void* host_reply_ctx = nullptr;
+
   void add(int idx) { __atomic_fetch_add(&counts[idx], 1, __ATOMIC_RELAXED); }
   void sub(int idx) { __atomic_fetch_sub(&counts[idx], 1, __ATOMIC_RELAXED); }
 };

@@ -23,6 +23,7 @@ enum FlowStatus : uint16_t {
   kStatusDstNat = 1 << 3,     // IPS_DST_NAT
   kStatusClaim = 1 << 4,      // xnat: holds a port claim on a host address (LocalClaims)
   kStatusDirectory = 1 << 5,  // xnat: its reply tuple is in the workers' FlowDirectory (shard.h)
+  kStatusHostReply = 1 << 6,  // xnat: translated for the host's stack; its reply tuple is in LocalClaims::host_reply
 };
 
 // TCP states, in netfilter's order (tcp_conntrack_names).

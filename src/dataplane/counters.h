@@ -28,7 +28,9 @@ namespace xnat {
   X(no_neighbor, "next hop's MAC address unknown")                                           \
   X(ttl_expired, "TTL ran out (ICMP time exceeded sent when allowed)")                      \
   X(neighbor_timeout, "next hop did not resolve in time, or the wait queue was full (live)") \
-  X(host_port_claimed, "for the host's own stack, but on a port a NAT mapping claims (live)") \
+  X(host_port_claimed, "for the host's own stack, taken from the kernel (a claimed port), and no host port to pass it on (live)") \
+  X(host_untracked, "sent by the host through the host port on a connection that has no flow (any more)") \
+  X(host_port_write, "for the host's stack through the host port, but the write failed (live)") \
   X(tx_ring_full, "the interface's transmit ring had no room (live)")                      \
   X(handoff_full, "the ring to the worker that owns the flow was full (live, several workers)") \
   X(handoff_loop, "handed between workers twice and still not at its owner (flow moved meanwhile)") \
@@ -39,6 +41,8 @@ namespace xnat {
   X(tx_frames, "frames sent")                                                                \
   X(neighbor_wait, "frames held until the kernel resolved their next hop's MAC (live)")     \
   X(to_host, "frames handed to the host's own stack (ARP, IPv6, local addresses)")          \
+  X(host_port_in, "frames given to the host's stack through the host port: REDIRECT, DNAT to a host address (live)") \
+  X(host_port_out, "frames the host sent on those connections, taken back through the host port (live)") \
   X(flows_created, "connections created")                                                    \
   X(snat_flows, "connections created with a source translation")                            \
   X(dnat_flows, "connections created with a destination translation")                       \

@@ -120,7 +120,8 @@ void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, ui
   pkt.reason = Counter::kCount;
   if (st == ParseStatus::kNotIpv4) return to_host(pkt);
   if (st != ParseStatus::kOk) return drop(pkt, parse_drop_reason(st));
-  if (pkt.in_if < 0 || static_cast<size_t>(pkt.in_if) >= cfg_.fib.interfaces().size()) {
+  if (pkt.in_if < 0 || static_cast<size_t>(pkt.in_if) >= cfg_.fib.interfaces().size()) [[unlikely]] {
+    if (pkt.in_if == kHostPort) return from_host(pkt, p, h, now);
     assert(false && "frame from an interface the engine does not know");
     return drop(pkt, Counter::drop_no_route);
   }
@@ -147,6 +148,17 @@ void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, ui
   forward_tracked(pkt, p, ref >> 1, static_cast<int>(ref & 1), now);
 }
 
+// Out of line: handle() must stay small enough to be inlined in process_burst.
+[[gnu::noinline, gnu::cold]] void Engine::from_host(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now) {
+  if (p.frag == FragKind::kLater) return later_fragment(pkt, p, now);
+  if (p.icmp_error) return handle_icmp_error(pkt, p, now);
+  const uint32_t ref = ct_.find(p.tuple, h, now);
+  if (ref != kNoRef) return forward_tracked(pkt, p, ref >> 1, static_cast<int>(ref & 1), now, /*own_output=*/true);
+  if (ct_.holds() && late_packet(pkt, p, h, now)) return;
+  if (cfg_.shard.active() && hand_off(pkt, p.tuple)) return;
+  drop(pkt, Counter::drop_host_untracked);
+}
+
 bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now) {
   const uint32_t held = ct_.find_held(p.tuple, h, now);
   if (held == kNoRef) return false;
@@ -158,7 +170,7 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
   Flow rec;
   const uint32_t idx = ct_.readmit(held >> 1, now, &rec);
   if (idx != kNoRef) {
-    forward_tracked(pkt, p, idx, dir, now);
+    forward_tracked(pkt, p, idx, dir, now, pkt.in_if == kHostPort);
     return true;
   }
   // The table is full of live flows: the flow stays held, tracked there, and
@@ -173,17 +185,20 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
       break;
   }
   NextHop nh;
-  if (!route(pkt, p, flow_output_tuple(rec, dir).dst, &nh)) return true;
+  if (!route(pkt, p, flow_output_tuple(rec, dir).dst, &nh)) {
+    if (pkt.verdict == Verdict::kToHost) translate_for_host(pkt, p, rec, dir);
+    return true;
+  }
   if (flow_translates(rec)) rewrite_flow_packet(pkt.data, p, rec, dir);
   counters_.inc(Counter::held_frames);
-  emit(pkt, p, nh);
+  emit(pkt, p, nh, pkt.in_if == kHostPort);
   return true;
 }
 
 // Inlined into handle(), the per-packet path, as it was before late_packet()
 // shared it.
 [[gnu::always_inline]] inline void Engine::forward_tracked(Packet& pkt, ParsedPacket& p, uint32_t idx, int dir,
-                                                           uint64_t now) {
+                                                           uint64_t now, bool own_output) {
   switch (ct_.track(idx, dir, p, now)) {
     case TrackVerdict::kInvalid:
       return drop(pkt, Counter::drop_invalid);
@@ -196,10 +211,21 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
   // not reused before the next insert, so reading it for this packet is safe.
   const Flow& f = ct_.flow(idx);
   NextHop nh;
-  if (!route(pkt, p, flow_output_tuple(f, dir).dst, &nh)) return;
+  if (!route(pkt, p, flow_output_tuple(f, dir).dst, &nh)) {
+    if (pkt.verdict == Verdict::kToHost) [[unlikely]]
+      translate_for_host(pkt, p, f, dir);
+    return;
+  }
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
-  emit(pkt, p, nh);
+  emit(pkt, p, nh, own_output);
+}
+
+// A frame of a connection translated for the host's stack (REDIRECT, DNAT to
+// a host address) goes to the host as the connection's translation left it.
+[[gnu::noinline, gnu::cold]] void Engine::translate_for_host(Packet& pkt, ParsedPacket& p, const Flow& f, int dir) {
+  if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
+  pkt.len = p.ip_end;
 }
 
 void Engine::note_first_fragment(const Packet& pkt, const ParsedPacket& p, const FragmentKey& k, uint64_t now) {
@@ -256,7 +282,7 @@ void Engine::later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now) {
   ip->daddr.raw = f->out_dst;
   ip->check = csum_apply(ip->check, csum_fold(d));
   counters_.inc(Counter::fragments_translated);
-  emit(pkt, p, nh);
+  emit(pkt, p, nh, pkt.in_if == kHostPort);
 }
 
 bool Engine::hand_off(Packet& pkt, const Tuple& t) {
@@ -284,7 +310,7 @@ bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh
     return false;
   }
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3);
-  if (ip->ttl <= 1) {
+  if (ip->ttl <= 1 && pkt.in_if != kHostPort) {
     send_icmp_error(pkt, p, kIcmpTimeExceeded, 0 /* TTL exceeded in transit */,
                     Counter::drop_ttl_expired);
     return false;
@@ -292,10 +318,10 @@ bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh
   return true;
 }
 
-void Engine::emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh) {
+[[gnu::always_inline]] inline void Engine::emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh, bool own_output) {
   const MacAddr* mac = cfg_.fib.neighbor(nh.addr);
   if (!mac && !cfg_.hold_unresolved) return drop(pkt, Counter::drop_no_neighbor);
-  decrement_ttl(pkt.data, p);
+  if (!own_output) decrement_ttl(pkt.data, p);  // the host's own output (host port) keeps its TTL
   auto* eth = reinterpret_cast<EthHdr*>(pkt.data);
   eth->src = cfg_.fib.interface(nh.ifindex).mac;
   pkt.len = p.ip_end;  // drop link-layer padding; the sender pads again if needed
@@ -382,6 +408,8 @@ bool Engine::admissible_new(Packet& pkt, const ParsedPacket& p) {
 }
 
 void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
+  if (pkt.in_if == kHostPort) [[unlikely]]
+    return drop(pkt, Counter::drop_host_untracked);  // a reopened connection: the host's answers open none
   if (!admissible_new(pkt, p)) return;
   if (!ct_.can_open(p)) {
     ++ct_.stats().invalid;
@@ -440,14 +468,14 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   if (dnat) counters_.inc(Counter::dnat_flows);
   (void)ct_.track(idx, 0, p, now);  // opening packet: TCP state, timer
 
-  if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, 0);
   if (local) {
     // REDIRECT (or DNAT to one of our own addresses): translated, for the host.
-    pkt.len = p.ip_end;
-    return to_host(pkt);
+    to_host(pkt);
+    return translate_for_host(pkt, p, f, 0);
   }
+  if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, 0);
   counters_.inc(Counter::tracked_frames);
-  emit(pkt, p, nh);
+  emit(pkt, p, nh, false);
 }
 
 void Engine::handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now) {
@@ -468,10 +496,16 @@ void Engine::handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now) {
   const Tuple out = flow_output_tuple(f, dir);
   const uint32_t dst = f.tuple[dir].dst != out.dst ? out.dst : p.tuple.dst;
   NextHop nh;
-  if (!route(pkt, p, dst, &nh)) return;
+  if (!route(pkt, p, dst, &nh)) {
+    if (pkt.verdict == Verdict::kToHost && flow_translates(f)) {
+      rewrite_icmp_error(pkt.data, p, f, dir);
+      pkt.len = p.ip_end;
+    }
+    return;
+  }
   if (flow_translates(f)) rewrite_icmp_error(pkt.data, p, f, dir);
   counters_.inc(Counter::icmp_errors_translated);
-  emit(pkt, p, nh);
+  emit(pkt, p, nh, pkt.in_if == kHostPort);
 }
 
 bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
@@ -505,7 +539,7 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
     stateless = true;
   }
   counters_.inc(stateless ? Counter::stateless_frames : Counter::notrack_frames);
-  emit(pkt, p, nh);
+  emit(pkt, p, nh, pkt.in_if == kHostPort);
   return true;
 }
 
@@ -525,7 +559,8 @@ void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, u
   drop(pkt, reason);
   // RFC 1812 4.3.2.7: never about an ICMP error, a non-initial fragment, or a
   // packet whose source does not name a single host.
-  if (p.icmp_error || p.frag == FragKind::kLater || cfg_.fib.is_martian_source(p.tuple.src) ||
+  // Nor back into the host port: the host's own output is not ours to answer.
+  if (p.icmp_error || p.frag == FragKind::kLater || pkt.in_if == kHostPort || cfg_.fib.is_martian_source(p.tuple.src) ||
       (cfg_.fib.addr_type(p.tuple.dst) & (kAddrBroadcast | kAddrMulticast)))
     return;
   // RFC 1812 4.3.2.3: quote as much of the datagram as fits in 576 bytes.

@@ -50,6 +50,12 @@ struct EngineConfig {
 // is that worker's index and the frame is untouched.
 enum class Verdict : uint8_t { kForward, kDrop, kToHost, kNeighborPending, kHandoff };
 
+// Packet::in_if of a frame the host's stack sent on a connection translated
+// for it (REDIRECT, DNAT to a host address), taken from its egress by the live
+// gateway's host port. It is translated back and forwarded, and as the host's
+// own output its TTL is left as it is; it never creates a flow.
+inline constexpr int16_t kHostPort = INT16_MAX;
+
 struct Packet {
   uint8_t* data = nullptr;
   uint32_t len = 0;
@@ -89,8 +95,10 @@ class Engine {
   void note_first_fragment(const Packet& pkt, const ParsedPacket& p, const FragmentKey& k, uint64_t now);
   void later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now);
   void new_flow(Packet& pkt, ParsedPacket& p, uint64_t now);
+  void from_host(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now);
+  void translate_for_host(Packet& pkt, ParsedPacket& p, const Flow& f, int dir);
   // A packet of a tracked flow (table index, direction): track, route, translate, emit.
-  void forward_tracked(Packet& pkt, ParsedPacket& p, uint32_t idx, int dir, uint64_t now);
+  void forward_tracked(Packet& pkt, ParsedPacket& p, uint32_t idx, int dir, uint64_t now, bool own_output = false);
   // A packet that missed the table but matches an evicted flow still held:
   // readmits the flow and forwards the packet. False: no such flow, or a new
   // connection on its tuple.
@@ -105,7 +113,8 @@ class Engine {
   // Route and TTL checks for a packet that will leave with destination dst.
   // Returns false when the packet was dropped or handed to the host (verdict set).
   bool route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh);
-  void emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh);
+  // own_output: the host's own frame (kHostPort), which keeps its TTL.
+  void emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh, bool own_output);
   void drop(Packet& pkt, DropReason r);
   void to_host(Packet& pkt);
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,

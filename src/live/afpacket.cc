@@ -145,7 +145,7 @@ class AfPacketBackend final : public Backend {
         return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
       pfds_.push_back(pollfd{p.rx_fd, POLLIN, 0});
     }
-    pfds_.reserve(pfds_.size() + 1);  // wait() appends the wake-up fd
+    pfds_.reserve(pfds_.size() + 2);  // wait() appends the wake-up and extra fds
     return std::nullopt;
   }
 
@@ -217,10 +217,11 @@ class AfPacketBackend final : public Backend {
       }
   }
 
-  void wait(int timeout_ms, int wake_fd) override {
+  void wait(int timeout_ms, int wake_fd, int extra_fd) override {
     pfds_.push_back(pollfd{wake_fd, POLLIN, 0});  // poll ignores a negative fd
+    pfds_.push_back(pollfd{extra_fd, POLLIN, 0});
     (void)::poll(pfds_.data(), pfds_.size(), timeout_ms);
-    pfds_.pop_back();
+    pfds_.resize(pfds_.size() - 2);
   }
 
   void update_kernel_stats() override {

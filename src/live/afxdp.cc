@@ -149,7 +149,7 @@ class AfXdpBackend final : public Backend {
           break;
         }
     }
-    pfds_.resize(socks_.size() + 1);  // the last: the worker's wake-up fd
+    pfds_.resize(socks_.size() + 2);  // the last two: the worker's wake-up fd and an extra one
     for (size_t i = 0; i < socks_.size(); ++i) pfds_[i] = pollfd{socks_[i].fd, POLLIN, 0};
     return std::nullopt;
   }
@@ -227,10 +227,11 @@ class AfXdpBackend final : public Backend {
     }
   }
 
-  void wait(int timeout_ms, int wake_fd) override {
+  void wait(int timeout_ms, int wake_fd, int extra_fd) override {
     for (Sock& s : socks_)
       if (s.outstanding) timeout_ms = std::min(timeout_ms, 1);
-    pfds_.back() = pollfd{wake_fd, POLLIN, 0};  // poll ignores a negative fd
+    pfds_[pfds_.size() - 2] = pollfd{wake_fd, POLLIN, 0};  // poll ignores a negative fd
+    pfds_.back() = pollfd{extra_fd, POLLIN, 0};
     (void)::poll(pfds_.data(), pfds_.size(), timeout_ms);
   }
 

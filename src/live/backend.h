@@ -8,8 +8,8 @@
 //                sharing one UMEM), everything else is recycled
 //   send_copy()  transmits a frame held elsewhere (the neighbour wait queue)
 //   flush()      kicks transmit rings and reaps completions
-//   wait()       sleeps until a port has frames, `wake_fd` (if >= 0) is
-//                readable, or the timeout passes
+//   wait()       sleeps until a port has frames, `wake_fd` or `extra_fd`
+//                (each if >= 0) is readable, or the timeout passes
 #pragma once
 
 #include <cstddef>
@@ -52,7 +52,7 @@ class Backend {
   virtual void complete(Packet* pkts, size_t n) = 0;
   virtual bool send_copy(int port, const uint8_t* frame, uint32_t len) = 0;
   virtual void flush() = 0;
-  virtual void wait(int timeout_ms, int wake_fd) = 0;
+  virtual void wait(int timeout_ms, int wake_fd, int extra_fd) = 0;
   // Reads the kernel's drop counts for the receive rings into stats().
   virtual void update_kernel_stats() = 0;
   virtual const char* name() const = 0;

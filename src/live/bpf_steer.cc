@@ -44,7 +44,11 @@ std::optional<Error> BpfSteer::load() {
   claims_fd_ = bpf_object__find_map_fd_by_name(obj_, "claims");
   stats_fd_ = bpf_object__find_map_fd_by_name(obj_, "steer_stats");
   frags_fd_ = bpf_object__find_map_fd_by_name(obj_, "frags");
-  if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0 || frags_fd_ < 0) return Error{"steering BPF object lacks its maps"};
+  host_replies_fd_ = bpf_object__find_map_fd_by_name(obj_, "host_replies");
+  host_port_fd_ = bpf_object__find_map_fd_by_name(obj_, "host_port");
+  if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0 || frags_fd_ < 0 || host_replies_fd_ < 0 ||
+      host_port_fd_ < 0)
+    return Error{"steering BPF object lacks its maps"};
   void* m = mmap(nullptr, kClaimsBytes, PROT_READ | PROT_WRITE, MAP_SHARED, claims_fd_, 0);
   if (m == MAP_FAILED) return bpf_error("mmap the port claims map", errno);
   claims_ = static_cast<uint64_t*>(m);
@@ -81,7 +85,30 @@ std::optional<Error> BpfSteer::attach(SteerHook hook, int ifindex, const std::st
   return std::nullopt;
 }
 
+std::optional<Error> BpfSteer::attach_egress(int ifindex, const std::string& name) {
+  // tcx (Linux 6.6): a link, detached when its last fd closes, so a crashed
+  // gateway leaves nothing behind. The libbpf this builds against predates
+  // the enum value (include/uapi/linux/bpf.h: BPF_TCX_EGRESS = 47).
+  constexpr int kTcxEgress = 47;
+  bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_tc_egress");
+  const int fd = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(kTcxEgress), nullptr);
+  if (fd < 0)
+    return bpf_error(fmt::format("attach the host port's tc egress program to '{}' (needs Linux 6.6 or later for tcx)",
+                                 name),
+                     fd);
+  egress_links_.push_back(fd);
+  return std::nullopt;
+}
+
+std::optional<Error> BpfSteer::set_host_port(int host_ifindex) {
+  const uint32_t zero = 0, v = static_cast<uint32_t>(host_ifindex);
+  if (int err = bpf_map_update_elem(host_port_fd_, &zero, &v, BPF_ANY)) return bpf_error("update host_port", err);
+  return std::nullopt;
+}
+
 void BpfSteer::detach_all() {
+  for (int fd : egress_links_) close(fd);
+  egress_links_.clear();
   for (bpf_link* l : links_) bpf_link__destroy(l);
   links_.clear();
   for (int ifindex : tc_ifindexes_) {
@@ -115,11 +142,11 @@ std::optional<Error> BpfSteer::set_xsk(int ifindex, uint32_t queue, int xsk_fd) 
 }
 
 std::vector<uint64_t> BpfSteer::stats() const {
-  std::vector<uint64_t> out(3, 0);
+  std::vector<uint64_t> out(4, 0);
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0 || stats_fd_ < 0) return out;
   std::vector<uint64_t> per(static_cast<size_t>(ncpu));
-  for (uint32_t k = 0; k < 3; ++k)
+  for (uint32_t k = 0; k < 4; ++k)
     if (bpf_map_lookup_elem(stats_fd_, &k, per.data()) == 0)
       for (uint64_t v : per) out[k] += v;
   return out;

@@ -32,12 +32,19 @@ class BpfSteer {
   void detach_all();
 
   std::optional<Error> set_local_addrs(const std::vector<uint32_t>& addrs);
+  // The host port: tc egress on the interface (a tcx link, gone with the
+  // process) sends the host's frames on connections in host_replies to the
+  // device `host_ifindex` given to set_host_port.
+  std::optional<Error> attach_egress(int ifindex, const std::string& name);
+  std::optional<Error> set_host_port(int host_ifindex);
+  int host_replies_fd() const { return host_replies_fd_; }
   // Interfaces must differ in ifindex % 64 and have at most 64 queues.
   std::optional<Error> set_xsk(int ifindex, uint32_t queue, int xsk_fd);
   uint64_t* claims() const { return claims_; }
   // The map of fragmented datagrams the program gave the gateway (steer.h).
   int frags_fd() const { return frags_fd_; }
-  // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket.
+  // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket,
+  // host frames to the host port.
   std::vector<uint64_t> stats() const;
   // "native" or "generic" for each XDP attachment, in attach order.
   const std::vector<std::string>& modes() const { return modes_; }
@@ -45,6 +52,8 @@ class BpfSteer {
  private:
   bpf_object* obj_ = nullptr;
   int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1, frags_fd_ = -1;
+  int host_replies_fd_ = -1, host_port_fd_ = -1;
+  std::vector<int> egress_links_;  // tcx link fds
   uint64_t* claims_ = nullptr;
   std::vector<bpf_link*> links_;
   std::vector<int> tc_ifindexes_;

@@ -22,6 +22,7 @@
 #include "control/config.h"
 #include "live/backend.h"
 #include "live/bpf_steer.h"
+#include "live/host_port.h"
 #include "live/netlink.h"
 
 namespace xnat {
@@ -64,36 +65,44 @@ bool for_gateway(const LocalClaims& c, int frags_fd, const Packet& p) {
   return xnat_steer(p.data, p.data + p.len) == XNAT_STEER_GATEWAY;
 }
 
-// Ports the PREROUTING DNAT rules may claim on the host's addresses: a rule's
-// --dport / multiport list, or every port of its protocol (all protocols when
-// it names none). Each claim is held for the whole run.
-void claim_dnat_ports(const RuleSet& rules, uint64_t* counts) {
+// The nat rules that translate destinations (DNAT, NETMAP, REDIRECT), in
+// every chain but POSTROUTING's.
+template <class F>
+void for_each_destination_rule(const RuleSet& rules, F&& f) {
   const Table& nat = rules.nat;
   const int post = nat.hook_chain(Hook::kPostrouting);
   for (size_t ci = 0; ci < nat.chains.size(); ++ci) {
     if (static_cast<int>(ci) == post) continue;
     for (const Rule& r : nat.chains[ci].rules) {
       const TargetKind k = r.target.kind;
-      if (k != TargetKind::kDnat && k != TargetKind::kNetmap) continue;
-      const Match& m = r.match;
-      std::vector<uint8_t> protos;
-      if (m.proto && !m.proto_invert) protos = {m.proto};
-      else protos = {kProtoTcp, kProtoUdp, kProtoIcmp};
-      for (uint8_t proto : protos) {
-        std::vector<PortRange> ranges;
-        if (proto != kProtoIcmp && m.has_dport && !m.dport_invert) ranges = {m.dport};
-        else if (proto != kProtoIcmp && !m.multi_invert &&
-                 (m.multi == Match::Multi::kDest || m.multi == Match::Multi::kEither))
-          ranges = m.multi_ports;
-        else ranges = {PortRange{0, 65535}};
-        for (const PortRange& pr : ranges)
-          for (uint32_t port = pr.lo; port <= pr.hi; ++port) {
-            const int idx = xnat_claim_index(proto, port);
-            if (idx >= 0) ++counts[idx];
-          }
-      }
+      if (k == TargetKind::kDnat || k == TargetKind::kNetmap || k == TargetKind::kRedirect) f(r);
     }
   }
+}
+
+// Ports the destination rules may claim on the host's addresses: a rule's
+// --dport / multiport list, or every port of its protocol (all protocols when
+// it names none). Each claim is held for the whole run.
+void claim_dnat_ports(const RuleSet& rules, uint64_t* counts) {
+  for_each_destination_rule(rules, [&](const Rule& r) {
+    const Match& m = r.match;
+    std::vector<uint8_t> protos;
+    if (m.proto && !m.proto_invert) protos = {m.proto};
+    else protos = {kProtoTcp, kProtoUdp, kProtoIcmp};
+    for (uint8_t proto : protos) {
+      std::vector<PortRange> ranges;
+      if (proto != kProtoIcmp && m.has_dport && !m.dport_invert) ranges = {m.dport};
+      else if (proto != kProtoIcmp && !m.multi_invert &&
+               (m.multi == Match::Multi::kDest || m.multi == Match::Multi::kEither))
+        ranges = m.multi_ports;
+      else ranges = {PortRange{0, 65535}};
+      for (const PortRange& pr : ranges)
+        for (uint32_t port = pr.lo; port <= pr.hi; ++port) {
+          const int idx = xnat_claim_index(proto, port);
+          if (idx >= 0) ++counts[idx];
+        }
+    }
+  });
 }
 
 // Frames whose next hop is being resolved. Copies, so the receive buffers are
@@ -185,6 +194,31 @@ void set_claim_addrs(LocalClaims* c, const Fib& fib) {
 }
 
 
+// Whether a rule can translate a connection for the host's own stack, which
+// then needs the host port: REDIRECT, and DNAT or NETMAP before routing
+// (their address may be one of the host's, now or after a change).
+bool translates_for_host(const RuleSet& rules) {
+  bool any = false;
+  for_each_destination_rule(rules, [&](const Rule&) { any = true; });
+  return any;
+}
+
+// The BPF map of reply tuples the egress program takes to the host port.
+struct HostReplyMap {
+  int fd = -1;
+  std::atomic<uint64_t> failed{0};  // updates the kernel refused (map full): those answers leave untranslated
+};
+static_assert(sizeof(xnat_tuple_key) == sizeof(Tuple) && offsetof(xnat_tuple_key, sport) == offsetof(Tuple, sport) &&
+                  offsetof(xnat_tuple_key, proto) == offsetof(Tuple, proto),
+              "the egress program keys host_replies by the reply tuple's bytes");
+
+void update_host_reply(void* ctx, const Tuple& reply, bool add) {
+  auto* m = static_cast<HostReplyMap*>(ctx);
+  const uint8_t one = 1;
+  const int err = add ? bpf_map_update_elem(m->fd, &reply, &one, BPF_ANY) : bpf_map_delete_elem(m->fd, &reply);
+  if (err && add) m->failed.fetch_add(1, std::memory_order_relaxed);
+}
+
 // Frames passed from one worker to another: a single-producer single-consumer
 // ring of copies (the frames' buffers belong to the sender's backend). The
 // consumer processes a frame in its slot and transmits a copy.
@@ -264,6 +298,11 @@ struct Worker {
   std::unique_ptr<Backend> io;
   LocalClaims claims;
   int frags_fd = -1;  // the steering program's fragment map (AF_PACKET's for_gateway)
+  // The host port (host_port.h), if the rules can translate for the host:
+  // every worker writes to it, worker 0 alone reads it (a frame of another
+  // worker's flow is handed on, as from an interface).
+  HostPort* host = nullptr;
+  bool host_reader = false;
   NeighborQueue held;
   Counters live;  // the loop's own drops, beside the engine's
   std::vector<HandoffRing*> to;    // to[w]: ring to worker w (null for itself)
@@ -367,8 +406,12 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
           break;
         }
         case Verdict::kToHost:
-          // Reached us because its port is claimed; the kernel never sees it.
-          if (xdp && p.len >= 14 && p.data[12] == 0x08 && p.data[13] == 0) w.live.inc(Counter::drop_host_port_claimed);
+          // Taken from the kernel (transit, or a port a mapping or DNAT rule
+          // claims): it reaches the host's stack only through the host port.
+          if (p.len < 14 || p.data[12] != 0x08 || p.data[13] != 0) break;
+          if (!w.host) w.live.inc(Counter::drop_host_port_claimed);
+          else if (w.host->write(p.data, p.len)) w.live.inc(Counter::host_port_in);
+          else w.live.inc(Counter::drop_host_port_write);
           break;
         default:
           break;
@@ -400,6 +443,17 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
       engine.process_burst(pkts, n, now);
       settle(pkts, n, now);
       io.complete(pkts, n);
+    }
+    if (w.host_reader) {
+      // The host's answers on connections translated for it (host_port.h).
+      if (const size_t n = w.host->rx(pkts, Engine::kBurst)) {
+        got += n;
+        w.live.inc(Counter::host_port_out, n);
+        engine.process_burst(pkts, n, now);
+        settle(pkts, n, now);
+        for (size_t i = 0; i < n; ++i)
+          if (pkts[i].verdict == Verdict::kForward) (void)io.send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
+      }
     }
     for (HandoffRing* r : w.from) {
       if (!r) continue;
@@ -443,7 +497,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
       std::atomic_thread_fence(std::memory_order_seq_cst);
       bool pending = false;
       for (HandoffRing* r : w.from) pending |= r && !r->empty();
-      if (!pending) io.wait(w.held.size() ? 10 : 100, w.wake_fd);
+      if (!pending) io.wait(w.held.size() ? 10 : 100, w.wake_fd, w.host_reader ? w.host->fd() : -1);
       w.sleeping.store(false, std::memory_order_relaxed);
       uint64_t drain;
       (void)!::read(w.wake_fd, &drain, sizeof drain);
@@ -487,24 +541,24 @@ int run_gateway(const RunOptions& o) {
     bo.mtus.push_back(l->mtu);
     if (!l->up) std::fprintf(stderr, "xnat run: warning: interface %s is down\n", i.name.c_str());
   }
-  // REDIRECT translates a connection for the host's own stack, which the live
-  // backends cannot hand a frame to yet: say so at start rather than only
-  // counting the drops.
-  for (const Chain& c : cfg->rules.nat.chains)
-    for (const Rule& r : c.rules)
-      if (r.target.kind == TargetKind::kRedirect)
-        std::fprintf(stderr,
-                     "xnat run: warning: %s:%d: REDIRECT is not carried out by the live gateway yet (the frame "
-                     "cannot be handed to the host's stack): its connections' packets are dropped and counted "
-                     "as drop_host_port_claimed; use xnat replay to check such rules\n",
-                     r.file.c_str(), r.line);
-
   BpfSteer steer;
   if (auto e = steer.load()) return fail(e->message);
   if (auto e = steer.set_local_addrs(local_addrs(cfg->fib))) return fail(e->message);
   uint64_t* claim_counts = steer.claims();
   std::memset(claim_counts, 0, XNAT_CLAIM_ENTRIES * sizeof(uint64_t));
   claim_dnat_ports(cfg->rules, claim_counts);
+
+  // The host port, when a rule can translate a connection for the host's own
+  // stack: REDIRECT always, DNAT and NETMAP when they map to a host address.
+  std::unique_ptr<HostPort> host;
+  HostReplyMap host_map{steer.host_replies_fd(), {}};
+  if (translates_for_host(cfg->rules)) {
+    auto hp = HostPort::open("xnat-host");
+    if (!hp) return fail(hp.error().message);
+    host = std::move(*hp);
+    if (!host->warning().empty()) std::fprintf(stderr, "xnat run: warning: %s\n", host->warning().c_str());
+    if (auto e = steer.set_host_port(host->ifindex())) return fail(e->message);
+  }
 
   // nf_conntrack_max is the whole gateway's, held by a shared count; each
   // worker's table has room for twice its fair share (up to the whole), as
@@ -539,6 +593,12 @@ int run_gateway(const RunOptions& o) {
     w->claims.counts = claim_counts;
     w->frags_fd = steer.frags_fd();
     set_claim_addrs(&w->claims, w->engine->fib());
+    if (host) {
+      w->claims.host_reply = update_host_reply;
+      w->claims.host_reply_ctx = &host_map;
+      w->host = host.get();
+      w->host_reader = i == 0;
+    }
     w->engine->set_local_claims(&w->claims);
     BackendOptions wo = bo;
     wo.worker = i;
@@ -565,9 +625,12 @@ int run_gateway(const RunOptions& o) {
         workers[a]->to[b] = workers[b]->from[a] = rings.back().get();
       }
   // Sockets exist before the program steers anything to them.
-  for (size_t i = 0; i < bo.ifnames.size(); ++i)
+  for (size_t i = 0; i < bo.ifnames.size(); ++i) {
     if (auto e = steer.attach(xdp ? SteerHook::kXdp : SteerHook::kTc, bo.ifindexes[i], bo.ifnames[i]))
       return fail(e->message);
+    if (host)
+      if (auto e = steer.attach_egress(bo.ifindexes[i], bo.ifnames[i])) return fail(e->message);
+  }
 
   struct sigaction sa{};
   sa.sa_handler = on_stop;
@@ -581,8 +644,10 @@ int run_gateway(const RunOptions& o) {
   std::printf("xnat: %s on", workers[0]->io->name());
   for (const Interface& i : first.fib().interfaces())
     std::printf(" %s (%s/%u)", i.name.c_str(), ip_to_string(i.addr).c_str(), i.prefix_len);
-  std::printf("; %u worker%s; %s; nf_conntrack_max %lu\n", nworkers, nworkers > 1 ? "s" : "",
+  std::printf("; %u worker%s; %s; nf_conntrack_max %lu", nworkers, nworkers > 1 ? "s" : "",
               workers[0]->io->describe().c_str(), static_cast<unsigned long>(total_max));
+  if (host) std::printf("; host port %s", host->name().c_str());
+  std::printf("\n");
   std::fflush(stdout);
 
   std::vector<std::thread> threads;
@@ -628,8 +693,14 @@ int run_gateway(const RunOptions& o) {
     write_file(o.conntrack_out, table);
     std::string c = format_counters(src);
     for (Counter k : {Counter::drop_neighbor_timeout, Counter::drop_host_port_claimed, Counter::drop_tx_ring_full,
-                      Counter::drop_handoff_full})
+                      Counter::drop_handoff_full, Counter::drop_host_port_write})
       if (live.get(k)) c += fmt::format("live_{} {}\n", counter_name(k), live.get(k));
+    if (host) {
+      c += fmt::format("live_host_port_in {}\nlive_host_port_out {}\nlive_host_replies_failed {}\n",
+                       live.get(Counter::host_port_in), live.get(Counter::host_port_out),
+                       host_map.failed.load(std::memory_order_relaxed));
+      if (const auto st = steer.stats(); st.size() > 3) c += fmt::format("live_host_port_steered {}\n", st[3]);
+    }
     for (size_t p = 0; p < nports; ++p)
       c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", bo.ifnames[p], ports[p].rx,
                        bo.ifnames[p], ports[p].tx, bo.ifnames[p], ports[p].rx_ring_dropped);

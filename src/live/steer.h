@@ -61,8 +61,118 @@ XNAT_STEER_INLINE struct xnat_frag_key xnat_frag_key_of(const unsigned char* ip)
   return k;
 }
 
-#ifdef XNAT_STEER_IS_LOCAL
 XNAT_STEER_INLINE unsigned xnat_be16(const unsigned char* p) { return ((unsigned)p[0] << 8) | p[1]; }
+
+/* The host's own packets leaving through a gateway interface.
+ *
+ * A connection the gateway translated for the host's stack (REDIRECT, or DNAT
+ * to one of the host's addresses) is answered by the host; those answers must
+ * come back through the gateway to be translated back. The egress program
+ * keys each IPv4 frame the host sends by the connection it belongs to and
+ * looks the key up in the gateway's host_replies map:
+ *   - a TCP, UDP or ICMP query/reply frame by its own tuple;
+ *   - an ICMP error by the inverse of the datagram it quotes, the connection
+ *     the error is about.
+ * The key is a connection tuple exactly as src/conntrack/tuple.h lays it out
+ * (16 bytes, fields in network order; ICMP: identifier, then {type, code}),
+ * so the map's key is the flow's reply tuple.
+ * Returns 1 with *k set; 0 for frames no such connection can have: not IPv4,
+ * later fragments (they carry no ports: the egress program sends them where
+ * their first fragment went, as steering does on ingress), other protocols,
+ * truncated headers.
+ */
+struct xnat_tuple_key {
+  unsigned int src, dst;       /* network order */
+  unsigned short sport, dport; /* network order; ICMP: identifier, {type, code} */
+  unsigned char proto, pad[3];
+};
+
+/* icmp_invert_type of src/packet/headers.h: a query's reply type and back. */
+XNAT_STEER_INLINE unsigned xnat_icmp_invert_type(unsigned t) {
+  switch (t) {
+    case 8: return 0;
+    case 0: return 8;
+    case 13: return 14;
+    case 14: return 13;
+    case 15: return 16;
+    case 16: return 15;
+    case 17: return 18;
+    case 18: return 17;
+    default: return 0xff;
+  }
+}
+
+/* Reads the tuple of the IPv4 datagram at p (ports only for TCP, UDP and ICMP
+ * queries). 0 if it cannot. `quoted`: the datagram inside an ICMP error,
+ * where only the first 8 bytes of its payload need be there. */
+XNAT_STEER_INLINE int xnat_tuple_at(const unsigned char* p, const unsigned char* end, struct xnat_tuple_key* k) {
+  if (p + 20 > end) return 0;
+  const unsigned ihl = (unsigned)(p[0] & 0x0f) * 4;
+  if ((p[0] >> 4) != 4 || ihl < 20 || ihl > 60) return 0;
+  if (xnat_be16(p + 6) & 0x1fff) return 0; /* a later fragment */
+  const unsigned char* l4 = p + ihl;
+  if (l4 + 8 > end) return 0;
+  k->proto = p[9];
+  k->pad[0] = k->pad[1] = k->pad[2] = 0;
+  __builtin_memcpy(&k->src, p + 12, 4);
+  __builtin_memcpy(&k->dst, p + 16, 4);
+  if (k->proto == 6 || k->proto == 17) {
+    __builtin_memcpy(&k->sport, l4, 2);
+    __builtin_memcpy(&k->dport, l4 + 2, 2);
+    return 1;
+  }
+  if (k->proto == 1) {
+    __builtin_memcpy(&k->sport, l4 + 4, 2); /* identifier */
+    __builtin_memcpy(&k->dport, l4, 2);     /* type, code */
+    return 1;
+  }
+  return 0;
+}
+
+/* The IPv4 header of an Ethernet frame (after one VLAN tag), with its 20
+ * fixed bytes inside the frame; null for anything else. */
+XNAT_STEER_INLINE const unsigned char* xnat_ipv4_header(const unsigned char* data, const unsigned char* end) {
+  const unsigned char* p = data;
+  if (p + 14 > end) return 0;
+  unsigned ethertype = xnat_be16(p + 12);
+  p += 14;
+  if (ethertype == 0x8100) {
+    if (p + 4 > end) return 0;
+    ethertype = xnat_be16(p + 2);
+    p += 4;
+  }
+  if (ethertype != 0x0800 || p + 20 > end) return 0;
+  return p;
+}
+
+XNAT_STEER_INLINE int xnat_host_reply_key(const unsigned char* data, const unsigned char* end,
+                                          struct xnat_tuple_key* k) {
+  const unsigned char* p = xnat_ipv4_header(data, end);
+  if (!p) return 0;
+  if (!xnat_tuple_at(p, end, k)) return 0;
+  if (k->proto != 1) return 1;
+  const unsigned type = ((const unsigned char*)&k->dport)[0];
+  if (type != 3 && type != 4 && type != 5 && type != 11 && type != 12) return 1;
+  /* An error: key it by the connection of the datagram it quotes. */
+  struct xnat_tuple_key in;
+  if (!xnat_tuple_at(p + (unsigned)(p[0] & 0x0f) * 4 + 8, end, &in)) return 0;
+  k->src = in.dst;
+  k->dst = in.src;
+  k->proto = in.proto;
+  if (in.proto == 1) {
+    const unsigned char* tc = (const unsigned char*)&in.dport;
+    unsigned char* out = (unsigned char*)&k->dport;
+    k->sport = in.sport;
+    out[0] = (unsigned char)xnat_icmp_invert_type(tc[0]);
+    out[1] = tc[1];
+  } else {
+    k->sport = in.dport;
+    k->dport = in.sport;
+  }
+  return 1;
+}
+
+#ifdef XNAT_STEER_IS_LOCAL
 
 XNAT_STEER_INLINE int xnat_steer(const unsigned char* data, const unsigned char* end) {
   const unsigned char* p = data;

@@ -5,6 +5,8 @@
 #               traceroute (the gateway's own time-exceeded, and the server's
 #               port-unreachable translated back)
 #   DNAT:       curl and ab to the gateway's outside address reach nginx inside
+#   REDIRECT:   curl, ab and dig from the client to the server's address reach
+#               the gateway's own nginx and dnsmasq (through the host port)
 #   the live conntrack listing holds the flows those clients made
 #   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
 # With WORKERS > 1 the veths get that many queues and xnat that many workers;
@@ -42,6 +44,11 @@ check() {  # check NAME COMMAND...: the command's status decides
 net_up
 start_nginx "$NS_S" 198.19.0.2 server
 start_nginx "$NS_C" 198.18.0.2 client
+start_nginx "$NS_G" 198.18.0.1 gateway 8081  # the REDIRECT rules' listeners
+ip netns exec "$NS_G" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+  --listen-address=198.18.0.1 --port=5300 --address=/gateway.xnat.test/203.0.113.8 \
+  --pid-file="$WORK/dnsmasq-g.pid" --user=root 2>"$WORK/dnsmasq-g.err" &
+PIDS+=($!)
 ip netns exec "$NS_S" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
   --listen-address=198.19.0.2 --port=53 --address=/gateway.xnat.test/203.0.113.7 \
   --pid-file="$WORK/dnsmasq.pid" --user=root 2>"$WORK/dnsmasq.err" &
@@ -84,6 +91,16 @@ check "ab through DNAT completes every request" \
   bash -c "ip netns exec $NS_S ab -q -n 2000 -c 50 http://198.19.0.1:8080/ > $WORK/ab.txt &&
            grep -Eq '^Complete requests: +2000$' $WORK/ab.txt && grep -Eq '^Failed requests: +0$' $WORK/ab.txt"
 
+# --- REDIRECT: the client's port 81 and 5353 to the server are the gateway's own services.
+check "curl through REDIRECT reaches the gateway's own nginx, which sees the client" \
+  bash -c "ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2:81/ | grep -qx 'hello from gateway' &&
+           ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2:81/whoami | grep -qx 198.18.0.2"
+check "dig through REDIRECT (UDP) reaches the gateway's own dnsmasq" \
+  bash -c "ip netns exec $NS_C dig +time=2 +tries=2 +short @198.19.0.2 -p 5353 gateway.xnat.test | grep -qx 203.0.113.8"
+check "ab through REDIRECT completes every request" \
+  bash -c "ip netns exec $NS_C ab -q -n 2000 -c 50 http://198.19.0.2:81/ > $WORK/ab-redirect.txt &&
+           grep -Eq '^Complete requests: +2000$' $WORK/ab-redirect.txt && grep -Eq '^Failed requests: +0$' $WORK/ab-redirect.txt"
+
 # --- The live table has the flows the clients made (conntrack -L -o extended).
 check "live conntrack listing" snapshot
 CT=$WORK/conntrack.txt
@@ -95,6 +112,11 @@ check "  ... has the ping (ICMP)" \
   grep -Eq 'icmp +1 .* src=198\.18\.0\.2 dst=198\.19\.0\.2 type=8 .*src=198\.19\.0\.2 dst=198\.19\.0\.1 type=0 ' "$CT"
 check "  ... has the DNAT connections, destination-translated" \
   grep -Eq 'tcp +6 .* src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=[0-9]+ dport=8080 .*src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=80 ' "$CT"
+check "  ... has the REDIRECT connections, translated to the gateway's own address and port" \
+  grep -Eq 'tcp +6 .* src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=[0-9]+ dport=81 .*src=198\.18\.0\.1 dst=198\.18\.0\.2 sport=8081 ' "$CT"
+check "  ... went to the host's stack and back through the host port, none lost" \
+  bash -c "grep -Eq '^live_host_port_in [1-9]' $WORK/counters.txt && grep -Eq '^live_host_port_out [1-9]' $WORK/counters.txt &&
+           ! grep -Eq '^(live_)?drop_host_(untracked|port_write|port_claimed) [1-9]|^live_host_replies_failed [1-9]' $WORK/counters.txt"
 check "  ... the fragmented pings' later fragments were translated, none unmatched" \
   bash -c "grep -Eq '^fragments_translated [1-9]' $WORK/counters.txt && grep -Eq '^drop_fragment_unmatched 0$' $WORK/counters.txt"
 check "  ... no drops for bad packets" \
@@ -110,7 +132,8 @@ check "the gateway's own address still answers ping (host traffic passes to the 
   in_s ping -c 2 -i 0.2 -W 2 198.19.0.1
 check "clean stop" stop_xnat
 check "interfaces are the kernel's again after stop" \
-  bash -c "! ip -n $NS_G link show $IF_GO | grep -q 'prog/xdp' && ! tc -n $NS_G filter show dev $IF_GO ingress | grep -q xnat"
+  bash -c "! ip -n $NS_G link show $IF_GO | grep -q 'prog/xdp' && ! tc -n $NS_G filter show dev $IF_GO ingress | grep -q xnat &&
+           ! ip -n $NS_G link show xnat-host 2>/dev/null"
 
 # --- A full table never refuses a connection: 20 000 requests, 1 000 at a time, 1 000 entries.
 # A timing stress test: XNAT_STRESS=0 skips it (scripts/test.sh does for the

@@ -67,6 +67,8 @@ write_config() {
 :INPUT ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i $IF_GI -p tcp -m tcp --dport 81 -j REDIRECT --to-ports 8081
+-A PREROUTING -i $IF_GI -p udp -m udp --dport 5353 -j REDIRECT --to-ports 5300
 -A PREROUTING -i $IF_GO -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80
 -A POSTROUTING -o $IF_GO -j MASQUERADE
 COMMIT
@@ -103,7 +105,7 @@ start_xnat() {
   return 1
 }
 
-# start_nginx NS ADDR NAME: nginx on ADDR:80 in NS; / answers "hello from NAME",
+# start_nginx NS ADDR NAME [PORT]: nginx on ADDR:PORT (80) in NS; / answers "hello from NAME",
 # /whoami the client address it saw. NGINX_WRAP prefixes the command (taskset).
 start_nginx() {
   local dir="$WORK/nginx-$3"
@@ -119,7 +121,7 @@ http {
   client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
   uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
   server {
-    listen $2:80 backlog=4096;
+    listen $2:${4:-80} backlog=4096;
     location / { return 200 "hello from $3\n"; }
     location /whoami { return 200 "\$remote_addr\n"; }
   }
