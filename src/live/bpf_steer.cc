@@ -28,6 +28,12 @@ int quiet_libbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
 
 constexpr size_t kClaimsBytes = XNAT_CLAIM_ENTRIES * sizeof(uint64_t);
 
+// tcx attachments (Linux 6.6): links, detached when their last fd closes, so
+// a crashed gateway leaves nothing behind. The libbpf this builds against
+// predates the enum values (include/uapi/linux/bpf.h).
+constexpr int kTcxIngress = 46;
+constexpr int kTcxEgress = 47;
+
 }  // namespace
 
 BpfSteer::~BpfSteer() { detach_all(); }
@@ -74,7 +80,18 @@ std::optional<Error> BpfSteer::attach(SteerHook hook, int ifindex, const std::st
     return std::nullopt;
   }
   bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_tc");
+  // A tcx link (Linux 6.6) goes away with the process, as the XDP link does;
+  // older kernels get a classic filter, which a crash leaves behind until
+  // the next start replaces it.
+  const int link = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(kTcxIngress), nullptr);
   LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+  if (link >= 0) {
+    tcx_links_.push_back(link);
+    // A classic filter a crashed xnat of the older kind left would run after it.
+    LIBBPF_OPTS(bpf_tc_opts, stale, .handle = 0x8a7, .priority = 1);
+    (void)bpf_tc_detach(&h, &stale);
+    return std::nullopt;
+  }
   int err = bpf_tc_hook_create(&h);
   if (err && err != -EEXIST) return bpf_error(fmt::format("create tc ingress hook on '{}'", name), err);
   // Fixed handle and priority: a filter left by a crashed xnat is replaced.
@@ -86,17 +103,13 @@ std::optional<Error> BpfSteer::attach(SteerHook hook, int ifindex, const std::st
 }
 
 std::optional<Error> BpfSteer::attach_egress(int ifindex, const std::string& name) {
-  // tcx (Linux 6.6): a link, detached when its last fd closes, so a crashed
-  // gateway leaves nothing behind. The libbpf this builds against predates
-  // the enum value (include/uapi/linux/bpf.h: BPF_TCX_EGRESS = 47).
-  constexpr int kTcxEgress = 47;
   bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_tc_egress");
   const int fd = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(kTcxEgress), nullptr);
   if (fd < 0)
     return bpf_error(fmt::format("attach the host port's tc egress program to '{}' (needs Linux 6.6 or later for tcx)",
                                  name),
                      fd);
-  egress_links_.push_back(fd);
+  tcx_links_.push_back(fd);
   return std::nullopt;
 }
 
@@ -107,8 +120,8 @@ std::optional<Error> BpfSteer::set_host_port(int host_ifindex) {
 }
 
 void BpfSteer::detach_all() {
-  for (int fd : egress_links_) close(fd);
-  egress_links_.clear();
+  for (int fd : tcx_links_) close(fd);
+  tcx_links_.clear();
   for (bpf_link* l : links_) bpf_link__destroy(l);
   links_.clear();
   for (int ifindex : tc_ifindexes_) {

@@ -1,6 +1,7 @@
 // Loads bpf/xnat_steer.bpf.c (built into the binary) and attaches it: as XDP
-// through a bpf_link for the AF_XDP backend, so the program goes away with the
-// process however it ends; as a tc ingress classifier for AF_PACKET. Gives
+// through a bpf_link for the AF_XDP backend, as tc ingress for AF_PACKET
+// through a tcx link where the kernel has them (6.6; else a classic filter),
+// so the program goes away with the process however it ends. Gives
 // the gateway the maps: local addresses, the memory-mapped port claims, and
 // the AF_XDP socket map.
 #pragma once
@@ -53,7 +54,7 @@ class BpfSteer {
   bpf_object* obj_ = nullptr;
   int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1, frags_fd_ = -1;
   int host_replies_fd_ = -1, host_port_fd_ = -1;
-  std::vector<int> egress_links_;  // tcx link fds
+  std::vector<int> tcx_links_;  // tcx link fds: tc ingress (AF_PACKET) and the host port's egress
   uint64_t* claims_ = nullptr;
   std::vector<bpf_link*> links_;
   std::vector<int> tc_ifindexes_;

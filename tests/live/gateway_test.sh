@@ -5,8 +5,8 @@
 #               traceroute (the gateway's own time-exceeded, and the server's
 #               port-unreachable translated back)
 #   DNAT:       curl and ab to the gateway's outside address reach nginx inside
-#   REDIRECT:   curl, ab and dig from the client to the server's address reach
-#               the gateway's own nginx and dnsmasq (through the host port)
+#   REDIRECT:   curl, ab, dig and iperf3 from the client to the server's address
+#               reach the gateway's own nginx, dnsmasq and iperf3 (through the host port)
 #   the live conntrack listing holds the flows those clients made
 #   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
 # With WORKERS > 1 the veths get that many queues and xnat that many workers;
@@ -100,6 +100,11 @@ check "dig through REDIRECT (UDP) reaches the gateway's own dnsmasq" \
 check "ab through REDIRECT completes every request" \
   bash -c "ip netns exec $NS_C ab -q -n 2000 -c 50 http://198.19.0.2:81/ > $WORK/ab-redirect.txt &&
            grep -Eq '^Complete requests: +2000$' $WORK/ab-redirect.txt && grep -Eq '^Failed requests: +0$' $WORK/ab-redirect.txt"
+ip netns exec "$NS_G" iperf3 -s -1 -B 198.18.0.1 -p 5205 >"$WORK/iperf-redirect.srv" 2>&1 &
+PIDS+=($!)
+sleep 0.3
+check "iperf3 TCP through REDIRECT, 20 MB from the gateway's own server (-R)" \
+  in_c iperf3 -c 198.19.0.2 -p 5204 -n 20M -R --connect-timeout 3000
 
 # --- The live table has the flows the clients made (conntrack -L -o extended).
 check "live conntrack listing" snapshot
@@ -155,6 +160,20 @@ if [ "${XNAT_STRESS:-1}" = 1 ]; then
 else
   echo "skip $LABEL: ab -c 1000 -n 20000 at nf_conntrack_max=1000 (XNAT_STRESS=0)"
 fi
+
+# --- A crash leaves the interfaces to the kernel: the XDP or tc program, the
+# host port's egress program and its tun device go with the process.
+start_xnat "$BACKEND" || exit 1
+kill -KILL "$XNAT_PID"
+wait "$XNAT_PID" 2>/dev/null
+XNAT_PID=""
+in_g sysctl -qw net.ipv4.ip_forward=1
+in_g iptables -t nat -A POSTROUTING -o "$IF_GO" -j MASQUERADE
+check "after a crash (SIGKILL) the kernel forwards and translates through the interfaces again" \
+  bash -c "ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2/ | grep -qx 'hello from server' &&
+           ! ip -n $NS_G link show xnat-host 2>/dev/null"
+in_g iptables -t nat -F
+in_g sysctl -qw net.ipv4.ip_forward=0
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

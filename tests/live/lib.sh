@@ -69,6 +69,7 @@ write_config() {
 :POSTROUTING ACCEPT [0:0]
 -A PREROUTING -i $IF_GI -p tcp -m tcp --dport 81 -j REDIRECT --to-ports 8081
 -A PREROUTING -i $IF_GI -p udp -m udp --dport 5353 -j REDIRECT --to-ports 5300
+-A PREROUTING -i $IF_GI -p tcp -m tcp --dport 5204 -j REDIRECT --to-ports 5205
 -A PREROUTING -i $IF_GO -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80
 -A POSTROUTING -o $IF_GO -j MASQUERADE
 COMMIT
