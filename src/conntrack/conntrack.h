@@ -176,7 +176,24 @@ class Conntrack {
   const ConntrackSettings& settings() const { return settings_; }
   uint64_t hash(const Tuple& t) const { return table_.hash(t); }
   void prefetch(uint64_t h) const { table_.prefetch(h); }
-  void prefetch_flow(uint64_t h, bool tcp) const { table_.prefetch_flow(h, tcp); }
+  bool prefetch_flow(uint64_t h, bool tcp) const { return table_.prefetch_flow(h, tcp); }
+  // For the n-th packet of a burst that will likely open a flow: loads what
+  // insert() will touch at random places (its by-source bucket, and the
+  // slot, lines and links the flow will get), so the misses of a burst's
+  // new flows overlap instead of coming one after another.
+  void prefetch_new(const Tuple& orig, uint32_t n) const {
+    const uint32_t b = bysrc_[bysrc_bucket(orig)];
+    asm volatile("" : : "r"(b));
+    const uint32_t idx = table_.next_free(n);
+    if (idx == kNoRef) return;
+    const uint8_t st = table_.flow(idx).tcp_state == TcpState::kNone;
+    const uint32_t w = links_[idx].wheel_next, s = src_links_[idx].next;
+    asm volatile("" : : "r"(st), "r"(w), "r"(s));
+    if (const TcpWindow* win = table_.window(idx); win && orig.proto == kProtoTcp) {
+      const uint32_t e = win->seen[0].end;
+      asm volatile("" : : "r"(e));
+    }
+  }
 
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found
   // past its expiry is deleted on the spot and reported absent.

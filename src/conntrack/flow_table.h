@@ -52,11 +52,13 @@ class FlowTable {
   // 6.9 Mpps with this load (BM_EstablishedUdp/flows:1048576/batch:32). The
   // empty asm keeps the load without using its value.
   // A TCP packet's flow also has its window state loaded, when kept.
-  void prefetch_flow(uint64_t h, bool tcp) const {
+  // Returns false when no entry has the tag: the packet most likely opens a
+  // new flow.
+  bool prefetch_flow(uint64_t h, bool tcp) const {
     const uint32_t tag = static_cast<uint32_t>(h >> 32);
     for (size_t pos = tag & mask_, n = 0; n < 4; pos = (pos + 1) & mask_, ++n) {
       const Slot s = slots_[pos];
-      if (s.ref == kNoRef) return;
+      if (s.ref == kNoRef) return false;
       if (s.tag == tag) {
         const uint32_t v = flows_[s.ref >> 1].tuple[0].src;
         asm volatile("" : : "r"(v));
@@ -64,10 +66,13 @@ class FlowTable {
           const uint32_t e = windows_[s.ref >> 1].seen[0].end;
           asm volatile("" : : "r"(e));
         }
-        return;
+        return true;
       }
     }
+    return true;  // not known: the probe goes on past four slots
   }
+  // The n-th flow slot alloc() will hand out from now (kNoRef past the end).
+  uint32_t next_free(uint32_t n) const { return n < free_.size() ? free_[free_.size() - 1 - n] : kNoRef; }
 
   // Returns flow_index * 2 + direction for the flow holding `t`, or kNoRef.
   uint32_t find(const Tuple& t, uint64_t h) const {
