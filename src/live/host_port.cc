@@ -40,7 +40,13 @@ Result<std::unique_ptr<HostPort>> HostPort::open(const std::string& name) {
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, name.c_str(), name.size());
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  if (ioctl(hp->fd_, TUNSETIFF, &ifr) < 0) return sys_error(fmt::format("create tun device '{}' (host port)", name));
+  if (ioctl(hp->fd_, TUNSETIFF, &ifr) < 0) {
+    if (errno == EBUSY)
+      return Error{fmt::format("create tun device '{}' (host port, for REDIRECT and DNAT to a host address): it is in "
+                               "use; is another xnat running in this network namespace?",
+                               name)};
+    return sys_error(fmt::format("create tun device '{}' (host port, for REDIRECT and DNAT to a host address)", name));
+  }
   // IPv6 would give it a link-local address and router solicitations.
   (void)write_proc(fmt::format("/proc/sys/net/ipv6/conf/{}/disable_ipv6", name), "1");
   if (!write_proc(fmt::format("/proc/sys/net/ipv4/conf/{}/rp_filter", name), "0"))
