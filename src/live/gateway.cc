@@ -558,6 +558,15 @@ int run_gateway(const RunOptions& o) {
     host = std::move(*hp);
     if (!host->warning().empty()) std::fprintf(stderr, "xnat run: warning: %s\n", host->warning().c_str());
     if (auto e = steer.set_host_port(host->ifindex())) return fail(e->message);
+    // Its egress program takes nothing before a flow is entered in host_replies.
+    for (size_t i = 0; i < bo.ifnames.size() && host; ++i)
+      if (auto e = steer.attach_egress(bo.ifindexes[i], bo.ifnames[i])) {
+        std::fprintf(stderr,
+                     "xnat run: warning: %s; without a host port, REDIRECT and DNAT to the gateway's own addresses "
+                     "are dropped (drop_host_port_claimed)\n",
+                     e->message.c_str());
+        host.reset();
+      }
   }
 
   // nf_conntrack_max is the whole gateway's, held by a shared count; each
@@ -625,12 +634,9 @@ int run_gateway(const RunOptions& o) {
         workers[a]->to[b] = workers[b]->from[a] = rings.back().get();
       }
   // Sockets exist before the program steers anything to them.
-  for (size_t i = 0; i < bo.ifnames.size(); ++i) {
+  for (size_t i = 0; i < bo.ifnames.size(); ++i)
     if (auto e = steer.attach(xdp ? SteerHook::kXdp : SteerHook::kTc, bo.ifindexes[i], bo.ifnames[i]))
       return fail(e->message);
-    if (host)
-      if (auto e = steer.attach_egress(bo.ifindexes[i], bo.ifnames[i])) return fail(e->message);
-  }
 
   struct sigaction sa{};
   sa.sa_handler = on_stop;
@@ -700,6 +706,10 @@ int run_gateway(const RunOptions& o) {
                        live.get(Counter::host_port_in), live.get(Counter::host_port_out),
                        host_map.failed.load(std::memory_order_relaxed));
       if (const auto st = steer.stats(); st.size() > 3) c += fmt::format("live_host_port_steered {}\n", st[3]);
+      // The host's frames the tun device's queue had no room for (the gateway
+      // did not read them in time): the kernel counts them, as the device's
+      // transmit drops.
+      c += fmt::format("live_host_port_queue_dropped {}\n", host->queue_dropped());
     }
     for (size_t p = 0; p < nports; ++p)
       c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", bo.ifnames[p], ports[p].rx,

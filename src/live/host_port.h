@@ -51,17 +51,18 @@ class HostPort {
   // Writes the IPv4 datagram of an Ethernet frame to the host's stack.
   bool write(const uint8_t* frame, uint32_t len);
 
-  uint64_t rx_packets() const { return rx_packets_; }
-  uint64_t tx_packets() const { return tx_packets_; }
+  // The host's frames the device's queue dropped because the gateway did not
+  // read them in time (its transmit drops in the kernel's statistics).
+  uint64_t queue_dropped() const;
 
  private:
   HostPort() = default;
+  static constexpr int kQueueLen = 8192;   // the device's queue towards the gateway, in packets
   static constexpr size_t kFrame = 16384;  // the largest datagram the host sends, plus room for ICMP errors
   int fd_ = -1;
   int ifindex_ = 0;
   std::string name_, warning_;
   std::vector<uint8_t> buf_;  // Engine::kBurst frames of kFrame
-  uint64_t rx_packets_ = 0, tx_packets_ = 0;
 };
 
 }  // namespace xnat

@@ -121,7 +121,7 @@ check "  ... has the REDIRECT connections, translated to the gateway's own addre
   grep -Eq 'tcp +6 .* src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=[0-9]+ dport=81 .*src=198\.18\.0\.1 dst=198\.18\.0\.2 sport=8081 ' "$CT"
 check "  ... went to the host's stack and back through the host port, none lost" \
   bash -c "grep -Eq '^live_host_port_in [1-9]' $WORK/counters.txt && grep -Eq '^live_host_port_out [1-9]' $WORK/counters.txt &&
-           ! grep -Eq '^(live_)?drop_host_(untracked|port_write|port_claimed) [1-9]|^live_host_replies_failed [1-9]' $WORK/counters.txt"
+           ! grep -Eq '^(live_)?drop_host_(untracked|port_write|port_claimed) [1-9]|^live_host_(replies_failed|port_queue_dropped) [1-9]' $WORK/counters.txt"
 check "  ... the fragmented pings' later fragments were translated, none unmatched" \
   bash -c "grep -Eq '^fragments_translated [1-9]' $WORK/counters.txt && grep -Eq '^drop_fragment_unmatched 0$' $WORK/counters.txt"
 check "  ... no drops for bad packets" \
