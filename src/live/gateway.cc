@@ -408,7 +408,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
         case Verdict::kToHost:
           // Taken from the kernel (transit, or a port a mapping or DNAT rule
           // claims): it reaches the host's stack only through the host port.
-          if (p.len < 14 || p.data[12] != 0x08 || p.data[13] != 0) break;
+          if (!xnat_ipv4_header(p.data, p.data + p.len)) break;  // ARP, IPv6: never taken from the kernel
           if (!w.host) w.live.inc(Counter::drop_host_port_claimed);
           else if (w.host->write(p.data, p.len)) w.live.inc(Counter::host_port_in);
           else w.live.inc(Counter::drop_host_port_write);
