@@ -545,7 +545,7 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
     stateless = true;
   }
   counters_.inc(stateless ? Counter::stateless_frames : Counter::notrack_frames);
-  emit(pkt, p, nh, pkt.in_if == kHostPort);
+  emit(pkt, p, nh, false);  // never from the host port (from_host tracks only)
   return true;
 }
 

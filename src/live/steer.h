@@ -102,9 +102,9 @@ XNAT_STEER_INLINE unsigned xnat_icmp_invert_type(unsigned t) {
   }
 }
 
-/* Reads the tuple of the IPv4 datagram at p (ports only for TCP, UDP and ICMP
- * queries). 0 if it cannot. `quoted`: the datagram inside an ICMP error,
- * where only the first 8 bytes of its payload need be there. */
+/* Reads the tuple of the IPv4 datagram at p: TCP and UDP with their ports,
+ * ICMP with its identifier and {type, code}. 0 if it cannot. Only the first 8
+ * bytes of the payload need be there, as in the datagram an ICMP error quotes. */
 XNAT_STEER_INLINE int xnat_tuple_at(const unsigned char* p, const unsigned char* end, struct xnat_tuple_key* k) {
   if (p + 20 > end) return 0;
   const unsigned ihl = (unsigned)(p[0] & 0x0f) * 4;
