@@ -157,7 +157,7 @@ int xnat_tc_egress(struct __sk_buff* skb) {
     if (!frag_seen(ip)) return TC_ACT_OK;
   } else {
     struct xnat_tuple_key k;
-    if (!xnat_host_reply_key(data, end, &k) || !bpf_map_lookup_elem(&host_replies, &k)) return TC_ACT_OK;
+    if (!xnat_host_reply_key(ip, end, &k) || !bpf_map_lookup_elem(&host_replies, &k)) return TC_ACT_OK;
     if (frag) frag_note(ip);
   }
   const __u32 zero = 0;

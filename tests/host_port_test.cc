@@ -133,7 +133,9 @@ TEST(HostPort, AnIcmpErrorFromTheHostIsTranslatedBack) {
 Tuple key_of(const std::vector<uint8_t>& frame, bool* ok) {
   xnat_tuple_key k;
   std::memset(&k, 0xee, sizeof k);
-  *ok = xnat_host_reply_key(frame.data(), frame.data() + frame.size(), &k) == 1;
+  const uint8_t* end = frame.data() + frame.size();
+  const uint8_t* ip = xnat_ipv4_header(frame.data(), end);
+  *ok = ip && xnat_host_reply_key(ip, end, &k) == 1;
   Tuple t;
   std::memcpy(static_cast<void*>(&t), &k, sizeof t);
   return t;

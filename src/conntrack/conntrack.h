@@ -184,15 +184,10 @@ class Conntrack {
   void prefetch_new(const Tuple& orig, uint32_t n) const {
     const uint32_t b = bysrc_[bysrc_bucket(orig)];
     asm volatile("" : : "r"(b));
-    const uint32_t idx = table_.next_free(n);
+    const uint32_t idx = table_.prefetch_free(n, orig.proto == kProtoTcp);
     if (idx == kNoRef) return;
-    const uint8_t st = table_.flow(idx).tcp_state == TcpState::kNone;
     const uint32_t w = links_[idx].wheel_next, s = src_links_[idx].next;
-    asm volatile("" : : "r"(st), "r"(w), "r"(s));
-    if (const TcpWindow* win = table_.window(idx); win && orig.proto == kProtoTcp) {
-      const uint32_t e = win->seen[0].end;
-      asm volatile("" : : "r"(e));
-    }
+    asm volatile("" : : "r"(w), "r"(s));
   }
 
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found

@@ -60,19 +60,20 @@ class FlowTable {
       const Slot s = slots_[pos];
       if (s.ref == kNoRef) return false;
       if (s.tag == tag) {
-        const uint32_t v = flows_[s.ref >> 1].tuple[0].src;
-        asm volatile("" : : "r"(v));
-        if (tcp && windows_.size()) {
-          const uint32_t e = windows_[s.ref >> 1].seen[0].end;
-          asm volatile("" : : "r"(e));
-        }
+        load_flow(s.ref >> 1, tcp);
         return true;
       }
     }
     return true;  // not known: the probe goes on past four slots
   }
-  // The n-th flow slot alloc() will hand out from now (kNoRef past the end).
-  uint32_t next_free(uint32_t n) const { return n < free_.size() ? free_[free_.size() - 1 - n] : kNoRef; }
+  // The same for the flow slot alloc() will hand out n allocations from now
+  // (a burst's n-th new flow); returns it, or kNoRef past the end.
+  uint32_t prefetch_free(uint32_t n, bool tcp) const {
+    if (n >= free_.size()) return kNoRef;
+    const uint32_t idx = free_[free_.size() - 1 - n];
+    load_flow(idx, tcp);
+    return idx;
+  }
 
   // Returns flow_index * 2 + direction for the flow holding `t`, or kNoRef.
   uint32_t find(const Tuple& t, uint64_t h) const {
@@ -112,6 +113,15 @@ class FlowTable {
   static_assert(sizeof(Slot) == 8);
 
   size_t home(uint64_t h) const { return static_cast<uint32_t>(h >> 32) & mask_; }
+  // Loads a flow's line, and for TCP its window's, without using them.
+  void load_flow(uint32_t idx, bool tcp) const {
+    const uint32_t v = flows_[idx].tuple[0].src;
+    asm volatile("" : : "r"(v));
+    if (tcp && windows_.size()) {
+      const uint32_t e = windows_[idx].seen[0].end;
+      asm volatile("" : : "r"(e));
+    }
+  }
   void index_insert(uint64_t h, uint32_t ref);
   void index_erase(uint64_t h, uint32_t ref);
 

@@ -408,10 +408,11 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
         case Verdict::kToHost:
           // Taken from the kernel (transit, or a port a mapping or DNAT rule
           // claims): it reaches the host's stack only through the host port.
-          if (!xnat_ipv4_header(p.data, p.data + p.len)) break;  // ARP, IPv6: never taken from the kernel
-          if (!w.host) w.live.inc(Counter::drop_host_port_claimed);
-          else if (w.host->write(p.data, p.len)) w.live.inc(Counter::host_port_in);
-          else w.live.inc(Counter::drop_host_port_write);
+          if (const uint8_t* ip = xnat_ipv4_header(p.data, p.data + p.len)) {  // ARP, IPv6: never taken
+            if (!w.host) w.live.inc(Counter::drop_host_port_claimed);
+            else if (w.host->write(ip, p.data + p.len)) w.live.inc(Counter::host_port_in);
+            else w.live.inc(Counter::drop_host_port_write);
+          }
           break;
         default:
           break;
@@ -444,26 +445,26 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
       settle(pkts, n, now);
       io.complete(pkts, n);
     }
+    // Frames in buffers the backend does not own: sent as copies.
+    auto process_copies = [&](size_t n) {
+      got += n;
+      engine.process_burst(pkts, n, now);
+      settle(pkts, n, now);
+      for (size_t i = 0; i < n; ++i)
+        if (pkts[i].verdict == Verdict::kForward) (void)io.send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
+    };
     if (w.host_reader) {
       // The host's answers on connections translated for it (host_port.h).
       if (const size_t n = w.host->rx(pkts, Engine::kBurst)) {
-        got += n;
         w.live.inc(Counter::host_port_out, n);
-        engine.process_burst(pkts, n, now);
-        settle(pkts, n, now);
-        for (size_t i = 0; i < n; ++i)
-          if (pkts[i].verdict == Verdict::kForward) (void)io.send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
+        process_copies(n);
       }
     }
     for (HandoffRing* r : w.from) {
       if (!r) continue;
       const size_t n = r->peek(pkts, Engine::kBurst);
       if (!n) continue;
-      got += n;
-      engine.process_burst(pkts, n, now);
-      settle(pkts, n, now);
-      for (size_t i = 0; i < n; ++i)
-        if (pkts[i].verdict == Verdict::kForward) (void)io.send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
+      process_copies(n);
       r->release(n);
     }
     io.flush();
@@ -705,7 +706,7 @@ int run_gateway(const RunOptions& o) {
       c += fmt::format("live_host_port_in {}\nlive_host_port_out {}\nlive_host_replies_failed {}\n",
                        live.get(Counter::host_port_in), live.get(Counter::host_port_out),
                        host_map.failed.load(std::memory_order_relaxed));
-      if (const auto st = steer.stats(); st.size() > 3) c += fmt::format("live_host_port_steered {}\n", st[3]);
+      c += fmt::format("live_host_port_steered {}\n", steer.stats()[3]);
       // The host's frames the tun device's queue had no room for (the gateway
       // did not read them in time): the kernel counts them, as the device's
       // transmit drops.

@@ -105,13 +105,10 @@ size_t HostPort::rx(Packet* pkts, size_t max) {
   return n;
 }
 
-bool HostPort::write(const uint8_t* frame, uint32_t len) {
-  size_t off = 14;
-  if (len >= 18 && frame[12] == 0x81 && frame[13] == 0x00) off = 18;
-  if (len < off + 20 || frame[off - 2] != 0x08 || frame[off - 1] != 0x00) return false;
-  const size_t tot = (size_t{frame[off + 2]} << 8) | frame[off + 3];
-  if (tot < 20 || off + tot > len) return false;
-  return ::write(fd_, frame + off, tot) == static_cast<ssize_t>(tot);
+bool HostPort::write(const uint8_t* ip, const uint8_t* end) {
+  const size_t tot = (size_t{ip[2]} << 8) | ip[3];
+  if (tot < 20 || tot > static_cast<size_t>(end - ip)) return false;
+  return ::write(fd_, ip, tot) == static_cast<ssize_t>(tot);
 }
 
 uint64_t HostPort::queue_dropped() const {

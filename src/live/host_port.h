@@ -48,8 +48,9 @@ class HostPort {
   // buffers are reused by the next rx(). IPv6 and other non-IPv4 packets are
   // skipped (the device has no IPv6; nothing else is sent to it).
   size_t rx(Packet* pkts, size_t max);
-  // Writes the IPv4 datagram of an Ethernet frame to the host's stack.
-  bool write(const uint8_t* frame, uint32_t len);
+  // Writes the IPv4 datagram at `ip` (its header's total length, which must
+  // fit before `end`) to the host's stack.
+  bool write(const uint8_t* ip, const uint8_t* end);
 
   // The host's frames the device's queue dropped because the gateway did not
   // read them in time (its transmit drops in the kernel's statistics).

@@ -145,10 +145,8 @@ XNAT_STEER_INLINE const unsigned char* xnat_ipv4_header(const unsigned char* dat
   return p;
 }
 
-XNAT_STEER_INLINE int xnat_host_reply_key(const unsigned char* data, const unsigned char* end,
-                                          struct xnat_tuple_key* k) {
-  const unsigned char* p = xnat_ipv4_header(data, end);
-  if (!p) return 0;
+/* p: the frame's IPv4 header (xnat_ipv4_header). */
+XNAT_STEER_INLINE int xnat_host_reply_key(const unsigned char* p, const unsigned char* end, struct xnat_tuple_key* k) {
   if (!xnat_tuple_at(p, end, k)) return 0;
   if (k->proto != 1) return 1;
   const unsigned type = ((const unsigned char*)&k->dport)[0];
