@@ -6,42 +6,47 @@ namespace xnat {
 
 uint32_t csum_partial(const void* data, size_t len, uint32_t sum) {
   const auto* p = static_cast<const uint8_t*>(data);
-  // 64-bit accumulator over 32-bit loads: no carries are lost below 16 GiB of
-  // data. Four independent loads a step (16 bytes): headers are 20-60 bytes,
-  // so the loop count, not the adds, is what costs (callgrind: 97 of ~930
-  // instructions per packet went here with a 4-byte step).
+  // Ones' complement addition of 64-bit words (end-around carry): 2^64 is 1
+  // modulo 0xFFFF, so the sum stays that of the 16-bit words, and a load of 8
+  // bytes counts as four of them. Callgrind: 44 instructions for a 20-byte
+  // IPv4 header with 32-bit loads into a 64-bit accumulator (16 bytes a
+  // step), 116 for both checksums of a 64-byte UDP frame.
   uint64_t acc = sum;
-  while (len >= 16) {
-    uint32_t w[4];
-    std::memcpy(w, p, 16);
-    acc += uint64_t{w[0]} + w[1] + w[2] + w[3];
-    p += 16;
-    len -= 16;
+  while (len >= 32) {
+    uint64_t w[4];
+    std::memcpy(w, p, 32);
+    acc = csum_add64(csum_add64(acc, w[0]), w[1]);
+    acc = csum_add64(csum_add64(acc, w[2]), w[3]);
+    p += 32;
+    len -= 32;
   }
-  while (len >= 4) {
+  while (len >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    acc = csum_add64(acc, w);
+    p += 8;
+    len -= 8;
+  }
+  // At most 7 bytes left: their sum fits in 64 bits without carry.
+  uint64_t tail = 0;
+  if (len >= 4) {
     uint32_t w;
     std::memcpy(&w, p, 4);
-    acc += w;
+    tail += w;
     p += 4;
     len -= 4;
   }
   if (len >= 2) {
     uint16_t w;
     std::memcpy(&w, p, 2);
-    acc += w;
+    tail += w;
     p += 2;
     len -= 2;
   }
-  if (len) {
-    // An odd trailing byte is the high-order byte of a word padded with zero
-    // (RFC 1071); in memory order that is the first byte of a little-endian load.
-    uint16_t w = 0;
-    std::memcpy(&w, p, 1);
-    acc += w;
-  }
-  acc = (acc & 0xFFFFFFFF) + (acc >> 32);
-  acc = (acc & 0xFFFFFFFF) + (acc >> 32);
-  return static_cast<uint32_t>(acc);
+  // An odd trailing byte is the high-order byte of a word padded with zero
+  // (RFC 1071); in memory order that is the low byte of a little-endian load.
+  if (len) tail += *p;
+  return csum_fold64(csum_add64(acc, tail));
 }
 
 // The IPv4 pseudo-header's sum (RFC 793 / 768), without a call per field.

@@ -17,6 +17,31 @@ namespace xnat {
 // Sum of 16-bit words in network order, not folded, not inverted.
 uint32_t csum_partial(const void* data, size_t len, uint32_t sum = 0);
 
+// Ones' complement addition of 64-bit quantities (the carry out wraps around).
+inline uint64_t csum_add64(uint64_t a, uint64_t b) {
+  uint64_t r;
+  const bool carry = __builtin_add_overflow(a, b, &r);
+  return r + carry;
+}
+// Folds a 64-bit ones' complement sum to 32 bits, keeping its value modulo 0xFFFF.
+inline uint32_t csum_fold64(uint64_t acc) {
+  acc = (acc & 0xFFFFFFFF) + (acc >> 32);
+  acc = (acc & 0xFFFFFFFF) + (acc >> 32);
+  return static_cast<uint32_t>(acc);
+}
+// The partial sum of an IPv4 header of `hlen` bytes (a multiple of 4, at
+// least 20): the usual 20 bytes in three loads, inline; options through
+// csum_partial.
+inline uint32_t ipv4_header_sum(const uint8_t* ip, size_t hlen) {
+  if (hlen != 20) return csum_partial(ip, hlen);
+  uint64_t a, b;
+  uint32_t c;
+  __builtin_memcpy(&a, ip, 8);
+  __builtin_memcpy(&b, ip + 8, 8);
+  __builtin_memcpy(&c, ip + 16, 4);
+  return csum_fold64(csum_add64(csum_add64(a, b), c));
+}
+
 constexpr uint16_t csum_fold(uint32_t sum) {
   sum = (sum & 0xFFFF) + (sum >> 16);
   sum = (sum & 0xFFFF) + (sum >> 16);

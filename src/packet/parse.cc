@@ -111,7 +111,7 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
   const uint8_t* ip = frame + off;
   unsigned hlen = 0, tot_len = 0;
   if (auto s = check_ipv4(ip, len - off, false, &hlen, &tot_len); s != ParseStatus::kOk) return s;
-  if (csum_fold(csum_partial(ip, hlen)) != 0xFFFF) return ParseStatus::kBadIpChecksum;
+  if (csum_fold(ipv4_header_sum(ip, hlen)) != 0xFFFF) return ParseStatus::kBadIpChecksum;
   const auto* iph = reinterpret_cast<const Ipv4Hdr*>(ip);
 
   out->l3 = static_cast<uint16_t>(off);
