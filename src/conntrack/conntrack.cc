@@ -124,8 +124,9 @@ void Conntrack::set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms) {
   const uint64_t old = f.expires_ms;
   f.timeout_class = c;
   f.expires_ms = now_ms + settings_.timeout_ms(c);
-  // The wheel may pass a flow late but never early; a shorter expiry must move it.
-  if (f.expires_ms / kTickMs < old / kTickMs) {
+  // The wheel may pass a flow late but never early; a shorter expiry must move
+  // it. (A refresh seldom shortens it: the first test spares the divisions.)
+  if (f.expires_ms < old && f.expires_ms / kTickMs < old / kTickMs) {
     unschedule(idx);
     schedule(idx);
   }

@@ -126,7 +126,7 @@ void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, ui
   pkt.reason = Counter::kCount;
   if (st == ParseStatus::kNotIpv4) return to_host(pkt);
   if (st != ParseStatus::kOk) return drop(pkt, parse_drop_reason(st));
-  if (pkt.in_if < 0 || static_cast<size_t>(pkt.in_if) >= cfg_.fib.interfaces().size()) [[unlikely]] {
+  if (pkt.in_if < 0 || static_cast<size_t>(pkt.in_if) >= cfg_.fib.interface_count()) [[unlikely]] {
     if (pkt.in_if == kHostPort) return from_host(pkt, p, h, now);
     assert(false && "frame from an interface the engine does not know");
     return drop(pkt, Counter::drop_no_route);
@@ -329,7 +329,7 @@ bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh
   if (!mac && !cfg_.hold_unresolved) return drop(pkt, Counter::drop_no_neighbor);
   if (!own_output) decrement_ttl(pkt.data, p);  // the host's own output (host port) keeps its TTL
   auto* eth = reinterpret_cast<EthHdr*>(pkt.data);
-  eth->src = cfg_.fib.interface(nh.ifindex).mac;
+  eth->src = cfg_.fib.interface_mac(nh.ifindex);
   pkt.len = p.ip_end;  // drop link-layer padding; the sender pads again if needed
   pkt.out_if = static_cast<int16_t>(nh.ifindex);
   if (!mac) {

@@ -16,7 +16,8 @@ namespace xnat {
 struct Prefix {
   uint32_t addr = 0;  // host order, already masked
   uint8_t len = 0;
-  uint32_t mask() const { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
+  // Without a branch: a 64-bit shift by 32 leaves the low half 0 for /0.
+  uint32_t mask() const { return static_cast<uint32_t>(~uint64_t{0} << (32 - len)); }
   bool contains(uint32_t host_addr) const { return (host_addr & mask()) == addr; }
   friend bool operator==(const Prefix&, const Prefix&) = default;
 };

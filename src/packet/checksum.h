@@ -9,6 +9,7 @@
 // flow and stored (see conntrack/flow.h).
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -42,11 +43,10 @@ inline uint32_t ipv4_header_sum(const uint8_t* ip, size_t hlen) {
   return csum_fold64(csum_add64(csum_add64(a, b), c));
 }
 
-constexpr uint16_t csum_fold(uint32_t sum) {
-  sum = (sum & 0xFFFF) + (sum >> 16);
-  sum = (sum & 0xFFFF) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
-}
+// Folds a 32-bit sum to 16 bits with end-around carry: the high half of
+// sum + (sum rotated by 16) is high + low plus the carry out of low + high
+// (the kernel's csum_fold, without the inversion).
+constexpr uint16_t csum_fold(uint32_t sum) { return static_cast<uint16_t>((sum + std::rotr(sum, 16)) >> 16); }
 
 // The checksum field value for data whose partial sum is `sum`.
 constexpr uint16_t csum_finish(uint32_t sum) { return static_cast<uint16_t>(~csum_fold(sum)); }

@@ -1,10 +1,14 @@
 #include "packet/checksum.h"
 
+#include <bit>
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <random>
 #include <vector>
+
+#include "nat/rules.h"
 
 namespace xnat {
 namespace {
@@ -31,6 +35,31 @@ uint16_t reference_fold(const uint8_t* d, size_t len, uint32_t initial) {
   if (len & 1) s += uint32_t{d[len - 1]} << 8;
   while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
   return static_cast<uint16_t>(s);
+}
+
+TEST(Checksum, FoldEqualsTwoStepEndAroundCarry) {
+  auto two_step = [](uint32_t s) {
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    return static_cast<uint16_t>(s);
+  };
+  std::vector<uint32_t> v = {0, 1, 0xFFFF, 0x10000, 0xFFFF0000, 0xFFFF0001, 0xFFFFFFFF, 0xFFFEFFFF, 0x0001FFFE,
+                             0x8000'8000, 0x7FFF'8000};
+  std::mt19937 rng(3);
+  for (int i = 0; i < 1'000'000; ++i) v.push_back(static_cast<uint32_t>(rng()));
+  for (uint32_t hi = 0; hi < 0x10000; hi += 0x101)
+    for (uint32_t lo = 0xFF00; lo < 0x10000; ++lo) v.push_back(hi << 16 | lo);
+  for (uint32_t s : v) ASSERT_EQ(csum_fold(s), two_step(s)) << std::hex << s;
+}
+
+TEST(Prefix, MaskAtEveryLength) {
+  for (uint8_t len = 0; len <= 32; ++len) {
+    Prefix p;
+    p.len = len;
+    const uint32_t want = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+    EXPECT_EQ(p.mask(), want) << int(len);
+    EXPECT_EQ(std::popcount(p.mask()), len);
+  }
 }
 
 TEST(Checksum, EqualsWordByWordSumAtEveryLengthAndOffset) {

@@ -10,6 +10,8 @@ namespace xnat {
 
 int Fib::add_interface(const Interface& itf) {
   ifs_.push_back(itf);
+  if_addrs_.push_back(itf.addr);
+  if_macs_.push_back(itf.mac);
   const int idx = static_cast<int>(ifs_.size() - 1);
   if (itf.addr == 0) return idx;  // live: no address yet, no connected route
   (void)add_route(connected_prefix(itf), 0, idx);

@@ -54,6 +54,8 @@ class Fib {
   void add_neighbor(uint32_t addr, const MacAddr& mac);
 
   const std::vector<Interface>& interfaces() const { return ifs_; }
+  // ifs_.size() without the division by sizeof(Interface) (per packet).
+  size_t interface_count() const { return if_addrs_.size(); }
   const std::vector<RouteEntry>& routes() const { return routes_; }
   template <typename Fn>
   void for_each_neighbor(Fn&& fn) const {
@@ -61,6 +63,7 @@ class Fib {
       if (n.addr) fn(n.addr, n.mac);
   }
   const Interface& interface(int i) const { return ifs_[i]; }
+  const MacAddr& interface_mac(int i) const { return if_macs_[i]; }
   int find_interface(const std::string& name) const;
 
   // Longest-prefix match. False when no route covers `dst`.
@@ -79,8 +82,8 @@ class Fib {
 
   // Index of the interface owning this address, or -1.
   int local_interface(uint32_t addr_raw) const {
-    for (size_t i = 0; i < ifs_.size(); ++i)
-      if (ifs_[i].addr == addr_raw) return static_cast<int>(i);
+    for (size_t i = 0; i < if_addrs_.size(); ++i)
+      if (if_addrs_[i] == addr_raw) return static_cast<int>(i);
     return -1;
   }
   bool is_local(uint32_t addr_raw) const {
@@ -96,6 +99,8 @@ class Fib {
 
  private:
   std::vector<Interface> ifs_;
+  std::vector<uint32_t> if_addrs_;  // ifs_[i].addr, packed for the per-packet is_local scan
+  std::vector<MacAddr> if_macs_;    // ifs_[i].mac, packed for the per-packet source MAC
   std::vector<RouteEntry> routes_;  // longest prefix first
   // Neighbours: open addressing, linear probing, power-of-two size at load
   // <= 1/2, keyed by address (0.0.0.0 marks an empty slot and is never a next hop).
