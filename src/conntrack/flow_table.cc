@@ -6,7 +6,7 @@
 namespace xnat {
 
 FlowTable::FlowTable(uint32_t capacity, uint64_t buckets_hint, uint64_t seed, bool windows)
-    : capacity_(capacity), seed_(seed) {
+    : capacity_(capacity), prefetch_lines_((__builtin_cpu_init(), __builtin_cpu_is("intel"))), seed_(seed) {
   uint64_t want = (uint64_t{capacity} * 2 * 4 + 2) / 3;  // 2 entries per flow, load <= 3/4
   if (buckets_hint > want) want = buckets_hint;
   if (want < 16) want = 16;
