@@ -102,6 +102,8 @@ class FlowTable {
   const TcpWindow* window(uint32_t idx) const { return windows_.size() ? &windows_[idx] : nullptr; }
 
   uint32_t capacity() const { return capacity_; }
+  // Whether lines are brought in by prefetch instructions (Intel) or loads.
+  bool prefetches() const { return prefetch_lines_; }
   uint32_t size() const { return capacity_ - static_cast<uint32_t>(free_.size()); }
   // Bytes this table holds per flow of capacity (flows, index, free stack, used map).
   size_t memory_bytes() const;
