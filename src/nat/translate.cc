@@ -127,10 +127,8 @@ void rewrite_stateless(uint8_t* frame, ParsedPacket& p, bool src, const Prefix& 
 
 void decrement_ttl(uint8_t* frame, const ParsedPacket& p) {
   auto* ip = reinterpret_cast<Ipv4Hdr*>(frame + p.l3);
-  uint8_t* word = frame + p.l3 + 8;  // {ttl, proto}
-  const uint16_t old = load16(word);
   ip->ttl = static_cast<uint8_t>(ip->ttl - 1);
-  ip->check = csum_apply(ip->check, csum_fold(csum_delta16(old, load16(word))));
+  ip->check = csum_ttl_decremented(ip->check);
 }
 
 }  // namespace xnat

@@ -67,6 +67,15 @@ constexpr uint16_t csum_apply(uint16_t check, uint16_t folded_delta) {
   return static_cast<uint16_t>(~csum_fold(sum));
 }
 
+// The IPv4 header checksum field after the TTL (the low-order byte, in memory
+// order, of the word {ttl, protocol}) fell by one: the stored complement rises
+// by one, with end-around carry (RFC 1141; the kernel's ip_decrease_ttl).
+// Equal to csum_apply(check, csum_fold(csum_delta16(old, old - 1))).
+constexpr uint16_t csum_ttl_decremented(uint16_t check) {
+  const uint32_t c = uint32_t{check} + 1;
+  return static_cast<uint16_t>(c + (c >= 0xFFFF));
+}
+
 // Same for UDP, where a zero checksum means "none" (RFC 768) and must stay zero,
 // and a computed zero is sent as 0xFFFF.
 constexpr uint16_t csum_apply_udp(uint16_t check, uint16_t folded_delta) {

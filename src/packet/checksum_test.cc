@@ -52,6 +52,30 @@ TEST(Checksum, FoldEqualsTwoStepEndAroundCarry) {
   for (uint32_t s : v) ASSERT_EQ(csum_fold(s), two_step(s)) << std::hex << s;
 }
 
+TEST(Checksum, TtlDecrementEqualsIncrementalUpdate) {
+  // Every stored checksum, and TTLs whose word is {ttl, proto} in memory order.
+  for (uint32_t check = 0; check <= 0xFFFF; ++check)
+    for (uint16_t word : {uint16_t{0x1140}, uint16_t{0x0602}, uint16_t{0xFF01}, uint16_t{0x0102}}) {
+      const uint16_t after = static_cast<uint16_t>(word - 1);
+      const uint16_t want = csum_apply(static_cast<uint16_t>(check), csum_fold(csum_delta16(word, after)));
+      ASSERT_EQ(csum_ttl_decremented(static_cast<uint16_t>(check)), want) << std::hex << check << " " << word;
+    }
+  // And against a recomputation over a real header.
+  std::mt19937 rng(5);
+  for (int i = 0; i < 10000; ++i) {
+    uint8_t h[20];
+    for (uint8_t& b : h) b = static_cast<uint8_t>(rng());
+    h[0] = 0x45;
+    h[8] = static_cast<uint8_t>(2 + rng() % 254);
+    h[10] = h[11] = 0;
+    uint16_t c = csum_finish(csum_partial(h, 20));
+    --h[8];
+    c = csum_ttl_decremented(c);
+    std::memcpy(&h[10], &c, 2);
+    ASSERT_EQ(csum_fold(csum_partial(h, 20)), 0xFFFF) << i;
+  }
+}
+
 TEST(Prefix, MaskAtEveryLength) {
   for (uint8_t len = 0; len <= 32; ++len) {
     Prefix p;
