@@ -6,47 +6,45 @@ namespace xnat {
 
 uint32_t csum_partial(const void* data, size_t len, uint32_t sum) {
   const auto* p = static_cast<const uint8_t*>(data);
-  // Ones' complement addition of 64-bit words (end-around carry): 2^64 is 1
-  // modulo 0xFFFF, so the sum stays that of the 16-bit words, and a load of 8
-  // bytes counts as four of them. Callgrind: 44 instructions for a 20-byte
-  // IPv4 header with 32-bit loads into a 64-bit accumulator (16 bytes a
-  // step), 116 for both checksums of a 64-byte UDP frame.
-  uint64_t acc = sum;
-  while (len >= 32) {
-    uint64_t w[4];
-    std::memcpy(w, p, 32);
-    acc = csum_add64(csum_add64(acc, w[0]), w[1]);
-    acc = csum_add64(csum_add64(acc, w[2]), w[3]);
-    p += 32;
-    len -= 32;
+  // Each 8-byte load is added as its two 32-bit halves into 64-bit
+  // accumulators: no carry is lost below 16 GiB, and unlike an add-with-carry
+  // chain the additions do not wait on each other's carries. The sum of the
+  // 16-bit words is kept modulo 0xFFFF, as 2^32 is 1 modulo 0xFFFF.
+  // (Callgrind: 44 instructions for a 20-byte header with 4-byte loads.)
+  uint64_t a = sum, b = 0;
+  while (len >= 16) {
+    uint64_t w[2];
+    std::memcpy(w, p, 16);
+    a += (w[0] & 0xFFFFFFFF) + (w[0] >> 32);
+    b += (w[1] & 0xFFFFFFFF) + (w[1] >> 32);
+    p += 16;
+    len -= 16;
   }
-  while (len >= 8) {
+  if (len >= 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
-    acc = csum_add64(acc, w);
+    a += (w & 0xFFFFFFFF) + (w >> 32);
     p += 8;
     len -= 8;
   }
-  // At most 7 bytes left: their sum fits in 64 bits without carry.
-  uint64_t tail = 0;
   if (len >= 4) {
     uint32_t w;
     std::memcpy(&w, p, 4);
-    tail += w;
+    b += w;
     p += 4;
     len -= 4;
   }
   if (len >= 2) {
     uint16_t w;
     std::memcpy(&w, p, 2);
-    tail += w;
+    a += w;
     p += 2;
     len -= 2;
   }
   // An odd trailing byte is the high-order byte of a word padded with zero
   // (RFC 1071); in memory order that is the low byte of a little-endian load.
-  if (len) tail += *p;
-  return csum_fold64(csum_add64(acc, tail));
+  if (len) b += *p;
+  return csum_fold64(csum_add64(a, b));
 }
 
 // The IPv4 pseudo-header's sum (RFC 793 / 768), without a call per field.
