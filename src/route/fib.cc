@@ -12,6 +12,10 @@ int Fib::add_interface(const Interface& itf) {
   ifs_.push_back(itf);
   if_addrs_.push_back(itf.addr);
   if_macs_.push_back(itf.mac);
+  if (itf.addr != 0 && itf.prefix_len < 31) {
+    const Prefix p = connected_prefix(itf);
+    broadcasts_.push_back(__builtin_bswap32(p.addr | ~p.mask()));
+  }
   const int idx = static_cast<int>(ifs_.size() - 1);
   if (itf.addr == 0) return idx;  // live: no address yet, no connected route
   (void)add_route(connected_prefix(itf), 0, idx);
@@ -96,12 +100,8 @@ uint16_t Fib::addr_type(uint32_t addr_raw) const {
 }
 
 bool Fib::is_directed_broadcast(uint32_t addr_raw) const {
-  const uint32_t h = __builtin_bswap32(addr_raw);
-  for (const Interface& i : ifs_) {
-    if (i.prefix_len >= 31) continue;
-    const Prefix p = connected_prefix(i);
-    if (h == (p.addr | ~p.mask())) return true;
-  }
+  for (uint32_t b : broadcasts_)
+    if (b == addr_raw) return true;
   return false;
 }
 

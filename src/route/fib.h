@@ -101,6 +101,7 @@ class Fib {
   std::vector<Interface> ifs_;
   std::vector<uint32_t> if_addrs_;  // ifs_[i].addr, packed for the per-packet is_local scan
   std::vector<MacAddr> if_macs_;    // ifs_[i].mac, packed for the per-packet source MAC
+  std::vector<uint32_t> broadcasts_;  // connected prefixes' all-ones addresses (network order; not /31, /32)
   std::vector<RouteEntry> routes_;  // longest prefix first
   // Neighbours: open addressing, linear probing, power-of-two size at load
   // <= 1/2, keyed by address (0.0.0.0 marks an empty slot and is never a next hop).
