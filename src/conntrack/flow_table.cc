@@ -5,8 +5,19 @@
 
 namespace xnat {
 
+namespace {
+bool cpu_is_intel() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();  // FlowTable may be built before main (a static)
+  return __builtin_cpu_is("intel");
+#else
+  return false;
+#endif
+}
+}  // namespace
+
 FlowTable::FlowTable(uint32_t capacity, uint64_t buckets_hint, uint64_t seed, bool windows)
-    : capacity_(capacity), prefetch_lines_((__builtin_cpu_init(), __builtin_cpu_is("intel"))), seed_(seed) {
+    : capacity_(capacity), prefetch_lines_(cpu_is_intel()), seed_(seed) {
   uint64_t want = (uint64_t{capacity} * 2 * 4 + 2) / 3;  // 2 entries per flow, load <= 3/4
   if (buckets_hint > want) want = buckets_hint;
   if (want < 16) want = 16;

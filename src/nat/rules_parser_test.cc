@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
+
 #include "test_util.h"
 
 namespace xnat {
@@ -112,6 +114,16 @@ TEST(RulesParser, AcceptsEverySupportedForm) {
   EXPECT_TRUE(snat.target.range.random_fully);
   EXPECT_EQ(snat.target.range.max_ip, 0xC6130014u);
   EXPECT_EQ(r->nat.chains[0].rules[0].match.multi_ports.size(), 2u);
+}
+
+TEST(Prefix, MaskAtEveryLength) {
+  for (uint8_t len = 0; len <= 32; ++len) {
+    Prefix p;
+    p.len = len;
+    const uint32_t want = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+    EXPECT_EQ(p.mask(), want) << int(len);
+    EXPECT_EQ(std::popcount(p.mask()), len);
+  }
 }
 
 }  // namespace

@@ -1,14 +1,10 @@
 #include "packet/checksum.h"
 
-#include <bit>
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <random>
 #include <vector>
-
-#include "nat/rules.h"
 
 namespace xnat {
 namespace {
@@ -73,16 +69,6 @@ TEST(Checksum, TtlDecrementEqualsIncrementalUpdate) {
     c = csum_ttl_decremented(c);
     std::memcpy(&h[10], &c, 2);
     ASSERT_EQ(csum_fold(csum_partial(h, 20)), 0xFFFF) << i;
-  }
-}
-
-TEST(Prefix, MaskAtEveryLength) {
-  for (uint8_t len = 0; len <= 32; ++len) {
-    Prefix p;
-    p.len = len;
-    const uint32_t want = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-    EXPECT_EQ(p.mask(), want) << int(len);
-    EXPECT_EQ(std::popcount(p.mask()), len);
   }
 }
 
