@@ -229,7 +229,15 @@ class Conntrack {
   // Applies a packet travelling in direction `dir` to flow `idx`: protocol
   // state, timers, SEEN_REPLY and ASSURED. The flow may be deleted (RST as the
   // only reply); the packet is still accepted then.
-  TrackVerdict track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
+  // UDP, the common case with no state machine, is inline; the timer and
+  // the lists move only when something changed.
+  TrackVerdict track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
+    Flow& f = table_.flow(idx);
+    if (f.tuple[0].proto != kProtoUdp) return track_stateful(idx, dir, p, now_ms);
+    set_expiry(idx, udp_step(f, dir, now_ms), now_ms);
+    place_on_evict_list(idx);
+    return TrackVerdict::kAccept;
+  }
 
   void remove(uint32_t idx);
 
@@ -322,12 +330,48 @@ class Conntrack {
   static constexpr uint64_t kTickMs = 1000;
 
   Step advance(Flow& f, TcpWindow* w, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout);
+  // track() for every protocol but UDP.
+  TrackVerdict track_stateful(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
+  // advance() for UDP; returns the timeout to run on. nf_conntrack_proto_udp:
+  // seen both ways and still active two seconds after creation is a stream,
+  // with the longer timeout and ASSURED.
+  static TimeoutClass udp_step(Flow& f, int dir, uint64_t now_ms) {
+    TimeoutClass t = TimeoutClass::kUdp;
+    if ((f.status & kStatusSeenReply) && static_cast<int32_t>(static_cast<uint32_t>(now_ms) - f.created_ms32) > 2000) {
+      t = TimeoutClass::kUdpStream;
+      f.status |= kStatusAssured;
+    }
+    if (dir == 1) f.status |= kStatusSeenReply;
+    return t;
+  }
   // Step::kShorten: the new expiry, or 0 to leave it (nf_tcp_handle_invalid).
   uint64_t shortened_expiry(const Flow& f, uint64_t now_ms) const;
-  void set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms);
+  void set_expiry(uint32_t idx, TimeoutClass c, uint64_t now_ms) {
+    Flow& f = table_.flow(idx);
+    const uint64_t old = f.expires_ms;
+    f.timeout_class = c;
+    f.expires_ms = now_ms + settings_.timeout_ms(c);
+    // The wheel may pass a flow late but never early; a shorter expiry must
+    // move it. (A refresh seldom shortens it: the first test spares the divisions.)
+    if (f.expires_ms < old && f.expires_ms / kTickMs < old / kTickMs) [[unlikely]]
+      reschedule(idx);
+  }
+  void reschedule(uint32_t idx);
   void schedule(uint32_t idx);
   void unschedule(uint32_t idx);
-  void place_on_evict_list(uint32_t idx);
+  // Moves a flow to the eviction list its state calls for, if not on it.
+  void place_on_evict_list(uint32_t idx) {
+    const Flow& f = table_.flow(idx);
+    // FIN_WAIT..CLOSE: closing if over (connection_over), else half-closed.
+    EvictList want = EvictList::kNone;
+    if (f.tuple[0].proto == kProtoTcp && tcp_closing(f.tcp_state)) [[unlikely]]
+      want = connection_over(f) ? EvictList::kClosing : EvictList::kHalfClosed;
+    else if (!(f.status & kStatusSeenReply))
+      want = EvictList::kUnreplied;
+    if (want != f.evict_list) [[unlikely]]
+      move_to_evict_list(idx, want);
+  }
+  void move_to_evict_list(uint32_t idx, EvictList want);
   bool full() const {
     return table_.size() >= table_.capacity() ||
            (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) >= shard_.limit->max);
