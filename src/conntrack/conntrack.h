@@ -181,21 +181,14 @@ class Conntrack {
   // insert() will touch at random places (its by-source bucket, and the
   // slot, lines and links the flow will get), so the misses of a burst's
   // new flows overlap instead of coming one after another.
-  // As the table's flow lines: prefetch instructions on Intel, else loads.
+  // Brought in as the table's flow lines are (bring_in).
   void prefetch_new(const Tuple& orig, uint32_t n) const {
     const bool pf = table_.prefetches();
-    const uint32_t* b = &bysrc_[bysrc_bucket(orig)];
-    if (pf) __builtin_prefetch(b);
-    else asm volatile("" : : "r"(*b));
+    bring_in(&bysrc_[bysrc_bucket(orig)], pf);
     const uint32_t idx = table_.prefetch_free(n, orig.proto == kProtoTcp);
     if (idx == kNoRef) return;
-    if (pf) {
-      __builtin_prefetch(&links_[idx]);
-      __builtin_prefetch(&src_links_[idx]);
-    } else {
-      const uint32_t w = links_[idx].wheel_next, s = src_links_[idx].next;
-      asm volatile("" : : "r"(w), "r"(s));
-    }
+    bring_in(&links_[idx], pf);
+    bring_in(&src_links_[idx], pf);
   }
 
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found

@@ -116,22 +116,10 @@ class FlowTable {
   static_assert(sizeof(Slot) == 8);
 
   size_t home(uint64_t h) const { return static_cast<uint32_t>(h >> 32) & mask_; }
-  // Brings a flow's line, and for TCP its window's, into the cache: a
-  // prefetch instruction on Intel, else a load whose value an empty asm
-  // keeps without using it.
+  // Brings a flow's line, and for TCP its window's, into the cache.
   void load_flow(uint32_t idx, bool tcp) const {
-    const bool window = tcp && windows_.size();
-    if (prefetch_lines_) {
-      __builtin_prefetch(&flows_[idx]);
-      if (window) __builtin_prefetch(&windows_[idx]);
-      return;
-    }
-    const uint32_t v = flows_[idx].tuple[0].src;
-    asm volatile("" : : "r"(v));
-    if (window) {
-      const uint32_t e = windows_[idx].seen[0].end;
-      asm volatile("" : : "r"(e));
-    }
+    bring_in(&flows_[idx], prefetch_lines_);
+    if (tcp && windows_.size()) bring_in(&windows_[idx], prefetch_lines_);
   }
   void index_insert(uint64_t h, uint32_t ref);
   void index_erase(uint64_t h, uint32_t ref);

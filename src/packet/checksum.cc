@@ -10,7 +10,7 @@ uint32_t csum_partial(const void* data, size_t len, uint32_t sum) {
   // accumulators: no carry is lost below 16 GiB, and unlike an add-with-carry
   // chain the additions do not wait on each other's carries. The sum of the
   // 16-bit words is kept modulo 0xFFFF, as 2^32 is 1 modulo 0xFFFF.
-  // (Callgrind: 44 instructions for a 20-byte header with 4-byte loads.)
+  // (Parsing sums the usual 20-byte IPv4 header with ipv4_header_sum instead.)
   uint64_t a = sum, b = 0;
   while (len >= 16) {
     uint64_t w[2];
