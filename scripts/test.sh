@@ -28,9 +28,10 @@ for f in engine rules; do
   work=$(mktemp -d)
   cp fuzz/corpus/"$f"/* "$work"/ 2>/dev/null || true
   log="$work.log"
-  if ! ./build-fuzz/${f}_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$work" >"$log" 2>&1; then
+  if ! ./build-fuzz/${f}_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+       -artifact_prefix=build-fuzz/"$f"- "$work" >"$log" 2>&1; then
     cat "$log"
-    echo "fuzzer ${f}_fuzz found a failure (reproducer saved as crash-* above)"
+    echo "fuzzer ${f}_fuzz found a failure (reproducer saved as build-fuzz/${f}-crash-*; replay it with ./build-fuzz/${f}_fuzz FILE)"
     rm -rf "$work" "$log"
     exit 1
   fi
