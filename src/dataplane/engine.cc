@@ -306,22 +306,23 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
   counters_.inc(Counter::handoffs);
 }
 
-bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh) {
-  if (cfg_.fib.is_local(dst)) {
-    to_host(pkt);
-    return false;
-  }
-  if (!cfg_.fib.lookup(dst, nh)) {
-    send_icmp_error(pkt, p, kIcmpDestUnreach, 0 /* net unreachable */, Counter::drop_no_route);
-    return false;
-  }
+[[gnu::always_inline]] inline bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh) {
+  const RouteKind k = cfg_.fib.resolve(dst, nh);
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3);
-  if (ip->ttl <= 1 && pkt.in_if != kHostPort) {
-    send_icmp_error(pkt, p, kIcmpTimeExceeded, 0 /* TTL exceeded in transit */,
-                    Counter::drop_ttl_expired);
-    return false;
+  if (k == RouteKind::kForward && (ip->ttl > 1 || pkt.in_if == kHostPort)) [[likely]] return true;
+  not_routed(pkt, p, k);
+  return false;
+}
+// Out of line: what route() does with a packet it does not forward.
+[[gnu::noinline, gnu::cold]] void Engine::not_routed(Packet& pkt, const ParsedPacket& p, RouteKind k) {
+  switch (k) {
+    case RouteKind::kLocal:
+      return to_host(pkt);
+    case RouteKind::kNone:
+      return send_icmp_error(pkt, p, kIcmpDestUnreach, 0 /* net unreachable */, Counter::drop_no_route);
+    case RouteKind::kForward:  // a route, but the TTL runs out here
+      return send_icmp_error(pkt, p, kIcmpTimeExceeded, 0 /* TTL exceeded in transit */, Counter::drop_ttl_expired);
   }
-  return true;
 }
 
 [[gnu::always_inline]] inline void Engine::emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh, bool own_output) {

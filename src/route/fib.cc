@@ -8,6 +8,16 @@
 
 namespace xnat {
 
+Fib::Fib() : hops_{Hop{}, Hop{RouteKind::kLocal, -1, 0}}, lpm_(std::make_shared<Lpm>()) {
+  // The kernel's local table holds 127.0.0.0/8 whole.
+  lpm_->insert(0x7F000000, 8, kLocalRank + 8, 1);
+}
+
+Lpm& Fib::lpm_for_write() {
+  if (lpm_.use_count() > 1) lpm_ = std::make_shared<Lpm>(*lpm_);
+  return *lpm_;
+}
+
 int Fib::add_interface(const Interface& itf) {
   ifs_.push_back(itf);
   if_addrs_.push_back(itf.addr);
@@ -18,6 +28,7 @@ int Fib::add_interface(const Interface& itf) {
   }
   const int idx = static_cast<int>(ifs_.size() - 1);
   if (itf.addr == 0) return idx;  // live: no address yet, no connected route
+  lpm_for_write().insert(__builtin_bswap32(itf.addr), 32, kLocalRank + 32, 1);
   (void)add_route(connected_prefix(itf), 0, idx);
   return idx;
 }
@@ -25,22 +36,28 @@ int Fib::add_interface(const Interface& itf) {
 std::optional<std::string> Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
   if (ifindex < 0) {
     if (!gateway) return "a route needs a gateway ('via') or an interface ('dev')";
-    NextHop nh;
-    // Only connected prefixes resolve a gateway (no recursive routes).
+    // Only connected prefixes resolve a gateway (no recursive routes): the
+    // longest holding it, the first added of two equal ones.
     const uint32_t gh = __builtin_bswap32(gateway);
-    for (const RouteEntry& r : routes_)
-      if (!r.gateway && r.prefix.contains(gh)) {
-        nh.ifindex = r.ifindex;
-        break;
-      }
-    if (nh.ifindex < 0)
-      return fmt::format("gateway {} is not on any interface's connected prefix", ip_to_string(gateway));
-    ifindex = nh.ifindex;
+    const RouteEntry* best = nullptr;
+    for (const RouteEntry& r : direct_)
+      if (r.prefix.contains(gh) && (!best || r.prefix.len > best->prefix.len)) best = &r;
+    if (!best) return fmt::format("gateway {} is not on any interface's connected prefix", ip_to_string(gateway));
+    ifindex = best->ifindex;
   }
-  RouteEntry e{p, ifindex, gateway};
-  auto at = std::find_if(routes_.begin(), routes_.end(),
-                         [&](const RouteEntry& r) { return r.prefix.len < p.len; });
-  routes_.insert(at, e);
+  const uint64_t key = (uint64_t{static_cast<uint32_t>(ifindex)} << 32) | gateway;
+  auto [it, added] = hop_index_.try_emplace(key, static_cast<uint32_t>(hops_.size()));
+  if (added) {
+    if (hops_.size() > Lpm::kMaxValue) {
+      hop_index_.erase(it);
+      return "too many distinct next hops for the route table";
+    }
+    hops_.push_back(Hop{RouteKind::kForward, ifindex, gateway});
+  }
+  if (!lpm_for_write().insert(p.addr, p.len, p.len, it->second))
+    return fmt::format("route {}/{}: the route table is full", ip_to_string(__builtin_bswap32(p.addr)), p.len);
+  routes_.push_back(RouteEntry{p, ifindex, gateway});
+  if (!gateway) direct_.push_back(routes_.back());
   return std::nullopt;
 }
 

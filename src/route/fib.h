@@ -2,19 +2,24 @@
 // (longest-prefix match), neighbours (next hop -> MAC), and the address
 // classification addrtype needs.
 //
-// Routes are few on a NAT gateway (connected prefixes plus a default); they are
-// kept sorted by prefix length, longest first, and scanned. A table with
-// thousands of routes would want a DIR-24-8 or Poptrie; the interface is
-// ready for that swap.
+// Routes and the gateway's own addresses are looked up together in one
+// longest-prefix-match table (lpm.h: at most three reads, whatever the
+// number of routes), the local addresses ranked above every route as the
+// kernel's local table is consulted before its main one. The table is shared
+// between copies of a Fib (the live gateway's workers each take one) and
+// copied only when a shared one is changed.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "nat/rules.h"
 #include "packet/headers.h"
+#include "route/lpm.h"
 
 namespace xnat {
 
@@ -44,8 +49,16 @@ struct NextHop {
   uint32_t addr = 0;  // network order: the gateway, or the destination itself
 };
 
+// What a destination resolves to.
+enum class RouteKind : uint8_t {
+  kNone,     // no route
+  kLocal,    // one of the gateway's own addresses, or 127/8
+  kForward,  // forwarded: the NextHop says where
+};
+
 class Fib {
  public:
+  Fib();
   // Returns the interface's index.
   int add_interface(const Interface& itf);
   // Adds a route. `ifindex` < 0: take the interface whose connected prefix holds
@@ -56,7 +69,7 @@ class Fib {
   const std::vector<Interface>& interfaces() const { return ifs_; }
   // ifs_.size() without the division by sizeof(Interface) (per packet).
   size_t interface_count() const { return if_addrs_.size(); }
-  const std::vector<RouteEntry>& routes() const { return routes_; }
+  const std::vector<RouteEntry>& routes() const { return routes_; }  // in the order added
   template <typename Fn>
   void for_each_neighbor(Fn&& fn) const {
     for (const Neighbor& n : neighbors_)
@@ -66,18 +79,19 @@ class Fib {
   const MacAddr& interface_mac(int i) const { return if_macs_[i]; }
   int find_interface(const std::string& name) const;
 
-  // Longest-prefix match. False when no route covers `dst`.
-  bool lookup(uint32_t dst_raw, NextHop* out) const {
-    const uint32_t h = __builtin_bswap32(dst_raw);
-    for (const RouteEntry& r : routes_) {
-      if (r.prefix.contains(h)) {
-        out->ifindex = r.ifindex;
-        out->addr = r.gateway ? r.gateway : dst_raw;
-        return true;
-      }
-    }
-    return false;
+  // The local table, then longest-prefix match over the routes.
+  RouteKind resolve(uint32_t dst_raw, NextHop* out) const {
+    const uint32_t v = lpm_->lookup(__builtin_bswap32(dst_raw));
+    const Hop& h = hops_[v];  // hops_[0]: no route
+    if (h.kind != RouteKind::kForward) return h.kind;
+    out->ifindex = h.ifindex;
+    out->addr = h.gateway ? h.gateway : dst_raw;
+    return RouteKind::kForward;
   }
+  // Longest-prefix match. False when no route covers `dst`, and for local addresses.
+  bool lookup(uint32_t dst_raw, NextHop* out) const { return resolve(dst_raw, out) == RouteKind::kForward; }
+  // Memory of the lookup table (shared between copies).
+  size_t lookup_table_bytes() const { return lpm_->memory_bytes(); }
   const MacAddr* neighbor(uint32_t addr_raw) const;
 
   // Index of the interface owning this address, or -1.
@@ -87,7 +101,7 @@ class Fib {
     return -1;
   }
   bool is_local(uint32_t addr_raw) const {
-    return local_interface(addr_raw) >= 0 || (__builtin_bswap32(addr_raw) >> 24) == 127;
+    return hops_[lpm_->lookup(__builtin_bswap32(addr_raw))].kind == RouteKind::kLocal;
   }
   // The all-ones host address of a connected prefix (not /31, /32).
   bool is_directed_broadcast(uint32_t addr_raw) const;
@@ -102,7 +116,20 @@ class Fib {
   std::vector<uint32_t> if_addrs_;  // ifs_[i].addr, packed for the per-packet is_local scan
   std::vector<MacAddr> if_macs_;    // ifs_[i].mac, packed for the per-packet source MAC
   std::vector<uint32_t> broadcasts_;  // connected prefixes' all-ones addresses (network order; not /31, /32)
-  std::vector<RouteEntry> routes_;  // longest prefix first
+  std::vector<RouteEntry> routes_;  // in the order added
+  std::vector<RouteEntry> direct_;  // those without a gateway, which resolve gateways
+  // Lookup results, deduplicated: [0] no route, [1] local, then next hops.
+  struct Hop {
+    RouteKind kind = RouteKind::kNone;
+    int ifindex = -1;
+    uint32_t gateway = 0;  // network order
+  };
+  std::vector<Hop> hops_;
+  std::unordered_map<uint64_t, uint32_t> hop_index_;  // {ifindex, gateway} -> index in hops_
+  std::shared_ptr<Lpm> lpm_;  // values index hops_
+  Lpm& lpm_for_write();
+  // Local addresses outrank every route, whatever its length.
+  static constexpr uint8_t kLocalRank = 64;
   // Neighbours: open addressing, linear probing, power-of-two size at load
   // <= 1/2, keyed by address (0.0.0.0 marks an empty slot and is never a next hop).
   struct Neighbor {

@@ -68,5 +68,71 @@ TEST(Fib, LongestPrefixWins) {
   EXPECT_EQ(nh.addr, ip("198.51.100.1"));
 }
 
+TEST(Fib, LocalAddressesWinOverRoutesAndResolveToLocal) {
+  Fib fib = three_interfaces();
+  Prefix p;
+  p.addr = 0x0A010201;  // 10.1.2.1/32: a route to the gateway's own address
+  p.len = 32;
+  ASSERT_FALSE(fib.add_route(p, ip("198.51.100.1"), -1));
+  NextHop nh;
+  EXPECT_EQ(fib.resolve(ip("10.1.2.1"), &nh), RouteKind::kLocal);
+  EXPECT_FALSE(fib.lookup(ip("10.1.2.1"), &nh));
+  EXPECT_EQ(fib.resolve(ip("127.3.4.5"), &nh), RouteKind::kLocal);
+  EXPECT_EQ(fib.resolve(ip("8.8.8.8"), &nh), RouteKind::kNone);  // no default route
+  ASSERT_EQ(fib.resolve(ip("198.51.100.1"), &nh), RouteKind::kForward);
+  EXPECT_EQ(nh.ifindex, 1);
+  EXPECT_EQ(nh.addr, ip("198.51.100.1"));
+}
+
+TEST(Fib, OfTwoEqualPrefixesTheFirstAddedIsUsed) {
+  // The live gateway adds the kernel's routes lowest metric first.
+  Fib fib = three_interfaces();
+  ASSERT_FALSE(fib.add_route(Prefix{0, 0}, ip("198.51.100.1"), -1));
+  ASSERT_FALSE(fib.add_route(Prefix{0, 0}, ip("10.1.2.9"), -1));
+  NextHop nh;
+  ASSERT_TRUE(fib.lookup(ip("8.8.8.8"), &nh));
+  EXPECT_EQ(nh.addr, ip("198.51.100.1"));
+  ASSERT_EQ(fib.routes().size(), 3u + 2u);  // three connected, two defaults
+}
+
+TEST(Fib, ACopyKeepsItsRoutesWhenTheOriginalChanges) {
+  Fib a = three_interfaces();
+  const Fib b = a;  // as a worker copies the gateway's
+  Prefix p;
+  p.addr = 0x0A000000;
+  p.len = 8;
+  ASSERT_FALSE(a.add_route(p, ip("10.1.2.9"), -1));
+  a.add_interface(Interface{"new", ip("10.5.0.1"), 16, MacAddr{}});
+  NextHop nh;
+  EXPECT_TRUE(a.lookup(ip("10.200.0.1"), &nh));
+  EXPECT_FALSE(b.lookup(ip("10.200.0.1"), &nh));
+  EXPECT_TRUE(a.is_local(ip("10.5.0.1")));
+  EXPECT_FALSE(b.is_local(ip("10.5.0.1")));
+}
+
+TEST(Fib, AThousandRoutesResolveByLongestPrefix) {
+  Fib fib = three_interfaces();
+  // 10.x.y.0/24 via 10.1.2.(2 + x % 200), for 1 000 x.y; 10.0.0.0/8 via 10.1.2.250.
+  Prefix p8;
+  p8.addr = 0x0A000000;
+  p8.len = 8;
+  ASSERT_FALSE(fib.add_route(p8, ip("10.1.2.250"), -1));
+  for (uint32_t k = 0; k < 1000; ++k) {
+    Prefix p;
+    p.addr = 0x0A000000 | ((k + 512) << 8);  // from 10.2.0.0 up: clear of the connected 10.1.2/24
+    p.len = 24;
+    ASSERT_FALSE(fib.add_route(p, __builtin_bswap32(0x0A010202 + k % 200), -1));
+  }
+  for (uint32_t k = 0; k < 1000; ++k) {
+    NextHop nh;
+    ASSERT_TRUE(fib.lookup(__builtin_bswap32(0x0A000000 | ((k + 512) << 8) | 77), &nh));
+    EXPECT_EQ(nh.addr, __builtin_bswap32(0x0A010202 + k % 200));
+    EXPECT_EQ(nh.ifindex, 0);
+  }
+  NextHop nh;
+  ASSERT_TRUE(fib.lookup(ip("10.9.0.1"), &nh));  // beyond the /24s: the /8
+  EXPECT_EQ(nh.addr, ip("10.1.2.250"));
+}
+
 }  // namespace
 }  // namespace xnat
