@@ -61,12 +61,6 @@ std::optional<std::string> Fib::add_route(const Prefix& p, uint32_t gateway, int
   return std::nullopt;
 }
 
-namespace {
-size_t neighbor_slot(uint32_t addr, size_t mask) {
-  return static_cast<size_t>((uint64_t{addr} * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-}
-}  // namespace
-
 void Fib::add_neighbor(uint32_t addr, const MacAddr& mac) {
   if (addr == 0) return;
   if ((neighbor_count_ + 1) * 2 > neighbors_.size()) {
@@ -87,15 +81,6 @@ void Fib::add_neighbor(uint32_t addr, const MacAddr& mac) {
       ++neighbor_count_;
       return;
     }
-  }
-}
-
-const MacAddr* Fib::neighbor(uint32_t addr_raw) const {
-  if (neighbors_.empty() || addr_raw == 0) return nullptr;
-  const size_t mask = neighbors_.size() - 1;
-  for (size_t i = neighbor_slot(addr_raw, mask);; i = (i + 1) & mask) {
-    if (neighbors_[i].addr == addr_raw) return &neighbors_[i].mac;
-    if (neighbors_[i].addr == 0) return nullptr;
   }
 }
 

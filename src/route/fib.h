@@ -92,7 +92,14 @@ class Fib {
   bool lookup(uint32_t dst_raw, NextHop* out) const { return resolve(dst_raw, out) == RouteKind::kForward; }
   // Memory of the lookup table (shared between copies).
   size_t lookup_table_bytes() const { return lpm_->memory_bytes(); }
-  const MacAddr* neighbor(uint32_t addr_raw) const;
+  const MacAddr* neighbor(uint32_t addr_raw) const {
+    if (neighbors_.empty() || addr_raw == 0) return nullptr;
+    const size_t mask = neighbors_.size() - 1;
+    for (size_t i = neighbor_slot(addr_raw, mask);; i = (i + 1) & mask) {
+      if (neighbors_[i].addr == addr_raw) return &neighbors_[i].mac;
+      if (neighbors_[i].addr == 0) return nullptr;
+    }
+  }
 
   // Index of the interface owning this address, or -1.
   int local_interface(uint32_t addr_raw) const {
@@ -137,6 +144,9 @@ class Fib {
     MacAddr mac{};
   };
   std::vector<Neighbor> neighbors_;
+  static size_t neighbor_slot(uint32_t addr, size_t mask) {
+    return static_cast<size_t>((uint64_t{addr} * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+  }
   size_t neighbor_count_ = 0;
 };
 
