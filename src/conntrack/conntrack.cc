@@ -61,16 +61,10 @@ size_t Conntrack::bytes_per_flow() const {
   return (memory_bytes() - fixed + table_.capacity() - 1) / table_.capacity();
 }
 
-uint32_t Conntrack::find(const Tuple& t, uint64_t h, uint64_t now_ms) {
-  uint32_t ref = table_.find(t, h);
-  if (ref == kNoRef) return kNoRef;
-  if (table_.flow(ref >> 1).expires_ms <= now_ms) {
-    ++stats_.expired;
-    remove(ref >> 1);
-    return kNoRef;
-  }
-  ++stats_.found;
-  return ref;
+uint32_t Conntrack::remove_expired(uint32_t ref) {
+  ++stats_.expired;
+  remove(ref >> 1);
+  return kNoRef;
 }
 
 bool Conntrack::can_open(const ParsedPacket& p) const {

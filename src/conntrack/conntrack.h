@@ -193,7 +193,13 @@ class Conntrack {
 
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found
   // past its expiry is deleted on the spot and reported absent.
-  uint32_t find(const Tuple& t, uint64_t h, uint64_t now_ms);
+  uint32_t find(const Tuple& t, uint64_t h, uint64_t now_ms) {
+    const uint32_t ref = table_.find(t, h);
+    if (ref == kNoRef) return kNoRef;
+    if (table_.flow(ref >> 1).expires_ms <= now_ms) [[unlikely]] return remove_expired(ref);
+    ++stats_.found;
+    return ref;
+  }
   // Whether a flow holds `t`: in this table, or (several workers) another
   // worker's flow whose reply tuple is in the directory.
   bool tuple_in_use(const Tuple& t, uint64_t now_ms) {
@@ -324,6 +330,8 @@ class Conntrack {
 
   Step advance(Flow& f, TcpWindow* w, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout);
   // track() for every protocol but UDP.
+  // find()'s rare case: the flow found is past its expiry. Deletes it; kNoRef.
+  uint32_t remove_expired(uint32_t ref);
   TrackVerdict track_stateful(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
   // advance() for UDP; returns the timeout to run on. nf_conntrack_proto_udp:
   // seen both ways and still active two seconds after creation is a stream,

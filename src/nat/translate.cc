@@ -78,7 +78,7 @@ void flow_compute_deltas(Flow& f) {
   }
 }
 
-void rewrite_flow_packet(uint8_t* frame, const ParsedPacket& p, const Flow& f, int d) {
+void rewrite_flow_packet_other(uint8_t* frame, const ParsedPacket& p, const Flow& f, int d) {
   rewrite_at(frame, p.l3, p.l4, p.l4_len, f.tuple[d], flow_output_tuple(f, d),
              Deltas{f.ip_delta[d], f.l4_delta[d]});
 }
@@ -123,12 +123,6 @@ void rewrite_stateless(uint8_t* frame, ParsedPacket& p, bool src, const Prefix& 
     p.inner = in_to;
     recompute_icmp_checksum(frame, p);
   }
-}
-
-void decrement_ttl(uint8_t* frame, const ParsedPacket& p) {
-  auto* ip = reinterpret_cast<Ipv4Hdr*>(frame + p.l3);
-  ip->ttl = static_cast<uint8_t>(ip->ttl - 1);
-  ip->check = csum_ttl_decremented(ip->check);
 }
 
 }  // namespace xnat

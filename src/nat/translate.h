@@ -7,6 +7,8 @@
 
 #include "conntrack/flow.h"
 #include "nat/rules.h"
+#include "packet/checksum.h"
+#include "packet/headers.h"
 #include "packet/parse.h"
 
 namespace xnat {
@@ -20,8 +22,29 @@ void flow_compute_deltas(Flow& f);
 inline bool flow_translates(const Flow& f) { return f.status & (kStatusSrcNat | kStatusDstNat); }
 
 // Rewrites the addresses and ports (ICMP: identifier) of a packet travelling in
-// direction d of the flow, adjusting checksums incrementally.
-void rewrite_flow_packet(uint8_t* frame, const ParsedPacket& p, const Flow& f, int d);
+// direction d of the flow, adjusting checksums incrementally. TCP and UDP, the
+// per-packet case, inline; other protocols through rewrite_flow_packet_other.
+void rewrite_flow_packet_other(uint8_t* frame, const ParsedPacket& p, const Flow& f, int d);
+inline void rewrite_flow_packet(uint8_t* frame, const ParsedPacket& p, const Flow& f, int d) {
+  const uint8_t proto = f.tuple[d].proto;
+  if (proto != kProtoTcp && proto != kProtoUdp) [[unlikely]]
+    return rewrite_flow_packet_other(frame, p, f, d);
+  const Tuple& r = f.tuple[1 - d];  // the packet leaves as invert(r)
+  auto* ip = reinterpret_cast<Ipv4Hdr*>(frame + p.l3);
+  ip->saddr.raw = r.dst;
+  ip->daddr.raw = r.src;
+  ip->check = csum_apply(ip->check, f.ip_delta[d]);
+  uint8_t* th = frame + p.l4;
+  if (p.l4_len >= 4) {
+    store16(th, r.dport);
+    store16(th + 2, r.sport);
+  }
+  if (proto == kProtoTcp) {
+    if (p.l4_len >= 18) store16(th + 16, csum_apply(load16(th + 16), f.l4_delta[d]));
+  } else if (p.l4_len >= 8) {
+    store16(th + 6, csum_apply_udp(load16(th + 6), f.l4_delta[d]));
+  }
+}
 
 // An ICMP error whose embedded datagram belongs to flow f, arriving in
 // direction d (the direction opposite to the embedded datagram's). Restores the
@@ -35,6 +58,10 @@ void rewrite_icmp_error(uint8_t* frame, ParsedPacket& p, const Flow& f, int d);
 void rewrite_stateless(uint8_t* frame, ParsedPacket& p, bool src, const Prefix& to);
 
 // TTL - 1 with the header checksum adjusted; the caller checked TTL > 1.
-void decrement_ttl(uint8_t* frame, const ParsedPacket& p);
+inline void decrement_ttl(uint8_t* frame, const ParsedPacket& p) {
+  auto* ip = reinterpret_cast<Ipv4Hdr*>(frame + p.l3);
+  ip->ttl = static_cast<uint8_t>(ip->ttl - 1);
+  ip->check = csum_ttl_decremented(ip->check);
+}
 
 }  // namespace xnat
