@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "conntrack/huge_array.h"
+
 namespace xnat {
 
 class Lpm {
@@ -65,7 +67,7 @@ class Lpm {
   uint32_t group_under(bool in_root, size_t at);
 
   std::vector<uint32_t> root_;
-  std::vector<uint32_t> groups_;
+  std::vector<uint32_t, HugePageAllocator<uint32_t>> groups_;  // a full table's are tens of MiB
 };
 
 }  // namespace xnat
