@@ -93,6 +93,21 @@ TEST(Lpm, CopiesAreIndependent) {
   EXPECT_EQ(b.lookup(0x0A010281), 5u);
 }
 
+// Over 1 MiB of groups: they come from 2 MiB pages (HugePageAllocator),
+// through growth and through a copy.
+TEST(Lpm, LargeTablesOnHugePagesGrowAndCopy) {
+  Lpm t;
+  for (uint32_t k = 0; k < 3000; ++k) ASSERT_TRUE(t.insert((k << 16) | 0x0100, 24, 24, 1 + k));
+  EXPECT_EQ(t.group_count(), 3000u);
+  EXPECT_GT(t.memory_bytes(), size_t{3} << 20);
+  const Lpm copy = t;
+  for (uint32_t k = 0; k < 3000; ++k) {
+    ASSERT_EQ(t.lookup((k << 16) | 0x0107), 1 + k);
+    ASSERT_EQ(copy.lookup((k << 16) | 0x0107), 1 + k);
+    ASSERT_EQ(t.lookup((k << 16) | 0x0207), 0u);
+  }
+}
+
 // Random tables against the definition, probing each prefix's edges and
 // neighbourhood and random addresses. Prefixes cluster under a few /16s so
 // that groups of both levels are made, filled and overwritten in every order.
