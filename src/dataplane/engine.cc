@@ -120,7 +120,7 @@ RulePacket Engine::rule_packet(const ParsedPacket& p, int in_if) const {
   return rp;
 }
 
-void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now) {
+[[gnu::always_inline]] inline void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now) {
   if (!pkt.hops) counters_.inc(Counter::rx_frames);  // once, by the worker that received it
   pkt.out_if = -1;
   pkt.reason = Counter::kCount;
