@@ -176,7 +176,7 @@ class Conntrack {
   const ConntrackSettings& settings() const { return settings_; }
   uint64_t hash(const Tuple& t) const { return table_.hash(t); }
   void prefetch(uint64_t h) const { table_.prefetch(h); }
-  bool prefetch_flow(uint64_t h, bool tcp) const { return table_.prefetch_flow(h, tcp); }
+  uint32_t prefetch_flow(uint64_t h, bool tcp) const { return table_.prefetch_flow(h, tcp); }
   // For the n-th packet of a burst that will likely open a flow: loads what
   // insert() will touch at random places (its by-source bucket, and the
   // slot, lines and links the flow will get), so the misses of a burst's

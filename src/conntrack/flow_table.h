@@ -34,6 +34,7 @@
 namespace xnat {
 
 inline constexpr uint32_t kNoRef = UINT32_MAX;
+inline constexpr uint32_t kProbeOn = UINT32_MAX - 1;  // prefetch_flow: not settled (never a ref)
 
 class FlowTable {
  public:
@@ -53,19 +54,21 @@ class FlowTable {
   // Xeon (Emerald Rapids, KVM) the load holds up retirement and the prefetch
   // is the faster: 9.0-9.2 against 8.0-8.6 Mpps.
   // A TCP packet's flow also has its window state loaded, when kept.
-  // Returns false when no entry has the tag: the packet most likely opens a
-  // new flow.
-  bool prefetch_flow(uint64_t h, bool tcp) const {
+  // Returns the ref whose flow was loaded (that of the first slot with the
+  // tag: almost always the packet's); kNoRef when no slot has the tag, so the
+  // packet most likely opens a new flow; kProbeOn when four slots did not
+  // settle it.
+  uint32_t prefetch_flow(uint64_t h, bool tcp) const {
     const uint32_t tag = static_cast<uint32_t>(h >> 32);
     for (size_t pos = tag & mask_, n = 0; n < 4; pos = (pos + 1) & mask_, ++n) {
       const Slot s = slots_[pos];
-      if (s.ref == kNoRef) return false;
+      if (s.ref == kNoRef) return kNoRef;
       if (s.tag == tag) {
         load_flow(s.ref >> 1, tcp);
-        return true;
+        return s.ref;
       }
     }
-    return true;  // not known: the probe goes on past four slots
+    return kProbeOn;
   }
   // The same for the flow slot alloc() will hand out n allocations from now
   // (a burst's n-th new flow); returns it, or kNoRef past the end.

@@ -68,10 +68,19 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
     // touches is loaded too.
     if (m > 1) {
       uint32_t fresh = 0;
-      for (size_t i = 0; i < m; ++i)
-        if (status_[i] == ParseStatus::kOk && !parsed_[i].icmp_error &&
-            !ct_.prefetch_flow(hash_[i], parsed_[i].tuple.proto == kProtoTcp))
-          ct_.prefetch_new(parsed_[i].tuple, fresh++);
+      for (size_t i = 0; i < m; ++i) {
+        found_[i] = kNoRef;
+        if (status_[i] == ParseStatus::kOk && !parsed_[i].icmp_error) {
+          found_[i] = ct_.prefetch_flow(hash_[i], parsed_[i].tuple.proto == kProtoTcp);
+          if (found_[i] == kNoRef) ct_.prefetch_new(parsed_[i].tuple, fresh++);
+        }
+      }
+      // Stage 2b: the neighbour entry each found flow will leave through. With
+      // many neighbours (65 000 clients on one LAN) it is a third random line
+      // per packet: loading it here, for the whole burst at once, took 1 M
+      // flows from 10.1-10.4 to 10.8-11.0 Mpps. A prefetch instruction in its
+      // place, here or four or eight packets ahead in stage 3, gained 0-3 %.
+      for (size_t i = 0; i < m; ++i) bring_in_next_hop(found_[i]);
     }
     // Stage 3: look up, track, translate, route.
     for (size_t i = 0; i < m; ++i) {
@@ -87,6 +96,15 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
     pkts += m;
     n -= m;
   }
+}
+
+// A packet of direction d leaves for invert(tuple[1 - d]).dst, which is
+// tuple[1 - d].src: its neighbour if directly connected. A routed
+// destination's neighbour is its gateway, one entry, hot anyway; a ref from a
+// tag that matched another flow costs one line for nothing.
+inline void Engine::bring_in_next_hop(uint32_t ref) const {
+  if (ref >= kProbeOn) return;
+  cfg_.fib.bring_in_neighbor(ct_.flow(ref >> 1).tuple[(ref & 1) ^ 1].src);
 }
 
 void Engine::drop(Packet& pkt, DropReason r) {

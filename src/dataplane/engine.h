@@ -138,6 +138,8 @@ class Engine {
   ParsedPacket parsed_[kBurst];
   ParseStatus status_[kBurst];
   uint64_t hash_[kBurst];
+  uint32_t found_[kBurst];  // stage 2: the ref whose flow line was fetched (FlowTable::prefetch_flow)
+  void bring_in_next_hop(uint32_t ref) const;
 };
 
 }  // namespace xnat

@@ -65,13 +65,13 @@ void Fib::add_neighbor(uint32_t addr, const MacAddr& mac) {
   if (addr == 0) return;
   if ((neighbor_count_ + 1) * 2 > neighbors_.size()) {
     std::vector<Neighbor> old = std::move(neighbors_);
-    neighbors_.assign(std::max<size_t>(16, old.size() * 2), Neighbor{});
+    neighbors_.assign(old.size() * 2, Neighbor{});
+    neighbor_mask_ = neighbors_.size() - 1;
     neighbor_count_ = 0;
     for (const Neighbor& n : old)
       if (n.addr) add_neighbor(n.addr, n.mac);
   }
-  const size_t mask = neighbors_.size() - 1;
-  for (size_t i = neighbor_slot(addr, mask);; i = (i + 1) & mask) {
+  for (size_t i = neighbor_slot(addr, neighbor_mask_);; i = (i + 1) & neighbor_mask_) {
     if (neighbors_[i].addr == addr) {
       neighbors_[i].mac = mac;
       return;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "nat/rules.h"
+#include "conntrack/huge_array.h"
 #include "packet/headers.h"
 #include "route/lpm.h"
 
@@ -92,10 +93,14 @@ class Fib {
   bool lookup(uint32_t dst_raw, NextHop* out) const { return resolve(dst_raw, out) == RouteKind::kForward; }
   // Memory of the lookup table (shared between copies).
   size_t lookup_table_bytes() const { return lpm_->memory_bytes(); }
+  // Loads the entry neighbor(addr_raw) will read first, ahead of the lookup
+  // (a real load: see Engine::process_burst).
+  void bring_in_neighbor(uint32_t addr_raw) const {
+    bring_in(&neighbors_[neighbor_slot(addr_raw, neighbor_mask_)], false);
+  }
   const MacAddr* neighbor(uint32_t addr_raw) const {
-    if (neighbors_.empty() || addr_raw == 0) return nullptr;
-    const size_t mask = neighbors_.size() - 1;
-    for (size_t i = neighbor_slot(addr_raw, mask);; i = (i + 1) & mask) {
+    if (addr_raw == 0) return nullptr;
+    for (size_t i = neighbor_slot(addr_raw, neighbor_mask_);; i = (i + 1) & neighbor_mask_) {
       if (neighbors_[i].addr == addr_raw) return &neighbors_[i].mac;
       if (neighbors_[i].addr == 0) return nullptr;
     }
@@ -143,7 +148,8 @@ class Fib {
     uint32_t addr = 0;
     MacAddr mac{};
   };
-  std::vector<Neighbor> neighbors_;
+  std::vector<Neighbor> neighbors_ = std::vector<Neighbor>(16);  // never empty
+  size_t neighbor_mask_ = 15;                                      // neighbors_.size() - 1
   static size_t neighbor_slot(uint32_t addr, size_t mask) {
     return static_cast<size_t>((uint64_t{addr} * 0x9E3779B97F4A7C15ull) >> 32) & mask;
   }
