@@ -134,5 +134,24 @@ TEST(Fib, AThousandRoutesResolveByLongestPrefix) {
   EXPECT_EQ(nh.addr, ip("10.1.2.250"));
 }
 
+TEST(Fib, NeighboursFromEmptyThroughGrowth) {
+  Fib fib;
+  EXPECT_EQ(fib.neighbor(ip("10.0.0.1")), nullptr);  // a fresh table
+  EXPECT_EQ(fib.neighbor(0), nullptr);
+  for (uint32_t k = 1; k <= 1000; ++k) fib.add_neighbor(__builtin_bswap32(0x0A000000 + k), MacAddr{{2, 0, 0, 0, uint8_t(k >> 8), uint8_t(k)}});
+  for (uint32_t k = 1; k <= 1000; ++k) {
+    const MacAddr* m = fib.neighbor(__builtin_bswap32(0x0A000000 + k));
+    ASSERT_NE(m, nullptr) << k;
+    EXPECT_EQ(*m, (MacAddr{{2, 0, 0, 0, uint8_t(k >> 8), uint8_t(k)}}));
+    fib.bring_in_neighbor(__builtin_bswap32(0x0A000000 + k));  // reads inside the table
+  }
+  EXPECT_EQ(fib.neighbor(__builtin_bswap32(0x0A000000 + 1001)), nullptr);
+  fib.add_neighbor(ip("10.0.0.5"), MacAddr{{2, 0, 0, 0, 0, 0x55}});  // a new MAC for a known neighbour
+  EXPECT_EQ(*fib.neighbor(ip("10.0.0.5")), (MacAddr{{2, 0, 0, 0, 0, 0x55}}));
+  size_t n = 0;
+  fib.for_each_neighbor([&](uint32_t, const MacAddr&) { ++n; });
+  EXPECT_EQ(n, 1000u);
+}
+
 }  // namespace
 }  // namespace xnat
