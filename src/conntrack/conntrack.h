@@ -329,9 +329,9 @@ class Conntrack {
   static constexpr uint64_t kTickMs = 1000;
 
   Step advance(Flow& f, TcpWindow* w, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout);
-  // track() for every protocol but UDP.
   // find()'s rare case: the flow found is past its expiry. Deletes it; kNoRef.
   uint32_t remove_expired(uint32_t ref);
+  // track() for every protocol but UDP.
   TrackVerdict track_stateful(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
   // advance() for UDP; returns the timeout to run on. nf_conntrack_proto_udp:
   // seen both ways and still active two seconds after creation is a stream,

@@ -325,7 +325,10 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
 }
 
 [[gnu::always_inline]] inline bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh) {
-  const RouteKind k = cfg_.fib.resolve(dst, nh);
+  return routed(pkt, p, cfg_.fib.resolve(dst, nh));
+}
+// route() for a destination already resolved.
+[[gnu::always_inline]] inline bool Engine::routed(Packet& pkt, const ParsedPacket& p, RouteKind k) {
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3);
   if (k == RouteKind::kForward && (ip->ttl > 1 || pkt.in_if == kHostPort)) [[likely]] return true;
   not_routed(pkt, p, k);
@@ -453,10 +456,11 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   if (pre) apply_dst_manip(*pre, &t, pkt.in_if, ctx);
   const bool dnat = t.dst != orig.dst || t.dport != orig.dport;
 
-  const bool local = cfg_.fib.is_local(t.dst);
-  if (local && !dnat) return to_host(pkt);  // the host's own traffic: not ours to track
   NextHop nh;
-  if (!local && !route(pkt, p, t.dst, &nh)) return;
+  const RouteKind dest = cfg_.fib.resolve(t.dst, &nh);
+  const bool local = dest == RouteKind::kLocal;
+  if (local && !dnat) return to_host(pkt);  // the host's own traffic: not ours to track
+  if (!local && !routed(pkt, p, dest)) return;
 
   if (!local) {
     rp.dst = host32(t.dst);
@@ -547,9 +551,9 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
     }
   }
   NextHop nh;
-  const bool routed = !cfg_.fib.is_local(p.tuple.dst) && cfg_.fib.lookup(p.tuple.dst, &nh);
+  const bool has_route = cfg_.fib.lookup(p.tuple.dst, &nh);  // false for local addresses too
   const Rule* post = nullptr;
-  if (routed) {
+  if (has_route) {
     rp.dst = host32(p.tuple.dst);
     if (cfg_.rules.uses_addrtype) rp.dst_type = cfg_.fib.addr_type(p.tuple.dst);
     rp.out_if = nh.ifindex;

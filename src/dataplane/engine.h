@@ -113,6 +113,7 @@ class Engine {
   // Route and TTL checks for a packet that will leave with destination dst.
   // Returns false when the packet was dropped or handed to the host (verdict set).
   bool route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh);
+  bool routed(Packet& pkt, const ParsedPacket& p, RouteKind k);
   void not_routed(Packet& pkt, const ParsedPacket& p, RouteKind k);
   // own_output: the host's own frame (kHostPort), which keeps its TTL.
   void emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh, bool own_output);

@@ -95,10 +95,11 @@ uint16_t Fib::addr_type(uint32_t addr_raw) const {
   if (h == 0) return kAddrUnspec;
   if (h == 0xFFFFFFFF) return kAddrBroadcast;
   if ((h >> 28) == 0xE) return kAddrMulticast;
-  if (is_local(addr_raw)) return kAddrLocal;
-  if (is_directed_broadcast(addr_raw)) return kAddrBroadcast;
   NextHop nh;
-  return lookup(addr_raw, &nh) ? kAddrUnicast : kAddrUnreachable;
+  const RouteKind k = resolve(addr_raw, &nh);
+  if (k == RouteKind::kLocal) return kAddrLocal;
+  if (is_directed_broadcast(addr_raw)) return kAddrBroadcast;
+  return k == RouteKind::kForward ? kAddrUnicast : kAddrUnreachable;
 }
 
 bool Fib::is_directed_broadcast(uint32_t addr_raw) const {
