@@ -26,9 +26,10 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
   if (settings.xnat_max_flows_per_source) sources_ = SourceCounter(settings.nf_conntrack_max);
   const uint32_t heads = table_.capacity();
   for (uint32_t h = heads; h <= sweep_head(); ++h) links_[h] = FlowLinks{h, h, h, h};
-  const uint64_t nb = std::bit_ceil(std::max<uint64_t>(settings.nf_conntrack_max / 4, 64));
+  // Chains of one or two at a full table: a chain is walked for every new
+  // source-translated flow, one flow line per step.
+  const uint64_t nb = std::bit_ceil(std::max<uint64_t>(settings.nf_conntrack_max / 2, 64));
   bysrc_ = HugeArray<uint32_t>(nb);
-  src_links_ = HugeArray<SrcLinks>(settings.nf_conntrack_max);
   bysrc_mask_ = nb - 1;
   for (uint64_t b = 0; b < nb; ++b) bysrc_[b] = kNoRef;
 }
@@ -38,8 +39,7 @@ void Conntrack::set_src_nat(uint32_t idx) {
   if (f.status & kStatusSrcNat) return;
   f.status |= kStatusSrcNat;
   uint32_t& head = bysrc_[bysrc_bucket(f.tuple[0])];
-  src_links_[idx] = SrcLinks{kNoRef, head};
-  if (head != kNoRef) src_links_[head].prev = idx;
+  f.src_next = head;
   head = idx;
 }
 
@@ -47,7 +47,7 @@ Conntrack::~Conntrack() = default;
 
 size_t Conntrack::memory_bytes() const {
   return table_.memory_bytes() + (size_t{table_.capacity()} + kListHeads) * sizeof(FlowLinks) +
-         size_t{table_.capacity()} * sizeof(SrcLinks) + (bysrc_mask_ + 1) * sizeof(uint32_t) +
+         (bysrc_mask_ + 1) * sizeof(uint32_t) +
          held_memory_bytes();
 }
 
@@ -236,11 +236,10 @@ void Conntrack::release(uint32_t idx, bool keep_reply) {
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
   if (sources_.enabled()) sources_.sub(table_.flow(idx).tuple[0].src);
   if (table_.flow(idx).status & kStatusSrcNat) {
-    SrcLinks* S = src_links_.get();
-    const uint32_t p = S[idx].prev, n = S[idx].next;
-    if (p != kNoRef) S[p].next = n;
-    else bysrc_[bysrc_bucket(table_.flow(idx).tuple[0])] = n;
-    if (n != kNoRef) S[n].prev = p;
+    // Singly linked: the chain is walked to the link that points here.
+    uint32_t* link = &bysrc_[bysrc_bucket(table_.flow(idx).tuple[0])];
+    while (*link != idx) link = &table_.flow(*link).src_next;
+    *link = table_.flow(idx).src_next;
   }
   if (!keep_reply) release_reply(table_.flow(idx));
   if (shard_.limit) shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);

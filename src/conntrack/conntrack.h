@@ -127,11 +127,6 @@ struct FlowLinks {
   uint32_t wheel_prev = 0, wheel_next = 0;
   uint32_t evict_prev = 0, evict_next = 0;
 };
-// The by-source chain of source-translated flows (netfilter's
-// nf_nat_bysource), for reusing a client's mapping: kNoRef-terminated.
-struct SrcLinks {
-  uint32_t prev = kNoRef, next = kNoRef;
-};
 
 // The live gateway shares the interfaces with the host's own stack: a frame
 // to one of the host's addresses goes to the kernel unless its port is in use
@@ -188,7 +183,6 @@ class Conntrack {
     const uint32_t idx = table_.prefetch_free(n, orig.proto == kProtoTcp);
     if (idx == kNoRef) return;
     bring_in(&links_[idx], pf);
-    bring_in(&src_links_[idx], pf);
   }
 
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found
@@ -248,7 +242,7 @@ class Conntrack {
   // until fn returns true; returns whether one did (find_appropriate_src).
   template <typename Fn>
   bool for_each_same_source(const Tuple& orig, uint64_t now_ms, Fn&& fn) const {
-    for (uint32_t i = bysrc_[bysrc_bucket(orig)]; i != kNoRef; i = src_links_[i].next) {
+    for (uint32_t i = bysrc_[bysrc_bucket(orig)]; i != kNoRef; i = table_.flow(i).src_next) {
       const Flow& f = table_.flow(i);
       if (f.tuple[0].src == orig.src && f.tuple[0].sport == orig.sport && f.tuple[0].proto == orig.proto &&
           f.expires_ms > now_ms && fn(f))
@@ -416,8 +410,10 @@ class Conntrack {
   TcpPolicy tcp_policy_;  // points into settings_
   FlowTable table_;
   HugeArray<FlowLinks> links_;
-  HugeArray<SrcLinks> src_links_;
-  HugeArray<uint32_t> bysrc_;  // by-source chain heads, a quarter as many as flows
+  // By-source chain heads (netfilter's nf_nat_bysource), for reusing a
+  // client's mapping: one per one to two flows of capacity; the chains run
+  // through Flow::src_next.
+  HugeArray<uint32_t> bysrc_;
   uint64_t bysrc_mask_ = 0;
   SourceCounter sources_;  // only when xnat_max_flows_per_source is set  // capacity entries, then wheel heads, then the eviction list heads
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been moved onto the sweep list

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 
 #include "packet/frame_builder.h"
@@ -319,6 +321,83 @@ TEST(Conntrack, BytesPerFlowAtMost128WithoutWindowsAndOneLineMoreWith) {
     EXPECT_LE(ct.held_memory_bytes(), held * 112) << "capacity " << cap;
     EXPECT_LE(ct.memory_bytes(), cap * 128 + 70 * 1024 + held * 112) << "capacity " << cap;
   }
+}
+
+// The by-source chains (find_appropriate_src's index) stay exact through
+// inserts and removals in any order: 256 flows of capacity (128 chain heads),
+// 6 sources sharing them with 200 flows, most of them source-translated, then
+// removals from the heads, middles and ends of chains and reuse of the freed
+// slots. After every step each source's walk yields exactly its live
+// translated flows.
+TEST(Conntrack, BySourceChainsStayExactThroughRemovalInAnyOrder) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 256).has_value());
+  Conntrack ct(s, 7);
+  struct Live {
+    Tuple orig;
+    bool snat;
+  };
+  std::vector<std::pair<uint32_t, Live>> live;  // flow index -> what it holds
+  uint32_t rng = 12345;
+  auto next = [&] { return rng = rng * 1103515245u + 12345u, rng >> 8; };
+  const uint16_t kSrcPorts[6] = {1000, 1001, 2000, 3000, 4000, 5000};
+  uint32_t serial = 0;
+  auto add = [&] {
+    const uint16_t sport = kSrcPorts[next() % 6];
+    Tuple o;
+    o.src = htonl(0xC6120002u + (sport % 2));  // 198.18.0.2 or .3
+    o.dst = htonl(0xC6336400u + (serial & 0xFF));
+    o.sport = htons(sport);
+    o.dport = htons(static_cast<uint16_t>(1 + (serial >> 8)));
+    o.proto = kProtoUdp;
+    ++serial;
+    Tuple r = invert(o);
+    r.dst = htonl(0xCB007101u);  // 203.0.113.1: the translated source
+    const uint32_t idx = ct.insert(o, r, T0);
+    ASSERT_NE(idx, kNoRef);
+    const bool snat = next() % 8 != 0;
+    if (snat) ct.set_src_nat(idx);
+    live.push_back({idx, Live{o, snat}});
+  };
+  auto check = [&](const char* when) {
+    for (uint16_t sport : kSrcPorts) {
+      for (uint32_t host = 2; host <= 3; ++host) {
+        Tuple probe;
+        probe.src = htonl(0xC6120000u + host);
+        probe.sport = htons(sport);
+        probe.proto = kProtoUdp;
+        std::vector<Tuple> want, got;
+        for (const auto& [idx, l] : live)
+          if (l.snat && l.orig.src == probe.src && l.orig.sport == probe.sport) want.push_back(l.orig);
+        ct.for_each_same_source(probe, T0, [&](const Flow& f) {
+          got.push_back(f.tuple[0]);
+          return false;  // keep walking: collect them all
+        });
+        auto less = [](const Tuple& a, const Tuple& b) {
+          return std::make_pair(a.word0(), a.word1()) < std::make_pair(b.word0(), b.word1());
+        };
+        std::sort(want.begin(), want.end(), less);
+        std::sort(got.begin(), got.end(), less);
+        ASSERT_EQ(got, want) << when << ", source port " << sport << ", host ." << host;
+      }
+    }
+  };
+  for (int i = 0; i < 200; ++i) add();
+  check("after 200 inserts");
+  for (int round = 0; round < 300; ++round) {
+    const size_t k = next() % live.size();
+    ct.remove(live[k].first);
+    live.erase(live.begin() + static_cast<long>(k));
+    if (round % 3 == 0) add();
+    if (round % 10 == 0) check("while removing and reusing");
+  }
+  check("after the removals");
+  EXPECT_EQ(ct.count(), live.size());
+  while (!live.empty()) {
+    ct.remove(live.back().first);
+    live.pop_back();
+  }
+  check("empty");
 }
 
 TEST(Conntrack, ExtendedListingFormat) {

@@ -4,9 +4,10 @@
 // translation, as in netfilter: a packet matching tuple[d] leaves as
 // invert(tuple[!d])), the expiry time, the checksum deltas of that rewrite
 // precomputed per direction (RFC 1624), status bits with netfilter's meaning,
-// and the TCP tracker's few bytes. The lists that order flows for expiry and
-// eviction live in a separate, colder array (flow_table.h), so the per-packet
-// path touches this one line and the hash slot that led to it.
+// the TCP tracker's few bytes and the by-source chain's link. The lists that
+// order flows for expiry and eviction live in a separate, colder array
+// (flow_table.h), so the per-packet path touches this one line and the hash
+// slot that led to it.
 #pragma once
 
 #include <cstdint>
@@ -84,13 +85,17 @@ struct alignas(64) Flow {
   // TCP tracker memory (netfilter's ip_ct_tcp, minus window tracking):
   uint8_t tcp_last_index = 5;  // index of the last packet (TCP_NONE_SET initially)
   uint8_t tcp_last_dir = 0;
-  uint8_t tcp_close_init = 0;  // bit d: direction d sent the first FIN (CLOSE_INIT)
-  uint8_t tcp_simultaneous = 0;
+  uint8_t tcp_close_init : 2 = 0;  // bit d: direction d sent the first FIN (CLOSE_INIT)
+  uint8_t tcp_simultaneous : 1 = 0;
   // Bit d: direction d sent a FIN. netfilter's table takes a retransmitted FIN
   // for the second one, and the next ACK into TIME_WAIT, while the other side
   // still has data to send; only with both bits is the connection over.
-  uint8_t tcp_fin_seen = 0;
-  uint8_t pad[2] = {0, 0};
+  uint8_t tcp_fin_seen : 2 = 0;
+  // The next flow in this one's by-source chain (Conntrack::for_each_same_source),
+  // while it is source-translated; UINT32_MAX ends the chain. In the flow's
+  // own line because the chain's walk compares the flows anyway: a link kept
+  // apart would be a second random line per step.
+  uint32_t src_next = UINT32_MAX;
 };
 static_assert(sizeof(Flow) == 64, "a flow is one cache line; see the layout note above");
 
