@@ -52,7 +52,8 @@ class FlowTable {
   // here was mostly wasted -- 4.1 Mpps at 1 M flows against 6.9 Mpps with a
   // real load (BM_EstablishedUdp/flows:1048576/batch:32) -- while on an Intel
   // Xeon (Emerald Rapids, KVM) the load holds up retirement and the prefetch
-  // is the faster: 9.0-9.2 against 8.0-8.6 Mpps.
+  // is the faster: 9.0-9.2 against 8.0-8.6 Mpps, and so it is on a Zen 5
+  // (AMD family 0x1A) VM (prefetch_wins in flow_table.cc).
   // A TCP packet's flow also has its window state loaded, when kept.
   // Returns the ref whose flow was loaded (that of the first slot with the
   // tag: almost always the packet's); kNoRef when no slot has the tag, so the
@@ -105,7 +106,7 @@ class FlowTable {
   const TcpWindow* window(uint32_t idx) const { return windows_.size() ? &windows_[idx] : nullptr; }
 
   uint32_t capacity() const { return capacity_; }
-  // Whether lines are brought in by prefetch instructions (Intel) or loads.
+  // Whether lines are brought in by prefetch instructions (Intel, Zen 5) or loads.
   bool prefetches() const { return prefetch_lines_; }
   uint32_t size() const { return capacity_ - static_cast<uint32_t>(free_.size()); }
   // Bytes this table holds per flow of capacity (flows, index, free stack, used map).
@@ -128,7 +129,7 @@ class FlowTable {
   void index_erase(uint64_t h, uint32_t ref);
 
   uint32_t capacity_;
-  bool prefetch_lines_;  // load_flow: prefetch instructions (Intel) or loads
+  bool prefetch_lines_;  // load_flow: prefetch instructions (Intel, Zen 5) or loads
   size_t mask_;
   uint64_t seed_;
   HugeArray<Flow> flows_;
