@@ -171,6 +171,8 @@ class Conntrack {
   const ConntrackSettings& settings() const { return settings_; }
   uint64_t hash(const Tuple& t) const { return table_.hash(t); }
   void prefetch(uint64_t h) const { table_.prefetch(h); }
+  // The index slot a lookup of hash h starts at, brought in as flow lines are.
+  void bring_in_slot(uint64_t h) const { table_.bring_in_slot(h); }
   uint32_t prefetch_flow(uint64_t h, bool tcp) const { return table_.prefetch_flow(h, tcp); }
   // For the n-th packet of a burst that will likely open a flow: loads what
   // insert() will touch at random places (its by-source bucket, and the

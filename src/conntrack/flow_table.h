@@ -45,6 +45,7 @@ class FlowTable {
 
   uint64_t hash(const Tuple& t) const { return tuple_hash(t, seed_); }
   void prefetch(uint64_t h) const { __builtin_prefetch(&slots_[home(h)]); }
+  void bring_in_slot(uint64_t h) const { bring_in(&slots_[home(h)], prefetch_lines_); }
 
   // Second stage for a burst: once the home slot is in cache, load the flow
   // its first tag-matching entry points at (no tuple compare). How depends on

@@ -72,7 +72,10 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
         found_[i] = kNoRef;
         if (status_[i] == ParseStatus::kOk && !parsed_[i].icmp_error) {
           found_[i] = ct_.prefetch_flow(hash_[i], parsed_[i].tuple.proto == kProtoTcp);
-          if (found_[i] == kNoRef) ct_.prefetch_new(parsed_[i].tuple, fresh++);
+          if (found_[i] == kNoRef) {
+            ct_.prefetch_new(parsed_[i].tuple, fresh++);
+            bring_in_reply_guess(parsed_[i].tuple);
+          }
         }
       }
       // Stage 2b: the neighbour entry each found flow will leave through. With
@@ -105,6 +108,19 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
 inline void Engine::bring_in_next_hop(uint32_t ref) const {
   if (ref >= kProbeOn) return;
   cfg_.fib.bring_in_neighbor(ct_.flow(ref >> 1).tuple[(ref & 1) ^ 1].src);
+}
+
+// A new flow's source mapping first tries to keep its port (nat_unique_tuple
+// step 3), so its reply tuple's uniqueness probe looks up the original tuple
+// with the mapped source, inverted: a random index slot that depends on the
+// rule's outcome. Guessing the address of the last source mapping (one
+// MASQUERADE or SNAT address is the common case) loads that slot with the
+// burst's other misses; a wrong guess costs a hash and a line.
+inline void Engine::bring_in_reply_guess(const Tuple& orig) const {
+  if (snat_guess_ == 0) return;
+  Tuple t = orig;
+  t.src = snat_guess_;
+  ct_.bring_in_slot(ct_.hash(invert(t)));
 }
 
 void Engine::drop(Packet& pkt, DropReason r) {
@@ -482,6 +498,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     if (!nat_unique_tuple(&t, keep, Manip::kSrc, ctx)) return drop(pkt, Counter::drop_no_port);
   }
   const bool snat = t.src != orig.src || t.sport != orig.sport;
+  if (snat) snat_guess_ = t.src;
 
   const uint64_t directory_full = ct_.stats().directory_full;
   const uint32_t idx = ct_.insert(orig, invert(t), now);

@@ -140,7 +140,11 @@ class Engine {
   ParseStatus status_[kBurst];
   uint64_t hash_[kBurst];
   uint32_t found_[kBurst];  // stage 2: the ref whose flow line was fetched (FlowTable::prefetch_flow)
+  // The translated source address of the last source-translated new flow
+  // (network order; 0: none yet): stage 2's guess at a new flow's mapping.
+  uint32_t snat_guess_ = 0;
   void bring_in_next_hop(uint32_t ref) const;
+  void bring_in_reply_guess(const Tuple& orig) const;
 };
 
 }  // namespace xnat
