@@ -179,12 +179,22 @@ class Conntrack {
   // slot, lines and links the flow will get), so the misses of a burst's
   // new flows overlap instead of coming one after another.
   // Brought in as the table's flow lines are (bring_in).
-  void prefetch_new(const Tuple& orig, uint32_t n) const {
+  // Returns the by-source bucket, for prefetch_new_chain.
+  uint32_t prefetch_new(const Tuple& orig, uint32_t n) const {
     const bool pf = table_.prefetches();
-    bring_in(&bysrc_[bysrc_bucket(orig)], pf);
+    const uint32_t bucket = static_cast<uint32_t>(bysrc_bucket(orig));
+    bring_in(&bysrc_[bucket], pf);
     const uint32_t idx = table_.prefetch_free(n, orig.proto == kProtoTcp);
-    if (idx == kNoRef) return;
-    bring_in(&links_[idx], pf);
+    if (idx != kNoRef) bring_in(&links_[idx], pf);
+    return bucket;
+  }
+
+  // After prefetch_new, once its by-source head has had time to arrive: the
+  // first flow of that chain, which insert()'s find_appropriate_src reads
+  // first (another source whose hash shares the head, or the same source).
+  void prefetch_new_chain(uint32_t bucket) const {
+    const uint32_t i = bysrc_[bucket];
+    if (i != kNoRef) bring_in(&table_.flow(i), table_.prefetches());
   }
 
   // flow * 2 + direction of the live flow holding `t`, or kNoRef. A flow found
