@@ -112,6 +112,7 @@ void run_established(benchmark::State& state, Proto proto, const std::string& ru
   state.counters["s_per_item"] = benchmark::Counter(static_cast<double>(packets), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.counters["flows"] = static_cast<double>(flows);
   state.counters["bytes_per_flow"] = static_cast<double>(fx.engine->conntrack().bytes_per_flow());
+  state.counters["window_bytes_per_flow"] = static_cast<double>(fx.engine->conntrack().window_bytes()) / flows;
   state.counters["rss_engine_MiB"] = static_cast<double>(fx.rss_engine) / (1 << 20);
 }
 
@@ -341,27 +342,42 @@ BENCHMARK(BM_TcpConnections)->Arg(0)->Arg(50)->Arg(95)->Arg(150)->ArgName("load_
 
 // --- memory ----------------------------------------------------------------------
 
+// A table of `flows` flows (capacity as many), each opened and answered:
+// UDP, or TCP (SYN, SYN-ACK) with window tracking. bytes_per_flow is what
+// grows with capacity; window_bytes_per_flow what the TCP flows' window state
+// adds; rss_* is measured (VmRSS before and after).
 void BM_Memory(benchmark::State& state) {
   const uint64_t flows = static_cast<uint64_t>(state.range(0));
+  const bool tcp = state.range(1);
   for (auto _ : state) {
     const uint64_t rss0 = rss_bytes();
     auto e = make_engine(masquerade_rules(), flows);
     Runner one(1);
     uint8_t f[kFrameStride];
     const int16_t in0 = kIn, in1 = kOut;
+    size_t forwarded = 0;
     for (uint64_t i = 0; i < flows; ++i) {
-      write_udp(f, flow_addr(i), 0);
-      one.run(*e, f, &in0, 0, 1, 1, kT0);
-      write_udp(f, flow_addr(i), 1);
-      one.run(*e, f, &in1, 0, 1, 1, kT0);
+      if (tcp) write_tcp(f, flow_addr(i), 0, kTcpSyn);
+      else write_udp(f, flow_addr(i), 0);
+      forwarded += one.run(*e, f, &in0, 0, 1, 1, kT0);
+      if (tcp) write_tcp(f, flow_addr(i), 1, kTcpSyn | kTcpAck);
+      else write_udp(f, flow_addr(i), 1);
+      forwarded += one.run(*e, f, &in1, 0, 1, 1, kT0);
     }
+    if (forwarded != 2 * flows) state.SkipWithError("not every packet was forwarded");
+    const Conntrack& ct = e->conntrack();
     state.counters["rss_MiB"] = static_cast<double>(rss_bytes() - rss0) / (1 << 20);
     state.counters["rss_bytes_per_flow"] = static_cast<double>(rss_bytes() - rss0) / flows;
-    state.counters["bytes_per_flow"] = static_cast<double>(e->conntrack().bytes_per_flow());
-    state.counters["flows"] = static_cast<double>(e->conntrack().count());
+    state.counters["bytes_per_flow"] = static_cast<double>(ct.bytes_per_flow());
+    state.counters["window_bytes_per_flow"] = static_cast<double>(ct.window_bytes()) / flows;
+    state.counters["flows"] = static_cast<double>(ct.count());
   }
 }
-BENCHMARK(BM_Memory)->Arg(1000)->Arg(65536)->Arg(1 << 20)->Arg(10'000'000)->ArgName("flows")->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Memory)
+    ->ArgsProduct({{1000, 65536, 1 << 20, 10'000'000}, {0, 1}})
+    ->ArgNames({"flows", "tcp"})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace xnat::bench

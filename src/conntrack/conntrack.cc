@@ -56,8 +56,9 @@ size_t Conntrack::held_memory_bytes() const {
 }
 
 size_t Conntrack::bytes_per_flow() const {
-  // The wheel heads and the held flows (at most xnat_evicted_hold) are fixed.
-  const size_t fixed = kListHeads * sizeof(FlowLinks) + held_memory_bytes();
+  // The wheel heads and the held flows (at most xnat_evicted_hold) are fixed;
+  // TCP flows' windows come on top (window_bytes).
+  const size_t fixed = kListHeads * sizeof(FlowLinks) + held_memory_bytes() + table_.window_bytes();
   return (memory_bytes() - fixed + table_.capacity() - 1) / table_.capacity();
 }
 
@@ -142,10 +143,10 @@ bool Conntrack::hold(const Flow& f, const TcpWindow* w) {
     else if (over) return false;
     else drop_held(held_fifo_[held_sentinel(0)].second);
   }
-  const uint32_t h = held_.alloc();
+  const uint32_t h = held_.alloc(f.tuple[0].proto == kProtoTcp);
+  held_.assign(h, f);
   Flow& g = held_.flow(h);
-  g = f;
-  if (w && f.tuple[0].proto == kProtoTcp) *held_.window(h) = *w;
+  if (TcpWindow* hw = held_.window(h); hw && w) *hw = *w;
   g.evict_list = EvictList::kNone;  // on no table list; held_push() files it by its state
   held_.link(h);
   held_push(h);
@@ -219,7 +220,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   const uint16_t status = static_cast<uint16_t>((f.status & own) | (rec.status & ~(own | kStatusSrcNat)));
   const EvictList listed = f.evict_list;
   unschedule(idx);
-  f = rec;
+  table_.assign(idx, rec);
   if (TcpWindow* w = table_.window(idx); w && tcp) *w = window;
   f.status = status;
   f.evict_list = listed;
@@ -410,12 +411,12 @@ uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_m
     ++stats_.directory_full;
     return kNoRef;
   }
-  const uint32_t idx = table_.alloc();
+  const uint32_t idx = table_.alloc(orig.proto == kProtoTcp);
   Flow& f = table_.flow(idx);
   if (listed) f.status |= kStatusDirectory;
   f.tuple[0] = orig;
   f.tuple[1] = reply;
-  f.created_ms32 = static_cast<uint32_t>(now_ms);
+  if (orig.proto != kProtoTcp) f.created_ms32 = static_cast<uint32_t>(now_ms);  // TCP: the window's index
   f.expires_ms = now_ms + settings_.timeout_ms(TimeoutClass::kGeneric);
   if (orig.proto == kProtoTcp) {
     f.tcp_state = TcpState::kNone;

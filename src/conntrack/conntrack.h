@@ -173,18 +173,21 @@ class Conntrack {
   void prefetch(uint64_t h) const { table_.prefetch(h); }
   // The index slot a lookup of hash h starts at, brought in as flow lines are.
   void bring_in_slot(uint64_t h) const { table_.bring_in_slot(h); }
-  uint32_t prefetch_flow(uint64_t h, bool tcp) const { return table_.prefetch_flow(h, tcp); }
+  uint32_t prefetch_flow(uint64_t h) const { return table_.prefetch_flow(h); }
+  // Once the flow's line has had time to arrive: a TCP flow's window state.
+  void prefetch_window(uint32_t ref) const { table_.prefetch_window(ref); }
   // For the n-th packet of a burst that will likely open a flow: loads what
   // insert() will touch at random places (its by-source bucket, and the
   // slot, lines and links the flow will get), so the misses of a burst's
   // new flows overlap instead of coming one after another.
   // Brought in as the table's flow lines are (bring_in).
   // Returns the by-source bucket, for prefetch_new_chain.
-  uint32_t prefetch_new(const Tuple& orig, uint32_t n) const {
+  // A TCP one is the burst's n_tcp-th new TCP flow.
+  uint32_t prefetch_new(const Tuple& orig, uint32_t n, uint32_t n_tcp) const {
     const bool pf = table_.prefetches();
     const uint32_t bucket = static_cast<uint32_t>(bysrc_bucket(orig));
     bring_in(&bysrc_[bucket], pf);
-    const uint32_t idx = table_.prefetch_free(n, orig.proto == kProtoTcp);
+    const uint32_t idx = table_.prefetch_free(n, orig.proto == kProtoTcp, n_tcp);
     if (idx != kNoRef) bring_in(&links_[idx], pf);
     return bucket;
   }
@@ -314,9 +317,12 @@ class Conntrack {
   ConntrackStats& stats() { return stats_; }
   // All memory the table holds, and the part that grows with nf_conntrack_max:
   // per flow of capacity, the flow, its share of the index, its links and its
-  // free-stack entry (the timer wheel's 64 KiB of heads is fixed).
+  // free-stack entry (the timer wheel's 64 KiB of heads is fixed). TCP flows'
+  // window state comes on top, 68 B for each of the most TCP flows held at once.
   size_t memory_bytes() const;
   size_t bytes_per_flow() const;
+  size_t window_bytes() const { return table_.window_bytes(); }
+  uint32_t windows_in_use() const { return table_.windows_in_use(); }
   size_t held_memory_bytes() const;  // part of memory_bytes(): the held flows' table, fixed
 
   // Calls fn(const Flow&) for every live flow, in index order; with a range,

@@ -302,9 +302,10 @@ TEST(Conntrack, WheelReclaimsEverythingEventually) {
   EXPECT_EQ(ct.stats().expired, 20000u);
 }
 
-// The table without TCP window state meets the 128-byte target; window
-// tracking (the default, as netfilter's) adds one 64-byte TcpWindow per flow.
-TEST(Conntrack, BytesPerFlowAtMost128WithoutWindowsAndOneLineMoreWith) {
+// What grows with nf_conntrack_max meets the 128-byte target, window tracking
+// on or off: a TCP flow's window state (64 B and a 4 B stack entry) comes from
+// a pool whose memory follows the TCP flows actually held.
+TEST(Conntrack, BytesPerFlowAtMost128AndWindowsOnlyForTcpFlows) {
   for (uint64_t cap : {1000u, 65536u, 1000000u}) {
     ConntrackSettings s;
     ASSERT_FALSE(s.set("nf_conntrack_max", static_cast<int64_t>(cap)).has_value());
@@ -313,13 +314,59 @@ TEST(Conntrack, BytesPerFlowAtMost128WithoutWindowsAndOneLineMoreWith) {
     ASSERT_FALSE(s.set("nf_conntrack_tcp_be_liberal", 1).has_value());
     Conntrack ct(s, 1);
     EXPECT_LE(ct.bytes_per_flow(), 128u) << "capacity " << cap;
-    EXPECT_EQ(with_windows.bytes_per_flow(), ct.bytes_per_flow() + sizeof(TcpWindow)) << "capacity " << cap;
-    EXPECT_EQ(with_windows.held_memory_bytes(), ct.held_memory_bytes() + 4096 * sizeof(TcpWindow));
+    EXPECT_EQ(with_windows.bytes_per_flow(), ct.bytes_per_flow()) << "capacity " << cap;
+    EXPECT_EQ(with_windows.memory_bytes(), ct.memory_bytes()) << "no window handed out yet";
+    EXPECT_EQ(with_windows.held_memory_bytes(), ct.held_memory_bytes());
     // Fixed: the timer wheel (64 KiB), and the evicted flows held for late
     // packets (xnat_evicted_hold, 4096 by default).
     const uint64_t held = 4096;
     EXPECT_LE(ct.held_memory_bytes(), held * 112) << "capacity " << cap;
     EXPECT_LE(ct.memory_bytes(), cap * 128 + 70 * 1024 + held * 112) << "capacity " << cap;
+  }
+}
+
+TEST(Conntrack, TcpFlowsTakeWindowsFromAPoolThatTheirRemovalRefills) {
+  ConntrackSettings s;
+  ASSERT_FALSE(s.set("nf_conntrack_max", 1000).has_value());
+  Conntrack ct(s, 1);
+  const size_t base = ct.memory_bytes();
+  for (uint16_t i = 0; i < 300; ++i)
+    ASSERT_NE(open(ct, parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(i, 53).build()), T0), kNoRef);
+  EXPECT_EQ(ct.windows_in_use(), 0u) << "UDP flows hold no window";
+  EXPECT_EQ(ct.memory_bytes(), base);
+  std::vector<uint32_t> tcp;
+  for (uint16_t i = 0; i < 200; ++i) {
+    tcp.push_back(open(ct, seg(0, static_cast<uint16_t>(20000 + i), kTcpSyn), T0));
+    ASSERT_NE(tcp.back(), kNoRef);
+    ASSERT_NE(ct.window(tcp.back()), nullptr);
+  }
+  EXPECT_EQ(ct.windows_in_use(), 200u);
+  EXPECT_EQ(ct.window_bytes(), 200 * (sizeof(TcpWindow) + sizeof(uint32_t)));
+  EXPECT_EQ(ct.memory_bytes(), base + ct.window_bytes());
+  // Each flow has its own window, set up from its own SYN.
+  for (size_t a = 0; a < tcp.size(); ++a)
+    for (size_t b = a + 1; b < tcp.size(); ++b) ASSERT_NE(ct.window(tcp[a]), ct.window(tcp[b]));
+  EXPECT_EQ(ct.window(tcp[0])->seen[0].end, 1001u) << "SYN seq 1000 plus one";
+  for (size_t k = 0; k < 100; ++k) {
+    const auto port = static_cast<uint16_t>(20000 + k);
+    const auto synack = parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").tcp(80, port, kTcpSyn | kTcpAck, 5000, 1001).build());
+    ASSERT_EQ(ct.track(tcp[k], 1, synack, T0), TrackVerdict::kAccept);
+    ASSERT_EQ(ct.window(tcp[k])->seen[1].end, 5001u);
+    ct.remove(tcp[k]);
+  }
+  EXPECT_EQ(ct.windows_in_use(), 100u);
+  // Released windows are handed out again: the pool's memory stays at the
+  // most TCP flows held at once.
+  for (uint16_t i = 0; i < 100; ++i) {
+    const uint32_t idx = open(ct, seg(0, static_cast<uint16_t>(30000 + i), kTcpSyn), T0);
+    ASSERT_NE(idx, kNoRef);
+    EXPECT_EQ(ct.window(idx)->seen[1].end, 0u) << "a reused window starts afresh";
+  }
+  EXPECT_EQ(ct.windows_in_use(), 200u);
+  EXPECT_EQ(ct.window_bytes(), 200 * (sizeof(TcpWindow) + sizeof(uint32_t)));
+  for (uint16_t i = 0; i < 3; ++i) {
+    const uint32_t idx = open(ct, parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(i, 5353).build()), T0);
+    EXPECT_EQ(ct.window(idx), nullptr);
   }
 }
 

@@ -70,14 +70,21 @@ enum class TimeoutClass : uint8_t {
 enum class EvictList : uint8_t { kNone, kClosing, kUnreplied, kHalfClosed };
 inline constexpr int kEvictLists = 3;
 
+inline constexpr uint32_t kNoWindow = UINT32_MAX;
+
 struct alignas(64) Flow {
   Tuple tuple[2];           // [0] original, [1] reply
   uint64_t expires_ms = 0;  // engine clock; expired when <= now
   uint16_t ip_delta[2] = {0, 0};  // folded checksum delta for the IP header, per direction
   uint16_t l4_delta[2] = {0, 0};  // same for the TCP/UDP checksum or the ICMP checksum
-  // Low 32 bits of the creation time in ms: UDP's "still active after two
-  // seconds" check (nf_conntrack_proto_udp.c) compares it wrap-safely.
-  uint32_t created_ms32 = 0;
+  union {
+    // UDP: low 32 bits of the creation time in ms, for the "still active after
+    // two seconds" check (nf_conntrack_proto_udp.c), compared wrap-safely.
+    uint32_t created_ms32 = 0;
+    // TCP: its window state's index in the table's window pool (FlowTable),
+    // kNoWindow without window tracking. Set by FlowTable::alloc only.
+    uint32_t window;
+  };
   uint16_t status = 0;
   TcpState tcp_state = TcpState::kNone;
   TimeoutClass timeout_class = TimeoutClass::kGeneric;

@@ -42,7 +42,10 @@ FlowTable::FlowTable(uint32_t capacity, uint64_t buckets_hint, uint64_t seed, bo
   mask_ = slots - 1;
   flows_ = HugeArray<Flow>(capacity);
   slots_ = HugeArray<Slot>(slots);
-  if (windows) windows_ = HugeArray<TcpWindow>(capacity);
+  if (windows) {
+    windows_ = HugeArray<TcpWindow>(capacity, HugeArray<TcpWindow>::kZeroPages);
+    window_free_ = HugeArray<uint32_t>(capacity, HugeArray<uint32_t>::kZeroPages);
+  }
   free_.resize(capacity);
   // Pop order: lowest index first, so replay output is stable and early flows
   // share pages.
@@ -50,12 +53,18 @@ FlowTable::FlowTable(uint32_t capacity, uint64_t buckets_hint, uint64_t seed, bo
   used_.assign(capacity, false);
 }
 
-uint32_t FlowTable::alloc() {
+uint32_t FlowTable::alloc(bool tcp) {
   if (free_.empty()) return kNoRef;
   uint32_t idx = free_.back();
   free_.pop_back();
   used_[idx] = true;
-  flows_[idx] = Flow{};
+  Flow& f = flows_[idx];
+  f = Flow{};
+  if (tcp && windows_.size()) {
+    // Never empty: each TCP flow holds one window of `capacity`.
+    f.window = windows_free_n_ ? window_free_[--windows_free_n_] : windows_fresh_++;
+    f.tuple[0].proto = kProtoTcp;  // has_window() until the caller sets the tuples
+  }
   return idx;
 }
 
@@ -70,6 +79,7 @@ void FlowTable::unlink_and_free(uint32_t idx) {
   const Flow& f = flows_[idx];
   index_erase(hash(f.tuple[0]), idx * 2);
   index_erase(hash(f.tuple[1]), idx * 2 + 1);
+  if (has_window(idx)) window_free_[windows_free_n_++] = f.window;
   used_[idx] = false;
   free_.push_back(idx);
 }
@@ -104,8 +114,12 @@ void FlowTable::index_erase(uint64_t h, uint32_t ref) {
 }
 
 size_t FlowTable::memory_bytes() const {
-  return size_t{capacity_} * sizeof(Flow) + (mask_ + 1) * sizeof(Slot) +
-         size_t{capacity_} * sizeof(uint32_t) + capacity_ / 8 + windows_.size() * sizeof(TcpWindow);
+  return size_t{capacity_} * sizeof(Flow) + (mask_ + 1) * sizeof(Slot) + size_t{capacity_} * sizeof(uint32_t) +
+         capacity_ / 8 + window_bytes();
+}
+
+size_t FlowTable::window_bytes() const {
+  return size_t{windows_fresh_} * (sizeof(TcpWindow) + sizeof(uint32_t));
 }
 
 }  // namespace xnat

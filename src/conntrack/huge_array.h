@@ -38,7 +38,17 @@ class HugeArray {
 
  public:
   HugeArray() = default;
-  explicit HugeArray(size_t n) : n_(n) {
+  // Constructs all n elements, so every page is touched (resident) at start.
+  explicit HugeArray(size_t n) : HugeArray(n, kZeroPages) {
+    for (size_t i = 0; i < n; ++i) new (&data_[i]) T();
+  }
+  // Leaves the elements as the kernel's zero pages: for a T whose all-zero
+  // bytes are a valid value, in an array used from its low end up, so that
+  // memory becomes resident only as elements are first written.
+  struct ZeroPages {};
+  static constexpr ZeroPages kZeroPages{};
+  HugeArray(size_t n, ZeroPages) : n_(n) {
+    static_assert(std::is_trivially_copyable_v<T>);
     if (n == 0) return;
     constexpr size_t kHuge = size_t{2} << 20;
     bytes_ = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
@@ -46,7 +56,6 @@ class HugeArray {
     if (p == MAP_FAILED) throw std::bad_alloc();
     madvise(p, bytes_, MADV_HUGEPAGE);
     data_ = static_cast<T*>(p);
-    for (size_t i = 0; i < n; ++i) new (&data_[i]) T();
   }
   ~HugeArray() {
     if (data_) munmap(data_, bytes_);
