@@ -5,6 +5,8 @@
 
 #include "nat/translate.h"
 #include "packet/checksum.h"
+#include "packet/headers.h"
+#include "packet/offload.h"
 
 namespace xnat {
 
@@ -49,13 +51,16 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
   // Bounded: twice what a burst can create, so expiry keeps up with any load.
   ct_.expire_some(now_ms, 64 + 2 * n);
   ct_.repay();
-  const ParseOptions opts{.verify_l4_checksum = cfg_.conntrack.nf_conntrack_checksum};
+  ParseOptions opts{.verify_l4_checksum = cfg_.conntrack.nf_conntrack_checksum};
   while (n > 0) {
     const size_t m = std::min(n, kBurst);
     // Stage 1: parse and hash everything, and prefetch the index slots, so the
     // memory latency of one packet's lookup overlaps with the next one's parse.
     for (size_t i = 0; i < m; ++i) {
+      opts.l4_csum = pkts[i].l4_csum;
       status_[i] = parse_frame(pkts[i].data, pkts[i].len, opts, &parsed_[i]);
+      if (parsed_[i].l4_csum_completed) [[unlikely]]
+        complete_l4_checksum(pkts[i], parsed_[i]);
       if (status_[i] == ParseStatus::kOk && !parsed_[i].icmp_error) {
         hash_[i] = ct_.hash(parsed_[i].tuple);
         ct_.prefetch(hash_[i]);
@@ -105,9 +110,31 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
       handle(pkts[i], parsed_[i], status_[i], hash_[i], now_ms);
       if (first_fragment) [[unlikely]]
         note_first_fragment(pkts[i], parsed_[i], first_key_, now_ms);
+      if (pkts[i].l4_csum == L4Csum::kPartial) [[unlikely]]
+        keep_partial(pkts[i]);
     }
     pkts += m;
     n -= m;
+  }
+}
+
+// The sender left the checksum partial and the backend could not say so
+// (L4Csum::kMaybePartial): it is completed here, as a NIC would have.
+void Engine::complete_l4_checksum(Packet& pkt, const ParsedPacket& p) {
+  const size_t at = p.l4 + (p.tuple.proto == kProtoTcp ? offsetof(TcpHdr, check) : offsetof(UdpHdr, check));
+  std::memcpy(pkt.data + at, &p.l4_csum_full, 2);
+  counters_.inc(Counter::l4_csum_completed);
+}
+
+// A partial checksum (L4Csum::kPartial) stays partial, as netfilter keeps
+// CHECKSUM_PARTIAL through NAT: the field becomes the pseudo-header sum of
+// the translated header, whatever translation did to it. A frame that is no
+// longer TCP/UDP (replaced by an ICMP error) has a full checksum.
+void Engine::keep_partial(Packet& pkt) {
+  if (pkt.verdict == Verdict::kDrop || !set_partial_l4_checksum(pkt.data, pkt.len)) {
+    pkt.l4_csum = L4Csum::kFull;
+    pkt.gso = Gso::kNone;
+    pkt.gso_size = 0;
   }
 }
 

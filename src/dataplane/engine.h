@@ -62,6 +62,11 @@ struct Packet {
   uint32_t capacity = 0;  // room to grow in place (ICMP errors quote the packet)
   int16_t in_if = 0;
   uint8_t hops = 0;  // times handed between workers
+  // What the host's offloads left in the frame (packet/offload.h): a partial
+  // TCP/UDP checksum, a super-frame to be cut at gso_size payload bytes.
+  L4Csum l4_csum = L4Csum::kFull;
+  Gso gso = Gso::kNone;
+  uint16_t gso_size = 0;
   // Results:
   Verdict verdict = Verdict::kDrop;
   int16_t out_if = -1;
@@ -95,6 +100,8 @@ class Engine {
   void note_first_fragment(const Packet& pkt, const ParsedPacket& p, const FragmentKey& k, uint64_t now);
   void later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now);
   void new_flow(Packet& pkt, ParsedPacket& p, uint64_t now);
+  void complete_l4_checksum(Packet& pkt, const ParsedPacket& p);
+  void keep_partial(Packet& pkt);
   void from_host(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now);
   void translate_for_host(Packet& pkt, ParsedPacket& p, const Flow& f, int dir);
   // A packet of a tracked flow (table index, direction): track, route, translate, emit.

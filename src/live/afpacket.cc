@@ -6,10 +6,18 @@
 // steering decision marks as the kernel's. Frames are copied out of the
 // receive block into per-burst buffers, so the engine can grow them in place
 // (ICMP errors) and the block goes back to the kernel at once.
+//
+// Both rings carry a virtio_net_hdr (PACKET_VNET_HDR), so what the hosts'
+// offloads leave in a frame comes with it: a partial checksum stays partial
+// and a TSO/GSO super-frame stays whole through the gateway, as through the
+// kernel's forwarding, and the output device (or the kernel's software GSO)
+// finishes them. Super-frames too large for the transmit ring's frames go
+// out through a second socket, after the ring, so a flow's order holds.
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <sys/uio.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -20,7 +28,7 @@
 #include <cstring>
 
 #include "live/backend.h"
-#include "packet/checksum.h"
+#include "packet/offload.h"
 #include "packet/headers.h"
 
 namespace xnat {
@@ -30,42 +38,55 @@ constexpr uint32_t kBlockSize = 1 << 18;
 constexpr uint32_t kBlocks = 32;  // 8 MiB, 4096 frames: rides out a worker being descheduled for a few ms
 constexpr uint32_t kTxFrameSize = 2048;
 constexpr uint32_t kBufSize = 2048;
+// A super-frame: an IPv4 datagram of up to 64 KiB behind its link header.
+constexpr uint32_t kBigBufSize = 65536 + 2048;
+
+// struct virtio_net_hdr (linux/virtio_net.h, whose C does not compile as C++).
+struct virtio_net_hdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len, gso_size, csum_start, csum_offset;
+};
+constexpr uint8_t kVnetNeedsCsum = 1;
+constexpr uint8_t kVnetGsoTcpV4 = 1, kVnetGsoUdpL4 = 5, kVnetGsoEcn = 0x80;
+constexpr uint32_t kVnet = sizeof(virtio_net_hdr);
+static_assert(kVnet == 10);
 
 Error sys_error(const std::string& what) { return Error{fmt::format("{}: {}", what, std::strerror(errno))}; }
 
-// The peer may hand over a TCP/UDP checksum still to be completed
-// (CHECKSUM_PARTIAL, TP_STATUS_CSUMNOTREADY): finish it as the NIC would.
-void complete_checksum(uint8_t* f, uint32_t len) {
-  uint32_t off = 14;
-  if (len < off + 20) return;
-  uint16_t type = static_cast<uint16_t>(f[12] << 8 | f[13]);
-  if (type == 0x8100 && len >= 18 + 20) {
-    type = static_cast<uint16_t>(f[16] << 8 | f[17]);
-    off = 18;
+// What the kernel says of a received frame's offloads (virtio_net_hdr in
+// the guest's byte order, which for a packet socket is the host's).
+void read_vnet(const virtio_net_hdr& v, Packet* p) {
+  if (v.flags & kVnetNeedsCsum) p->l4_csum = L4Csum::kPartial;
+  switch (v.gso_type & ~kVnetGsoEcn) {
+    case kVnetGsoTcpV4: p->gso = Gso::kTcp; break;
+    case kVnetGsoUdpL4: p->gso = Gso::kUdp; break;
+    default: return;
   }
-  if (type != 0x0800) return;
-  const uint8_t* ip = f + off;
-  const uint32_t ihl = (ip[0] & 0x0f) * 4u;
-  const uint32_t tot = static_cast<uint32_t>(ip[2] << 8 | ip[3]);
-  if (ihl < 20 || off + tot > len || tot < ihl || (ip[6] & 0x3f) || ip[7]) return;
-  const uint8_t proto = ip[9];
-  uint8_t* l4 = f + off + ihl;
-  const uint32_t l4len = tot - ihl;
-  uint32_t csum_off;
-  if (proto == kProtoTcp && l4len >= 20) csum_off = 16;
-  else if (proto == kProtoUdp && l4len >= 8) csum_off = 6;
-  else return;
-  uint32_t src, dst;
-  std::memcpy(&src, ip + 12, 4);
-  std::memcpy(&dst, ip + 16, 4);
-  l4[csum_off] = l4[csum_off + 1] = 0;
-  uint16_t c = l4_checksum(src, dst, proto, l4, l4len);
-  if (proto == kProtoUdp && c == 0) c = 0xffff;
-  std::memcpy(l4 + csum_off, &c, 2);
+  p->gso_size = v.gso_size;
+}
+
+// The header a frame leaves with: the partial checksum's place and the
+// segmentation the output should do.
+virtio_net_hdr vnet_of(const Packet& p) {
+  virtio_net_hdr v{};
+  L4Field at;
+  if (p.l4_csum != L4Csum::kPartial || !locate_l4_checksum(p.data, p.len, &at)) return v;
+  v.flags = kVnetNeedsCsum;
+  v.csum_start = static_cast<uint16_t>(at.l4);
+  v.csum_offset = static_cast<uint16_t>(at.field - at.l4);
+  if (p.gso != Gso::kNone && p.gso_size) {
+    v.gso_type = p.gso == Gso::kTcp ? kVnetGsoTcpV4 : kVnetGsoUdpL4;
+    v.gso_size = p.gso_size;
+    const uint32_t l4_hdr = p.gso == Gso::kTcp ? (p.data[at.l4 + 12] >> 4) * 4u : 8u;
+    v.hdr_len = static_cast<uint16_t>(at.l4 + l4_hdr);
+  }
+  return v;
 }
 
 struct PacketPort {
   int rx_fd = -1, tx_fd = -1;
+  int big_fd = -1;  // super-frames larger than a transmit ring frame
   uint8_t* rx_ring = nullptr;
   uint8_t* tx_ring = nullptr;
   uint32_t block = 0;      // current receive block
@@ -82,6 +103,7 @@ class AfPacketBackend final : public Backend {
       if (p.tx_ring) munmap(p.tx_ring, size_t{p.tx_frames} * kTxFrameSize);
       if (p.rx_fd >= 0) ::close(p.rx_fd);
       if (p.tx_fd >= 0) ::close(p.tx_fd);
+      if (p.big_fd >= 0) ::close(p.big_fd);
     }
   }
 
@@ -89,6 +111,7 @@ class AfPacketBackend final : public Backend {
     ports_.resize(o.ifnames.size());
     stats_.resize(o.ifnames.size());
     bufs_.resize(size_t{Engine::kBurst} * kBufSize);
+    big_bufs_.resize(size_t{Engine::kBurst} * kBigBufSize);
     for (size_t i = 0; i < ports_.size(); ++i) {
       PacketPort& p = ports_[i];
       const std::string& ifname = o.ifnames[i];
@@ -97,6 +120,8 @@ class AfPacketBackend final : public Backend {
       if (p.rx_fd < 0) return sys_error("AF_PACKET socket (needs root or CAP_NET_RAW)");
       int v = TPACKET_V3;
       if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return sys_error("TPACKET_V3");
+      v = 1;
+      if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof v) < 0) return sys_error("PACKET_VNET_HDR");
       tpacket_req3 req{};
       req.tp_block_size = kBlockSize;
       req.tp_block_nr = kBlocks;
@@ -128,6 +153,8 @@ class AfPacketBackend final : public Backend {
       if (p.tx_fd < 0) return sys_error("AF_PACKET socket");
       v = TPACKET_V2;
       if (setsockopt(p.tx_fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return sys_error("TPACKET_V2");
+      v = 1;
+      if (setsockopt(p.tx_fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof v) < 0) return sys_error("PACKET_VNET_HDR");
       tpacket_req treq{};
       p.tx_frames = o.ring_size;
       treq.tp_block_size = 1 << 16;
@@ -142,6 +169,13 @@ class AfPacketBackend final : public Backend {
       (void)setsockopt(p.tx_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof v);
       sll.sll_protocol = 0;
       if (::bind(p.tx_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
+        return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
+      p.big_fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+      if (p.big_fd < 0) return sys_error("AF_PACKET socket");
+      v = 1;
+      if (setsockopt(p.big_fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof v) < 0) return sys_error("PACKET_VNET_HDR");
+      (void)setsockopt(p.big_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof v);
+      if (::bind(p.big_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
         return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
       pfds_.push_back(pollfd{p.rx_fd, POLLIN, 0});
     }
@@ -163,18 +197,22 @@ class AfPacketBackend final : public Backend {
       while (p.pkt_left && n < max) {
         tpacket3_hdr* h = p.next;
         const uint8_t* frame = reinterpret_cast<const uint8_t*>(h) + h->tp_mac;
-        const uint32_t len = std::min<uint32_t>(h->tp_snaplen, kBufSize);
+        const bool big = h->tp_snaplen > kBufSize;
+        const uint32_t len = std::min<uint32_t>(h->tp_snaplen, big ? kBigBufSize : kBufSize);
         --p.pkt_left;
         p.next = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
         ++stats_[static_cast<size_t>(port)].rx;
         Packet& out = pkts[n];
-        uint8_t* buf = bufs_.data() + n * kBufSize;
+        uint8_t* buf = big ? big_bufs_.data() + n * kBigBufSize : bufs_.data() + n * kBufSize;
         std::memcpy(buf, frame, len);
-        if (h->tp_status & TP_STATUS_CSUMNOTREADY) complete_checksum(buf, len);
         out = Packet{};
         out.data = buf;
         out.len = len;
-        out.capacity = kBufSize;
+        out.capacity = big ? kBigBufSize : kBufSize;
+        virtio_net_hdr vnet;
+        std::memcpy(&vnet, frame - kVnet, kVnet);
+        read_vnet(vnet, &out);
+        if (out.gso != Gso::kNone) ++stats_[static_cast<size_t>(port)].rx_gso;
         out.in_if = static_cast<int16_t>(port);
         ++n;
       }
@@ -189,32 +227,19 @@ class AfPacketBackend final : public Backend {
 
   void complete(Packet* pkts, size_t n) override {
     for (size_t i = 0; i < n; ++i)
-      if (pkts[i].verdict == Verdict::kForward) send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
+      if (pkts[i].verdict == Verdict::kForward) send(pkts[i]);
   }
 
   bool send_copy(int port, const uint8_t* frame, uint32_t len) override {
-    if (port < 0 || static_cast<size_t>(port) >= ports_.size()) return false;
-    PacketPort& p = ports_[static_cast<size_t>(port)];
-    auto* h = reinterpret_cast<tpacket2_hdr*>(p.tx_ring + size_t{p.tx_head} * kTxFrameSize);
-    constexpr uint32_t kData = TPACKET2_HDRLEN - sizeof(sockaddr_ll);
-    if (h->tp_status != TP_STATUS_AVAILABLE || len > kTxFrameSize - kData) {
-      ++stats_[static_cast<size_t>(port)].tx_ring_full;
-      return false;
-    }
-    std::memcpy(reinterpret_cast<uint8_t*>(h) + kData, frame, len);
-    h->tp_len = len;
-    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
-    p.tx_head = (p.tx_head + 1) % p.tx_frames;
-    ++p.tx_pending;
-    ++stats_[static_cast<size_t>(port)].tx;
-    return true;
+    Packet p;
+    p.data = const_cast<uint8_t*>(frame);  // only read
+    p.len = len;
+    p.out_if = static_cast<int16_t>(port);
+    return send(p);
   }
 
   void flush() override {
-    for (PacketPort& p : ports_)
-      if (p.tx_pending) {
-        if (::send(p.tx_fd, nullptr, 0, MSG_DONTWAIT) >= 0 || errno != EAGAIN) p.tx_pending = 0;
-      }
+    for (PacketPort& p : ports_) kick(p);
   }
 
   void wait(int timeout_ms, int wake_fd, int extra_fd) override {
@@ -240,8 +265,54 @@ class AfPacketBackend final : public Backend {
   }
 
  private:
+  bool send(const Packet& pk) {
+    const int port = pk.out_if;
+    if (port < 0 || static_cast<size_t>(port) >= ports_.size()) return false;
+    PacketPort& p = ports_[static_cast<size_t>(port)];
+    PortStats& st = stats_[static_cast<size_t>(port)];
+    const virtio_net_hdr vnet = vnet_of(pk);
+    constexpr uint32_t kData = TPACKET2_HDRLEN - sizeof(sockaddr_ll);
+    if (pk.len + kVnet > kTxFrameSize - kData) {
+      // After what the ring holds, so the flow's order holds.
+      kick(p);
+      iovec iov[2] = {{const_cast<virtio_net_hdr*>(&vnet), kVnet}, {pk.data, pk.len}};
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = 2;
+      if (::sendmsg(p.big_fd, &msg, MSG_DONTWAIT) < 0) {
+        ++st.tx_ring_full;
+        return false;
+      }
+      ++st.tx;
+      if (vnet.gso_type) ++st.tx_gso;
+      return true;
+    }
+    auto* h = reinterpret_cast<tpacket2_hdr*>(p.tx_ring + size_t{p.tx_head} * kTxFrameSize);
+    if (h->tp_status != TP_STATUS_AVAILABLE) {
+      ++st.tx_ring_full;
+      return false;
+    }
+    uint8_t* d = reinterpret_cast<uint8_t*>(h) + kData;
+    std::memcpy(d, &vnet, kVnet);
+    std::memcpy(d + kVnet, pk.data, pk.len);
+    h->tp_len = pk.len + kVnet;
+    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+    p.tx_head = (p.tx_head + 1) % p.tx_frames;
+    ++p.tx_pending;
+    ++st.tx;
+    if (vnet.gso_type) ++st.tx_gso;
+    return true;
+  }
+
+  static void kick(PacketPort& p) {
+    if (p.tx_pending) {
+      if (::send(p.tx_fd, nullptr, 0, MSG_DONTWAIT) >= 0 || errno != EAGAIN) p.tx_pending = 0;
+    }
+  }
+
   std::vector<PacketPort> ports_;
   std::vector<uint8_t> bufs_;
+  std::vector<uint8_t> big_bufs_;
   std::vector<pollfd> pfds_;
 };
 

@@ -46,6 +46,26 @@ uint32_t rx_queue_count(const std::string& ifname) {
   return n;
 }
 
+// Virtual devices hand over their sender's partial checksums (veth: a
+// container's or namespace's CHECKSUM_PARTIAL) and XDP has no way to say so;
+// a NIC's frames come from a wire, complete.
+bool may_carry_partial_checksums(const std::string& ifname) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
+  ifr.ifr_data = reinterpret_cast<char*>(&info);
+  bool virt = true;
+  if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) {
+    const std::string drv = info.driver;
+    virt = drv == "veth" || drv == "tun" || drv == "netkit";
+  }
+  ::close(fd);
+  return virt;
+}
+
 struct Sock {
   xsk_socket* xsk = nullptr;
   xsk_ring_cons rx{};
@@ -71,6 +91,8 @@ class AfXdpBackend final : public Backend {
   std::optional<Error> init(const BackendOptions& o, BpfSteer& steer) {
     stats_.resize(o.ifnames.size());
     ring_ = o.ring_size;
+    for (const std::string& ifname : o.ifnames)
+      csum_.push_back(may_carry_partial_checksums(ifname) ? L4Csum::kMaybePartial : L4Csum::kFull);
     // Sockets first (count), then the UMEM they share.
     std::vector<std::pair<int, uint32_t>> want;  // port, queue
     for (size_t p = 0; p < o.ifnames.size(); ++p) {
@@ -170,6 +192,7 @@ class AfXdpBackend final : public Backend {
         p.len = d->len;
         p.capacity = static_cast<uint32_t>(kFrameSize - (addr - base));
         p.in_if = static_cast<int16_t>(port);
+        p.l4_csum = csum_[static_cast<size_t>(port)];
       }
       if (got) {
         xsk_ring_cons__release(&s.rx, got);
@@ -288,6 +311,7 @@ class AfXdpBackend final : public Backend {
   int zerocopy_ = 0;
   std::vector<Sock> socks_;
   std::vector<int> tx_of_port_;
+  std::vector<L4Csum> csum_;  // per port: what its frames' checksums may be
   std::vector<uint64_t> free_;
   std::vector<pollfd> pfds_;
 };

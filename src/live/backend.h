@@ -28,6 +28,7 @@ class BpfSteer;
 struct PortStats {
   uint64_t rx = 0, tx = 0, tx_ring_full = 0;
   uint64_t rx_ring_dropped = 0;  // frames the kernel could not put on our receive ring (it was full)
+  uint64_t rx_gso = 0, tx_gso = 0;  // TSO/GSO super-frames received and sent whole
 };
 
 struct BackendOptions {

@@ -24,6 +24,7 @@
 #include "live/bpf_steer.h"
 #include "live/host_port.h"
 #include "live/netlink.h"
+#include "packet/offload.h"
 
 namespace xnat {
 namespace {
@@ -319,6 +320,7 @@ struct Worker {
   uint64_t dump_gen = 0;
   uint32_t dump_next = 0;
   std::string dump_buf;
+  std::vector<uint8_t> segment_buf = std::vector<uint8_t>(16384);  // one frame cut from a super-frame
 
   // After a push: the consumer may have gone to sleep having seen the ring
   // empty. Its store of `sleeping` and our store of the ring's tail are
@@ -331,6 +333,38 @@ struct Worker {
     }
   }
 };
+
+// A frame leaving other than through the backend (a handoff ring, the
+// neighbour wait queue, the host port) has no way to carry its offloads: a
+// partial checksum is completed and a super-frame cut into frames, each
+// given to `sink` as a packet of its own. False if `sink` refused one.
+template <typename Sink>
+bool finish_in_software(Worker& w, Packet& p, Sink&& sink) {
+  if (p.l4_csum != L4Csum::kPartial && p.gso == Gso::kNone) return sink(p);
+  bool ok = true;
+  if (p.gso != Gso::kNone) {
+    auto piece = [&](const uint8_t* f, uint32_t len) {
+      Packet s = p;
+      s.data = const_cast<uint8_t*>(f);
+      s.len = s.capacity = len;
+      s.l4_csum = L4Csum::kFull;
+      s.gso = Gso::kNone;
+      s.gso_size = 0;
+      return ok = sink(s);
+    };
+    if (segment_gso(p.data, p.len, p.gso_size, w.segment_buf.data(), static_cast<uint32_t>(w.segment_buf.size()),
+                    piece)) {
+      w.live.inc(Counter::gso_segmented);
+      return ok;
+    }
+  }
+  // Not cut (it has one segment's payload, or cannot be): completed whole.
+  finish_l4_checksum(p.data, p.len);
+  p.l4_csum = L4Csum::kFull;
+  p.gso = Gso::kNone;
+  p.gso_size = 0;
+  return sink(p);
+}
 
 void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.io->update_kernel_stats();
@@ -387,12 +421,19 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
     for (size_t i = 0; i < n; ++i) {
       Packet& p = ps[i];
       switch (p.verdict) {
-        case Verdict::kHandoff:
-          if (w.to[static_cast<size_t>(p.out_if)]->push(p)) w.peers[static_cast<size_t>(p.out_if)]->wake();
-          else w.live.inc(Counter::drop_handoff_full);
+        case Verdict::kHandoff: {
+          HandoffRing* r = w.to[static_cast<size_t>(p.out_if)];
+          if (finish_in_software(w, p, [&](Packet& q) { return r->push(q); }))
+            w.peers[static_cast<size_t>(p.out_if)]->wake();
+          else
+            w.live.inc(Counter::drop_handoff_full);
           break;
+        }
         case Verdict::kNeighborPending: {
-          if (!w.held.hold(p, now)) w.live.inc(Counter::drop_neighbor_timeout);
+          finish_in_software(w, p, [&](Packet& q) {
+            if (!w.held.hold(q, now)) w.live.inc(Counter::drop_neighbor_timeout);
+            return true;
+          });
           bool recent = false;
           for (const Asked& a : asked) recent |= a.addr == p.next_hop && now - a.at < 1000;
           if (!recent) {
@@ -408,11 +449,14 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
         case Verdict::kToHost:
           // Taken from the kernel (transit, or a port a mapping or DNAT rule
           // claims): it reaches the host's stack only through the host port.
-          if (const uint8_t* ip = xnat_ipv4_header(p.data, p.data + p.len)) {  // ARP, IPv6: never taken
-            if (!w.host) w.live.inc(Counter::drop_host_port_claimed);
-            else if (w.host->write(ip, p.data + p.len)) w.live.inc(Counter::host_port_in);
-            else w.live.inc(Counter::drop_host_port_write);
-          }
+          finish_in_software(w, p, [&](Packet& q) {
+            if (const uint8_t* ip = xnat_ipv4_header(q.data, q.data + q.len)) {  // ARP, IPv6: never taken
+              if (!w.host) w.live.inc(Counter::drop_host_port_claimed);
+              else if (w.host->write(ip, q.data + q.len)) w.live.inc(Counter::host_port_in);
+              else w.live.inc(Counter::drop_host_port_write);
+            }
+            return true;
+          });
           break;
         default:
           break;
@@ -687,6 +731,8 @@ int run_gateway(const RunOptions& o) {
         (*ports)[p].tx += snap.ports[p].tx;
         (*ports)[p].tx_ring_full += snap.ports[p].tx_ring_full;
         (*ports)[p].rx_ring_dropped += snap.ports[p].rx_ring_dropped;
+        (*ports)[p].rx_gso += snap.ports[p].rx_gso;
+        (*ports)[p].tx_gso += snap.ports[p].tx_gso;
       }
       if (table) *table += snap.table;
     }
@@ -712,9 +758,12 @@ int run_gateway(const RunOptions& o) {
       // transmit drops.
       c += fmt::format("live_host_port_queue_dropped {}\n", host->queue_dropped());
     }
-    for (size_t p = 0; p < nports; ++p)
+    for (size_t p = 0; p < nports; ++p) {
       c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", bo.ifnames[p], ports[p].rx,
                        bo.ifnames[p], ports[p].tx, bo.ifnames[p], ports[p].rx_ring_dropped);
+      c += fmt::format("live_rx_gso_{} {}\nlive_tx_gso_{} {}\n", bo.ifnames[p], ports[p].rx_gso, bo.ifnames[p],
+                       ports[p].tx_gso);
+    }
     if (nworkers > 1) c += fmt::format("live_directory_entries {}\n", directory.size());
     write_file(o.counters_out, c);
   };

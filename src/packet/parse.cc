@@ -169,16 +169,39 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
     return ParseStatus::kOk;  // no checksum to verify: it covers the whole datagram
   }
 
-  if (opts.verify_l4_checksum) {
-    if (iph->proto == kProtoTcp) {
-      if (!l4_checksum_ok(t.src, t.dst, kProtoTcp, l4, l4_len)) return ParseStatus::kBadL4Checksum;
-    } else if (iph->proto == kProtoUdp) {
-      const auto* uh = reinterpret_cast<const UdpHdr*>(l4);
-      if (uh->check != 0 && !l4_checksum_ok(t.src, t.dst, kProtoUdp, l4, uh->len.host()))
-        return ParseStatus::kBadL4Checksum;
-    } else if (iph->proto == kProtoIcmp) {
-      if (csum_fold(csum_partial(l4, l4_len)) != 0xFFFF) return ParseStatus::kBadL4Checksum;
+  if (iph->proto == kProtoTcp || iph->proto == kProtoUdp) {
+    // A partial checksum the backend knows of is trusted, as the kernel
+    // trusts CHECKSUM_PARTIAL; one it cannot rule out is completed even with
+    // verification off, or the receiver would drop the frame.
+    const bool maybe_partial = opts.l4_csum == L4Csum::kMaybePartial;
+    if ((opts.verify_l4_checksum || maybe_partial) && opts.l4_csum != L4Csum::kPartial) {
+      uint16_t field;
+      size_t sum_len = l4_len;
+      if (iph->proto == kProtoTcp) {
+        field = reinterpret_cast<const TcpHdr*>(l4)->check;
+      } else {
+        const auto* uh = reinterpret_cast<const UdpHdr*>(l4);
+        field = uh->check;
+        sum_len = uh->len.host();
+      }
+      if (iph->proto == kProtoTcp || field != 0) {
+        const uint32_t pseudo = pseudo_sum(t.src, t.dst, iph->proto, sum_len);
+        const uint32_t s = csum_partial_inline(l4, sum_len, pseudo);
+        if (csum_fold(s) != 0xFFFF) {
+          if (maybe_partial && field == csum_fold(pseudo)) {
+            // The sum of everything but the field, completed.
+            uint16_t full = csum_finish(csum_fold64(uint64_t{s} + static_cast<uint16_t>(~field)));
+            if (iph->proto == kProtoUdp && full == 0) full = 0xFFFF;
+            out->l4_csum_completed = true;
+            out->l4_csum_full = full;
+          } else if (opts.verify_l4_checksum) {
+            return ParseStatus::kBadL4Checksum;
+          }
+        }
+      }
     }
+  } else if (iph->proto == kProtoIcmp && opts.verify_l4_checksum) {
+    if (csum_fold(csum_partial(l4, l4_len)) != 0xFFFF) return ParseStatus::kBadL4Checksum;
   }
 
   if (iph->proto == kProtoIcmp && icmp_is_error(l4[0])) {

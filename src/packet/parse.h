@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "conntrack/tuple.h"
+#include "packet/offload.h"
 
 namespace xnat {
 
@@ -73,10 +74,16 @@ struct ParsedPacket {
   uint16_t inner_l4 = 0;
   uint16_t inner_l4_avail = 0;  // transport bytes of the embedded datagram present
   Tuple inner;                   // tuple of the embedded datagram, as it was sent
+
+  // L4Csum::kMaybePartial: the checksum was partial; this is its full value,
+  // for the engine to write (the parser never writes to the frame).
+  bool l4_csum_completed = false;
+  uint16_t l4_csum_full = 0;
 };
 
 struct ParseOptions {
   bool verify_l4_checksum = true;  // nf_conntrack_checksum
+  L4Csum l4_csum = L4Csum::kFull;   // what the backend knows of the frame's TCP/UDP checksum
 };
 
 ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& opts,

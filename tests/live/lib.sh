@@ -41,11 +41,13 @@ net_up() {
   ip -n "$NS_C" route add default via 198.18.0.1
   # The gateway's kernel must not forward or answer for what xnat handles.
   in_g sysctl -qw net.ipv4.ip_forward=0
-  # Full checksums and MTU-sized frames from the hosts, as a wire delivers them.
-  in_c ethtool -K "$IF_C" tx off tso off gso off >/dev/null 2>&1 || true
-  in_s ethtool -K "$IF_S" tx off tso off gso off >/dev/null 2>&1 || true
-  in_g ethtool -K "$IF_GI" gro off >/dev/null 2>&1 || true
-  in_g ethtool -K "$IF_GO" gro off >/dev/null 2>&1 || true
+  # Hosts as they come: partial checksums (CHECKSUM_PARTIAL) and TSO/GSO
+  # super-frames. HOST_OFFLOADS=off is the other case: full checksums and
+  # MTU-sized frames, as a wire delivers them.
+  if [ "${HOST_OFFLOADS:-on}" = off ]; then
+    in_c ethtool -K "$IF_C" tx off tso off gso off >/dev/null 2>&1 || true
+    in_s ethtool -K "$IF_S" tx off tso off gso off >/dev/null 2>&1 || true
+  fi
 }
 
 net_down() {

@@ -1,0 +1,78 @@
+// What a host's offloads leave in a frame, and how the gateway finishes it.
+//
+// Hosts as they come (containers, VMs, anything behind a veth or tap) send
+// TCP and UDP with CHECKSUM_PARTIAL: the L4 checksum field holds only the
+// pseudo-header's sum, to be completed by the NIC. With TSO/GSO they also
+// send super-frames of up to 64 KB, one TCP segment (or UDP datagram train)
+// to be cut at `gso_size` bytes of payload by whoever transmits it. A NAT
+// gateway in the kernel forwards both as they are; so does xnat where the
+// backend can say so (AF_PACKET's virtio_net_hdr), and finishes them in
+// software where it cannot pass them on (handoff rings, the neighbour wait
+// queue, the host port).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace xnat {
+
+// The state of a frame's TCP/UDP checksum as the backend received it.
+enum class L4Csum : uint8_t {
+  // Full, as on a wire: verified when nf_conntrack_checksum = 1.
+  kFull,
+  // Known to be partial (the backend was told: CHECKSUM_PARTIAL). Not
+  // verified, as the kernel trusts it too; the engine keeps the field the
+  // pseudo-header sum of the translated header, and the frame leaves partial
+  // or is finished by finish_l4_checksum.
+  kPartial,
+  // Maybe partial: the device can hand over partial checksums without saying
+  // which (AF_XDP on a veth). A checksum that fails verification but holds
+  // exactly the pseudo-header's sum is a partial one and is completed; one
+  // that holds anything else is wrong. A corruption that happens to leave that
+  // sum is as rare (2^-16) as one that happens to leave a valid checksum.
+  kMaybePartial,
+};
+
+// Segmentation metadata of a super-frame (virtio_net_hdr's gso_type).
+enum class Gso : uint8_t { kNone, kTcp, kUdp };
+
+// Where a frame's TCP/UDP checksum field is: offsets into the frame. Fails
+// (returns false) for anything else: not IPv4, not TCP/UDP, a fragment,
+// lengths that do not add up.
+struct L4Field {
+  uint32_t l3 = 0, l4 = 0, l4_len = 0, field = 0;
+  uint8_t proto = 0;
+};
+bool locate_l4_checksum(const uint8_t* frame, uint32_t len, L4Field* out);
+
+// Writes the full TCP/UDP checksum into a frame whose field is partial (or
+// anything). False if the frame has no such checksum (locate_l4_checksum).
+bool finish_l4_checksum(uint8_t* frame, uint32_t len);
+
+// Writes the pseudo-header's sum into the field: the frame leaves with its
+// checksum partial, for the output device (or the kernel) to finish.
+bool set_partial_l4_checksum(uint8_t* frame, uint32_t len);
+
+// Cuts a TCP or UDP super-frame into frames of at most `gso_size` payload
+// bytes, each with its own IPv4 total length, identification (incremented
+// per segment, as the kernel's GSO does for TCP), header checksum and full
+// L4 checksum. TCP: sequence numbers advance; FIN and PSH only on the last
+// segment, CWR only on the first (as tcp_gso_segment). UDP (UDP_L4 GSO):
+// each segment is a datagram of its own. `scratch` must hold `mtu`-sized
+// frames: the headers plus gso_size bytes. `emit(frame, len)` is called for
+// each segment; the count of segments is returned, 0 if the frame cannot be
+// cut (not TCP/UDP over IPv4, gso_size 0, or a segment would not fit
+// `scratch_len`).
+using SegmentSink = bool (*)(void* ctx, const uint8_t* frame, uint32_t len);
+size_t segment_gso(const uint8_t* frame, uint32_t len, uint16_t gso_size, uint8_t* scratch, uint32_t scratch_len,
+                   SegmentSink emit, void* ctx);
+
+template <typename F>
+size_t segment_gso(const uint8_t* frame, uint32_t len, uint16_t gso_size, uint8_t* scratch, uint32_t scratch_len,
+                   F& emit) {
+  return segment_gso(
+      frame, len, gso_size, scratch, scratch_len,
+      [](void* c, const uint8_t* f, uint32_t l) -> bool { return (*static_cast<F*>(c))(f, l); }, &emit);
+}
+
+}  // namespace xnat
