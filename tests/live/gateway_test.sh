@@ -8,6 +8,9 @@
 #   REDIRECT:   curl, ab, dig and iperf3 from the client to the server's address
 #               reach the gateway's own nginx, dnsmasq and iperf3 (through the host port)
 #   the live conntrack listing holds the flows those clients made
+#   hosts with their default offloads (partial checksums, TSO/GSO super-frames;
+#   HOST_OFFLOADS=off for full checksums and MTU-sized frames): 16 MB each way,
+#   byte for byte; a datagram with a wrong checksum is still dropped and counted
 #   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
 # With WORKERS > 1 the veths get that many queues and xnat that many workers;
 # flows then spread over the workers and replies are handed to their owner.
@@ -18,6 +21,7 @@ WORKERS=${2:-1}
 QUEUES=$WORKERS
 LABEL=$BACKEND
 [ "$WORKERS" -gt 1 ] && LABEL="$BACKEND, $WORKERS workers"
+[ "${HOST_OFFLOADS:-on}" = off ] && LABEL="$LABEL, offloads off"
 XNAT=${XNAT:-$(cd "$(dirname "$0")/../.." && pwd)/build/xnat}
 if [ "$(id -u)" -ne 0 ]; then
   echo "gateway_test: needs root (network namespaces, XDP)"
@@ -84,6 +88,33 @@ if [ "$failed" -gt "$failed_before" ]; then
   snapshot && echo "     counters after it: $(grep -E '^(live_)?drop_[a-z_]+ [1-9]|^icmp_|^handoffs|^flows_created' $WORK/counters.txt | tr '\n' ' ')"
 fi
 
+# --- Bulk TCP both ways, byte for byte: with the hosts' offloads these are
+# super-frames with partial checksums (af_packet keeps them whole, af_xdp
+# completes the checksums of the frames XDP gets).
+head -c 16M /dev/urandom >"$WORK/nginx-server/files/big.bin"
+BIG_MD5=$(md5sum <"$WORK/nginx-server/files/big.bin" | cut -d' ' -f1)
+check "curl of 16 MB from the server through MASQUERADE arrives intact" \
+  bash -c "ip netns exec $NS_C curl -sS --max-time 20 http://198.19.0.2/files/big.bin | md5sum | grep -q $BIG_MD5"
+ip netns exec "$NS_S" python3 -c '
+import hashlib, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.19.0.2", 5210)); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(30); h = hashlib.md5()
+while True:
+    d = c.recv(1 << 20)
+    if not d: break
+    h.update(d)
+print(h.hexdigest())' >"$WORK/upload.md5" 2>&1 &
+UPLOAD_PID=$!
+PIDS+=($UPLOAD_PID)
+sleep 0.3
+check "16 MB from the client to a server through MASQUERADE arrives intact" \
+  bash -c "ip netns exec $NS_C python3 -c '
+import socket, sys
+s = socket.create_connection((\"198.19.0.2\", 5210), timeout=20)
+s.sendall(open(sys.argv[1], \"rb\").read()); s.close()' $WORK/nginx-server/files/big.bin &&
+           for i in \$(seq 50); do [ -s $WORK/upload.md5 ] && break; sleep 0.1; done; grep -qx $BIG_MD5 $WORK/upload.md5"
+
 # --- DNAT: the gateway's outside address, port 8080, is the client's nginx.
 check "curl to a DNAT-published port reaches nginx inside" \
   bash -c "ip netns exec $NS_S curl -sS --max-time 5 http://198.19.0.1:8080/ | grep -qx 'hello from client'"
@@ -133,6 +164,19 @@ if [ "$WORKERS" -gt 1 ]; then
   check "  ... frames reached their flow's worker (handoffs counted, none lost)" \
     bash -c "grep -Eq '^handoffs [1-9]' $WORK/counters.txt && ! grep -Eq '^(live_)?drop_handoff_(full|loop) [1-9]' $WORK/counters.txt"
 fi
+if [ "${HOST_OFFLOADS:-on}" = on ]; then
+  if [ "$BACKEND" = af_packet ]; then
+    check "  ... super-frames came in and left whole (TSO/GSO kept end to end)" \
+      bash -c "grep -Eq '^live_rx_gso_$IF_GI [1-9]' $WORK/counters.txt && grep -Eq '^live_tx_gso_$IF_GO [1-9]' $WORK/counters.txt"
+  else
+    check "  ... the hosts' partial checksums were completed" grep -Eq '^l4_csum_completed [1-9]' "$WORK/counters.txt"
+  fi
+fi
+in_c /usr/bin/python3 "$(dirname "$0")/bad_checksum.py" 198.18.0.2 198.19.0.2 9 5 >/dev/null
+sleep 0.3
+snapshot
+check "datagrams with a wrong UDP checksum are dropped and counted (nf_conntrack_checksum = 1)" \
+  grep -Eq '^drop_bad_l4_checksum 5$' "$WORK/counters.txt"
 check "the gateway's own address still answers ping (host traffic passes to the kernel)" \
   in_s ping -c 2 -i 0.2 -W 2 198.19.0.1
 check "clean stop" stop_xnat

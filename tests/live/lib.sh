@@ -112,7 +112,8 @@ start_xnat() {
 # /whoami the client address it saw. NGINX_WRAP prefixes the command (taskset).
 start_nginx() {
   local dir="$WORK/nginx-$3"
-  mkdir -p "$dir/tmp"
+  mkdir -p "$dir/tmp" "$dir/files"
+  chmod 755 "$WORK"  # nginx's workers run unprivileged and serve files/
   cat >"$dir/nginx.conf" <<CONF
 daemon off;
 worker_processes 1;
@@ -127,6 +128,7 @@ http {
     listen $2:${4:-80} backlog=4096;
     location / { return 200 "hello from $3\n"; }
     location /whoami { return 200 "\$remote_addr\n"; }
+    location /files/ { alias $dir/files/; }
   }
 }
 CONF
