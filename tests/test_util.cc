@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "control/example_gateway.h"
-#include "conntrack/tuple.h"
+#include "packet/tuple.h"
 #include "packet/describe.h"
 #include "packet/parse.h"
 

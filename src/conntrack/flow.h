@@ -12,7 +12,7 @@
 
 #include <cstdint>
 
-#include "conntrack/tuple.h"
+#include "packet/tuple.h"
 
 namespace xnat {
 

@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "conntrack/flow.h"
-#include "conntrack/huge_array.h"
+#include "base/huge_array.h"
 #include "conntrack/tcp_tracker.h"
 
 namespace xnat {

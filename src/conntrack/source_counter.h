@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "conntrack/huge_array.h"
+#include "base/huge_array.h"
 
 namespace xnat {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "control/result.h"
+#include "base/result.h"
 #include "dataplane/engine.h"
 
 namespace xnat {

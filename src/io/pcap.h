@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "control/result.h"
+#include "base/result.h"
 
 namespace xnat {
 

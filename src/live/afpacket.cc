@@ -110,8 +110,8 @@ class AfPacketBackend final : public Backend {
   std::optional<Error> init(const BackendOptions& o) {
     ports_.resize(o.ifnames.size());
     stats_.resize(o.ifnames.size());
-    bufs_.resize(size_t{Engine::kBurst} * kBufSize);
-    big_bufs_.resize(size_t{Engine::kBurst} * kBigBufSize);
+    bufs_.resize(size_t{kBurst} * kBufSize);
+    big_bufs_.resize(size_t{kBurst} * kBigBufSize);
     for (size_t i = 0; i < ports_.size(); ++i) {
       PacketPort& p = ports_[i];
       const std::string& ifname = o.ifnames[i];
@@ -186,7 +186,7 @@ class AfPacketBackend final : public Backend {
   size_t rx(int port, Packet* pkts, size_t max) override {
     PacketPort& p = ports_[static_cast<size_t>(port)];
     size_t n = 0;
-    max = std::min(max, size_t{Engine::kBurst});
+    max = std::min(max, size_t{kBurst});
     while (n < max) {
       auto* bd = reinterpret_cast<tpacket_block_desc*>(p.rx_ring + size_t{p.block} * kBlockSize);
       if (!p.next) {

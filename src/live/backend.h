@@ -15,11 +15,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "control/result.h"
-#include "dataplane/engine.h"
+#include "base/result.h"
+#include "dataplane/packet.h"
 
 namespace xnat {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "control/result.h"
+#include "base/result.h"
 
 struct bpf_object;
 struct bpf_link;

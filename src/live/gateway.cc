@@ -18,7 +18,7 @@
 #include <mutex>
 #include <thread>
 
-#include "cli/replay.h"
+#include "dataplane/report.h"
 #include "control/config.h"
 #include "live/backend.h"
 #include "live/bpf_steer.h"

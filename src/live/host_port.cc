@@ -77,7 +77,7 @@ Result<std::unique_ptr<HostPort>> HostPort::open(const std::string& name) {
   errno = err;
   if (!ok) return sys_error(fmt::format("bring up '{}'", name));
   hp->ifindex_ = up.ifr_ifindex;
-  hp->buf_.resize(Engine::kBurst * kFrame);
+  hp->buf_.resize(kBurst * kFrame);
   return hp;
 }
 
@@ -87,7 +87,7 @@ HostPort::~HostPort() {
 
 size_t HostPort::rx(Packet* pkts, size_t max) {
   size_t n = 0;
-  for (size_t tries = 0; n < max && n < Engine::kBurst && tries < 2 * Engine::kBurst; ++tries) {
+  for (size_t tries = 0; n < max && n < kBurst && tries < 2 * kBurst; ++tries) {
     uint8_t* f = &buf_[n * kFrame];
     const ssize_t r = ::read(fd_, f + 14, kFrame - 14);
     if (r <= 0) break;

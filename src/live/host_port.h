@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "control/result.h"
-#include "dataplane/engine.h"
+#include "base/result.h"
+#include "dataplane/packet.h"
 
 namespace xnat {
 
@@ -63,7 +63,7 @@ class HostPort {
   int fd_ = -1;
   int ifindex_ = 0;
   std::string name_, warning_;
-  std::vector<uint8_t> buf_;  // Engine::kBurst frames of kFrame
+  std::vector<uint8_t> buf_;  // kBurst frames of kFrame
 };
 
 }  // namespace xnat

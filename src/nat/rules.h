@@ -11,33 +11,13 @@
 #include <string>
 #include <vector>
 
-namespace xnat {
+#include "packet/addr.h"
 
-struct Prefix {
-  uint32_t addr = 0;  // host order, already masked
-  uint8_t len = 0;
-  // Without a branch: a 64-bit shift by 32 leaves the low half 0 for /0.
-  uint32_t mask() const { return static_cast<uint32_t>(~uint64_t{0} << (32 - len)); }
-  bool contains(uint32_t host_addr) const { return (host_addr & mask()) == addr; }
-  friend bool operator==(const Prefix&, const Prefix&) = default;
-};
+namespace xnat {
 
 struct PortRange {
   uint16_t lo = 0, hi = 65535;
   bool contains(uint16_t p) const { return lo <= p && p <= hi; }
-};
-
-// addrtype types (xt_addrtype), as a bitmask.
-enum AddrTypeBits : uint16_t {
-  kAddrUnspec = 1 << 0,
-  kAddrUnicast = 1 << 1,
-  kAddrLocal = 1 << 2,
-  kAddrBroadcast = 1 << 3,
-  kAddrAnycast = 1 << 4,
-  kAddrMulticast = 1 << 5,
-  kAddrBlackhole = 1 << 6,
-  kAddrUnreachable = 1 << 7,
-  kAddrProhibit = 1 << 8,
 };
 
 struct InterfaceMatch {

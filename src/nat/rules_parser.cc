@@ -7,7 +7,7 @@
 #include <optional>
 #include <sstream>
 
-#include "conntrack/tuple.h"
+#include "packet/tuple.h"
 
 namespace xnat {
 namespace {

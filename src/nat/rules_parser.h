@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "control/result.h"
+#include "base/result.h"
 #include "nat/rules.h"
 
 namespace xnat {

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "conntrack/tuple.h"
+#include "packet/tuple.h"
 #include "packet/offload.h"
 
 namespace xnat {

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "conntrack/tuple.h"
+#include "packet/tuple.h"
 
 namespace xnat {
 

@@ -17,8 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "nat/rules.h"
-#include "conntrack/huge_array.h"
+#include "base/huge_array.h"
+#include "packet/addr.h"
 #include "packet/headers.h"
 #include "route/lpm.h"
 

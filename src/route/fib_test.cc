@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "conntrack/tuple.h"
+#include "packet/tuple.h"
 
 namespace xnat {
 namespace {

@@ -21,7 +21,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "conntrack/huge_array.h"
+#include "base/huge_array.h"
 
 namespace xnat {
 

@@ -1,4 +1,4 @@
-#include "conntrack/tuple.h"
+#include "packet/tuple.h"
 
 #include <arpa/inet.h>
 
