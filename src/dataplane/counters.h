@@ -18,13 +18,13 @@ namespace xnat {
   X(bad_icmp_error, "ICMP error whose embedded datagram cannot be parsed")                  \
   X(fragment, "IPv4 fragment that cannot be translated alone: transport header cut or overlapped (RFC 1858), or a fragmented ICMP error") \
   X(fragment_unmatched, "later IPv4 fragment whose first fragment was not seen (lost, or reordered ahead of it)") \
-  X(martian_source, "source address no router forwards (RFC 1812 5.3.7)")                   \
+  X(martian_source, "source 0/8, 127/8, multicast, broadcast or the gateway's own address: none a router forwards (RFC 1812 5.3.7)")                   \
   X(invalid, "conntrack INVALID: impossible TCP flags or state, or ICMP reply with no flow") \
   X(icmp_error_untracked, "ICMP error about a connection that is not tracked")              \
   X(table_full, "conntrack table full and nothing expired, closing or unreplied to evict")  \
   X(source_limit, "the source already holds xnat_max_flows_per_source flows")              \
   X(no_port, "no free translated tuple in the NAT range")                                    \
-  X(no_route, "no route to the destination")                                                 \
+  X(no_route, "no route to the destination (an ICMP network unreachable is sent)")                                                 \
   X(no_neighbor, "next hop's MAC address unknown")                                           \
   X(ttl_expired, "TTL ran out (ICMP time exceeded sent when allowed)")                      \
   X(neighbor_timeout, "next hop did not resolve in time, or the wait queue was full (live)") \
