@@ -1,5 +1,8 @@
 #include "packet/parse.h"
 
+#include <cstddef>
+#include <cstring>
+
 #include "packet/checksum.h"
 
 namespace xnat {
@@ -92,6 +95,24 @@ void parse_tcp_segment(const uint8_t* l4, uint16_t l4_len, bool partial, TcpSegm
   }
 }
 
+// A TCP/UDP checksum that failed: with L4Csum::kMaybePartial, one holding
+// exactly the pseudo-header's sum is a partial one, and its full value is
+// the sum of everything but the field. True if the frame may go on: completed,
+// or not verified (nf_conntrack_checksum = 0).
+[[gnu::noinline]] bool completes_partial(const ParseOptions& opts, const Tuple& t, uint8_t proto, const uint8_t* l4,
+                                         size_t len, uint32_t sum, ParsedPacket* out) {
+  uint16_t field;
+  std::memcpy(&field, l4 + (proto == kProtoTcp ? offsetof(TcpHdr, check) : offsetof(UdpHdr, check)), 2);
+  if (opts.l4_csum == L4Csum::kMaybePartial && field == csum_fold(pseudo_sum(t.src, t.dst, proto, len))) {
+    uint16_t full = csum_finish(csum_fold64(uint64_t{sum} + static_cast<uint16_t>(~field)));
+    if (proto == kProtoUdp && full == 0) full = 0xFFFF;  // RFC 768
+    out->l4_csum_completed = true;
+    out->l4_csum_full = full;
+    return true;
+  }
+  return !opts.verify_l4_checksum;
+}
+
 }  // namespace
 
 ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& opts,
@@ -169,39 +190,24 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
     return ParseStatus::kOk;  // no checksum to verify: it covers the whole datagram
   }
 
-  if (iph->proto == kProtoTcp || iph->proto == kProtoUdp) {
-    // A partial checksum the backend knows of is trusted, as the kernel
-    // trusts CHECKSUM_PARTIAL; one it cannot rule out is completed even with
-    // verification off, or the receiver would drop the frame.
-    const bool maybe_partial = opts.l4_csum == L4Csum::kMaybePartial;
-    if ((opts.verify_l4_checksum || maybe_partial) && opts.l4_csum != L4Csum::kPartial) {
-      uint16_t field;
-      size_t sum_len = l4_len;
-      if (iph->proto == kProtoTcp) {
-        field = reinterpret_cast<const TcpHdr*>(l4)->check;
-      } else {
-        const auto* uh = reinterpret_cast<const UdpHdr*>(l4);
-        field = uh->check;
-        sum_len = uh->len.host();
+  // A partial checksum the backend knows of is trusted, as the kernel trusts
+  // CHECKSUM_PARTIAL; one it cannot rule out is completed even with
+  // verification off, or the receiver would drop the frame.
+  if ((opts.verify_l4_checksum && opts.l4_csum != L4Csum::kPartial) || opts.l4_csum == L4Csum::kMaybePartial) {
+    if (iph->proto == kProtoTcp) {
+      const uint32_t s = csum_partial_inline(l4, l4_len, pseudo_sum(t.src, t.dst, kProtoTcp, l4_len));
+      if (csum_fold(s) != 0xFFFF && !completes_partial(opts, t, kProtoTcp, l4, l4_len, s, out))
+        return ParseStatus::kBadL4Checksum;
+    } else if (iph->proto == kProtoUdp) {
+      const auto* uh = reinterpret_cast<const UdpHdr*>(l4);
+      if (uh->check != 0) {
+        const uint32_t s = csum_partial_inline(l4, uh->len.host(), pseudo_sum(t.src, t.dst, kProtoUdp, uh->len.host()));
+        if (csum_fold(s) != 0xFFFF && !completes_partial(opts, t, kProtoUdp, l4, uh->len.host(), s, out))
+          return ParseStatus::kBadL4Checksum;
       }
-      if (iph->proto == kProtoTcp || field != 0) {
-        const uint32_t pseudo = pseudo_sum(t.src, t.dst, iph->proto, sum_len);
-        const uint32_t s = csum_partial_inline(l4, sum_len, pseudo);
-        if (csum_fold(s) != 0xFFFF) {
-          if (maybe_partial && field == csum_fold(pseudo)) {
-            // The sum of everything but the field, completed.
-            uint16_t full = csum_finish(csum_fold64(uint64_t{s} + static_cast<uint16_t>(~field)));
-            if (iph->proto == kProtoUdp && full == 0) full = 0xFFFF;
-            out->l4_csum_completed = true;
-            out->l4_csum_full = full;
-          } else if (opts.verify_l4_checksum) {
-            return ParseStatus::kBadL4Checksum;
-          }
-        }
-      }
+    } else if (iph->proto == kProtoIcmp && opts.verify_l4_checksum) {
+      if (csum_fold(csum_partial(l4, l4_len)) != 0xFFFF) return ParseStatus::kBadL4Checksum;
     }
-  } else if (iph->proto == kProtoIcmp && opts.verify_l4_checksum) {
-    if (csum_fold(csum_partial(l4, l4_len)) != 0xFFFF) return ParseStatus::kBadL4Checksum;
   }
 
   if (iph->proto == kProtoIcmp && icmp_is_error(l4[0])) {

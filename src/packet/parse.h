@@ -66,7 +66,13 @@ struct ParsedPacket {
   bool vlan = false;
   bool icmp_error = false;
   FragKind frag = FragKind::kNone;
+  // L4Csum::kMaybePartial: the checksum was partial, and this is its full
+  // value, for the engine to write (the parser never writes to the frame).
+  // Beside frag and ip_id, in what would be padding: the struct stays 80
+  // bytes, which parse_frame clears in five stores.
+  bool l4_csum_completed = false;
   uint16_t ip_id = 0;  // fragments only: the IPv4 identification, raw
+  uint16_t l4_csum_full = 0;
   Tuple tuple;  // the packet's own tuple (a later fragment: addresses and protocol only)
 
   // ICMP errors only: the embedded datagram.
@@ -74,11 +80,6 @@ struct ParsedPacket {
   uint16_t inner_l4 = 0;
   uint16_t inner_l4_avail = 0;  // transport bytes of the embedded datagram present
   Tuple inner;                   // tuple of the embedded datagram, as it was sent
-
-  // L4Csum::kMaybePartial: the checksum was partial; this is its full value,
-  // for the engine to write (the parser never writes to the frame).
-  bool l4_csum_completed = false;
-  uint16_t l4_csum_full = 0;
 };
 
 struct ParseOptions {
