@@ -1,18 +1,31 @@
-// Fuzzes the engine's input path: any bytes as a frame on any interface, with
-// rules that exercise SNAT, DNAT and stateless NAT, and a small table so
-// eviction runs. The engine must never crash, hang or read out of bounds.
+// Fuzzes the engine's input path: any bytes as frames on any interface, in
+// bursts of 1 to 32 (the staged burst path as the live gateway runs it), with
+// any offload state a backend may report, rules that exercise SNAT, DNAT and
+// stateless NAT, and a small table so eviction runs. The engine must never
+// crash, hang or read out of bounds, and a forwarded frame stays within its
+// buffer. Each input gets a fresh engine, so a failure reproduces from its
+// input alone.
+//
+// Input (FuzzedDataProvider): frame bytes from the front; from the back, per
+// burst a clock step (ms) and a size, and per frame a control byte (bits 0-1:
+// eth0, eth1, eth0, or the host port; bits 2-3: full, partial or maybe-partial
+// L4 checksum; bits 4-5: no GSO, TCP or UDP GSO) and a length.
+// fuzz/make_engine_corpus.py writes seeds in this form.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 
+#include <fuzzer/FuzzedDataProvider.h>
+
 #include "control/config.h"
 #include "control/example_gateway.h"
 #include "nat/rules_parser.h"
+#include "packet/offload.h"
 
 namespace {
-std::unique_ptr<xnat::Engine> make_engine() {
+xnat::EngineConfig make_config() {
   xnat::ExampleGateway g;
   g.inside = "in0";
   g.outside = "out0";
@@ -50,34 +63,50 @@ COMMIT
     __builtin_trap();
   }
   cfg->rules = std::move(*rules);
-  return std::make_unique<xnat::Engine>(std::move(*cfg));
+  return std::move(*cfg);
 }
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static std::unique_ptr<xnat::Engine> engine = make_engine();
-  static uint64_t now = 1000000;
-  if (size < 2) return 0;
-  // First byte: interface (bits 0-1: eth0, eth1, eth0, or the live gateway's
-  // host port) and clock step; the rest is one or more frames separated by
-  // the length in the second byte.
-  const int in_if = (data[0] & 3) == 3 ? xnat::kHostPort : data[0] & 1;
-  now += data[0] >> 2;
-  uint8_t buf[2048];
-  size_t off = 1;
-  while (off < size) {
-    size_t len = data[off++];
-    if (len == 0) len = size - off;
-    if (len > size - off) len = size - off;
-    const size_t take = len < sizeof buf ? len : sizeof buf;
-    std::memcpy(buf, data + off, take);
-    xnat::Packet p;
-    p.data = buf;
-    p.len = static_cast<uint32_t>(take);
-    p.capacity = sizeof buf;
-    p.in_if = static_cast<int16_t>(in_if);
-    engine->process(p, now);
-    off += len;
+  static const xnat::EngineConfig config = make_config();
+  xnat::Engine engine(config);
+  FuzzedDataProvider in(data, size);
+  uint64_t now = 1000000;
+  static uint8_t bufs[xnat::kBurst][2048];
+  xnat::Packet pkts[xnat::kBurst];
+  while (in.remaining_bytes() > 0) {
+    now += in.ConsumeIntegralInRange<uint32_t>(0, 40000);
+    const size_t n = in.ConsumeIntegralInRange<size_t>(1, xnat::kBurst);
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t ctl = in.ConsumeIntegral<uint8_t>();
+      const size_t len = in.ConsumeIntegralInRange<size_t>(0, 1600);
+      const std::vector<uint8_t> bytes = in.ConsumeBytes<uint8_t>(len);
+      std::memcpy(bufs[i], bytes.data(), bytes.size());
+      xnat::Packet& p = pkts[i];
+      p = xnat::Packet{};
+      p.data = bufs[i];
+      p.len = static_cast<uint32_t>(bytes.size());
+      p.capacity = sizeof bufs[i];
+      p.in_if = static_cast<int16_t>((ctl & 3) == 3 ? xnat::kHostPort : ctl & 1);
+      const uint8_t csum = (ctl >> 2) & 3;
+      p.l4_csum = csum == 1 ? xnat::L4Csum::kPartial : csum == 2 ? xnat::L4Csum::kMaybePartial : xnat::L4Csum::kFull;
+      const uint8_t gso = (ctl >> 4) & 3;
+      p.gso = gso == 1 ? xnat::Gso::kTcp : gso == 2 ? xnat::Gso::kUdp : xnat::Gso::kNone;
+      p.gso_size = p.gso == xnat::Gso::kNone ? 0 : 536;
+    }
+    engine.process_burst(pkts, n, now);
+    for (size_t i = 0; i < n; ++i) {
+      xnat::Packet& p = pkts[i];
+      if (p.len > p.capacity || (p.verdict == xnat::Verdict::kForward && p.out_if < 0)) __builtin_trap();
+      // What the live gateway does with a frame it cannot hand on whole.
+      if (p.verdict != xnat::Verdict::kDrop && p.gso != xnat::Gso::kNone) {
+        static uint8_t scratch[2048];
+        auto sink = [](const uint8_t*, uint32_t len) { return len <= sizeof scratch; };
+        xnat::segment_gso(p.data, p.len, p.gso_size, scratch, sizeof scratch, sink);
+      } else if (p.verdict != xnat::Verdict::kDrop && p.l4_csum == xnat::L4Csum::kPartial) {
+        xnat::finish_l4_checksum(p.data, p.len);
+      }
+    }
   }
   return 0;
 }

@@ -23,8 +23,8 @@ XNAT_STRESS=0 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 
 echo "== fuzzers (${FUZZ_SECONDS}s each)"
 CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXNAT_FUZZ=ON -DXNAT_TESTS=OFF -DXNAT_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target engine_fuzz rules_fuzz
-for f in engine rules; do
+cmake --build build-fuzz -j"$jobs" --target engine_fuzz rules_fuzz pcap_fuzz
+for f in engine rules pcap; do
   work=$(mktemp -d)
   cp fuzz/corpus/"$f"/* "$work"/ 2>/dev/null || true
   log="$work.log"
