@@ -23,8 +23,11 @@
 #include "live/backend.h"
 #include "live/bpf_steer.h"
 #include "live/host_port.h"
+#include "live/handoff_ring.h"
+#include "live/neighbor_queue.h"
 #include "live/netlink.h"
-#include "packet/offload.h"
+#include "live/rule_claims.h"
+#include "live/software_offload.h"
 
 namespace xnat {
 namespace {
@@ -66,105 +69,6 @@ bool for_gateway(const LocalClaims& c, int frags_fd, const Packet& p) {
   return xnat_steer(p.data, p.data + p.len) == XNAT_STEER_GATEWAY;
 }
 
-// The nat rules that translate destinations (DNAT, NETMAP, REDIRECT), in
-// every chain but POSTROUTING's.
-template <class F>
-void for_each_destination_rule(const RuleSet& rules, F&& f) {
-  const Table& nat = rules.nat;
-  const int post = nat.hook_chain(Hook::kPostrouting);
-  for (size_t ci = 0; ci < nat.chains.size(); ++ci) {
-    if (static_cast<int>(ci) == post) continue;
-    for (const Rule& r : nat.chains[ci].rules) {
-      const TargetKind k = r.target.kind;
-      if (k == TargetKind::kDnat || k == TargetKind::kNetmap || k == TargetKind::kRedirect) f(r);
-    }
-  }
-}
-
-// Ports the destination rules may claim on the host's addresses: a rule's
-// --dport / multiport list, or every port of its protocol (all protocols when
-// it names none). Each claim is held for the whole run.
-void claim_dnat_ports(const RuleSet& rules, uint64_t* counts) {
-  for_each_destination_rule(rules, [&](const Rule& r) {
-    const Match& m = r.match;
-    std::vector<uint8_t> protos;
-    if (m.proto && !m.proto_invert) protos = {m.proto};
-    else protos = {kProtoTcp, kProtoUdp, kProtoIcmp};
-    for (uint8_t proto : protos) {
-      std::vector<PortRange> ranges;
-      if (proto != kProtoIcmp && m.has_dport && !m.dport_invert) ranges = {m.dport};
-      else if (proto != kProtoIcmp && !m.multi_invert &&
-               (m.multi == Match::Multi::kDest || m.multi == Match::Multi::kEither))
-        ranges = m.multi_ports;
-      else ranges = {PortRange{0, 65535}};
-      for (const PortRange& pr : ranges)
-        for (uint32_t port = pr.lo; port <= pr.hi; ++port) {
-          const int idx = xnat_claim_index(proto, port);
-          if (idx >= 0) ++counts[idx];
-        }
-    }
-  });
-}
-
-// Frames whose next hop is being resolved. Copies, so the receive buffers are
-// not held; bounded, and each frame waits at most kWaitMs.
-class NeighborQueue {
- public:
-  static constexpr size_t kSlots = 256;
-  static constexpr uint32_t kFrameMax = 2048;
-  static constexpr uint64_t kWaitMs = 3000;
-
-  // False when full (the caller counts the drop).
-  bool hold(const Packet& p, uint64_t now) {
-    if (p.len > kFrameMax) return false;
-    for (Slot& s : slots_)
-      if (!s.used) {
-        s.used = true;
-        s.out_if = p.out_if;
-        s.next_hop = p.next_hop;
-        s.len = p.len;
-        s.since = now;
-        std::memcpy(s.data, p.data, p.len);
-        ++count_;
-        return true;
-      }
-    return false;
-  }
-  // Sends what resolved; returns how many timed out.
-  template <typename Send>
-  uint64_t service(const Fib& fib, uint64_t now, Send&& send) {
-    uint64_t expired = 0;
-    if (!count_) return 0;
-    for (Slot& s : slots_) {
-      if (!s.used) continue;
-      if (const MacAddr* mac = fib.neighbor(s.next_hop)) {
-        std::memcpy(s.data, mac->b, 6);
-        if (!send(s.out_if, s.data, s.len)) ++expired;
-      } else if (now - s.since < kWaitMs) {
-        continue;
-      } else {
-        ++expired;
-      }
-      s.used = false;
-      --count_;
-    }
-    return expired;
-  }
-  size_t size() const { return count_; }
-
- private:
-  struct Slot {
-    bool used = false;
-    int16_t out_if = -1;
-    uint32_t next_hop = 0;
-    uint32_t len = 0;
-    uint64_t since = 0;
-    uint8_t data[kFrameMax];
-  };
-  std::vector<Slot> slots_ = std::vector<Slot>(kSlots);
-  size_t count_ = 0;
-};
-
 void write_file(const std::string& path, const std::string& text) {
   if (path.empty()) return;
   const std::string tmp = path + ".tmp";
@@ -195,15 +99,6 @@ void set_claim_addrs(LocalClaims* c, const Fib& fib) {
 }
 
 
-// Whether a rule can translate a connection for the host's own stack, which
-// then needs the host port: REDIRECT, and DNAT or NETMAP before routing
-// (their address may be one of the host's, now or after a change).
-bool translates_for_host(const RuleSet& rules) {
-  bool any = false;
-  for_each_destination_rule(rules, [&](const Rule&) { any = true; });
-  return any;
-}
-
 // The BPF map of reply tuples the egress program takes to the host port.
 struct HostReplyMap {
   int fd = -1;
@@ -219,58 +114,6 @@ void update_host_reply(void* ctx, const Tuple& reply, bool add) {
   const int err = add ? bpf_map_update_elem(m->fd, &reply, &one, BPF_ANY) : bpf_map_delete_elem(m->fd, &reply);
   if (err && add) m->failed.fetch_add(1, std::memory_order_relaxed);
 }
-
-// Frames passed from one worker to another: a single-producer single-consumer
-// ring of copies (the frames' buffers belong to the sender's backend). The
-// consumer processes a frame in its slot and transmits a copy.
-class HandoffRing {
- public:
-  static constexpr uint32_t kFrameMax = 2048 - 16;
-  struct Slot {
-    uint32_t len;
-    int16_t in_if;
-    uint8_t hops;
-    uint8_t data[kFrameMax];
-  };
-
-  // slots: a power of two.
-  explicit HandoffRing(uint32_t slots) : nslots_(slots), slots_(std::make_unique<Slot[]>(slots)) {}
-
-  bool push(const Packet& p) {  // producer
-    const uint32_t t = tail_.load(std::memory_order_relaxed);
-    if (t - head_.load(std::memory_order_acquire) == nslots_ || p.len > kFrameMax) return false;
-    Slot& s = slots_[t & (nslots_ - 1)];
-    std::memcpy(s.data, p.data, p.len);
-    s.len = p.len;
-    s.in_if = p.in_if;
-    s.hops = p.hops;
-    tail_.store(t + 1, std::memory_order_release);
-    return true;
-  }
-  // Consumer: up to `max` filled slots from the head, as Packets.
-  size_t peek(Packet* out, size_t max) {
-    const uint32_t h = head_.load(std::memory_order_relaxed);
-    const uint32_t n = std::min<uint32_t>(tail_.load(std::memory_order_acquire) - h, static_cast<uint32_t>(max));
-    for (uint32_t i = 0; i < n; ++i) {
-      Slot& s = slots_[(h + i) & (nslots_ - 1)];
-      out[i] = Packet{};
-      out[i].data = s.data;
-      out[i].len = s.len;
-      out[i].capacity = kFrameMax;
-      out[i].in_if = s.in_if;
-      out[i].hops = s.hops;
-    }
-    return n;
-  }
-  void release(size_t n) { head_.store(head_.load(std::memory_order_relaxed) + static_cast<uint32_t>(n), std::memory_order_release); }
-  bool empty() const { return head_.load(std::memory_order_relaxed) == tail_.load(std::memory_order_acquire); }
-
- private:
-  alignas(64) std::atomic<uint32_t> head_{0};
-  alignas(64) std::atomic<uint32_t> tail_{0};
-  uint32_t nslots_;
-  std::unique_ptr<Slot[]> slots_;
-};
 
 // What the workers share with the control thread.
 struct Shared {
@@ -320,7 +163,7 @@ struct Worker {
   uint64_t dump_gen = 0;
   uint32_t dump_next = 0;
   std::string dump_buf;
-  std::vector<uint8_t> segment_buf = std::vector<uint8_t>(16384);  // one frame cut from a super-frame
+  SoftwareOffload offload;  // for frames that leave other than through the backend
 
   // After a push: the consumer may have gone to sleep having seen the ring
   // empty. Its store of `sleeping` and our store of the ring's tail are
@@ -334,38 +177,6 @@ struct Worker {
   }
 };
 
-// A frame leaving other than through the backend (a handoff ring, the
-// neighbour wait queue, the host port) has no way to carry its offloads: a
-// partial checksum is completed and a super-frame cut into frames, each
-// given to `sink` as a packet of its own. False if `sink` refused one.
-template <typename Sink>
-bool finish_in_software(Worker& w, Packet& p, Sink&& sink) {
-  if (p.l4_csum != L4Csum::kPartial && p.gso == Gso::kNone) return sink(p);
-  bool ok = true;
-  if (p.gso != Gso::kNone) {
-    auto piece = [&](const uint8_t* f, uint32_t len) {
-      Packet s = p;
-      s.data = const_cast<uint8_t*>(f);
-      s.len = s.capacity = len;
-      s.l4_csum = L4Csum::kFull;
-      s.gso = Gso::kNone;
-      s.gso_size = 0;
-      return ok = sink(s);
-    };
-    if (segment_gso(p.data, p.len, p.gso_size, w.segment_buf.data(), static_cast<uint32_t>(w.segment_buf.size()),
-                    piece)) {
-      w.live.inc(Counter::gso_segmented);
-      return ok;
-    }
-  }
-  // Not cut (it has one segment's payload, or cannot be): completed whole.
-  finish_l4_checksum(p.data, p.len);
-  p.l4_csum = L4Csum::kFull;
-  p.gso = Gso::kNone;
-  p.gso_size = 0;
-  return sink(p);
-}
-
 void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.io->update_kernel_stats();
   uint64_t full = 0;
@@ -373,6 +184,7 @@ void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.live.v[static_cast<size_t>(Counter::drop_tx_ring_full)] = full;
   std::lock_guard<std::mutex> lock(w.mu);
   w.snap.engine = counter_source(*w.engine);
+  w.live.v[static_cast<size_t>(Counter::gso_segmented)] = w.offload.segmented();
   w.snap.live = w.live;
   w.snap.ports.resize(w.io->ports());
   for (size_t p = 0; p < w.io->ports(); ++p) w.snap.ports[p] = w.io->stats(static_cast<int>(p));
@@ -423,14 +235,14 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
       switch (p.verdict) {
         case Verdict::kHandoff: {
           HandoffRing* r = w.to[static_cast<size_t>(p.out_if)];
-          if (finish_in_software(w, p, [&](Packet& q) { return r->push(q); }))
+          if (w.offload.finish(p, [&](Packet& q) { return r->push(q); }))
             w.peers[static_cast<size_t>(p.out_if)]->wake();
           else
             w.live.inc(Counter::drop_handoff_full);
           break;
         }
         case Verdict::kNeighborPending: {
-          finish_in_software(w, p, [&](Packet& q) {
+          w.offload.finish(p, [&](Packet& q) {
             if (!w.held.hold(q, now)) w.live.inc(Counter::drop_neighbor_timeout);
             return true;
           });
@@ -449,7 +261,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
         case Verdict::kToHost:
           // Taken from the kernel (transit, or a port a mapping or DNAT rule
           // claims): it reaches the host's stack only through the host port.
-          finish_in_software(w, p, [&](Packet& q) {
+          w.offload.finish(p, [&](Packet& q) {
             if (const uint8_t* ip = xnat_ipv4_header(q.data, q.data + q.len)) {  // ARP, IPv6: never taken
               if (!w.host) w.live.inc(Counter::drop_host_port_claimed);
               else if (w.host->write(ip, q.data + q.len)) w.live.inc(Counter::host_port_in);
@@ -591,7 +403,9 @@ int run_gateway(const RunOptions& o) {
   if (auto e = steer.set_local_addrs(local_addrs(cfg->fib))) return fail(e->message);
   uint64_t* claim_counts = steer.claims();
   std::memset(claim_counts, 0, XNAT_CLAIM_ENTRIES * sizeof(uint64_t));
-  claim_dnat_ports(cfg->rules, claim_counts);
+  claim_dnat_ports(cfg->rules, [&](uint8_t proto, uint16_t port) {
+    if (const int idx = xnat_claim_index(proto, port); idx >= 0) ++claim_counts[idx];
+  });
 
   // The host port, when a rule can translate a connection for the host's own
   // stack: REDIRECT always, DNAT and NETMAP when they map to a host address.

@@ -1,0 +1,76 @@
+// The live gateway's wait for a next hop's MAC address: a frame routed to a
+// neighbour the kernel has not resolved yet is held here (a copy, so the
+// receive buffers are not held) while the kernel resolves it, as the kernel's
+// own neighbour queue holds it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "dataplane/packet.h"
+#include "route/fib.h"
+
+namespace xnat {
+
+// Frames whose next hop is being resolved. Copies, so the receive buffers are
+// not held; bounded, and each frame waits at most kWaitMs.
+class NeighborQueue {
+ public:
+  static constexpr size_t kSlots = 256;
+  static constexpr uint32_t kFrameMax = 2048;
+  static constexpr uint64_t kWaitMs = 3000;
+
+  // False when full (the caller counts the drop).
+  bool hold(const Packet& p, uint64_t now) {
+    if (p.len > kFrameMax) return false;
+    for (Slot& s : slots_)
+      if (!s.used) {
+        s.used = true;
+        s.out_if = p.out_if;
+        s.next_hop = p.next_hop;
+        s.len = p.len;
+        s.since = now;
+        std::memcpy(s.data, p.data, p.len);
+        ++count_;
+        return true;
+      }
+    return false;
+  }
+  // Sends what resolved; returns how many timed out.
+  template <typename Send>
+  uint64_t service(const Fib& fib, uint64_t now, Send&& send) {
+    uint64_t expired = 0;
+    if (!count_) return 0;
+    for (Slot& s : slots_) {
+      if (!s.used) continue;
+      if (const MacAddr* mac = fib.neighbor(s.next_hop)) {
+        std::memcpy(s.data, mac->b, 6);
+        if (!send(s.out_if, s.data, s.len)) ++expired;
+      } else if (now - s.since < kWaitMs) {
+        continue;
+      } else {
+        ++expired;
+      }
+      s.used = false;
+      --count_;
+    }
+    return expired;
+  }
+  size_t size() const { return count_; }
+
+ private:
+  struct Slot {
+    bool used = false;
+    int16_t out_if = -1;
+    uint32_t next_hop = 0;
+    uint32_t len = 0;
+    uint64_t since = 0;
+    uint8_t data[kFrameMax];
+  };
+  std::vector<Slot> slots_ = std::vector<Slot>(kSlots);
+  size_t count_ = 0;
+};
+
+}  // namespace xnat
