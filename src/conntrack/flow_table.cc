@@ -12,11 +12,9 @@ namespace xnat {
 namespace {
 // Whether burst stage 2 brings lines in with prefetch instructions rather than
 // loads (see FlowTable::prefetch_flow): Intel, and AMD from Zen 5 (family
-// 0x1A) on. Measured, alternated runs of BM_EstablishedUdp/flows:1048576 on a
-// 2 vCPU Zen 5 KVM guest, two sessions: prefetches 9.3-9.6 against 8.0-8.3
-// Mpps, then 7.7-8.7 against 7.0-7.7; 1 k flows equal, 10 M flows and TCP at
-// 1 M within this VM's noise. An earlier AMD EPYC VM of this project (an
-// older family) ran the loads far faster.
+// 0x1A) on, where the prefetches were the faster at 1 M flows; on older AMD
+// families under nested paging most prefetches were dropped and real loads
+// won (the measurements are in git: the commits that set this).
 bool prefetch_wins() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();  // FlowTable may be built before main (a static)

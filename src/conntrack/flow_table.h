@@ -57,12 +57,10 @@ class FlowTable {
 
   // Second stage for a burst: once the home slot is in cache, load the flow
   // its first tag-matching entry points at (no tuple compare). How depends on
-  // the CPU (load_flow): on AMD EPYC under nested paging a __builtin_prefetch
-  // here was mostly wasted -- 4.1 Mpps at 1 M flows against 6.9 Mpps with a
-  // real load (BM_EstablishedUdp/flows:1048576/batch:32) -- while on an Intel
-  // Xeon (Emerald Rapids, KVM) the load holds up retirement and the prefetch
-  // is the faster: 9.0-9.2 against 8.0-8.6 Mpps, and so it is on a Zen 5
-  // (AMD family 0x1A) VM (prefetch_wins in flow_table.cc).
+  // the CPU (prefetch_wins in flow_table.cc): under nested paging an older
+  // AMD EPYC dropped most prefetch instructions here, so a real load is
+  // used; on Intel and Zen 5 the load holds up retirement and a prefetch is
+  // the faster.
   // Returns the ref whose flow was loaded (that of the first slot with the
   // tag: almost always the packet's); kNoRef when no slot has the tag, so the
   // packet most likely opens a new flow; kProbeOn when four slots did not
