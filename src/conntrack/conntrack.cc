@@ -106,7 +106,7 @@ using Wheel = IntrusiveList<&FlowLinks::wheel_prev, &FlowLinks::wheel_next>;
 using Evict = IntrusiveList<&FlowLinks::evict_prev, &FlowLinks::evict_next>;
 }  // namespace
 
-void Conntrack::schedule(uint32_t idx) {
+[[gnu::always_inline]] inline void Conntrack::schedule(uint32_t idx) {
   uint64_t tick = table_.flow(idx).expires_ms / kTickMs;
   if (wheel_started_ && tick <= wheel_done_tick_) tick = wheel_done_tick_ + 1;
   Wheel::push_back(links_.get(), wheel_head(tick), idx);
@@ -199,7 +199,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   // for it would only trade places too.
   if (full() && (connection_over(rec) || !make_room(now_ms, /*live_too=*/false))) return kNoRef;
   drop_held(hidx);
-  const uint32_t idx = insert(rec.tuple[0], rec.tuple[1], now_ms);
+  const uint32_t idx = place(rec.tuple[0], rec.tuple[1], now_ms).idx;
   if (idx == kNoRef) {
     // Nothing to evict: keep it held, its claim and directory entry taken again.
     Flow again = rec;
@@ -210,7 +210,6 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
       again.status &= static_cast<uint16_t>(~kStatusDirectory);
     hold(again, settings_.xnat_tcp_window_tracking ? &window : nullptr);
     --stats_.held;  // the same eviction, still held
-    --stats_.drop;  // and its packet is not dropped: the engine translates it as held
     return kNoRef;
   }
   // The held record, but with the claim, directory entry and lists insert()
@@ -227,6 +226,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   schedule(idx);
   if (rec.status & kStatusSrcNat) set_src_nat(idx);
   place_on_evict_list(idx);
+  ++stats_.insert;
   ++stats_.readmitted;
   return idx;
 }
@@ -384,15 +384,16 @@ void Conntrack::repay() {
   }
 }
 
-uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms) {
+// insert() without its counts: readmit() places a held flow back the same way
+// but counts otherwise.
+[[gnu::always_inline]] inline Conntrack::Inserted Conntrack::place(const Tuple& orig, const Tuple& reply, uint64_t now_ms) {
   if (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) + shard_.limit->reserve >= shard_.limit->max)
     evict_from(EvictList::kClosing);  // keep headroom for the other workers
   bool borrowed = false;
   if (full() && !make_room(now_ms)) {
     // Several workers: what this one cannot evict, another may hold.
     if (!borrow()) {
-      ++stats_.drop;
-      return kNoRef;
+      return {kNoRef, InsertFailure::kTableFull};
     }
     borrowed = true;
   }
@@ -401,15 +402,14 @@ uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_m
     // Another worker took the last entry since full() looked: borrow it.
     shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
     if (!borrow()) {
-      ++stats_.drop;
-      return kNoRef;
+      return {kNoRef, InsertFailure::kTableFull};
     }
   }
   const bool listed = shard_.active() && shard_.owner_by_hash(reply) != shard_.index;
   if (listed && !shard_.directory->insert(FlowDirectory::fingerprint(reply, shard_.seed), shard_.index)) {
     if (shard_.limit) shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
     ++stats_.directory_full;
-    return kNoRef;
+    return {kNoRef, InsertFailure::kDirectoryFull};
   }
   const uint32_t idx = table_.alloc(orig.proto == kProtoTcp);
   Flow& f = table_.flow(idx);
@@ -438,8 +438,16 @@ uint32_t Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_m
   L[idx] = FlowLinks{idx, idx, idx, idx};
   schedule(idx);
   place_on_evict_list(idx);
-  ++stats_.insert;
-  return idx;
+  return {idx, InsertFailure::kNone};
+}
+
+Conntrack::Inserted Conntrack::insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms) {
+  const Inserted r = place(orig, reply, now_ms);
+  if (r.failure == InsertFailure::kNone) [[likely]]
+    ++stats_.insert;
+  else if (r.failure == InsertFailure::kTableFull)
+    ++stats_.drop;
+  return r;
 }
 
 // Inlined into its two callers: out of line it cost TCP +28 instructions a packet.

@@ -229,10 +229,15 @@ class Conntrack {
   }
 
   // Inserts a flow with the given tuples, making room first if the table is
-  // full. Returns the flow index, or kNoRef (counted in stats().drop, or in
-  // stats().directory_full when its reply tuple could not be entered in the
-  // workers' directory).
-  uint32_t insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms);
+  // full. Returns the flow index, or kNoRef and why (counted in stats().drop,
+  // or in stats().directory_full when its reply tuple could not be entered
+  // in the workers' directory).
+  enum class InsertFailure : uint8_t { kNone, kTableFull, kDirectoryFull };
+  struct Inserted {
+    uint32_t idx = kNoRef;
+    InsertFailure failure = InsertFailure::kNone;
+  };
+  Inserted insert(const Tuple& orig, const Tuple& reply, uint64_t now_ms);
 
   // Applies a packet travelling in direction `dir` to flow `idx`: protocol
   // state, timers, SEEN_REPLY and ASSURED. The flow may be deleted (RST as the
@@ -335,6 +340,7 @@ class Conntrack {
   }
 
  private:
+  Inserted place(const Tuple& orig, const Tuple& reply, uint64_t now_ms);
   static constexpr uint32_t kWheelSlots = 4096;
   // links_ past the flows: the wheel's slots, the eviction lists, the sweep.
   static constexpr uint32_t kListHeads = kWheelSlots + kEvictLists + 1;

@@ -21,7 +21,7 @@ ParsedPacket parse(const std::vector<uint8_t>& f) {
 // Opens a flow for the packet, as the engine does (no NAT).
 uint32_t open(Conntrack& ct, const ParsedPacket& p, uint64_t now) {
   EXPECT_TRUE(ct.can_open(p));
-  uint32_t idx = ct.insert(p.tuple, invert(p.tuple), now);
+  uint32_t idx = ct.insert(p.tuple, invert(p.tuple), now).idx;
   if (idx != kNoRef) {
     EXPECT_EQ(ct.track(idx, 0, p, now), TrackVerdict::kAccept);
   }
@@ -284,7 +284,7 @@ TEST(Conntrack, TableFullWhenNothingCanBeEvicted) {
   uint32_t idx = open(ct, q, T0);
   ct.track(idx, 1, a, T0 + 1);
   auto q2 = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(2, 53).build());
-  EXPECT_EQ(ct.insert(q2.tuple, invert(q2.tuple), T0 + 2), kNoRef);
+  EXPECT_EQ(ct.insert(q2.tuple, invert(q2.tuple), T0 + 2).failure, Conntrack::InsertFailure::kTableFull);
   EXPECT_EQ(ct.stats().drop, 1u);
 }
 
@@ -400,7 +400,7 @@ TEST(Conntrack, BySourceChainsStayExactThroughRemovalInAnyOrder) {
     ++serial;
     Tuple r = invert(o);
     r.dst = htonl(0xCB007101u);  // 203.0.113.1: the translated source
-    const uint32_t idx = ct.insert(o, r, T0);
+    const uint32_t idx = ct.insert(o, r, T0).idx;
     ASSERT_NE(idx, kNoRef);
     const bool snat = next() % 8 != 0;
     if (snat) ct.set_src_nat(idx);
@@ -452,14 +452,14 @@ TEST(Conntrack, ExtendedListingFormat) {
   auto syn = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").tcp(40000, 80, kTcpSyn).build());
   Tuple reply = invert(syn.tuple);
   reply.dst = ip_raw("198.19.0.1");  // SNAT to the outside address
-  uint32_t idx = ct.insert(syn.tuple, reply, T0);
+  uint32_t idx = ct.insert(syn.tuple, reply, T0).idx;
   ct.flow(idx).status |= kStatusSrcNat;
   ct.track(idx, 0, syn, T0);
   EXPECT_EQ(format_conntrack_extended(ct.flow(idx), T0 + 1500),
             "ipv4     2 tcp      6 118 SYN_SENT src=198.18.0.2 dst=198.51.100.7 sport=40000 dport=80 "
             "[UNREPLIED] src=198.51.100.7 dst=198.19.0.1 sport=80 dport=40000 mark=0 use=1");
   auto echo = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").icmp(kIcmpEcho, 0, 9, 1).build());
-  uint32_t i2 = ct.insert(echo.tuple, invert(echo.tuple), T0);
+  uint32_t i2 = ct.insert(echo.tuple, invert(echo.tuple), T0).idx;
   ct.track(i2, 0, echo, T0);
   auto echo_r = parse(FrameBuilder().ip("198.51.100.7", "198.18.0.2").icmp(kIcmpEchoReply, 0, 9, 1).build());
   ct.track(i2, 1, echo_r, T0);

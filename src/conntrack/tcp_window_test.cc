@@ -56,7 +56,7 @@ class Conn {
     if (idx_ == kNoRef) {
       EXPECT_EQ(g.dir, 0);
       EXPECT_TRUE(ct_.can_open(p));
-      idx_ = ct_.insert(p.tuple, invert(p.tuple), now);
+      idx_ = ct_.insert(p.tuple, invert(p.tuple), now).idx;
     }
     return ct_.track(idx_, g.dir, p, now);
   }

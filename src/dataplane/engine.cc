@@ -537,11 +537,10 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   const bool snat = t.src != orig.src || t.sport != orig.sport;
   if (snat) snat_guess_ = t.src;
 
-  const uint64_t directory_full = ct_.stats().directory_full;
-  const uint32_t idx = ct_.insert(orig, invert(t), now);
+  const auto [idx, failure] = ct_.insert(orig, invert(t), now);
   if (idx == kNoRef)
-    return drop(pkt, ct_.stats().directory_full != directory_full ? Counter::drop_directory_full
-                                                                   : Counter::drop_table_full);
+    return drop(pkt, failure == Conntrack::InsertFailure::kDirectoryFull ? Counter::drop_directory_full
+                                                                          : Counter::drop_table_full);
   Flow& f = ct_.flow(idx);
   if (snat) ct_.set_src_nat(idx);
   if (dnat) f.status |= kStatusDstNat;

@@ -29,7 +29,7 @@ struct Fixture {
     Tuple orig = t;
     auto c = ctx(shard);
     if (!nat_unique_tuple(&t, r, Manip::kSrc, c)) return false;
-    EXPECT_NE(ct->insert(orig, invert(t), 1000), kNoRef);
+    EXPECT_NE(ct->insert(orig, invert(t), 1000).idx, kNoRef);
     *out = t;
     return true;
   }
