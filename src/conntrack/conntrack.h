@@ -319,7 +319,12 @@ class Conntrack {
   uint32_t count() const { return table_.size(); }
   uint32_t capacity() const { return table_.capacity(); }
   const ConntrackStats& stats() const { return stats_; }
-  ConntrackStats& stats() { return stats_; }
+  // Refusals decided outside the table that netfilter counts in its
+  // conntrack statistics (conntrack -S): an opener that may not open
+  // (can_open), a source at its limit, an ICMP error about no entry.
+  void count_invalid() { ++stats_.invalid; }
+  void count_source_limited() { ++stats_.source_limited; }
+  void count_untracked_error() { ++stats_.error; }
   // All memory the table holds, and the part that grows with nf_conntrack_max:
   // per flow of capacity, the flow, its share of the index, its links and its
   // free-stack entry (the timer wheel's 64 KiB of heads is fixed). TCP flows'

@@ -493,11 +493,11 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     return drop(pkt, Counter::drop_host_untracked);  // a reopened connection: the host's answers open none
   if (!admissible_new(pkt, p)) return;
   if (!ct_.can_open(p)) {
-    ++ct_.stats().invalid;
+    ct_.count_invalid();
     return drop(pkt, Counter::drop_invalid);
   }
   if (ct_.source_at_limit(p.tuple.src)) {
-    ++ct_.stats().source_limited;
+    ct_.count_source_limited();
     return drop(pkt, Counter::drop_source_limit);
   }
   NatContext ctx{ct_, now, rng_, cfg_.shard, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
@@ -570,7 +570,7 @@ void Engine::handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now) {
   if (ref == kNoRef) {
     if (cfg_.shard.active() && hand_off(pkt, key)) return;
     if (cfg_.fib.is_local(p.tuple.dst)) return to_host(pkt);  // about the host's own traffic
-    ++ct_.stats().error;
+    ct_.count_untracked_error();
     return drop(pkt, Counter::drop_icmp_error_untracked);
   }
   const Flow& f = held ? *held : ct_.flow(ref >> 1);
