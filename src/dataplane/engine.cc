@@ -35,14 +35,16 @@ DropReason parse_drop_reason(ParseStatus s) {
 }  // namespace
 
 Engine::Engine(EngineConfig cfg)
-    : cfg_(std::move(cfg)), ct_(cfg_.conntrack, cfg_.seed), rng_(cfg_.seed * 0x9E3779B97F4A7C15ull + 1) {
+    : cfg_(std::move(cfg)),
+      ct_(cfg_.conntrack, cfg_.seed),
+      rng_(cfg_.seed * 0x9E3779B97F4A7C15ull + 1),
+      icmp_limit_(cfg_.icmp_msgs_per_sec, cfg_.icmp_msgs_burst) {
   std::vector<std::string> names;
   for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
   cfg_.rules.bind_interfaces(names);
   for (const Table* t : {&cfg_.rules.raw, &cfg_.rules.rawpost})
     for (const Chain& c : t->chains)
       if (!c.rules.empty()) has_stateless_rules_ = true;
-  icmp_tokens_milli_ = uint64_t{cfg_.icmp_msgs_burst} * 1000;
   ct_.set_shard(cfg_.shard);
 }
 
@@ -625,17 +627,6 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
   return true;
 }
 
-bool Engine::icmp_rate_allows(uint64_t now) {
-  const uint64_t cap = uint64_t{cfg_.icmp_msgs_burst} * 1000;
-  if (now > icmp_last_ms_) {
-    icmp_tokens_milli_ = std::min(cap, icmp_tokens_milli_ + (now - icmp_last_ms_) * cfg_.icmp_msgs_per_sec);
-    icmp_last_ms_ = now;
-  }
-  if (icmp_tokens_milli_ < 1000) return false;
-  icmp_tokens_milli_ -= 1000;
-  return true;
-}
-
 void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
                              DropReason reason) {
   drop(pkt, reason);
@@ -645,44 +636,15 @@ void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, u
   if (p.icmp_error || p.frag == FragKind::kLater || pkt.in_if == kHostPort || cfg_.fib.is_martian_source(p.tuple.src) ||
       (cfg_.fib.addr_type(p.tuple.dst) & (kAddrBroadcast | kAddrMulticast)))
     return;
-  // RFC 1812 4.3.2.3: quote as much of the datagram as fits in 576 bytes.
-  constexpr size_t kHdrs = sizeof(Ipv4Hdr) + sizeof(IcmpHdr);
-  size_t quote = std::min<size_t>(p.ip_end - p.l3, 576 - kHdrs);
-  if (pkt.capacity < p.l3 + kHdrs) return;
-  quote = std::min<size_t>(quote, pkt.capacity - p.l3 - kHdrs);
-  const size_t min_quote = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3)->header_len() + 8;
-  if (quote < min_quote) return;
-  if (!icmp_rate_allows(now_ms_)) {
+  const uint32_t quote = icmp_error_quote(pkt.data, pkt.capacity, p.l3, p.ip_end);
+  if (!quote) return;
+  if (!icmp_limit_.allow(now_ms_)) {
     counters_.inc(Counter::icmp_errors_ratelimited);
     return;
   }
-  uint8_t* l3 = pkt.data + p.l3;
-  std::memmove(l3 + kHdrs, l3, quote);
+  // Back where it came from: to the previous hop on the ingress interface.
   const Interface& itf = cfg_.fib.interface(pkt.in_if);
-  auto* ip = reinterpret_cast<Ipv4Hdr*>(l3);
-  ip->ver_ihl = 0x45;
-  ip->tos = 0xC0;  // IPTOS_PREC_INTERNETCONTROL, as Linux sends its ICMP errors
-  ip->tot_len.set(static_cast<uint16_t>(kHdrs + quote));
-  ip->id.set(0);
-  ip->frag_off.set(0);
-  ip->ttl = 64;
-  ip->proto = kProtoIcmp;
-  ip->check = 0;
-  ip->saddr.raw = itf.addr;
-  ip->daddr.raw = p.tuple.src;
-  ip->check = csum_finish(csum_partial(ip, sizeof(Ipv4Hdr)));
-  auto* icmp = reinterpret_cast<IcmpHdr*>(l3 + sizeof(Ipv4Hdr));
-  icmp->type = type;
-  icmp->code = code;
-  icmp->check = 0;
-  icmp->id.set(0);
-  icmp->seq.set(0);
-  icmp->check = csum_finish(csum_partial(icmp, sizeof(IcmpHdr) + quote));
-  // Back where it came from: to the previous hop's MAC on the ingress interface.
-  auto* eth = reinterpret_cast<EthHdr*>(pkt.data);
-  eth->dst = eth->src;
-  eth->src = itf.mac;
-  pkt.len = static_cast<uint32_t>(p.l3 + kHdrs + quote);
+  pkt.len = build_icmp_error(pkt.data, p.l3, quote, itf.addr, p.tuple.src, itf.mac, type, code);
   pkt.out_if = pkt.in_if;
   pkt.verdict = Verdict::kForward;
   counters_.inc(Counter::icmp_errors_sent);

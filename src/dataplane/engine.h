@@ -23,6 +23,7 @@
 #include "conntrack/conntrack.h"
 #include "dataplane/counters.h"
 #include "dataplane/fragments.h"
+#include "dataplane/icmp_error.h"
 #include "dataplane/packet.h"
 #include "nat/port_allocator.h"
 #include "nat/rules.h"
@@ -101,7 +102,6 @@ class Engine {
   void to_host(Packet& pkt);
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
                        DropReason reason);
-  bool icmp_rate_allows(uint64_t now);
   RulePacket rule_packet(const ParsedPacket& p, int in_if) const;
   bool apply_dst_manip(const Rule& r, Tuple* t, int in_if, NatContext& ctx);
   bool apply_src_manip(const Rule& r, Tuple* t, int out_if, NatContext& ctx);
@@ -113,8 +113,7 @@ class Engine {
   FragmentTable frags_;
   FragmentKey first_key_;  // the first fragment being handled, as received
   bool has_stateless_rules_ = false;
-  uint64_t icmp_tokens_milli_ = 0;  // tokens * 1000
-  uint64_t icmp_last_ms_ = 0;
+  IcmpRateLimit icmp_limit_;
   uint64_t now_ms_ = 0;  // time of the current burst, for ICMP rate limiting
   ParsedPacket parsed_[kBurst];
   ParseStatus status_[kBurst];

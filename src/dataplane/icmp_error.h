@@ -1,0 +1,51 @@
+// ICMP errors the gateway generates itself (time exceeded, network
+// unreachable): the rate limit the kernel applies to them, and the error
+// built in place of the datagram it is about.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "packet/headers.h"
+
+namespace xnat {
+
+// net.ipv4.icmp_msgs_per_sec / icmp_msgs_burst: a token bucket, refilled per
+// millisecond of the packets' clock.
+class IcmpRateLimit {
+ public:
+  IcmpRateLimit(uint32_t per_sec, uint32_t burst)
+      : per_sec_(per_sec), cap_milli_(uint64_t{burst} * 1000), tokens_milli_(cap_milli_) {}
+  // Takes a token if there is one.
+  bool allow(uint64_t now_ms) {
+    if (now_ms > last_ms_) {
+      const uint64_t refill = (now_ms - last_ms_) * per_sec_;
+      tokens_milli_ = tokens_milli_ + refill > cap_milli_ ? cap_milli_ : tokens_milli_ + refill;
+      last_ms_ = now_ms;
+    }
+    if (tokens_milli_ < 1000) return false;
+    tokens_milli_ -= 1000;
+    return true;
+  }
+
+ private:
+  uint64_t per_sec_, cap_milli_;
+  uint64_t tokens_milli_;  // tokens * 1000
+  uint64_t last_ms_ = 0;
+};
+
+// How many bytes of the IPv4 datagram at frame + l3 (ending at ip_end) an
+// error about it quotes: as much as fits in 576 bytes (RFC 1812 4.3.2.3)
+// and in the frame's `capacity`; 0 if not even its header and first 8 bytes
+// fit, and then no error is sent.
+uint32_t icmp_error_quote(const uint8_t* frame, uint32_t capacity, uint32_t l3, uint32_t ip_end);
+
+// Replaces that datagram with an ICMP error of `type`/`code` about it, from
+// `src` to `dst` (network order; the datagram's source as received), quoting
+// `quote` bytes of it as the frame now holds it; the
+// Ethernet addresses are turned back toward the previous hop, from
+// `src_mac`. Returns the new frame length.
+uint32_t build_icmp_error(uint8_t* frame, uint32_t l3, uint32_t quote, uint32_t src, uint32_t dst,
+                          const MacAddr& src_mac, uint8_t type, uint8_t code);
+
+}  // namespace xnat
