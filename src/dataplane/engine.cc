@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "nat/targets.h"
 #include "nat/translate.h"
 #include "packet/checksum.h"
 #include "packet/headers.h"
@@ -420,64 +421,6 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
   counters_.inc(Counter::tx_frames);
 }
 
-bool Engine::apply_dst_manip(const Rule& r, Tuple* t, int in_if, NatContext& ctx) {
-  NatRange range = r.target.range;
-  switch (r.target.kind) {
-    case TargetKind::kDnat:
-      if (!range.map_ips) {
-        range.map_ips = true;
-        range.min_ip = range.max_ip = host32(t->dst);
-      }
-      break;
-    case TargetKind::kRedirect: {
-      // The address of the interface the packet came in on (nf_nat_redirect_ipv4).
-      range.map_ips = true;
-      range.min_ip = range.max_ip = host32(cfg_.fib.interface(in_if).addr);
-      break;
-    }
-    case TargetKind::kNetmap: {
-      const Prefix& to = r.target.prefix;
-      const uint32_t h = (host32(t->dst) & ~to.mask()) | to.addr;
-      range = NatRange{};
-      range.map_ips = true;
-      range.min_ip = range.max_ip = h;
-      break;
-    }
-    default:
-      return false;
-  }
-  // As in netfilter, a destination mapping that finds no free tuple keeps its
-  // last choice; the source side (SNAT or the null binding) resolves clashes.
-  (void)nat_unique_tuple(t, range, Manip::kDst, ctx);
-  return true;
-}
-
-bool Engine::apply_src_manip(const Rule& r, Tuple* t, int out_if, NatContext& ctx) {
-  NatRange range = r.target.range;
-  switch (r.target.kind) {
-    case TargetKind::kSnat:
-      if (!range.map_ips) {
-        range.map_ips = true;
-        range.min_ip = range.max_ip = host32(t->src);
-      }
-      break;
-    case TargetKind::kMasquerade:
-      range.map_ips = true;
-      range.min_ip = range.max_ip = host32(cfg_.fib.interface(out_if).addr);
-      break;
-    case TargetKind::kNetmap: {
-      const Prefix& to = r.target.prefix;
-      range = NatRange{};
-      range.map_ips = true;
-      range.min_ip = range.max_ip = (host32(t->src) & ~to.mask()) | to.addr;
-      break;
-    }
-    default:
-      return false;
-  }
-  return nat_unique_tuple(t, range, Manip::kSrc, ctx);
-}
-
 bool Engine::admissible_new(Packet& pkt, const ParsedPacket& p) {
   if (cfg_.fib.is_directed_broadcast(p.tuple.dst)) {
     to_host(pkt);  // directed broadcast of a connected network
@@ -508,7 +451,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   RulePacket rp = rule_packet(p, pkt.in_if);
 
   const Rule* pre = evaluate(cfg_.rules.nat, Hook::kPrerouting, rp);
-  if (pre) apply_dst_manip(*pre, &t, pkt.in_if, ctx);
+  if (pre) apply_dst_target(pre->target, &t, cfg_.fib.interface(pkt.in_if).addr, ctx);
   const bool dnat = t.dst != orig.dst || t.dport != orig.dport;
 
   NextHop nh;
@@ -524,7 +467,8 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     rp.out_if = nh.ifindex;
     rp.in_if = -1;
     if (const Rule* post = evaluate(cfg_.rules.nat, Hook::kPostrouting, rp)) {
-      if (!apply_src_manip(*post, &t, nh.ifindex, ctx)) return drop(pkt, Counter::drop_no_port);
+      if (!apply_src_target(post->target, &t, cfg_.fib.interface(nh.ifindex).addr, ctx))
+        return drop(pkt, Counter::drop_no_port);
     }
   }
   if (t.src == orig.src && t.sport == orig.sport && nat_tuple_used(t, ctx)) {

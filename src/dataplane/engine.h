@@ -103,8 +103,6 @@ class Engine {
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
                        DropReason reason);
   RulePacket rule_packet(const ParsedPacket& p, int in_if) const;
-  bool apply_dst_manip(const Rule& r, Tuple* t, int in_if, NatContext& ctx);
-  bool apply_src_manip(const Rule& r, Tuple* t, int out_if, NatContext& ctx);
 
   EngineConfig cfg_;
   Conntrack ct_;
