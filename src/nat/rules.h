@@ -82,6 +82,12 @@ struct Target {
   int chain = -1;  // kJump / kGoto: index into the table's chains
   NatRange range;  // SNAT, DNAT, MASQUERADE (ports), REDIRECT (ports)
   Prefix prefix;   // NETMAP --to, RAWSNAT --to-source, RAWDNAT --to-destination
+
+  // Whether the kind is one of `kinds`.
+  template <typename... K>
+  bool is(K... kinds) const {
+    return ((kind == kinds) || ...);
+  }
 };
 
 struct Rule {

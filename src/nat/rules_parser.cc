@@ -12,6 +12,27 @@
 namespace xnat {
 namespace {
 
+// The targets xnat implements: the name iptables-save writes, what it does,
+// and the table it belongs in (empty: any).
+struct BuiltinTarget {
+  std::string_view name;
+  TargetKind kind;
+  std::string_view table;
+};
+constexpr BuiltinTarget kBuiltinTargets[] = {
+    {"ACCEPT", TargetKind::kAccept, ""},        {"RETURN", TargetKind::kReturn, ""},
+    {"SNAT", TargetKind::kSnat, "nat"},         {"DNAT", TargetKind::kDnat, "nat"},
+    {"MASQUERADE", TargetKind::kMasquerade, "nat"}, {"REDIRECT", TargetKind::kRedirect, "nat"},
+    {"NETMAP", TargetKind::kNetmap, "nat"},     {"RAWSNAT", TargetKind::kRawSnat, "rawpost"},
+    {"RAWDNAT", TargetKind::kRawDnat, "raw"},   {"NOTRACK", TargetKind::kNotrack, "raw"},
+    {"CT", TargetKind::kNone, "raw"},
+};
+const BuiltinTarget* builtin_target(std::string_view name) {
+  for (const BuiltinTarget& b : kBuiltinTargets)
+    if (b.name == name) return &b;
+  return nullptr;
+}
+
 struct ParseError {
   std::string token;
   std::string message;
@@ -440,10 +461,9 @@ class Parser {
 
   std::optional<ParseError> set_target(const std::string& name, bool is_goto, Rule* r) {
     Target& t = r->target;
-    if (is_goto || (!name.empty() && name != "ACCEPT" && name != "RETURN" && name != "SNAT" &&
-                    name != "DNAT" && name != "MASQUERADE" && name != "REDIRECT" &&
-                    name != "NETMAP" && name != "RAWSNAT" && name != "RAWDNAT" &&
-                    name != "NOTRACK" && name != "CT")) {
+    ct_target_ = false;
+    const BuiltinTarget* b = is_goto ? nullptr : builtin_target(name);
+    if (!b) {
       int ci = table_->find_chain(name);
       if (ci < 0) {
         static const char* kKnownOther[] = {"DROP", "REJECT", "LOG", "MARK", "CONNMARK", "TRACE",
@@ -459,25 +479,10 @@ class Parser {
       t.chain = ci;
       return std::nullopt;
     }
-    const std::string& tb = table_->name;
-    auto only_in = [&](const char* want) -> std::optional<ParseError> {
-      if (tb != want) return ParseError{name, fmt::format("target {} belongs in table {}, not {}", name, want, tb)};
-      return std::nullopt;
-    };
-    if (name == "ACCEPT") t.kind = TargetKind::kAccept;
-    else if (name == "RETURN") t.kind = TargetKind::kReturn;
-    else if (name == "SNAT") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kSnat; }
-    else if (name == "DNAT") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kDnat; }
-    else if (name == "MASQUERADE") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kMasquerade; }
-    else if (name == "REDIRECT") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kRedirect; }
-    else if (name == "NETMAP") { if (auto e = only_in("nat")) return e; t.kind = TargetKind::kNetmap; }
-    else if (name == "RAWSNAT") { if (auto e = only_in("rawpost")) return e; t.kind = TargetKind::kRawSnat; }
-    else if (name == "RAWDNAT") { if (auto e = only_in("raw")) return e; t.kind = TargetKind::kRawDnat; }
-    else if (name == "NOTRACK") { if (auto e = only_in("raw")) return e; t.kind = TargetKind::kNotrack; }
-    else if (name == "CT") {
-      if (auto e = only_in("raw")) return e;
-      t.kind = TargetKind::kNone;  // becomes kNotrack with --notrack, checked in finish_target
-    }
+    if (!b->table.empty() && table_->name != b->table)
+      return ParseError{name, fmt::format("target {} belongs in table {}, not {}", name, b->table, table_->name)};
+    t.kind = b->kind;  // CT: kNone until --notrack, checked in finish_target
+    ct_target_ = b->name == "CT";
     return std::nullopt;
   }
 
@@ -493,14 +498,14 @@ class Parser {
     std::string v;
     if (o == "--to-source" || o == "--to-destination") {
       const bool snat = o == "--to-source";
-      if (target == "RAWSNAT" || target == "RAWDNAT") {
-        if ((target == "RAWSNAT") != snat) return bad();
+      if (t.kind == TargetKind::kRawSnat || t.kind == TargetKind::kRawDnat) {
+        if ((t.kind == TargetKind::kRawSnat) != snat) return bad();
         if (auto e = arg(&v)) return e;
         if (!parse_prefix(v, &t.prefix)) return ParseError{v, "expected an address or prefix"};
         range_seen_ = true;
         return std::nullopt;
       }
-      if ((snat && target != "SNAT") || (!snat && target != "DNAT")) return bad();
+      if (t.kind != (snat ? TargetKind::kSnat : TargetKind::kDnat)) return bad();
       if (range_seen_) return ParseError{o, "only one range per rule (as in current iptables)"};
       if (auto e = arg(&v)) return e;
       if (!parse_nat_range(v, &t.range))
@@ -509,7 +514,7 @@ class Parser {
       return std::nullopt;
     }
     if (o == "--to-ports") {
-      if (target != "MASQUERADE" && target != "REDIRECT") return bad();
+      if (!t.is(TargetKind::kMasquerade, TargetKind::kRedirect)) return bad();
       if (auto e = arg(&v)) return e;
       PortRange pr;
       if (!parse_port_range(v, &pr, '-')) return ParseError{v, "expected PORT or PORT-PORT"};
@@ -519,29 +524,29 @@ class Parser {
       return std::nullopt;
     }
     if (o == "--to") {
-      if (target != "NETMAP") return bad();
+      if (t.kind != TargetKind::kNetmap) return bad();
       if (auto e = arg(&v)) return e;
       if (!parse_prefix(v, &t.prefix)) return ParseError{v, "expected a prefix a.b.c.d/len"};
       range_seen_ = true;
       return std::nullopt;
     }
     if (o == "--random") {
-      if (target != "SNAT" && target != "DNAT" && target != "MASQUERADE" && target != "REDIRECT") return bad();
+      if (!t.is(TargetKind::kSnat, TargetKind::kDnat, TargetKind::kMasquerade, TargetKind::kRedirect)) return bad();
       t.range.random = true;
       return std::nullopt;
     }
     if (o == "--random-fully") {
-      if (target != "SNAT" && target != "MASQUERADE") return bad();
+      if (!t.is(TargetKind::kSnat, TargetKind::kMasquerade)) return bad();
       t.range.random_fully = true;
       return std::nullopt;
     }
     if (o == "--persistent") {
-      if (target != "SNAT" && target != "DNAT") return bad();
+      if (!t.is(TargetKind::kSnat, TargetKind::kDnat)) return bad();
       t.range.persistent = true;
       return std::nullopt;
     }
     if (o == "--notrack") {
-      if (target != "CT") return bad();
+      if (!ct_target_) return bad();
       t.kind = TargetKind::kNotrack;
       return std::nullopt;
     }
@@ -552,12 +557,17 @@ class Parser {
     const bool had_range = range_seen_;
     range_seen_ = false;
     const Target& t = r->target;
-    if (name == "CT" && t.kind != TargetKind::kNotrack)
+    if (ct_target_ && t.kind != TargetKind::kNotrack)
       return ParseError{"CT", "xnat supports the CT target only as 'CT --notrack'"};
-    if ((name == "SNAT" || name == "DNAT") && !had_range)
-      return ParseError{name, fmt::format("{} needs --to-{}", name, name == "SNAT" ? "source" : "destination")};
-    if ((name == "NETMAP" || name == "RAWSNAT" || name == "RAWDNAT") && !had_range)
-      return ParseError{name, fmt::format("{} needs {}", name, name == "NETMAP" ? "--to PREFIX" : name == "RAWSNAT" ? "--to-source PREFIX" : "--to-destination PREFIX")};
+    if (!had_range) {
+      const char* needs = t.kind == TargetKind::kSnat       ? "--to-source"
+                          : t.kind == TargetKind::kDnat     ? "--to-destination"
+                          : t.kind == TargetKind::kNetmap   ? "--to PREFIX"
+                          : t.kind == TargetKind::kRawSnat  ? "--to-source PREFIX"
+                          : t.kind == TargetKind::kRawDnat  ? "--to-destination PREFIX"
+                                                            : nullptr;
+      if (needs) return ParseError{name, fmt::format("{} needs {}", name, needs)};
+    }
     if (t.range.proto_specified && r->match.proto != 6 && r->match.proto != 17 &&
         r->match.proto != 132 && r->match.proto != 33 && r->match.proto != 136)
       return ParseError{name, "a port range needs '-p tcp' or '-p udp' (or sctp, dccp, udplite) in the rule"};
@@ -645,6 +655,7 @@ class Parser {
   Table* table_ = nullptr;
   int line_no_ = 0;
   bool range_seen_ = false;
+  bool ct_target_ = false;  // the rule's target is CT (valid only with --notrack)
 };
 
 }  // namespace
