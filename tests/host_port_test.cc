@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "conntrack/conntrack.h"
+#include "live/local_claims.h"
 #include "live/steer.h"
 #include "packet/parse.h"
 #include "test_util.h"
@@ -42,7 +43,7 @@ struct Recorder {
       }
     };
     claims.host_reply_ctx = this;
-    e.set_local_claims(&claims);
+    e.set_flow_observer(&claims);
   }
   bool has(const Tuple& t) const { return replies.count({t.word0(), t.word1()}) != 0; }
 };

@@ -128,8 +128,7 @@ void Conntrack::move_to_evict_list(uint32_t idx, EvictList want) {
 }
 
 void Conntrack::release_reply(const Flow& f) {
-  if (f.status & kStatusClaim) claims_->sub(LocalClaims::index(f.tuple[1]));
-  if (f.status & kStatusHostReply) claims_->host_reply(claims_->host_reply_ctx, f.tuple[1], false);
+  if (f.status & kStatusObserved) observer_->on_release(f.tuple[1], f.status & kStatusObserved);
   if (f.status & kStatusDirectory)
     shard_.directory->erase(FlowDirectory::fingerprint(f.tuple[1], shard_.seed), shard_.index);
 }
@@ -203,8 +202,8 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   if (idx == kNoRef) {
     // Nothing to evict: keep it held, its claim and directory entry taken again.
     Flow again = rec;
-    if ((again.status & kStatusClaim) && claims_) claims_->add(LocalClaims::index(again.tuple[1]));
-    if (again.status & kStatusHostReply) claims_->host_reply(claims_->host_reply_ctx, again.tuple[1], true);
+    again.status &= static_cast<uint16_t>(~kStatusObserved);
+    if (observer_) again.status |= observer_->on_insert(again.tuple[1]) & kStatusObserved;
     if ((again.status & kStatusDirectory) &&
         !shard_.directory->insert(FlowDirectory::fingerprint(again.tuple[1], shard_.seed), shard_.index))
       again.status &= static_cast<uint16_t>(~kStatusDirectory);
@@ -215,7 +214,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   // The held record, but with the claim, directory entry and lists insert()
   // gave the new entry (set_src_nat below links it by source again).
   Flow& f = table_.flow(idx);
-  const uint16_t own = kStatusClaim | kStatusDirectory | kStatusHostReply;
+  const uint16_t own = kStatusObserved | kStatusDirectory;
   const uint16_t status = static_cast<uint16_t>((f.status & own) | (rec.status & ~(own | kStatusSrcNat)));
   const EvictList listed = f.evict_list;
   unschedule(idx);
@@ -248,16 +247,6 @@ void Conntrack::release(uint32_t idx, bool keep_reply) {
 }
 
 void Conntrack::remove(uint32_t idx) { release(idx); }
-
-int LocalClaims::index(const Tuple& reply) {
-  // Same layout as xnat_claim_index in src/live/steer.h: TCP, UDP, ICMP.
-  switch (reply.proto) {
-    case kProtoTcp: return __builtin_bswap16(reply.dport);
-    case kProtoUdp: return 65536 + __builtin_bswap16(reply.dport);
-    case kProtoIcmp: return 2 * 65536 + __builtin_bswap16(reply.sport);
-    default: return -1;
-  }
-}
 
 void Conntrack::sweep_slot(uint64_t tick) {
   FlowLinks* L = links_.get();
@@ -423,17 +412,7 @@ void Conntrack::repay() {
   }
   table_.link(idx);
   if (sources_.enabled()) sources_.add(orig.src);
-  if (claims_ && claims_->is_local(reply.dst)) {
-    const int ci = LocalClaims::index(reply);
-    if (ci >= 0) {
-      claims_->add(ci);
-      f.status |= kStatusClaim;
-    }
-  }
-  if (claims_ && claims_->host_reply && claims_->is_local(reply.src)) {
-    claims_->host_reply(claims_->host_reply_ctx, reply, true);
-    f.status |= kStatusHostReply;
-  }
+  if (observer_) f.status |= observer_->on_insert(reply) & kStatusObserved;
   FlowLinks* L = links_.get();
   L[idx] = FlowLinks{idx, idx, idx, idx};
   schedule(idx);

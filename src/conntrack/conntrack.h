@@ -74,6 +74,7 @@
 #include <utility>
 #include <vector>
 
+#include "conntrack/flow_observer.h"
 #include "conntrack/flow_table.h"
 #include "conntrack/shard.h"
 #include "conntrack/source_counter.h"
@@ -126,37 +127,6 @@ struct ConntrackStats {
 struct FlowLinks {
   uint32_t wheel_prev = 0, wheel_next = 0;
   uint32_t evict_prev = 0, evict_next = 0;
-};
-
-// The live gateway shares the interfaces with the host's own stack: a frame
-// to one of the host's addresses goes to the kernel unless its port is in use
-// by a NAT mapping (src/live/steer.h). Conntrack keeps that count: a flow whose
-// reply tuple ends on a host address holds one claim on (protocol, port) from
-// insert to release. `counts` is shared with the kernel program (a memory-
-// mapped BPF array of XNAT_CLAIM_ENTRIES); replay runs without claims.
-struct LocalClaims {
-  static constexpr int kMaxAddrs = 64;
-  uint64_t* counts = nullptr;
-  uint32_t addrs[kMaxAddrs] = {};  // network order
-  int naddrs = 0;
-
-  bool is_local(uint32_t a) const {
-    for (int i = 0; i < naddrs; ++i)
-      if (addrs[i] == a) return true;
-    return false;
-  }
-  // Index into counts of the port a reply tuple ends on, or -1.
-  static int index(const Tuple& reply);
-  // A connection translated for the host's own stack (REDIRECT, DNAT to a
-  // host address: its reply tuple starts on a host address) is answered by
-  // the host; its reply tuple is entered here (add) and removed with the flow,
-  // so the kernel sends those answers back through the gateway (the live
-  // gateway's host port: a BPF map its tc egress program reads). Unset: none.
-  void (*host_reply)(void* ctx, const Tuple& reply, bool add) = nullptr;
-  void* host_reply_ctx = nullptr;
-
-  void add(int idx) { __atomic_fetch_add(&counts[idx], 1, __ATOMIC_RELAXED); }
-  void sub(int idx) { __atomic_fetch_sub(&counts[idx], 1, __ATOMIC_RELAXED); }
 };
 
 enum class TrackVerdict : uint8_t { kAccept, kInvalid, kReopen };
@@ -294,7 +264,7 @@ class Conntrack {
   TrackVerdict track_held(uint32_t hidx, int dir, const ParsedPacket& p, uint64_t now_ms);
 
   // Keeps port claims for flows that end on a host address (live gateway).
-  void set_local_claims(LocalClaims* c) { claims_ = c; }
+  void set_observer(FlowObserver* o) { observer_ = o; }
   // This table is one worker's share (shard.h): a flow whose reply tuple
   // hashes to another worker is entered in the directory while it lives.
   void set_shard(const Shard& s) { shard_ = s; }
@@ -453,7 +423,7 @@ class Conntrack {
   // recently used closed flow, else live one, is dropped when it is full.
   FlowTable held_;
   std::vector<std::pair<uint32_t, uint32_t>> held_fifo_;
-  LocalClaims* claims_ = nullptr;
+  FlowObserver* observer_ = nullptr;
   Shard shard_;
 };
 

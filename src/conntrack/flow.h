@@ -22,9 +22,10 @@ enum FlowStatus : uint16_t {
   kStatusAssured = 1 << 1,    // IPS_ASSURED
   kStatusSrcNat = 1 << 2,     // IPS_SRC_NAT
   kStatusDstNat = 1 << 3,     // IPS_DST_NAT
-  kStatusClaim = 1 << 4,      // xnat: holds a port claim on a host address (LocalClaims)
+  kStatusObserved1 = 1 << 4,  // xnat: for the FlowObserver (flow_observer.h), to remember what it took
   kStatusDirectory = 1 << 5,  // xnat: its reply tuple is in the workers' FlowDirectory (shard.h)
-  kStatusHostReply = 1 << 6,  // xnat: translated for the host's stack; its reply tuple is in LocalClaims::host_reply
+  kStatusObserved2 = 1 << 6,  // xnat: the same, a second thing
+  kStatusObserved = kStatusObserved1 | kStatusObserved2,
 };
 
 // TCP states, in netfilter's order (tcp_conntrack_names).

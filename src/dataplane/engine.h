@@ -66,7 +66,7 @@ class Engine {
   // Live changes from the kernel (addresses, routes, neighbours). The new Fib
   // must list the same interfaces in the same order.
   void replace_fib(Fib fib) { cfg_.fib = std::move(fib); }
-  void set_local_claims(LocalClaims* c) { ct_.set_local_claims(c); }
+  void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
 
  private:
   void handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now);

@@ -24,6 +24,7 @@
 #include "live/bpf_steer.h"
 #include "live/host_port.h"
 #include "live/handoff_ring.h"
+#include "live/local_claims.h"
 #include "live/neighbor_queue.h"
 #include "live/netlink.h"
 #include "live/rule_claims.h"
@@ -468,7 +469,7 @@ int run_gateway(const RunOptions& o) {
       w->host = host.get();
       w->host_reader = i == 0;
     }
-    w->engine->set_local_claims(&w->claims);
+    w->engine->set_flow_observer(&w->claims);
     BackendOptions wo = bo;
     wo.worker = i;
     auto backend = xdp ? make_afxdp_backend(wo, steer) : make_afpacket_backend(wo);
