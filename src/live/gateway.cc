@@ -29,6 +29,15 @@
 #include "live/netlink.h"
 #include "live/rule_claims.h"
 #include "live/software_offload.h"
+#include "live/worker.h"
+
+// The claims' layout and the host-reply map's key; the steering decision
+// itself runs in the kernel and, for AF_PACKET, in worker.cc.
+#define XNAT_STEER_IS_LOCAL(a) 0
+#define XNAT_STEER_CLAIMED(i) 0
+#define XNAT_STEER_FRAG_NOTE(ip) ((void)0)
+#define XNAT_STEER_FRAG_SEEN(ip) 0
+#include "live/steer.h"
 
 namespace xnat {
 namespace {
@@ -38,37 +47,6 @@ volatile sig_atomic_t g_dump = 0;
 
 void on_stop(int) { g_stop = 1; }
 void on_dump(int) { g_dump = 1; }
-
-uint64_t now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
-
-// The tc program leaves the kernel's frames to it; AF_PACKET still shows them
-// to the gateway, which must skip exactly those.
-thread_local const LocalClaims* t_claims = nullptr;
-thread_local int t_frags_fd = -1;
-// A later fragment to a host address: the tc program noted its datagram if it
-// took the first fragment (a system call, but only for these).
-bool frag_seen(const unsigned char* ip);
-#define XNAT_STEER_IS_LOCAL(a) t_claims->is_local(a)
-#define XNAT_STEER_CLAIMED(i) __atomic_load_n(&t_claims->counts[i], __ATOMIC_RELAXED)
-#define XNAT_STEER_FRAG_NOTE(ip) ((void)0) /* the tc program notes it */
-#define XNAT_STEER_FRAG_SEEN(ip) frag_seen(ip)
-#include "live/steer.h"
-
-bool frag_seen(const unsigned char* ip) {
-  const xnat_frag_key k = xnat_frag_key_of(ip);
-  uint8_t v = 0;
-  return bpf_map_lookup_elem(t_frags_fd, &k, &v) == 0;
-}
-
-bool for_gateway(const LocalClaims& c, int frags_fd, const Packet& p) {
-  t_claims = &c;
-  t_frags_fd = frags_fd;
-  return xnat_steer(p.data, p.data + p.len) == XNAT_STEER_GATEWAY;
-}
 
 void write_file(const std::string& path, const std::string& text) {
   if (path.empty()) return;
@@ -93,13 +71,6 @@ std::vector<uint32_t> local_addrs(const Fib& fib) {
   return out;
 }
 
-void set_claim_addrs(LocalClaims* c, const Fib& fib) {
-  c->naddrs = 0;
-  for (const Interface& i : fib.interfaces())
-    if (c->naddrs < LocalClaims::kMaxAddrs) c->addrs[c->naddrs++] = i.addr;
-}
-
-
 // The BPF map of reply tuples the egress program takes to the host port.
 struct HostReplyMap {
   int fd = -1;
@@ -114,254 +85,6 @@ void update_host_reply(void* ctx, const Tuple& reply, bool add) {
   const uint8_t one = 1;
   const int err = add ? bpf_map_update_elem(m->fd, &reply, &one, BPF_ANY) : bpf_map_delete_elem(m->fd, &reply);
   if (err && add) m->failed.fetch_add(1, std::memory_order_relaxed);
-}
-
-// What the workers share with the control thread.
-struct Shared {
-  std::atomic<bool> stop{false};
-  // The kernel's view, re-read on change; workers copy it between bursts.
-  std::mutex fib_mu;
-  Fib fib;
-  std::atomic<uint64_t> fib_version{0};
-  // Next hops to resolve, from the workers to the control thread's rtnetlink socket.
-  std::mutex resolve_mu;
-  std::vector<std::pair<int, uint32_t>> resolve;  // ifindex, address
-  std::atomic<uint64_t> dump_gen{0};
-};
-
-// A worker's figures as last published, for the control thread.
-struct Snapshot {
-  CounterSource engine;
-  Counters live;
-  std::vector<PortStats> ports;
-  std::string table;  // conntrack listing, when a dump was asked for
-  uint64_t dump_done = 0;
-};
-
-struct Worker {
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<Backend> io;
-  LocalClaims claims;
-  int frags_fd = -1;  // the steering program's fragment map (AF_PACKET's for_gateway)
-  // The host port (host_port.h), if the rules can translate for the host:
-  // every worker writes to it, worker 0 alone reads it (a frame of another
-  // worker's flow is handed on, as from an interface).
-  HostPort* host = nullptr;
-  bool host_reader = false;
-  NeighborQueue held;
-  Counters live;  // the loop's own drops, beside the engine's
-  std::vector<HandoffRing*> to;    // to[w]: ring to worker w (null for itself)
-  std::vector<HandoffRing*> from;  // from[w]: ring from worker w
-  std::vector<Worker*> peers;
-  int wake_fd = -1;
-  std::atomic<bool> sleeping{false};
-  uint64_t fib_version = 0;
-  std::mutex mu;  // guards snap
-  Snapshot snap;
-  // A listing asked for (SIGUSR1) is built a piece per loop, between bursts:
-  // formatting a table of a million flows at once would stall the worker for
-  // about a second. dump_gen is the request being built (0: none).
-  uint64_t dump_gen = 0;
-  uint32_t dump_next = 0;
-  std::string dump_buf;
-  SoftwareOffload offload;  // for frames that leave other than through the backend
-
-  // After a push: the consumer may have gone to sleep having seen the ring
-  // empty. Its store of `sleeping` and our store of the ring's tail are
-  // ordered against the other side's load by the fences (a Dekker pair).
-  void wake() {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (sleeping.load(std::memory_order_relaxed)) {
-      const uint64_t one = 1;
-      (void)!::write(wake_fd, &one, sizeof one);
-    }
-  }
-};
-
-void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
-  w.io->update_kernel_stats();
-  uint64_t full = 0;
-  for (size_t p = 0; p < w.io->ports(); ++p) full += w.io->stats(static_cast<int>(p)).tx_ring_full;
-  w.live.v[static_cast<size_t>(Counter::drop_tx_ring_full)] = full;
-  std::lock_guard<std::mutex> lock(w.mu);
-  w.snap.engine = counter_source(*w.engine);
-  w.live.v[static_cast<size_t>(Counter::gso_segmented)] = w.offload.segmented();
-  w.snap.live = w.live;
-  w.snap.ports.resize(w.io->ports());
-  for (size_t p = 0; p < w.io->ports(); ++p) w.snap.ports[p] = w.io->stats(static_cast<int>(p));
-  if (dump_gen != w.snap.dump_done) {
-    w.snap.table = format_conntrack_table(w.engine->conntrack(), now);
-    w.snap.dump_done = dump_gen;
-  }
-}
-
-// Formats the next piece of a listing being built; publishes it when whole.
-// Not an atomic snapshot (neither is netfilter's netlink dump): a flow created
-// or freed meanwhile may or may not be in it.
-void dump_step(Worker& w, uint64_t now) {
-  // Table slots per loop: small enough that a piece of a full table's listing
-  // holds the worker up for well under a millisecond (formatting a line costs
-  // about a microsecond), so its receive rings do not overflow meanwhile.
-  constexpr uint32_t kPiece = 512;
-  const Conntrack& ct = w.engine->conntrack();
-  const uint32_t end = std::min<uint64_t>(ct.capacity(), uint64_t{w.dump_next} + kPiece);
-  append_conntrack_range(ct, now, w.dump_next, end, &w.dump_buf);
-  w.dump_next = end;
-  if (end < ct.capacity()) return;
-  std::lock_guard<std::mutex> lock(w.mu);
-  w.snap.table.swap(w.dump_buf);
-  w.snap.dump_done = w.dump_gen;
-  w.dump_gen = 0;
-  w.dump_buf.clear();
-  w.dump_buf.shrink_to_fit();
-}
-
-void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool xdp) {
-  Engine& engine = *w.engine;
-  Backend& io = *w.io;
-  Packet pkts[Engine::kBurst];
-  const size_t nports = io.ports();
-  uint64_t next_tick = 0, next_publish = 0, idle_since = now_ms();
-  uint64_t dump_seen = 0;
-  struct Asked {
-    uint32_t addr;
-    uint64_t at;
-  };
-  std::vector<Asked> asked;
-  asked.reserve(65);
-
-  // After the engine: what the backend does not do itself.
-  auto settle = [&](Packet* ps, size_t n, uint64_t now) {
-    for (size_t i = 0; i < n; ++i) {
-      Packet& p = ps[i];
-      switch (p.verdict) {
-        case Verdict::kHandoff: {
-          HandoffRing* r = w.to[static_cast<size_t>(p.out_if)];
-          if (w.offload.finish(p, [&](Packet& q) { return r->push(q); }))
-            w.peers[static_cast<size_t>(p.out_if)]->wake();
-          else
-            w.live.inc(Counter::drop_handoff_full);
-          break;
-        }
-        case Verdict::kNeighborPending: {
-          w.offload.finish(p, [&](Packet& q) {
-            if (!w.held.hold(q, now)) w.live.inc(Counter::drop_neighbor_timeout);
-            return true;
-          });
-          bool recent = false;
-          for (const Asked& a : asked) recent |= a.addr == p.next_hop && now - a.at < 1000;
-          if (!recent) {
-            {
-              std::lock_guard<std::mutex> lock(sh.resolve_mu);
-              sh.resolve.emplace_back(bo.ifindexes[static_cast<size_t>(p.out_if)], p.next_hop);
-            }
-            asked.push_back({p.next_hop, now});
-            if (asked.size() > 64) asked.erase(asked.begin());
-          }
-          break;
-        }
-        case Verdict::kToHost:
-          // Taken from the kernel (transit, or a port a mapping or DNAT rule
-          // claims): it reaches the host's stack only through the host port.
-          w.offload.finish(p, [&](Packet& q) {
-            if (const uint8_t* ip = xnat_ipv4_header(q.data, q.data + q.len)) {  // ARP, IPv6: never taken
-              if (!w.host) w.live.inc(Counter::drop_host_port_claimed);
-              else if (w.host->write(ip, q.data + q.len)) w.live.inc(Counter::host_port_in);
-              else w.live.inc(Counter::drop_host_port_write);
-            }
-            return true;
-          });
-          break;
-        default:
-          break;
-      }
-    }
-  };
-
-  while (!sh.stop.load(std::memory_order_relaxed)) {
-    const uint64_t now = now_ms();
-    if (const uint64_t v = sh.fib_version.load(std::memory_order_acquire); v != w.fib_version) {
-      std::lock_guard<std::mutex> lock(sh.fib_mu);
-      engine.replace_fib(sh.fib);
-      set_claim_addrs(&w.claims, engine.fib());
-      w.fib_version = v;
-    }
-    size_t got = 0;
-    for (size_t port = 0; port < nports; ++port) {
-      size_t n = io.rx(static_cast<int>(port), pkts, Engine::kBurst);
-      if (!n) continue;
-      got += n;
-      if (!xdp) {
-        // Keep only the frames the tc program took from the kernel.
-        size_t k = 0;
-        for (size_t i = 0; i < n; ++i)
-          if (for_gateway(w.claims, w.frags_fd, pkts[i])) pkts[k++] = pkts[i];
-          else pkts[i].verdict = Verdict::kDrop;
-        n = k;
-      }
-      engine.process_burst(pkts, n, now);
-      settle(pkts, n, now);
-      io.complete(pkts, n);
-    }
-    // Frames in buffers the backend does not own: sent as copies.
-    auto process_copies = [&](size_t n) {
-      got += n;
-      engine.process_burst(pkts, n, now);
-      settle(pkts, n, now);
-      for (size_t i = 0; i < n; ++i)
-        if (pkts[i].verdict == Verdict::kForward) (void)io.send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
-    };
-    if (w.host_reader) {
-      // The host's answers on connections translated for it (host_port.h).
-      if (const size_t n = w.host->rx(pkts, Engine::kBurst)) {
-        w.live.inc(Counter::host_port_out, n);
-        process_copies(n);
-      }
-    }
-    for (HandoffRing* r : w.from) {
-      if (!r) continue;
-      const size_t n = r->peek(pkts, Engine::kBurst);
-      if (!n) continue;
-      process_copies(n);
-      r->release(n);
-    }
-    io.flush();
-
-    if (got) idle_since = now;
-    if (now >= next_tick) {
-      next_tick = now + 10;
-      engine.conntrack().repay();  // other workers' debts, while this one is idle
-      // Expiry goes on without traffic too (bursts only work off 64 + 2n
-      // entries each): up to 1 024 every 10 ms, about 0.3 ms of work.
-      engine.conntrack().expire_some(now, 1024);
-      w.live.inc(Counter::drop_neighbor_timeout,
-                 w.held.service(engine.fib(), now, [&](int port, const uint8_t* d, uint32_t len) {
-                   return io.send_copy(port, d, len);
-                 }));
-      io.flush();
-      if (now >= next_publish) {
-        next_publish = now + 100;
-        publish(w, now, w.snap.dump_done);  // figures only; the listing is built below
-      }
-    }
-    if (const uint64_t gen = sh.dump_gen.load(std::memory_order_acquire); gen != dump_seen) {
-      dump_seen = gen;
-      w.dump_gen = gen;
-      w.dump_next = 0;
-      w.dump_buf.clear();
-    }
-    if (w.dump_gen) dump_step(w, now);
-    if (!got && !w.dump_gen && !bo.busy_poll && now - idle_since > 2) {
-      w.sleeping.store(true, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      bool pending = false;
-      for (HandoffRing* r : w.from) pending |= r && !r->empty();
-      if (!pending) io.wait(w.held.size() ? 10 : 100, w.wake_fd, w.host_reader ? w.host->fd() : -1);
-      w.sleeping.store(false, std::memory_order_relaxed);
-      uint64_t drain;
-      (void)!::read(w.wake_fd, &drain, sizeof drain);
-    }
-  }
 }
 
 }  // namespace
@@ -518,7 +241,7 @@ int run_gateway(const RunOptions& o) {
   std::fflush(stdout);
 
   std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&, wp = w.get()] { run_worker(*wp, sh, bo, xdp); });
+  for (auto& w : workers) threads.emplace_back([&, wp = w.get()] { run_worker(*wp, sh, bo, /*steer_filter=*/!xdp); });
 
   // Control: kernel changes, neighbour requests, reports. Figures come from
   // the workers' snapshots while they run, from the engines after they stop.

@@ -1,0 +1,104 @@
+// A worker of the live gateway: one run-to-completion thread with its own
+// engine (flow table, share of the ports) and its own backend sockets. The
+// loop takes bursts from the backend, the host port and the other workers'
+// handoff rings, runs the engine, and settles what the backend does not do
+// itself (handoffs, frames waiting for a neighbour, frames for the host's
+// stack); between bursts it expires flows, serves the neighbour queue,
+// publishes its figures and builds a requested listing a piece at a time, and
+// sleeps when idle until a frame or a wake-up arrives.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dataplane/engine.h"
+#include "dataplane/report.h"
+#include "live/backend.h"
+#include "live/handoff_ring.h"
+#include "live/host_port.h"
+#include "live/local_claims.h"
+#include "live/neighbor_queue.h"
+#include "live/software_offload.h"
+
+namespace xnat {
+
+uint64_t now_ms();  // CLOCK_MONOTONIC, the workers' clock
+
+// What the workers share with the control thread.
+struct Shared {
+  std::atomic<bool> stop{false};
+  // The kernel's view, re-read on change; workers copy it between bursts.
+  std::mutex fib_mu;
+  Fib fib;
+  std::atomic<uint64_t> fib_version{0};
+  // Next hops to resolve, from the workers to the control thread's rtnetlink socket.
+  std::mutex resolve_mu;
+  std::vector<std::pair<int, uint32_t>> resolve;  // ifindex, address
+  std::atomic<uint64_t> dump_gen{0};
+};
+
+// A worker's figures as last published, for the control thread.
+struct Snapshot {
+  CounterSource engine;
+  Counters live;
+  std::vector<PortStats> ports;
+  std::string table;  // conntrack listing, when a dump was asked for
+  uint64_t dump_done = 0;
+};
+
+struct Worker {
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Backend> io;
+  LocalClaims claims;
+  int frags_fd = -1;  // the steering program's fragment map (AF_PACKET's for_gateway)
+  // The host port (host_port.h), if the rules can translate for the host:
+  // every worker writes to it, worker 0 alone reads it (a frame of another
+  // worker's flow is handed on, as from an interface).
+  HostPort* host = nullptr;
+  bool host_reader = false;
+  NeighborQueue held;
+  Counters live;  // the loop's own drops, beside the engine's
+  std::vector<HandoffRing*> to;    // to[w]: ring to worker w (null for itself)
+  std::vector<HandoffRing*> from;  // from[w]: ring from worker w
+  std::vector<Worker*> peers;
+  int wake_fd = -1;
+  std::atomic<bool> sleeping{false};
+  uint64_t fib_version = 0;
+  std::mutex mu;  // guards snap
+  Snapshot snap;
+  // A listing asked for (SIGUSR1) is built a piece per loop, between bursts:
+  // formatting a table of a million flows at once would stall the worker for
+  // about a second. dump_gen is the request being built (0: none).
+  uint64_t dump_gen = 0;
+  uint32_t dump_next = 0;
+  std::string dump_buf;
+  SoftwareOffload offload;  // for frames that leave other than through the backend
+
+  // After a push: the consumer may have gone to sleep having seen the ring
+  // empty. Its store of `sleeping` and our store of the ring's tail are
+  // ordered against the other side's load by the fences (a Dekker pair).
+  void wake() {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping.load(std::memory_order_relaxed)) {
+      const uint64_t one = 1;
+      (void)!::write(wake_fd, &one, sizeof one);
+    }
+  }
+};
+
+// The host's addresses, from the Fib, for the claims and the steering decision.
+void set_claim_addrs(LocalClaims* c, const Fib& fib);
+
+// Publishes the worker's figures (and, when asked, its whole listing) to snap.
+void publish(Worker& w, uint64_t now, uint64_t dump_gen);
+
+// Runs until sh.stop. `steer_filter`: the backend also shows frames the
+// steering program left to the kernel (AF_PACKET), which are skipped.
+void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filter);
+
+}  // namespace xnat
