@@ -238,6 +238,8 @@ class AfPacketBackend final : public Backend {
     return send(p);
   }
 
+  bool send_packet(const Packet& p) override { return send(p); }
+
   void flush() override {
     for (PacketPort& p : ports_) kick(p);
   }

@@ -7,6 +7,7 @@
 //                out_if's transmit ring (zero-copy between AF_XDP sockets
 //                sharing one UMEM), everything else is recycled
 //   send_copy()  transmits a frame held elsewhere (the neighbour wait queue)
+//   send_packet() the same for a packet, with its offload state (handoffs)
 //   flush()      kicks transmit rings and reaps completions
 //   wait()       sleeps until a port has frames, `wake_fd` or `extra_fd`
 //                (each if >= 0) is readable, or the timeout passes
@@ -53,6 +54,10 @@ class Backend {
   virtual size_t rx(int port, Packet* pkts, size_t max) = 0;
   virtual void complete(Packet* pkts, size_t n) = 0;
   virtual bool send_copy(int port, const uint8_t* frame, uint32_t len) = 0;
+  // Transmits a copy of a packet held elsewhere (a handoff ring) on its
+  // out_if, with what its offloads left in it where the backend can carry
+  // that (a partial checksum, a super-frame).
+  virtual bool send_packet(const Packet& p) { return send_copy(p.out_if, p.data, p.len); }
   virtual void flush() = 0;
   virtual void wait(int timeout_ms, int wake_fd, int extra_fd) = 0;
   // Reads the kernel's drop counts for the receive rings into stats().

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -13,56 +14,91 @@
 
 namespace xnat {
 
-// Frames passed from one worker to another: a single-producer single-consumer
-// ring of copies (the frames' buffers belong to the sender's backend). The
-// consumer processes a frame in its slot and transmits a copy.
+// A single-producer single-consumer ring of copies (the frames' buffers
+// belong to the sender's backend). A frame takes whole units of kUnit bytes,
+// contiguous, so an MTU frame takes one and a TSO/GSO super-frame passes
+// whole, with what its offloads left in it, in order with the flow's other
+// frames; a record that would run past the end is preceded by a pad to it.
+// The consumer processes frames in place and transmits copies.
 class HandoffRing {
  public:
-  static constexpr uint32_t kFrameMax = 2048 - 16;
-  struct Slot {
-    uint32_t len;
-    int16_t in_if;
-    uint8_t hops;
-    uint8_t data[kFrameMax];
-  };
+  static constexpr uint32_t kUnit = 2048;
+  static constexpr uint32_t kFrameMax = 65536 + 2048 - 32;  // an IPv4 datagram of 64 KiB behind its link header
 
-  // slots: a power of two.
-  explicit HandoffRing(uint32_t slots) : nslots_(slots), slots_(std::make_unique<Slot[]>(slots)) {}
+  // At least `units` units (rounded up to a power of two, and to room for a
+  // super-frame).
+  explicit HandoffRing(uint32_t units)
+      : nunits_(std::bit_ceil(std::max(units, units_for(kFrameMax)))), buf_(std::make_unique<Record[]>(nunits_)) {}
+  uint32_t units() const { return nunits_; }
 
   bool push(const Packet& p) {  // producer
+    if (p.len > kFrameMax) return false;
+    const uint32_t need = units_for(p.len);
     const uint32_t t = tail_.load(std::memory_order_relaxed);
-    if (t - head_.load(std::memory_order_acquire) == nslots_ || p.len > kFrameMax) return false;
-    Slot& s = slots_[t & (nslots_ - 1)];
-    std::memcpy(s.data, p.data, p.len);
-    s.len = p.len;
-    s.in_if = p.in_if;
-    s.hops = p.hops;
-    tail_.store(t + 1, std::memory_order_release);
+    const uint32_t at = t % nunits_;
+    const uint32_t pad = at + need > nunits_ ? nunits_ - at : 0;
+    if (t + pad + need - head_.load(std::memory_order_acquire) > nunits_) return false;
+    if (pad) buf_[at].h = Header{kPad, pad};
+    Record& r = buf_[(t + pad) % nunits_];
+    r.h = Header{p.len, need, p.in_if, p.hops, p.l4_csum, p.gso, p.gso_size};
+    std::memcpy(r.data, p.data, p.len);
+    tail_.store(t + pad + need, std::memory_order_release);
     return true;
   }
-  // Consumer: up to `max` filled slots from the head, as Packets.
+  // Consumer: up to `max` frames from the head, as Packets pointing into the
+  // ring, valid until release().
   size_t peek(Packet* out, size_t max) {
-    const uint32_t h = head_.load(std::memory_order_relaxed);
-    const uint32_t n = std::min<uint32_t>(tail_.load(std::memory_order_acquire) - h, static_cast<uint32_t>(max));
-    for (uint32_t i = 0; i < n; ++i) {
-      Slot& s = slots_[(h + i) & (nslots_ - 1)];
-      out[i] = Packet{};
-      out[i].data = s.data;
-      out[i].len = s.len;
-      out[i].capacity = kFrameMax;
-      out[i].in_if = s.in_if;
-      out[i].hops = s.hops;
+    max = std::min(max, kBurst);
+    uint32_t cur = head_.load(std::memory_order_relaxed);
+    const uint32_t t = tail_.load(std::memory_order_acquire);
+    size_t n = 0;
+    while (cur != t && n < max) {
+      Record& r = buf_[cur % nunits_];
+      cur += r.h.units;
+      if (r.h.len == kPad) continue;
+      out[n] = Packet{};
+      out[n].data = r.data;
+      out[n].len = r.h.len;
+      out[n].capacity = r.h.units * kUnit - sizeof(Header);
+      out[n].in_if = r.h.in_if;
+      out[n].hops = r.h.hops;
+      out[n].l4_csum = r.h.l4_csum;
+      out[n].gso = r.h.gso;
+      out[n].gso_size = r.h.gso_size;
+      ends_[n++] = cur;
     }
     return n;
   }
-  void release(size_t n) { head_.store(head_.load(std::memory_order_relaxed) + static_cast<uint32_t>(n), std::memory_order_release); }
+  // Gives back the first `n` frames peek() returned.
+  void release(size_t n) {
+    if (n) head_.store(ends_[n - 1], std::memory_order_release);
+  }
   bool empty() const { return head_.load(std::memory_order_relaxed) == tail_.load(std::memory_order_acquire); }
 
  private:
+  static constexpr uint32_t kPad = UINT32_MAX;  // Header::len of the filler before a wrap
+  struct Header {
+    uint32_t len;
+    uint32_t units;
+    int16_t in_if = 0;
+    uint8_t hops = 0;
+    L4Csum l4_csum = L4Csum::kFull;
+    Gso gso = Gso::kNone;
+    uint16_t gso_size = 0;
+  };
+  // One unit; a frame's data runs on into the units after its first.
+  struct Record {
+    Header h;
+    uint8_t data[kUnit - sizeof(Header)];
+  };
+  static_assert(sizeof(Record) == kUnit);
+  static constexpr uint32_t units_for(uint32_t len) { return (len + sizeof(Header) + kUnit - 1) / kUnit; }
+
   alignas(64) std::atomic<uint32_t> head_{0};
   alignas(64) std::atomic<uint32_t> tail_{0};
-  uint32_t nslots_;
-  std::unique_ptr<Slot[]> slots_;
+  uint32_t nunits_;
+  std::unique_ptr<Record[]> buf_;
+  uint32_t ends_[kBurst] = {};  // consumer: where each peeked frame ends
 };
 
 }  // namespace xnat

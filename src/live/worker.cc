@@ -112,7 +112,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       switch (p.verdict) {
         case Verdict::kHandoff: {
           HandoffRing* r = w.to[static_cast<size_t>(p.out_if)];
-          if (w.offload.finish(p, [&](Packet& q) { return r->push(q); }))
+          if (r->push(p))  // whole, offloads and all
             w.peers[static_cast<size_t>(p.out_if)]->wake();
           else
             w.live.inc(Counter::drop_handoff_full);
@@ -184,7 +184,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       engine.process_burst(pkts, n, now);
       settle(pkts, n, now);
       for (size_t i = 0; i < n; ++i)
-        if (pkts[i].verdict == Verdict::kForward) (void)io.send_copy(pkts[i].out_if, pkts[i].data, pkts[i].len);
+        if (pkts[i].verdict == Verdict::kForward) (void)io.send_packet(pkts[i]);
     };
     if (w.host_reader) {
       // The host's answers on connections translated for it (host_port.h).
