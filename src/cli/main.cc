@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     }
     fmt::print("{}: ok: {} interfaces, {} rules, nf_conntrack_max {}\n", check_cfg,
                cfg->fib.interfaces().size(), cfg->rules.rule_count(), cfg->conntrack.nf_conntrack_max);
+    for (const std::string& n : xnat::config_notices(*cfg)) fmt::print("note: {}\n", n);
     return 0;
   }
   return 0;

@@ -14,6 +14,7 @@ namespace xnat {
 Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   auto cfg = load_config(opts.config_path, ConfigMode::kReplay);
   if (!cfg) return cfg.error();
+  for (const std::string& n : config_notices(*cfg)) fmt::print(stderr, "xnat replay: note: {}\n", n);
   struct Frame {
     uint64_t ts_ns;
     int iface;

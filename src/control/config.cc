@@ -199,6 +199,12 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
   return cfg;
 }
 
+std::vector<std::string> config_notices(const EngineConfig& cfg) {
+  std::vector<std::string> names;
+  for (const Interface& i : cfg.fib.interfaces()) names.push_back(i.name);
+  return cfg.rules.notices(names);
+}
+
 Result<EngineConfig> load_config(const std::string& path, ConfigMode mode) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error{fmt::format("{}: cannot open config file", path)};

@@ -15,6 +15,8 @@ enum class ConfigMode : uint8_t {
 };
 
 Result<EngineConfig> load_config(const std::string& path, ConfigMode mode);
+// RuleSet::notices for the configuration's interfaces.
+std::vector<std::string> config_notices(const EngineConfig& cfg);
 Result<EngineConfig> parse_config(const std::string& text, const std::string& path, ConfigMode mode);
 
 bool parse_mac(const std::string& s, MacAddr* out);

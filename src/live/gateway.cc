@@ -101,6 +101,7 @@ int run_gateway(const RunOptions& o) {
   const uint32_t nworkers = static_cast<uint32_t>(o.workers);
   auto cfg = load_config(o.config, ConfigMode::kLive);
   if (!cfg) return fail(cfg.error().message);
+  for (const std::string& n : config_notices(*cfg)) fmt::print(stderr, "xnat: note: {}\n", n);
   cfg->hold_unresolved = true;
 
   Rtnl rtnl;

@@ -1,5 +1,7 @@
 #include "nat/rules.h"
 
+#include <fmt/format.h>
+
 namespace xnat {
 
 int Table::find_chain(const std::string& n) const {
@@ -43,6 +45,35 @@ void RuleSet::bind_interfaces(const std::vector<std::string>& names) {
         bind(r.match.out, names);
         uses_addrtype |= r.match.src_type != 0 || r.match.dst_type != 0;
       }
+}
+
+std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names) const {
+  std::vector<std::string> out;
+  auto known = [&](const InterfaceMatch& m) {
+    if (!m.present) return true;
+    const bool wildcard = !m.name.empty() && m.name.back() == '+';
+    const std::string_view stem = wildcard ? std::string_view(m.name).substr(0, m.name.size() - 1) : m.name;
+    for (const std::string& n : names)
+      if (wildcard ? std::string_view(n).starts_with(stem) : n == m.name) return true;
+    return false;
+  };
+  for (const Table* t : {&nat, &raw, &rawpost})
+    for (const Chain& c : t->chains)
+      for (const Rule& r : c.rules)
+        for (const auto& [m, opt] : {std::pair{&r.match.in, "-i"}, std::pair{&r.match.out, "-o"}})
+          if (!known(*m))
+            out.push_back(fmt::format("{}:{}: {} {}: no interface of this gateway has that name, so the rule {}",
+                                      r.file, r.line, opt, m->name, m->invert ? "matches every packet" : "never matches"));
+  if (const int out_chain = nat.hook_chain(Hook::kOutput); out_chain >= 0) {
+    // Rules reached from nat OUTPUT: the host's own connections, which leave
+    // through the host's stack, not through the gateway's forwarding path.
+    size_t n = nat.chains[static_cast<size_t>(out_chain)].rules.size();
+    if (n)
+      out.push_back(fmt::format("nat OUTPUT: {} rule(s) for the host's own connections: the host's kernel applies "
+                                "them (iptables), xnat does not",
+                                n));
+  }
+  return out;
 }
 
 static bool iface_ok(const InterfaceMatch& m, int ifindex) {

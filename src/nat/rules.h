@@ -124,6 +124,11 @@ struct RuleSet {
   size_t rule_count() const;
   // Resolves interface names against the gateway's interfaces (index order).
   void bind_interfaces(const std::vector<std::string>& names);
+  // What an operator should know of rules that load but may not do what they
+  // say, one line each with file:line: an -i/-o naming no interface of
+  // `names` (a typo never matches), rules in chains the host's kernel
+  // applies rather than xnat (nat OUTPUT: the host's own connections).
+  std::vector<std::string> notices(const std::vector<std::string>& names) const;
 };
 
 // What a rule match needs to know about a packet; addresses and ports in host order.

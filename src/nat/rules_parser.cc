@@ -255,6 +255,10 @@ class Parser {
   }
 
   std::optional<ParseError> line_(std::string_view raw) {
+    // A comment is not tokenized: iptables-restore skips it whole, so a quote
+    // in it must not matter.
+    const size_t first = raw.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || raw[first] == '#') return std::nullopt;
     ParseError err;
     auto toks_opt = tokenize(raw, &err);
     if (!toks_opt) return err;
@@ -663,6 +667,9 @@ class Parser {
 bool parse_prefix_text(const std::string& s, Prefix* p) { return parse_prefix(s, p); }
 
 Result<RuleSet> parse_rules(std::string_view text, const std::string& file_name) {
+  // A UTF-8 byte order mark, as some editors write one, is not part of the
+  // first line.
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   return Parser(file_name).run(text);
 }
 
