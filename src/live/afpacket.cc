@@ -1,11 +1,18 @@
-// AF_PACKET backend, for interfaces where XDP cannot be attached: a TPACKET_V3
-// receive ring (blocks of frames, one poll per block) and a TPACKET_V2
-// transmit ring per interface, kicked once per burst. The kernel still gets
-// its copy of every frame; the tc ingress program drops the ones the gateway
-// takes (src/live/steer.h), and the gateway ignores the rest, which the
-// steering decision marks as the kernel's. Frames are copied out of the
-// receive block into per-burst buffers, so the engine can grow them in place
-// (ICMP errors) and the block goes back to the kernel at once.
+// AF_PACKET backend, for interfaces where XDP cannot be attached: a TPACKET_V2
+// receive ring and a TPACKET_V2 transmit ring per interface, the transmit
+// ring kicked once per burst. The kernel still gets its copy of every frame;
+// the tc ingress program drops the ones the gateway takes (src/live/steer.h),
+// and the gateway ignores the rest, which the steering decision marks as the
+// kernel's. Frames are copied out of the receive ring into per-burst buffers,
+// so the engine can grow them in place (ICMP errors) and the slot goes back
+// to the kernel at once.
+//
+// The receive ring is TPACKET_V2, a status per frame, because TPACKET_V3
+// hands over a block of frames only when it is full or its retire timer
+// (at least 1 ms) runs out: a lone ping waited that long. A frame larger than
+// a ring slot (a TSO/GSO super-frame) leaves its head in the slot, marked
+// TP_STATUS_COPY, and its whole self on the socket's queue
+// (PACKET_COPY_THRESH), read with recvmsg in ring order.
 //
 // Both rings carry a virtio_net_hdr (PACKET_VNET_HDR), so what the hosts'
 // offloads leave in a frame comes with it: a partial checksum stays partial
@@ -34,8 +41,10 @@
 namespace xnat {
 namespace {
 
-constexpr uint32_t kBlockSize = 1 << 18;
-constexpr uint32_t kBlocks = 32;  // 8 MiB, 4096 frames: rides out a worker being descheduled for a few ms
+constexpr uint32_t kRxFrameSize = 2048;  // a slot: an MTU frame behind the ring's headers
+constexpr uint32_t kRxFrames = 4096;     // 8 MiB: rides out a worker being descheduled for a few ms
+constexpr uint32_t kRxBlockSize = 1 << 16;
+constexpr int kRxQueueBytes = 32 << 20;  // super-frames waiting on the socket's queue
 constexpr uint32_t kTxFrameSize = 2048;
 constexpr uint32_t kBufSize = 2048;
 // A super-frame: an IPv4 datagram of up to 64 KiB behind its link header.
@@ -89,9 +98,7 @@ struct PacketPort {
   int big_fd = -1;  // super-frames larger than a transmit ring frame
   uint8_t* rx_ring = nullptr;
   uint8_t* tx_ring = nullptr;
-  uint32_t block = 0;      // current receive block
-  uint32_t pkt_left = 0;   // frames left in the current block
-  tpacket3_hdr* next = nullptr;
+  uint32_t rx_head = 0;  // next receive slot
   uint32_t tx_frames = 0, tx_head = 0, tx_pending = 0;
 };
 
@@ -99,7 +106,7 @@ class AfPacketBackend final : public Backend {
  public:
   ~AfPacketBackend() override {
     for (PacketPort& p : ports_) {
-      if (p.rx_ring) munmap(p.rx_ring, size_t{kBlockSize} * kBlocks);
+      if (p.rx_ring) munmap(p.rx_ring, size_t{kRxFrameSize} * kRxFrames);
       if (p.tx_ring) munmap(p.tx_ring, size_t{p.tx_frames} * kTxFrameSize);
       if (p.rx_fd >= 0) ::close(p.rx_fd);
       if (p.tx_fd >= 0) ::close(p.tx_fd);
@@ -118,18 +125,21 @@ class AfPacketBackend final : public Backend {
       // Receive: no protocol until the ring exists, then bind to the interface.
       p.rx_fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
       if (p.rx_fd < 0) return sys_error("AF_PACKET socket (needs root or CAP_NET_RAW)");
-      int v = TPACKET_V3;
-      if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return sys_error("TPACKET_V3");
+      int v = TPACKET_V2;
+      if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return sys_error("TPACKET_V2");
       v = 1;
       if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof v) < 0) return sys_error("PACKET_VNET_HDR");
-      tpacket_req3 req{};
-      req.tp_block_size = kBlockSize;
-      req.tp_block_nr = kBlocks;
-      req.tp_frame_size = 2048;
-      req.tp_frame_nr = kBlockSize / 2048 * kBlocks;
-      req.tp_retire_blk_tov = 1;  // ms: a partly filled block is handed over soon
+      if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof v) < 0) return sys_error("PACKET_COPY_THRESH");
+      v = kRxQueueBytes;
+      if (setsockopt(p.rx_fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0)
+        (void)setsockopt(p.rx_fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+      tpacket_req req{};
+      req.tp_block_size = kRxBlockSize;
+      req.tp_block_nr = kRxFrameSize * kRxFrames / kRxBlockSize;
+      req.tp_frame_size = kRxFrameSize;
+      req.tp_frame_nr = kRxFrames;
       if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) return sys_error("PACKET_RX_RING");
-      void* m = mmap(nullptr, size_t{kBlockSize} * kBlocks, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED,
+      void* m = mmap(nullptr, size_t{kRxFrameSize} * kRxFrames, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED,
                      p.rx_fd, 0);
       if (m == MAP_FAILED) return sys_error("mmap receive ring");
       p.rx_ring = static_cast<uint8_t*>(m);
@@ -185,42 +195,47 @@ class AfPacketBackend final : public Backend {
 
   size_t rx(int port, Packet* pkts, size_t max) override {
     PacketPort& p = ports_[static_cast<size_t>(port)];
+    PortStats& st = stats_[static_cast<size_t>(port)];
     size_t n = 0;
     max = std::min(max, size_t{kBurst});
     while (n < max) {
-      auto* bd = reinterpret_cast<tpacket_block_desc*>(p.rx_ring + size_t{p.block} * kBlockSize);
-      if (!p.next) {
-        if (!(bd->hdr.bh1.block_status & TP_STATUS_USER)) break;
-        p.pkt_left = bd->hdr.bh1.num_pkts;
-        p.next = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt);
-      }
-      while (p.pkt_left && n < max) {
-        tpacket3_hdr* h = p.next;
-        const uint8_t* frame = reinterpret_cast<const uint8_t*>(h) + h->tp_mac;
-        const bool big = h->tp_snaplen > kBufSize;
-        const uint32_t len = std::min<uint32_t>(h->tp_snaplen, big ? kBigBufSize : kBufSize);
-        --p.pkt_left;
-        p.next = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(h) + h->tp_next_offset);
-        ++stats_[static_cast<size_t>(port)].rx;
-        Packet& out = pkts[n];
-        uint8_t* buf = big ? big_bufs_.data() + n * kBigBufSize : bufs_.data() + n * kBufSize;
-        std::memcpy(buf, frame, len);
-        out = Packet{};
+      auto* h = reinterpret_cast<tpacket2_hdr*>(p.rx_ring + size_t{p.rx_head} * kRxFrameSize);
+      const uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+      if (!(status & TP_STATUS_USER)) break;
+      Packet& out = pkts[n];
+      out = Packet{};
+      virtio_net_hdr vnet;
+      if (status & TP_STATUS_COPY) {
+        // Too big for the slot: the whole frame is next on the socket's queue.
+        uint8_t* buf = big_bufs_.data() + n * kBigBufSize;
+        iovec iov[2] = {{&vnet, kVnet}, {buf, kBigBufSize}};
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = 2;
+        const ssize_t got = ::recvmsg(p.rx_fd, &msg, MSG_DONTWAIT);
+        if (got < static_cast<ssize_t>(kVnet)) {
+          release_rx(p, h);
+          ++st.rx_ring_dropped;
+          continue;
+        }
         out.data = buf;
-        out.len = len;
-        out.capacity = big ? kBigBufSize : kBufSize;
-        virtio_net_hdr vnet;
+        out.len = static_cast<uint32_t>(got - static_cast<ssize_t>(kVnet));
+        out.capacity = kBigBufSize;
+      } else {
+        const uint8_t* frame = reinterpret_cast<const uint8_t*>(h) + h->tp_mac;
+        uint8_t* buf = bufs_.data() + n * kBufSize;
+        out.len = std::min<uint32_t>(h->tp_snaplen, kBufSize);
+        std::memcpy(buf, frame, out.len);
         std::memcpy(&vnet, frame - kVnet, kVnet);
-        read_vnet(vnet, &out);
-        if (out.gso != Gso::kNone) ++stats_[static_cast<size_t>(port)].rx_gso;
-        out.in_if = static_cast<int16_t>(port);
-        ++n;
+        out.data = buf;
+        out.capacity = kBufSize;
       }
-      if (!p.pkt_left) {
-        bd->hdr.bh1.block_status = TP_STATUS_KERNEL;
-        p.block = (p.block + 1) % kBlocks;
-        p.next = nullptr;
-      }
+      release_rx(p, h);
+      ++st.rx;
+      read_vnet(vnet, &out);
+      if (out.gso != Gso::kNone) ++st.rx_gso;
+      out.in_if = static_cast<int16_t>(port);
+      ++n;
     }
     return n;
   }
@@ -253,7 +268,7 @@ class AfPacketBackend final : public Backend {
 
   void update_kernel_stats() override {
     for (size_t i = 0; i < ports_.size(); ++i) {
-      tpacket_stats_v3 st{};
+      tpacket_stats st{};
       socklen_t l = sizeof st;
       // Reading resets the kernel's counts: accumulate.
       if (getsockopt(ports_[i].rx_fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0)
@@ -262,11 +277,16 @@ class AfPacketBackend final : public Backend {
   }
   const char* name() const override { return "af_packet"; }
   std::string describe() const override {
-    return fmt::format("TPACKET_V3 rx {} x {} KiB blocks, TPACKET_V2 tx {} frames", kBlocks, kBlockSize >> 10,
+    return fmt::format("TPACKET_V2 rx {} frames, TPACKET_V2 tx {} frames", kRxFrames,
                        ports_.empty() ? 0 : ports_[0].tx_frames);
   }
 
  private:
+  static void release_rx(PacketPort& p, tpacket2_hdr* h) {
+    __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    p.rx_head = (p.rx_head + 1) % kRxFrames;
+  }
+
   bool send(const Packet& pk) {
     const int port = pk.out_if;
     if (port < 0 || static_cast<size_t>(port) >= ports_.size()) return false;
