@@ -449,6 +449,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   const Tuple orig = p.tuple;
   Tuple t = orig;  // the original tuple as it will leave the gateway
   RulePacket rp = rule_packet(p, pkt.in_if);
+  rp.rng = &rng_;
 
   const Rule* pre = evaluate(cfg_.rules.nat, Hook::kPrerouting, rp);
   if (pre) apply_dst_target(pre->target, &t, cfg_.fib.interface(pkt.in_if).addr, ctx);
@@ -540,6 +541,7 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
   (void)now;
   if (!admissible_new(pkt, p)) return true;
   RulePacket rp = rule_packet(p, pkt.in_if);
+  rp.rng = &rng_;
   bool stateless = false, notrack = false;
   if (const Rule* r = evaluate(cfg_.rules.raw, Hook::kPrerouting, rp)) {
     if (r->target.kind == TargetKind::kRawDnat) {

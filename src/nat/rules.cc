@@ -76,6 +76,17 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
   return out;
 }
 
+[[gnu::noinline]] static bool statistic_matches(const Match& m, const RulePacket& p) {
+  bool hit = false;
+  if (m.statistic == Match::Statistic::kRandom) {
+    hit = p.rng && (p.rng->next() & 0x7FFFFFFF) < m.probability;
+  } else if (m.nth_count++ == m.every) {
+    m.nth_count = 0;
+    hit = true;
+  }
+  return hit != m.statistic_invert;
+}
+
 static bool iface_ok(const InterfaceMatch& m, int ifindex) {
   if (!m.present) return true;
   const bool hit = ifindex >= 0 && ifindex < 64 && (m.mask >> ifindex) & 1;
@@ -88,7 +99,8 @@ static bool port_list_hit(const std::vector<PortRange>& l, uint16_t p) {
   return false;
 }
 
-bool rule_matches(const Match& m, const RulePacket& p) {
+// Inlined into evaluate(): a rule's checks are most of a new flow's rule cost.
+[[gnu::always_inline]] static inline bool matches(const Match& m, const RulePacket& p) {
   if (m.has_src && m.src.contains(p.src) == m.src_invert) return false;
   if (m.has_dst && m.dst.contains(p.dst) == m.dst_invert) return false;
   if (m.proto && (m.proto == p.proto) == m.proto_invert) return false;
@@ -113,10 +125,20 @@ bool rule_matches(const Match& m, const RulePacket& p) {
     bool hit = p.icmp_type == m.icmp_type && (m.icmp_code < 0 || p.icmp_code == m.icmp_code);
     if (hit == m.icmp_invert) return false;
   }
+  // Last: in the rules iptables-save writes (kube-proxy's) it follows the
+  // rule's other matches, which decide whether a number is drawn or the
+  // counter moves. Written before them, the kernel would move it even when
+  // they then fail.
+  if (m.has_mark_or_statistic) [[unlikely]] {
+    if (m.has_mark && ((p.mark & m.mark_mask) == m.mark_value) == m.mark_invert) return false;
+    if (m.statistic != Match::Statistic::kNone && !statistic_matches(m, p)) return false;
+  }
   return true;
 }
 
-const Rule* evaluate(const Table& t, Hook hook, const RulePacket& p) {
+bool rule_matches(const Match& m, const RulePacket& p) { return matches(m, p); }
+
+const Rule* evaluate(const Table& t, Hook hook, RulePacket& p) {
   const int start = t.hook_chain(hook);
   if (start < 0) return nullptr;
   // The parser rejects loops, so the depth is bounded by the chain count;
@@ -139,7 +161,7 @@ const Rule* evaluate(const Table& t, Hook hook, const RulePacket& p) {
       continue;
     }
     const Rule& r = rules[i++];
-    if (!rule_matches(r.match, p)) continue;
+    if (!matches(r.match, p)) continue;
     switch (r.target.kind) {
       case TargetKind::kNone:
         continue;
@@ -160,6 +182,9 @@ const Rule* evaluate(const Table& t, Hook hook, const RulePacket& p) {
       case TargetKind::kGoto:
         chain = r.target.chain;
         i = 0;
+        continue;
+      case TargetKind::kMark:
+        p.mark = (p.mark & ~r.target.mark_mask) ^ r.target.mark_value;
         continue;
       default:
         return &r;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/rng.h"
 #include "packet/addr.h"
 
 namespace xnat {
@@ -48,6 +49,18 @@ struct Match {
   bool has_icmp = false, icmp_invert = false;
   uint8_t icmp_type = 0;
   int icmp_code = -1;  // -1: any code
+  bool has_mark_or_statistic = false;  // one test for the two below on the common path
+  // -m mark: (packet mark & mark_mask) == mark_value.
+  bool has_mark = false, mark_invert = false;
+  uint32_t mark_value = 0, mark_mask = 0xFFFFFFFF;
+  // -m statistic (xt_statistic): random, matching when a 31-bit random
+  // number is below `probability` (the fraction times 2^31); nth, matching
+  // when the rule's counter, starting at --packet, reaches every - 1.
+  enum class Statistic : uint8_t { kNone, kRandom, kNth } statistic = Statistic::kNone;
+  bool statistic_invert = false;
+  uint32_t probability = 0;
+  uint32_t every = 0, packet = 0;  // every: n - 1, as the kernel keeps it
+  mutable uint32_t nth_count = 0;  // the rule's own counter (per worker)
 };
 
 enum class TargetKind : uint8_t {
@@ -64,6 +77,7 @@ enum class TargetKind : uint8_t {
   kRawSnat,
   kRawDnat,
   kNotrack,
+  kMark,  // not terminal: packet mark = (mark & ~mark_mask) ^ mark_value, then on to the next rule
 };
 
 // nf_nat_range2, host order.
@@ -82,6 +96,7 @@ struct Target {
   int chain = -1;  // kJump / kGoto: index into the table's chains
   NatRange range;  // SNAT, DNAT, MASQUERADE (ports), REDIRECT (ports)
   Prefix prefix;   // NETMAP --to, RAWSNAT --to-source, RAWDNAT --to-destination
+  uint32_t mark_value = 0, mark_mask = 0;  // MARK, as xt_MARK keeps any of its forms
 
   // Whether the kind is one of `kinds`.
   template <typename... K>
@@ -139,12 +154,15 @@ struct RulePacket {
   uint8_t icmp_type = 0, icmp_code = 0;
   int in_if = -1, out_if = -1;  // -1: not known at this hook
   uint16_t src_type = 0, dst_type = 0;  // addrtype of src and dst, as kAddr* bits
+  uint32_t mark = 0;     // the packet's mark (skb->mark): MARK sets it, -m mark reads it
+  Rng* rng = nullptr;    // for -m statistic --mode random; without one, such a rule never matches
 };
 
 // Runs the table's chain for `hook` on the packet (jumps, gotos, RETURN,
 // ACCEPT, policy) and returns the rule whose target decides, or nullptr when
 // the packet falls through or is ACCEPTed with no translation.
-const Rule* evaluate(const Table& t, Hook hook, const RulePacket& p);
+// MARK rules on the way change p.mark.
+const Rule* evaluate(const Table& t, Hook hook, RulePacket& p);
 
 bool rule_matches(const Match& m, const RulePacket& p);
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -25,7 +26,7 @@ constexpr BuiltinTarget kBuiltinTargets[] = {
     {"MASQUERADE", TargetKind::kMasquerade, "nat"}, {"REDIRECT", TargetKind::kRedirect, "nat"},
     {"NETMAP", TargetKind::kNetmap, "nat"},     {"RAWSNAT", TargetKind::kRawSnat, "rawpost"},
     {"RAWDNAT", TargetKind::kRawDnat, "raw"},   {"NOTRACK", TargetKind::kNotrack, "raw"},
-    {"CT", TargetKind::kNone, "raw"},
+    {"CT", TargetKind::kNone, "raw"},        {"MARK", TargetKind::kMark, ""},
 };
 const BuiltinTarget* builtin_target(std::string_view name) {
   for (const BuiltinTarget& b : kBuiltinTargets)
@@ -71,6 +72,28 @@ bool parse_uint(std::string_view s, uint64_t max, uint64_t* v) {
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
   return ec == std::errc() && p == s.data() + s.size() && *v <= max;
+}
+
+// VALUE[/MASK] as iptables-save writes marks: decimal or 0x hex; MASK
+// defaults to all ones.
+bool parse_value_mask(const std::string& s, uint32_t* value, uint32_t* mask) {
+  auto num = [](std::string_view t, uint32_t* out) {
+    int base = 10;
+    if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+      t.remove_prefix(2);
+      base = 16;
+    }
+    if (t.empty()) return false;
+    uint64_t v;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v, base);
+    if (ec != std::errc() || p != t.data() + t.size() || v > 0xFFFFFFFFu) return false;
+    *out = static_cast<uint32_t>(v);
+    return true;
+  };
+  const size_t slash = s.find('/');
+  *mask = 0xFFFFFFFF;
+  if (!num(std::string_view(s).substr(0, slash), value)) return false;
+  return slash == std::string::npos || num(std::string_view(s).substr(slash + 1), mask);
 }
 
 bool parse_addr_host(const std::string& s, uint32_t* host) {
@@ -391,9 +414,10 @@ class Parser {
           saw_tcp_udp_module = true;
         } else if (mod == "icmp") {
           if (m.proto != 1) return ParseError{mod, "'-m icmp' needs '-p icmp' before it"};
-        } else if (mod != "multiport" && mod != "addrtype" && mod != "comment") {
+        } else if (mod != "multiport" && mod != "addrtype" && mod != "comment" && mod != "mark" &&
+                   mod != "statistic") {
           return ParseError{mod, "unsupported match module; xnat supports tcp, udp, icmp, "
-                                 "multiport, addrtype and comment"};
+                                 "multiport, addrtype, mark, statistic and comment"};
         }
       } else if (o == "--sport" || o == "--source-port" || o == "--dport" || o == "--destination-port") {
         if (auto e = need_arg(o)) return e;
@@ -430,6 +454,44 @@ class Parser {
           return ParseError{toks[i], "expected address types such as LOCAL or UNICAST,BROADCAST"};
         if (o == "--dst-type") { m.dst_type = bits; m.dst_type_invert = inv; }
         else { m.src_type = bits; m.src_type_invert = inv; }
+      } else if (o == "--mark") {
+        if (auto e = need_arg(o)) return e;
+        if (!parse_value_mask(toks[++i], &m.mark_value, &m.mark_mask))
+          return ParseError{toks[i], "expected VALUE[/MASK], decimal or 0x hex"};
+        m.has_mark = m.has_mark_or_statistic = true;
+        m.mark_invert = inv;
+      } else if (o == "--mode") {
+        if (auto e = need_arg(o)) return e;
+        const std::string& v = toks[++i];
+        if (v == "random") m.statistic = Match::Statistic::kRandom;
+        else if (v == "nth") m.statistic = Match::Statistic::kNth;
+        else return ParseError{v, "expected random or nth"};
+        m.statistic_invert = inv;
+        m.has_mark_or_statistic = true;
+      } else if (o == "--probability") {
+        // iptables-save writes an inverted one as '--mode random ! --probability P'.
+        m.statistic_invert |= inv;
+        if (auto e = need_arg(o)) return e;
+        if (m.statistic != Match::Statistic::kRandom) return ParseError{o, "needs '--mode random' before it"};
+        const std::string& v = toks[++i];
+        char* end = nullptr;
+        const double prob = std::strtod(v.c_str(), &end);
+        if (end != v.c_str() + v.size() || !(prob >= 0.0 && prob <= 1.0))
+          return ParseError{v, "expected a probability from 0 to 1"};
+        m.probability = static_cast<uint32_t>(std::lround(0x80000000 * prob));  // as libxt_statistic
+      } else if (o == "--every" || o == "--packet") {
+        m.statistic_invert |= inv;
+        if (auto e = need_arg(o)) return e;
+        if (m.statistic != Match::Statistic::kNth) return ParseError{o, "needs '--mode nth' before it"};
+        uint64_t v;
+        if (!parse_uint(toks[++i], 0xFFFFFFFFu, &v)) return ParseError{toks[i], "expected a number"};
+        if (o == "--every") {
+          if (v == 0) return ParseError{toks[i], "--every must be at least 1"};
+          m.every = static_cast<uint32_t>(v - 1);
+          every_seen_ = true;
+        } else {
+          m.packet = static_cast<uint32_t>(v);
+        }
       } else if (o == "--comment") {
         if (auto e = no_invert(o)) return e;
         if (auto e = need_arg(o)) return e;
@@ -448,7 +510,9 @@ class Parser {
         target_name = toks[++i];
         if (auto e = set_target(target_name, o == "-g" || o == "--goto", r)) return e;
       } else if (o == "--to-source" || o == "--to-destination" || o == "--to-ports" || o == "--to" ||
-                 o == "--random" || o == "--random-fully" || o == "--persistent" || o == "--notrack") {
+                 o == "--random" || o == "--random-fully" || o == "--persistent" || o == "--notrack" ||
+                 o == "--set-xmark" || o == "--set-mark" || o == "--and-mark" || o == "--or-mark" ||
+                 o == "--xor-mark") {
         if (auto e = no_invert(o)) return e;
         if (target_name.empty()) return ParseError{o, "target option before '-j TARGET'"};
         if (auto e = target_option(o, toks, &i, target_name, r)) return e;
@@ -460,6 +524,14 @@ class Parser {
     }
     if (invert) return ParseError{"!", "'!' at the end of a rule"};
     (void)saw_tcp_udp_module;
+    if (m.statistic == Match::Statistic::kNth) {
+      // As libxt_statistic: the counter starts at every - packet (every
+      // already n - 1), and the rule matches when it comes round to every.
+      if (!every_seen_) return ParseError{"--mode", "nth mode needs --every N"};
+      if (m.packet > m.every) return ParseError{"--packet", "--packet P must be 0 <= P <= N-1"};
+      m.nth_count = m.every - m.packet;
+    }
+    every_seen_ = false;
     return finish_target(target_name, r);
   }
 
@@ -470,7 +542,7 @@ class Parser {
     if (!b) {
       int ci = table_->find_chain(name);
       if (ci < 0) {
-        static const char* kKnownOther[] = {"DROP", "REJECT", "LOG", "MARK", "CONNMARK", "TRACE",
+        static const char* kKnownOther[] = {"DROP", "REJECT", "LOG", "CONNMARK", "TRACE",
                                             "CLASSIFY", "TPROXY", "NFLOG", "TCPMSS", "SYNPROXY"};
         for (const char* k : kKnownOther)
           if (name == k)
@@ -549,6 +621,22 @@ class Parser {
       t.range.persistent = true;
       return std::nullopt;
     }
+    if (o == "--set-xmark" || o == "--set-mark" || o == "--and-mark" || o == "--or-mark" || o == "--xor-mark") {
+      if (t.kind != TargetKind::kMark) return bad();
+      if (auto e = arg(&v)) return e;
+      uint32_t value, mask;
+      const bool with_mask = o == "--set-xmark" || o == "--set-mark";
+      if (!parse_value_mask(v, &value, &mask) || (!with_mask && v.find('/') != std::string::npos))
+        return ParseError{v, with_mask ? "expected VALUE[/MASK]" : "expected a VALUE"};
+      // The forms xt_MARK keeps, as libxt_MARK converts them.
+      if (o == "--set-xmark") t.mark_value = value, t.mark_mask = mask;
+      else if (o == "--set-mark") t.mark_value = value, t.mark_mask = mask | value;
+      else if (o == "--and-mark") t.mark_value = 0, t.mark_mask = ~value;
+      else if (o == "--or-mark") t.mark_value = t.mark_mask = value;
+      else t.mark_value = value, t.mark_mask = 0;
+      mark_seen_ = true;
+      return std::nullopt;
+    }
     if (o == "--notrack") {
       if (!ct_target_) return bad();
       t.kind = TargetKind::kNotrack;
@@ -561,6 +649,10 @@ class Parser {
     const bool had_range = range_seen_;
     range_seen_ = false;
     const Target& t = r->target;
+    const bool had_mark = mark_seen_;
+    mark_seen_ = false;
+    if (t.kind == TargetKind::kMark && !had_mark)
+      return ParseError{name, "MARK needs --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark"};
     if (ct_target_ && t.kind != TargetKind::kNotrack)
       return ParseError{"CT", "xnat supports the CT target only as 'CT --notrack'"};
     if (!had_range) {
@@ -659,7 +751,9 @@ class Parser {
   Table* table_ = nullptr;
   int line_no_ = 0;
   bool range_seen_ = false;
-  bool ct_target_ = false;  // the rule's target is CT (valid only with --notrack)
+  bool ct_target_ = false;
+  bool mark_seen_ = false;  // the rule's MARK target has its value
+  bool every_seen_ = false;  // the rule's -m statistic --mode nth has --every  // the rule's target is CT (valid only with --notrack)
 };
 
 }  // namespace
