@@ -50,6 +50,8 @@ std::string describe(const std::vector<uint8_t>& frame);
 // What `iptables-save -t nat` prints on a Docker host with one container
 // publishing port 8080 -> 80 (bridge subnet moved into the RFC 2544 range).
 extern const char* const kDockerHostRules;
+// kube-proxy's nat chains for one Service over two endpoints (198.18.0.2-3:8080).
+extern const char* const kKubeProxyRules;
 
 // Rules header/footer for a nat table.
 std::string nat_table(const std::string& body);

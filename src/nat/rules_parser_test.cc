@@ -162,37 +162,9 @@ TEST(RulesParser, NoticesNameUnknownInterfacesAndHostChains) {
   EXPECT_TRUE(parse_rules(test::nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"), "ok.rules")->notices({"eth0"}).empty());
 }
 
-// kube-proxy's nat chains as iptables-save writes them (iptables mode).
-const char* const kKubeProxy = R"(*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:KUBE-MARK-MASQ - [0:0]
-:KUBE-POSTROUTING - [0:0]
-:KUBE-SEP-AAA - [0:0]
-:KUBE-SEP-BBB - [0:0]
-:KUBE-SERVICES - [0:0]
-:KUBE-SVC-WEB - [0:0]
--A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
--A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
--A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
--A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
--A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
--A KUBE-SEP-AAA -s 198.18.1.10/32 -m comment --comment "default/web" -j KUBE-MARK-MASQ
--A KUBE-SEP-AAA -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 198.18.1.10:8080
--A KUBE-SEP-BBB -s 198.18.1.11/32 -m comment --comment "default/web" -j KUBE-MARK-MASQ
--A KUBE-SEP-BBB -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 198.18.1.11:8080
--A KUBE-SERVICES -d 198.51.100.80/32 -p tcp -m comment --comment "default/web cluster IP" -m tcp --dport 80 -j KUBE-SVC-WEB
--A KUBE-SVC-WEB ! -s 198.18.0.0/16 -d 198.51.100.80/32 -p tcp -m comment --comment "default/web cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ
--A KUBE-SVC-WEB -m comment --comment "default/web -> 198.18.1.10:8080" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-AAA
--A KUBE-SVC-WEB -m comment --comment "default/web -> 198.18.1.11:8080" -j KUBE-SEP-BBB
-COMMIT
-)";
 
 TEST(RulesParser, KubeProxyMarksAndStatistic) {
-  auto r = parse_rules(kKubeProxy, "kube.rules");
+  auto r = parse_rules(test::kKubeProxyRules, "kube.rules");
   ASSERT_TRUE(r.ok()) << r.error().message;
   r->bind_interfaces({"eth1", "eth0"});
   Rng rng(7);
@@ -210,7 +182,7 @@ TEST(RulesParser, KubeProxyMarksAndStatistic) {
     ASSERT_NE(pre, nullptr);
     ASSERT_EQ(pre->target.kind, TargetKind::kDnat);
     EXPECT_EQ(p.mark, 0x4000u);
-    to_aaa += pre->target.range.min_ip == 0xC612010Au;
+    to_aaa += pre->target.range.min_ip == 0xC6120002u;  // 198.18.0.2
     p.in_if = -1;
     p.out_if = 0;
     const Rule* post = evaluate(r->nat, Hook::kPostrouting, p);
