@@ -179,6 +179,7 @@ RulePacket Engine::rule_packet(const ParsedPacket& p, int in_if) const {
   rp.src = host32(p.tuple.src);
   rp.dst = host32(p.tuple.dst);
   rp.proto = p.tuple.proto;
+  rp.tcp_flags = p.tcp_flags;
   if (p.tuple.has_ports()) {
     rp.sport = host16(p.tuple.sport);
     rp.dport = host16(p.tuple.dport);

@@ -129,7 +129,10 @@ static bool port_list_hit(const std::vector<PortRange>& l, uint16_t p) {
   // rule's other matches, which decide whether a number is drawn or the
   // counter moves. Written before them, the kernel would move it even when
   // they then fail.
-  if (m.has_mark_or_statistic) [[unlikely]] {
+  if (m.has_rare) [[unlikely]] {
+    if (m.has_src_range && (p.src >= m.src_lo && p.src <= m.src_hi) == m.src_range_invert) return false;
+    if (m.has_dst_range && (p.dst >= m.dst_lo && p.dst <= m.dst_hi) == m.dst_range_invert) return false;
+    if (m.has_tcp_flags && ((p.tcp_flags & m.tcp_mask) == m.tcp_cmp) == m.tcp_flags_invert) return false;
     if (m.has_mark && ((p.mark & m.mark_mask) == m.mark_value) == m.mark_invert) return false;
     if (m.statistic != Match::Statistic::kNone && !statistic_matches(m, p)) return false;
   }

@@ -49,7 +49,13 @@ struct Match {
   bool has_icmp = false, icmp_invert = false;
   uint8_t icmp_type = 0;
   int icmp_code = -1;  // -1: any code
-  bool has_mark_or_statistic = false;  // one test for the two below on the common path
+  bool has_rare = false;  // one test, on the common path, for the rarer matches below
+  // -m iprange --src-range / --dst-range LO-HI (host order, inclusive).
+  bool has_src_range = false, src_range_invert = false, has_dst_range = false, dst_range_invert = false;
+  uint32_t src_lo = 0, src_hi = 0, dst_lo = 0, dst_hi = 0;
+  // -m tcp --tcp-flags MASK COMP (and --syn): (flags & tcp_mask) == tcp_cmp.
+  bool has_tcp_flags = false, tcp_flags_invert = false;
+  uint8_t tcp_mask = 0, tcp_cmp = 0;
   // -m mark: (packet mark & mark_mask) == mark_value.
   bool has_mark = false, mark_invert = false;
   uint32_t mark_value = 0, mark_mask = 0xFFFFFFFF;
@@ -155,6 +161,7 @@ struct RulePacket {
   int in_if = -1, out_if = -1;  // -1: not known at this hook
   uint16_t src_type = 0, dst_type = 0;  // addrtype of src and dst, as kAddr* bits
   uint32_t mark = 0;     // the packet's mark (skb->mark): MARK sets it, -m mark reads it
+  uint8_t tcp_flags = 0;
   Rng* rng = nullptr;    // for -m statistic --mode random; without one, such a rule never matches
 };
 

@@ -96,6 +96,27 @@ bool parse_value_mask(const std::string& s, uint32_t* value, uint32_t* mask) {
   return slash == std::string::npos || num(std::string_view(s).substr(slash + 1), mask);
 }
 
+// A comma-separated TCP flag list as iptables writes it (SYN,RST,ACK,FIN;
+// ALL; NONE).
+bool parse_tcp_flags(const std::string& s, uint8_t* out) {
+  static constexpr std::pair<std::string_view, uint8_t> kFlags[] = {
+      {"FIN", kTcpFin}, {"SYN", kTcpSyn}, {"RST", kTcpRst}, {"PSH", kTcpPsh}, {"ACK", kTcpAck},
+      {"URG", kTcpUrg}, {"ECE", kTcpEce}, {"CWR", kTcpCwr}, {"ALL", 0xFF},     {"NONE", 0}};
+  uint8_t v = 0;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = std::min(s.find(',', start), s.size());
+    const std::string_view name = std::string_view(s).substr(start, comma - start);
+    bool known = false;
+    for (const auto& [n, bit] : kFlags)
+      if (n == name) v |= bit, known = true;
+    if (!known) return false;
+    start = comma + 1;
+  }
+  *out = v;
+  return true;
+}
+
 bool parse_addr_host(const std::string& s, uint32_t* host) {
   uint32_t raw;
   if (!parse_ipv4(s, &raw)) return false;
@@ -415,9 +436,9 @@ class Parser {
         } else if (mod == "icmp") {
           if (m.proto != 1) return ParseError{mod, "'-m icmp' needs '-p icmp' before it"};
         } else if (mod != "multiport" && mod != "addrtype" && mod != "comment" && mod != "mark" &&
-                   mod != "statistic") {
+                   mod != "statistic" && mod != "iprange") {
           return ParseError{mod, "unsupported match module; xnat supports tcp, udp, icmp, "
-                                 "multiport, addrtype, mark, statistic and comment"};
+                                 "multiport, addrtype, iprange, mark, statistic and comment"};
         }
       } else if (o == "--sport" || o == "--source-port" || o == "--dport" || o == "--destination-port") {
         if (auto e = need_arg(o)) return e;
@@ -454,11 +475,35 @@ class Parser {
           return ParseError{toks[i], "expected address types such as LOCAL or UNICAST,BROADCAST"};
         if (o == "--dst-type") { m.dst_type = bits; m.dst_type_invert = inv; }
         else { m.src_type = bits; m.src_type_invert = inv; }
+      } else if (o == "--src-range" || o == "--dst-range") {
+        if (auto e = need_arg(o)) return e;
+        const std::string& v = toks[++i];
+        const size_t dash = v.find('-');
+        uint32_t lo, hi;
+        if (dash == std::string::npos || !parse_addr_host(v.substr(0, dash), &lo) ||
+            !parse_addr_host(v.substr(dash + 1), &hi) || lo > hi)
+          return ParseError{v, "expected FROM-TO, two addresses in order"};
+        if (o == "--src-range") m.has_src_range = true, m.src_range_invert = inv, m.src_lo = lo, m.src_hi = hi;
+        else m.has_dst_range = true, m.dst_range_invert = inv, m.dst_lo = lo, m.dst_hi = hi;
+        m.has_rare = true;
+      } else if (o == "--tcp-flags" || o == "--syn") {
+        if (m.proto != 6) return ParseError{o, "TCP flag matches need '-p tcp'"};
+        if (o == "--syn") {
+          m.tcp_mask = kTcpSyn | kTcpRst | kTcpAck | kTcpFin;
+          m.tcp_cmp = kTcpSyn;
+        } else {
+          if (i + 2 >= toks.size()) return ParseError{o, "needs MASK and COMP, such as SYN,RST,ACK,FIN SYN"};
+          if (!parse_tcp_flags(toks[i + 1], &m.tcp_mask) || !parse_tcp_flags(toks[i + 2], &m.tcp_cmp))
+            return ParseError{toks[i + 1] + " " + toks[i + 2], "expected flag lists of SYN ACK FIN RST URG PSH ECE CWR ALL NONE"};
+          i += 2;
+        }
+        m.has_tcp_flags = m.has_rare = true;
+        m.tcp_flags_invert = inv;
       } else if (o == "--mark") {
         if (auto e = need_arg(o)) return e;
         if (!parse_value_mask(toks[++i], &m.mark_value, &m.mark_mask))
           return ParseError{toks[i], "expected VALUE[/MASK], decimal or 0x hex"};
-        m.has_mark = m.has_mark_or_statistic = true;
+        m.has_mark = m.has_rare = true;
         m.mark_invert = inv;
       } else if (o == "--mode") {
         if (auto e = need_arg(o)) return e;
@@ -467,7 +512,7 @@ class Parser {
         else if (v == "nth") m.statistic = Match::Statistic::kNth;
         else return ParseError{v, "expected random or nth"};
         m.statistic_invert = inv;
-        m.has_mark_or_statistic = true;
+        m.has_rare = true;
       } else if (o == "--probability") {
         // iptables-save writes an inverted one as '--mode random ! --probability P'.
         m.statistic_invert |= inv;

@@ -240,5 +240,36 @@ TEST(RulesParser, MarkFormsAndNth) {
   }
 }
 
+TEST(RulesParser, IprangeAndTcpFlags) {
+  auto r = parse_rules(test::nat_table(
+                           "-A PREROUTING -m iprange --src-range 198.18.0.10-198.18.0.20 ! --dst-range 198.19.0.1-198.19.0.9 "
+                           "-p tcp -m tcp --syn -j DNAT --to-destination 198.18.0.2\n"
+                           "-A PREROUTING -p tcp -m tcp ! --tcp-flags SYN,ACK SYN,ACK -j DNAT --to-destination 198.18.0.3\n"),
+                       "ranges.rules");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  auto eval = [&](uint32_t src, uint32_t dst, uint8_t flags) -> int {
+    RulePacket p;
+    p.src = src;
+    p.dst = dst;
+    p.proto = 6;
+    p.tcp_flags = flags;
+    const Rule* hit = evaluate(r->nat, Hook::kPrerouting, p);
+    return hit ? hit->line : 0;
+  };
+  const uint32_t in = 0xC612000F, out_of_range = 0xC6120015, dst = 0xC6130020, excluded_dst = 0xC6130005;
+  EXPECT_EQ(eval(in, dst, kTcpSyn), 6);
+  EXPECT_EQ(eval(0xC612000A, dst, kTcpSyn | kTcpEce | kTcpCwr), 6);  // range ends; --syn ignores ECE/CWR
+  EXPECT_EQ(eval(out_of_range, dst, kTcpSyn), 7);                      // second rule: not SYN+ACK
+  EXPECT_EQ(eval(in, excluded_dst, kTcpSyn), 7);
+  EXPECT_EQ(eval(in, dst, kTcpSyn | kTcpAck), 0);                     // --syn fails, and ! SYN,ACK too
+  EXPECT_EQ(eval(in, dst, kTcpAck), 7);
+  for (const char* bad : {"-A PREROUTING -m iprange --src-range 198.18.0.9-198.18.0.1 -j ACCEPT\n",
+                          "-A PREROUTING -m iprange --src-range 198.18.0.9 -j ACCEPT\n",
+                          "-A PREROUTING -p udp --syn -j ACCEPT\n",
+                          "-A PREROUTING -p tcp -m tcp --tcp-flags SYN,BOGUS SYN -j ACCEPT\n",
+                          "-A PREROUTING -p tcp -m tcp --tcp-flags SYN -j ACCEPT\n"})
+    EXPECT_FALSE(parse_rules(test::nat_table(bad), "bad.rules").ok()) << bad;
+}
+
 }  // namespace
 }  // namespace xnat
