@@ -48,15 +48,6 @@ struct Recorder {
   bool has(const Tuple& t) const { return replies.count({t.word0(), t.word1()}) != 0; }
 };
 
-Tuple tuple(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t proto) {
-  Tuple t;
-  t.src = ip_raw(src);
-  t.dst = ip_raw(dst);
-  t.sport = __builtin_bswap16(sport);
-  t.dport = __builtin_bswap16(dport);
-  t.proto = proto;
-  return t;
-}
 
 // What the host's proxy sends back to the client, as it leaves (TTL 64).
 std::vector<uint8_t> from_host(uint8_t flags, uint32_t seq, uint32_t ack) {
@@ -73,7 +64,7 @@ TEST(HostPort, RedirectedConnectionGoesToTheHostAndItsAnswersComeBack) {
   EXPECT_EQ(syn.frame, FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "198.18.0.1").tcp(41000, 3128, kTcpSyn, 100).build())
       << describe(syn.frame);
   // Its reply tuple is entered for the egress program.
-  const Tuple reply = tuple("198.18.0.1", 3128, "198.18.0.2", 41000, kProtoTcp);
+  const Tuple reply = tuple_of("198.18.0.1", 3128, "198.18.0.2", 41000, kProtoTcp);
   EXPECT_TRUE(rec.has(reply));
   EXPECT_EQ(rec.adds, 1);
 
@@ -120,7 +111,7 @@ TEST(HostPort, AnIcmpErrorFromTheHostIsTranslatedBack) {
   const auto query = FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "198.51.100.53").udp(6000, 53).payload("q").build();
   const Output q = run(*e, query, kIn, 1000);
   ASSERT_EQ(q.verdict, Verdict::kToHost);
-  EXPECT_TRUE(rec.has(tuple("198.18.0.1", 5300, "198.18.0.2", 6000, kProtoUdp)));
+  EXPECT_TRUE(rec.has(tuple_of("198.18.0.1", 5300, "198.18.0.2", 6000, kProtoUdp)));
   const auto as_received = FrameBuilder().ip("198.18.0.2", "198.18.0.1").udp(6000, 5300).payload("q").ip_part();
   const auto err = FrameBuilder().eth(kInMac, kClientMac).ip("198.18.0.1", "198.18.0.2").ttl(64).icmp_error(kIcmpDestUnreach, 3, as_received).build();
   const Output o = run(*e, err, kHostPort, 1001);

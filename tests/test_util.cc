@@ -38,6 +38,16 @@ std::unique_ptr<Engine> make_engine(const std::string& rules, const std::string&
   return std::make_unique<Engine>(engine_config(rules, conntrack_lines));
 }
 
+Tuple tuple_of(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t proto) {
+  Tuple t;
+  t.src = ip_raw(src);
+  t.dst = ip_raw(dst);
+  t.sport = __builtin_bswap16(sport);
+  t.dport = __builtin_bswap16(dport);
+  t.proto = proto;
+  return t;
+}
+
 Packet received(std::vector<uint8_t>* buf, const std::vector<uint8_t>& frame, int in_if) {
   buf->assign(frame.size() + 1024, 0);
   std::copy(frame.begin(), frame.end(), buf->begin());

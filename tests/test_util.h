@@ -44,6 +44,9 @@ Output result(const Packet& p);
 // Runs one frame received on interface `in_if` at time `now_ms`.
 Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now_ms);
 
+// A tuple from readable parts (ports in host order).
+Tuple tuple_of(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t proto);
+
 // A readable one-line rendering of a frame, for failure messages.
 std::string describe(const std::vector<uint8_t>& frame);
 

@@ -31,12 +31,8 @@
 #include "live/software_offload.h"
 #include "live/worker.h"
 
-// The claims' layout and the host-reply map's key; the steering decision
-// itself runs in the kernel and, for AF_PACKET, in worker.cc.
-#define XNAT_STEER_IS_LOCAL(a) 0
-#define XNAT_STEER_CLAIMED(i) 0
-#define XNAT_STEER_FRAG_NOTE(ip) ((void)0)
-#define XNAT_STEER_FRAG_SEEN(ip) 0
+// The claims' layout and the host-reply map's key (the decision itself is
+// compiled only where its lookups are defined: the BPF program, worker.cc).
 #include "live/steer.h"
 
 namespace xnat {

@@ -1,6 +1,6 @@
 // What the hosts' offloads left in a frame, finished in software: a frame
-// leaving other than through the backend (a handoff ring, the neighbour wait
-// queue, the host port) has no way to carry a partial checksum or a
+// leaving other than through the backend (the neighbour wait queue, the host
+// port) has no way to carry a partial checksum or a
 // super-frame's segmentation, so the checksum is completed and the
 // super-frame cut into frames (packet/offload.h), each passed on as a packet
 // of its own.

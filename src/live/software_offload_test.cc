@@ -21,6 +21,17 @@ std::vector<uint8_t> tcp_frame(size_t payload) {
       .build();
 }
 
+// A TCP super-frame as AF_PACKET reports it: partial checksum, cut at 1448.
+Packet super_frame(std::vector<uint8_t>& f) {
+  Packet p;
+  p.data = f.data();
+  p.len = p.capacity = static_cast<uint32_t>(f.size());
+  p.l4_csum = L4Csum::kPartial;
+  p.gso = Gso::kTcp;
+  p.gso_size = 1448;
+  return p;
+}
+
 TEST(SoftwareOffload, FullFramesPassAsTheyAre) {
   SoftwareOffload o;
   auto f = tcp_frame(100);
@@ -41,12 +52,7 @@ TEST(SoftwareOffload, PartialIsCompletedAndSuperFramesAreCut) {
   const auto full = tcp_frame(5000);
   auto f = full;
   ASSERT_TRUE(set_partial_l4_checksum(f.data(), static_cast<uint32_t>(f.size())));
-  Packet p;
-  p.data = f.data();
-  p.len = p.capacity = static_cast<uint32_t>(f.size());
-  p.l4_csum = L4Csum::kPartial;
-  p.gso = Gso::kTcp;
-  p.gso_size = 1448;
+  Packet p = super_frame(f);
   std::vector<std::vector<uint8_t>> out;
   EXPECT_TRUE(o.finish(p, [&](Packet& q) {
     EXPECT_EQ(q.l4_csum, L4Csum::kFull);
@@ -76,12 +82,7 @@ TEST(SoftwareOffload, PartialIsCompletedAndSuperFramesAreCut) {
 TEST(SoftwareOffload, ARefusingSinkIsReported) {
   SoftwareOffload o;
   auto f = tcp_frame(5000);
-  Packet p;
-  p.data = f.data();
-  p.len = static_cast<uint32_t>(f.size());
-  p.l4_csum = L4Csum::kPartial;
-  p.gso = Gso::kTcp;
-  p.gso_size = 1448;
+  Packet p = super_frame(f);
   int calls = 0;
   EXPECT_FALSE(o.finish(p, [&](Packet&) { return ++calls < 2; }));
   EXPECT_EQ(calls, 2);  // stops at the first refusal

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "packet/frame_builder.h"
+#include "test_util.h"
 
 namespace xnat {
 namespace {
@@ -15,13 +16,7 @@ struct Fixture {
 };
 
 Tuple udp(const char* src, uint16_t sport, const char* dst, uint16_t dport) {
-  Tuple t;
-  t.src = ip_raw(src);
-  t.dst = ip_raw(dst);
-  t.sport = __builtin_bswap16(sport);
-  t.dport = __builtin_bswap16(dport);
-  t.proto = kProtoUdp;
-  return t;
+  return test::tuple_of(src, sport, dst, dport, kProtoUdp);
 }
 
 Target target(TargetKind k) {

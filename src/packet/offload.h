@@ -7,8 +7,8 @@
 // to be cut at `gso_size` bytes of payload by whoever transmits it. A NAT
 // gateway in the kernel forwards both as they are; so does xnat where the
 // backend can say so (AF_PACKET's virtio_net_hdr), and finishes them in
-// software where it cannot pass them on (handoff rings, the neighbour wait
-// queue, the host port).
+// software where it cannot pass them on (the live gateway's neighbour wait
+// queue and host port).
 #pragma once
 
 #include <cstddef>

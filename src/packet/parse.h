@@ -87,6 +87,8 @@ struct ParseOptions {
   L4Csum l4_csum = L4Csum::kFull;   // what the backend knows of the frame's TCP/UDP checksum
 };
 
+static_assert(sizeof(ParsedPacket) == 80, "parse_frame clears a ParsedPacket per frame: new fields go in its padding");
+
 ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& opts,
                         ParsedPacket* out);
 
