@@ -14,45 +14,28 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
       table_(static_cast<uint32_t>(settings.nf_conntrack_max), settings.nf_conntrack_buckets, seed,
              settings.xnat_tcp_window_tracking),
       links_(settings.nf_conntrack_max + kListHeads),
-      // The same hash seed as the table: a miss there hands its hash on.
-      held_(settings.xnat_evicted_hold, 0, seed, settings.xnat_tcp_window_tracking) {
+      by_source_(settings.nf_conntrack_max, settings.xnat_max_flows_per_source),
+      held_(settings.xnat_evicted_hold, seed, settings.xnat_tcp_window_tracking, &claims_) {
   tcp_policy_.timeout_s = settings_.timeout_s.data();
   tcp_policy_.be_liberal = settings_.nf_conntrack_tcp_be_liberal;
   tcp_policy_.ignore_invalid_rst = settings_.nf_conntrack_tcp_ignore_invalid_rst;
   tcp_policy_.max_retrans = static_cast<uint8_t>(settings_.nf_conntrack_tcp_max_retrans);
-  // Two use-order lists, live and closed, each with its sentinel past the entries.
-  held_fifo_.assign(size_t{held_.capacity()} + 2, {});
-  for (uint32_t c = 0; c < 2; ++c) held_fifo_[held_sentinel(c)] = {held_sentinel(c), held_sentinel(c)};
-  if (settings.xnat_max_flows_per_source) sources_ = SourceCounter(settings.nf_conntrack_max);
   const uint32_t heads = table_.capacity();
   for (uint32_t h = heads; h <= sweep_head(); ++h) links_[h] = FlowLinks{h, h, h, h};
-  // Chains of one or two at a full table: a chain is walked for every new
-  // source-translated flow, one flow line per step.
-  const uint64_t nb = std::bit_ceil(std::max<uint64_t>(settings.nf_conntrack_max / 2, 64));
-  bysrc_ = HugeArray<uint32_t>(nb);
-  bysrc_mask_ = nb - 1;
-  for (uint64_t b = 0; b < nb; ++b) bysrc_[b] = kNoRef;
 }
 
 void Conntrack::set_src_nat(uint32_t idx) {
   Flow& f = table_.flow(idx);
   if (f.status & kStatusSrcNat) return;
   f.status |= kStatusSrcNat;
-  uint32_t& head = bysrc_[bysrc_bucket(f.tuple[0])];
-  f.src_next = head;
-  head = idx;
+  by_source_.link(table_, idx);
 }
 
 Conntrack::~Conntrack() = default;
 
 size_t Conntrack::memory_bytes() const {
   return table_.memory_bytes() + (size_t{table_.capacity()} + kListHeads) * sizeof(FlowLinks) +
-         (bysrc_mask_ + 1) * sizeof(uint32_t) +
-         held_memory_bytes();
-}
-
-size_t Conntrack::held_memory_bytes() const {
-  return held_.memory_bytes() + held_fifo_.size() * sizeof(held_fifo_[0]);
+         by_source_.memory_bytes() + held_memory_bytes();
 }
 
 size_t Conntrack::bytes_per_flow() const {
@@ -127,69 +110,13 @@ void Conntrack::move_to_evict_list(uint32_t idx, EvictList want) {
   f.evict_list = want;
 }
 
-void Conntrack::release_reply(const Flow& f) {
-  if (f.status & kStatusObserved) observer_->on_release(f.tuple[1], f.status & kStatusObserved);
-  if (f.status & kStatusDirectory)
-    shard_.directory->erase(FlowDirectory::fingerprint(f.tuple[1], shard_.seed), shard_.index);
-}
-
-bool Conntrack::hold(const Flow& f, const TcpWindow* w) {
-  const bool over = connection_over(f);
-  if (held_.size() == held_.capacity()) {
-    // A closed connection goes first, and never pushes out a live one.
-    const uint32_t closed = held_fifo_[held_sentinel(1)].second;
-    if (closed != held_sentinel(1)) drop_held(closed);
-    else if (over) return false;
-    else drop_held(held_fifo_[held_sentinel(0)].second);
-  }
-  const uint32_t h = held_.alloc(f.tuple[0].proto == kProtoTcp);
-  held_.assign(h, f);
-  Flow& g = held_.flow(h);
-  if (TcpWindow* hw = held_.window(h); hw && w) *hw = *w;
-  g.evict_list = EvictList::kNone;  // on no table list; held_push() files it by its state
-  held_.link(h);
-  held_push(h);
-  ++stats_.held;
-  return true;
-}
-
-// A held flow's list follows its state: closed (over) or live.
-void Conntrack::held_push(uint32_t hidx) {
-  const uint32_t s = held_sentinel(connection_over(held_.flow(hidx)) ? 1 : 0);
-  const uint32_t last = held_fifo_[s].first;
-  held_fifo_[hidx] = {last, s};
-  held_fifo_[last].second = hidx;
-  held_fifo_[s].first = hidx;
-}
-
-void Conntrack::held_unlink(uint32_t hidx) {
-  const auto [prev, next] = held_fifo_[hidx];
-  held_fifo_[prev].second = next;
-  held_fifo_[next].first = prev;
-}
-
-void Conntrack::drop_held(uint32_t hidx) {
-  release_reply(held_.flow(hidx));
-  held_unlink(hidx);
-  held_.unlink_and_free(hidx);
-}
-
-uint32_t Conntrack::find_held(const Tuple& t, uint64_t h, uint64_t now_ms) {
-  const uint32_t ref = held_.find(t, h);
-  if (ref == kNoRef) return kNoRef;
-  if (held_.flow(ref >> 1).expires_ms <= now_ms) {
-    drop_held(ref >> 1);
-    return kNoRef;
-  }
-  return ref;
-}
-
 uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   *copy = held_.flow(hidx);
   const Flow& rec = *copy;
   TcpWindow window;
-  const bool tcp = rec.tuple[0].proto == kProtoTcp;
-  if (const TcpWindow* w = held_.window(hidx); w && tcp) window = *w;
+  const TcpWindow* w = held_.window(hidx);
+  if (w && rec.tuple[0].proto == kProtoTcp) window = *w;
+  else w = nullptr;
   // Room from the dead only: evicting another live flow for this one would
   // only trade places (and under ab -c 1000 at nf_conntrack_max=1000 turned
   // every eviction into a readmission). Else it lives on held, its mapping
@@ -197,29 +124,24 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   // A closed one comes back only to free room: evicting another closed entry
   // for it would only trade places too.
   if (full() && (connection_over(rec) || !make_room(now_ms, /*live_too=*/false))) return kNoRef;
-  drop_held(hidx);
-  const uint32_t idx = place(rec.tuple[0], rec.tuple[1], now_ms).idx;
+  // Off the hold first: making room may hold an evicted flow, which must not
+  // push this one out. Its claims pass to the new entry.
+  const uint16_t claims = rec.status & (kStatusObserved | kStatusDirectory);
+  held_.forget(hidx);
+  const uint32_t idx = place(rec.tuple[0], rec.tuple[1], now_ms, claims).idx;
   if (idx == kNoRef) {
-    // Nothing to evict: keep it held, its claim and directory entry taken again.
-    Flow again = rec;
-    again.status &= static_cast<uint16_t>(~kStatusObserved);
-    if (observer_) again.status |= observer_->on_insert(again.tuple[1]) & kStatusObserved;
-    if ((again.status & kStatusDirectory) &&
-        !shard_.directory->insert(FlowDirectory::fingerprint(again.tuple[1], shard_.seed), shard_.index))
-      again.status &= static_cast<uint16_t>(~kStatusDirectory);
-    hold(again, settings_.xnat_tcp_window_tracking ? &window : nullptr);
-    --stats_.held;  // the same eviction, still held
+    // Nothing to evict: it stays held, with its claims.
+    if (!held_.hold(rec, w ? &window : nullptr)) claims_.release(rec);
     return kNoRef;
   }
-  // The held record, but with the claim, directory entry and lists insert()
-  // gave the new entry (set_src_nat below links it by source again).
+  // The held record, but with the lists place() gave the new entry
+  // (set_src_nat below links it by source again).
   Flow& f = table_.flow(idx);
-  const uint16_t own = kStatusObserved | kStatusDirectory;
-  const uint16_t status = static_cast<uint16_t>((f.status & own) | (rec.status & ~(own | kStatusSrcNat)));
+  const uint16_t status = static_cast<uint16_t>(rec.status & ~kStatusSrcNat);
   const EvictList listed = f.evict_list;
   unschedule(idx);
   table_.assign(idx, rec);
-  if (TcpWindow* w = table_.window(idx); w && tcp) *w = window;
+  if (TcpWindow* tw = table_.window(idx); tw && w) *tw = window;
   f.status = status;
   f.evict_list = listed;
   schedule(idx);
@@ -234,15 +156,10 @@ void Conntrack::release(uint32_t idx, bool keep_reply) {
   FlowLinks* L = links_.get();
   Wheel::unlink(L, idx);
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
-  if (sources_.enabled()) sources_.sub(table_.flow(idx).tuple[0].src);
-  if (table_.flow(idx).status & kStatusSrcNat) {
-    // Singly linked: the chain is walked to the link that points here.
-    uint32_t* link = &bysrc_[bysrc_bucket(table_.flow(idx).tuple[0])];
-    while (*link != idx) link = &table_.flow(*link).src_next;
-    *link = table_.flow(idx).src_next;
-  }
-  if (!keep_reply) release_reply(table_.flow(idx));
-  if (shard_.limit) shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
+  if (by_source_.counting()) by_source_.sub(table_.flow(idx).tuple[0].src);
+  if (table_.flow(idx).status & kStatusSrcNat) by_source_.unlink(table_, idx);
+  if (!keep_reply) claims_.release(table_.flow(idx));
+  if (SharedLimit* lim = claims_.shard.limit) lim->count.fetch_sub(1, std::memory_order_relaxed);
   table_.unlink_and_free(idx);
 }
 
@@ -336,7 +253,8 @@ bool Conntrack::evict_from(EvictList l) {
   ++(l == EvictList::kClosing     ? stats_.evicted_closing
      : l == EvictList::kUnreplied ? stats_.evicted_unreplied
                                   : stats_.evicted_half_closed);
-  const bool keep = held_.capacity() > 0 && hold(table_.flow(victim), table_.window(victim));
+  const bool keep = held_.capacity() > 0 && held_.hold(table_.flow(victim), table_.window(victim));
+  if (keep) ++stats_.held;
   release(victim, keep);
   return true;
 }
@@ -348,7 +266,7 @@ bool Conntrack::evict_one() {
 }
 
 bool Conntrack::borrow() {
-  SharedLimit* lim = shard_.limit;
+  SharedLimit* lim = claims_.shard.limit;
   if (!lim || table_.size() >= table_.capacity()) return false;
   if (lim->count.fetch_add(1, std::memory_order_relaxed) >= lim->max + lim->overdraft) {
     lim->count.fetch_sub(1, std::memory_order_relaxed);
@@ -360,7 +278,7 @@ bool Conntrack::borrow() {
 }
 
 void Conntrack::repay() {
-  SharedLimit* lim = shard_.limit;
+  SharedLimit* lim = claims_.shard.limit;
   if (!lim) return;
   uint64_t d = lim->debt.load(std::memory_order_relaxed);
   while (d > 0) {
@@ -375,44 +293,44 @@ void Conntrack::repay() {
 
 // insert() without its counts: readmit() places a held flow back the same way
 // but counts otherwise.
-[[gnu::always_inline]] inline Conntrack::Inserted Conntrack::place(const Tuple& orig, const Tuple& reply, uint64_t now_ms) {
-  if (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) + shard_.limit->reserve >= shard_.limit->max)
+[[gnu::always_inline]] inline Conntrack::Inserted Conntrack::place(const Tuple& orig, const Tuple& reply,
+                                                                  uint64_t now_ms, uint32_t carried) {
+  SharedLimit* lim = claims_.shard.limit;
+  if (lim && lim->count.load(std::memory_order_relaxed) + lim->reserve >= lim->max)
     evict_from(EvictList::kClosing);  // keep headroom for the other workers
   bool borrowed = false;
   if (full() && !make_room(now_ms)) {
     // Several workers: what this one cannot evict, another may hold.
-    if (!borrow()) {
-      return {kNoRef, InsertFailure::kTableFull};
-    }
+    if (!borrow()) return {kNoRef, InsertFailure::kTableFull};
     borrowed = true;
   }
-  if (shard_.limit && !borrowed &&
-      shard_.limit->count.fetch_add(1, std::memory_order_relaxed) >= shard_.limit->max) {
+  if (lim && !borrowed && lim->count.fetch_add(1, std::memory_order_relaxed) >= lim->max) {
     // Another worker took the last entry since full() looked: borrow it.
-    shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
-    if (!borrow()) {
-      return {kNoRef, InsertFailure::kTableFull};
-    }
+    lim->count.fetch_sub(1, std::memory_order_relaxed);
+    if (!borrow()) return {kNoRef, InsertFailure::kTableFull};
   }
-  const bool listed = shard_.active() && shard_.owner_by_hash(reply) != shard_.index;
-  if (listed && !shard_.directory->insert(FlowDirectory::fingerprint(reply, shard_.seed), shard_.index)) {
-    if (shard_.limit) shard_.limit->count.fetch_sub(1, std::memory_order_relaxed);
-    ++stats_.directory_full;
-    return {kNoRef, InsertFailure::kDirectoryFull};
+  uint16_t claims = 0;
+  if (carried != kNoCarry) {
+    claims = static_cast<uint16_t>(carried);
+  } else if (claims_.needs_directory(reply)) {
+    if (!claims_.enter(reply)) {
+      if (lim) lim->count.fetch_sub(1, std::memory_order_relaxed);
+      ++stats_.directory_full;
+      return {kNoRef, InsertFailure::kDirectoryFull};
+    }
+    claims = kStatusDirectory;
   }
   const uint32_t idx = table_.alloc(orig.proto == kProtoTcp);
   Flow& f = table_.flow(idx);
-  if (listed) f.status |= kStatusDirectory;
+  if (claims) f.status |= claims;
   f.tuple[0] = orig;
   f.tuple[1] = reply;
   if (orig.proto != kProtoTcp) f.created_ms32 = static_cast<uint32_t>(now_ms);  // TCP: the window's index
   f.expires_ms = now_ms + settings_.timeout_ms(TimeoutClass::kGeneric);
-  if (orig.proto == kProtoTcp) {
-    f.tcp_state = TcpState::kNone;
-  }
+  if (orig.proto == kProtoTcp) f.tcp_state = TcpState::kNone;
   table_.link(idx);
-  if (sources_.enabled()) sources_.add(orig.src);
-  if (observer_) f.status |= observer_->on_insert(reply) & kStatusObserved;
+  if (by_source_.counting()) by_source_.add(orig.src);
+  if (carried == kNoCarry && claims_.observer) f.status |= claims_.observe(reply);
   FlowLinks* L = links_.get();
   L[idx] = FlowLinks{idx, idx, idx, idx};
   schedule(idx);
@@ -514,7 +432,7 @@ TrackVerdict Conntrack::track_held(uint32_t hidx, int dir, const ParsedPacket& p
   TimeoutClass timeout;
   const Step s = advance(f, held_.window(hidx), dir, p, now_ms, &timeout);
   if (s != Step::kRefresh) {
-    if (ends(s)) drop_held(hidx);
+    if (ends(s)) held_.drop(hidx);
     else if (s == Step::kShorten) {
       if (const uint64_t e = shortened_expiry(f, now_ms)) {
         f.timeout_class = TimeoutClass::kTcpUnacknowledged;
@@ -525,55 +443,8 @@ TrackVerdict Conntrack::track_held(uint32_t hidx, int dir, const ParsedPacket& p
   }
   f.timeout_class = timeout;
   f.expires_ms = now_ms + settings_.timeout_ms(timeout);
-  // In use: the last to be dropped when the hold is full.
-  held_unlink(hidx);
-  held_push(hidx);
+  held_.touch(hidx);
   return TrackVerdict::kAccept;
-}
-
-// --- conntrack -L -o extended ----------------------------------------------
-
-namespace {
-const char* proto_name(uint8_t p) {
-  switch (p) {
-    case 1: return "icmp";
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 33: return "dccp";
-    case 47: return "gre";
-    case 58: return "icmpv6";
-    case 132: return "sctp";
-    case 136: return "udplite";
-    default: return "unknown";
-  }
-}
-
-void append_tuple(std::string& out, const Tuple& t) {
-  fmt::format_to(std::back_inserter(out), "src={} dst={} ", ip_to_string(t.src),
-                 ip_to_string(t.dst));
-  if (t.has_ports()) {
-    fmt::format_to(std::back_inserter(out), "sport={} dport={} ", __builtin_bswap16(t.sport),
-                   __builtin_bswap16(t.dport));
-  } else if (t.proto == kProtoIcmp) {
-    fmt::format_to(std::back_inserter(out), "type={} code={} id={} ", t.icmp_type(),
-                   t.icmp_code(), __builtin_bswap16(t.sport));
-  }
-}
-}  // namespace
-
-std::string format_conntrack_extended(const Flow& f, uint64_t now_ms) {
-  std::string out;
-  const uint8_t proto = f.tuple[0].proto;
-  const uint64_t remaining = f.expires_ms > now_ms ? (f.expires_ms - now_ms) / 1000 : 0;
-  fmt::format_to(std::back_inserter(out), "{:<8} {} {:<8} {} {} ", "ipv4", 2, proto_name(proto),
-                 proto, remaining);
-  if (proto == kProtoTcp) fmt::format_to(std::back_inserter(out), "{} ", tcp_state_name(f.tcp_state));
-  append_tuple(out, f.tuple[0]);
-  if (!(f.status & kStatusSeenReply)) out += "[UNREPLIED] ";
-  append_tuple(out, f.tuple[1]);
-  if (f.status & kStatusAssured) out += "[ASSURED] ";
-  out += "mark=0 use=1";
-  return out;
 }
 
 }  // namespace xnat

@@ -74,21 +74,16 @@
 #include <utility>
 #include <vector>
 
+#include "conntrack/by_source.h"
 #include "conntrack/flow_observer.h"
 #include "conntrack/flow_table.h"
+#include "conntrack/held_flows.h"
+#include "conntrack/reply_claims.h"
 #include "conntrack/shard.h"
-#include "conntrack/source_counter.h"
 #include "conntrack/timeouts.h"
 #include "packet/parse.h"
 
 namespace xnat {
-
-// A TCP connection that is over: CLOSE, or TIME_WAIT after a FIN from each
-// side (netfilter's table reaches TIME_WAIT after one side's FIN too, see above).
-inline bool connection_over(const Flow& f) {
-  return f.tuple[0].proto == kProtoTcp &&
-         (f.tcp_state == TcpState::kClose || (f.tcp_state == TcpState::kTimeWait && f.tcp_fin_seen == 3));
-}
 
 // conntrack -S fields, plus xnat's breakdown of why entries left the table.
 struct ConntrackStats {
@@ -155,8 +150,8 @@ class Conntrack {
   // A TCP one is the burst's n_tcp-th new TCP flow.
   uint32_t prefetch_new(const Tuple& orig, uint32_t n, uint32_t n_tcp) const {
     const bool pf = table_.prefetches();
-    const uint32_t bucket = static_cast<uint32_t>(bysrc_bucket(orig));
-    bring_in(&bysrc_[bucket], pf);
+    const uint32_t bucket = by_source_.bucket(orig);
+    bring_in(by_source_.head(bucket), pf);
     const uint32_t idx = table_.prefetch_free(n, orig.proto == kProtoTcp, n_tcp);
     if (idx != kNoRef) bring_in(&links_[idx], pf);
     return bucket;
@@ -166,7 +161,7 @@ class Conntrack {
   // first flow of that chain, which insert()'s find_appropriate_src reads
   // first (another source whose hash shares the head, or the same source).
   void prefetch_new_chain(uint32_t bucket) const {
-    const uint32_t i = bysrc_[bucket];
+    const uint32_t i = *by_source_.head(bucket);
     if (i != kNoRef) bring_in(&table_.flow(i), table_.prefetches());
   }
 
@@ -179,13 +174,24 @@ class Conntrack {
     ++stats_.found;
     return ref;
   }
+  // find() with the candidate of a staged bulk lookup (FlowTable::resolve):
+  // prefetch(h), then cand = prefetch_flow(h) at `epoch`, then this.
+  uint32_t index_epoch() const { return table_.epoch(); }
+  uint32_t find(const Tuple& t, uint64_t h, uint32_t cand, uint32_t epoch, uint64_t now_ms) {
+    const uint32_t ref = table_.resolve(cand, epoch, t, h);
+    if (ref == kNoRef) return kNoRef;
+    if (table_.flow(ref >> 1).expires_ms <= now_ms) [[unlikely]] return remove_expired(ref);
+    ++stats_.found;
+    return ref;
+  }
   // Whether a flow holds `t`: in this table, or (several workers) another
   // worker's flow whose reply tuple is in the directory.
   bool tuple_in_use(const Tuple& t, uint64_t now_ms) {
     const uint64_t h = hash(t);
     if (find(t, h, now_ms) != kNoRef) return true;
-    if (held_.size() && held_.find(t, h) != kNoRef) return true;  // reserved while held
-    return shard_.directory && shard_.directory->find(FlowDirectory::fingerprint(t, shard_.seed)) >= 0;
+    if (held_.reserves(t, h)) return true;
+    const Shard& s = claims_.shard;
+    return s.directory && s.directory->find(FlowDirectory::fingerprint(t, s.seed)) >= 0;
   }
 
   // Whether a packet may open a new entry (tcp_new, icmp_new): invalid openers
@@ -194,9 +200,7 @@ class Conntrack {
 
   // Whether `src` (network order) already holds xnat_max_flows_per_source
   // flows; always false when no limit is set.
-  bool source_at_limit(uint32_t src) const {
-    return sources_.enabled() && sources_.count(src) >= settings_.xnat_max_flows_per_source;
-  }
+  bool source_at_limit(uint32_t src) const { return by_source_.at_limit(src); }
 
   // Inserts a flow with the given tuples, making room first if the table is
   // full. Returns the flow index, or kNoRef and why (counted in stats().drop,
@@ -232,23 +236,17 @@ class Conntrack {
   // until fn returns true; returns whether one did (find_appropriate_src).
   template <typename Fn>
   bool for_each_same_source(const Tuple& orig, uint64_t now_ms, Fn&& fn) const {
-    for (uint32_t i = bysrc_[bysrc_bucket(orig)]; i != kNoRef; i = table_.flow(i).src_next) {
-      const Flow& f = table_.flow(i);
-      if (f.tuple[0].src == orig.src && f.tuple[0].sport == orig.sport && f.tuple[0].proto == orig.proto &&
-          f.expires_ms > now_ms && fn(f))
-        return true;
-    }
-    return false;
+    return by_source_.for_each(table_, orig, now_ms, fn);
   }
   // Evicted flows held for their late packets (see the note above).
   bool holds() const { return held_.size() > 0; }
   uint32_t held_count() const { return held_.size(); }
   // held index * 2 + direction of the held flow with `t`, or kNoRef. One past
   // its expiry is forgotten on the spot.
-  uint32_t find_held(const Tuple& t, uint64_t h, uint64_t now_ms);
+  uint32_t find_held(const Tuple& t, uint64_t h, uint64_t now_ms) { return held_.find(t, h, now_ms); }
   const Flow& held_flow(uint32_t hidx) const { return held_.flow(hidx); }
   // Forgets a held flow (a new connection reuses its original tuple).
-  void drop_held(uint32_t hidx);
+  void drop_held(uint32_t hidx) { held_.drop(hidx); }
   // Brings held flow `hidx` back into the table with its mapping and state if
   // there is room, or an expired or closed entry to evict. Returns its new
   // index; else kNoRef and the flow stays held. `*copy` receives the held
@@ -264,11 +262,11 @@ class Conntrack {
   TrackVerdict track_held(uint32_t hidx, int dir, const ParsedPacket& p, uint64_t now_ms);
 
   // Keeps port claims for flows that end on a host address (live gateway).
-  void set_observer(FlowObserver* o) { observer_ = o; }
+  void set_observer(FlowObserver* o) { claims_.observer = o; }
   // This table is one worker's share (shard.h): a flow whose reply tuple
   // hashes to another worker is entered in the directory while it lives.
-  void set_shard(const Shard& s) { shard_ = s; }
-  const Shard& shard() const { return shard_; }
+  void set_shard(const Shard& s) { claims_.shard = s; }
+  const Shard& shard() const { return claims_.shard; }
   // Frees flows whose expiry passed, up to the last whole second before now.
   void expire(uint64_t now_ms);
   // The same work spread out: slots that are due move onto a sweep list (a
@@ -303,7 +301,7 @@ class Conntrack {
   size_t bytes_per_flow() const;
   size_t window_bytes() const { return table_.window_bytes(); }
   uint32_t windows_in_use() const { return table_.windows_in_use(); }
-  size_t held_memory_bytes() const;  // part of memory_bytes(): the held flows' table, fixed
+  size_t held_memory_bytes() const { return held_.memory_bytes(); }  // part of memory_bytes(), fixed
 
   // Calls fn(const Flow&) for every live flow, in index order; with a range,
   // for those with an index in [begin, end) (a listing in pieces).
@@ -315,7 +313,10 @@ class Conntrack {
   }
 
  private:
-  Inserted place(const Tuple& orig, const Tuple& reply, uint64_t now_ms);
+  // carried: the reply claims (status bits) a held flow brings along, or
+  // kNoCarry for a new flow that takes its own.
+  static constexpr uint32_t kNoCarry = 1u << 16;
+  Inserted place(const Tuple& orig, const Tuple& reply, uint64_t now_ms, uint32_t carried = kNoCarry);
   static constexpr uint32_t kWheelSlots = 4096;
   // links_ past the flows: the wheel's slots, the eviction lists, the sweep.
   static constexpr uint32_t kListHeads = kWheelSlots + kEvictLists + 1;
@@ -367,8 +368,8 @@ class Conntrack {
   }
   void move_to_evict_list(uint32_t idx, EvictList want);
   bool full() const {
-    return table_.size() >= table_.capacity() ||
-           (shard_.limit && shard_.limit->count.load(std::memory_order_relaxed) >= shard_.limit->max);
+    const SharedLimit* lim = claims_.shard.limit;
+    return table_.size() >= table_.capacity() || (lim && lim->count.load(std::memory_order_relaxed) >= lim->max);
   }
   // false: nothing to evict. live_too: unreplied and half-closed entries may
   // go too, not only expired and closed ones.
@@ -380,24 +381,9 @@ class Conntrack {
   // Unlinks a flow from every list and index and frees it; keep_reply: its
   // port claim and directory entry pass to a held copy.
   void release(uint32_t idx, bool keep_reply = false);
-  void release_reply(const Flow& f);  // the port claim and directory entry of f's reply tuple
-  // f's claim and directory entry, if any, are already held; false: not held.
-  bool hold(const Flow& f, const TcpWindow* w);
-  uint32_t held_sentinel(uint32_t closed) const { return held_.capacity() + closed; }
-  void held_push(uint32_t hidx);      // to the FIFO's young end
-  void held_unlink(uint32_t hidx);
 
   uint32_t wheel_head(uint64_t tick) const {
     return table_.capacity() + static_cast<uint32_t>(tick & (kWheelSlots - 1));
-  }
-  size_t bysrc_bucket(const Tuple& orig) const {
-    uint64_t x = uint64_t{orig.src} << 32 | uint64_t{orig.sport} << 8 | orig.proto;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return static_cast<size_t>(x & bysrc_mask_);
   }
   uint32_t evict_head(EvictList l) const {
     return table_.capacity() + kWheelSlots + static_cast<uint32_t>(l) - 1;
@@ -408,26 +394,15 @@ class Conntrack {
   ConntrackSettings settings_;
   TcpPolicy tcp_policy_;  // points into settings_
   FlowTable table_;
+  // Per flow of capacity, then the wheel's slot heads, the eviction lists'
+  // heads and the sweep list's.
   HugeArray<FlowLinks> links_;
-  // By-source chain heads (netfilter's nf_nat_bysource), for reusing a
-  // client's mapping: one per one to two flows of capacity; the chains run
-  // through Flow::src_next.
-  HugeArray<uint32_t> bysrc_;
-  uint64_t bysrc_mask_ = 0;
-  SourceCounter sources_;  // only when xnat_max_flows_per_source is set  // capacity entries, then wheel heads, then the eviction list heads
+  BySource by_source_;
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been moved onto the sweep list
   bool wheel_started_ = false;
   ConntrackStats stats_;
-  // Held flows: their table, and two use orders (prev/next per entry, then
-  // the sentinels of the live and the closed list) from which the least
-  // recently used closed flow, else live one, is dropped when it is full.
-  FlowTable held_;
-  std::vector<std::pair<uint32_t, uint32_t>> held_fifo_;
-  FlowObserver* observer_ = nullptr;
-  Shard shard_;
+  ReplyClaims claims_;
+  HeldFlows held_;
 };
-
-// One line of `conntrack -L -o extended` for a flow (without the newline).
-std::string format_conntrack_extended(const Flow& f, uint64_t now_ms);
 
 }  // namespace xnat

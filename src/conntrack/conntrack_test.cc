@@ -1,4 +1,5 @@
 #include "conntrack/conntrack.h"
+#include "conntrack/listing.h"
 
 #include <gtest/gtest.h>
 

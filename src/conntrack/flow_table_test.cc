@@ -52,6 +52,67 @@ TEST(FlowTable, FindsBothDirectionsAndSurvivesChurnAtFullLoad) {
   EXPECT_EQ(ft.size(), live.size());
 }
 
+// The bulk lookup's answer equals find()'s whatever happened to the table
+// between taking the candidates and resolving them: flows of the burst's keys
+// created, removed, or removed and their slots reused by others.
+TEST(FlowTable, BulkLookupEqualsFindAfterChanges) {
+  constexpr uint32_t kCap = 512, kKeys = 32;
+  FlowTable ft(kCap, 0, 5);
+  std::mt19937 rng(11);
+  std::unordered_map<uint32_t, uint32_t> live;  // key id -> flow index
+  auto add = [&](uint32_t id) {
+    const uint32_t idx = ft.alloc();
+    ft.flow(idx).tuple[0] = tuple_of(id);
+    ft.flow(idx).tuple[1] = invert(tuple_of(id));
+    ft.link(idx);
+    live[id] = idx;
+  };
+  size_t hits_kept = 0, absent_kept = 0, probed = 0;
+  for (int round = 0; round < 2000; ++round) {
+    uint32_t keys[kKeys], cand[kKeys];
+    bool reply[kKeys];
+    for (uint32_t k = 0; k < kKeys; ++k) {
+      keys[k] = rng() % 600;
+      reply[k] = rng() % 2;
+    }
+    auto key = [&](uint32_t k) { return reply[k] ? invert(tuple_of(keys[k])) : tuple_of(keys[k]); };
+    for (uint32_t k = 0; k < kKeys; ++k) ft.prefetch(ft.hash(key(k)));
+    for (uint32_t k = 0; k < kKeys; ++k) cand[k] = ft.prefetch_flow(ft.hash(key(k)));
+    const uint32_t epoch = ft.epoch();
+    // Changes between stage 2 and stage 3, as earlier packets of a burst make.
+    const int changes = round % 4 == 0 ? 0 : static_cast<int>(rng() % 8);
+    for (int c = 0; c < changes; ++c) {
+      const uint32_t id = keys[rng() % kKeys];
+      if (auto it = live.find(id); it != live.end()) {
+        ft.unlink_and_free(it->second);
+        live.erase(it);
+        if (rng() % 2 && live.size() < kCap) add(600 + rng() % 600);  // reuses the freed slot
+      } else if (live.size() < kCap) {
+        add(id);
+      }
+    }
+    for (uint32_t k = 0; k < kKeys; ++k) {
+      const uint64_t h = ft.hash(key(k));
+      const uint32_t want = ft.find(key(k), h);
+      ASSERT_EQ(ft.resolve(cand[k], epoch, key(k), h), want) << "round " << round << " key " << k;
+      if (cand[k] < kProbeOn && cand[k] == want) ++hits_kept;
+      else if (cand[k] == kNoRef && epoch == ft.epoch()) ++absent_kept;
+      else ++probed;
+    }
+    // Keep the table from filling: drop a few at random.
+    while (live.size() > kCap / 2) {
+      auto it = live.begin();
+      std::advance(it, rng() % live.size());
+      ft.unlink_and_free(it->second);
+      live.erase(it);
+    }
+  }
+  // Every path was taken.
+  EXPECT_GT(hits_kept, 0u);
+  EXPECT_GT(absent_kept, 0u);
+  EXPECT_GT(probed, 0u);
+}
+
 TEST(FlowTable, FullTableRefusesAlloc) {
   FlowTable ft(3, 0, 1);
   EXPECT_NE(ft.alloc(), kNoRef);

@@ -74,6 +74,8 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
     // burst is what keeps the established path near its in-cache speed.
     // A packet whose tag is in no slot will likely open a flow: what that
     // touches is loaded too.
+    epoch_ = ct_.index_epoch();
+    found_[0] = kProbeOn;  // one packet: nothing looked up yet
     if (m > 1) {
       uint32_t fresh = 0, fresh_tcp = 0;
       for (size_t i = 0; i < m; ++i) {
@@ -110,7 +112,7 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
       const bool first_fragment = parsed_[i].frag == FragKind::kFirst && status_[i] == ParseStatus::kOk;
       if (first_fragment) [[unlikely]]
         first_key_ = fragment_key(parsed_[i]);  // as received: handling rewrites it
-      handle(pkts[i], parsed_[i], status_[i], hash_[i], now_ms);
+      handle(pkts[i], parsed_[i], status_[i], hash_[i], found_[i], now_ms);
       if (first_fragment) [[unlikely]]
         note_first_fragment(pkts[i], parsed_[i], first_key_, now_ms);
       if (pkts[i].l4_csum == L4Csum::kPartial) [[unlikely]]
@@ -195,7 +197,8 @@ RulePacket Engine::rule_packet(const ParsedPacket& p, int in_if) const {
   return rp;
 }
 
-[[gnu::always_inline]] inline void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now) {
+[[gnu::always_inline]] inline void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h,
+                                                  uint32_t cand, uint64_t now) {
   if (!pkt.hops) counters_.inc(Counter::rx_frames);  // once, by the worker that received it
   pkt.out_if = -1;
   pkt.reason = Counter::kCount;
@@ -220,7 +223,7 @@ RulePacket Engine::rule_packet(const ParsedPacket& p, int in_if) const {
   if (has_stateless_rules_ && try_stateless(pkt, p, now)) return;
   if (p.icmp_error) return handle_icmp_error(pkt, p, now);
 
-  const uint32_t ref = ct_.find(p.tuple, h, now);
+  const uint32_t ref = ct_.find(p.tuple, h, cand, epoch_, now);
   if (ref == kNoRef) {
     if (ct_.holds() && late_packet(pkt, p, h, now)) return;
     if (cfg_.shard.active() && hand_off(pkt, p.tuple)) return;

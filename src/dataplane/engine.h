@@ -69,7 +69,8 @@ class Engine {
   void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
 
  private:
-  void handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint64_t now);
+  // cand: the packet's candidate of the burst's bulk lookup (FlowTable::resolve).
+  void handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint32_t cand, uint64_t now);
   // Fragments (fragments.h): what became of a first fragment, and a later one.
   void note_first_fragment(const Packet& pkt, const ParsedPacket& p, const FragmentKey& k, uint64_t now);
   void later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now);
@@ -117,6 +118,7 @@ class Engine {
   ParseStatus status_[kBurst];
   uint64_t hash_[kBurst];
   uint32_t found_[kBurst];  // stage 2: the ref whose flow line was fetched (FlowTable::prefetch_flow)
+  uint32_t epoch_ = 0;      // the table's index epoch when stage 2 ran
   uint32_t new_bucket_[kBurst];  // stage 2: the by-source bucket of the burst's k-th likely new flow
   // The translated source address of the last source-translated new flow
   // (network order; 0: none yet): stage 2's guess at a new flow's mapping.

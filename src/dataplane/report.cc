@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "conntrack/listing.h"
+
 namespace xnat {
 
 std::string format_conntrack_table(const Conntrack& ct, uint64_t now_ms) {

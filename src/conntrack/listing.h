@@ -1,0 +1,14 @@
+// How conntrack-tools prints an entry.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "conntrack/flow.h"
+
+namespace xnat {
+
+// One line of `conntrack -L -o extended` for a flow (without the newline).
+std::string format_conntrack_extended(const Flow& f, uint64_t now_ms);
+
+}  // namespace xnat
