@@ -175,10 +175,9 @@ class Conntrack {
     return ref;
   }
   // find() with the candidate of a staged bulk lookup (FlowTable::resolve):
-  // prefetch(h), then cand = prefetch_flow(h) at `epoch`, then this.
-  uint32_t index_epoch() const { return table_.epoch(); }
-  uint32_t find(const Tuple& t, uint64_t h, uint32_t cand, uint32_t epoch, uint64_t now_ms) {
-    const uint32_t ref = table_.resolve(cand, epoch, t, h);
+  // prefetch(h), then cand = prefetch_flow(h), then this.
+  uint32_t find(const Tuple& t, uint64_t h, uint32_t cand, uint64_t now_ms) {
+    const uint32_t ref = table_.resolve(cand, t, h);
     if (ref == kNoRef) return kNoRef;
     if (table_.flow(ref >> 1).expires_ms <= now_ms) [[unlikely]] return remove_expired(ref);
     ++stats_.found;

@@ -70,7 +70,6 @@ void FlowTable::link(uint32_t idx) {
   const Flow& f = flows_[idx];
   index_insert(hash(f.tuple[0]), idx * 2);
   index_insert(hash(f.tuple[1]), idx * 2 + 1);
-  ++epoch_;
 }
 
 void FlowTable::unlink_and_free(uint32_t idx) {

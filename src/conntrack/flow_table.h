@@ -100,20 +100,15 @@ class FlowTable {
 
   // Staged bulk lookup, the shape of DPDK's rte_hash_lookup_bulk: for a
   // burst of keys, prefetch(h) each, then prefetch_flow(h) each (its result
-  // is the key's candidate), then resolve() each. The candidate is verified,
-  // and the index probed only when that cannot settle the answer. `epoch` is
-  // epoch() when the candidates were taken: a key that had no slot with its
-  // tag is still absent if no tuple has been indexed since (entries only
-  // move or go on erase). Flows may come and go in between: a burst handles
-  // its packets one after another.
-  uint32_t epoch() const { return epoch_; }
-  uint32_t resolve(uint32_t cand, uint32_t epoch, const Tuple& t, uint64_t h) const {
-    if (cand < kProbeOn) {
-      if (used_[cand >> 1] && flows_[cand >> 1].tuple[cand & 1] == t) [[likely]]
-        return cand;
-    } else if (cand == kNoRef && epoch == epoch_) {
-      return kNoRef;
-    }
+  // is the key's candidate), then resolve() each. A candidate flow that is
+  // in use and holds the key is the answer; else the index is probed. Flows
+  // may come and go between the stages (a burst handles its packets one
+  // after another), so a key without a candidate is probed too: an earlier
+  // packet may have created its flow. (Skipping that probe while nothing
+  // was indexed since cost more per new flow than it saved.)
+  uint32_t resolve(uint32_t cand, const Tuple& t, uint64_t h) const {
+    if (cand < kProbeOn && used_[cand >> 1] && flows_[cand >> 1].tuple[cand & 1] == t) [[likely]]
+      return cand;
     return find(t, h);
   }
 
@@ -197,7 +192,6 @@ class FlowTable {
   HugeArray<uint32_t> window_free_;
   uint32_t windows_fresh_ = 0;
   uint32_t windows_free_n_ = 0;
-  uint32_t epoch_ = 0;  // flows linked so far (wraps)
   std::vector<uint32_t> free_;
   std::vector<bool> used_;
 };

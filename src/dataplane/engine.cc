@@ -74,7 +74,6 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
     // burst is what keeps the established path near its in-cache speed.
     // A packet whose tag is in no slot will likely open a flow: what that
     // touches is loaded too.
-    epoch_ = ct_.index_epoch();
     found_[0] = kProbeOn;  // one packet: nothing looked up yet
     if (m > 1) {
       uint32_t fresh = 0, fresh_tcp = 0;
@@ -223,7 +222,7 @@ RulePacket Engine::rule_packet(const ParsedPacket& p, int in_if) const {
   if (has_stateless_rules_ && try_stateless(pkt, p, now)) return;
   if (p.icmp_error) return handle_icmp_error(pkt, p, now);
 
-  const uint32_t ref = ct_.find(p.tuple, h, cand, epoch_, now);
+  const uint32_t ref = ct_.find(p.tuple, h, cand, now);
   if (ref == kNoRef) {
     if (ct_.holds() && late_packet(pkt, p, h, now)) return;
     if (cfg_.shard.active() && hand_off(pkt, p.tuple)) return;

@@ -118,7 +118,6 @@ class Engine {
   ParseStatus status_[kBurst];
   uint64_t hash_[kBurst];
   uint32_t found_[kBurst];  // stage 2: the ref whose flow line was fetched (FlowTable::prefetch_flow)
-  uint32_t epoch_ = 0;      // the table's index epoch when stage 2 ran
   uint32_t new_bucket_[kBurst];  // stage 2: the by-source bucket of the burst's k-th likely new flow
   // The translated source address of the last source-translated new flow
   // (network order; 0: none yet): stage 2's guess at a new flow's mapping.
