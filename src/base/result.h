@@ -29,4 +29,20 @@ class [[nodiscard]] Result {
   std::variant<T, Error> v_;
 };
 
+// A step that yields nothing but may fail: success, or an Error.
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error e) : error_(std::move(e)), failed_(true) {}
+  bool ok() const { return !failed_; }
+  explicit operator bool() const { return ok(); }
+  const Error& error() const { return error_; }
+
+ private:
+  Error error_;
+  bool failed_ = false;
+};
+using Status = Result<void>;
+
 }  // namespace xnat

@@ -85,14 +85,14 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   if (!host->close()) return Error{fmt::format("{}: writing host.pcap failed", opts.out_dir)};
   sum.flows = engine.conntrack().count();
 
-  auto write_text = [&](const char* name, const std::string& text) -> std::optional<Error> {
+  auto write_text = [&](const char* name, const std::string& text) -> Status {
     std::ofstream o(std::filesystem::path(opts.out_dir) / name, std::ios::binary);
     o << text;
     if (!o) return Error{fmt::format("{}/{}: write failed", opts.out_dir, name)};
-    return std::nullopt;
+    return {};
   };
-  if (auto e = write_text("conntrack.txt", format_conntrack_table(engine.conntrack(), now_ms))) return *e;
-  if (auto e = write_text("counters.txt", format_counters(engine))) return *e;
+  if (auto r = write_text("conntrack.txt", format_conntrack_table(engine.conntrack(), now_ms)); !r) return r.error();
+  if (auto r = write_text("counters.txt", format_counters(engine)); !r) return r.error();
   return sum;
 }
 

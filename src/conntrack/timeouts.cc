@@ -25,69 +25,69 @@ const char* timeout_sysctl_name(TimeoutClass c) {
   return kNames[static_cast<int>(c)];
 }
 
-std::optional<std::string> ConntrackSettings::set(std::string_view name, int64_t value) {
-  auto need_range = [&](int64_t lo, int64_t hi) -> std::optional<std::string> {
+Status ConntrackSettings::set(std::string_view name, int64_t value) {
+  auto need_range = [&](int64_t lo, int64_t hi) -> Status {
     if (value < lo || value > hi)
-      return fmt::format("{} = {} is out of range; expected {}..{}", name, value, lo, hi);
-    return std::nullopt;
+      return Error{fmt::format("{} = {} is out of range; expected {}..{}", name, value, lo, hi)};
+    return {};
   };
   for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i) {
     if (name == timeout_sysctl_name(static_cast<TimeoutClass>(i))) {
       // Upper bound: the kernel stores timeouts in jiffies (u32); 30 days is ample.
-      if (auto e = need_range(1, 30 * 86400)) return e;
+      if (auto r = need_range(1, 30 * 86400); !r) return r;
       timeout_s[i] = static_cast<uint32_t>(value);
-      return std::nullopt;
+      return {};
     }
   }
   if (name == "nf_conntrack_max") {
     // Indices are 32-bit with one bit for the direction.
-    if (auto e = need_range(1, int64_t{1} << 30)) return e;
+    if (auto r = need_range(1, int64_t{1} << 30); !r) return r;
     nf_conntrack_max = static_cast<uint64_t>(value);
   } else if (name == "nf_conntrack_buckets") {
-    if (auto e = need_range(0, int64_t{1} << 31)) return e;
+    if (auto r = need_range(0, int64_t{1} << 31); !r) return r;
     nf_conntrack_buckets = static_cast<uint64_t>(value);
   } else if (name == "nf_conntrack_tcp_loose") {
-    if (auto e = need_range(0, 1)) return e;
+    if (auto r = need_range(0, 1); !r) return r;
     nf_conntrack_tcp_loose = value != 0;
   } else if (name == "nf_conntrack_checksum") {
-    if (auto e = need_range(0, 1)) return e;
+    if (auto r = need_range(0, 1); !r) return r;
     nf_conntrack_checksum = value != 0;
   } else if (name == "xnat_max_flows_per_source") {
-    if (auto e = need_range(0, int64_t{1} << 30)) return e;
+    if (auto r = need_range(0, int64_t{1} << 30); !r) return r;
     xnat_max_flows_per_source = static_cast<uint32_t>(value);
   } else if (name == "xnat_evicted_hold") {
-    if (auto e = need_range(0, int64_t{1} << 24)) return e;
+    if (auto r = need_range(0, int64_t{1} << 24); !r) return r;
     xnat_evicted_hold = static_cast<uint32_t>(value);
   } else if (name == "nf_conntrack_tcp_be_liberal") {
-    if (auto e = need_range(0, 1)) return e;
+    if (auto r = need_range(0, 1); !r) return r;
     nf_conntrack_tcp_be_liberal = value != 0;
   } else if (name == "nf_conntrack_tcp_ignore_invalid_rst") {
-    if (auto e = need_range(0, 1)) return e;
+    if (auto r = need_range(0, 1); !r) return r;
     nf_conntrack_tcp_ignore_invalid_rst = value != 0;
   } else if (name == "nf_conntrack_tcp_max_retrans") {
-    if (auto e = need_range(0, 255)) return e;  // the kernel's range (a u8)
+    if (auto r = need_range(0, 255); !r) return r;  // the kernel's range (a u8)
     nf_conntrack_tcp_max_retrans = static_cast<uint32_t>(value);
   } else if (name == "xnat_tcp_window_tracking") {
-    if (auto e = need_range(0, 1)) return e;
+    if (auto r = need_range(0, 1); !r) return r;
     xnat_tcp_window_tracking = value != 0;
   } else if (name == "nf_conntrack_acct") {
     if (value != 0)
-      return fmt::format(
+      return Error{fmt::format(
           "nf_conntrack_acct = {}: per-flow packet and byte accounting is not implemented; "
           "set it to 0 or remove the line",
-          value);
+          value)};
   } else {
-    return fmt::format("unknown conntrack setting '{}'; known settings: {}", name, known_names());
+    return Error{fmt::format("unknown conntrack setting '{}'; known settings: {}", name, known_names())};
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<std::string> ConntrackSettings::check() const {
+Status ConntrackSettings::check() const {
   if (!xnat_tcp_window_tracking && !nf_conntrack_tcp_be_liberal)
-    return std::string(
+    return Error{
         "xnat_tcp_window_tracking = 0 keeps no TCP window state, so out-of-window segments cannot be "
-        "found INVALID: set nf_conntrack_tcp_be_liberal = 1 as well, or remove xnat_tcp_window_tracking");
-  return std::nullopt;
+        "found INVALID: set nf_conntrack_tcp_be_liberal = 1 as well, or remove xnat_tcp_window_tracking"};
+  return {};
 }
 
 std::string ConntrackSettings::known_names() {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
 #include "conntrack/flow.h"
 
 namespace xnat {
@@ -59,9 +60,9 @@ struct ConntrackSettings {
 
   // Sets a tunable by its sysctl name (without "net.netfilter."). Returns an
   // error message a person can act on, or nullopt on success.
-  std::optional<std::string> set(std::string_view name, int64_t value);
+  Status set(std::string_view name, int64_t value);
   // Checks the settings together, once all are set; an error or nullopt.
-  std::optional<std::string> check() const;
+  Status check() const;
   // All names `set` understands, for documentation and error messages.
   static std::string known_names();
 };

@@ -23,8 +23,7 @@ Error err(const std::string& path, const toml::node& n, const std::string& msg) 
 }
 
 // Checks that a table has only the given keys.
-std::optional<Error> only_keys(const std::string& path, const toml::table& t,
-                               std::initializer_list<std::string_view> keys, const std::string& ctx) {
+Status only_keys(const std::string& path, const toml::table& t, std::initializer_list<std::string_view> keys, const std::string& ctx) {
   for (const auto& [k, v] : t) {
     bool known = false;
     for (auto want : keys) known |= (k.str() == want);
@@ -34,7 +33,7 @@ std::optional<Error> only_keys(const std::string& path, const toml::table& t,
       return err(path, v, fmt::format("unknown key '{}' in {}; expected one of: {}", k.str(), ctx, list));
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 Result<std::string> get_string(const std::string& path, const toml::table& t, std::string_view key,
@@ -67,9 +66,9 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
     return Error{fmt::format("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column, e.description())};
   }
   EngineConfig cfg;
-  if (auto e = only_keys(path, root, {"rules", "seed", "conntrack", "interface", "route", "neighbor", "ipv4"},
-                         "the top level"))
-    return *e;
+  if (auto r = only_keys(path, root, {"rules", "seed", "conntrack", "interface", "route", "neighbor", "ipv4"},
+                         "the top level"); !r)
+    return r.error();
 
   if (const toml::node* s = root.get("seed")) {
     if (!s->is_integer() || *s->value<int64_t>() < 0) return err(path, *s, "'seed' must be a non-negative integer");
@@ -83,14 +82,14 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
       if (v.is_integer()) value = *v.value<int64_t>();
       else if (v.is_boolean()) value = *v.value<bool>() ? 1 : 0;
       else return err(path, v, fmt::format("'{}' must be an integer", k.str()));
-      if (auto e = cfg.conntrack.set(k.str(), value)) return err(path, v, *e);
+      if (auto r = cfg.conntrack.set(k.str(), value); !r) return err(path, v, r.error().message);
     }
-    if (auto e = cfg.conntrack.check()) return err(path, *ct, *e);
+    if (auto r = cfg.conntrack.check(); !r) return err(path, *ct, r.error().message);
   }
 
   if (const toml::node* ip = root.get("ipv4")) {
     if (!ip->is_table()) return err(path, *ip, "[ipv4] must be a table");
-    if (auto e = only_keys(path, *ip->as_table(), {"icmp_msgs_per_sec", "icmp_msgs_burst"}, "[ipv4]")) return *e;
+    if (auto r = only_keys(path, *ip->as_table(), {"icmp_msgs_per_sec", "icmp_msgs_burst"}, "[ipv4]"); !r) return r.error();
     for (const auto& [k, v] : *ip->as_table()) {
       if (!v.is_integer() || *v.value<int64_t>() < 0 || *v.value<int64_t>() > 1000000)
         return err(path, v, fmt::format("'{}' must be an integer 0..1000000", k.str()));
@@ -106,7 +105,7 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
   for (const toml::node& n : *ifs->as_array()) {
     const toml::table& t = *n.as_table();
     const std::string ctx = "[[interface]]";
-    if (auto e = only_keys(path, t, {"name", "address", "mac"}, ctx)) return *e;
+    if (auto r = only_keys(path, t, {"name", "address", "mac"}, ctx); !r) return r.error();
     auto name = get_string(path, t, "name", ctx);
     if (!name) return name.error();
     Interface itf;
@@ -150,7 +149,7 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
     cfg.routes_pinned = true;
     for (const toml::node& n : *rs->as_array()) {
       const toml::table& t = *n.as_table();
-      if (auto e = only_keys(path, t, {"prefix", "via", "dev"}, "[[route]]")) return *e;
+      if (auto r = only_keys(path, t, {"prefix", "via", "dev"}, "[[route]]"); !r) return r.error();
       auto pfx = get_string(path, t, "prefix", "[[route]]");
       if (!pfx) return pfx.error();
       Prefix p;
@@ -165,7 +164,7 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
         if (!d->is_string() || (dev = cfg.fib.find_interface(*d->value<std::string>())) < 0)
           return err(path, *d, "'dev' must name an [[interface]]");
       }
-      if (auto e = cfg.fib.add_route(p, via, dev)) return err(path, n, *e);
+      if (auto r = cfg.fib.add_route(p, via, dev); !r) return err(path, n, r.error().message);
     }
   }
 
@@ -174,7 +173,7 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
     if (!ns->is_array_of_tables()) return err(path, *ns, "'neighbor' must be written as [[neighbor]] tables");
     for (const toml::node& n : *ns->as_array()) {
       const toml::table& t = *n.as_table();
-      if (auto e = only_keys(path, t, {"address", "mac"}, "[[neighbor]]")) return *e;
+      if (auto r = only_keys(path, t, {"address", "mac"}, "[[neighbor]]"); !r) return r.error();
       auto a = get_string(path, t, "address", "[[neighbor]]");
       if (!a) return a.error();
       auto m = get_string(path, t, "mac", "[[neighbor]]");

@@ -114,7 +114,7 @@ class AfPacketBackend final : public Backend {
     }
   }
 
-  std::optional<Error> init(const BackendOptions& o) {
+  Status init(const BackendOptions& o) {
     ports_.resize(o.ifnames.size());
     stats_.resize(o.ifnames.size());
     bufs_.resize(size_t{kBurst} * kBufSize);
@@ -190,7 +190,7 @@ class AfPacketBackend final : public Backend {
       pfds_.push_back(pollfd{p.rx_fd, POLLIN, 0});
     }
     pfds_.reserve(pfds_.size() + 2);  // wait() appends the wake-up and extra fds
-    return std::nullopt;
+    return {};
   }
 
   size_t rx(int port, Packet* pkts, size_t max) override {
@@ -342,7 +342,7 @@ class AfPacketBackend final : public Backend {
 
 Result<std::unique_ptr<Backend>> make_afpacket_backend(const BackendOptions& o) {
   auto b = std::make_unique<AfPacketBackend>();
-  if (auto e = b->init(o)) return *e;
+  if (auto r = b->init(o); !r) return r.error();
   return std::unique_ptr<Backend>(std::move(b));
 }
 

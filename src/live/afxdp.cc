@@ -88,7 +88,7 @@ class AfXdpBackend final : public Backend {
     if (area_) munmap(area_, area_size_);
   }
 
-  std::optional<Error> init(const BackendOptions& o, BpfSteer& steer) {
+  Status init(const BackendOptions& o, BpfSteer& steer) {
     stats_.resize(o.ifnames.size());
     ring_ = o.ring_size;
     for (const std::string& ifname : o.ifnames)
@@ -161,7 +161,7 @@ class AfXdpBackend final : public Backend {
         (void)setsockopt(s.fd, SOL_SOCKET, 69 /* SO_PREFER_BUSY_POLL */, &v, sizeof v);
       }
       refill(s);
-      if (auto e = steer.set_xsk(o.ifindexes[static_cast<size_t>(s.port)], s.queue, s.fd)) return e;
+      if (auto r = steer.set_xsk(o.ifindexes[static_cast<size_t>(s.port)], s.queue, s.fd); !r) return r;
     }
     for (size_t p = 0; p < o.ifnames.size(); ++p) {
       tx_of_port_.push_back(-1);
@@ -173,7 +173,7 @@ class AfXdpBackend final : public Backend {
     }
     pfds_.resize(socks_.size() + 2);  // the last two: the worker's wake-up fd and an extra one
     for (size_t i = 0; i < socks_.size(); ++i) pfds_[i] = pollfd{socks_[i].fd, POLLIN, 0};
-    return std::nullopt;
+    return {};
   }
 
   size_t rx(int port, Packet* pkts, size_t max) override {
@@ -320,7 +320,7 @@ class AfXdpBackend final : public Backend {
 
 Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, BpfSteer& steer) {
   auto b = std::make_unique<AfXdpBackend>();
-  if (auto e = b->init(o, steer)) return *e;
+  if (auto r = b->init(o, steer); !r) return r.error();
   return std::unique_ptr<Backend>(std::move(b));
 }
 

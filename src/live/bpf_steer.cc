@@ -38,7 +38,7 @@ constexpr int kTcxEgress = 47;
 
 BpfSteer::~BpfSteer() { detach_all(); }
 
-std::optional<Error> BpfSteer::load() {
+Status BpfSteer::load() {
   libbpf_set_print(quiet_libbpf);
   LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "xnat_steer");
   obj_ = bpf_object__open_mem(xnat_steer_bpf_obj, xnat_steer_bpf_obj_size, &opts);
@@ -58,10 +58,10 @@ std::optional<Error> BpfSteer::load() {
   void* m = mmap(nullptr, kClaimsBytes, PROT_READ | PROT_WRITE, MAP_SHARED, claims_fd_, 0);
   if (m == MAP_FAILED) return bpf_error("mmap the port claims map", errno);
   claims_ = static_cast<uint64_t*>(m);
-  return std::nullopt;
+  return {};
 }
 
-std::optional<Error> BpfSteer::attach(SteerHook hook, int ifindex, const std::string& name) {
+Status BpfSteer::attach(SteerHook hook, int ifindex, const std::string& name) {
   if (hook == SteerHook::kXdp) {
     bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_xdp");
     // A program left by another xnat that was killed before its link closed
@@ -77,7 +77,7 @@ std::optional<Error> BpfSteer::attach(SteerHook hook, int ifindex, const std::st
       return bpf_error(fmt::format("attach XDP to '{}'", name), err);
     }
     links_.push_back(link);
-    return std::nullopt;
+    return {};
   }
   bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_tc");
   // A tcx link (Linux 6.6) goes away with the process, as the XDP link does;
@@ -90,7 +90,7 @@ std::optional<Error> BpfSteer::attach(SteerHook hook, int ifindex, const std::st
     // A classic filter a crashed xnat of the older kind left would run after it.
     LIBBPF_OPTS(bpf_tc_opts, stale, .handle = 0x8a7, .priority = 1);
     (void)bpf_tc_detach(&h, &stale);
-    return std::nullopt;
+    return {};
   }
   int err = bpf_tc_hook_create(&h);
   if (err && err != -EEXIST) return bpf_error(fmt::format("create tc ingress hook on '{}'", name), err);
@@ -99,10 +99,10 @@ std::optional<Error> BpfSteer::attach(SteerHook hook, int ifindex, const std::st
               .priority = 1);
   if ((err = bpf_tc_attach(&h, &o))) return bpf_error(fmt::format("attach tc filter to '{}'", name), err);
   tc_ifindexes_.push_back(ifindex);
-  return std::nullopt;
+  return {};
 }
 
-std::optional<Error> BpfSteer::attach_egress(int ifindex, const std::string& name) {
+Status BpfSteer::attach_egress(int ifindex, const std::string& name) {
   bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_tc_egress");
   const int fd = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(kTcxEgress), nullptr);
   if (fd < 0)
@@ -110,13 +110,13 @@ std::optional<Error> BpfSteer::attach_egress(int ifindex, const std::string& nam
                                  name),
                      fd);
   tcx_links_.push_back(fd);
-  return std::nullopt;
+  return {};
 }
 
-std::optional<Error> BpfSteer::set_host_port(int host_ifindex) {
+Status BpfSteer::set_host_port(int host_ifindex) {
   const uint32_t zero = 0, v = static_cast<uint32_t>(host_ifindex);
   if (int err = bpf_map_update_elem(host_port_fd_, &zero, &v, BPF_ANY)) return bpf_error("update host_port", err);
-  return std::nullopt;
+  return {};
 }
 
 void BpfSteer::detach_all() {
@@ -136,7 +136,7 @@ void BpfSteer::detach_all() {
   obj_ = nullptr;
 }
 
-std::optional<Error> BpfSteer::set_local_addrs(const std::vector<uint32_t>& addrs) {
+Status BpfSteer::set_local_addrs(const std::vector<uint32_t>& addrs) {
   for (uint32_t a : local_)
     (void)bpf_map_delete_elem(local_fd_, &a);
   local_ = addrs;
@@ -144,14 +144,14 @@ std::optional<Error> BpfSteer::set_local_addrs(const std::vector<uint32_t>& addr
     const uint32_t one = 1;
     if (int err = bpf_map_update_elem(local_fd_, &a, &one, BPF_ANY)) return bpf_error("update local_addrs", err);
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<Error> BpfSteer::set_xsk(int ifindex, uint32_t queue, int xsk_fd) {
+Status BpfSteer::set_xsk(int ifindex, uint32_t queue, int xsk_fd) {
   if (queue >= 64) return Error{"AF_XDP: at most 64 rx queues per interface"};
   const uint32_t key = ((static_cast<uint32_t>(ifindex) & 63) << 6) | queue;
   if (int err = bpf_map_update_elem(xsks_fd_, &key, &xsk_fd, BPF_ANY)) return bpf_error("update xsks map", err);
-  return std::nullopt;
+  return {};
 }
 
 std::vector<uint64_t> BpfSteer::stats() const {

@@ -27,20 +27,20 @@ class BpfSteer {
   BpfSteer& operator=(const BpfSteer&) = delete;
   ~BpfSteer();
 
-  std::optional<Error> load();
+  Status load();
   // Attaches to the interface (kernel ifindex). XDP tries native mode first.
-  std::optional<Error> attach(SteerHook hook, int ifindex, const std::string& name);
+  Status attach(SteerHook hook, int ifindex, const std::string& name);
   void detach_all();
 
-  std::optional<Error> set_local_addrs(const std::vector<uint32_t>& addrs);
+  Status set_local_addrs(const std::vector<uint32_t>& addrs);
   // The host port: tc egress on the interface (a tcx link, gone with the
   // process) sends the host's frames on connections in host_replies to the
   // device `host_ifindex` given to set_host_port.
-  std::optional<Error> attach_egress(int ifindex, const std::string& name);
-  std::optional<Error> set_host_port(int host_ifindex);
+  Status attach_egress(int ifindex, const std::string& name);
+  Status set_host_port(int host_ifindex);
   int host_replies_fd() const { return host_replies_fd_; }
   // Interfaces must differ in ifindex % 64 and have at most 64 queues.
-  std::optional<Error> set_xsk(int ifindex, uint32_t queue, int xsk_fd);
+  Status set_xsk(int ifindex, uint32_t queue, int xsk_fd);
   uint64_t* claims() const { return claims_; }
   // The map of fragmented datagrams the program gave the gateway (steer.h).
   int frags_fd() const { return frags_fd_; }

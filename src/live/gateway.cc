@@ -101,7 +101,7 @@ int run_gateway(const RunOptions& o) {
   cfg->hold_unresolved = true;
 
   Rtnl rtnl;
-  if (auto e = rtnl.open()) return fail(e->message);
+  if (auto r = rtnl.open(); !r) return fail(r.error().message);
   auto kernel = rtnl.dump();
   if (!kernel) return fail(kernel.error().message);
   auto fib = live_fib(*cfg, *kernel);
@@ -121,8 +121,8 @@ int run_gateway(const RunOptions& o) {
     if (!l->up) std::fprintf(stderr, "xnat run: warning: interface %s is down\n", i.name.c_str());
   }
   BpfSteer steer;
-  if (auto e = steer.load()) return fail(e->message);
-  if (auto e = steer.set_local_addrs(local_addrs(cfg->fib))) return fail(e->message);
+  if (auto r = steer.load(); !r) return fail(r.error().message);
+  if (auto r = steer.set_local_addrs(local_addrs(cfg->fib)); !r) return fail(r.error().message);
   uint64_t* claim_counts = steer.claims();
   std::memset(claim_counts, 0, XNAT_CLAIM_ENTRIES * sizeof(uint64_t));
   claim_dnat_ports(cfg->rules, [&](uint8_t proto, uint16_t port) {
@@ -138,14 +138,14 @@ int run_gateway(const RunOptions& o) {
     if (!hp) return fail(hp.error().message);
     host = std::move(*hp);
     if (!host->warning().empty()) std::fprintf(stderr, "xnat run: warning: %s\n", host->warning().c_str());
-    if (auto e = steer.set_host_port(host->ifindex())) return fail(e->message);
+    if (auto r = steer.set_host_port(host->ifindex()); !r) return fail(r.error().message);
     // Its egress program takes nothing before a flow is entered in host_replies.
     for (size_t i = 0; i < bo.ifnames.size() && host; ++i)
-      if (auto e = steer.attach_egress(bo.ifindexes[i], bo.ifnames[i])) {
+      if (auto r = steer.attach_egress(bo.ifindexes[i], bo.ifnames[i]); !r) {
         std::fprintf(stderr,
                      "xnat run: warning: %s; without a host port, REDIRECT and DNAT to the gateway's own addresses "
                      "are dropped (drop_host_port_claimed)\n",
-                     e->message.c_str());
+                     r.error().message.c_str());
         host.reset();
       }
   }
@@ -160,8 +160,8 @@ int run_gateway(const RunOptions& o) {
   limit.overdraft = std::min<uint64_t>(total_max / 16, 8 * nworkers);
   if (nworkers > 1) {
     const uint64_t share = std::min<uint64_t>(total_max, (2 * total_max + nworkers - 1) / nworkers);
-    if (auto e = cfg->conntrack.set("nf_conntrack_max", static_cast<int64_t>(share)))
-      return fail(fmt::format("nf_conntrack_max {} over {} workers: {}", total_max, nworkers, *e));
+    if (auto r = cfg->conntrack.set("nf_conntrack_max", static_cast<int64_t>(share)); !r)
+      return fail(fmt::format("nf_conntrack_max {} over {} workers: {}", total_max, nworkers, r.error().message));
   }
   uint64_t shard_seed = 0;
   if (getrandom(&shard_seed, sizeof shard_seed, 0) != sizeof shard_seed) shard_seed = now_ms() * 0x9E3779B97F4A7C15ull;
@@ -216,8 +216,8 @@ int run_gateway(const RunOptions& o) {
       }
   // Sockets exist before the program steers anything to them.
   for (size_t i = 0; i < bo.ifnames.size(); ++i)
-    if (auto e = steer.attach(xdp ? SteerHook::kXdp : SteerHook::kTc, bo.ifindexes[i], bo.ifnames[i]))
-      return fail(e->message);
+    if (auto r = steer.attach(xdp ? SteerHook::kXdp : SteerHook::kTc, bo.ifindexes[i], bo.ifnames[i]); !r)
+      return fail(r.error().message);
 
   struct sigaction sa{};
   sa.sa_handler = on_stop;

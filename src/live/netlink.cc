@@ -109,7 +109,7 @@ Rtnl::~Rtnl() {
   if (events_ >= 0) ::close(events_);
 }
 
-std::optional<Error> Rtnl::open() {
+Status Rtnl::open() {
   fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd_ < 0) return sys_error("rtnetlink socket");
   events_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
@@ -118,7 +118,7 @@ std::optional<Error> Rtnl::open() {
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH;
   if (::bind(events_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return sys_error("rtnetlink subscribe");
-  return std::nullopt;
+  return {};
 }
 
 Result<std::vector<std::vector<uint8_t>>> Rtnl::request(uint16_t type, const void* body, size_t len) {
@@ -197,7 +197,7 @@ bool Rtnl::changed() {
   }
 }
 
-std::optional<Error> Rtnl::resolve(int ifindex, uint32_t addr) {
+Status Rtnl::resolve(int ifindex, uint32_t addr) {
   struct {
     nlmsghdr h;
     ndmsg nd;
@@ -216,7 +216,7 @@ std::optional<Error> Rtnl::resolve(int ifindex, uint32_t addr) {
   std::memcpy(RTA_DATA(a), &addr, 4);
   req.h.nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(sizeof(ndmsg)) + RTA_ALIGN(a->rta_len));
   if (::send(fd_, &req, req.h.nlmsg_len, 0) < 0) return sys_error("rtnetlink neighbour request");
-  return std::nullopt;
+  return {};
 }
 
 Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k) {
@@ -255,7 +255,7 @@ Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k) {
         const Interface& ci = conf.interface(r.ifindex);
         if (ci.addr && connected_prefix(ci) == r.prefix) continue;
       }
-      if (auto e = fib.add_route(r.prefix, r.gateway, r.gateway ? -1 : r.ifindex)) return Error{*e};
+      if (auto st = fib.add_route(r.prefix, r.gateway, r.gateway ? -1 : r.ifindex); !st) return st.error();
     }
   } else {
     // Lowest metric first, so that of two equal prefixes the preferred is found first.

@@ -54,12 +54,12 @@ class Rtnl {
   Rtnl& operator=(const Rtnl&) = delete;
   ~Rtnl();
 
-  std::optional<Error> open();
+  Status open();
   Result<KernelState> dump();
   // Reads pending change notifications without blocking: true if any arrived.
   bool changed();
   // Asks the kernel to resolve `addr` (network order) on `ifindex`.
-  std::optional<Error> resolve(int ifindex, uint32_t addr);
+  Status resolve(int ifindex, uint32_t addr);
 
  private:
   Result<std::vector<std::vector<uint8_t>>> request(uint16_t type, const void* body, size_t len);

@@ -286,7 +286,7 @@ class Parser {
     if (table_) return fail_at(line_no_, {"", fmt::format("table '{}' has no COMMIT line", table_->name)});
     for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost}) {
       t->resolve_hooks();
-      if (auto e = validate(*t)) return Error{*e};
+      if (auto r = validate(*t); !r) return r.error();
     }
     return std::move(rs_);
   }
@@ -727,7 +727,7 @@ class Parser {
 
   // Post-parse checks over the whole table: loops, and targets used in chains
   // reachable from a hook where they are not allowed (as iptables-restore does).
-  std::optional<std::string> validate(const Table& t) {
+  Status validate(const Table& t) {
     const size_t n = t.chains.size();
     // reach[c] = hooks (bitmask) from which chain c can be reached.
     std::vector<unsigned> reach(n, 0);
@@ -736,7 +736,7 @@ class Parser {
       int start = t.hook_chain(h);
       if (start < 0) continue;
       std::vector<int> state(n, 0);  // 0 new, 1 on the current path, 2 done for this hook
-      if (auto e = visit(t, start, 1u << static_cast<int>(h), reach, state, 0)) return e;
+      if (auto r = visit(t, start, 1u << static_cast<int>(h), reach, state, 0); !r) return r;
     }
     for (size_t c = 0; c < n; ++c) {
       for (const Rule& r : t.chains[c].rules) {
@@ -744,8 +744,8 @@ class Parser {
         const unsigned pre = 1u << static_cast<int>(Hook::kPrerouting), out = 1u << static_cast<int>(Hook::kOutput);
         const unsigned post = 1u << static_cast<int>(Hook::kPostrouting), in = 1u << static_cast<int>(Hook::kInput);
         auto err = [&](const char* what, const char* where) {
-          return fmt::format("{}:{}: target {} is only valid in {} (chain {} is reached from elsewhere)",
-                             r.file, r.line, what, where, t.chains[c].name);
+          return Error{fmt::format("{}:{}: target {} is only valid in {} (chain {} is reached from elsewhere)",
+                                   r.file, r.line, what, where, t.chains[c].name)};
         };
         switch (r.target.kind) {
           case TargetKind::kSnat:
@@ -760,12 +760,12 @@ class Parser {
             break;
         }
         if (r.match.out.present && (hooks & pre))
-          return fmt::format("{}:{}: '-o' in chain {}, which PREROUTING reaches, where the output interface is not known yet", r.file, r.line, t.chains[c].name);
+          return Error{fmt::format("{}:{}: '-o' in chain {}, which PREROUTING reaches, where the output interface is not known yet", r.file, r.line, t.chains[c].name)};
         if (r.match.in.present && (hooks & post))
-          return fmt::format("{}:{}: '-i' in chain {}, which POSTROUTING reaches, where the input interface is not known any more", r.file, r.line, t.chains[c].name);
+          return Error{fmt::format("{}:{}: '-i' in chain {}, which POSTROUTING reaches, where the input interface is not known any more", r.file, r.line, t.chains[c].name)};
       }
     }
-    return std::nullopt;
+    return {};
   }
 
   static Hook builtin_hook(const std::string& n) {
@@ -775,20 +775,20 @@ class Parser {
     return Hook::kPostrouting;
   }
 
-  std::optional<std::string> visit(const Table& t, int c, unsigned hookbit, std::vector<unsigned>& reach,
-                                   std::vector<int>& state, int depth) {
-    if (state[c] == 2) return std::nullopt;  // its subtree was already walked from this hook
+  Status visit(const Table& t, int c, unsigned hookbit, std::vector<unsigned>& reach,
+               std::vector<int>& state, int depth) {
+    if (state[c] == 2) return {};  // its subtree was already walked from this hook
     if (state[c] == 1)
-      return fmt::format("{}: table {}: chain {} jumps back into itself (a loop)", file_, t.name, t.chains[c].name);
+      return Error{fmt::format("{}: table {}: chain {} jumps back into itself (a loop)", file_, t.name, t.chains[c].name)};
     if (depth >= 63)
-      return fmt::format("{}: table {}: jumps nest deeper than 63 chains", file_, t.name);
+      return Error{fmt::format("{}: table {}: jumps nest deeper than 63 chains", file_, t.name)};
     reach[c] |= hookbit;
     state[c] = 1;
     for (const Rule& r : t.chains[c].rules)
       if (r.target.kind == TargetKind::kJump || r.target.kind == TargetKind::kGoto)
-        if (auto e = visit(t, r.target.chain, hookbit, reach, state, depth + 1)) return e;
+        if (auto st = visit(t, r.target.chain, hookbit, reach, state, depth + 1); !st) return st;
     state[c] = 2;
-    return std::nullopt;
+    return {};
   }
 
   std::string file_;

@@ -33,16 +33,16 @@ int Fib::add_interface(const Interface& itf) {
   return idx;
 }
 
-std::optional<std::string> Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
+Status Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
   if (ifindex < 0) {
-    if (!gateway) return "a route needs a gateway ('via') or an interface ('dev')";
+    if (!gateway) return Error{"a route needs a gateway ('via') or an interface ('dev')"};
     // Only connected prefixes resolve a gateway (no recursive routes): the
     // longest holding it, the first added of two equal ones.
     const uint32_t gh = __builtin_bswap32(gateway);
     const RouteEntry* best = nullptr;
     for (const RouteEntry& r : direct_)
       if (r.prefix.contains(gh) && (!best || r.prefix.len > best->prefix.len)) best = &r;
-    if (!best) return fmt::format("gateway {} is not on any interface's connected prefix", ip_to_string(gateway));
+    if (!best) return Error{fmt::format("gateway {} is not on any interface's connected prefix", ip_to_string(gateway))};
     ifindex = best->ifindex;
   }
   const uint64_t key = (uint64_t{static_cast<uint32_t>(ifindex)} << 32) | gateway;
@@ -50,15 +50,15 @@ std::optional<std::string> Fib::add_route(const Prefix& p, uint32_t gateway, int
   if (added) {
     if (hops_.size() > Lpm::kMaxValue) {
       hop_index_.erase(it);
-      return "too many distinct next hops for the route table";
+      return Error{"too many distinct next hops for the route table"};
     }
     hops_.push_back(Hop{RouteKind::kForward, ifindex, gateway});
   }
   if (!lpm_for_write().insert(p.addr, p.len, p.len, it->second))
-    return fmt::format("route {}/{}: the route table is full", ip_to_string(__builtin_bswap32(p.addr)), p.len);
+    return Error{fmt::format("route {}/{}: the route table is full", ip_to_string(__builtin_bswap32(p.addr)), p.len)};
   routes_.push_back(RouteEntry{p, ifindex, gateway});
   if (!gateway) direct_.push_back(routes_.back());
-  return std::nullopt;
+  return {};
 }
 
 void Fib::add_neighbor(uint32_t addr, const MacAddr& mac) {

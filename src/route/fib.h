@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/huge_array.h"
+#include "base/result.h"
 #include "packet/addr.h"
 #include "packet/headers.h"
 #include "route/lpm.h"
@@ -64,7 +65,7 @@ class Fib {
   int add_interface(const Interface& itf);
   // Adds a route. `ifindex` < 0: take the interface whose connected prefix holds
   // the gateway. Returns an error message or nullopt.
-  std::optional<std::string> add_route(const Prefix& p, uint32_t gateway, int ifindex);
+  Status add_route(const Prefix& p, uint32_t gateway, int ifindex);
   void add_neighbor(uint32_t addr, const MacAddr& mac);
 
   const std::vector<Interface>& interfaces() const { return ifs_; }
