@@ -18,7 +18,7 @@
 #include <cstring>
 
 #include "live/backend.h"
-#include "live/bpf_steer.h"
+#include "live/steering.h"
 
 #ifndef SOL_XDP
 #define SOL_XDP 283
@@ -88,7 +88,7 @@ class AfXdpBackend final : public Backend {
     if (area_) munmap(area_, area_size_);
   }
 
-  Status init(const BackendOptions& o, BpfSteer& steer) {
+  Status init(const BackendOptions& o, Steering& steer) {
     stats_.resize(o.ifnames.size());
     ring_ = o.ring_size;
     for (const std::string& ifname : o.ifnames)
@@ -318,7 +318,7 @@ class AfXdpBackend final : public Backend {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, BpfSteer& steer) {
+Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, Steering& steer) {
   auto b = std::make_unique<AfXdpBackend>();
   if (auto r = b->init(o, steer); !r) return r.error();
   return std::unique_ptr<Backend>(std::move(b));

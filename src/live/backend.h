@@ -25,7 +25,7 @@
 
 namespace xnat {
 
-class BpfSteer;
+class Steering;
 
 struct PortStats {
   uint64_t rx = 0, tx = 0, tx_ring_full = 0;
@@ -74,7 +74,7 @@ class Backend {
 // AF_XDP sockets on every rx queue of each interface (this worker's share),
 // one UMEM per worker. The
 // steering program must be loaded; the sockets are entered in its xsks map.
-Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, BpfSteer& steer);
+Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, Steering& steer);
 // TPACKET_V3 receive rings and TPACKET_V2 transmit rings.
 Result<std::unique_ptr<Backend>> make_afpacket_backend(const BackendOptions& o);
 

@@ -165,4 +165,15 @@ std::vector<uint64_t> BpfSteer::stats() const {
   return out;
 }
 
+static_assert(sizeof(xnat_tuple_key) == sizeof(Tuple) && offsetof(xnat_tuple_key, sport) == offsetof(Tuple, sport) &&
+                  offsetof(xnat_tuple_key, proto) == offsetof(Tuple, proto),
+              "the egress program keys host_replies by the reply tuple's bytes");
+
+bool BpfSteer::set_host_reply(const Tuple& reply, bool add) {
+  const uint8_t one = 1;
+  const int err = add ? bpf_map_update_elem(host_replies_fd_, &reply, &one, BPF_ANY)
+                      : bpf_map_delete_elem(host_replies_fd_, &reply);
+  return err == 0;
+}
+
 }  // namespace xnat

@@ -12,15 +12,14 @@
 #include <vector>
 
 #include "base/result.h"
+#include "live/steering.h"
 
 struct bpf_object;
 struct bpf_link;
 
 namespace xnat {
 
-enum class SteerHook : uint8_t { kXdp, kTc };
-
-class BpfSteer {
+class BpfSteer final : public Steering {
  public:
   BpfSteer() = default;
   BpfSteer(const BpfSteer&) = delete;
@@ -29,21 +28,22 @@ class BpfSteer {
 
   Status load();
   // Attaches to the interface (kernel ifindex). XDP tries native mode first.
-  Status attach(SteerHook hook, int ifindex, const std::string& name);
-  void detach_all();
+  Status attach(SteerHook hook, int ifindex, const std::string& name) override;
+  void detach_all() override;
 
-  Status set_local_addrs(const std::vector<uint32_t>& addrs);
+  Status set_local_addrs(const std::vector<uint32_t>& addrs) override;
   // The host port: tc egress on the interface (a tcx link, gone with the
   // process) sends the host's frames on connections in host_replies to the
   // device `host_ifindex` given to set_host_port.
-  Status attach_egress(int ifindex, const std::string& name);
-  Status set_host_port(int host_ifindex);
-  int host_replies_fd() const { return host_replies_fd_; }
+  Status attach_egress(int ifindex, const std::string& name) override;
+  Status set_host_port(int host_ifindex) override;
+  bool set_host_reply(const Tuple& reply, bool add) override;
+  uint64_t host_port_steered() const override { return stats()[3]; }
   // Interfaces must differ in ifindex % 64 and have at most 64 queues.
-  Status set_xsk(int ifindex, uint32_t queue, int xsk_fd);
-  uint64_t* claims() const { return claims_; }
+  Status set_xsk(int ifindex, uint32_t queue, int xsk_fd) override;
+  uint64_t* claims() override { return claims_; }
   // The map of fragmented datagrams the program gave the gateway (steer.h).
-  int frags_fd() const { return frags_fd_; }
+  int frags_fd() const override { return frags_fd_; }
   // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket,
   // host frames to the host port.
   std::vector<uint64_t> stats() const;

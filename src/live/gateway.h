@@ -1,12 +1,24 @@
-// `xnat run`: the live gateway. Loads the config, takes the rest from the
-// kernel over rtnetlink, attaches the steering program, opens the backend and
-// runs the engine in run-to-completion worker threads (one, or --workers N
-// sharing the flows: conntrack/shard.h) until SIGINT/SIGTERM, then
-// detaches everything so the interfaces are the kernel's again.
+// The live gateway: from a configuration and a Platform (platform.h) it takes
+// the rest from the kernel, opens each worker's frame I/O, starts the workers
+// (one, or several sharing the flows: conntrack/shard.h), and attaches the
+// steering program once their sockets exist. The control thread then calls
+// poll() to follow the kernel (addresses, routes, neighbours) and to resolve
+// the next hops workers wait for; reports come from the workers' published
+// snapshots. stop() joins the workers and detaches everything, so the
+// interfaces are the kernel's again.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include "base/result.h"
+#include "control/config.h"
+#include "live/platform.h"
+#include "live/worker.h"
 
 namespace xnat {
 
@@ -21,7 +33,73 @@ struct RunOptions {
   uint32_t ring_size = 2048;
 };
 
-// Returns the process exit code; errors are printed to stderr.
+// `xnat run`: returns the process exit code; errors are printed to stderr.
 int run_gateway(const RunOptions& o);
+
+// The workers' figures summed, as of their last snapshots (or, stopped, now).
+struct GatewayReport {
+  std::vector<CounterSource> engines;  // one per worker
+  Counters live;                       // the loops' own counts
+  std::vector<PortStats> ports;        // per interface
+  std::string table;                   // conntrack listing, when asked for
+};
+
+class Gateway {
+ public:
+  // cfg as loaded (ConfigMode::kLive); the platform must outlive the gateway.
+  static Result<std::unique_ptr<Gateway>> start(EngineConfig cfg, const RunOptions& o, Platform& platform);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // One turn of the control loop: a changed kernel's state to the workers and
+  // the steering program, next hops the workers asked for to the kernel.
+  void poll();
+  // Asks every worker for its conntrack listing, built a piece per loop, and
+  // waits for them (bounded: about a second per million slots).
+  void collect_listing();
+  // With the workers running, from their snapshots (the table only after
+  // collect_listing); stopped, from the engines.
+  GatewayReport report(bool with_table);
+  // The counters file: engines' counters, then the loops' and the ports'.
+  std::string counters_text(GatewayReport& r) const;
+  // One screen of rates since the last call, for --stats.
+  std::string stats_text(double secs, const std::string& clock);
+  void stop();
+
+  uint32_t workers() const { return static_cast<uint32_t>(workers_.size()); }
+  const Engine& engine(uint32_t w) const { return *workers_[w]->engine; }
+  const std::vector<std::string>& ifnames() const { return bo_.ifnames; }
+  std::string banner() const;  // the start-up line
+
+ private:
+  Gateway(Platform& p) : platform_(p) {}
+  Status open(EngineConfig cfg, const RunOptions& o);
+
+  // The map of reply tuples the host port's egress program takes (steering).
+  struct HostReplies {
+    Steering* steering = nullptr;
+    std::atomic<uint64_t> failed{0};  // entries the kernel refused: those answers leave untranslated
+  };
+  static void set_host_reply(void* ctx, const Tuple& reply, bool add);
+
+  Platform& platform_;
+  EngineConfig cfg_;
+  BackendOptions bo_;
+  uint64_t total_max_ = 0;
+  std::unique_ptr<HostPort> host_;
+  HostReplies host_replies_;
+  SharedLimit limit_;
+  std::unique_ptr<FlowDirectory> directory_;
+  Shared sh_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<HandoffRing>> rings_;
+  std::vector<std::thread> threads_;
+  std::vector<std::pair<int, uint32_t>> resolve_;
+  bool stopped_ = false;
+  // stats_text's previous figures.
+  std::vector<PortStats> last_ports_;
+  Counters last_counters_;
+};
 
 }  // namespace xnat

@@ -1,0 +1,65 @@
+// The kernel's view of the gateway's interfaces: links, IPv4 addresses,
+// routes and neighbours, as the live gateway reads them (rtnetlink in
+// netlink.h; a fake in tests), and the Fib made from them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "dataplane/engine.h"
+
+namespace xnat {
+
+struct KernelLink {
+  int ifindex = 0;
+  std::string name;
+  MacAddr mac{};
+  uint32_t mtu = 0;
+  bool up = false;
+};
+struct KernelAddr {
+  int ifindex = 0;
+  uint32_t addr = 0;  // network order
+  uint8_t prefix_len = 0;
+};
+struct KernelRoute {
+  int ifindex = 0;
+  uint32_t dst = 0;  // network order
+  uint8_t prefix_len = 0;
+  uint32_t gateway = 0;  // network order, 0: on link
+  uint32_t priority = 0;
+};
+struct KernelNeighbor {
+  int ifindex = 0;
+  uint32_t addr = 0;
+  MacAddr mac{};
+};
+
+struct KernelState {
+  std::vector<KernelLink> links;
+  std::vector<KernelAddr> addrs;
+  std::vector<KernelRoute> routes;        // main table, unicast, IPv4
+  std::vector<KernelNeighbor> neighbors;  // with a usable MAC
+  const KernelLink* link(const std::string& name) const;
+};
+
+// rtnetlink's part (netlink.h).
+class KernelView {
+ public:
+  virtual ~KernelView() = default;
+  virtual Result<KernelState> dump() = 0;
+  // Whether something changed since the last call (without blocking).
+  virtual bool changed() = 0;
+  // Asks the kernel to resolve `addr` (network order) on `ifindex`; the
+  // answer arrives as a change.
+  virtual Status resolve(int ifindex, uint32_t addr) = 0;
+};
+
+// The engine's Fib for a live gateway: the config's interfaces in its order,
+// with what the config does not pin taken from the kernel (MAC, address,
+// routes unless [[route]]s are given; config neighbours override the kernel's).
+Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k);
+
+}  // namespace xnat

@@ -1,0 +1,107 @@
+// `xnat run`: the live gateway on this machine's kernel, until SIGINT or
+// SIGTERM; SIGUSR1 writes the listing and the counters.
+#include <fmt/format.h>
+#include <signal.h>
+#include <time.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+
+#include "live/gateway.h"
+
+namespace xnat {
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_dump = 0;
+
+void on_stop(int) { g_stop = 1; }
+void on_dump(int) { g_dump = 1; }
+
+void write_file(const std::string& path, const std::string& text) {
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+std::string clock_text() {
+  const std::time_t t = std::time(nullptr);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", std::localtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+int run_gateway(const RunOptions& o) {
+  auto fail = [](const std::string& msg) {
+    std::fprintf(stderr, "xnat run: %s\n", msg.c_str());
+    return 1;
+  };
+  auto cfg = load_config(o.config, ConfigMode::kLive);
+  if (!cfg) return fail(cfg.error().message);
+  for (const std::string& n : config_notices(*cfg)) fmt::print(stderr, "xnat: note: {}\n", n);
+  auto platform = open_live_platform(o.backend);
+  if (!platform) return fail(platform.error().message);
+  auto gw = Gateway::start(std::move(*cfg), o, *platform);
+  if (!gw) return fail(gw.error().message);
+  Gateway& g = **gw;
+
+  struct sigaction sa{};
+  sa.sa_handler = on_stop;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sa.sa_handler = on_dump;
+  sigaction(SIGUSR1, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  fmt::print("{}\n", g.banner());
+  std::fflush(stdout);
+
+  auto write_dump = [&](bool with_table) {
+    GatewayReport r = g.report(with_table);
+    write_file(o.conntrack_out, r.table);
+    write_file(o.counters_out, g.counters_text(r));
+  };
+  uint64_t next_stats = 0;
+  while (!g_stop) {
+    struct timespec ts{0, 10 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+    g.poll();
+    if (g_dump) {
+      g_dump = 0;
+      g.collect_listing();
+      write_dump(true);
+    }
+    const uint64_t now = now_ms();
+    if (o.stats_interval > 0 && now >= next_stats) {
+      if (next_stats) {
+        fmt::print("{}", g.stats_text(o.stats_interval, clock_text()));
+        std::fflush(stdout);
+      }
+      next_stats = now + uint64_t(o.stats_interval) * 1000;
+    }
+  }
+
+  g.stop();
+  GatewayReport r = g.report(true);
+  write_file(o.conntrack_out, r.table);
+  write_file(o.counters_out, g.counters_text(r));
+  uint64_t frames = 0, dropped = 0;
+  uint32_t flows = 0;
+  for (uint32_t w = 0; w < g.workers(); ++w) {
+    const Engine& e = g.engine(w);
+    frames += e.counters().get(Counter::rx_frames);
+    dropped += e.counters().total_drops();
+    flows += e.conntrack().count();
+  }
+  dropped += r.live.total_drops();
+  fmt::print("xnat: stopping; {} flows in the table, {} frames in, {} dropped\n", flows, frames, dropped);
+  return 0;
+}
+
+}  // namespace xnat

@@ -1,0 +1,40 @@
+// The steering program's part of the live gateway (bpf/xnat_steer.bpf.c,
+// live/steer.h): which frames are the gateway's. BpfSteer is the real one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "packet/tuple.h"
+
+namespace xnat {
+
+enum class SteerHook : uint8_t { kXdp, kTc };
+
+class Steering {
+ public:
+  virtual ~Steering() = default;
+  // Attaches to the interface (kernel ifindex), once the sockets that will
+  // receive what it steers exist.
+  virtual Status attach(SteerHook hook, int ifindex, const std::string& name) = 0;
+  virtual void detach_all() = 0;
+  virtual Status set_local_addrs(const std::vector<uint32_t>& addrs) = 0;
+  // The per-port claim counts the program reads (XNAT_CLAIM_ENTRIES of them).
+  virtual uint64_t* claims() = 0;
+  // The map of fragmented datagrams the program gave the gateway, or -1.
+  virtual int frags_fd() const = 0;
+  // AF_XDP: the socket of `queue` on `ifindex`.
+  virtual Status set_xsk(int ifindex, uint32_t queue, int xsk_fd) = 0;
+  // The host port: the host's frames on connections entered with
+  // set_host_reply leave through the device `host_ifindex` instead.
+  virtual Status set_host_port(int host_ifindex) = 0;
+  virtual Status attach_egress(int ifindex, const std::string& name) = 0;
+  // false: the kernel refused (map full).
+  virtual bool set_host_reply(const Tuple& reply, bool add) = 0;
+  // Host frames the program sent to the host port.
+  virtual uint64_t host_port_steered() const = 0;
+};
+
+}  // namespace xnat
