@@ -26,14 +26,13 @@
 // connection whose entry is gone); the oldest half-closed entry (FIN_WAIT,
 // CLOSE_WAIT, LAST_ACK, and TIME_WAIT after one side's FIN only), last,
 // because packets of it are still due: data one way, or the final ACK.
-// TIME_WAIT with one FIN is netfilter's table taking a retransmitted FIN for
-// the second and the next ACK for the last: under ab -c 1000 through DNAT a
-// response lost on the way (rx ring) was retransmitted after the server's
-// FIN, its entry had been evicted as over, and the retransmission left
-// masqueraded from port 80; the client reset it and ab waited out its
-// timeout. Taking LAST_ACK entries with the closed ones cut INVALID drops 5-15x under ab -c 1000 at nf_conntrack_max=1000: the final
-// ACK of an evicted entry was picked up as a new, untranslated connection,
-// whose tuple then collided with the client port's next connection. These are
+// TIME_WAIT with one FIN is not over: netfilter's table takes a retransmitted
+// FIN for the second and the next ACK for the last, so a response
+// retransmitted after the server's FIN would find its entry gone and leave
+// untranslated (from port 80 behind DNAT), and the client resets it. LAST_ACK
+// goes before the live states: otherwise the final ACK of an evicted entry is
+// picked up as a new, untranslated connection whose tuple collides with the
+// client port's next one. These are
 // the entries netfilter's early drop may take (unassured, or
 // tcp_can_early_drop), but netfilter looks at only a few hash buckets and
 // drops the packet if none there qualifies, whereas three FIFO lists find the
@@ -61,11 +60,10 @@
 // Closed connections (TIME_WAIT after both FINs, CLOSE) are held too, as
 // second class: TIME_WAIT is reached on the first ACK after the second FIN,
 // which may be the client's duplicate ACK ahead of the server's final one;
-// that final ACK, and FINs retransmitted when it is lost, then found no entry
-// and were picked up as a new connection from the server's own port (port 80
-// behind DNAT), which the client reset (3-5 k INVALID drops per run of ab -c
-// 1000 at nf_conntrack_max=1000). A held closed flow comes back into the table
-// only when there is room.
+// that final ACK, and FINs retransmitted when it is lost, would find no entry
+// and be picked up as a new connection from the server's own port (port 80
+// behind DNAT), which the client resets. A held closed flow comes back into
+// the table only when there is room.
 #pragma once
 
 #include <cstdint>
@@ -271,7 +269,7 @@ class Conntrack {
   // The same work spread out: slots that are due move onto a sweep list (a
   // splice each) and at most `budget` of its entries are looked at, so the
   // data path never stalls on a second's worth of expirations (at 1 M flows
-  // and 30 s lifetimes, 33 000 in one burst: 10 ms). A flow past its expiry is
+  // and 30 s lifetimes, 33 000 fall due in one second). A flow past its expiry is
   // gone for lookups and listings either way. until_room: stop at the first
   // one freed once the table has room. Returns the entries looked at.
   size_t expire_some(uint64_t now_ms, size_t budget, bool until_room = false);
