@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cassert>
+#include <optional>
 
+#include "dataplane/tcp_reset.h"
 #include "nat/targets.h"
 #include "nat/translate.h"
 #include "packet/checksum.h"
@@ -46,6 +48,7 @@ Engine::Engine(EngineConfig cfg)
   for (const Table* t : {&cfg_.rules.raw, &cfg_.rules.rawpost})
     for (const Chain& c : t->chains)
       if (!c.rules.empty()) has_stateless_rules_ = true;
+  filters_forward_ = cfg_.rules.filters_forward();
   ct_.set_shard(cfg_.shard);
 }
 
@@ -272,6 +275,7 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
     if (pkt.verdict == Verdict::kToHost) translate_for_host(pkt, p, rec, dir);
     return true;
   }
+  if (filters_forward_ && pkt.in_if != kHostPort && !forward_allowed(pkt, p, rec, dir, nh.ifindex, 0)) return true;
   if (flow_translates(rec)) rewrite_flow_packet(pkt.data, p, rec, dir);
   counters_.inc(Counter::held_frames);
   emit(pkt, p, nh, pkt.in_if == kHostPort);
@@ -299,6 +303,8 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
       translate_for_host(pkt, p, f, dir);
     return;
   }
+  if (filters_forward_ && !own_output) [[unlikely]]
+    if (!forward_allowed(pkt, p, f, dir, nh.ifindex, 0)) return;
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh, own_output);
@@ -453,10 +459,19 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   Tuple t = orig;  // the original tuple as it will leave the gateway
   RulePacket rp = rule_packet(p, pkt.in_if);
   rp.rng = &rng_;
+  // The connection as -m conntrack sees it: NEW, unconfirmed, its reply
+  // tuple as the translation so far makes it.
+  std::optional<CtView> ct;
+  if (cfg_.rules.uses_conntrack) [[unlikely]]
+    rp.ct = &ct.emplace(CtView{kCtNew, 0, 0, orig, invert(orig)});
 
   const Rule* pre = evaluate(cfg_.rules.nat, Hook::kPrerouting, rp);
   if (pre) apply_dst_target(pre->target, &t, cfg_.fib.interface(pkt.in_if).addr, ctx);
   const bool dnat = t.dst != orig.dst || t.dport != orig.dport;
+  if (ct && dnat) {
+    ct->state |= kCtDnat;
+    ct->reply = invert(t);
+  }
 
   NextHop nh;
   const RouteKind dest = cfg_.fib.resolve(t.dst, &nh);
@@ -469,6 +484,11 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     if (t.has_ports()) rp.dport = host16(t.dport);
     if (cfg_.rules.uses_addrtype) rp.dst_type = cfg_.fib.addr_type(t.dst);
     rp.out_if = nh.ifindex;
+    if (filters_forward_) [[unlikely]] {
+      if (!ct) rp.ct = &ct.emplace(CtView{static_cast<uint8_t>(kCtNew | (dnat ? kCtDnat : 0)), 0, 0, orig, invert(t)});
+      if (!forward_allowed(pkt, p, rp)) return;
+      if (!cfg_.rules.uses_conntrack) rp.ct = nullptr;
+    }
     rp.in_if = -1;
     if (const Rule* post = evaluate(cfg_.rules.nat, Hook::kPostrouting, rp)) {
       if (!apply_src_target(post->target, &t, cfg_.fib.interface(nh.ifindex).addr, ctx))
@@ -535,9 +555,63 @@ void Engine::handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now) {
     }
     return;
   }
+  if (filters_forward_ && pkt.in_if != kHostPort && !forward_allowed(pkt, p, f, dir, nh.ifindex, kCtRelated)) return;
   if (flow_translates(f)) rewrite_icmp_error(pkt.data, p, f, dir);
   counters_.inc(Counter::icmp_errors_translated);
   emit(pkt, p, nh, pkt.in_if == kHostPort);
+}
+
+bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, RulePacket& rp) {
+  const Rule* r = evaluate(cfg_.rules.filter, Hook::kForward, rp);
+  if (!r) return true;
+  if (r->target.kind == TargetKind::kReject) reject(pkt, p, r->target.reject_with);
+  else drop(pkt, Counter::drop_filtered);
+  return false;
+}
+
+[[gnu::noinline]] bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, int dir, int out_if,
+                                               uint8_t state) {
+  RulePacket rp = rule_packet(p, pkt.in_if);
+  rp.rng = &rng_;
+  rp.out_if = out_if;
+  // The destination as PREROUTING's translation left it.
+  const Tuple out = flow_output_tuple(f, dir);
+  if (!p.icmp_error) {
+    rp.dst = host32(out.dst);
+    if (out.has_ports()) rp.dport = host16(out.dport);
+  } else if (f.tuple[dir].dst != out.dst) {
+    rp.dst = host32(out.dst);
+  }
+  if (cfg_.rules.uses_addrtype) rp.dst_type = cfg_.fib.addr_type(__builtin_bswap32(rp.dst));
+  CtView ct;
+  ct.state = state ? state : (dir == 1 || (f.status & kStatusSeenReply)) ? kCtEstablished : kCtNew;
+  if (f.status & kStatusSrcNat) ct.state |= kCtSnat;
+  if (f.status & kStatusDstNat) ct.state |= kCtDnat;
+  ct.status = kCtConfirmed;
+  if (f.status & kStatusSeenReply) ct.status |= kCtSeenReply;
+  if (f.status & kStatusAssured) ct.status |= kCtAssured;
+  ct.dir = static_cast<uint8_t>(dir);
+  ct.orig = f.tuple[0];
+  ct.reply = f.tuple[1];
+  rp.ct = &ct;
+  return forward_allowed(pkt, p, rp);
+}
+
+// REJECT: the packet is dropped and answered, as ipt_REJECT answers it.
+void Engine::reject(Packet& pkt, const ParsedPacket& p, RejectWith w) {
+  if (w != RejectWith::kTcpReset) {
+    static constexpr uint8_t kCode[] = {0 /* net */, 1 /* host */, 3 /* port */, 2 /* protocol */,
+                                        9 /* net prohibited */, 10 /* host prohibited */, 13 /* admin prohibited */};
+    return send_icmp_error(pkt, p, kIcmpDestUnreach, kCode[static_cast<int>(w)], Counter::drop_rejected);
+  }
+  drop(pkt, Counter::drop_rejected);
+  if (!tcp_reset_due(p) || pkt.capacity < p.l3 + 40u || pkt.in_if == kHostPort) return;
+  const Interface& itf = cfg_.fib.interface(pkt.in_if);
+  pkt.len = build_tcp_reset(pkt.data, p, itf.mac);
+  pkt.out_if = pkt.in_if;
+  pkt.verdict = Verdict::kForward;
+  counters_.inc(Counter::tcp_resets_sent);
+  counters_.inc(Counter::tx_frames);
 }
 
 bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
@@ -567,6 +641,13 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
   }
   if (!stateless && !notrack && !post) return false;  // the tracked path decides
   if (!route(pkt, p, p.tuple.dst, &nh)) return true;
+  if (filters_forward_) {
+    RulePacket fp = rule_packet(p, pkt.in_if);  // UNTRACKED: no connection
+    fp.out_if = nh.ifindex;
+    fp.mark = rp.mark;
+    fp.rng = &rng_;
+    if (!forward_allowed(pkt, p, fp)) return true;
+  }
   if (post) {
     rewrite_stateless(pkt.data, p, /*src=*/true, post->target.prefix);
     stateless = true;

@@ -104,6 +104,15 @@ class Engine {
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
                        DropReason reason);
   RulePacket rule_packet(const ParsedPacket& p, int in_if) const;
+  // filter FORWARD (rules.h): false when the packet was dropped or rejected.
+  // rp: the packet as FORWARD sees it, its destination translated, its
+  // source not yet.
+  bool forward_allowed(Packet& pkt, const ParsedPacket& p, RulePacket& rp);
+  // The same for a packet of a tracked (or held) flow leaving on out_if:
+  // `state` is kCtRelated for an ICMP error about it, else 0 (NEW or
+  // ESTABLISHED by direction and SEEN_REPLY).
+  bool forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, int dir, int out_if, uint8_t state);
+  void reject(Packet& pkt, const ParsedPacket& p, RejectWith w);
 
   EngineConfig cfg_;
   Conntrack ct_;
@@ -112,6 +121,7 @@ class Engine {
   FragmentTable frags_;
   FragmentKey first_key_;  // the first fragment being handled, as received
   bool has_stateless_rules_ = false;
+  bool filters_forward_ = false;  // filter FORWARD has rules or a DROP policy
   IcmpRateLimit icmp_limit_;
   uint64_t now_ms_ = 0;  // time of the current burst, for ICMP rate limiting
   ParsedPacket parsed_[kBurst];

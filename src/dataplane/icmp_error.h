@@ -34,6 +34,11 @@ class IcmpRateLimit {
   uint64_t last_ms_ = 0;
 };
 
+// Writes a 20-byte IPv4 header for a datagram the gateway sends itself
+// (TTL 64, id 0), its checksum included; addresses in network order.
+void put_ipv4_header(Ipv4Hdr* ip, uint16_t tot_len, uint8_t tos, uint16_t frag_off, uint8_t proto, uint32_t src,
+                     uint32_t dst);
+
 // How many bytes of the IPv4 datagram at frame + l3 (ending at ip_end) an
 // error about it quotes: as much as fits in 576 bytes (RFC 1812 4.3.2.3)
 // and in the frame's `capacity`; 0 if not even its header and first 8 bytes

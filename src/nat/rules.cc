@@ -11,16 +11,29 @@ int Table::find_chain(const std::string& n) const {
 }
 
 void Table::resolve_hooks() {
-  static constexpr const char* kNames[] = {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"};
-  for (int h = 0; h < 4; ++h) {
+  static constexpr const char* kNames[kHookCount] = {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "FORWARD"};
+  for (int h = 0; h < kHookCount; ++h) {
     const int i = find_chain(kNames[h]);
     hook_index[h] = (i >= 0 && chains[i].builtin) ? i : -1;
+    hook_drops[h] = hook_index[h] >= 0 && chains[i].policy == TargetKind::kDrop;
+    hook_policy[h] = Rule{};
+    if (hook_drops[h]) {
+      hook_policy[h].target.kind = TargetKind::kDrop;
+      hook_policy[h].line = chains[i].line;
+    }
   }
+}
+
+bool RuleSet::filters_forward() const {
+  const int c = filter.hook_chain(Hook::kForward);
+  if (c < 0) return false;
+  const Chain& ch = filter.chains[static_cast<size_t>(c)];
+  return !ch.rules.empty() || ch.policy != TargetKind::kAccept;
 }
 
 size_t RuleSet::rule_count() const {
   size_t n = 0;
-  for (const Table* t : {&nat, &raw, &rawpost})
+  for (const Table* t : {&nat, &raw, &rawpost, &filter})
     for (const Chain& c : t->chains) n += c.rules.size();
   return n;
 }
@@ -37,13 +50,14 @@ static void bind(InterfaceMatch& m, const std::vector<std::string>& names) {
 }
 
 void RuleSet::bind_interfaces(const std::vector<std::string>& names) {
-  uses_addrtype = false;
-  for (Table* t : {&nat, &raw, &rawpost})
+  uses_addrtype = uses_conntrack = false;
+  for (Table* t : {&nat, &raw, &rawpost, &filter})
     for (Chain& c : t->chains)
       for (Rule& r : c.rules) {
         bind(r.match.in, names);
         bind(r.match.out, names);
         uses_addrtype |= r.match.src_type != 0 || r.match.dst_type != 0;
+        uses_conntrack |= t != &filter && r.match.ct != nullptr;
       }
 }
 
@@ -57,7 +71,7 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
       if (wildcard ? std::string_view(n).starts_with(stem) : n == m.name) return true;
     return false;
   };
-  for (const Table* t : {&nat, &raw, &rawpost})
+  for (const Table* t : {&nat, &raw, &rawpost, &filter})
     for (const Chain& c : t->chains)
       for (const Rule& r : c.rules)
         for (const auto& [m, opt] : {std::pair{&r.match.in, "-i"}, std::pair{&r.match.out, "-o"}})
@@ -73,6 +87,19 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
                                 "them (iptables), xnat does not",
                                 n));
   }
+  // filter INPUT and OUTPUT: the host's own traffic, which never takes the
+  // gateway's forwarding path. The host's kernel filters it, with the rules
+  // loaded there.
+  for (Hook h : {Hook::kInput, Hook::kOutput}) {
+    const int c = filter.hook_chain(h);
+    if (c < 0) continue;
+    const Chain& ch = filter.chains[static_cast<size_t>(c)];
+    if (ch.rules.empty() && ch.policy == TargetKind::kAccept) continue;
+    out.push_back(fmt::format("filter {}: {} rule(s), policy {}: the host's own traffic, enforced by the host's "
+                              "kernel (keep them loaded there), not by xnat",
+                              ch.name, ch.rules.size(),
+                              ch.policy == TargetKind::kDrop ? "DROP" : "ACCEPT"));
+  }
   return out;
 }
 
@@ -85,6 +112,32 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
     hit = true;
   }
   return hit != m.statistic_invert;
+}
+
+// xt_conntrack's checks, in its order. A packet without a connection
+// (UNTRACKED, INVALID) matches on its state alone: with no state test, never.
+[[gnu::noinline]] static bool ct_matches(const CtMatch& m, const RulePacket& p) {
+  const CtView untracked;
+  const CtView& c = p.ct ? *p.ct : untracked;
+  if (m.has_state && ((c.state & m.state) != 0) == m.state_invert) return false;
+  if (c.state & (kCtUntracked | kCtInvalid)) return m.has_state;
+  if (m.has_dir && c.dir != m.dir) return false;
+  auto addr = [](const CtMatch::Addr& a, uint32_t raw) {
+    return !a.present || a.prefix.contains(__builtin_bswap32(raw)) != a.invert;
+  };
+  if (!addr(m.orig_src, c.orig.src) || !addr(m.orig_dst, c.orig.dst) || !addr(m.repl_src, c.reply.src) ||
+      !addr(m.repl_dst, c.reply.dst))
+    return false;
+  if (m.has_proto && (c.orig.proto == m.proto) == m.proto_invert) return false;
+  // The ports as the tuple keeps them, whatever the protocol (src.u.all).
+  auto port = [](const CtMatch::Port& q, uint16_t raw) {
+    return !q.present || q.range.contains(__builtin_bswap16(raw)) != q.invert;
+  };
+  if (!port(m.orig_sport, c.orig.sport) || !port(m.orig_dport, c.orig.dport) || !port(m.repl_sport, c.reply.sport) ||
+      !port(m.repl_dport, c.reply.dport))
+    return false;
+  if (m.has_status && ((c.status & m.status) != 0) == m.status_invert) return false;
+  return true;
 }
 
 static bool iface_ok(const InterfaceMatch& m, int ifindex) {
@@ -134,12 +187,19 @@ static bool port_list_hit(const std::vector<PortRange>& l, uint16_t p) {
     if (m.has_dst_range && (p.dst >= m.dst_lo && p.dst <= m.dst_hi) == m.dst_range_invert) return false;
     if (m.has_tcp_flags && ((p.tcp_flags & m.tcp_mask) == m.tcp_cmp) == m.tcp_flags_invert) return false;
     if (m.has_mark && ((p.mark & m.mark_mask) == m.mark_value) == m.mark_invert) return false;
+    if (m.ct && !ct_matches(*m.ct, p)) return false;
     if (m.statistic != Match::Statistic::kNone && !statistic_matches(m, p)) return false;
   }
   return true;
 }
 
 bool rule_matches(const Match& m, const RulePacket& p) { return matches(m, p); }
+
+// The hook's policy: ACCEPT (nullptr) or its chain's DROP rule.
+static const Rule* policy(const Table& t, Hook hook) {
+  const int h = static_cast<int>(hook);
+  return t.hook_drops[h] ? &t.hook_policy[h] : nullptr;
+}
 
 const Rule* evaluate(const Table& t, Hook hook, RulePacket& p) {
   const int start = t.hook_chain(hook);
@@ -157,7 +217,7 @@ const Rule* evaluate(const Table& t, Hook hook, RulePacket& p) {
   for (;;) {
     const std::vector<Rule>& rules = t.chains[chain].rules;
     if (i >= rules.size()) {
-      if (depth == 0) return nullptr;  // built-in policy: ACCEPT, no translation
+      if (depth == 0) return policy(t, hook);
       --depth;
       chain = stack[depth].chain;
       i = stack[depth].next;
@@ -171,7 +231,7 @@ const Rule* evaluate(const Table& t, Hook hook, RulePacket& p) {
       case TargetKind::kAccept:
         return nullptr;
       case TargetKind::kReturn:
-        if (depth == 0) return nullptr;
+        if (depth == 0) return policy(t, hook);
         --depth;
         chain = stack[depth].chain;
         i = stack[depth].next;

@@ -1,5 +1,6 @@
-// The NAT rule model: what an `iptables-save` file for the tables nat, raw
-// and rawpost says, resolved for fast evaluation.
+// The rule model: what an `iptables-save` file says for the tables xnat
+// applies (nat; filter's FORWARD chain; raw and rawpost, stateless), resolved
+// for fast evaluation.
 //
 // Addresses are kept in host byte order here (prefix arithmetic), unlike the
 // packet tuples. Interface names are resolved to a bitmask over the gateway's
@@ -8,11 +9,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "base/rng.h"
 #include "packet/addr.h"
+#include "packet/tuple.h"
 
 namespace xnat {
 
@@ -26,6 +29,47 @@ struct InterfaceMatch {
   bool invert = false;
   std::string name;   // as written; a trailing '+' is a prefix wildcard
   uint64_t mask = 0;  // resolved: bit i = interface i matches the name
+};
+
+// Connection tracking state bits, for -m conntrack --ctstate and -m state.
+// SNAT and DNAT are conntrack's virtual states: the connection is translated.
+enum CtState : uint8_t {
+  kCtInvalid = 1 << 0,
+  kCtEstablished = 1 << 1,
+  kCtRelated = 1 << 2,
+  kCtNew = 1 << 3,
+  kCtUntracked = 1 << 4,
+  kCtSnat = 1 << 5,
+  kCtDnat = 1 << 6,
+};
+// --ctstatus bits.
+enum CtStatus : uint8_t {
+  kCtExpected = 1 << 0,
+  kCtSeenReply = 1 << 1,
+  kCtAssured = 1 << 2,
+  kCtConfirmed = 1 << 3,
+};
+
+// What -m conntrack (and -m state) tests; each part only when given.
+struct CtMatch {
+  bool has_state = false, state_invert = false;
+  uint8_t state = 0;  // CtState bits: any of them matches
+  bool has_status = false, status_invert = false;
+  uint8_t status = 0;  // CtStatus bits: any of them matches
+  bool has_dir = false;
+  uint8_t dir = 0;  // 0: ORIGINAL, 1: REPLY
+  bool has_proto = false, proto_invert = false;
+  uint8_t proto = 0;
+  // --ctorigsrc, --ctorigdst, --ctreplsrc, --ctrepldst (host order).
+  struct Addr {
+    bool present = false, invert = false;
+    Prefix prefix;
+  } orig_src, orig_dst, repl_src, repl_dst;
+  // --ctorigsrcport, --ctorigdstport, --ctreplsrcport, --ctrepldstport.
+  struct Port {
+    bool present = false, invert = false;
+    PortRange range;
+  } orig_sport, orig_dport, repl_sport, repl_dport;
 };
 
 struct Match {
@@ -67,6 +111,8 @@ struct Match {
   uint32_t probability = 0;
   uint32_t every = 0, packet = 0;  // every: n - 1, as the kernel keeps it
   mutable uint32_t nth_count = 0;  // the rule's own counter (per worker)
+  // -m conntrack / -m state; shared by copies of the rule set (read only).
+  std::shared_ptr<const CtMatch> ct;
 };
 
 enum class TargetKind : uint8_t {
@@ -84,6 +130,20 @@ enum class TargetKind : uint8_t {
   kRawDnat,
   kNotrack,
   kMark,  // not terminal: packet mark = (mark & ~mark_mask) ^ mark_value, then on to the next rule
+  kDrop,
+  kReject,
+};
+
+// REJECT --reject-with (ipt_REJECT's choices).
+enum class RejectWith : uint8_t {
+  kNetUnreachable,
+  kHostUnreachable,
+  kPortUnreachable,
+  kProtoUnreachable,
+  kNetProhibited,
+  kHostProhibited,
+  kAdminProhibited,
+  kTcpReset,
 };
 
 // nf_nat_range2, host order.
@@ -103,6 +163,7 @@ struct Target {
   NatRange range;  // SNAT, DNAT, MASQUERADE (ports), REDIRECT (ports)
   Prefix prefix;   // NETMAP --to, RAWSNAT --to-source, RAWDNAT --to-destination
   uint32_t mark_value = 0, mark_mask = 0;  // MARK, as xt_MARK keeps any of its forms
+  RejectWith reject_with = RejectWith::kPortUnreachable;
 
   // Whether the kind is one of `kinds`.
   template <typename... K>
@@ -122,15 +183,22 @@ struct Chain {
   std::string name;
   bool builtin = false;
   std::vector<Rule> rules;
+  TargetKind policy = TargetKind::kAccept;  // a built-in chain's: ACCEPT or DROP
+  int line = 0;                             // where it was declared
 };
 
-enum class Hook : uint8_t { kPrerouting, kInput, kOutput, kPostrouting };
+enum class Hook : uint8_t { kPrerouting, kInput, kOutput, kPostrouting, kForward };
+inline constexpr int kHookCount = 5;
 
 struct Table {
   std::string name;
   bool present = false;
   std::vector<Chain> chains;
-  int hook_index[4] = {-1, -1, -1, -1};  // built-in chain per Hook, set by resolve_hooks()
+  int hook_index[kHookCount] = {-1, -1, -1, -1, -1};  // built-in chain per Hook, set by resolve_hooks()
+  bool hook_drops[kHookCount] = {};  // the hook's chain has policy DROP, set by resolve_hooks()
+  // A DROP policy as the rule evaluate() returns: target DROP, the line
+  // that declared the chain.
+  Rule hook_policy[kHookCount];
   int find_chain(const std::string& name) const;
   // Index of a built-in chain, or -1 if this table has none for the hook.
   int hook_chain(Hook h) const { return hook_index[static_cast<int>(h)]; }
@@ -141,7 +209,14 @@ struct RuleSet {
   Table nat{"nat"};
   Table raw{"raw"};
   Table rawpost{"rawpost"};
+  // filter: FORWARD is the gateway's firewall; INPUT and OUTPUT are the
+  // host's own traffic, which its kernel filters.
+  Table filter{"filter"};
   bool uses_addrtype = false;  // set by bind_interfaces: any rule matches on address type
+  bool uses_conntrack = false;  // set by bind_interfaces: a nat or raw rule matches on -m conntrack
+  // Whether forwarded packets pass filter FORWARD: it has rules, or its
+  // policy is not ACCEPT.
+  bool filters_forward() const;
   size_t rule_count() const;
   // Resolves interface names against the gateway's interfaces (index order).
   void bind_interfaces(const std::vector<std::string>& names);
@@ -150,6 +225,17 @@ struct RuleSet {
   // `names` (a typo never matches), rules in chains the host's kernel
   // applies rather than xnat (nat OUTPUT: the host's own connections).
   std::vector<std::string> notices(const std::vector<std::string>& names) const;
+};
+
+// The connection a packet belongs to, as -m conntrack sees it; tuples as
+// conntrack keeps them (network order): the reply tuple is the one the
+// translation decided so far (a new connection's source mapping comes after
+// FORWARD).
+struct CtView {
+  uint8_t state = kCtUntracked;  // one CtState bit, plus kCtSnat / kCtDnat
+  uint8_t status = 0;            // CtStatus bits
+  uint8_t dir = 0;
+  Tuple orig, reply;
 };
 
 // What a rule match needs to know about a packet; addresses and ports in host order.
@@ -163,11 +249,13 @@ struct RulePacket {
   uint32_t mark = 0;     // the packet's mark (skb->mark): MARK sets it, -m mark reads it
   uint8_t tcp_flags = 0;
   Rng* rng = nullptr;    // for -m statistic --mode random; without one, such a rule never matches
+  const CtView* ct = nullptr;  // for -m conntrack; without one, the packet is UNTRACKED
 };
 
 // Runs the table's chain for `hook` on the packet (jumps, gotos, RETURN,
-// ACCEPT, policy) and returns the rule whose target decides, or nullptr when
-// the packet falls through or is ACCEPTed with no translation.
+// ACCEPT, policy) and returns the rule whose target decides (the chain's
+// policy rule when that is DROP), or nullptr when the packet falls through or
+// is ACCEPTed.
 // MARK rules on the way change p.mark.
 const Rule* evaluate(const Table& t, Hook hook, RulePacket& p);
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <optional>
+#include <span>
 #include <sstream>
 
 #include "packet/tuple.h"
@@ -27,6 +28,7 @@ constexpr BuiltinTarget kBuiltinTargets[] = {
     {"NETMAP", TargetKind::kNetmap, "nat"},     {"RAWSNAT", TargetKind::kRawSnat, "rawpost"},
     {"RAWDNAT", TargetKind::kRawDnat, "raw"},   {"NOTRACK", TargetKind::kNotrack, "raw"},
     {"CT", TargetKind::kNone, "raw"},        {"MARK", TargetKind::kMark, ""},
+    {"DROP", TargetKind::kDrop, ""},         {"REJECT", TargetKind::kReject, "filter"},
 };
 const BuiltinTarget* builtin_target(std::string_view name) {
   for (const BuiltinTarget& b : kBuiltinTargets)
@@ -76,6 +78,49 @@ bool parse_uint(std::string_view s, uint64_t max, uint64_t* v) {
 
 // VALUE[/MASK] as iptables-save writes marks: decimal or 0x hex; MASK
 // defaults to all ones.
+// A comma-separated list of conntrack states (or, status, statuses) as
+// libxt_conntrack prints them.
+bool parse_ct_bits(const std::string& s, bool status, uint8_t* bits) {
+  static constexpr std::pair<std::string_view, uint8_t> kStates[] = {
+      {"INVALID", kCtInvalid}, {"ESTABLISHED", kCtEstablished}, {"RELATED", kCtRelated}, {"NEW", kCtNew},
+      {"UNTRACKED", kCtUntracked}, {"SNAT", kCtSnat}, {"DNAT", kCtDnat}};
+  static constexpr std::pair<std::string_view, uint8_t> kStatuses[] = {
+      {"NONE", 0}, {"EXPECTED", kCtExpected}, {"SEEN_REPLY", kCtSeenReply}, {"ASSURED", kCtAssured},
+      {"CONFIRMED", kCtConfirmed}};
+  *bits = 0;
+  std::stringstream ss(s);
+  std::string item;
+  bool any = false;
+  while (std::getline(ss, item, ',')) {
+    bool known = false;
+    using Names = std::span<const std::pair<std::string_view, uint8_t>>;
+    for (const auto& [name, bit] : status ? Names(kStatuses) : Names(kStates))
+      if (item == name) *bits |= bit, known = true;
+    if (!known) return false;
+    any = true;
+  }
+  return any;
+}
+
+bool parse_reject_with(const std::string& s, RejectWith* w) {
+  // The names iptables-save prints, and the short forms libxt_REJECT accepts.
+  static constexpr std::pair<std::string_view, RejectWith> kNames[] = {
+      {"icmp-net-unreachable", RejectWith::kNetUnreachable},   {"net-unreach", RejectWith::kNetUnreachable},
+      {"icmp-host-unreachable", RejectWith::kHostUnreachable}, {"host-unreach", RejectWith::kHostUnreachable},
+      {"icmp-port-unreachable", RejectWith::kPortUnreachable}, {"port-unreach", RejectWith::kPortUnreachable},
+      {"icmp-proto-unreachable", RejectWith::kProtoUnreachable}, {"proto-unreach", RejectWith::kProtoUnreachable},
+      {"icmp-net-prohibited", RejectWith::kNetProhibited},     {"net-prohib", RejectWith::kNetProhibited},
+      {"icmp-host-prohibited", RejectWith::kHostProhibited},   {"host-prohib", RejectWith::kHostProhibited},
+      {"icmp-admin-prohibited", RejectWith::kAdminProhibited}, {"admin-prohib", RejectWith::kAdminProhibited},
+      {"tcp-reset", RejectWith::kTcpReset},                    {"tcp-rst", RejectWith::kTcpReset}};
+  for (const auto& [name, v] : kNames)
+    if (s == name) {
+      *w = v;
+      return true;
+    }
+  return false;
+}
+
 bool parse_value_mask(const std::string& s, uint32_t* value, uint32_t* mask) {
   auto num = [](std::string_view t, uint32_t* out) {
     int base = 10;
@@ -284,7 +329,7 @@ class Parser {
       pos = nl + 1;
     }
     if (table_) return fail_at(line_no_, {"", fmt::format("table '{}' has no COMMIT line", table_->name)});
-    for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost}) {
+    for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost, &rs_.filter}) {
       t->resolve_hooks();
       if (auto r = validate(*t); !r) return r.error();
     }
@@ -334,9 +379,10 @@ class Parser {
     if (name == "nat") table_ = &rs_.nat;
     else if (name == "raw") table_ = &rs_.raw;
     else if (name == "rawpost") table_ = &rs_.rawpost;
+    else if (name == "filter") table_ = &rs_.filter;
+    else if (name == "mangle") table_ = &mangle_;
     else
-      return ParseError{"*" + name, "xnat reads the tables nat, raw and rawpost; filter and mangle "
-                                    "rules belong to the host's own firewall"};
+      return ParseError{"*" + name, "xnat reads the tables nat, filter, mangle (chains without rules), raw and rawpost"};
     if (table_->present) return ParseError{"*" + name, "table appears twice"};
     table_->present = true;
     return std::nullopt;
@@ -345,6 +391,10 @@ class Parser {
   static bool builtin_for(const std::string& table, const std::string& chain) {
     if (table == "nat")
       return chain == "PREROUTING" || chain == "INPUT" || chain == "OUTPUT" || chain == "POSTROUTING";
+    if (table == "filter") return chain == "INPUT" || chain == "FORWARD" || chain == "OUTPUT";
+    if (table == "mangle")
+      return chain == "PREROUTING" || chain == "INPUT" || chain == "FORWARD" || chain == "OUTPUT" ||
+             chain == "POSTROUTING";
     if (table == "raw") return chain == "PREROUTING" || chain == "OUTPUT";
     return chain == "POSTROUTING";  // rawpost
   }
@@ -359,13 +409,17 @@ class Parser {
     if (colon_form) {
       if (toks.size() < 2) return ParseError{":" + name, "expected ':CHAIN POLICY [packets:bytes]'"};
       const std::string& policy = toks[1];
-      if (builtin && policy != "ACCEPT")
-        return ParseError{policy, "the policy of a NAT table's built-in chain must be ACCEPT"};
+      const bool filters = table_->name != "nat";  // iptables refuses a DROP policy in nat only
+      if (builtin && policy != "ACCEPT" && !(filters && policy == "DROP"))
+        return ParseError{policy, filters ? "a built-in chain's policy is ACCEPT or DROP"
+                                          : "the policy of a NAT table's built-in chain must be ACCEPT"};
       if (!builtin && policy != "-")
         return ParseError{policy, fmt::format("'{}' is not a built-in chain of table {}, so its "
                                               "policy must be '-'", name, table_->name)};
     }
-    table_->chains.push_back(Chain{name, builtin, {}});
+    Chain c{name, builtin, {}, TargetKind::kAccept, line_no_};
+    if (colon_form && builtin && toks[1] == "DROP") c.policy = TargetKind::kDrop;
+    table_->chains.push_back(std::move(c));
     return std::nullopt;
   }
 
@@ -375,6 +429,9 @@ class Parser {
     if (ci < 0)
       return ParseError{toks[1], fmt::format("chain not declared in table {} (declare it with "
                                              "':{} - [0:0]')", table_->name, toks[1])};
+    if (table_ == &mangle_)
+      return ParseError{toks[1], "rules in table mangle are not supported yet (MARK, CONNMARK, TCPMSS there); "
+                                 "xnat refuses the file rather than leave them out"};
     Rule r;
     r.file = file_;
     r.line = line_no_;
@@ -435,10 +492,12 @@ class Parser {
           saw_tcp_udp_module = true;
         } else if (mod == "icmp") {
           if (m.proto != 1) return ParseError{mod, "'-m icmp' needs '-p icmp' before it"};
+        } else if (mod == "conntrack" || mod == "state") {
+          ct_module_ = mod;
         } else if (mod != "multiport" && mod != "addrtype" && mod != "comment" && mod != "mark" &&
                    mod != "statistic" && mod != "iprange") {
           return ParseError{mod, "unsupported match module; xnat supports tcp, udp, icmp, "
-                                 "multiport, addrtype, iprange, mark, statistic and comment"};
+                                 "multiport, addrtype, iprange, mark, statistic, conntrack, state and comment"};
         }
       } else if (o == "--sport" || o == "--source-port" || o == "--dport" || o == "--destination-port") {
         if (auto e = need_arg(o)) return e;
@@ -537,6 +596,8 @@ class Parser {
         } else {
           m.packet = static_cast<uint32_t>(v);
         }
+      } else if (o.starts_with("--ct") || o == "--state") {
+        if (auto e = ct_option(o, inv, toks, &i, r)) return e;
       } else if (o == "--comment") {
         if (auto e = no_invert(o)) return e;
         if (auto e = need_arg(o)) return e;
@@ -557,7 +618,7 @@ class Parser {
       } else if (o == "--to-source" || o == "--to-destination" || o == "--to-ports" || o == "--to" ||
                  o == "--random" || o == "--random-fully" || o == "--persistent" || o == "--notrack" ||
                  o == "--set-xmark" || o == "--set-mark" || o == "--and-mark" || o == "--or-mark" ||
-                 o == "--xor-mark") {
+                 o == "--xor-mark" || o == "--reject-with") {
         if (auto e = no_invert(o)) return e;
         if (target_name.empty()) return ParseError{o, "target option before '-j TARGET'"};
         if (auto e = target_option(o, toks, &i, target_name, r)) return e;
@@ -577,7 +638,53 @@ class Parser {
       m.nth_count = m.every - m.packet;
     }
     every_seen_ = false;
+    ct_module_.clear();
     return finish_target(target_name, r);
+  }
+
+  // -m conntrack's options (and -m state's --state), into the rule's CtMatch.
+  std::optional<ParseError> ct_option(const std::string& o, bool inv, const std::vector<std::string>& toks, size_t* i,
+                                      Rule* r) {
+    if (ct_module_.empty() || (o == "--state") != (ct_module_ == "state"))
+      return ParseError{o, o == "--state" ? "needs '-m state' before it" : "needs '-m conntrack' before it"};
+    if (*i + 1 >= toks.size()) return ParseError{o, "option needs a value"};
+    const std::string& v = toks[++*i];
+    Match& m = r->match;
+    auto ct = std::make_shared<CtMatch>(m.ct ? *m.ct : CtMatch{});
+    m.has_rare = true;
+    if (o == "--ctstate" || o == "--state") {
+      if (!parse_ct_bits(v, /*status=*/false, &ct->state))
+        return ParseError{v, "expected states such as NEW,ESTABLISHED,RELATED,INVALID,UNTRACKED,SNAT,DNAT"};
+      if (o == "--state" && (ct->state & (kCtSnat | kCtDnat)))
+        return ParseError{v, "SNAT and DNAT are states of -m conntrack --ctstate, not of -m state"};
+      ct->has_state = true, ct->state_invert = inv;
+    } else if (o == "--ctstatus") {
+      if (!parse_ct_bits(v, /*status=*/true, &ct->status))
+        return ParseError{v, "expected statuses such as NONE,EXPECTED,SEEN_REPLY,ASSURED,CONFIRMED"};
+      ct->has_status = true, ct->status_invert = inv;
+    } else if (o == "--ctdir") {
+      if (inv) return ParseError{o, "'!' cannot be used with this option"};
+      if (v != "ORIGINAL" && v != "REPLY") return ParseError{v, "expected ORIGINAL or REPLY"};
+      ct->has_dir = true, ct->dir = v == "REPLY";
+    } else if (o == "--ctproto") {
+      if (!parse_proto(v, &ct->proto)) return ParseError{v, "unknown protocol"};
+      ct->has_proto = true, ct->proto_invert = inv;
+    } else if (o == "--ctorigsrc" || o == "--ctorigdst" || o == "--ctreplsrc" || o == "--ctrepldst") {
+      CtMatch::Addr& a = o == "--ctorigsrc" ? ct->orig_src : o == "--ctorigdst" ? ct->orig_dst
+                         : o == "--ctreplsrc" ? ct->repl_src : ct->repl_dst;
+      if (!parse_prefix(v, &a.prefix)) return ParseError{v, "expected an IPv4 address or prefix (a.b.c.d[/len])"};
+      a.present = true, a.invert = inv;
+    } else if (o == "--ctorigsrcport" || o == "--ctorigdstport" || o == "--ctreplsrcport" || o == "--ctrepldstport") {
+      CtMatch::Port& q = o == "--ctorigsrcport" ? ct->orig_sport : o == "--ctorigdstport" ? ct->orig_dport
+                         : o == "--ctreplsrcport" ? ct->repl_sport : ct->repl_dport;
+      if (!parse_port_range(v, &q.range)) return ParseError{v, "expected a port or PORT:PORT"};
+      q.present = true, q.invert = inv;
+    } else {
+      return ParseError{o, "unsupported conntrack option; xnat supports --ctstate, --ctstatus, --ctdir, --ctproto, "
+                           "--ctorigsrc/--ctorigdst/--ctreplsrc/--ctrepldst and their ports"};
+    }
+    m.ct = std::move(ct);
+    return std::nullopt;
   }
 
   std::optional<ParseError> set_target(const std::string& name, bool is_goto, Rule* r) {
@@ -587,7 +694,7 @@ class Parser {
     if (!b) {
       int ci = table_->find_chain(name);
       if (ci < 0) {
-        static const char* kKnownOther[] = {"DROP", "REJECT", "LOG", "CONNMARK", "TRACE",
+        static const char* kKnownOther[] = {"LOG", "CONNMARK", "TRACE",
                                             "CLASSIFY", "TPROXY", "NFLOG", "TCPMSS", "SYNPROXY"};
         for (const char* k : kKnownOther)
           if (name == k)
@@ -602,6 +709,9 @@ class Parser {
     }
     if (!b->table.empty() && table_->name != b->table)
       return ParseError{name, fmt::format("target {} belongs in table {}, not {}", name, b->table, table_->name)};
+    if (b->kind == TargetKind::kDrop && table_->name == "nat")
+      return ParseError{name, "the nat table is not for filtering (the kernel refuses DROP there): "
+                              "drop in table filter"};
     t.kind = b->kind;  // CT: kNone until --notrack, checked in finish_target
     ct_target_ = b->name == "CT";
     return std::nullopt;
@@ -687,6 +797,17 @@ class Parser {
       t.kind = TargetKind::kNotrack;
       return std::nullopt;
     }
+    if (o == "--reject-with") {
+      if (t.kind != TargetKind::kReject) return bad();
+      if (auto e = arg(&v)) return e;
+      if (!parse_reject_with(v, &t.reject_with))
+        return ParseError{v, "expected icmp-net-unreachable, icmp-host-unreachable, icmp-port-unreachable, "
+                             "icmp-proto-unreachable, icmp-net-prohibited, icmp-host-prohibited, "
+                             "icmp-admin-prohibited or tcp-reset"};
+      if (t.reject_with == RejectWith::kTcpReset && (r->match.proto != kProtoTcp || r->match.proto_invert))
+        return ParseError{v, "tcp-reset needs '-p tcp' in the rule (as the kernel requires)"};
+      return std::nullopt;
+    }
     return bad();
   }
 
@@ -731,7 +852,8 @@ class Parser {
     const size_t n = t.chains.size();
     // reach[c] = hooks (bitmask) from which chain c can be reached.
     std::vector<unsigned> reach(n, 0);
-    static constexpr Hook kHooks[] = {Hook::kPrerouting, Hook::kInput, Hook::kOutput, Hook::kPostrouting};
+    static constexpr Hook kHooks[] = {Hook::kPrerouting, Hook::kInput, Hook::kOutput, Hook::kPostrouting,
+                                      Hook::kForward};
     for (Hook h : kHooks) {
       int start = t.hook_chain(h);
       if (start < 0) continue;
@@ -772,6 +894,7 @@ class Parser {
     if (n == "PREROUTING") return Hook::kPrerouting;
     if (n == "INPUT") return Hook::kInput;
     if (n == "OUTPUT") return Hook::kOutput;
+    if (n == "FORWARD") return Hook::kForward;
     return Hook::kPostrouting;
   }
 
@@ -798,6 +921,8 @@ class Parser {
   bool range_seen_ = false;
   bool ct_target_ = false;
   bool mark_seen_ = false;  // the rule's MARK target has its value
+  std::string ct_module_;   // the rule's -m conntrack or -m state, whose options follow
+  Table mangle_{"mangle"};  // declared chains only: rules there are refused
   bool every_seen_ = false;  // the rule's -m statistic --mode nth has --every  // the rule's target is CT (valid only with --notrack)
 };
 

@@ -1,0 +1,292 @@
+// filter FORWARD through the engine: the gateway's firewall, as netfilter
+// applies it to forwarded packets -- after DNAT, before SNAT, with
+// connection states, policies, REJECT's answers -- and the iptables-save
+// shapes of a router and a Docker host.
+#include <gtest/gtest.h>
+
+#include "golden_cases.h"
+#include "nat/rules_parser.h"
+#include "packet/parse.h"
+#include "test_util.h"
+
+namespace xnat::test {
+namespace {
+
+std::string filter_table(const std::string& policy, const std::string& body) {
+  return "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD " + policy + " [0:0]\n:OUTPUT ACCEPT [0:0]\n" + body + "COMMIT\n";
+}
+
+uint64_t count(const Engine& e, Counter c) { return e.counters().get(c); }
+
+ParsedPacket parsed(const Output& o) {
+  ParsedPacket p;
+  EXPECT_EQ(parse_frame(o.frame.data(), o.frame.size(), {}, &p), ParseStatus::kOk);
+  return p;
+}
+
+std::vector<uint8_t> from_outside(const char* src, const char* dst, uint16_t sport, uint16_t dport,
+                                  uint8_t flags = kTcpSyn) {
+  return FrameBuilder().eth(kRouterMac, kOutMac).ip(src, dst).tcp(sport, dport, flags).build();
+}
+
+// A home router's firewall: the inside may open connections, the outside
+// only answer them; a forwarded port to 198.18.0.3:22.
+const std::string kRouter =
+    nat_table("-A PREROUTING -i eth0 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 198.18.0.3:22\n"
+              "-A POSTROUTING -o eth0 -j MASQUERADE\n") +
+    filter_table("DROP",
+                 "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+                 "-A FORWARD -m conntrack --ctstate INVALID -j DROP\n"
+                 "-A FORWARD -i eth1 -o eth0 -j ACCEPT\n"
+                 "-A FORWARD -i eth0 -o eth1 -m conntrack --ctstate DNAT -d 198.18.0.3/32 -p tcp -m tcp --dport 22 -j ACCEPT\n");
+
+TEST(Filter, RouterLetsTheInsideOutAndOnlyAnswersIn) {
+  auto e = make_engine(kRouter);
+  // Out: allowed, masqueraded.
+  const Output out = run(*e, from_client().tcp(40000, 80, kTcpSyn).build(), kIn, 1000);
+  ASSERT_EQ(out.verdict, Verdict::kForward) << counter_name(out.reason);
+  const ParsedPacket po = parsed(out);
+  EXPECT_EQ(po.tuple.src, ip_raw("198.19.0.1"));
+  // Its answer: ESTABLISHED, allowed.
+  const Output back = run(*e, from_outside("198.51.100.7", "198.19.0.1", 80, __builtin_bswap16(po.tuple.sport),
+                                           kTcpSyn | kTcpAck), kOut, 1001);
+  ASSERT_EQ(back.verdict, Verdict::kForward) << counter_name(back.reason);
+  EXPECT_EQ(parsed(back).tuple.dst, ip_raw("198.18.0.2"));
+  // Unsolicited from outside to an inside host: the policy drops it, and no
+  // connection is left behind.
+  const Output in = run(*e, from_outside("203.0.113.9", "198.18.0.2", 5555, 80), kOut, 1002);
+  EXPECT_EQ(in.verdict, Verdict::kDrop);
+  EXPECT_EQ(in.reason, Counter::drop_filtered);
+  EXPECT_EQ(e->conntrack().count(), 1u);
+  EXPECT_EQ(count(*e, Counter::flows_created), 1u);
+  // The forwarded port: DNATed, then FORWARD sees the new destination.
+  const Output fwd = run(*e, from_outside("203.0.113.9", "198.19.0.1", 5556, 2222), kOut, 1003);
+  ASSERT_EQ(fwd.verdict, Verdict::kForward) << counter_name(fwd.reason);
+  EXPECT_EQ(parsed(fwd).tuple.dst, ip_raw("198.18.0.3"));
+  EXPECT_EQ(e->conntrack().count(), 2u);
+  // Another port of the gateway's address is the host's (INPUT), not FORWARD's.
+  const Output host = run(*e, from_outside("203.0.113.9", "198.19.0.1", 5557, 22), kOut, 1004);
+  EXPECT_EQ(host.verdict, Verdict::kToHost);
+  EXPECT_EQ(count(*e, Counter::drop_filtered), 1u);
+}
+
+TEST(Filter, NewStateIsPerDirectionUntilAReply) {
+  // UDP: every datagram out is NEW until one comes back; replies are ESTABLISHED.
+  auto e = make_engine(nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n") +
+                       filter_table("ACCEPT", "-A FORWARD -i eth1 -m conntrack --ctstate NEW -m statistic --mode nth --every 2 --packet 1 -j DROP\n"
+                                              "-A FORWARD -i eth0 -m conntrack ! --ctstate ESTABLISHED -j DROP\n"));
+  auto dgram = [] { return from_client().udp(40000, 53).build(); };
+  EXPECT_EQ(run(*e, dgram(), kIn, 1000).verdict, Verdict::kForward);  // NEW, counter 0
+  const Output second = run(*e, dgram(), kIn, 1001);                 // NEW again: no reply yet; nth drops it
+  EXPECT_EQ(second.reason, Counter::drop_filtered);
+  const Output reply = run(*e, FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").udp(53, 40000).build(),
+                           kOut, 1002);
+  ASSERT_EQ(reply.verdict, Verdict::kForward) << counter_name(reply.reason);
+  EXPECT_EQ(run(*e, dgram(), kIn, 1003).verdict, Verdict::kForward);  // ESTABLISHED now: the NEW rule passes it
+  EXPECT_EQ(run(*e, dgram(), kIn, 1004).verdict, Verdict::kForward);
+}
+
+TEST(Filter, SeesTheSourceBeforeSnatAndConntrackTuples) {
+  auto e = make_engine(nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n") +
+                       filter_table("ACCEPT",
+                                    "-A FORWARD -s 198.18.0.3/32 -j DROP\n"
+                                    "-A FORWARD -m conntrack --ctorigsrc 198.18.0.2 --ctdir REPLY -p udp --sport 53 -j DROP\n"));
+  EXPECT_EQ(run(*e, from_client("198.18.0.3", kClient2Mac).udp(1, 53).build(), kIn, 1000).reason, Counter::drop_filtered);
+  const Output out = run(*e, from_client().udp(40001, 53).build(), kIn, 1001);
+  ASSERT_EQ(out.verdict, Verdict::kForward);
+  const Output reply = run(*e, FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").udp(53, __builtin_bswap16(parsed(out).tuple.sport)).build(),
+                           kOut, 1002);
+  EXPECT_EQ(reply.reason, Counter::drop_filtered);  // the reply direction of 198.18.0.2's connection
+  EXPECT_EQ(count(*e, Counter::drop_filtered), 2u);
+}
+
+TEST(Filter, RejectAnswersWithAnIcmpErrorOrATcpReset) {
+  auto e = make_engine(filter_table("ACCEPT",
+                                    "-A FORWARD -p udp -m udp --dport 137 -j REJECT --reject-with icmp-port-unreachable\n"
+                                    "-A FORWARD -p tcp -m tcp --dport 445 -j REJECT --reject-with tcp-reset\n"
+                                    "-A FORWARD -p icmp -j REJECT --reject-with icmp-admin-prohibited\n"));
+  const Output u = run(*e, from_client().udp(40000, 137).build(), kIn, 1000);
+  ASSERT_EQ(u.verdict, Verdict::kForward);
+  EXPECT_EQ(u.out_if, kIn);
+  ParsedPacket pu = parsed(u);
+  EXPECT_TRUE(pu.icmp_error);
+  EXPECT_EQ(pu.tuple.dst, ip_raw("198.18.0.2"));
+  EXPECT_EQ(u.frame[pu.l4], 3);      // destination unreachable
+  EXPECT_EQ(u.frame[pu.l4 + 1], 3);  // port
+  EXPECT_EQ(pu.inner.dst, ip_raw("198.51.100.7"));  // quotes the datagram as sent
+
+  // A SYN: the reset acknowledges it, from the address the client called.
+  auto syn = FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "198.51.100.7").tcp(40001, 445, kTcpSyn, 1000).build();
+  const Output r = run(*e, syn, kIn, 1001);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_EQ(r.out_if, kIn);
+  ASSERT_EQ(r.frame.size(), 14u + 40u);
+  ParsedPacket pr = parsed(r);
+  EXPECT_EQ(pr.tuple.src, ip_raw("198.51.100.7"));
+  EXPECT_EQ(pr.tuple.dst, ip_raw("198.18.0.2"));
+  EXPECT_EQ(__builtin_bswap16(pr.tuple.sport), 445);
+  EXPECT_EQ(__builtin_bswap16(pr.tuple.dport), 40001);
+  EXPECT_EQ(pr.tcp_flags, kTcpRst | kTcpAck);
+  EXPECT_EQ(pr.tcp.seq, 0u);
+  EXPECT_EQ(pr.tcp.ack, 1001u);
+  EXPECT_TRUE(std::equal(kClientMac.b, kClientMac.b + 6, r.frame.begin()));  // back to the previous hop
+  // A segment with ACK: the reset takes its acknowledgement number as sequence.
+  auto ack = FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "198.51.100.7").tcp(40002, 445, kTcpAck, 5, 777).build();
+  ParsedPacket pa = parsed(run(*e, ack, kIn, 1002));
+  EXPECT_EQ(pa.tcp_flags, kTcpRst);
+  EXPECT_EQ(pa.tcp.seq, 777u);
+  // A lone reset is INVALID to conntrack, dropped before FORWARD (and never
+  // answered with a reset).
+  const Output rr = run(*e, FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "198.51.100.7").tcp(40003, 445, kTcpRst).build(), kIn, 1003);
+  EXPECT_EQ(rr.verdict, Verdict::kDrop);
+  EXPECT_EQ(rr.reason, Counter::drop_invalid);
+
+  const Output i = run(*e, from_client().icmp(8, 0, 7, 1).build(), kIn, 1004);
+  EXPECT_EQ(i.frame[parsed(i).l4 + 1], 13);  // administratively prohibited
+  EXPECT_EQ(count(*e, Counter::drop_rejected), 4u);
+  EXPECT_EQ(count(*e, Counter::tcp_resets_sent), 2u);
+  EXPECT_EQ(count(*e, Counter::icmp_errors_sent), 2u);
+  EXPECT_EQ(e->conntrack().count(), 0u);  // refused connections leave no entry
+}
+
+// Docker's shape (docker0 here is eth1, the host's uplink eth0): published
+// port 8080 -> 198.18.0.3:80, containers may go out, isolation chains and
+// DOCKER-USER in the path, FORWARD policy DROP.
+const std::string kDocker = R"(# Generated by iptables-save v1.8.9 (nf_tables) on Sun Dec  6 10:00:00 2026
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-ISOLATION-STAGE-2 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o eth1 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o eth1 -j DOCKER
+-A FORWARD -i eth1 ! -o eth1 -j ACCEPT
+-A FORWARD -i eth1 -o eth1 -j ACCEPT
+-A DOCKER -d 198.18.0.3/32 ! -i eth1 -o eth1 -p tcp -m tcp --dport 80 -j ACCEPT
+-A DOCKER-ISOLATION-STAGE-1 -i eth1 ! -o eth1 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-ISOLATION-STAGE-2 -o br-0f2d4b6c9a11 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -j RETURN
+-A DOCKER-USER -s 203.0.113.66/32 -j DROP
+-A DOCKER-USER -j RETURN
+COMMIT
+# Completed on Sun Dec  6 10:00:00 2026
+# Generated by iptables-save v1.8.9 (nf_tables) on Sun Dec  6 10:00:00 2026
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 198.18.0.0/16 ! -o eth1 -j MASQUERADE
+-A DOCKER -i eth1 -j RETURN
+-A DOCKER ! -i eth1 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.3:80
+COMMIT
+# Completed on Sun Dec  6 10:00:00 2026
+)";
+
+TEST(Filter, DockerHostShape) {
+  auto rs = parse_rules(kDocker, "docker.rules");
+  ASSERT_TRUE(rs.ok()) << rs.error().message;
+  auto e = make_engine(kDocker);
+  // Published port, from outside.
+  const Output pub = run(*e, from_outside("203.0.113.9", "198.19.0.1", 6000, 8080), kOut, 1000);
+  ASSERT_EQ(pub.verdict, Verdict::kForward) << counter_name(pub.reason);
+  const ParsedPacket pp = parsed(pub);
+  EXPECT_EQ(pp.tuple.dst, ip_raw("198.18.0.3"));
+  EXPECT_EQ(__builtin_bswap16(pp.tuple.dport), 80);
+  EXPECT_EQ(pp.tuple.src, ip_raw("203.0.113.9"));
+  // The container's answer (ESTABLISHED; -i eth1 ! -o eth1 anyway).
+  const Output ans = run(*e, FrameBuilder().eth(kClient2Mac, kInMac).ip("198.18.0.3", "203.0.113.9").tcp(80, 6000, kTcpSyn | kTcpAck).build(),
+                         kIn, 1001);
+  ASSERT_EQ(ans.verdict, Verdict::kForward) << counter_name(ans.reason);
+  EXPECT_EQ(parsed(ans).tuple.src, ip_raw("198.19.0.1"));
+  // DOCKER-USER blocks a source even on the published port.
+  EXPECT_EQ(run(*e, from_outside("203.0.113.66", "198.19.0.1", 6001, 8080), kOut, 1002).reason, Counter::drop_filtered);
+  // A container port that is not published: FORWARD's policy.
+  EXPECT_EQ(run(*e, from_outside("203.0.113.9", "198.18.0.3", 6002, 22), kOut, 1003).reason, Counter::drop_filtered);
+  // A container going out: masqueraded.
+  const Output out = run(*e, from_client("198.18.0.3", kClient2Mac).tcp(41000, 443, kTcpSyn).build(), kIn, 1004);
+  ASSERT_EQ(out.verdict, Verdict::kForward) << counter_name(out.reason);
+  EXPECT_EQ(parsed(out).tuple.src, ip_raw("198.19.0.1"));
+  EXPECT_EQ(count(*e, Counter::drop_filtered), 2u);
+  EXPECT_EQ(e->conntrack().count(), 2u);
+}
+
+TEST(Filter, HostChainsAreNamedNotEnforced) {
+  auto rs = parse_rules(filter_table("ACCEPT", "") , "f.rules");
+  ASSERT_TRUE(rs.ok());
+  EXPECT_FALSE(rs->filters_forward());
+  auto rs2 = parse_rules("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                         "-A INPUT -i lo -j ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n",
+                         "f.rules");
+  ASSERT_TRUE(rs2.ok()) << rs2.error().message;
+  EXPECT_FALSE(rs2->filters_forward());
+  const auto notes = rs2->notices({"eth0", "eth1", "lo"});
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_EQ(notes[0], "filter INPUT: 2 rule(s), policy DROP: the host's own traffic, enforced by the host's kernel "
+                      "(keep them loaded there), not by xnat");
+}
+
+struct BadRules {
+  std::string text, message;
+};
+
+class FilterParseErrors : public ::testing::TestWithParam<BadRules> {};
+
+TEST_P(FilterParseErrors, RefusedWithAClearMessage) {
+  auto rs = parse_rules(GetParam().text, "bad.rules");
+  ASSERT_FALSE(rs.ok());
+  EXPECT_EQ(rs.error().message, GetParam().message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, FilterParseErrors,
+    ::testing::Values(
+        BadRules{"*nat\n:PREROUTING DROP [0:0]\nCOMMIT\n",
+                 "bad.rules:2: 'DROP': the policy of a NAT table's built-in chain must be ACCEPT"},
+        BadRules{"*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n",
+                 "bad.rules:3: 'DROP': the nat table is not for filtering (the kernel refuses DROP there): drop in table filter"},
+        BadRules{"*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j REJECT\nCOMMIT\n",
+                 "bad.rules:3: 'REJECT': target REJECT belongs in table filter, not nat"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -p udp -j REJECT --reject-with tcp-reset\nCOMMIT\n",
+                 "bad.rules:3: 'tcp-reset': tcp-reset needs '-p tcp' in the rule (as the kernel requires)"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j REJECT --reject-with icmp-bogus\nCOMMIT\n",
+                 "bad.rules:3: 'icmp-bogus': expected icmp-net-unreachable, icmp-host-unreachable, icmp-port-unreachable, "
+                 "icmp-proto-unreachable, icmp-net-prohibited, icmp-host-prohibited, icmp-admin-prohibited or tcp-reset"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate NEW,BOGUS -j DROP\nCOMMIT\n",
+                 "bad.rules:3: 'NEW,BOGUS': expected states such as NEW,ESTABLISHED,RELATED,INVALID,UNTRACKED,SNAT,DNAT"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD --ctstate NEW -j DROP\nCOMMIT\n",
+                 "bad.rules:3: '--ctstate': needs '-m conntrack' before it"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m state --state SNAT -j DROP\nCOMMIT\n",
+                 "bad.rules:3: 'SNAT': SNAT and DNAT are states of -m conntrack --ctstate, not of -m state"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m conntrack --ctexpire 10 -j DROP\nCOMMIT\n",
+                 "bad.rules:3: '--ctexpire': unsupported conntrack option; xnat supports --ctstate, --ctstatus, --ctdir, "
+                 "--ctproto, --ctorigsrc/--ctorigdst/--ctreplsrc/--ctrepldst and their ports"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j LOG --log-prefix x\nCOMMIT\n",
+                 "bad.rules:3: 'LOG': target LOG is not supported in table filter by xnat"},
+        BadRules{"*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n",
+                 "bad.rules:3: 'PREROUTING': rules in table mangle are not supported yet (MARK, CONNMARK, TCPMSS there); "
+                 "xnat refuses the file rather than leave them out"},
+        BadRules{"*filter\n:FORWARD BOGUS [0:0]\nCOMMIT\n",
+                 "bad.rules:2: 'BOGUS': a built-in chain's policy is ACCEPT or DROP"}));
+
+TEST(Filter, MangleWithoutRulesAndStateMatchLoad) {
+  // kube-proxy and iptables-save of a fresh host leave mangle's chains empty.
+  auto rs = parse_rules("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+                        ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n" +
+                            filter_table("ACCEPT", "-A FORWARD -m state --state INVALID -j DROP\n"),
+                        "m.rules");
+  ASSERT_TRUE(rs.ok()) << rs.error().message;
+  EXPECT_TRUE(rs->filters_forward());
+}
+
+}  // namespace
+}  // namespace xnat::test
