@@ -192,6 +192,35 @@ COMMIT
 # Completed on Sun Dec  6 10:00:00 2026
 )";
 
+TEST(Filter, LimitLengthTtlMacAndPacketTypeMatches) {
+  auto e = make_engine(filter_table(
+      "ACCEPT",
+      "-A FORWARD -p udp -m udp --dport 1 -m limit --limit 1/sec --limit-burst 2 -j ACCEPT\n"
+      "-A FORWARD -p udp -m udp --dport 1 -j DROP\n"
+      "-A FORWARD -p udp -m udp --dport 2 -m length --length 0:60 -j DROP\n"
+      "-A FORWARD -p udp -m udp --dport 3 -m ttl --ttl-lt 10 -j DROP\n"
+      "-A FORWARD -p udp -m udp --dport 4 -m mac --mac-source 02:00:00:00:00:11 -j DROP\n"
+      "-A FORWARD -p udp -m udp --dport 5 -m pkttype ! --pkt-type unicast -j DROP\n"));
+  auto to = [](uint16_t dport) { return from_client().udp(40000 + dport, dport); };
+  // limit: the burst of 2 passes, the third waits for a token (1 a second).
+  EXPECT_EQ(run(*e, to(1).build(), kIn, 1000).verdict, Verdict::kForward);
+  EXPECT_EQ(run(*e, to(1).build(), kIn, 1000).verdict, Verdict::kForward);
+  EXPECT_EQ(run(*e, to(1).build(), kIn, 1500).reason, Counter::drop_filtered);
+  EXPECT_EQ(run(*e, to(1).build(), kIn, 2001).verdict, Verdict::kForward);
+  // length: 28 bytes of IPv4 + UDP, or 128 with a payload.
+  EXPECT_EQ(run(*e, to(2).build(), kIn, 3000).reason, Counter::drop_filtered);
+  EXPECT_EQ(run(*e, to(2).payload(std::vector<uint8_t>(100, 1)).build(), kIn, 3000).verdict, Verdict::kForward);
+  // ttl: as FORWARD sees it, already decremented (10 arrives, 9 is seen).
+  EXPECT_EQ(run(*e, to(3).ttl(10).build(), kIn, 3000).reason, Counter::drop_filtered);
+  EXPECT_EQ(run(*e, to(3).ttl(11).build(), kIn, 3000).verdict, Verdict::kForward);
+  // mac: the sender's.
+  EXPECT_EQ(run(*e, from_client("198.18.0.3", kClient2Mac).udp(1, 4).build(), kIn, 3000).reason, Counter::drop_filtered);
+  EXPECT_EQ(run(*e, to(4).build(), kIn, 3000).verdict, Verdict::kForward);
+  // pkttype: unicast to the gateway's MAC passes.
+  EXPECT_EQ(run(*e, to(5).build(), kIn, 3000).verdict, Verdict::kForward);
+  EXPECT_EQ(count(*e, Counter::drop_filtered), 4u);
+}
+
 TEST(Filter, DockerHostShape) {
   auto rs = parse_rules(kDocker, "docker.rules");
   ASSERT_TRUE(rs.ok()) << rs.error().message;
@@ -275,6 +304,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadRules{"*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n",
                  "bad.rules:3: 'PREROUTING': rules in table mangle are not supported yet (MARK, CONNMARK, TCPMSS there); "
                  "xnat refuses the file rather than leave them out"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m limit --limit 20000/sec -j ACCEPT\nCOMMIT\n",
+                 "bad.rules:3: '20000/sec': expected RATE[/second|/minute|/hour|/day], at most 10000/second"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m ttl ! --ttl-lt 5 -j ACCEPT\nCOMMIT\n",
+                 "bad.rules:3: '--ttl-lt': '!' goes with --ttl-eq only"},
         BadRules{"*filter\n:FORWARD BOGUS [0:0]\nCOMMIT\n",
                  "bad.rules:2: 'BOGUS': a built-in chain's policy is ACCEPT or DROP"}));
 

@@ -178,8 +178,12 @@ void Engine::to_host(Packet& pkt) {
   counters_.inc(Counter::to_host);
 }
 
-RulePacket Engine::rule_packet(const ParsedPacket& p, int in_if) const {
+RulePacket Engine::rule_packet(const Packet& pkt, const ParsedPacket& p) const {
   RulePacket rp;
+  rp.frame = pkt.data;
+  rp.l3 = p.l3;
+  rp.now_ms = now_ms_;
+  const int in_if = pkt.in_if;
   rp.src = host32(p.tuple.src);
   rp.dst = host32(p.tuple.dst);
   rp.proto = p.tuple.proto;
@@ -457,7 +461,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   NatContext ctx{ct_, now, rng_, cfg_.shard, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
   const Tuple orig = p.tuple;
   Tuple t = orig;  // the original tuple as it will leave the gateway
-  RulePacket rp = rule_packet(p, pkt.in_if);
+  RulePacket rp = rule_packet(pkt, p);
   rp.rng = &rng_;
   // The connection as -m conntrack sees it: NEW, unconfirmed, its reply
   // tuple as the translation so far makes it.
@@ -484,6 +488,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     if (t.has_ports()) rp.dport = host16(t.dport);
     if (cfg_.rules.uses_addrtype) rp.dst_type = cfg_.fib.addr_type(t.dst);
     rp.out_if = nh.ifindex;
+    rp.ttl_dec = 1;  // forwarded: the kernel decrements the TTL before FORWARD
     if (filters_forward_) [[unlikely]] {
       if (!ct) rp.ct = &ct.emplace(CtView{static_cast<uint8_t>(kCtNew | (dnat ? kCtDnat : 0)), 0, 0, orig, invert(t)});
       if (!forward_allowed(pkt, p, rp)) return;
@@ -571,9 +576,10 @@ bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, RulePacket& rp)
 
 [[gnu::noinline]] bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, int dir, int out_if,
                                                uint8_t state) {
-  RulePacket rp = rule_packet(p, pkt.in_if);
+  RulePacket rp = rule_packet(pkt, p);
   rp.rng = &rng_;
   rp.out_if = out_if;
+  rp.ttl_dec = 1;
   // The destination as PREROUTING's translation left it.
   const Tuple out = flow_output_tuple(f, dir);
   if (!p.icmp_error) {
@@ -617,7 +623,7 @@ void Engine::reject(Packet& pkt, const ParsedPacket& p, RejectWith w) {
 bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
   (void)now;
   if (!admissible_new(pkt, p)) return true;
-  RulePacket rp = rule_packet(p, pkt.in_if);
+  RulePacket rp = rule_packet(pkt, p);
   rp.rng = &rng_;
   bool stateless = false, notrack = false;
   if (const Rule* r = evaluate(cfg_.rules.raw, Hook::kPrerouting, rp)) {
@@ -636,14 +642,16 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
     if (cfg_.rules.uses_addrtype) rp.dst_type = cfg_.fib.addr_type(p.tuple.dst);
     rp.out_if = nh.ifindex;
     rp.in_if = -1;
+    rp.ttl_dec = 1;
     post = evaluate(cfg_.rules.rawpost, Hook::kPostrouting, rp);
     if (post && post->target.kind != TargetKind::kRawSnat) post = nullptr;
   }
   if (!stateless && !notrack && !post) return false;  // the tracked path decides
   if (!route(pkt, p, p.tuple.dst, &nh)) return true;
   if (filters_forward_) {
-    RulePacket fp = rule_packet(p, pkt.in_if);  // UNTRACKED: no connection
+    RulePacket fp = rule_packet(pkt, p);  // UNTRACKED: no connection
     fp.out_if = nh.ifindex;
+    fp.ttl_dec = 1;
     fp.mark = rp.mark;
     fp.rng = &rng_;
     if (!forward_allowed(pkt, p, fp)) return true;

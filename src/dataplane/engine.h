@@ -103,7 +103,7 @@ class Engine {
   void to_host(Packet& pkt);
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
                        DropReason reason);
-  RulePacket rule_packet(const ParsedPacket& p, int in_if) const;
+  RulePacket rule_packet(const Packet& pkt, const ParsedPacket& p) const;
   // filter FORWARD (rules.h): false when the packet was dropped or rejected.
   // rp: the packet as FORWARD sees it, its destination translated, its
   // source not yet.

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
+
 namespace xnat {
 
 int Table::find_chain(const std::string& n) const {
@@ -140,6 +143,49 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
   return true;
 }
 
+// -m length, ttl, mac, pkttype: read from the frame as received.
+[[gnu::noinline]] static bool frame_matches(const Match& m, const RulePacket& p) {
+  if (!p.frame) return false;
+  const uint8_t* ip = p.frame + p.l3;
+  if (m.has_length) {
+    const uint16_t len = static_cast<uint16_t>(ip[2] << 8 | ip[3]);
+    if ((len >= m.length_lo && len <= m.length_hi) == m.length_invert) return false;
+  }
+  if (m.ttl != Match::Ttl::kNone) {
+    const uint8_t ttl = static_cast<uint8_t>(ip[8] - p.ttl_dec);
+    const bool hit = m.ttl == Match::Ttl::kEq   ? (ttl == m.ttl_value) != m.ttl_invert
+                     : m.ttl == Match::Ttl::kLt ? ttl < m.ttl_value
+                                                : ttl > m.ttl_value;
+    if (!hit) return false;
+  }
+  if (m.has_mac && (std::memcmp(p.frame + 6, m.mac, 6) == 0) == m.mac_invert) return false;
+  if (m.pkt_type) {
+    // As the kernel classifies a received frame by its destination MAC.
+    const uint8_t* d = p.frame;
+    const bool bcast = (d[0] & d[1] & d[2] & d[3] & d[4] & d[5]) == 0xFF;
+    const uint8_t type = bcast ? 2 : (d[0] & 1) ? 3 : 1;
+    if ((type == m.pkt_type) == m.pkt_type_invert) return false;
+  }
+  return true;
+}
+
+// xt_limit's token bucket, on the packets' millisecond clock: the first
+// packet finds it full.
+[[gnu::noinline]] static bool limit_matches(const Match& m, const RulePacket& p) {
+  if (!m.limit_started) {
+    m.limit_started = true;
+    m.limit_credit = m.limit_cap;
+    m.limit_prev_ms = p.now_ms;
+  }
+  if (p.now_ms > m.limit_prev_ms) {
+    m.limit_credit = std::min<uint64_t>(m.limit_cap, m.limit_credit + (p.now_ms - m.limit_prev_ms) * 10);
+    m.limit_prev_ms = p.now_ms;
+  }
+  if (m.limit_credit < m.limit_cost) return false;
+  m.limit_credit -= m.limit_cost;
+  return true;
+}
+
 static bool iface_ok(const InterfaceMatch& m, int ifindex) {
   if (!m.present) return true;
   const bool hit = ifindex >= 0 && ifindex < 64 && (m.mask >> ifindex) & 1;
@@ -188,7 +234,9 @@ static bool port_list_hit(const std::vector<PortRange>& l, uint16_t p) {
     if (m.has_tcp_flags && ((p.tcp_flags & m.tcp_mask) == m.tcp_cmp) == m.tcp_flags_invert) return false;
     if (m.has_mark && ((p.mark & m.mark_mask) == m.mark_value) == m.mark_invert) return false;
     if (m.ct && !ct_matches(*m.ct, p)) return false;
+    if ((m.has_length || m.ttl != Match::Ttl::kNone || m.has_mac || m.pkt_type) && !frame_matches(m, p)) return false;
     if (m.statistic != Match::Statistic::kNone && !statistic_matches(m, p)) return false;
+    if (m.has_limit && !limit_matches(m, p)) return false;
   }
   return true;
 }

@@ -113,6 +113,23 @@ struct Match {
   mutable uint32_t nth_count = 0;  // the rule's own counter (per worker)
   // -m conntrack / -m state; shared by copies of the rule set (read only).
   std::shared_ptr<const CtMatch> ct;
+  // -m length (IPv4 total length), -m ttl (--ttl-eq/-lt/-gt), -m mac
+  // --mac-source, -m pkttype --pkt-type.
+  bool has_length = false, length_invert = false;
+  uint16_t length_lo = 0, length_hi = 0;
+  enum class Ttl : uint8_t { kNone, kEq, kLt, kGt } ttl = Ttl::kNone;
+  bool ttl_invert = false;  // --ttl-eq only: '! --ttl-eq' is --ttl-ne
+  uint8_t ttl_value = 0;
+  bool has_mac = false, mac_invert = false;
+  uint8_t mac[6] = {};
+  uint8_t pkt_type = 0;  // 1 unicast, 2 broadcast, 3 multicast; 0: not used
+  bool pkt_type_invert = false;
+  // -m limit (xt_limit): a token bucket per rule (per worker), in units of
+  // 1/10000 s: each match costs `limit_cost`, the bucket holds `limit_cap`.
+  bool has_limit = false;
+  uint32_t limit_cost = 0, limit_cap = 0;
+  mutable uint64_t limit_credit = 0, limit_prev_ms = 0;
+  mutable bool limit_started = false;
 };
 
 enum class TargetKind : uint8_t {
@@ -250,6 +267,14 @@ struct RulePacket {
   uint8_t tcp_flags = 0;
   Rng* rng = nullptr;    // for -m statistic --mode random; without one, such a rule never matches
   const CtView* ct = nullptr;  // for -m conntrack; without one, the packet is UNTRACKED
+  // The frame as received, for -m length, ttl, mac, pkttype: its Ethernet
+  // header and, at l3, its IPv4 header. ttl_dec: 1 at hooks after the
+  // routing decision (FORWARD, POSTROUTING), where the kernel has already
+  // decremented the TTL.
+  const uint8_t* frame = nullptr;
+  uint16_t l3 = 0;
+  uint8_t ttl_dec = 0;
+  uint64_t now_ms = 0;  // for -m limit
 };
 
 // Runs the table's chain for `hook` on the packet (jumps, gotos, RETURN,

@@ -3,12 +3,15 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <cmath>
 #include <fstream>
 #include <optional>
 #include <span>
 #include <sstream>
 
+#include "packet/headers.h"
 #include "packet/tuple.h"
 
 namespace xnat {
@@ -100,6 +103,36 @@ bool parse_ct_bits(const std::string& s, bool status, uint8_t* bits) {
     any = true;
   }
   return any;
+}
+
+// --limit N[/unit]: the interval between packets in 1/10000 s, as
+// libxt_limit keeps it (XT_LIMIT_SCALE); the unit may be abbreviated.
+bool parse_limit_rate(const std::string& s, uint32_t* avg) {
+  const size_t slash = s.find('/');
+  uint64_t rate;
+  if (!parse_uint(s.substr(0, slash), 1000000, &rate) || rate == 0) return false;
+  uint64_t mult = 1;
+  if (slash != std::string::npos) {
+    const std::string unit = s.substr(slash + 1);
+    auto is = [&](std::string_view full) { return !unit.empty() && full.starts_with(unit); };
+    if (is("second")) mult = 1;
+    else if (is("minute")) mult = 60;
+    else if (is("hour")) mult = 3600;
+    else if (is("day")) mult = 86400;
+    else return false;
+  }
+  if (rate > 10000 * mult) return false;  // "Rate too fast"
+  *avg = static_cast<uint32_t>(10000 * mult / rate);
+  return true;
+}
+
+bool parse_mac(const std::string& s, MacAddr* mac) {
+  unsigned b[6];
+  char tail;
+  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
+    return false;
+  for (int k = 0; k < 6; ++k) mac->b[k] = static_cast<uint8_t>(b[k]);
+  return true;
 }
 
 bool parse_reject_with(const std::string& s, RejectWith* w) {
@@ -495,9 +528,11 @@ class Parser {
         } else if (mod == "conntrack" || mod == "state") {
           ct_module_ = mod;
         } else if (mod != "multiport" && mod != "addrtype" && mod != "comment" && mod != "mark" &&
-                   mod != "statistic" && mod != "iprange") {
-          return ParseError{mod, "unsupported match module; xnat supports tcp, udp, icmp, "
-                                 "multiport, addrtype, iprange, mark, statistic, conntrack, state and comment"};
+                   mod != "statistic" && mod != "iprange" && mod != "limit" && mod != "length" && mod != "ttl" &&
+                   mod != "mac" && mod != "pkttype") {
+          return ParseError{mod, "unsupported match module; xnat supports tcp, udp, icmp, multiport, addrtype, "
+                                 "iprange, mark, statistic, conntrack, state, limit, length, ttl, mac, pkttype "
+                                 "and comment"};
         }
       } else if (o == "--sport" || o == "--source-port" || o == "--dport" || o == "--destination-port") {
         if (auto e = need_arg(o)) return e;
@@ -596,6 +631,42 @@ class Parser {
         } else {
           m.packet = static_cast<uint32_t>(v);
         }
+      } else if (o == "--length") {
+        if (auto e = need_arg(o)) return e;
+        PortRange r16;
+        if (!parse_port_range(toks[++i], &r16)) return ParseError{toks[i], "expected LENGTH or MIN:MAX"};
+        m.has_length = m.has_rare = true, m.length_invert = inv, m.length_lo = r16.lo, m.length_hi = r16.hi;
+      } else if (o == "--ttl-eq" || o == "--ttl-lt" || o == "--ttl-gt") {
+        if (auto e = need_arg(o)) return e;
+        if (inv && o != "--ttl-eq") return ParseError{o, "'!' goes with --ttl-eq only"};
+        uint64_t v;
+        if (!parse_uint(toks[++i], 255, &v)) return ParseError{toks[i], "expected a TTL from 0 to 255"};
+        m.ttl = o == "--ttl-eq" ? Match::Ttl::kEq : o == "--ttl-lt" ? Match::Ttl::kLt : Match::Ttl::kGt;
+        m.ttl_invert = inv, m.ttl_value = static_cast<uint8_t>(v), m.has_rare = true;
+      } else if (o == "--mac-source") {
+        if (auto e = need_arg(o)) return e;
+        MacAddr mac;
+        if (!parse_mac(toks[++i], &mac)) return ParseError{toks[i], "expected a MAC address XX:XX:XX:XX:XX:XX"};
+        std::memcpy(m.mac, mac.b, 6);
+        m.has_mac = m.has_rare = true, m.mac_invert = inv;
+      } else if (o == "--pkt-type") {
+        if (auto e = need_arg(o)) return e;
+        const std::string& v = toks[++i];
+        m.pkt_type = v == "unicast" ? 1 : v == "broadcast" ? 2 : v == "multicast" ? 3 : 0;
+        if (!m.pkt_type) return ParseError{v, "expected unicast, broadcast or multicast"};
+        m.pkt_type_invert = inv, m.has_rare = true;
+      } else if (o == "--limit" || o == "--limit-burst") {
+        if (auto e = no_invert(o)) return e;
+        if (auto e = need_arg(o)) return e;
+        if (o == "--limit") {
+          if (!parse_limit_rate(toks[++i], &limit_avg_))
+            return ParseError{toks[i], "expected RATE[/second|/minute|/hour|/day], at most 10000/second"};
+        } else {
+          uint64_t b;
+          if (!parse_uint(toks[++i], 10000, &b) || b == 0) return ParseError{toks[i], "expected a burst from 1 to 10000"};
+          limit_burst_ = static_cast<uint32_t>(b);
+        }
+        m.has_limit = m.has_rare = true;
       } else if (o.starts_with("--ct") || o == "--state") {
         if (auto e = ct_option(o, inv, toks, &i, r)) return e;
       } else if (o == "--comment") {
@@ -639,6 +710,12 @@ class Parser {
     }
     every_seen_ = false;
     ct_module_.clear();
+    if (m.has_limit) {
+      // libxt_limit's defaults: 3/hour, burst 5.
+      m.limit_cost = limit_avg_ ? limit_avg_ : 10000 * 3600 / 3;
+      m.limit_cap = m.limit_cost * (limit_burst_ ? limit_burst_ : 5);
+    }
+    limit_avg_ = limit_burst_ = 0;
     return finish_target(target_name, r);
   }
 
@@ -922,6 +999,7 @@ class Parser {
   bool ct_target_ = false;
   bool mark_seen_ = false;  // the rule's MARK target has its value
   std::string ct_module_;   // the rule's -m conntrack or -m state, whose options follow
+  uint32_t limit_avg_ = 0, limit_burst_ = 0;  // the rule's --limit (1/10000 s per packet) and --limit-burst
   Table mangle_{"mangle"};  // declared chains only: rules there are refused
   bool every_seen_ = false;  // the rule's -m statistic --mode nth has --every  // the rule's target is CT (valid only with --notrack)
 };
