@@ -221,6 +221,32 @@ TEST(Filter, LimitLengthTtlMacAndPacketTypeMatches) {
   EXPECT_EQ(count(*e, Counter::drop_filtered), 4u);
 }
 
+TEST(Filter, LogWritesTheKernelsLineAndGoesOn) {
+  auto e = make_engine(filter_table("ACCEPT",
+                                    "-A FORWARD -p udp -m limit --limit 1/min --limit-burst 1 -j LOG --log-prefix \"FWD udp: \" --log-level 6\n"
+                                    "-A FORWARD -p tcp -j LOG --log-tcp-sequence --log-macdecode\n"
+                                    "-A FORWARD -p udp -m udp --dport 54 -j DROP\n"));
+  std::vector<std::pair<int, std::string>> lines;
+  auto drain = [&] {
+    e->log_ring().drain([&](uint8_t level, std::string_view text) { lines.emplace_back(level, std::string(text)); });
+  };
+  EXPECT_EQ(run(*e, from_client().udp(40000, 53).build(), kIn, 1000).verdict, Verdict::kForward);
+  EXPECT_EQ(run(*e, from_client().udp(40000, 54).build(), kIn, 1001).reason, Counter::drop_filtered);  // limited: no line
+  EXPECT_EQ(run(*e, from_client().tcp(40001, 80, kTcpSyn, 7).build(), kIn, 1002).verdict, Verdict::kForward);
+  drain();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].first, 6);
+  EXPECT_EQ(lines[0].second,
+            "FWD udp: IN=eth1 OUT=eth0 MAC=02:00:00:00:00:01:02:00:00:00:00:10:08:00 SRC=198.18.0.2 DST=198.51.100.7 "
+            "LEN=28 TOS=0x00 PREC=0x00 TTL=63 ID=1 DF PROTO=UDP SPT=40000 DPT=53 LEN=8 ");
+  EXPECT_EQ(lines[1].first, 4);
+  EXPECT_EQ(lines[1].second,
+            "IN=eth1 OUT=eth0 MACSRC=02:00:00:00:00:10 MACDST=02:00:00:00:00:01 MACPROTO=0800 SRC=198.18.0.2 "
+            "DST=198.51.100.7 LEN=40 TOS=0x00 PREC=0x00 TTL=63 ID=1 DF PROTO=TCP SPT=40001 DPT=80 SEQ=7 ACK=0 "
+            "WINDOW=64240 RES=0x00 SYN URGP=0 ");
+  EXPECT_EQ(e->counters().get(Counter::logged), 2u);
+}
+
 TEST(Filter, DockerHostShape) {
   auto rs = parse_rules(kDocker, "docker.rules");
   ASSERT_TRUE(rs.ok()) << rs.error().message;
@@ -299,8 +325,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m conntrack --ctexpire 10 -j DROP\nCOMMIT\n",
                  "bad.rules:3: '--ctexpire': unsupported conntrack option; xnat supports --ctstate, --ctstatus, --ctdir, "
                  "--ctproto, --ctorigsrc/--ctorigdst/--ctreplsrc/--ctrepldst and their ports"},
-        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j LOG --log-prefix x\nCOMMIT\n",
-                 "bad.rules:3: 'LOG': target LOG is not supported in table filter by xnat"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j LOG --log-level 9\nCOMMIT\n",
+                 "bad.rules:3: '9': expected a level 0-7 or emerg, alert, crit, error, warning, notice, info, debug"},
+        BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j LOG --log-prefix 123456789012345678901234567890\nCOMMIT\n",
+                 "bad.rules:3: '123456789012345678901234567890': a log prefix is at most 29 characters"},
         BadRules{"*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n",
                  "bad.rules:3: 'PREROUTING': rules in table mangle are not supported yet (MARK, CONNMARK, TCPMSS there); "
                  "xnat refuses the file rather than leave them out"},

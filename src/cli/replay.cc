@@ -53,6 +53,7 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   // One buffer, with room for the largest frame plus an ICMP error's headers.
   std::vector<uint8_t> buf(262144 + 1024);
   uint64_t now_ms = 0;
+  std::string log;  // -j LOG lines, as "<level>line" (log.txt)
   for (const Frame& fr : order) {
     const PcapRecord& r = captures[fr.input][fr.index];
     if (!r.data.empty()) std::memcpy(buf.data(), r.data.data(), r.data.size());
@@ -63,6 +64,9 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
     pkt.in_if = static_cast<int16_t>(fr.iface);
     now_ms = fr.ts_ns / 1000000;
     engine.process(pkt, now_ms);
+    engine.log_ring().drain([&](uint8_t level, std::string_view text) {
+      log += fmt::format("<{}>{}\n", level, text);
+    });
     ++sum.frames;
     switch (pkt.verdict) {
       case Verdict::kForward:
@@ -93,6 +97,8 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   };
   if (auto r = write_text("conntrack.txt", format_conntrack_table(engine.conntrack(), now_ms)); !r) return r.error();
   if (auto r = write_text("counters.txt", format_counters(engine)); !r) return r.error();
+  if (!log.empty())
+    if (auto r = write_text("log.txt", log); !r) return r.error();
   return sum;
 }
 

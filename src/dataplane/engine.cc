@@ -178,8 +178,9 @@ void Engine::to_host(Packet& pkt) {
   counters_.inc(Counter::to_host);
 }
 
-RulePacket Engine::rule_packet(const Packet& pkt, const ParsedPacket& p) const {
+[[gnu::always_inline]] inline RulePacket Engine::rule_packet(const Packet& pkt, const ParsedPacket& p) {
   RulePacket rp;
+  rp.logger = this;
   rp.frame = pkt.data;
   rp.l3 = p.l3;
   rp.now_ms = now_ms_;

@@ -24,6 +24,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/fragments.h"
 #include "dataplane/icmp_error.h"
+#include "dataplane/log_ring.h"
 #include "dataplane/packet.h"
 #include "nat/port_allocator.h"
 #include "nat/rules.h"
@@ -48,7 +49,7 @@ struct EngineConfig {
   bool routes_pinned = false;
 };
 
-class Engine {
+class Engine final : private RuleLogger {
  public:
   static constexpr size_t kBurst = xnat::kBurst;
 
@@ -67,6 +68,8 @@ class Engine {
   // must list the same interfaces in the same order.
   void replace_fib(Fib fib) { cfg_.fib = std::move(fib); }
   void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
+  // Lines of -j LOG rules, for the control thread (or replay) to print.
+  LogRing& log_ring() { return log_; }
 
  private:
   // cand: the packet's candidate of the burst's bulk lookup (FlowTable::resolve).
@@ -103,7 +106,8 @@ class Engine {
   void to_host(Packet& pkt);
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
                        DropReason reason);
-  RulePacket rule_packet(const Packet& pkt, const ParsedPacket& p) const;
+  RulePacket rule_packet(const Packet& pkt, const ParsedPacket& p);
+  void log(const Rule& r, const RulePacket& p) override;  // packet_log.cc
   // filter FORWARD (rules.h): false when the packet was dropped or rejected.
   // rp: the packet as FORWARD sees it, its destination translated, its
   // source not yet.
@@ -123,6 +127,7 @@ class Engine {
   bool has_stateless_rules_ = false;
   bool filters_forward_ = false;  // filter FORWARD has rules or a DROP policy
   IcmpRateLimit icmp_limit_;
+  LogRing log_;
   uint64_t now_ms_ = 0;  // time of the current burst, for ICMP rate limiting
   ParsedPacket parsed_[kBurst];
   ParseStatus status_[kBurst];

@@ -200,6 +200,18 @@ void Gateway::poll() {
   }
   for (auto [ifindex, addr] : resolve_) (void)platform_.kernel->resolve(ifindex, addr);
   resolve_.clear();
+  drain_log();
+}
+
+void Gateway::drain_log() {
+  // To the journal with its priority ("<N>", as sd-daemon(3) reads stderr);
+  // plain on a terminal.
+  static const bool tty = isatty(STDERR_FILENO);
+  for (auto& w : workers_)
+    w->engine->log_ring().drain([&](uint8_t level, std::string_view text) {
+      if (tty) fmt::print(stderr, "xnat: {}\n", text);
+      else fmt::print(stderr, "<{}>{}\n", level, text);
+    });
 }
 
 void Gateway::collect_listing() {
@@ -259,6 +271,7 @@ void Gateway::stop() {
   }
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  drain_log();
   platform_.steering->detach_all();
   for (auto& w : workers_)
     if (w->wake_fd >= 0) {

@@ -74,6 +74,7 @@ class Gateway {
 
  private:
   Gateway(Platform& p) : platform_(p) {}
+  void drain_log();  // the workers' -j LOG lines, to stderr
   Status open(EngineConfig cfg, const RunOptions& o);
 
   // The map of reply tuples the host port's egress program takes (steering).

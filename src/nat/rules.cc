@@ -297,6 +297,9 @@ const Rule* evaluate(const Table& t, Hook hook, RulePacket& p) {
       case TargetKind::kMark:
         p.mark = (p.mark & ~r.target.mark_mask) ^ r.target.mark_value;
         continue;
+      case TargetKind::kLog:
+        if (p.logger) p.logger->log(r, p);
+        continue;
       default:
         return &r;
     }

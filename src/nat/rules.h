@@ -149,6 +149,7 @@ enum class TargetKind : uint8_t {
   kMark,  // not terminal: packet mark = (mark & ~mark_mask) ^ mark_value, then on to the next rule
   kDrop,
   kReject,
+  kLog,  // not terminal: the packet is logged, then on to the next rule
 };
 
 // REJECT --reject-with (ipt_REJECT's choices).
@@ -161,6 +162,15 @@ enum class RejectWith : uint8_t {
   kHostProhibited,
   kAdminProhibited,
   kTcpReset,
+};
+
+// LOG's flags, as xt_LOG keeps them.
+enum : uint8_t {
+  kLogTcpSeq = 1 << 0,
+  kLogTcpOpt = 1 << 1,
+  kLogIpOpt = 1 << 2,
+  kLogUid = 1 << 3,
+  kLogMacDecode = 1 << 5,
 };
 
 // nf_nat_range2, host order.
@@ -181,6 +191,10 @@ struct Target {
   Prefix prefix;   // NETMAP --to, RAWSNAT --to-source, RAWDNAT --to-destination
   uint32_t mark_value = 0, mark_mask = 0;  // MARK, as xt_MARK keeps any of its forms
   RejectWith reject_with = RejectWith::kPortUnreachable;
+  // LOG: --log-prefix, --log-level (syslog priority) and its flags.
+  std::string log_prefix;
+  uint8_t log_level = 4;
+  uint8_t log_flags = 0;  // kLogTcpSeq, ...
 
   // Whether the kind is one of `kinds`.
   template <typename... K>
@@ -255,6 +269,17 @@ struct CtView {
   Tuple orig, reply;
 };
 
+struct Rule;
+struct RulePacket;
+// Where -j LOG sends a packet (the engine, which formats and queues the line).
+class RuleLogger {
+ public:
+  virtual void log(const Rule& r, const RulePacket& p) = 0;
+
+ protected:
+  ~RuleLogger() = default;
+};
+
 // What a rule match needs to know about a packet; addresses and ports in host order.
 struct RulePacket {
   uint32_t src = 0, dst = 0;
@@ -275,6 +300,7 @@ struct RulePacket {
   uint16_t l3 = 0;
   uint8_t ttl_dec = 0;
   uint64_t now_ms = 0;  // for -m limit
+  RuleLogger* logger = nullptr;  // for -j LOG; without one, LOG rules only pass the packet on
 };
 
 // Runs the table's chain for `hook` on the packet (jumps, gotos, RETURN,

@@ -32,6 +32,7 @@ constexpr BuiltinTarget kBuiltinTargets[] = {
     {"RAWDNAT", TargetKind::kRawDnat, "raw"},   {"NOTRACK", TargetKind::kNotrack, "raw"},
     {"CT", TargetKind::kNone, "raw"},        {"MARK", TargetKind::kMark, ""},
     {"DROP", TargetKind::kDrop, ""},         {"REJECT", TargetKind::kReject, "filter"},
+    {"LOG", TargetKind::kLog, ""},
 };
 const BuiltinTarget* builtin_target(std::string_view name) {
   for (const BuiltinTarget& b : kBuiltinTargets)
@@ -689,7 +690,7 @@ class Parser {
       } else if (o == "--to-source" || o == "--to-destination" || o == "--to-ports" || o == "--to" ||
                  o == "--random" || o == "--random-fully" || o == "--persistent" || o == "--notrack" ||
                  o == "--set-xmark" || o == "--set-mark" || o == "--and-mark" || o == "--or-mark" ||
-                 o == "--xor-mark" || o == "--reject-with") {
+                 o == "--xor-mark" || o == "--reject-with" || o.starts_with("--log-")) {
         if (auto e = no_invert(o)) return e;
         if (target_name.empty()) return ParseError{o, "target option before '-j TARGET'"};
         if (auto e = target_option(o, toks, &i, target_name, r)) return e;
@@ -771,7 +772,7 @@ class Parser {
     if (!b) {
       int ci = table_->find_chain(name);
       if (ci < 0) {
-        static const char* kKnownOther[] = {"LOG", "CONNMARK", "TRACE",
+        static const char* kKnownOther[] = {"CONNMARK", "TRACE",
                                             "CLASSIFY", "TPROXY", "NFLOG", "TCPMSS", "SYNPROXY"};
         for (const char* k : kKnownOther)
           if (name == k)
@@ -873,6 +874,38 @@ class Parser {
       if (!ct_target_) return bad();
       t.kind = TargetKind::kNotrack;
       return std::nullopt;
+    }
+    if (o.starts_with("--log-")) {
+      if (t.kind != TargetKind::kLog) return bad();
+      static constexpr std::pair<std::string_view, uint8_t> kFlags[] = {
+          {"--log-tcp-sequence", kLogTcpSeq}, {"--log-tcp-options", kLogTcpOpt}, {"--log-ip-options", kLogIpOpt},
+          {"--log-uid", kLogUid},             {"--log-macdecode", kLogMacDecode}};
+      for (const auto& [name, bit] : kFlags)
+        if (o == name) {
+          t.log_flags |= bit;
+          return std::nullopt;
+        }
+      if (auto e = arg(&v)) return e;
+      if (o == "--log-prefix") {
+        if (v.size() > 29) return ParseError{v, "a log prefix is at most 29 characters"};
+        t.log_prefix = v;
+        return std::nullopt;
+      }
+      if (o == "--log-level") {
+        static constexpr std::string_view kLevels[] = {"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"};
+        uint64_t n;
+        if (parse_uint(v, 7, &n)) {
+          t.log_level = static_cast<uint8_t>(n);
+          return std::nullopt;
+        }
+        for (uint8_t k = 0; k < 8; ++k)
+          if (v == kLevels[k] || (k == 3 && v == "err") || (k == 4 && v == "warn") || (k == 0 && v == "panic")) {
+            t.log_level = k;
+            return std::nullopt;
+          }
+        return ParseError{v, "expected a level 0-7 or emerg, alert, crit, error, warning, notice, info, debug"};
+      }
+      return bad();
     }
     if (o == "--reject-with") {
       if (t.kind != TargetKind::kReject) return bad();

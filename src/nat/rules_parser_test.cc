@@ -57,14 +57,14 @@ struct BadCase {
 TEST(RulesParser, ErrorsNameFileLineAndToken) {
   const BadCase cases[] = {
       {nat("-A POSTROUTING -o eth0 --bogus -j MASQUERADE\n"), "r:6: '--bogus': unknown option"},
-      {nat("-A POSTROUTING -j LOG\n"), "r:6: 'LOG': target LOG is not supported"},
+      {nat("-A POSTROUTING -j TRACE\n"), "r:6: 'TRACE': target TRACE is not supported"},
       {nat("-A POSTROUTING -j NOSUCH\n"), "r:6: 'NOSUCH': no such chain"},
       {nat("-A PREROUTING -j SNAT --to-source 198.19.0.1\n"), "SNAT is only valid in POSTROUTING"},
       {nat("-A POSTROUTING -j DNAT --to-destination 198.18.0.2\n"), "DNAT is only valid in PREROUTING"},
       {nat("-A PREROUTING -o eth0 -j ACCEPT\n"), "'-o': an output interface is not known yet"},
       {nat("-A POSTROUTING -p tcp --dport 99999 -j ACCEPT\n"), "'99999': expected a port"},
       {nat("-A POSTROUTING --dport 80 -j ACCEPT\n"), "port matches need '-p tcp'"},
-      {nat("-A POSTROUTING -m limit --limit 5/s -j ACCEPT\n"), "'limit': unsupported match module"},
+      {nat("-A POSTROUTING -m recent --update --seconds 30 -j ACCEPT\n"), "'recent': unsupported match module"},
       {nat("-A POSTROUTING -j SNAT\n"), "SNAT needs --to-source"},
       {nat("-A POSTROUTING -j SNAT --to-source 198.19.0.300\n"), "expected IP[-IP][:PORT[-PORT]]"},
       {nat("-A POSTROUTING -j MASQUERADE --to-ports 1000-2000\n"), "a port range needs '-p tcp'"},
