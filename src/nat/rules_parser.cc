@@ -805,8 +805,11 @@ class Parser {
       return std::nullopt;
     };
     std::string v;
-    if (o == "--to-source" || o == "--to-destination") {
-      const bool snat = o == "--to-source";
+    // iptables takes any unique abbreviation of an option (getopt_long):
+    // SNAT's and DNAT's --to is their --to-source / --to-destination.
+    const bool to_abbrev = o == "--to" && t.is(TargetKind::kSnat, TargetKind::kDnat);
+    if (o == "--to-source" || o == "--to-destination" || to_abbrev) {
+      const bool snat = o == "--to-source" || (to_abbrev && t.kind == TargetKind::kSnat);
       if (t.kind == TargetKind::kRawSnat || t.kind == TargetKind::kRawDnat) {
         if ((t.kind == TargetKind::kRawSnat) != snat) return bad();
         if (auto e = arg(&v)) return e;

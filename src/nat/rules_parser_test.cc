@@ -116,6 +116,18 @@ TEST(RulesParser, AcceptsEverySupportedForm) {
   EXPECT_EQ(r->nat.chains[0].rules[0].match.multi_ports.size(), 2u);
 }
 
+TEST(RulesParser, ToAbbreviatesSnatAndDnatRanges) {
+  // iptables accepts a unique prefix of an option: --to for --to-source / --to-destination.
+  auto r = parse_rules(test::nat_table("-A PREROUTING -p tcp --dport 80 -j DNAT --to 198.18.0.2:8080\n"
+                                       "-A POSTROUTING -o eth0 -j SNAT --to 198.19.0.10\n"),
+                       "to.rules");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const Target& dnat = r->nat.chains[0].rules[0].target;
+  EXPECT_EQ(dnat.range.min_ip, 0xC6120002u);
+  EXPECT_EQ(dnat.range.min_port, 8080);
+  EXPECT_EQ(r->nat.chains[3].rules[0].target.range.min_ip, 0xC613000Au);
+}
+
 TEST(Prefix, MaskAtEveryLength) {
   for (uint8_t len = 0; len <= 32; ++len) {
     Prefix p;
