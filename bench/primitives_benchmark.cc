@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "../tests/kube_proxy_rules.h"
 #include "bench_util.h"
 #include "conntrack/flow_table.h"
 #include "nat/rules_parser.h"
@@ -123,6 +124,52 @@ void BM_RuleMatch(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_RuleMatch)->Arg(10)->Arg(100)->Arg(1000)->ArgName("rules");
+
+// Loading kube-proxy's nat table for N Services (3 chains and 8 rules each).
+void BM_LoadKubeProxy(benchmark::State& state) {
+  const std::string text = test::kube_proxy_rules(static_cast<uint32_t>(state.range(0)));
+  for (auto _ : state) {
+    auto rs = parse_rules(text, "kube.rules");
+    if (!rs) {
+      state.SkipWithError(rs.error().message.c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(rs->rule_count());
+  }
+  state.counters["rules"] = static_cast<double>(parse_rules(text, "kube.rules")->rule_count());
+}
+BENCHMARK(BM_LoadKubeProxy)->Arg(10)->Arg(1000)->Arg(10000)->ArgName("services")->Unit(benchmark::kMillisecond);
+
+// A new connection to the last Service through kube-proxy's nat PREROUTING:
+// KUBE-SERVICES, its KUBE-SVC and KUBE-SEP chains, for N Services.
+void BM_KubeProxyNewFlow(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  auto rs = parse_rules(test::kube_proxy_rules(n), "kube.rules");
+  if (!rs) {
+    state.SkipWithError(rs.error().message.c_str());
+    return;
+  }
+  rs->bind_interfaces({"eth1", "eth0"});
+  Rng rng(1);
+  uint32_t dst = 0;
+  parse_ipv4(test::service_ip(n - 1), &dst);
+  dst = __builtin_bswap32(dst);
+  for (auto _ : state) {
+    RulePacket p;
+    p.src = 0xC6120002;
+    p.dst = dst;
+    p.proto = 6;
+    p.sport = 5000;
+    p.dport = 80;
+    p.in_if = 0;
+    p.rng = &rng;
+    const Rule* r = evaluate(rs->nat, Hook::kPrerouting, p);
+    if (!r || r->target.kind != TargetKind::kDnat) state.SkipWithError("no DNAT");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_KubeProxyNewFlow)->Arg(10)->Arg(1000)->Arg(10000)->ArgName("services");
 
 // Route lookup (the gateway's own addresses, then longest-prefix match) with
 // N random routes of an Internet table's mix (mostly /24s, some /16-/23, a few

@@ -34,6 +34,42 @@ bool RuleSet::filters_forward() const {
   return !ch.rules.empty() || ch.policy != TargetKind::kAccept;
 }
 
+namespace {
+// Whether a rule tests an exact destination, protocol and destination port
+// and nothing else (its comment aside).
+bool dispatchable(const Match& m) {
+  return m.has_dst && !m.dst_invert && m.dst.len == 32 && m.proto && !m.proto_invert && m.has_dport &&
+         !m.dport_invert && m.dport.lo == m.dport.hi && !m.has_src && !m.has_sport &&
+         m.multi == Match::Multi::kNone && !m.in.present && !m.out.present && !m.dst_type && !m.src_type &&
+         !m.has_icmp && !m.has_rare;
+}
+}  // namespace
+
+void Table::build_dispatch() {
+  for (Chain& c : chains) {
+    c.runs.clear();
+    c.run_of.clear();
+    const uint32_t n = static_cast<uint32_t>(c.rules.size());
+    for (uint32_t i = 0; i < n;) {
+      uint32_t j = i;
+      while (j < n && dispatchable(c.rules[j].match)) ++j;
+      if (j - i >= kMinRun) {
+        if (c.run_of.empty()) c.run_of.assign(n, -1);
+        DispatchRun run;
+        run.begin = i;
+        run.end = j;
+        for (uint32_t k = i; k < j; ++k) {
+          const Match& m = c.rules[k].match;
+          run.by_key[DispatchRun::key(m.dst.addr, m.proto, m.dport.lo)].push_back(k);
+          c.run_of[k] = static_cast<int32_t>(c.runs.size());
+        }
+        c.runs.push_back(std::move(run));
+      }
+      i = j == i ? i + 1 : j;
+    }
+  }
+}
+
 size_t RuleSet::rule_count() const {
   size_t n = 0;
   for (const Table* t : {&nat, &raw, &rawpost, &filter})
@@ -243,15 +279,23 @@ static bool port_list_hit(const std::vector<PortRange>& l, uint16_t p) {
 
 bool rule_matches(const Match& m, const RulePacket& p) { return matches(m, p); }
 
+// In a dispatch run at rule i: the first rule from i on that can match the
+// packet, or the run's end.
+[[gnu::noinline]] static size_t dispatch(const Chain& ch, size_t i, const RulePacket& p) {
+  const DispatchRun& run = ch.runs[static_cast<size_t>(ch.run_of[i])];
+  const auto it = run.by_key.find(DispatchRun::key(p.dst, p.proto, p.dport));
+  if (it == run.by_key.end()) return run.end;
+  const auto at = std::lower_bound(it->second.begin(), it->second.end(), static_cast<uint32_t>(i));
+  return at == it->second.end() ? run.end : *at;
+}
+
 // The hook's policy: ACCEPT (nullptr) or its chain's DROP rule.
 static const Rule* policy(const Table& t, Hook hook) {
   const int h = static_cast<int>(hook);
   return t.hook_drops[h] ? &t.hook_policy[h] : nullptr;
 }
 
-const Rule* evaluate(const Table& t, Hook hook, RulePacket& p) {
-  const int start = t.hook_chain(hook);
-  if (start < 0) return nullptr;
+const Rule* evaluate_from(const Table& t, Hook hook, RulePacket& p, int start) {
   // The parser rejects loops, so the depth is bounded by the chain count;
   // the fixed stack bounds it again without allocating.
   struct Frame {
@@ -263,45 +307,55 @@ const Rule* evaluate(const Table& t, Hook hook, RulePacket& p) {
   int chain = start;
   size_t i = 0;
   for (;;) {
-    const std::vector<Rule>& rules = t.chains[chain].rules;
-    if (i >= rules.size()) {
+    // One chain until a jump, goto or its end: its rules and dispatch runs
+    // held in locals.
+    const Chain& ch = t.chains[static_cast<size_t>(chain)];
+    const Rule* const rules = ch.rules.data();
+    const size_t n = ch.rules.size();
+    const int32_t* const run_of = ch.run_of.empty() ? nullptr : ch.run_of.data();
+    const Rule* next = nullptr;  // a rule whose target leaves the chain
+    while (i < n) {
+      if (run_of && run_of[i] >= 0) [[unlikely]] {
+        i = dispatch(ch, i, p);
+        if (i >= n) break;
+      }
+      const Rule& r = rules[i++];
+      if (!matches(r.match, p)) continue;
+      if (r.target.kind == TargetKind::kNone) continue;
+      if (r.target.kind == TargetKind::kMark) {
+        p.mark = (p.mark & ~r.target.mark_mask) ^ r.target.mark_value;
+        continue;
+      }
+      if (r.target.kind == TargetKind::kLog) {
+        if (p.logger) p.logger->log(r, p);
+        continue;
+      }
+      next = &r;
+      break;
+    }
+    if (!next || next->target.kind == TargetKind::kReturn) {
+      // The chain's end, or RETURN: back to the caller, or the policy.
       if (depth == 0) return policy(t, hook);
       --depth;
       chain = stack[depth].chain;
       i = stack[depth].next;
       continue;
     }
-    const Rule& r = rules[i++];
-    if (!matches(r.match, p)) continue;
-    switch (r.target.kind) {
-      case TargetKind::kNone:
-        continue;
+    switch (next->target.kind) {
       case TargetKind::kAccept:
         return nullptr;
-      case TargetKind::kReturn:
-        if (depth == 0) return policy(t, hook);
-        --depth;
-        chain = stack[depth].chain;
-        i = stack[depth].next;
-        continue;
       case TargetKind::kJump:
         if (depth == 64) return nullptr;  // unreachable: the parser limits nesting
         stack[depth++] = Frame{chain, i};
-        chain = r.target.chain;
+        chain = next->target.chain;
         i = 0;
         continue;
       case TargetKind::kGoto:
-        chain = r.target.chain;
+        chain = next->target.chain;
         i = 0;
         continue;
-      case TargetKind::kMark:
-        p.mark = (p.mark & ~r.target.mark_mask) ^ r.target.mark_value;
-        continue;
-      case TargetKind::kLog:
-        if (p.logger) p.logger->log(r, p);
-        continue;
       default:
-        return &r;
+        return next;
     }
   }
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/rng.h"
@@ -210,12 +211,27 @@ struct Rule {
   int line = 0;  // source line, for messages and `xnat rules` output
 };
 
+// A run of consecutive rules that each test exactly a destination address,
+// a protocol and one destination port, and nothing else (kube-proxy's
+// KUBE-SERVICES: a rule per Service). Evaluation looks the packet's key up
+// instead of scanning the run: of the rules before the next one with its
+// key, none can match.
+struct DispatchRun {
+  uint32_t begin = 0, end = 0;  // rule indices [begin, end)
+  std::unordered_map<uint64_t, std::vector<uint32_t>> by_key;  // key -> its rules' indices, ascending
+  static uint64_t key(uint32_t dst, uint8_t proto, uint16_t dport) {
+    return uint64_t{dst} << 32 | uint64_t{proto} << 16 | dport;
+  }
+};
+
 struct Chain {
   std::string name;
   bool builtin = false;
   std::vector<Rule> rules;
   TargetKind policy = TargetKind::kAccept;  // a built-in chain's: ACCEPT or DROP
   int line = 0;                             // where it was declared
+  std::vector<DispatchRun> runs;            // set by Table::build_dispatch()
+  std::vector<int32_t> run_of;              // per rule: its run's index, or -1 (empty without runs)
 };
 
 enum class Hook : uint8_t { kPrerouting, kInput, kOutput, kPostrouting, kForward };
@@ -234,6 +250,9 @@ struct Table {
   // Index of a built-in chain, or -1 if this table has none for the hook.
   int hook_chain(Hook h) const { return hook_index[static_cast<int>(h)]; }
   void resolve_hooks();
+  // Finds the chains' dispatch runs (DispatchRun) of at least kMinRun rules.
+  void build_dispatch();
+  static constexpr uint32_t kMinRun = 8;
 };
 
 struct RuleSet {
@@ -308,7 +327,15 @@ struct RulePacket {
 // policy rule when that is DROP), or nullptr when the packet falls through or
 // is ACCEPTed.
 // MARK rules on the way change p.mark.
-const Rule* evaluate(const Table& t, Hook hook, RulePacket& p);
+const Rule* evaluate_from(const Table& t, Hook hook, RulePacket& p, int start);
+inline const Rule* evaluate(const Table& t, Hook hook, RulePacket& p) {
+  const int h = static_cast<int>(hook);
+  const int start = t.hook_index[h];
+  if (start < 0) return nullptr;
+  // An empty built-in chain (a SNAT-only gateway's nat PREROUTING): its policy.
+  if (t.chains[static_cast<size_t>(start)].rules.empty()) return t.hook_drops[h] ? &t.hook_policy[h] : nullptr;
+  return evaluate_from(t, hook, p, start);
+}
 
 bool rule_matches(const Match& m, const RulePacket& p);
 

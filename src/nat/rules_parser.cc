@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <sstream>
 
 #include "packet/headers.h"
@@ -366,6 +367,7 @@ class Parser {
     for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost, &rs_.filter}) {
       t->resolve_hooks();
       if (auto r = validate(*t); !r) return r.error();
+      t->build_dispatch();
     }
     return std::move(rs_);
   }
@@ -437,7 +439,7 @@ class Parser {
                                           const std::vector<std::string>& toks, bool colon_form) {
     if (name.empty() || name.size() > 28)
       return ParseError{name, "chain names are 1 to 28 characters"};
-    if (table_->find_chain(name) >= 0)
+    if (chain_index(name) >= 0)
       return ParseError{name, fmt::format("chain already declared in table {}", table_->name)};
     const bool builtin = builtin_for(table_->name, name);
     if (colon_form) {
@@ -453,13 +455,14 @@ class Parser {
     }
     Chain c{name, builtin, {}, TargetKind::kAccept, line_no_};
     if (colon_form && builtin && toks[1] == "DROP") c.policy = TargetKind::kDrop;
+    chains_[table_].emplace(name, static_cast<int>(table_->chains.size()));
     table_->chains.push_back(std::move(c));
     return std::nullopt;
   }
 
   std::optional<ParseError> append_rule(const std::vector<std::string>& toks) {
     if (toks.size() < 2) return ParseError{toks[0], "expected a chain name"};
-    int ci = table_->find_chain(toks[1]);
+    int ci = chain_index(toks[1]);
     if (ci < 0)
       return ParseError{toks[1], fmt::format("chain not declared in table {} (declare it with "
                                              "':{} - [0:0]')", table_->name, toks[1])};
@@ -770,7 +773,7 @@ class Parser {
     ct_target_ = false;
     const BuiltinTarget* b = is_goto ? nullptr : builtin_target(name);
     if (!b) {
-      int ci = table_->find_chain(name);
+      int ci = chain_index(name);
       if (ci < 0) {
         static const char* kKnownOther[] = {"CONNMARK", "TRACE",
                                             "CLASSIFY", "TPROXY", "NFLOG", "TCPMSS", "SYNPROXY"};
@@ -1035,6 +1038,14 @@ class Parser {
   bool ct_target_ = false;
   bool mark_seen_ = false;  // the rule's MARK target has its value
   std::string ct_module_;   // the rule's -m conntrack or -m state, whose options follow
+  // Each table's chains by name: rules name chains tens of thousands of times
+  // in kube-proxy's tables.
+  std::unordered_map<const Table*, std::unordered_map<std::string, int>> chains_;
+  int chain_index(const std::string& name) {
+    const auto& m = chains_[table_];
+    const auto it = m.find(name);
+    return it == m.end() ? -1 : it->second;
+  }
   uint32_t limit_avg_ = 0, limit_burst_ = 0;  // the rule's --limit (1/10000 s per packet) and --limit-burst
   Table mangle_{"mangle"};  // declared chains only: rules there are refused
   bool every_seen_ = false;  // the rule's -m statistic --mode nth has --every  // the rule's target is CT (valid only with --notrack)
