@@ -4,6 +4,7 @@
 // shapes of a router and a Docker host.
 #include <gtest/gtest.h>
 
+#include "dataplane/report.h"
 #include "golden_cases.h"
 #include "nat/rules_parser.h"
 #include "packet/parse.h"
@@ -329,9 +330,14 @@ INSTANTIATE_TEST_SUITE_P(
                  "bad.rules:3: '9': expected a level 0-7 or emerg, alert, crit, error, warning, notice, info, debug"},
         BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j LOG --log-prefix 123456789012345678901234567890\nCOMMIT\n",
                  "bad.rules:3: '123456789012345678901234567890': a log prefix is at most 29 characters"},
-        BadRules{"*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n",
-                 "bad.rules:3: 'PREROUTING': rules in table mangle are not supported yet (MARK, CONNMARK, TCPMSS there); "
-                 "xnat refuses the file rather than leave them out"},
+        BadRules{"*mangle\n:FORWARD ACCEPT [0:0]\n-A FORWARD -p tcp -j TCPMSS --set-mss 1400\nCOMMIT\n",
+                 "bad.rules:3: 'TCPMSS': TCPMSS only works on TCP SYN packets: the rule needs -p tcp --tcp-flags "
+                 "SYN,RST SYN (or --syn)"},
+        BadRules{"*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --syn -j TCPMSS --clamp-mss-to-pmtu\nCOMMIT\n",
+                 "bad.rules:3: target TCPMSS --clamp-mss-to-pmtu is only valid in FORWARD, OUTPUT and POSTROUTING "
+                 "(chain PREROUTING is reached from elsewhere)"},
+        BadRules{"*mangle\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j CONNMARK\nCOMMIT\n",
+                 "bad.rules:3: 'CONNMARK': CONNMARK needs --set-xmark, --set-mark, --save-mark or --restore-mark"},
         BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m limit --limit 20000/sec -j ACCEPT\nCOMMIT\n",
                  "bad.rules:3: '20000/sec': expected RATE[/second|/minute|/hour|/day], at most 10000/second"},
         BadRules{"*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m ttl ! --ttl-lt 5 -j ACCEPT\nCOMMIT\n",
@@ -347,6 +353,127 @@ TEST(Filter, MangleWithoutRulesAndStateMatchLoad) {
                         "m.rules");
   ASSERT_TRUE(rs.ok()) << rs.error().message;
   EXPECT_TRUE(rs->filters_forward());
+}
+
+}  // namespace
+}  // namespace xnat::test
+
+namespace xnat::test {
+namespace {
+
+std::string mangle_table(const std::string& body) {
+  return "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+         ":POSTROUTING ACCEPT [0:0]\n" + body + "COMMIT\n";
+}
+
+TEST(Mangle, MarksAndConnectionMarksReachFilterAndNat) {
+  // Traffic from 198.18.0.3 marked in mangle PREROUTING, its connection
+  // marked on its first packet; the mark restored on every later packet in
+  // both directions, and the filter drops replies whose connection is marked 2.
+  auto e = make_engine(
+      mangle_table("-A PREROUTING -m conntrack --ctstate NEW -s 198.18.0.3/32 -j CONNMARK --set-xmark 0x2/0xff\n"
+                   "-A PREROUTING -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\n") +
+      nat_table("-A POSTROUTING -o eth0 -m mark --mark 0x2/0xff -j SNAT --to-source 198.19.0.9\n"
+                "-A POSTROUTING -o eth0 -j MASQUERADE\n") +
+      filter_table("ACCEPT", "-A FORWARD -i eth0 -m connmark --mark 0x2/0xff -p udp -m udp --sport 5353 -j DROP\n"));
+  const Output a = run(*e, from_client("198.18.0.3", kClient2Mac).udp(40000, 5353).build(), kIn, 1000);
+  ASSERT_EQ(a.verdict, Verdict::kForward) << counter_name(a.reason);
+  EXPECT_EQ(parsed(a).tuple.src, ip_raw("198.19.0.9"));  // the restored mark chose SNAT
+  const Output b = run(*e, from_client().udp(40001, 5353).build(), kIn, 1001);
+  EXPECT_EQ(parsed(b).tuple.src, ip_raw("198.19.0.1"));
+  // Replies: the marked connection's is dropped, the other's passes.
+  EXPECT_EQ(run(*e, FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.9").udp(5353, 40000).build(), kOut, 1002).reason,
+            Counter::drop_filtered);
+  EXPECT_EQ(run(*e, FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").udp(5353, 40001).build(), kOut, 1003).verdict,
+            Verdict::kForward);
+  // The listing shows each connection's mark.
+  const std::string table = format_conntrack_table(e->conntrack(), 1004);
+  EXPECT_NE(table.find("sport=40000 dport=5353 src=198.51.100.7 dst=198.19.0.9 sport=5353 dport=40000 mark=2 use=1"),
+            std::string::npos) << table;
+  EXPECT_NE(table.find("sport=40001 dport=5353 src=198.51.100.7 dst=198.19.0.1 sport=5353 dport=40001 mark=0"),
+            std::string::npos) << table;
+}
+
+uint16_t mss_of(const std::vector<uint8_t>& f) {
+  ParsedPacket p;
+  EXPECT_EQ(parse_frame(f.data(), f.size(), ParseOptions{.verify_l4_checksum = true}, &p), ParseStatus::kOk);
+  const uint8_t* o = f.data() + p.l4 + 20;
+  const unsigned olen = (f[p.l4 + 12] >> 4) * 4u - 20;
+  for (unsigned i = 0; i < olen;) {
+    if (o[i] == 0) break;
+    if (o[i] == 1) { ++i; continue; }
+    if (o[i] == 2) return static_cast<uint16_t>(o[i + 2] << 8 | o[i + 3]);
+    i += o[i + 1];
+  }
+  return 0;
+}
+
+TEST(Mangle, TcpmssClampsSynsToThePathMtu) {
+  EngineConfig cfg = engine_config(
+      mangle_table("-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n") +
+      nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  Fib fib;
+  for (Interface itf : cfg.fib.interfaces()) {
+    if (itf.name == "eth0") itf.mtu = 1492;  // PPPoE
+    fib.add_interface(itf);
+  }
+  (void)fib.add_route(Prefix{0, 0}, ip_raw("198.19.0.254"), -1);
+  cfg.fib.for_each_neighbor([&](uint32_t a, const MacAddr& m) { fib.add_neighbor(a, m); });
+  cfg.fib = fib;
+  Engine e(std::move(cfg));
+  // MSS 1460 after a no-op (odd offset) and at an even offset: lowered to 1452, checksum kept valid.
+  for (const std::vector<uint8_t>& opts : {std::vector<uint8_t>{1, 2, 4, 0x05, 0xB4, 1, 1, 1},
+                                           std::vector<uint8_t>{2, 4, 0x05, 0xB4, 4, 2, 1, 1}}) {
+    const Output o = run(e, from_client().tcp(static_cast<uint16_t>(40000 + opts[0]), 80, kTcpSyn).tcp_options(opts).build(), kIn, 1000);
+    ASSERT_EQ(o.verdict, Verdict::kForward) << counter_name(o.reason);
+    EXPECT_EQ(mss_of(o.frame), 1452);
+  }
+  // Lower already: kept.
+  const Output low = run(e, from_client().tcp(40010, 80, kTcpSyn).tcp_options({2, 4, 0x04, 0x00}).build(), kIn, 1001);
+  EXPECT_EQ(mss_of(low.frame), 1024);
+  // No MSS option: one is added, at most RFC 1122's 536.
+  const Output none = run(e, from_client().tcp(40011, 80, kTcpSyn).build(), kIn, 1002);
+  ASSERT_EQ(none.verdict, Verdict::kForward);
+  EXPECT_EQ(mss_of(none.frame), 536);
+  EXPECT_EQ(none.frame.size(), 14u + 20u + 24u);
+}
+
+TEST(Mangle, TailscaleSubnetRouterShape) {
+  // tailscaled's chains: forwarded traffic from the tailnet marked in filter
+  // FORWARD and masqueraded by that mark (here tailscale0 is eth1).
+  auto e = make_engine(R"(*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:ts-forward - [0:0]
+:ts-input - [0:0]
+-A INPUT -j ts-input
+-A FORWARD -j ts-forward
+-A ts-forward -i eth1 -j MARK --set-xmark 0x40000/0xff0000
+-A ts-forward -m mark --mark 0x40000/0xff0000 -j ACCEPT
+-A ts-forward -s 100.64.0.0/10 -o eth1 -j DROP
+-A ts-forward -o eth1 -j ACCEPT
+-A ts-input -i lo -s 100.101.102.103/32 -j ACCEPT
+-A ts-input -s 100.115.92.0/23 ! -i eth1 -j RETURN
+-A ts-input -s 100.64.0.0/10 ! -i eth1 -j DROP
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:ts-postrouting - [0:0]
+-A POSTROUTING -j ts-postrouting
+-A ts-postrouting -m mark --mark 0x40000/0xff0000 -j MASQUERADE
+COMMIT
+)");
+  const Output out = run(*e, from_client().udp(41641, 443).build(), kIn, 1000);
+  ASSERT_EQ(out.verdict, Verdict::kForward) << counter_name(out.reason);
+  EXPECT_EQ(parsed(out).tuple.src, ip_raw("198.19.0.1"));  // marked in FORWARD, masqueraded by the mark
+  // From the other side, not from the tailnet: not marked, not masqueraded.
+  const Output in = run(*e, FrameBuilder().eth(kRouterMac, kOutMac).ip("203.0.113.5", "198.18.0.2").udp(1, 2).build(), kOut, 1001);
+  ASSERT_EQ(in.verdict, Verdict::kForward) << counter_name(in.reason);
+  EXPECT_EQ(parsed(in).tuple.src, ip_raw("203.0.113.5"));
 }
 
 }  // namespace

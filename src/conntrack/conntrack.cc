@@ -147,6 +147,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   schedule(idx);
   if (rec.status & kStatusSrcNat) set_src_nat(idx);
   place_on_evict_list(idx);
+  if (marks_.size()) marks_[idx] = 0;  // not kept while held
   ++stats_.insert;
   ++stats_.readmitted;
   return idx;

@@ -277,6 +277,18 @@ class Conntrack {
   // over the shared limit (SharedLimit::debt).
   void repay();
 
+  // Connection marks (CONNMARK), kept beside the flows only once asked for
+  // (the flow's line is full): 4 bytes per flow of capacity. Whoever
+  // inserts a flow sets its mark; a held flow keeps none, and one brought
+  // back starts at 0.
+  void keep_marks() {
+    if (marks_.size() == 0) marks_ = HugeArray<uint32_t>(table_.capacity());
+  }
+  uint32_t* mark_ref(uint32_t idx) { return marks_.size() ? &marks_[idx] : nullptr; }
+  uint32_t mark(const Flow& f) const {
+    return marks_.size() ? marks_[static_cast<size_t>(&f - &table_.flow(0))] : 0;
+  }
+
   Flow& flow(uint32_t idx) { return table_.flow(idx); }
   const Flow& flow(uint32_t idx) const { return table_.flow(idx); }
   // A TCP flow's window state; null without window tracking.
@@ -398,6 +410,7 @@ class Conntrack {
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been moved onto the sweep list
   bool wheel_started_ = false;
   ConntrackStats stats_;
+  HugeArray<uint32_t> marks_;  // keep_marks()
   ReplyClaims claims_;
   HeldFlows held_;
 };

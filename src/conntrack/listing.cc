@@ -36,7 +36,7 @@ void append_tuple(std::string& out, const Tuple& t) {
 }
 }  // namespace
 
-std::string format_conntrack_extended(const Flow& f, uint64_t now_ms) {
+std::string format_conntrack_extended(const Flow& f, uint64_t now_ms, uint32_t mark) {
   std::string out;
   const uint8_t proto = f.tuple[0].proto;
   const uint64_t remaining = f.expires_ms > now_ms ? (f.expires_ms - now_ms) / 1000 : 0;
@@ -47,7 +47,7 @@ std::string format_conntrack_extended(const Flow& f, uint64_t now_ms) {
   if (!(f.status & kStatusSeenReply)) out += "[UNREPLIED] ";
   append_tuple(out, f.tuple[1]);
   if (f.status & kStatusAssured) out += "[ASSURED] ";
-  out += "mark=0 use=1";
+  fmt::format_to(std::back_inserter(out), "mark={} use=1", mark);
   return out;
 }
 

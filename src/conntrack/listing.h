@@ -9,6 +9,7 @@
 namespace xnat {
 
 // One line of `conntrack -L -o extended` for a flow (without the newline).
-std::string format_conntrack_extended(const Flow& f, uint64_t now_ms);
+// `mark`: the connection's mark (CONNMARK).
+std::string format_conntrack_extended(const Flow& f, uint64_t now_ms, uint32_t mark = 0);
 
 }  // namespace xnat

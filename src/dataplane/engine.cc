@@ -48,7 +48,13 @@ Engine::Engine(EngineConfig cfg)
   for (const Table* t : {&cfg_.rules.raw, &cfg_.rules.rawpost})
     for (const Chain& c : t->chains)
       if (!c.rules.empty()) has_stateless_rules_ = true;
-  filters_forward_ = cfg_.rules.filters_forward();
+  const RuleSet& rs = cfg_.rules;
+  filter_forward_ = rs.filters_forward();
+  mangle_pre_ = RuleSet::applies(rs.mangle, Hook::kPrerouting);
+  mangle_on_ = mangle_pre_ || RuleSet::applies(rs.mangle, Hook::kForward) ||
+               RuleSet::applies(rs.mangle, Hook::kPostrouting);
+  forward_rules_ = filter_forward_ || mangle_on_;
+  if (rs.uses_connmark) ct_.keep_marks();
   ct_.set_shard(cfg_.shard);
 }
 
@@ -180,7 +186,7 @@ void Engine::to_host(Packet& pkt) {
 
 [[gnu::always_inline]] inline RulePacket Engine::rule_packet(const Packet& pkt, const ParsedPacket& p) {
   RulePacket rp;
-  rp.logger = this;
+  rp.actions = this;
   rp.frame = pkt.data;
   rp.l3 = p.l3;
   rp.now_ms = now_ms_;
@@ -280,7 +286,9 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
     if (pkt.verdict == Verdict::kToHost) translate_for_host(pkt, p, rec, dir);
     return true;
   }
-  if (filters_forward_ && pkt.in_if != kHostPort && !forward_allowed(pkt, p, rec, dir, nh.ifindex, 0)) return true;
+  uint32_t held_mark = 0;  // a held flow keeps no connection mark
+  if (forward_rules_ && pkt.in_if != kHostPort && !forward_allowed(pkt, p, rec, &held_mark, dir, nh.ifindex, 0))
+    return true;
   if (flow_translates(rec)) rewrite_flow_packet(pkt.data, p, rec, dir);
   counters_.inc(Counter::held_frames);
   emit(pkt, p, nh, pkt.in_if == kHostPort);
@@ -308,8 +316,8 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
       translate_for_host(pkt, p, f, dir);
     return;
   }
-  if (filters_forward_ && !own_output) [[unlikely]]
-    if (!forward_allowed(pkt, p, f, dir, nh.ifindex, 0)) return;
+  if (forward_rules_ && !own_output) [[unlikely]]
+    if (!forward_allowed(pkt, p, f, ct_.mark_ref(idx), dir, nh.ifindex, 0)) return;
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh, own_output);
@@ -469,6 +477,15 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   std::optional<CtView> ct;
   if (cfg_.rules.uses_conntrack) [[unlikely]]
     rp.ct = &ct.emplace(CtView{kCtNew, 0, 0, orig, invert(orig)});
+  uint32_t ctmark = 0;  // the new connection's mark, kept once it is inserted
+  rp.ctmark = &ctmark;
+  if (forward_rules_) [[unlikely]] {
+    if (mangle_pre_) {
+      if (!ct) rp.ct = &ct.emplace(CtView{kCtNew, 0, 0, orig, invert(orig)});
+      if (!mangle(pkt, p, rp, Hook::kPrerouting)) return;
+      if (!cfg_.rules.uses_conntrack) rp.ct = nullptr;
+    }
+  }
 
   const Rule* pre = evaluate(cfg_.rules.nat, Hook::kPrerouting, rp);
   if (pre) apply_dst_target(pre->target, &t, cfg_.fib.interface(pkt.in_if).addr, ctx);
@@ -490,8 +507,9 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     if (cfg_.rules.uses_addrtype) rp.dst_type = cfg_.fib.addr_type(t.dst);
     rp.out_if = nh.ifindex;
     rp.ttl_dec = 1;  // forwarded: the kernel decrements the TTL before FORWARD
-    if (filters_forward_) [[unlikely]] {
-      if (!ct) rp.ct = &ct.emplace(CtView{static_cast<uint8_t>(kCtNew | (dnat ? kCtDnat : 0)), 0, 0, orig, invert(t)});
+    if (forward_rules_) [[unlikely]] {
+      if (!ct) ct.emplace(CtView{static_cast<uint8_t>(kCtNew | (dnat ? kCtDnat : 0)), 0, 0, orig, invert(t)});
+      rp.ct = &*ct;
       if (!forward_allowed(pkt, p, rp)) return;
       if (!cfg_.rules.uses_conntrack) rp.ct = nullptr;
     }
@@ -518,6 +536,8 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     return drop(pkt, failure == Conntrack::InsertFailure::kDirectoryFull ? Counter::drop_directory_full
                                                                           : Counter::drop_table_full);
   Flow& f = ct_.flow(idx);
+  if (cfg_.rules.uses_connmark) [[unlikely]]
+    *ct_.mark_ref(idx) = ctmark;
   if (snat) ct_.set_src_nat(idx);
   if (dnat) f.status |= kStatusDstNat;
   flow_compute_deltas(f);
@@ -561,26 +581,47 @@ void Engine::handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now) {
     }
     return;
   }
-  if (filters_forward_ && pkt.in_if != kHostPort && !forward_allowed(pkt, p, f, dir, nh.ifindex, kCtRelated)) return;
+  uint32_t mark_copy = 0;
+  uint32_t* ctmark = held ? &mark_copy : ct_.mark_ref(ref >> 1);
+  if (forward_rules_ && pkt.in_if != kHostPort && !forward_allowed(pkt, p, f, ctmark, dir, nh.ifindex, kCtRelated))
+    return;
   if (flow_translates(f)) rewrite_icmp_error(pkt.data, p, f, dir);
   counters_.inc(Counter::icmp_errors_translated);
   emit(pkt, p, nh, pkt.in_if == kHostPort);
 }
 
-bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, RulePacket& rp) {
-  const Rule* r = evaluate(cfg_.rules.filter, Hook::kForward, rp);
-  if (!r) return true;
-  if (r->target.kind == TargetKind::kReject) reject(pkt, p, r->target.reject_with);
-  else drop(pkt, Counter::drop_filtered);
+bool Engine::mangle(Packet& pkt, const ParsedPacket& p, RulePacket& rp, Hook h) {
+  cur_pkt_ = &pkt;
+  cur_parsed_ = const_cast<ParsedPacket*>(&p);  // the engine's own burst array
+  if (!evaluate(cfg_.rules.mangle, h, rp)) return true;
+  drop(pkt, Counter::drop_filtered);  // DROP, the only verdict mangle has here
   return false;
 }
 
-[[gnu::noinline]] bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, int dir, int out_if,
-                                               uint8_t state) {
+bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, RulePacket& rp) {
+  if (mangle_on_ && !mangle(pkt, p, rp, Hook::kForward)) return false;
+  if (filter_forward_) {
+    cur_pkt_ = &pkt;
+    cur_parsed_ = const_cast<ParsedPacket*>(&p);
+    if (const Rule* r = evaluate(cfg_.rules.filter, Hook::kForward, rp)) {
+      if (r->target.kind == TargetKind::kReject) reject(pkt, p, r->target.reject_with);
+      else drop(pkt, Counter::drop_filtered);
+      return false;
+    }
+  }
+  // mangle POSTROUTING sees the source as it is still: nat POSTROUTING comes after.
+  const int in_if = rp.in_if;
+  rp.in_if = -1;
+  const bool ok = !mangle_on_ || mangle(pkt, p, rp, Hook::kPostrouting);
+  rp.in_if = in_if;
+  return ok;
+}
+
+[[gnu::noinline]] bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, uint32_t* ctmark,
+                                               int dir, int out_if, uint8_t state) {
   RulePacket rp = rule_packet(pkt, p);
   rp.rng = &rng_;
-  rp.out_if = out_if;
-  rp.ttl_dec = 1;
+  rp.ctmark = ctmark;
   // The destination as PREROUTING's translation left it.
   const Tuple out = flow_output_tuple(f, dir);
   if (!p.icmp_error) {
@@ -601,6 +642,17 @@ bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, RulePacket& rp)
   ct.orig = f.tuple[0];
   ct.reply = f.tuple[1];
   rp.ct = &ct;
+  if (mangle_pre_) {
+    // mangle PREROUTING: before the destination's translation.
+    RulePacket pre = rp;
+    pre.dst = host32(p.tuple.dst);
+    if (p.tuple.has_ports()) pre.dport = host16(p.tuple.dport);
+    if (cfg_.rules.uses_addrtype) pre.dst_type = cfg_.fib.addr_type(p.tuple.dst);
+    if (!mangle(pkt, p, pre, Hook::kPrerouting)) return false;
+    rp.mark = pre.mark;
+  }
+  rp.out_if = out_if;
+  rp.ttl_dec = 1;
   return forward_allowed(pkt, p, rp);
 }
 
@@ -649,8 +701,9 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
   }
   if (!stateless && !notrack && !post) return false;  // the tracked path decides
   if (!route(pkt, p, p.tuple.dst, &nh)) return true;
-  if (filters_forward_) {
+  if (forward_rules_) {
     RulePacket fp = rule_packet(pkt, p);  // UNTRACKED: no connection
+    if (mangle_pre_ && !mangle(pkt, p, fp, Hook::kPrerouting)) return true;
     fp.out_if = nh.ifindex;
     fp.ttl_dec = 1;
     fp.mark = rp.mark;

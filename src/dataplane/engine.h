@@ -49,7 +49,7 @@ struct EngineConfig {
   bool routes_pinned = false;
 };
 
-class Engine final : private RuleLogger {
+class Engine final : private RuleActions {
  public:
   static constexpr size_t kBurst = xnat::kBurst;
 
@@ -115,7 +115,11 @@ class Engine final : private RuleLogger {
   // The same for a packet of a tracked (or held) flow leaving on out_if:
   // `state` is kCtRelated for an ICMP error about it, else 0 (NEW or
   // ESTABLISHED by direction and SEEN_REPLY).
-  bool forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, int dir, int out_if, uint8_t state);
+  bool forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, uint32_t* ctmark, int dir, int out_if,
+                       uint8_t state);
+  // mangle's chain for `h`: false when a DROP dropped the packet.
+  bool mangle(Packet& pkt, const ParsedPacket& p, RulePacket& rp, Hook h);
+  void tcpmss(const Rule& r, const RulePacket& p) override;  // tcpmss.cc
   void reject(Packet& pkt, const ParsedPacket& p, RejectWith w);
 
   EngineConfig cfg_;
@@ -125,7 +129,13 @@ class Engine final : private RuleLogger {
   FragmentTable frags_;
   FragmentKey first_key_;  // the first fragment being handled, as received
   bool has_stateless_rules_ = false;
-  bool filters_forward_ = false;  // filter FORWARD has rules or a DROP policy
+  bool filter_forward_ = false;  // filter FORWARD has rules or a DROP policy
+  bool mangle_pre_ = false;      // mangle PREROUTING does
+  bool mangle_on_ = false;       // mangle PREROUTING, FORWARD or POSTROUTING does
+  bool forward_rules_ = false;   // either: forwarded packets pass rules besides nat's
+  // The packet rules are evaluated for, for targets that edit it (TCPMSS).
+  Packet* cur_pkt_ = nullptr;
+  ParsedPacket* cur_parsed_ = nullptr;
   IcmpRateLimit icmp_limit_;
   LogRing log_;
   uint64_t now_ms_ = 0;  // time of the current burst, for ICMP rate limiting

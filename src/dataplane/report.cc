@@ -16,7 +16,7 @@ void append_conntrack_range(const Conntrack& ct, uint64_t now_ms, uint32_t begin
   ct.for_each_live(
       now_ms,
       [&](const Flow& f) {
-        *out += format_conntrack_extended(f, now_ms);
+        *out += format_conntrack_extended(f, now_ms, ct.mark(f));
         *out += '\n';
       },
       begin, end);

@@ -228,6 +228,7 @@ Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k) {
     if (!l) return Error{fmt::format("interface '{}' does not exist (ip link show {})", ci.name, ci.name)};
     Interface itf = ci;
     if (itf.mac == MacAddr{}) itf.mac = l->mac;
+    if (l->mtu) itf.mtu = l->mtu;
     if (itf.addr == 0) {
       for (const KernelAddr& a : k.addrs)
         if (a.ifindex == l->ifindex) {

@@ -27,12 +27,14 @@ void Table::resolve_hooks() {
   }
 }
 
-bool RuleSet::filters_forward() const {
-  const int c = filter.hook_chain(Hook::kForward);
+bool RuleSet::applies(const Table& t, Hook h) {
+  const int c = t.hook_chain(h);
   if (c < 0) return false;
-  const Chain& ch = filter.chains[static_cast<size_t>(c)];
+  const Chain& ch = t.chains[static_cast<size_t>(c)];
   return !ch.rules.empty() || ch.policy != TargetKind::kAccept;
 }
+
+bool RuleSet::filters_forward() const { return applies(filter, Hook::kForward); }
 
 namespace {
 // Whether a rule tests an exact destination, protocol and destination port
@@ -72,7 +74,7 @@ void Table::build_dispatch() {
 
 size_t RuleSet::rule_count() const {
   size_t n = 0;
-  for (const Table* t : {&nat, &raw, &rawpost, &filter})
+  for (const Table* t : {&nat, &raw, &rawpost, &filter, &mangle})
     for (const Chain& c : t->chains) n += c.rules.size();
   return n;
 }
@@ -89,14 +91,15 @@ static void bind(InterfaceMatch& m, const std::vector<std::string>& names) {
 }
 
 void RuleSet::bind_interfaces(const std::vector<std::string>& names) {
-  uses_addrtype = uses_conntrack = false;
-  for (Table* t : {&nat, &raw, &rawpost, &filter})
+  uses_addrtype = uses_conntrack = uses_connmark = false;
+  for (Table* t : {&nat, &raw, &rawpost, &filter, &mangle})
     for (Chain& c : t->chains)
       for (Rule& r : c.rules) {
         bind(r.match.in, names);
         bind(r.match.out, names);
         uses_addrtype |= r.match.src_type != 0 || r.match.dst_type != 0;
         uses_conntrack |= t != &filter && r.match.ct != nullptr;
+        uses_connmark |= r.match.has_connmark || r.target.kind == TargetKind::kConnmark;
       }
 }
 
@@ -110,7 +113,7 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
       if (wildcard ? std::string_view(n).starts_with(stem) : n == m.name) return true;
     return false;
   };
-  for (const Table* t : {&nat, &raw, &rawpost, &filter})
+  for (const Table* t : {&nat, &raw, &rawpost, &filter, &mangle})
     for (const Chain& c : t->chains)
       for (const Rule& r : c.rules)
         for (const auto& [m, opt] : {std::pair{&r.match.in, "-i"}, std::pair{&r.match.out, "-o"}})
@@ -129,16 +132,14 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
   // filter INPUT and OUTPUT: the host's own traffic, which never takes the
   // gateway's forwarding path. The host's kernel filters it, with the rules
   // loaded there.
-  for (Hook h : {Hook::kInput, Hook::kOutput}) {
-    const int c = filter.hook_chain(h);
-    if (c < 0) continue;
-    const Chain& ch = filter.chains[static_cast<size_t>(c)];
-    if (ch.rules.empty() && ch.policy == TargetKind::kAccept) continue;
-    out.push_back(fmt::format("filter {}: {} rule(s), policy {}: the host's own traffic, enforced by the host's "
-                              "kernel (keep them loaded there), not by xnat",
-                              ch.name, ch.rules.size(),
-                              ch.policy == TargetKind::kDrop ? "DROP" : "ACCEPT"));
-  }
+  for (const Table* t : {&filter, &mangle})
+    for (Hook h : {Hook::kInput, Hook::kOutput}) {
+      if (!applies(*t, h)) continue;
+      const Chain& ch = t->chains[static_cast<size_t>(t->hook_chain(h))];
+      out.push_back(fmt::format("{} {}: {} rule(s), policy {}: the host's own traffic, enforced by the host's "
+                                "kernel (keep them loaded there), not by xnat",
+                                t->name, ch.name, ch.rules.size(), ch.policy == TargetKind::kDrop ? "DROP" : "ACCEPT"));
+    }
   return out;
 }
 
@@ -269,6 +270,8 @@ static bool port_list_hit(const std::vector<PortRange>& l, uint16_t p) {
     if (m.has_dst_range && (p.dst >= m.dst_lo && p.dst <= m.dst_hi) == m.dst_range_invert) return false;
     if (m.has_tcp_flags && ((p.tcp_flags & m.tcp_mask) == m.tcp_cmp) == m.tcp_flags_invert) return false;
     if (m.has_mark && ((p.mark & m.mark_mask) == m.mark_value) == m.mark_invert) return false;
+    if (m.has_connmark && (!p.ctmark || ((*p.ctmark & m.connmark_mask) == m.connmark_value) == m.connmark_invert))
+      return false;
     if (m.ct && !ct_matches(*m.ct, p)) return false;
     if ((m.has_length || m.ttl != Match::Ttl::kNone || m.has_mac || m.pkt_type) && !frame_matches(m, p)) return false;
     if (m.statistic != Match::Statistic::kNone && !statistic_matches(m, p)) return false;
@@ -287,6 +290,35 @@ bool rule_matches(const Match& m, const RulePacket& p) { return matches(m, p); }
   if (it == run.by_key.end()) return run.end;
   const auto at = std::lower_bound(it->second.begin(), it->second.end(), static_cast<uint32_t>(i));
   return at == it->second.end() ? run.end : *at;
+}
+
+// The non-terminal targets other than MARK.
+[[gnu::noinline]] static void act(const Rule& r, RulePacket& p) {
+  const Target& t = r.target;
+  switch (t.kind) {
+    case TargetKind::kLog:
+      if (p.actions) p.actions->log(r, p);
+      break;
+    case TargetKind::kTcpmss:
+      if (p.actions) p.actions->tcpmss(r, p);
+      break;
+    case TargetKind::kConnmark:
+      if (!p.ctmark) break;  // no connection
+      switch (t.connmark) {
+        case ConnmarkOp::kSet:
+          *p.ctmark = (*p.ctmark & ~t.mark_mask) ^ t.mark_value;
+          break;
+        case ConnmarkOp::kSave:
+          *p.ctmark = (*p.ctmark & ~t.ctmask) ^ (p.mark & t.nfmask);
+          break;
+        case ConnmarkOp::kRestore:
+          p.mark = (p.mark & ~t.nfmask) ^ (*p.ctmark & t.ctmask);
+          break;
+      }
+      break;
+    default:
+      break;
+  }
 }
 
 // The hook's policy: ACCEPT (nullptr) or its chain's DROP rule.
@@ -326,8 +358,9 @@ const Rule* evaluate_from(const Table& t, Hook hook, RulePacket& p, int start) {
         p.mark = (p.mark & ~r.target.mark_mask) ^ r.target.mark_value;
         continue;
       }
-      if (r.target.kind == TargetKind::kLog) {
-        if (p.logger) p.logger->log(r, p);
+      if (r.target.kind == TargetKind::kLog || r.target.kind == TargetKind::kConnmark ||
+          r.target.kind == TargetKind::kTcpmss) [[unlikely]] {
+        act(r, p);
         continue;
       }
       next = &r;

@@ -125,6 +125,9 @@ struct Match {
   uint8_t mac[6] = {};
   uint8_t pkt_type = 0;  // 1 unicast, 2 broadcast, 3 multicast; 0: not used
   bool pkt_type_invert = false;
+  // -m connmark --mark: (connection mark & connmark_mask) == connmark_value.
+  bool has_connmark = false, connmark_invert = false;
+  uint32_t connmark_value = 0, connmark_mask = 0xFFFFFFFF;
   // -m limit (xt_limit): a token bucket per rule (per worker), in units of
   // 1/10000 s: each match costs `limit_cost`, the bucket holds `limit_cap`.
   bool has_limit = false;
@@ -151,7 +154,14 @@ enum class TargetKind : uint8_t {
   kDrop,
   kReject,
   kLog,  // not terminal: the packet is logged, then on to the next rule
+  kConnmark,  // not terminal: the connection's mark set, saved or restored
+  kTcpmss,    // not terminal: a SYN's MSS option lowered
 };
+
+// CONNMARK's operations, as xt_connmark keeps them: ctmark = (ctmark &
+// ~mask) ^ value (set); ctmark = (ctmark & ~ctmask) ^ (mark & nfmask) (save);
+// mark = (mark & ~nfmask) ^ (ctmark & ctmask) (restore).
+enum class ConnmarkOp : uint8_t { kSet, kSave, kRestore };
 
 // REJECT --reject-with (ipt_REJECT's choices).
 enum class RejectWith : uint8_t {
@@ -196,6 +206,13 @@ struct Target {
   std::string log_prefix;
   uint8_t log_level = 4;
   uint8_t log_flags = 0;  // kLogTcpSeq, ...
+  // CONNMARK: its operation; mark_value / mark_mask are --set-xmark's,
+  // nfmask / ctmask --save-mark's and --restore-mark's.
+  ConnmarkOp connmark = ConnmarkOp::kSet;
+  uint32_t nfmask = 0xFFFFFFFF, ctmask = 0xFFFFFFFF;
+  // TCPMSS: --set-mss, or kClampToPmtu.
+  static constexpr uint16_t kClampToPmtu = 0xFFFF;
+  uint16_t mss = 0;
 
   // Whether the kind is one of `kinds`.
   template <typename... K>
@@ -264,9 +281,15 @@ struct RuleSet {
   Table filter{"filter"};
   bool uses_addrtype = false;  // set by bind_interfaces: any rule matches on address type
   bool uses_conntrack = false;  // set by bind_interfaces: a nat or raw rule matches on -m conntrack
+  // mangle: PREROUTING, FORWARD and POSTROUTING apply to forwarded packets
+  // (MARK, CONNMARK, TCPMSS, DROP); INPUT and OUTPUT are the host's.
+  Table mangle{"mangle"};
+  bool uses_connmark = false;  // set by bind_interfaces: a rule reads or writes connection marks
   // Whether forwarded packets pass filter FORWARD: it has rules, or its
   // policy is not ACCEPT.
   bool filters_forward() const;
+  // Whether the hook's chain of `t` does anything (rules, or a DROP policy).
+  static bool applies(const Table& t, Hook h);
   size_t rule_count() const;
   // Resolves interface names against the gateway's interfaces (index order).
   void bind_interfaces(const std::vector<std::string>& names);
@@ -290,36 +313,41 @@ struct CtView {
 
 struct Rule;
 struct RulePacket;
-// Where -j LOG sends a packet (the engine, which formats and queues the line).
-class RuleLogger {
+// What a rule does to more than the packet's mark: -j LOG (the engine formats
+// and queues the line) and -j TCPMSS (the engine edits the segment).
+class RuleActions {
  public:
   virtual void log(const Rule& r, const RulePacket& p) = 0;
+  virtual void tcpmss(const Rule& r, const RulePacket& p) = 0;
 
  protected:
-  ~RuleLogger() = default;
+  ~RuleActions() = default;
 };
 
 // What a rule match needs to know about a packet; addresses and ports in host order.
 struct RulePacket {
   uint32_t src = 0, dst = 0;
-  uint8_t proto = 0;
   uint16_t sport = 0, dport = 0;
+  uint8_t proto = 0;
   uint8_t icmp_type = 0, icmp_code = 0;
+  uint8_t tcp_flags = 0;
   int in_if = -1, out_if = -1;  // -1: not known at this hook
   uint16_t src_type = 0, dst_type = 0;  // addrtype of src and dst, as kAddr* bits
   uint32_t mark = 0;     // the packet's mark (skb->mark): MARK sets it, -m mark reads it
-  uint8_t tcp_flags = 0;
-  Rng* rng = nullptr;    // for -m statistic --mode random; without one, such a rule never matches
-  const CtView* ct = nullptr;  // for -m conntrack; without one, the packet is UNTRACKED
   // The frame as received, for -m length, ttl, mac, pkttype: its Ethernet
   // header and, at l3, its IPv4 header. ttl_dec: 1 at hooks after the
   // routing decision (FORWARD, POSTROUTING), where the kernel has already
   // decremented the TTL.
-  const uint8_t* frame = nullptr;
   uint16_t l3 = 0;
   uint8_t ttl_dec = 0;
+  const uint8_t* frame = nullptr;
   uint64_t now_ms = 0;  // for -m limit
-  RuleLogger* logger = nullptr;  // for -j LOG; without one, LOG rules only pass the packet on
+  Rng* rng = nullptr;    // for -m statistic --mode random; without one, such a rule never matches
+  const CtView* ct = nullptr;  // for -m conntrack; without one, the packet is UNTRACKED
+  RuleActions* actions = nullptr;  // for -j LOG and TCPMSS; without them, such rules only pass the packet on
+  // The connection's mark (CONNMARK, -m connmark); null for a packet
+  // without a connection (UNTRACKED), whose connmark never matches.
+  uint32_t* ctmark = nullptr;
 };
 
 // Runs the table's chain for `hook` on the packet (jumps, gotos, RETURN,

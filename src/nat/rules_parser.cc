@@ -33,7 +33,8 @@ constexpr BuiltinTarget kBuiltinTargets[] = {
     {"RAWDNAT", TargetKind::kRawDnat, "raw"},   {"NOTRACK", TargetKind::kNotrack, "raw"},
     {"CT", TargetKind::kNone, "raw"},        {"MARK", TargetKind::kMark, ""},
     {"DROP", TargetKind::kDrop, ""},         {"REJECT", TargetKind::kReject, "filter"},
-    {"LOG", TargetKind::kLog, ""},
+    {"LOG", TargetKind::kLog, ""},           {"CONNMARK", TargetKind::kConnmark, ""},
+    {"TCPMSS", TargetKind::kTcpmss, ""},
 };
 const BuiltinTarget* builtin_target(std::string_view name) {
   for (const BuiltinTarget& b : kBuiltinTargets)
@@ -364,7 +365,7 @@ class Parser {
       pos = nl + 1;
     }
     if (table_) return fail_at(line_no_, {"", fmt::format("table '{}' has no COMMIT line", table_->name)});
-    for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost, &rs_.filter}) {
+    for (Table* t : {&rs_.nat, &rs_.raw, &rs_.rawpost, &rs_.filter, &rs_.mangle}) {
       t->resolve_hooks();
       if (auto r = validate(*t); !r) return r.error();
       t->build_dispatch();
@@ -416,9 +417,9 @@ class Parser {
     else if (name == "raw") table_ = &rs_.raw;
     else if (name == "rawpost") table_ = &rs_.rawpost;
     else if (name == "filter") table_ = &rs_.filter;
-    else if (name == "mangle") table_ = &mangle_;
+    else if (name == "mangle") table_ = &rs_.mangle;
     else
-      return ParseError{"*" + name, "xnat reads the tables nat, filter, mangle (chains without rules), raw and rawpost"};
+      return ParseError{"*" + name, "xnat reads the tables nat, filter, mangle, raw and rawpost"};
     if (table_->present) return ParseError{"*" + name, "table appears twice"};
     table_->present = true;
     return std::nullopt;
@@ -466,9 +467,6 @@ class Parser {
     if (ci < 0)
       return ParseError{toks[1], fmt::format("chain not declared in table {} (declare it with "
                                              "':{} - [0:0]')", table_->name, toks[1])};
-    if (table_ == &mangle_)
-      return ParseError{toks[1], "rules in table mangle are not supported yet (MARK, CONNMARK, TCPMSS there); "
-                                 "xnat refuses the file rather than leave them out"};
     Rule r;
     r.file = file_;
     r.line = line_no_;
@@ -531,12 +529,14 @@ class Parser {
           if (m.proto != 1) return ParseError{mod, "'-m icmp' needs '-p icmp' before it"};
         } else if (mod == "conntrack" || mod == "state") {
           ct_module_ = mod;
-        } else if (mod != "multiport" && mod != "addrtype" && mod != "comment" && mod != "mark" &&
+        } else if (mod == "connmark" || mod == "mark") {
+          mark_module_ = mod;
+        } else if (mod != "multiport" && mod != "addrtype" && mod != "comment" &&
                    mod != "statistic" && mod != "iprange" && mod != "limit" && mod != "length" && mod != "ttl" &&
                    mod != "mac" && mod != "pkttype") {
           return ParseError{mod, "unsupported match module; xnat supports tcp, udp, icmp, multiport, addrtype, "
-                                 "iprange, mark, statistic, conntrack, state, limit, length, ttl, mac, pkttype "
-                                 "and comment"};
+                                 "iprange, mark, connmark, statistic, conntrack, state, limit, length, ttl, mac, "
+                                 "pkttype and comment"};
         }
       } else if (o == "--sport" || o == "--source-port" || o == "--dport" || o == "--destination-port") {
         if (auto e = need_arg(o)) return e;
@@ -597,12 +597,15 @@ class Parser {
         }
         m.has_tcp_flags = m.has_rare = true;
         m.tcp_flags_invert = inv;
-      } else if (o == "--mark") {
+      } else if (o == "--mark" && target_name.empty()) {
+        // -m mark's, or -m connmark's when that module came last.
         if (auto e = need_arg(o)) return e;
-        if (!parse_value_mask(toks[++i], &m.mark_value, &m.mark_mask))
+        const bool conn = mark_module_ == "connmark";
+        if (!parse_value_mask(toks[++i], conn ? &m.connmark_value : &m.mark_value, conn ? &m.connmark_mask : &m.mark_mask))
           return ParseError{toks[i], "expected VALUE[/MASK], decimal or 0x hex"};
-        m.has_mark = m.has_rare = true;
-        m.mark_invert = inv;
+        if (conn) m.has_connmark = true, m.connmark_invert = inv;
+        else m.has_mark = true, m.mark_invert = inv;
+        m.has_rare = true;
       } else if (o == "--mode") {
         if (auto e = need_arg(o)) return e;
         const std::string& v = toks[++i];
@@ -671,7 +674,7 @@ class Parser {
           limit_burst_ = static_cast<uint32_t>(b);
         }
         m.has_limit = m.has_rare = true;
-      } else if (o.starts_with("--ct") || o == "--state") {
+      } else if ((o.starts_with("--ct") && o != "--ctmask") || o == "--state") {
         if (auto e = ct_option(o, inv, toks, &i, r)) return e;
       } else if (o == "--comment") {
         if (auto e = no_invert(o)) return e;
@@ -693,7 +696,9 @@ class Parser {
       } else if (o == "--to-source" || o == "--to-destination" || o == "--to-ports" || o == "--to" ||
                  o == "--random" || o == "--random-fully" || o == "--persistent" || o == "--notrack" ||
                  o == "--set-xmark" || o == "--set-mark" || o == "--and-mark" || o == "--or-mark" ||
-                 o == "--xor-mark" || o == "--reject-with" || o.starts_with("--log-")) {
+                 o == "--xor-mark" || o == "--reject-with" || o.starts_with("--log-") || o == "--save-mark" ||
+                 o == "--restore-mark" || o == "--nfmask" || o == "--ctmask" || o == "--mask" || o == "--set-mss" ||
+                 o == "--clamp-mss-to-pmtu" || (o == "--mark" && !target_name.empty())) {
         if (auto e = no_invert(o)) return e;
         if (target_name.empty()) return ParseError{o, "target option before '-j TARGET'"};
         if (auto e = target_option(o, toks, &i, target_name, r)) return e;
@@ -714,6 +719,7 @@ class Parser {
     }
     every_seen_ = false;
     ct_module_.clear();
+    mark_module_.clear();
     if (m.has_limit) {
       // libxt_limit's defaults: 3/hour, burst 5.
       m.limit_cost = limit_avg_ ? limit_avg_ : 10000 * 3600 / 3;
@@ -775,7 +781,7 @@ class Parser {
     if (!b) {
       int ci = chain_index(name);
       if (ci < 0) {
-        static const char* kKnownOther[] = {"CONNMARK", "TRACE",
+        static const char* kKnownOther[] = {"TRACE",
                                             "CLASSIFY", "TPROXY", "NFLOG", "TCPMSS", "SYNPROXY"};
         for (const char* k : kKnownOther)
           if (name == k)
@@ -860,16 +866,45 @@ class Parser {
       t.range.persistent = true;
       return std::nullopt;
     }
-    if (o == "--set-xmark" || o == "--set-mark" || o == "--and-mark" || o == "--or-mark" || o == "--xor-mark") {
-      if (t.kind != TargetKind::kMark) return bad();
+    if (t.kind == TargetKind::kConnmark && (o == "--save-mark" || o == "--restore-mark")) {
+      t.connmark = o == "--save-mark" ? ConnmarkOp::kSave : ConnmarkOp::kRestore;
+      mark_seen_ = true;
+      return std::nullopt;
+    }
+    if (t.kind == TargetKind::kConnmark && (o == "--nfmask" || o == "--ctmask" || o == "--mask")) {
+      if (auto e = arg(&v)) return e;
+      uint32_t value, unused;
+      if (!parse_value_mask(v, &value, &unused) || v.find('/') != std::string::npos)
+        return ParseError{v, "expected a mask, decimal or 0x hex"};
+      if (o != "--ctmask") t.nfmask = value;
+      if (o != "--nfmask") t.ctmask = value;
+      return std::nullopt;
+    }
+    if (o == "--set-mss" || o == "--clamp-mss-to-pmtu") {
+      if (t.kind != TargetKind::kTcpmss) return bad();
+      if (o == "--clamp-mss-to-pmtu") {
+        t.mss = Target::kClampToPmtu;
+      } else {
+        if (auto e = arg(&v)) return e;
+        uint64_t mss;
+        if (!parse_uint(v, 65534, &mss) || mss == 0) return ParseError{v, "expected an MSS from 1 to 65534"};
+        t.mss = static_cast<uint16_t>(mss);
+      }
+      mark_seen_ = true;
+      return std::nullopt;
+    }
+    if (o == "--set-xmark" || o == "--set-mark" || o == "--and-mark" || o == "--or-mark" || o == "--xor-mark" ||
+        (o == "--mark" && t.kind == TargetKind::kConnmark)) {
+      if (t.kind != TargetKind::kMark && t.kind != TargetKind::kConnmark) return bad();
+      if (t.kind == TargetKind::kConnmark) t.connmark = ConnmarkOp::kSet;
       if (auto e = arg(&v)) return e;
       uint32_t value, mask;
-      const bool with_mask = o == "--set-xmark" || o == "--set-mark";
+      const bool with_mask = o == "--set-xmark" || o == "--set-mark" || o == "--mark";
       if (!parse_value_mask(v, &value, &mask) || (!with_mask && v.find('/') != std::string::npos))
         return ParseError{v, with_mask ? "expected VALUE[/MASK]" : "expected a VALUE"};
       // The forms xt_MARK keeps, as libxt_MARK converts them.
       if (o == "--set-xmark") t.mark_value = value, t.mark_mask = mask;
-      else if (o == "--set-mark") t.mark_value = value, t.mark_mask = mask | value;
+      else if (o == "--set-mark" || o == "--mark") t.mark_value = value, t.mark_mask = mask | value;
       else if (o == "--and-mark") t.mark_value = 0, t.mark_mask = ~value;
       else if (o == "--or-mark") t.mark_value = t.mark_mask = value;
       else t.mark_value = value, t.mark_mask = 0;
@@ -935,6 +970,17 @@ class Parser {
     mark_seen_ = false;
     if (t.kind == TargetKind::kMark && !had_mark)
       return ParseError{name, "MARK needs --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark"};
+    if (t.kind == TargetKind::kConnmark && !had_mark)
+      return ParseError{name, "CONNMARK needs --set-xmark, --set-mark, --save-mark or --restore-mark"};
+    if (t.kind == TargetKind::kTcpmss) {
+      if (!had_mark) return ParseError{name, "TCPMSS needs --set-mss or --clamp-mss-to-pmtu"};
+      // As the kernel checks it: the rule must match SYNs only.
+      const Match& m = r->match;
+      if (m.proto != kProtoTcp || m.proto_invert || !m.has_tcp_flags || m.tcp_flags_invert ||
+          !(m.tcp_mask & kTcpSyn) || !(m.tcp_cmp & kTcpSyn))
+        return ParseError{name, "TCPMSS only works on TCP SYN packets: the rule needs -p tcp --tcp-flags SYN,RST SYN "
+                                "(or --syn)"};
+    }
     if (ct_target_ && t.kind != TargetKind::kNotrack)
       return ParseError{"CT", "xnat supports the CT target only as 'CT --notrack'"};
     if (!had_range) {
@@ -994,6 +1040,10 @@ class Parser {
           case TargetKind::kRedirect:
             if (hooks & ~(pre | out)) return err(r.target.kind == TargetKind::kDnat ? "DNAT" : "REDIRECT", "PREROUTING and OUTPUT");
             break;
+          case TargetKind::kTcpmss:
+            if (r.target.mss == Target::kClampToPmtu && (hooks & (pre | in)))
+              return err("TCPMSS --clamp-mss-to-pmtu", "FORWARD, OUTPUT and POSTROUTING");
+            break;
           default:
             break;
         }
@@ -1038,6 +1088,7 @@ class Parser {
   bool ct_target_ = false;
   bool mark_seen_ = false;  // the rule's MARK target has its value
   std::string ct_module_;   // the rule's -m conntrack or -m state, whose options follow
+  std::string mark_module_;  // the rule's last -m mark or -m connmark, whose --mark follows
   // Each table's chains by name: rules name chains tens of thousands of times
   // in kube-proxy's tables.
   std::unordered_map<const Table*, std::unordered_map<std::string, int>> chains_;
@@ -1047,7 +1098,6 @@ class Parser {
     return it == m.end() ? -1 : it->second;
   }
   uint32_t limit_avg_ = 0, limit_burst_ = 0;  // the rule's --limit (1/10000 s per packet) and --limit-burst
-  Table mangle_{"mangle"};  // declared chains only: rules there are refused
   bool every_seen_ = false;  // the rule's -m statistic --mode nth has --every  // the rule's target is CT (valid only with --notrack)
 };
 

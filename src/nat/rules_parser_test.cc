@@ -72,7 +72,7 @@ TEST(RulesParser, ErrorsNameFileLineAndToken) {
       {nat("-A NOCHAIN -j ACCEPT\n"), "'NOCHAIN': chain not declared"},
       {nat(":A - [0:0]\n:B - [0:0]\n-A POSTROUTING -j A\n-A A -j B\n-A B -j A\n"), "a loop"},
       {nat("-A POSTROUTING -m comment --comment \"unterminated -j ACCEPT\n"), "unterminated double quote"},
-      {"*security\n:INPUT ACCEPT [0:0]\nCOMMIT\n", "r:1: '*security': xnat reads the tables nat, filter, mangle (chains without rules), raw and rawpost"},
+      {"*security\n:INPUT ACCEPT [0:0]\nCOMMIT\n", "r:1: '*security': xnat reads the tables nat, filter, mangle, raw and rawpost"},
       {"*nat\n:PREROUTING ACCEPT [0:0]\n", "has no COMMIT"},
       {"-A PREROUTING -j ACCEPT\n", "expected a table line"},
       {nat("-A POSTROUTING -j RAWSNAT --to-source 198.19.0.0/24\n"), "target RAWSNAT belongs in table rawpost"},

@@ -30,6 +30,7 @@ struct Interface {
   uint32_t addr = 0;  // network order
   uint8_t prefix_len = 0;
   MacAddr mac{};
+  uint32_t mtu = 1500;  // for TCPMSS --clamp-mss-to-pmtu
 };
 
 // The prefix an interface's address makes directly reachable (host order).

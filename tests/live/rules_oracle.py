@@ -89,13 +89,28 @@ def rules(rng):
         "-A FORWARD -m conntrack --ctreplsrc 198.18.0.3 -j ACCEPT",
         "-A FORWARD -m mark --mark 0x4/0x4 -j DROP",
         "-A FORWARD -m mark ! --mark 0x4/0x4 -p udp -j ACCEPT",
+        "-A FORWARD -m connmark --mark 0x8/0x8 -j DROP",
+        "-A FORWARD -m mark --mark 0x8/0x8 -p tcp -j REJECT --reject-with tcp-reset",
+        "-A FORWARD -m connmark ! --mark 0x0/0x10 -p udp -j ACCEPT",
     ]
+    mangle_cands = [
+        "-A PREROUTING -i eth0 -p udp -j MARK --set-xmark 0x4/0x4",
+        "-A PREROUTING -m conntrack --ctstate NEW -s 198.18.0.2/32 -j CONNMARK --set-xmark 0x8/0x8",
+        "-A PREROUTING -m conntrack --ctstate NEW -p tcp -j CONNMARK --set-xmark 0x10/0x10",
+        "-A PREROUTING -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff",
+        "-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1000",
+        "-A FORWARD -p udp -m udp --dport 5000 -j DROP",
+        "-A POSTROUTING -o eth0 -m mark --mark 0x8/0x8 -j CONNMARK --save-mark --nfmask 0xff --ctmask 0xff",
+    ]
+    mangle = [rng.choice(mangle_cands) for _ in range(rng.randint(0, 4))]
     for _ in range(rng.randint(1, 7)):
         fwd.append(rng.choice(cands))
     policy = rng.choice(["ACCEPT", "DROP"])
     # A mark set in nat PREROUTING lives on to FORWARD (the first packet's).
     mark = "-A PREROUTING -i eth0 -p udp -j MARK --set-xmark 0x4/0x4\n" if rng.random() < 0.3 else ""
-    text = ("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+    text = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            ":POSTROUTING ACCEPT [0:0]\n" + "".join(r + "\n" for r in mangle) + "COMMIT\n"
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
             + mark +
             "-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.3:80\n"
             "-A PREROUTING -i eth0 -p udp -m udp --dport 5353 -j DNAT --to-destination 198.18.0.4:53\n"
@@ -184,8 +199,26 @@ def parse(data):
         seq, ack, _, flags = struct.unpack("!IIBB", l4[4:14])
         if flags & RST:
             return ("rst", (src, dst, sport, dport, flags, seq, ack), None)
-        return ("fwd", (proto, src, dst, sport, dport), ip_id)
+        return ("fwd", (proto, src, dst, sport, dport, mss_option(l4)), ip_id)
     return ("fwd", (proto, src, dst, sport, dport), ip_id)
+
+
+def mss_option(tcp):
+    """A segment's MSS option, or 0."""
+    end = min(len(tcp), (tcp[12] >> 4) * 4)
+    i = 20
+    while i < end:
+        if tcp[i] == 0:
+            break
+        if tcp[i] == 1:
+            i += 1
+            continue
+        if i + 1 >= end or tcp[i + 1] < 2:
+            break
+        if tcp[i] == 2 and tcp[i + 1] == 4:
+            return struct.unpack("!H", tcp[i + 2:i + 4])[0]
+        i += tcp[i + 1]
+    return 0
 
 
 def rst_key(f):
@@ -221,7 +254,8 @@ def entries(text):
             continue
         kv = [x.split("=", 1) for x in f if "=" in x and x.split("=", 1)[0] in ("src", "dst", "sport", "dport")]
         vals = tuple(v for _, v in kv[:8])
-        out.add((f[2],) + vals)
+        mark = next((x for x in f if x.startswith("mark=")), "mark=0")
+        out.add((f[2],) + vals + (mark,))
     return out
 
 
@@ -411,7 +445,7 @@ def main():
         if diffs or k_entries != x_entries:
             bad += 1
             if bad <= 5:
-                print(f"round {k}: ruleset\n" + "".join("    " + l + "\n" for l in text.splitlines() if l.startswith("-A FORWARD") or l.startswith(":FORWARD")))
+                print(f"round {k}: ruleset\n" + "".join("    " + l + "\n" for l in text.splitlines() if l.startswith("-A ") or l.startswith(":FORWARD") or l.startswith("*")))
                 for f in frames:
                     mark = ""
                     if f in diffs:
