@@ -478,3 +478,75 @@ COMMIT
 
 }  // namespace
 }  // namespace xnat::test
+
+namespace xnat::test {
+namespace {
+
+// The CNI portmap plugin's chains for a pod 198.18.0.3 publishing host port
+// 8443 -> 443 (containerd), hairpin traffic marked for masquerade.
+TEST(Shapes, CniPortmap) {
+  auto e = make_engine(R"(*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+:CNI-DN-6f3c9a5b1e2d4c7a8b901 - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"cbr0\" id: \"8d2c1a\"" -m multiport --dports 8443 -j CNI-DN-6f3c9a5b1e2d4c7a8b901
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+-A CNI-DN-6f3c9a5b1e2d4c7a8b901 -s 198.18.0.0/16 -p tcp -m tcp --dport 8443 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-6f3c9a5b1e2d4c7a8b901 -s 127.0.0.1/32 -p tcp -m tcp --dport 8443 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-6f3c9a5b1e2d4c7a8b901 -p tcp -m tcp --dport 8443 -j DNAT --to-destination 198.18.0.3:443
+COMMIT
+)");
+  // From outside: DNATed to the pod, the client's address kept.
+  const Output in = run(*e, from_outside("203.0.113.9", "198.19.0.1", 7000, 8443), kOut, 1000);
+  ASSERT_EQ(in.verdict, Verdict::kForward) << counter_name(in.reason);
+  const ParsedPacket p = parsed(in);
+  EXPECT_EQ(p.tuple.dst, ip_raw("198.18.0.3"));
+  EXPECT_EQ(__builtin_bswap16(p.tuple.dport), 443);
+  EXPECT_EQ(p.tuple.src, ip_raw("203.0.113.9"));
+  // From another pod to the host port (hairpin): marked, so masqueraded too.
+  const Output hp = run(*e, from_client("198.18.0.4", kClient2Mac).ip("198.18.0.4", "198.19.0.1").tcp(7001, 8443, kTcpSyn).build(),
+                        kIn, 1001);
+  ASSERT_EQ(hp.verdict, Verdict::kForward) << counter_name(hp.reason);
+  const ParsedPacket q = parsed(hp);
+  EXPECT_EQ(q.tuple.dst, ip_raw("198.18.0.3"));
+  EXPECT_EQ(q.tuple.src, ip_raw("198.18.0.1"));
+}
+
+// A WireGuard server's PostUp rules (wg0 here is eth1): forwarded from the
+// tunnel, masqueraded out, and nothing new from outside into it.
+TEST(Shapes, WireGuardServer) {
+  auto e = make_engine(R"(*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 51820 -j ACCEPT
+-A FORWARD -i eth1 -j ACCEPT
+-A FORWARD -o eth1 -m state --state RELATED,ESTABLISHED -j ACCEPT
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o eth0 -j MASQUERADE
+COMMIT
+)");
+  const Output out = run(*e, from_client().tcp(40000, 443, kTcpSyn).build(), kIn, 1000);
+  ASSERT_EQ(out.verdict, Verdict::kForward) << counter_name(out.reason);
+  EXPECT_EQ(parsed(out).tuple.src, ip_raw("198.19.0.1"));
+  const Output back = run(*e, from_outside("198.51.100.7", "198.19.0.1", 443, 40000, kTcpSyn | kTcpAck), kOut, 1001);
+  ASSERT_EQ(back.verdict, Verdict::kForward) << counter_name(back.reason);
+  EXPECT_EQ(run(*e, from_outside("203.0.113.9", "198.18.0.2", 5000, 22), kOut, 1002).reason, Counter::drop_filtered);
+}
+
+}  // namespace
+}  // namespace xnat::test
