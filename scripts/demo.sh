@@ -54,6 +54,9 @@ say "client: traceroute -n 198.19.0.2 (hop 1 is the gateway's own ICMP time exce
 in_c traceroute -n -q 1 -w 2 -m 4 198.19.0.2
 say "client: ab -n 2000 -c 50 http://198.19.0.2/"
 in_c ab -q -n 2000 -c 50 http://198.19.0.2/ | grep -E "Complete|Failed|Requests per"
+say "xnat conntrack -L -p tcp --dport 80 | head -3 (the running gateway's table, as conntrack lists it)"
+"$XNAT" conntrack --control "$WORK/xnat.sock" -L -p tcp --dport 80 2>&1 | head -3
+"$XNAT" conntrack --control "$WORK/xnat.sock" -C
 say "server: curl http://198.19.0.1:8080/ (DNAT: the published port reaches the client's web server)"
 in_s curl -sS --max-time 5 http://198.19.0.1:8080/
 printf 'the client saw the server as: '

@@ -10,7 +10,18 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "fake_backend.h"
@@ -152,6 +163,121 @@ TEST(GatewayPlatform, StartsWorkersThenSteersAndTranslates) {
   const std::string c = (*g)->counters_text(r);
   EXPECT_NE(c.find("live_rx_eth1 1\n"), std::string::npos) << c;
   EXPECT_NE(c.find("live_tx_eth1 1\n"), std::string::npos) << c;
+}
+
+// The control socket: conntrack-tools' commands against the running
+// gateway's tables, sysctl and status, and bad requests answered with errors.
+TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
+  Fixture f(kMasq);
+  auto g = Gateway::start(f.cfg, workers(2), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  char dir[] = "/tmp/xnat-control-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/xnat.sock";
+  auto cs = ControlServer::open(path, [&](const std::vector<std::string>& a) { return (*g)->control(a); });
+  ASSERT_TRUE(cs.ok()) << cs.error().message;
+  std::optional<ControlServer> server(std::move(*cs));
+  // The control thread's loop, as xnat run polls it.
+  std::atomic<bool> done{false};
+  std::thread loop([&] {
+    while (!done) {
+      (*g)->poll();
+      server->poll();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  auto ask = [&](std::vector<std::string> args) {
+    auto r = control_request(path, args);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? *r : ControlReply{-1, "", ""};
+  };
+  for (uint16_t port : {40000, 40001, 40002}) f.backends[0]->inject(kIn, from_client().udp(port, 53).build());
+  f.backends[0]->inject(kIn, from_client().tcp(40003, 80, kTcpSyn).build());
+  ASSERT_EQ(f.sent(4).size(), 4u);
+
+  ControlReply r = ask({"conntrack", "-L"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 4);
+  EXPECT_EQ(r.err, "conntrack v1.4.7 (conntrack-tools): 4 flow entries have been shown.\n");
+  EXPECT_NE(r.out.find("udp      17 "), std::string::npos) << r.out;  // the default format: no ipv4 column
+  r = ask({"conntrack", "-L", "-p", "tcp", "-o", "extended"});
+  EXPECT_EQ(r.out.substr(0, 22), "ipv4     2 tcp      6 ") << r.out;
+  EXPECT_NE(r.out.find("SYN_SENT src=198.18.0.2 dst=198.51.100.7 sport=40003 dport=80 [UNREPLIED]"), std::string::npos);
+  EXPECT_EQ(ask({"conntrack", "-C"}).out, "4\n");
+  EXPECT_EQ(ask({"conntrack", "-C", "-p", "udp", "--sport", "40001"}).out, "1\n");
+  // -D removes the matching connection; its next packet is a new one.
+  r = ask({"conntrack", "-D", "-p", "udp", "--orig-port-src", "40001"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.err, "conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.\n");
+  EXPECT_EQ(ask({"conntrack", "-C"}).out, "3\n");
+  EXPECT_EQ(ask({"conntrack", "-D", "-p", "udp", "--sport", "40001"}).status, 1);  // nothing left to delete
+  f.backends[0]->inject(kIn, from_client().udp(40001, 53).build());
+  ASSERT_EQ(f.sent(5).size(), 5u);
+  EXPECT_EQ(ask({"conntrack", "-C"}).out, "4\n");
+  // -S: a line per worker.
+  r = ask({"conntrack", "-S"});
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2);
+  EXPECT_EQ(r.out.substr(0, 6), "cpu=0 ");
+  // sysctl, as sysctl prints it; unknown names as sysctl fails them.
+  r = ask({"sysctl", "net.netfilter.nf_conntrack_count", "net.netfilter.nf_conntrack_udp_timeout"});
+  EXPECT_EQ(r.out, "net.netfilter.nf_conntrack_count = 4\nnet.netfilter.nf_conntrack_udp_timeout = 30\n");
+  r = ask({"sysctl", "net.netfilter.nf_conntrack_bogus"});
+  EXPECT_EQ(r.status, 255);
+  EXPECT_EQ(r.err, "sysctl: cannot stat /proc/sys/net/netfilter/nf_conntrack_bogus: No such file or directory\n");
+  EXPECT_NE(ask({"status"}).out.find("flows 4 of"), std::string::npos);
+  // -F empties the table.
+  r = ask({"conntrack", "-F"});
+  EXPECT_EQ(r.err, "conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.\n");
+  EXPECT_EQ(ask({"conntrack", "-C"}).out, "0\n");
+  // Errors a person can act on.
+  r = ask({"conntrack", "-L", "--orig-zone", "1"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "conntrack v1.4.7 (conntrack-tools): --orig-zone: xnat has no conntrack zones, labels, secmarks "
+                   "or status filters\n");
+  EXPECT_EQ(ask({"conntrack", "-L", "-p", "bogus"}).err,
+            "conntrack v1.4.7 (conntrack-tools): unknown protocol 'bogus' (tcp, udp, icmp or a number)\n");
+  EXPECT_EQ(ask({"frobnicate"}).err, "unknown request 'frobnicate': conntrack, sysctl or status\n");
+  // Malformed and oversized requests, written raw.
+  auto raw = [&](const std::string& bytes) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    (void)!::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    std::string resp;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return resp;
+  };
+  EXPECT_EQ(raw("conntrack\n"), "2 0\nmalformed request: each argument must end in a NUL\n");
+  EXPECT_EQ(raw(std::string(70000, 'x')), "2 0\nrequest longer than 65536 bytes: refused\n");
+  // Another user is refused: by the socket's mode, and (were it opened to
+  // all) by its credentials.
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+    ASSERT_EQ(::chmod(dir, 0755), 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+      if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+      auto r = control_request(path, {"conntrack", "-F"});
+      ::_exit(r.ok() && r->status == 77 && r->err.starts_with("permission denied") ? 0 : 11);
+    }
+    int st = 0;
+    ASSERT_EQ(::waitpid(child, &st, 0), child);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+    EXPECT_EQ(ask({"conntrack", "-C"}).out, "0\n");
+  }
+  done = true;
+  loop.join();
+  // Another gateway cannot take the same socket while this one serves it.
+  auto again = ControlServer::open(path, [](const std::vector<std::string>&) { return ControlReply{}; });
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().message.find("another gateway is running there"), std::string::npos);
+  server.reset();  // closes and removes the socket
+  EXPECT_FALSE(std::filesystem::exists(path));
+  ::rmdir(dir);
 }
 
 TEST(GatewayPlatform, AsksTheKernelForANextHopAndSendsOnItsAnswer) {

@@ -3,16 +3,50 @@
 //   check   load a config and its rules, report errors or a summary
 //   run     the live gateway on the host's interfaces (AF_XDP or AF_PACKET)
 //   demo    build a demo gateway and trace, replay it, show the result
+//   conntrack, sysctl, status   ask a running gateway (its control socket)
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
 
 #include "cli/demo.h"
 #include "cli/replay.h"
 #include "control/config.h"
+#include "live/control_server.h"
 #include "live/gateway.h"
 
+namespace {
+
+// `xnat conntrack|sysctl|status [--control PATH] ARGS...`: the arguments go
+// to the running gateway as they are (conntrack's and sysctl's own syntax).
+int ask_gateway(int argc, char** argv) {
+  std::string path = xnat::RunOptions{}.control;
+  std::vector<std::string> args{argv[1]};
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--control" && i + 1 < argc) path = argv[++i];
+    else if (a.starts_with("--control=")) path = a.substr(10);
+    else args.push_back(a);
+  }
+  auto r = xnat::control_request(path, args);
+  if (!r) {
+    fmt::print(stderr, "xnat {}: {}\n", argv[1], r.error().message);
+    return 1;
+  }
+  std::fwrite(r->out.data(), 1, r->out.size(), stdout);
+  std::fwrite(r->err.data(), 1, r->err.size(), stderr);
+  return r->status;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc >= 2) {
+    const std::string sub = argv[1];
+    if (sub == "conntrack" || sub == "sysctl" || sub == "status") return ask_gateway(argc, argv);
+  }
   CLI::App app{"xnat: a userspace NAT gateway with netfilter's semantics"};
   app.require_subcommand(1);
 
@@ -46,6 +80,9 @@ int main(int argc, char** argv) {
   run->add_option("--counters-out", run_opts.counters_out, "Write the counters here on SIGUSR1 and at exit");
   run->add_flag("--busy-poll", run_opts.busy_poll, "Never sleep: poll the rings continuously");
   run->add_option("--ring-size", run_opts.ring_size, "Descriptors per ring")->capture_default_str();
+  run->add_option("--control", run_opts.control,
+                  "Control socket for `xnat conntrack`, `xnat sysctl`, `xnat status` (empty: none)")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   if (*run) return xnat::run_gateway(run_opts);

@@ -312,6 +312,10 @@ class Conntrack {
   uint32_t windows_in_use() const { return table_.windows_in_use(); }
   size_t held_memory_bytes() const { return held_.memory_bytes(); }  // part of memory_bytes(), fixed
 
+  // Whether slot idx holds a live flow (a listing walking the table by index).
+  bool live(uint32_t idx, uint64_t now_ms) const {
+    return idx < table_.capacity() && table_.in_use(idx) && table_.flow(idx).expires_ms > now_ms;
+  }
   // Calls fn(const Flow&) for every live flow, in index order; with a range,
   // for those with an index in [begin, end) (a listing in pieces).
   template <typename Fn>

@@ -36,12 +36,13 @@ void append_tuple(std::string& out, const Tuple& t) {
 }
 }  // namespace
 
-std::string format_conntrack_extended(const Flow& f, uint64_t now_ms, uint32_t mark) {
+namespace {
+std::string format(const Flow& f, uint64_t now_ms, uint32_t mark, bool l3) {
   std::string out;
   const uint8_t proto = f.tuple[0].proto;
   const uint64_t remaining = f.expires_ms > now_ms ? (f.expires_ms - now_ms) / 1000 : 0;
-  fmt::format_to(std::back_inserter(out), "{:<8} {} {:<8} {} {} ", "ipv4", 2, proto_name(proto),
-                 proto, remaining);
+  if (l3) out += "ipv4     2 ";
+  fmt::format_to(std::back_inserter(out), "{:<8} {} {} ", proto_name(proto), proto, remaining);
   if (proto == kProtoTcp) fmt::format_to(std::back_inserter(out), "{} ", tcp_state_name(f.tcp_state));
   append_tuple(out, f.tuple[0]);
   if (!(f.status & kStatusSeenReply)) out += "[UNREPLIED] ";
@@ -49,6 +50,15 @@ std::string format_conntrack_extended(const Flow& f, uint64_t now_ms, uint32_t m
   if (f.status & kStatusAssured) out += "[ASSURED] ";
   fmt::format_to(std::back_inserter(out), "mark={} use=1", mark);
   return out;
+}
+}  // namespace
+
+std::string format_conntrack_extended(const Flow& f, uint64_t now_ms, uint32_t mark) {
+  return format(f, now_ms, mark, true);
+}
+
+std::string format_conntrack_default(const Flow& f, uint64_t now_ms, uint32_t mark) {
+  return format(f, now_ms, mark, false);
 }
 
 }  // namespace xnat

@@ -57,7 +57,11 @@ std::string format_counters(const std::vector<CounterSource>& workers) {
   out += fmt::format("conntrack_directory_full {}\n", s.directory_full);
   out += fmt::format("conntrack_borrowed {}\n", s.borrowed);
   out += fmt::format("conntrack_bytes_per_flow {}\n", t.bytes_per_flow);
-  // The same figures in the layout of `conntrack -S`, a line per worker as it prints one per CPU.
+  return out + format_conntrack_stats(workers);
+}
+
+std::string format_conntrack_stats(const std::vector<CounterSource>& workers) {
+  std::string out;
   for (size_t w = 0; w < workers.size(); ++w) {
     const ConntrackStats& c = workers[w].stats;
     out += fmt::format(

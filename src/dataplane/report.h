@@ -24,5 +24,7 @@ struct CounterSource {
 };
 CounterSource counter_source(const Engine& e);
 std::string format_counters(const std::vector<CounterSource>& workers);
+// `conntrack -S`'s layout: a line per worker, as it prints one per CPU.
+std::string format_conntrack_stats(const std::vector<CounterSource>& workers);
 
 }  // namespace xnat

@@ -163,6 +163,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   for (auto& w : workers_)
     threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_, platform_.backend_filters); });
   last_ports_.assign(bo_.ifnames.size(), PortStats{});
+  started_ms_ = now_ms();
   return {};
 }
 
@@ -214,19 +215,172 @@ void Gateway::drain_log() {
     });
 }
 
-void Gateway::collect_listing() {
-  const uint64_t gen = sh_.dump_gen.fetch_add(1, std::memory_order_release) + 1;
+void Gateway::collect_listing() { (void)walk(nullptr); }
+
+bool Gateway::walk(std::shared_ptr<const ConntrackQuery> q) {
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lock(sh_.query_mu);
+    sh_.query = std::move(q);
+    gen = sh_.dump_gen.fetch_add(1, std::memory_order_release) + 1;
+  }
   for (auto& w : workers_) w->wake();
+  // A piece per worker loop: about a second per million slots.
   for (int tries = 0; tries < 6000; ++tries) {
     bool all = true;
     for (auto& w : workers_) {
       std::lock_guard<std::mutex> lock(w->mu);
       all &= w->snap.dump_done >= gen;
     }
-    if (all) return;
+    if (all) return true;
     struct timespec t{0, 10 * 1000 * 1000};
     nanosleep(&t, nullptr);
   }
+  return false;
+}
+
+ControlReply Gateway::control(const std::vector<std::string>& args) {
+  if (args.empty()) return {2, "", "empty request\n"};
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "conntrack") return conntrack(rest);
+  if (args[0] == "sysctl") return sysctl(rest);
+  if (args[0] == "status") return {0, status_text(), ""};
+  return {2, "", fmt::format("unknown request '{}': conntrack, sysctl or status\n", args[0])};
+}
+
+ControlReply Gateway::conntrack(const std::vector<std::string>& args) {
+  auto q = parse_conntrack_args(args);
+  if (!q) return {2, "", fmt::format("conntrack v1.4.7 (conntrack-tools): {}\n", q.error().message)};
+  using C = ConntrackQuery::Command;
+  if (q->command == C::kStats) return {0, format_conntrack_stats(report(false).engines), ""};
+  const C cmd = q->command;
+  if (!walk(std::make_shared<const ConntrackQuery>(std::move(*q))))
+    return {1, "", "the workers did not finish the walk in time\n"};
+  ControlReply r;
+  uint64_t matched = 0;
+  for (auto& w : workers_) {
+    std::lock_guard<std::mutex> lock(w->mu);
+    r.out += w->snap.table;
+    matched += w->snap.matched;
+    w->snap.table.clear();
+  }
+  // conntrack's summary lines, on stderr as it prints them.
+  switch (cmd) {
+    case C::kList:
+      r.err = fmt::format("conntrack v1.4.7 (conntrack-tools): {} flow entries have been shown.\n", matched);
+      break;
+    case C::kGet:
+      if (matched == 0) r = {1, "", "conntrack v1.4.7 (conntrack-tools): No such file or directory\n"};
+      else r.err = fmt::format("conntrack v1.4.7 (conntrack-tools): {} flow entries have been shown.\n", matched);
+      break;
+    case C::kDelete:
+      if (matched == 0) r = {1, "", "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n"};
+      else r.err = fmt::format("conntrack v1.4.7 (conntrack-tools): {} flow entries have been deleted.\n", matched);
+      break;
+    case C::kFlush:
+      r.err = "conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.\n";
+      break;
+    case C::kCount:
+      r.out = fmt::format("{}\n", matched);
+      break;
+    case C::kStats:
+      break;
+  }
+  return r;
+}
+
+ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
+  // sysctl's forms: NAME..., -a, -w NAME=VALUE (not yet while running).
+  std::vector<std::string> names;
+  for (const std::string& a : args) {
+    if (a == "-w" || a.find('=') != std::string::npos)
+      return {1, "", "sysctl -w: changing a setting of a running gateway is not available yet; set it in "
+                     "[conntrack] and restart\n"};
+    if (a == "-a" || a == "--all") {
+      names.push_back("net.netfilter.nf_conntrack_count");
+      names.push_back("net.netfilter.nf_conntrack_max");
+      for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
+        names.push_back(std::string("net.netfilter.") + timeout_sysctl_name(static_cast<TimeoutClass>(i)));
+      continue;
+    }
+    names.push_back(a);
+  }
+  if (names.empty()) return {2, "", "sysctl: give NAME... or -a\n"};
+  ControlReply r;
+  const ConntrackSettings& s = cfg_.conntrack;
+  for (const std::string& full : names) {
+    const std::string n = full.starts_with("net.netfilter.") ? full.substr(14) : full;
+    std::string v;
+    if (n == "nf_conntrack_count") {
+      v = std::to_string(live_count());
+    } else if (n == "nf_conntrack_max") {
+      v = std::to_string(total_max_);
+    } else if (n == "nf_conntrack_buckets") {
+      v = std::to_string(s.nf_conntrack_buckets);
+    } else if (n == "nf_conntrack_tcp_loose") {
+      v = std::to_string(s.nf_conntrack_tcp_loose);
+    } else if (n == "nf_conntrack_checksum") {
+      v = std::to_string(s.nf_conntrack_checksum);
+    } else if (n == "nf_conntrack_tcp_be_liberal") {
+      v = std::to_string(s.nf_conntrack_tcp_be_liberal);
+    } else if (n == "nf_conntrack_tcp_max_retrans") {
+      v = std::to_string(s.nf_conntrack_tcp_max_retrans);
+    } else if (n == "nf_conntrack_tcp_ignore_invalid_rst") {
+      v = std::to_string(s.nf_conntrack_tcp_ignore_invalid_rst);
+    } else {
+      for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
+        if (n == timeout_sysctl_name(static_cast<TimeoutClass>(i))) v = std::to_string(s.timeout_s[i]);
+    }
+    if (v.empty()) {
+      r.status = 255;
+      r.err += fmt::format("sysctl: cannot stat /proc/sys/{}: No such file or directory\n", [&] {
+        std::string p = full;
+        for (char& c : p) if (c == '.') c = '/';
+        return p;
+      }());
+      continue;
+    }
+    r.out += fmt::format("{} = {}\n", full.starts_with("net.") ? full : "net.netfilter." + n, v);
+  }
+  return r;
+}
+
+uint64_t Gateway::live_count() {
+  // Counted by the workers in their tables: the figures they publish are
+  // up to 100 ms old.
+  auto q = std::make_shared<ConntrackQuery>();
+  q->command = ConntrackQuery::Command::kCount;
+  if (!walk(std::move(q))) return 0;
+  uint64_t n = 0;
+  for (auto& w : workers_) {
+    std::lock_guard<std::mutex> lock(w->mu);
+    n += w->snap.matched;
+  }
+  return n;
+}
+
+std::string Gateway::status_text() {
+  GatewayReport r = report(false);
+  const uint64_t flows = live_count();
+  Counters all;
+  for (const CounterSource& s : r.engines)
+    for (size_t c = 0; c < kCounterCount; ++c) all.v[c] += s.counters.v[c];
+  for (size_t c = 0; c < kCounterCount; ++c) all.v[c] += r.live.v[c];
+  std::string out = banner() + "\n";
+  out += fmt::format("uptime {} s; flows {} of {}\n", (now_ms() - started_ms_) / 1000, flows, total_max_);
+  for (size_t p = 0; p < r.ports.size(); ++p)
+    out += fmt::format("{}: rx {} tx {} rx ring dropped {}\n", bo_.ifnames[p], r.ports[p].rx, r.ports[p].tx,
+                       r.ports[p].rx_ring_dropped);
+  std::vector<std::pair<uint64_t, size_t>> drops;
+  for (size_t c = 0; c < kDropReasonCount; ++c)
+    if (all.v[c]) drops.emplace_back(all.v[c], c);
+  std::sort(drops.rbegin(), drops.rend());
+  out += "drops:";
+  if (drops.empty()) out += " none";
+  for (size_t k = 0; k < drops.size() && k < 5; ++k)
+    out += fmt::format(" {} {}", counter_name(static_cast<Counter>(drops[k].second)), drops[k].first);
+  out += "\n";
+  return out;
 }
 
 GatewayReport Gateway::report(bool with_table) {

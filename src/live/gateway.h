@@ -17,6 +17,7 @@
 
 #include "base/result.h"
 #include "control/config.h"
+#include "live/control_server.h"
 #include "live/platform.h"
 #include "live/worker.h"
 
@@ -29,6 +30,7 @@ struct RunOptions {
   int stats_interval = 0;     // seconds; 0: no periodic report
   std::string conntrack_out;  // written on exit (and on SIGUSR1): conntrack -L -o extended
   std::string counters_out;   // written on exit (and on SIGUSR1)
+  std::string control = "/run/xnat/xnat.sock";  // the control socket; empty: none
   bool busy_poll = false;
   uint32_t ring_size = 2048;
 };
@@ -66,6 +68,8 @@ class Gateway {
   // One screen of rates since the last call, for --stats.
   std::string stats_text(double secs, const std::string& clock);
   void stop();
+  // A request from the control socket (control_server.h): conntrack, sysctl, status.
+  ControlReply control(const std::vector<std::string>& args);
 
   uint32_t workers() const { return static_cast<uint32_t>(workers_.size()); }
   const Engine& engine(uint32_t w) const { return *workers_[w]->engine; }
@@ -75,6 +79,13 @@ class Gateway {
  private:
   Gateway(Platform& p) : platform_(p) {}
   void drain_log();  // the workers' -j LOG lines, to stderr
+  // Has every worker walk its table with q (null: the whole listing);
+  // false if they did not finish in time.
+  bool walk(std::shared_ptr<const ConntrackQuery> q);
+  ControlReply conntrack(const std::vector<std::string>& args);
+  ControlReply sysctl(const std::vector<std::string>& args);
+  std::string status_text();
+  uint64_t live_count();  // the flows in the tables now
   Status open(EngineConfig cfg, const RunOptions& o);
 
   // The map of reply tuples the host port's egress program takes (steering).
@@ -98,6 +109,7 @@ class Gateway {
   std::vector<std::thread> threads_;
   std::vector<std::pair<int, uint32_t>> resolve_;
   bool stopped_ = false;
+  uint64_t started_ms_ = 0;
   // stats_text's previous figures.
   std::vector<PortStats> last_ports_;
   Counters last_counters_;

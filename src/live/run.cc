@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <optional>
 
 #include "live/gateway.h"
 
@@ -51,6 +52,12 @@ int run_gateway(const RunOptions& o) {
   auto gw = Gateway::start(std::move(*cfg), o, *platform);
   if (!gw) return fail(gw.error().message);
   Gateway& g = **gw;
+  std::optional<ControlServer> control;
+  if (!o.control.empty()) {
+    auto cs = ControlServer::open(o.control, [&](const std::vector<std::string>& args) { return g.control(args); });
+    if (!cs) return fail(cs.error().message);
+    control.emplace(std::move(*cs));
+  }
 
   struct sigaction sa{};
   sa.sa_handler = on_stop;
@@ -72,6 +79,7 @@ int run_gateway(const RunOptions& o) {
     struct timespec ts{0, 10 * 1000 * 1000};
     nanosleep(&ts, nullptr);
     g.poll();
+    if (control) control->poll();
     if (g_dump) {
       g_dump = 0;
       g.collect_listing();

@@ -76,15 +76,36 @@ void dump_step(Worker& w, uint64_t now) {
   // holds the worker up for well under a millisecond (formatting a line costs
   // about a microsecond), so its receive rings do not overflow meanwhile.
   constexpr uint32_t kPiece = 512;
-  const Conntrack& ct = w.engine->conntrack();
+  Conntrack& ct = w.engine->conntrack();
   const uint32_t end = std::min<uint64_t>(ct.capacity(), uint64_t{w.dump_next} + kPiece);
-  append_conntrack_range(ct, now, w.dump_next, end, &w.dump_buf);
+  if (!w.dump_query) {
+    append_conntrack_range(ct, now, w.dump_next, end, &w.dump_buf);
+  } else {
+    using C = ConntrackQuery::Command;
+    const ConntrackQuery& q = *w.dump_query;
+    for (uint32_t i = w.dump_next; i < end; ++i) {
+      if (!ct.live(i, now)) continue;
+      const Flow& f = ct.flow(i);
+      const uint32_t mark = ct.mark(f);
+      if (q.command != C::kFlush && !q.matches(f, mark)) continue;
+      ++w.dump_matched;
+      if (q.command == C::kList || q.command == C::kGet || q.command == C::kDelete) {
+        w.dump_buf += q.format(f, now, mark);
+        w.dump_buf += '\n';
+      }
+      // Its ports and claims freed: its next packet is a new connection.
+      if (q.command == C::kDelete || q.command == C::kFlush) ct.remove(i);
+    }
+  }
   w.dump_next = end;
   if (end < ct.capacity()) return;
   std::lock_guard<std::mutex> lock(w.mu);
   w.snap.table.swap(w.dump_buf);
+  w.snap.matched = w.dump_matched;
   w.snap.dump_done = w.dump_gen;
   w.dump_gen = 0;
+  w.dump_matched = 0;
+  w.dump_query.reset();
   w.dump_buf.clear();
   w.dump_buf.shrink_to_fit();
 }
@@ -223,7 +244,10 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       dump_seen = gen;
       w.dump_gen = gen;
       w.dump_next = 0;
+      w.dump_matched = 0;
       w.dump_buf.clear();
+      std::lock_guard<std::mutex> lock(sh.query_mu);
+      w.dump_query = sh.query;
     }
     if (w.dump_gen) dump_step(w, now);
     if (!got && !w.dump_gen && !bo.busy_poll && now - idle_since > 2) {

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "control/conntrack_query.h"
 #include "dataplane/engine.h"
 #include "dataplane/report.h"
 #include "live/backend.h"
@@ -39,7 +40,11 @@ struct Shared {
   // Next hops to resolve, from the workers to the control thread's rtnetlink socket.
   std::mutex resolve_mu;
   std::vector<std::pair<int, uint32_t>> resolve;  // ifindex, address
+  // A walk over every worker's table (a listing, a deletion, a count),
+  // generation dump_gen: `query`, or the whole extended listing when null.
   std::atomic<uint64_t> dump_gen{0};
+  std::mutex query_mu;
+  std::shared_ptr<const ConntrackQuery> query;
 };
 
 // A worker's figures as last published, for the control thread.
@@ -49,6 +54,7 @@ struct Snapshot {
   std::vector<PortStats> ports;
   std::string table;  // conntrack listing, when a dump was asked for
   uint64_t dump_done = 0;
+  uint64_t matched = 0;  // the last walk's flows that matched its query
 };
 
 struct Worker {
@@ -71,12 +77,15 @@ struct Worker {
   uint64_t fib_version = 0;
   std::mutex mu;  // guards snap
   Snapshot snap;
-  // A listing asked for (SIGUSR1) is built a piece per loop, between bursts:
-  // formatting a table of a million flows at once would stall the worker for
-  // about a second. dump_gen is the request being built (0: none).
+  // A walk asked for (SIGUSR1, `xnat conntrack`) is done a piece per loop,
+  // between bursts: formatting a table of a million flows at once would
+  // stall the worker for about a second. dump_gen is the walk being done
+  // (0: none), dump_query its query.
   uint64_t dump_gen = 0;
   uint32_t dump_next = 0;
   std::string dump_buf;
+  std::shared_ptr<const ConntrackQuery> dump_query;
+  uint64_t dump_matched = 0;
   SoftwareOffload offload;  // for frames that leave other than through the backend
 
   // After a push: the consumer may have gone to sleep having seen the ring

@@ -157,6 +157,26 @@ check "  ... the fragmented pings' later fragments were translated, none unmatch
   bash -c "grep -Eq '^fragments_translated [1-9]' $WORK/counters.txt && grep -Eq '^drop_fragment_unmatched 0$' $WORK/counters.txt"
 check "  ... no drops for bad packets" \
   bash -c "! grep -Eq '^drop_(truncated|bad_[a-z_]+|invalid|table_full|no_port|tx_ring_full|neighbor_timeout) [1-9]' $WORK/counters.txt"
+
+# --- The running gateway asked over its control socket, as conntrack and sysctl are.
+check "xnat conntrack -L lists the DNAT connections, conntrack's default format" \
+  bash -c "'$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-dst 8080 >$WORK/xc.out 2>$WORK/xc.err &&
+           grep -Eq '^tcp +6 [0-9]+ [A-Z_]+ src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=[0-9]+ dport=8080 ' $WORK/xc.out &&
+           grep -Eq '^conntrack v1\.4\.7 \(conntrack-tools\): [1-9][0-9]* flow entries have been shown\.$' $WORK/xc.err"
+check "xnat conntrack -C equals the lines of -L" \
+  bash -c "[ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C)\" = \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -L 2>/dev/null | wc -l)\" ]"
+check "xnat sysctl reads the live count" \
+  bash -c "'$XNAT' sysctl --control '$WORK/xnat.sock' net.netfilter.nf_conntrack_count | grep -Eq '^net\.netfilter\.nf_conntrack_count = [1-9]'"
+# A UDP exchange, its entry deleted: the next datagram is a new connection.
+in_c dig +short +time=2 +tries=1 @198.19.0.2 -p 53 -b 198.18.0.2#40053 example.test >/dev/null 2>&1 || true
+check "xnat conntrack -D removes a live connection, and its next packet opens a new one" \
+  bash -c "'$XNAT' conntrack --control '$WORK/xnat.sock' -D -p udp --orig-port-src 40053 >/dev/null 2>&1 &&
+           [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p udp --orig-port-src 40053)\" = 0 ] &&
+           ip netns exec $NS_C dig +short +time=2 +tries=1 @198.19.0.2 -p 53 -b 198.18.0.2#40053 example.test >/dev/null &&
+           [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p udp --orig-port-src 40053)\" = 1 ]"
+check "xnat status names the interfaces and the flows" \
+  bash -c "'$XNAT' status --control '$WORK/xnat.sock' | grep -Eq '^uptime [0-9]+ s; flows [1-9][0-9]* of '"
+
 if [ "$WORKERS" -gt 1 ]; then
   for w in $(seq 0 $((WORKERS - 1))); do
     check "  ... worker $w created flows" grep -Eq "^cpu=$w found=[0-9]+ invalid=[0-9]+ insert=[1-9]" "$WORK/counters.txt"

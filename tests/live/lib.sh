@@ -94,7 +94,7 @@ start_xnat() {
   local backend=$1
   shift
   ip netns exec "$NS_G" ${XNAT_WRAP:-} "$XNAT" run --config "$WORK/xnat.toml" --backend "$backend" --workers "${WORKERS:-1}" \
-    --conntrack-out "$WORK/conntrack.txt" --counters-out "$WORK/counters.txt" "$@" \
+    --conntrack-out "$WORK/conntrack.txt" --counters-out "$WORK/counters.txt" --control "$WORK/xnat.sock" "$@" \
     >"$WORK/xnat.out" 2>"$WORK/xnat.err" &
   XNAT_PID=$!
   local i

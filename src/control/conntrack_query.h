@@ -1,0 +1,40 @@
+// `xnat conntrack`: conntrack-tools' command line (-L, -G, -D, -F, -C, -S
+// with its filters and -o), parsed into a query the gateway's workers run on
+// their tables, so scripts written for `conntrack` work by changing the
+// command name.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "conntrack/flow.h"
+
+namespace xnat {
+
+struct ConntrackQuery {
+  enum class Command : uint8_t { kList, kGet, kDelete, kFlush, kCount, kStats };
+  enum class Output : uint8_t { kDefault, kExtended };
+  Command command = Command::kList;
+  Output output = Output::kDefault;
+  // Filters (conntrack's): tuples in network order, ports in host order.
+  std::optional<uint8_t> proto;
+  std::optional<uint32_t> orig_src, orig_dst, reply_src, reply_dst;
+  std::optional<uint16_t> orig_sport, orig_dport, reply_sport, reply_dport;
+  std::optional<TcpState> state;
+  bool src_nat = false, dst_nat = false, any_nat = false;
+  std::optional<uint32_t> mark, mark_mask;
+
+  bool matches(const Flow& f, uint32_t ct_mark) const;
+  // conntrack's line for a flow, in the query's output format.
+  std::string format(const Flow& f, uint64_t now_ms, uint32_t ct_mark) const;
+  // Whether the command walks the table (list, get, delete, count).
+  bool walks() const { return command != Command::kFlush && command != Command::kStats; }
+};
+
+// The arguments after `xnat conntrack`; errors name the option, as conntrack does.
+Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args);
+
+}  // namespace xnat

@@ -1,0 +1,70 @@
+#include "control/conntrack_query.h"
+
+#include <gtest/gtest.h>
+
+#include "packet/tuple.h"
+
+namespace xnat {
+namespace {
+
+Flow flow(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t proto, const char* nat_src) {
+  Flow f;
+  Tuple o;
+  EXPECT_TRUE(parse_ipv4(src, &o.src));
+  EXPECT_TRUE(parse_ipv4(dst, &o.dst));
+  o.sport = __builtin_bswap16(sport);
+  o.dport = __builtin_bswap16(dport);
+  o.proto = proto;
+  Tuple r = invert(o);
+  EXPECT_TRUE(parse_ipv4(nat_src, &r.dst));
+  f.tuple[0] = o;
+  f.tuple[1] = r;
+  if (r.dst != o.src) f.status |= kStatusSrcNat;
+  return f;
+}
+
+ConntrackQuery parse(std::vector<std::string> args) {
+  auto q = parse_conntrack_args(args);
+  EXPECT_TRUE(q.ok()) << (q.ok() ? "" : q.error().message);
+  return q.ok() ? *q : ConntrackQuery{};
+}
+
+TEST(ConntrackQuery, FiltersAsConntrackDoes) {
+  const Flow nat = flow("198.18.0.2", 40000, "198.51.100.7", 53, 17, "198.19.0.1");
+  const Flow plain = flow("198.18.0.3", 40001, "198.51.100.7", 80, 6, "198.18.0.3");
+  EXPECT_TRUE(parse({"-L"}).matches(nat, 0));
+  EXPECT_TRUE(parse({"-L", "-p", "udp", "-s", "198.18.0.2", "--dport", "53"}).matches(nat, 0));
+  EXPECT_FALSE(parse({"-L", "-p", "tcp"}).matches(nat, 0));
+  EXPECT_TRUE(parse({"-L", "-q", "198.19.0.1"}).matches(nat, 0));  // reply destination: the mapping
+  EXPECT_TRUE(parse({"-L", "--reply-port-dst", "40000"}).matches(nat, 0));
+  EXPECT_TRUE(parse({"-L", "--src-nat"}).matches(nat, 0));
+  EXPECT_FALSE(parse({"-L", "--src-nat"}).matches(plain, 0));
+  EXPECT_FALSE(parse({"-L", "--any-nat"}).matches(plain, 0));
+  EXPECT_TRUE(parse({"-L", "-m", "0x4/0xf"}).matches(plain, 0x14));
+  EXPECT_FALSE(parse({"-L", "--mark", "4"}).matches(plain, 0x14));
+  Flow est = plain;
+  est.tcp_state = TcpState::kEstablished;
+  EXPECT_TRUE(parse({"-L", "--state", "ESTABLISHED"}).matches(est, 0));
+  EXPECT_FALSE(parse({"-L", "--state", "TIME_WAIT"}).matches(est, 0));
+}
+
+TEST(ConntrackQuery, ErrorsNameTheOption) {
+  for (const auto& [args, want] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{}, "no command: give one of -L, -G, -D, -F, -C, -S"},
+           {{"-L", "-D"}, "-D: only one command at a time (-L, -G, -D, -F, -C, -S)"},
+           {{"-L", "-s"}, "option -s needs a value"},
+           {{"-L", "-s", "10.0.0"}, "-s 10.0.0: expected an IPv4 address"},
+           {{"-L", "--sport", "70000"}, "--sport 70000: expected a port"},
+           {{"-L", "--state", "OPEN"}, "--state OPEN: expected a TCP state such as ESTABLISHED or TIME_WAIT"},
+           {{"-L", "-o", "xml"}, "-o xml: xnat prints the default and 'extended' formats"},
+           {{"-L", "-f", "ipv6"}, "-f ipv6: xnat tracks IPv4 only"},
+           {{"-E"}, "-E: connection events are not available yet"},
+           {{"-L", "--bogus"}, "unknown option '--bogus'"}}) {
+    auto q = parse_conntrack_args(args);
+    ASSERT_FALSE(q.ok());
+    EXPECT_EQ(q.error().message, want);
+  }
+}
+
+}  // namespace
+}  // namespace xnat

@@ -1,0 +1,181 @@
+#include "live/control_server.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace xnat {
+namespace {
+
+constexpr size_t kMaxRequest = 64 * 1024;
+
+uint64_t mono_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+Result<sockaddr_un> address(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof a.sun_path)
+    return Error{fmt::format("control socket path '{}': empty or longer than {} bytes", path, sizeof a.sun_path - 1)};
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  return a;
+}
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n) {
+    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<ControlServer> ControlServer::open(const std::string& path, Handler handler) {
+  auto a = address(path);
+  if (!a) return a.error();
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  // A socket file left by a gateway that is gone is replaced; one that
+  // answers belongs to a running gateway.
+  if (std::filesystem::exists(path)) {
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool live = probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&*a), sizeof *a) == 0;
+    if (probe >= 0) ::close(probe);
+    if (live) return Error{fmt::format("control socket {}: another gateway is running there (give --control PATH)", path)};
+    ::unlink(path.c_str());
+  }
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error{fmt::format("control socket: {}", std::strerror(errno))};
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&*a), sizeof *a) != 0 || ::chmod(path.c_str(), 0660) != 0 ||
+      ::listen(fd, 16) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    return Error{fmt::format("control socket {}: {}", path, why)};
+  }
+  return ControlServer(fd, path, std::move(handler));
+}
+
+ControlServer::ControlServer(ControlServer&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), handler_(std::move(o.handler_)) {}
+
+ControlServer::~ControlServer() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(path_.c_str());
+}
+
+int ControlServer::poll(int timeout_ms) {
+  int served = 0;
+  for (;;) {
+    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return served;  // none waiting (EAGAIN), or an error the next poll sees again
+    serve(c, timeout_ms);
+    ::close(c);
+    ++served;
+  }
+}
+
+void ControlServer::serve(int c, int timeout_ms) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  struct stat st{};
+  const bool known = ::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && ::stat(path_.c_str(), &st) == 0;
+  if (!known || !(cred.uid == 0 || cred.uid == ::geteuid() || cred.gid == st.st_gid)) {
+    fmt::print(stderr, "xnat: control: refused a request from uid {} gid {} pid {} (not root, not the gateway's "
+                       "user, not in the socket's group)\n",
+               cred.uid, cred.gid, cred.pid);
+    const std::string msg = "permission denied: the gateway serves root, its own user and the socket's group\n";
+    const std::string head = fmt::format("77 0\n");
+    (void)write_all(c, head.data(), head.size());
+    (void)write_all(c, msg.data(), msg.size());
+    return;
+  }
+  // The request, with a deadline: a client that stalls cannot hold the loop.
+  std::string req;
+  const uint64_t deadline = mono_ms() + static_cast<uint64_t>(timeout_ms);
+  char buf[4096];
+  ControlReply reply;
+  for (;;) {
+    if (!req.empty() && req.back() == '\n') break;
+    if (req.size() > kMaxRequest) {
+      reply = {2, "", fmt::format("request longer than {} bytes: refused\n", kMaxRequest)};
+      break;
+    }
+    const uint64_t now = mono_ms();
+    if (now >= deadline) {
+      reply = {2, "", "request not received in time\n"};
+      break;
+    }
+    pollfd p{c, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(deadline - now)) <= 0) continue;
+    const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+    if (n <= 0) return;  // the client went away
+    req.append(buf, static_cast<size_t>(n));
+  }
+  if (reply.err.empty()) {
+    req.pop_back();
+    std::vector<std::string> args;
+    size_t at = 0;
+    while (at < req.size()) {
+      const size_t end = req.find('\0', at);
+      if (end == std::string::npos) {
+        reply = {2, "", "malformed request: each argument must end in a NUL\n"};
+        break;
+      }
+      args.push_back(req.substr(at, end - at));
+      at = end + 1;
+    }
+    if (reply.err.empty()) reply = handler_(args);
+  }
+  const std::string head = fmt::format("{} {}\n", reply.status, reply.out.size());
+  if (write_all(c, head.data(), head.size()) && write_all(c, reply.out.data(), reply.out.size()))
+    (void)write_all(c, reply.err.data(), reply.err.size());
+}
+
+Result<ControlReply> control_request(const std::string& path, const std::vector<std::string>& args) {
+  auto a = address(path);
+  if (!a) return a.error();
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error{fmt::format("socket: {}", std::strerror(errno))};
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&*a), sizeof *a) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    return Error{fmt::format("cannot reach the gateway at {}: {} (is `xnat run` running? its socket is given by "
+                             "--control PATH)",
+                             path, why)};
+  }
+  std::string req;
+  for (const std::string& s : args) req += s + '\0';
+  req += '\n';
+  std::string resp;
+  if (write_all(fd, req.data(), req.size())) {
+    char buf[65536];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  const size_t nl = resp.find('\n');
+  int status = 0;
+  size_t out_len = 0;
+  if (nl == std::string::npos || std::sscanf(resp.c_str(), "%d %zu", &status, &out_len) != 2 ||
+      resp.size() < nl + 1 + out_len)
+    return Error{fmt::format("the gateway at {} sent no answer, or a malformed one", path)};
+  return ControlReply{status, resp.substr(nl + 1, out_len), resp.substr(nl + 1 + out_len)};
+}
+
+}  // namespace xnat
