@@ -225,6 +225,26 @@ TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
   EXPECT_EQ(r.status, 255);
   EXPECT_EQ(r.err, "sysctl: cannot stat /proc/sys/net/netfilter/nf_conntrack_bogus: No such file or directory\n");
   EXPECT_NE(ask({"status"}).out.find("flows 4 of"), std::string::npos);
+  // sysctl -w: a timeout applies at once (to the next packet's refresh).
+  r = ask({"sysctl", "-w", "net.netfilter.nf_conntrack_udp_timeout=7"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "net.netfilter.nf_conntrack_udp_timeout = 7\n");
+  EXPECT_EQ(ask({"sysctl", "net.netfilter.nf_conntrack_udp_timeout"}).out, "net.netfilter.nf_conntrack_udp_timeout = 7\n");
+  f.backends[0]->inject(kIn, from_client().udp(40009, 53).build());
+  ASSERT_EQ(f.sent(6).size(), 6u);
+  r = ask({"conntrack", "-L", "-p", "udp", "--sport", "40009"});
+  EXPECT_TRUE(r.out.starts_with("udp      17 6 ") || r.out.starts_with("udp      17 7 ")) << r.out;
+  EXPECT_EQ(ask({"sysctl", "-w", "net.netfilter.nf_conntrack_udp_timeout=x"}).err,
+            "sysctl: setting key \"net.netfilter.nf_conntrack_udp_timeout\": Invalid argument\n");
+  EXPECT_EQ(ask({"sysctl", "-w", "net.netfilter.nf_conntrack_buckets=1024"}).err,
+            "sysctl: setting key \"net.netfilter.nf_conntrack_buckets\": nf_conntrack_buckets sizes the tables xnat "
+            "built at start: set it in [conntrack] and restart\n");
+  r = ask({"sysctl", "-w", "net.netfilter.nf_conntrack_max=100000000"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("nf_conntrack_max can go up to that live"), std::string::npos) << r.err;
+  r = ask({"sysctl", "-w", "net.netfilter.nf_conntrack_max=1000"});
+  EXPECT_EQ(r.out, "net.netfilter.nf_conntrack_max = 1000\n");
+  EXPECT_EQ(ask({"sysctl", "net.netfilter.nf_conntrack_max"}).out, "net.netfilter.nf_conntrack_max = 1000\n");
   // -F empties the table.
   r = ask({"conntrack", "-F"});
   EXPECT_EQ(r.err, "conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.\n");

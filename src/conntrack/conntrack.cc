@@ -15,6 +15,7 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
              settings.xnat_tcp_window_tracking),
       links_(settings.nf_conntrack_max + kListHeads),
       by_source_(settings.nf_conntrack_max, settings.xnat_max_flows_per_source),
+      max_(static_cast<uint32_t>(settings.nf_conntrack_max)),
       held_(settings.xnat_evicted_hold, seed, settings.xnat_tcp_window_tracking, &claims_) {
   tcp_policy_.timeout_s = settings_.timeout_s.data();
   tcp_policy_.be_liberal = settings_.nf_conntrack_tcp_be_liberal;
@@ -22,6 +23,19 @@ Conntrack::Conntrack(const ConntrackSettings& settings, uint64_t seed)
   tcp_policy_.max_retrans = static_cast<uint8_t>(settings_.nf_conntrack_tcp_max_retrans);
   const uint32_t heads = table_.capacity();
   for (uint32_t h = heads; h <= sweep_head(); ++h) links_[h] = FlowLinks{h, h, h, h};
+}
+
+void Conntrack::retune(const ConntrackSettings& s, uint64_t max) {
+  settings_.timeout_s = s.timeout_s;
+  settings_.nf_conntrack_tcp_loose = s.nf_conntrack_tcp_loose;
+  settings_.nf_conntrack_checksum = s.nf_conntrack_checksum;
+  settings_.nf_conntrack_tcp_be_liberal = s.nf_conntrack_tcp_be_liberal;
+  settings_.nf_conntrack_tcp_ignore_invalid_rst = s.nf_conntrack_tcp_ignore_invalid_rst;
+  settings_.nf_conntrack_tcp_max_retrans = s.nf_conntrack_tcp_max_retrans;
+  tcp_policy_.be_liberal = settings_.nf_conntrack_tcp_be_liberal;
+  tcp_policy_.ignore_invalid_rst = settings_.nf_conntrack_tcp_ignore_invalid_rst;
+  tcp_policy_.max_retrans = static_cast<uint8_t>(settings_.nf_conntrack_tcp_max_retrans);
+  max_ = static_cast<uint32_t>(std::min<uint64_t>(max, table_.capacity()));
 }
 
 void Conntrack::set_src_nat(uint32_t idx) {
@@ -269,7 +283,7 @@ bool Conntrack::evict_one() {
 bool Conntrack::borrow() {
   SharedLimit* lim = claims_.shard.limit;
   if (!lim || table_.size() >= table_.capacity()) return false;
-  if (lim->count.fetch_add(1, std::memory_order_relaxed) >= lim->max + lim->overdraft) {
+  if (lim->count.fetch_add(1, std::memory_order_relaxed) >= lim->max.load(std::memory_order_relaxed) + lim->overdraft) {
     lim->count.fetch_sub(1, std::memory_order_relaxed);
     return false;
   }
@@ -297,7 +311,7 @@ void Conntrack::repay() {
 [[gnu::always_inline]] inline Conntrack::Inserted Conntrack::place(const Tuple& orig, const Tuple& reply,
                                                                   uint64_t now_ms, uint32_t carried) {
   SharedLimit* lim = claims_.shard.limit;
-  if (lim && lim->count.load(std::memory_order_relaxed) + lim->reserve >= lim->max)
+  if (lim && lim->count.load(std::memory_order_relaxed) + lim->reserve >= lim->max.load(std::memory_order_relaxed))
     evict_from(EvictList::kClosing);  // keep headroom for the other workers
   bool borrowed = false;
   if (full() && !make_room(now_ms)) {
@@ -305,7 +319,8 @@ void Conntrack::repay() {
     if (!borrow()) return {kNoRef, InsertFailure::kTableFull};
     borrowed = true;
   }
-  if (lim && !borrowed && lim->count.fetch_add(1, std::memory_order_relaxed) >= lim->max) {
+  if (lim && !borrowed &&
+      lim->count.fetch_add(1, std::memory_order_relaxed) >= lim->max.load(std::memory_order_relaxed)) {
     // Another worker took the last entry since full() looked: borrow it.
     lim->count.fetch_sub(1, std::memory_order_relaxed);
     if (!borrow()) return {kNoRef, InsertFailure::kTableFull};

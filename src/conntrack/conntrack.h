@@ -132,6 +132,11 @@ class Conntrack {
   Conntrack& operator=(const Conntrack&) = delete;
 
   const ConntrackSettings& settings() const { return settings_; }
+  // Takes the settings that may change while the table lives (timeouts, the
+  // TCP tracker's flags, nf_conntrack_checksum) and the table's limit, at
+  // most its capacity. Flows take new timeouts at their next packet, as in
+  // netfilter; a limit below the count drops none, new flows wait for room.
+  void retune(const ConntrackSettings& s, uint64_t max);
   uint64_t hash(const Tuple& t) const { return table_.hash(t); }
   void prefetch(uint64_t h) const { table_.prefetch(h); }
   // The index slot a lookup of hash h starts at, brought in as flow lines are.
@@ -382,7 +387,8 @@ class Conntrack {
   void move_to_evict_list(uint32_t idx, EvictList want);
   bool full() const {
     const SharedLimit* lim = claims_.shard.limit;
-    return table_.size() >= table_.capacity() || (lim && lim->count.load(std::memory_order_relaxed) >= lim->max);
+    return table_.size() >= max_ ||
+           (lim && lim->count.load(std::memory_order_relaxed) >= lim->max.load(std::memory_order_relaxed));
   }
   // false: nothing to evict. live_too: unreplied and half-closed entries may
   // go too, not only expired and closed ones.
@@ -414,6 +420,7 @@ class Conntrack {
   uint64_t wheel_done_tick_ = 0;    // every slot up to this tick has been moved onto the sweep list
   bool wheel_started_ = false;
   ConntrackStats stats_;
+  uint32_t max_;  // nf_conntrack_max for this table (retune), at most its capacity
   HugeArray<uint32_t> marks_;  // keep_marks()
   ReplyClaims claims_;
   HeldFlows held_;

@@ -105,6 +105,28 @@ TEST(Conntrack, UdpBecomesAStreamAfterTwoSecondsBothWays) {
   EXPECT_EQ(ct.flow(idx).expires_ms, T0 + 2500 + 120'000);
 }
 
+// nf_conntrack_max lowered below the count drops no flow; a new one takes
+// the room of an evictable one (netfilter's rule at a full table), and the
+// new timeouts apply from a flow's next packet.
+TEST(Conntrack, RetuneLowersTheLimitAndChangesTimeouts) {
+  ConntrackSettings s;
+  ASSERT_TRUE(s.set("nf_conntrack_max", 8).ok());
+  Conntrack ct(s, 1);
+  auto udp = [](uint16_t port) { return parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(port, 53).build()); };
+  for (uint16_t port = 1; port <= 4; ++port) ASSERT_NE(open(ct, udp(port), T0), kNoRef);
+  ASSERT_TRUE(s.set("nf_conntrack_udp_timeout", 5).ok());
+  ct.retune(s, 2);
+  EXPECT_EQ(ct.count(), 4u);  // none dropped
+  ASSERT_NE(open(ct, udp(5), T0 + 1), kNoRef);
+  EXPECT_EQ(ct.count(), 4u);  // one unreplied flow evicted for it
+  EXPECT_EQ(ct.stats().evicted_unreplied, 1u);
+  const auto p5 = udp(5);
+  EXPECT_EQ(ct.flow(ct.find(p5.tuple, ct.hash(p5.tuple), T0 + 1) >> 1).expires_ms, T0 + 1 + 5000);
+  ct.retune(s, 1000);  // at most the table's capacity
+  for (uint16_t port = 6; port <= 9; ++port) ASSERT_NE(open(ct, udp(port), T0 + 2), kNoRef);
+  EXPECT_EQ(ct.count(), 8u);
+}
+
 TEST(Conntrack, TimeoutsFollowSysctlNames) {
   ConntrackSettings s;
   ASSERT_TRUE(s.set("nf_conntrack_tcp_timeout_time_wait", 7).ok());

@@ -120,7 +120,7 @@ class FlowDirectory {
 struct SharedLimit {
   std::atomic<uint64_t> count{0};
   std::atomic<uint64_t> debt{0};
-  uint64_t max = 0;
+  std::atomic<uint64_t> max{0};  // changed live by `xnat sysctl -w nf_conntrack_max`
   uint64_t reserve = 0;
   uint64_t overdraft = 0;
 };

@@ -632,7 +632,7 @@ bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, RulePacket& rp)
   }
   if (cfg_.rules.uses_addrtype) rp.dst_type = cfg_.fib.addr_type(__builtin_bswap32(rp.dst));
   CtView ct;
-  ct.state = state ? state : (dir == 1 || (f.status & kStatusSeenReply)) ? kCtEstablished : kCtNew;
+  ct.state = state ? state : static_cast<uint8_t>((dir == 1 || (f.status & kStatusSeenReply)) ? kCtEstablished : kCtNew);
   if (f.status & kStatusSrcNat) ct.state |= kCtSnat;
   if (f.status & kStatusDstNat) ct.state |= kCtDnat;
   ct.status = kCtConfirmed;

@@ -68,6 +68,17 @@ class Engine final : private RuleActions {
   // must list the same interfaces in the same order.
   void replace_fib(Fib fib) { cfg_.fib = std::move(fib); }
   void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
+  // `xnat sysctl -w`: the conntrack settings that may change live, and this
+  // engine's table limit (Conntrack::retune).
+  void retune(const ConntrackSettings& s, uint64_t max) {
+    cfg_.conntrack.timeout_s = s.timeout_s;
+    cfg_.conntrack.nf_conntrack_checksum = s.nf_conntrack_checksum;
+    cfg_.conntrack.nf_conntrack_tcp_loose = s.nf_conntrack_tcp_loose;
+    cfg_.conntrack.nf_conntrack_tcp_be_liberal = s.nf_conntrack_tcp_be_liberal;
+    cfg_.conntrack.nf_conntrack_tcp_ignore_invalid_rst = s.nf_conntrack_tcp_ignore_invalid_rst;
+    cfg_.conntrack.nf_conntrack_tcp_max_retrans = s.nf_conntrack_tcp_max_retrans;
+    ct_.retune(s, max);
+  }
   // Lines of -j LOG rules, for the control thread (or replay) to print.
   LogRing& log_ring() { return log_; }
 

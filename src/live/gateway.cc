@@ -99,8 +99,8 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   // nf_conntrack_max is the whole gateway's, held by a shared count; each
   // worker's table has room for twice its fair share (up to the whole), as
   // flows never spread exactly evenly.
-  total_max_ = cfg_.conntrack.nf_conntrack_max;
-  limit_.max = total_max_;
+  total_max_ = start_max_ = cfg_.conntrack.nf_conntrack_max;
+  limit_.max.store(total_max_);
   limit_.reserve = std::min<uint64_t>(total_max_ / 4, std::max<uint64_t>(64 * nworkers, total_max_ / 64));
   limit_.overdraft = std::min<uint64_t>(total_max_ / 16, 8 * nworkers);
   EngineConfig per_worker = cfg_;
@@ -292,10 +292,13 @@ ControlReply Gateway::conntrack(const std::vector<std::string>& args) {
 ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
   // sysctl's forms: NAME..., -a, -w NAME=VALUE (not yet while running).
   std::vector<std::string> names;
+  std::vector<std::pair<std::string, std::string>> writes;
   for (const std::string& a : args) {
-    if (a == "-w" || a.find('=') != std::string::npos)
-      return {1, "", "sysctl -w: changing a setting of a running gateway is not available yet; set it in "
-                     "[conntrack] and restart\n"};
+    if (a == "-w" || a == "--write") continue;
+    if (const size_t eq = a.find('='); eq != std::string::npos) {
+      writes.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+      continue;
+    }
     if (a == "-a" || a == "--all") {
       names.push_back("net.netfilter.nf_conntrack_count");
       names.push_back("net.netfilter.nf_conntrack_max");
@@ -304,6 +307,10 @@ ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
       continue;
     }
     names.push_back(a);
+  }
+  if (!writes.empty()) {
+    if (!names.empty()) return {2, "", "sysctl: give NAME=VALUE pairs to write, or NAMEs to read, not both\n"};
+    return sysctl_write(writes);
   }
   if (names.empty()) return {2, "", "sysctl: give NAME... or -a\n"};
   ControlReply r;
@@ -357,6 +364,68 @@ uint64_t Gateway::live_count() {
     n += w->snap.matched;
   }
   return n;
+}
+
+ControlReply Gateway::sysctl_write(const std::vector<std::pair<std::string, std::string>>& writes) {
+  ConntrackSettings next = cfg_.conntrack;
+  uint64_t max = total_max_;
+  ControlReply r;
+  for (const auto& [full, value] : writes) {
+    const std::string n = full.starts_with("net.netfilter.") ? full.substr(14) : full;
+    bool live = n == "nf_conntrack_max" || n == "nf_conntrack_tcp_loose" || n == "nf_conntrack_checksum" ||
+                n == "nf_conntrack_tcp_be_liberal" || n == "nf_conntrack_tcp_ignore_invalid_rst" ||
+                n == "nf_conntrack_tcp_max_retrans";
+    for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
+      live |= n == timeout_sysctl_name(static_cast<TimeoutClass>(i));
+    char* end = nullptr;
+    const long long v = std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end) return {1, "", fmt::format("sysctl: setting key \"{}\": Invalid argument\n", full)};
+    ConntrackSettings probe = next;
+    if (auto st = probe.set(n, v); !st) {
+      if (st.error().message.starts_with("unknown"))
+        return {255, "", fmt::format("sysctl: cannot stat /proc/sys/net/netfilter/{}: No such file or directory\n", n)};
+      return {1, "", fmt::format("sysctl: setting key \"{}\": {}\n", full, st.error().message)};
+    }
+    if (!live)
+      return {1, "", fmt::format("sysctl: setting key \"{}\": {} sizes the tables xnat built at start: set it in "
+                                 "[conntrack] and restart\n",
+                                 full, n)};
+    if (n == "nf_conntrack_max") {
+      if (static_cast<uint64_t>(v) > start_max_)
+        return {1, "", fmt::format("sysctl: setting key \"{}\": the tables were built for {} flows at start; "
+                                   "nf_conntrack_max can go up to that live, beyond it only with a restart\n",
+                                   full, start_max_)};
+      max = static_cast<uint64_t>(v);
+    }
+    next = probe;
+    r.out += fmt::format("{} = {}\n", full.starts_with("net.") ? full : "net.netfilter." + n, v);
+  }
+  if (auto st = next.check(); !st) return {1, "", fmt::format("sysctl: {}\n", st.error().message)};
+  // To the workers, which take it between bursts; the shared count's limit here.
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lock(sh_.query_mu);
+    sh_.settings = std::make_shared<const ConntrackSettings>(next);
+    // One worker: its table's limit is the gateway's. Several: each table
+    // keeps its room and the shared count holds the total.
+    sh_.table_max = workers_.size() == 1 ? max : UINT64_MAX;
+    gen = sh_.settings_gen.fetch_add(1, std::memory_order_release) + 1;
+  }
+  limit_.max.store(max, std::memory_order_relaxed);
+  for (auto& w : workers_) w->wake();
+  for (int tries = 0; tries < 1000; ++tries) {
+    bool all = true;
+    for (auto& w : workers_) {
+      std::lock_guard<std::mutex> lock(w->mu);
+      all &= w->snap.settings_done >= gen;
+    }
+    if (all) break;
+    struct timespec t{0, 1000 * 1000};
+    nanosleep(&t, nullptr);
+  }
+  cfg_.conntrack = next;
+  total_max_ = max;
+  return r;
 }
 
 std::string Gateway::status_text() {

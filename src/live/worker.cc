@@ -118,7 +118,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
   Packet pkts[Engine::kBurst];
   const size_t nports = io.ports();
   uint64_t next_tick = 0, next_publish = 0, idle_since = now_ms();
-  uint64_t dump_seen = 0;
+  uint64_t dump_seen = 0, settings_seen = 0;
   struct Asked {
     uint32_t addr;
     uint64_t at;
@@ -239,6 +239,19 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
         next_publish = now + 100;
         publish(w, now, w.snap.dump_done);  // figures only; the listing is built below
       }
+    }
+    if (const uint64_t gen = sh.settings_gen.load(std::memory_order_acquire); gen != settings_seen) [[unlikely]] {
+      settings_seen = gen;
+      std::shared_ptr<const ConntrackSettings> s;
+      uint64_t max;
+      {
+        std::lock_guard<std::mutex> lock(sh.query_mu);
+        s = sh.settings;
+        max = sh.table_max;
+      }
+      engine.retune(*s, max);
+      std::lock_guard<std::mutex> lock(w.mu);
+      w.snap.settings_done = gen;
     }
     if (const uint64_t gen = sh.dump_gen.load(std::memory_order_acquire); gen != dump_seen) {
       dump_seen = gen;

@@ -45,6 +45,11 @@ struct Shared {
   std::atomic<uint64_t> dump_gen{0};
   std::mutex query_mu;
   std::shared_ptr<const ConntrackQuery> query;
+  // Settings changed live (`xnat sysctl -w`), generation settings_gen, with
+  // each worker's table limit; a worker applies them between bursts.
+  std::atomic<uint64_t> settings_gen{0};
+  std::shared_ptr<const ConntrackSettings> settings;
+  uint64_t table_max = 0;  // under query_mu with settings
 };
 
 // A worker's figures as last published, for the control thread.
@@ -55,6 +60,7 @@ struct Snapshot {
   std::string table;  // conntrack listing, when a dump was asked for
   uint64_t dump_done = 0;
   uint64_t matched = 0;  // the last walk's flows that matched its query
+  uint64_t settings_done = 0;  // the settings generation applied
 };
 
 struct Worker {
