@@ -21,10 +21,12 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <thread>
 
 #include "fake_backend.h"
+#include "control/example_gateway.h"
 #include "golden_cases.h"
 #include "live/steer.h"
 #include "packet/parse.h"
@@ -298,6 +300,67 @@ TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
   server.reset();  // closes and removes the socket
   EXPECT_FALSE(std::filesystem::exists(path));
   ::rmdir(dir);
+}
+
+// xnat reload / SIGHUP / xnat restore: new rules for new connections,
+// existing ones keep their translation; a broken file changes nothing.
+TEST(GatewayPlatform, ReloadAppliesNewRulesToNewConnectionsOnly) {
+  char dir[] = "/tmp/xnat-reload-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string rules = std::string(dir) + "/rules.txt", toml = std::string(dir) + "/xnat.toml";
+  auto write = [](const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::trunc) << text;
+  };
+  ExampleGateway eg;
+  eg.rules_file = rules;
+  eg.neighbors = {{"198.18.0.2", "02:00:00:00:00:10"}};
+  write(toml, example_gateway_toml(eg));
+  write(rules, kMasq);
+  auto cfg = load_config(toml, ConfigMode::kLive);
+  ASSERT_TRUE(cfg.ok()) << cfg.error().message;
+  Fixture f(kMasq);
+  RunOptions o = workers(1);
+  o.config = toml;
+  auto g = Gateway::start(std::move(*cfg), o, f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  auto src_of = [&](size_t n) {
+    auto out = f.sent(n);
+    EXPECT_EQ(out.size(), n);
+    ParsedPacket p;
+    EXPECT_EQ(parse_frame(out.back().second.data(), out.back().second.size(), {}, &p), ParseStatus::kOk);
+    return p.tuple;
+  };
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  EXPECT_EQ(src_of(1).src, ip_raw("198.19.0.1"));
+
+  write(rules, nat_table("-A POSTROUTING -o eth0 -j SNAT --to-source 198.19.0.9\n"));
+  ControlReply r = (*g)->control({"reload"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("reloaded"), std::string::npos) << r.out;
+  f.backends[0]->inject(kIn, from_client().udp(40001, 53).build());
+  EXPECT_EQ(src_of(2).src, ip_raw("198.19.0.9"));  // a new connection: the new rule
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  EXPECT_EQ(src_of(3).src, ip_raw("198.19.0.1"));  // the existing one keeps its mapping
+  f.backends[0]->inject(kOut, FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.19.0.1").udp(53, 40000).build());
+  EXPECT_EQ(src_of(4).dst, ip_raw("198.18.0.2"));  // and its replies still come back
+
+  // A broken file: refused with its file and line, the running rules kept.
+  write(rules, nat_table("-A POSTROUTING -o eth0 -j SNAT --to-sauce 198.19.0.7\n"));
+  r = (*g)->control({"reload"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("rules.txt:6: '--to-sauce': unknown option"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the running configuration is unchanged"), std::string::npos) << r.err;
+  f.backends[0]->inject(kIn, from_client().udp(40002, 53).build());
+  EXPECT_EQ(src_of(5).src, ip_raw("198.19.0.9"));
+
+  // restore: the rules as iptables-restore takes them.
+  r = (*g)->control({"restore", kMasq});
+  EXPECT_EQ(r.status, 0) << r.err;
+  f.backends[0]->inject(kIn, from_client().udp(40003, 53).build());
+  EXPECT_EQ(src_of(6).src, ip_raw("198.19.0.1"));
+  EXPECT_EQ((*g)->control({"restore", "*nat\n-A BOGUS -j ACCEPT\nCOMMIT\n"}).status, 1);
+  (*g)->stop();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(GatewayPlatform, AsksTheKernelForANextHopAndSendsOnItsAnswer) {

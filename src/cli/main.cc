@@ -3,11 +3,13 @@
 //   check   load a config and its rules, report errors or a summary
 //   run     the live gateway on the host's interfaces (AF_XDP or AF_PACKET)
 //   demo    build a demo gateway and trace, replay it, show the result
-//   conntrack, sysctl, status   ask a running gateway (its control socket)
+//   conntrack, sysctl, status, reload, restore   ask a running gateway (its control socket)
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,11 @@ int ask_gateway(int argc, char** argv) {
     else if (a.starts_with("--control=")) path = a.substr(10);
     else args.push_back(a);
   }
+  if (args[0] == "restore") {
+    // As iptables-restore: the rules on standard input.
+    std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    args = {"restore", text};
+  }
   auto r = xnat::control_request(path, args);
   if (!r) {
     fmt::print(stderr, "xnat {}: {}\n", argv[1], r.error().message);
@@ -45,7 +52,8 @@ int ask_gateway(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc >= 2) {
     const std::string sub = argv[1];
-    if (sub == "conntrack" || sub == "sysctl" || sub == "status") return ask_gateway(argc, argv);
+    if (sub == "conntrack" || sub == "sysctl" || sub == "status" || sub == "reload" || sub == "restore")
+      return ask_gateway(argc, argv);
   }
   CLI::App app{"xnat: a userspace NAT gateway with netfilter's semantics"};
   app.require_subcommand(1);

@@ -42,9 +42,20 @@ Engine::Engine(EngineConfig cfg)
       ct_(cfg_.conntrack, cfg_.seed),
       rng_(cfg_.seed * 0x9E3779B97F4A7C15ull + 1),
       icmp_limit_(cfg_.icmp_msgs_per_sec, cfg_.icmp_msgs_burst) {
+  bind_rules();
+  ct_.set_shard(cfg_.shard);
+}
+
+void Engine::replace_rules(RuleSet rules) {
+  cfg_.rules = std::move(rules);
+  bind_rules();
+}
+
+void Engine::bind_rules() {
   std::vector<std::string> names;
   for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
   cfg_.rules.bind_interfaces(names);
+  has_stateless_rules_ = false;
   for (const Table* t : {&cfg_.rules.raw, &cfg_.rules.rawpost})
     for (const Chain& c : t->chains)
       if (!c.rules.empty()) has_stateless_rules_ = true;
@@ -55,7 +66,6 @@ Engine::Engine(EngineConfig cfg)
                RuleSet::applies(rs.mangle, Hook::kPostrouting);
   forward_rules_ = filter_forward_ || mangle_on_;
   if (rs.uses_connmark) ct_.keep_marks();
-  ct_.set_shard(cfg_.shard);
 }
 
 void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {

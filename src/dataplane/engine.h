@@ -68,6 +68,10 @@ class Engine final : private RuleActions {
   // must list the same interfaces in the same order.
   void replace_fib(Fib fib) { cfg_.fib = std::move(fib); }
   void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
+  // `xnat reload`: new rules for new connections; existing ones keep the
+  // translation they were given (NAT is decided at a connection's first
+  // packet, as in netfilter).
+  void replace_rules(RuleSet rules);
   // `xnat sysctl -w`: the conntrack settings that may change live, and this
   // engine's table limit (Conntrack::retune).
   void retune(const ConntrackSettings& s, uint64_t max) {
@@ -118,6 +122,7 @@ class Engine final : private RuleActions {
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
                        DropReason reason);
   RulePacket rule_packet(const Packet& pkt, const ParsedPacket& p);
+  void bind_rules();  // the rules' interface names and the engine's flags from them
   void log(const Rule& r, const RulePacket& p) override;  // packet_log.cc
   // filter FORWARD (rules.h): false when the packet was dropped or rejected.
   // rp: the packet as FORWARD sees it, its destination translated, its

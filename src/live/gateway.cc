@@ -14,6 +14,7 @@
 #include "live/handoff_ring.h"
 #include "live/local_claims.h"
 #include "live/rule_claims.h"
+#include "nat/rules_parser.h"
 
 // The claims' layout (the decision itself is compiled only where its lookups
 // are defined: the BPF program, worker.cc).
@@ -51,6 +52,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   Steering& steering = *platform_.steering;
   cfg_ = std::move(cfg);
   cfg_.hold_unresolved = true;
+  config_path_ = o.config;
   auto kernel = platform_.kernel->dump();
   if (!kernel) return kernel.error();
   auto fib = live_fib(cfg_, *kernel);
@@ -245,7 +247,12 @@ ControlReply Gateway::control(const std::vector<std::string>& args) {
   if (args[0] == "conntrack") return conntrack(rest);
   if (args[0] == "sysctl") return sysctl(rest);
   if (args[0] == "status") return {0, status_text(), ""};
-  return {2, "", fmt::format("unknown request '{}': conntrack, sysctl or status\n", args[0])};
+  if (args[0] == "reload") return reload(nullptr);
+  if (args[0] == "restore") {
+    if (args.size() != 2) return {2, "", "restore: expected the rules as one argument\n"};
+    return reload(&args[1]);
+  }
+  return {2, "", fmt::format("unknown request '{}': conntrack, sysctl, status, reload or restore\n", args[0])};
 }
 
 ControlReply Gateway::conntrack(const std::vector<std::string>& args) {
@@ -364,6 +371,97 @@ uint64_t Gateway::live_count() {
     n += w->snap.matched;
   }
   return n;
+}
+
+ControlReply Gateway::reload(const std::string* rules_text) {
+  EngineConfig next;
+  std::string source;
+  if (rules_text) {
+    auto rs = parse_rules(*rules_text, "<stdin>");
+    if (!rs) return {1, "", fmt::format("xnat restore: {}; the running rules are unchanged\n", rs.error().message)};
+    next = cfg_;
+    next.rules = std::move(*rs);
+    source = "rules from standard input";
+  } else {
+    if (config_path_.empty()) return {1, "", "xnat reload: this gateway was not started from a file\n"};
+    auto c = load_config(config_path_, ConfigMode::kLive);
+    if (!c) return {1, "", fmt::format("xnat reload: {}; the running configuration is unchanged\n", c.error().message)};
+    next = std::move(*c);
+    source = config_path_;
+  }
+  // What reload cannot change: the interfaces, what sizes the tables, the host port.
+  std::vector<std::string> was, now;
+  for (const Interface& i : cfg_.fib.interfaces()) was.push_back(i.name);
+  for (const Interface& i : next.fib.interfaces()) now.push_back(i.name);
+  const ConntrackSettings &a = cfg_.conntrack, &b = next.conntrack;
+  std::string why;
+  if (was != now) why = "the interfaces changed";
+  else if (a.nf_conntrack_buckets != b.nf_conntrack_buckets || a.xnat_tcp_window_tracking != b.xnat_tcp_window_tracking ||
+           a.xnat_max_flows_per_source != b.xnat_max_flows_per_source || a.xnat_evicted_hold != b.xnat_evicted_hold)
+    why = "a setting that sizes the tables changed (nf_conntrack_buckets, xnat_*)";
+  else if (b.nf_conntrack_max > start_max_)
+    why = fmt::format("nf_conntrack_max {} is above the {} the tables were built for", b.nf_conntrack_max, start_max_);
+  else if (translates_for_host(next.rules) && !host_)
+    why = "the new rules translate for the host's own stack, which needs the host port this gateway did not open";
+  if (!why.empty())
+    return {1, "", fmt::format("xnat reload: {}: restart to apply it; the running configuration is unchanged\n", why)};
+
+  // The ports the destination rules claim from the kernel: the new rules' in,
+  // the old ones' out.
+  uint64_t* counts = platform_.steering->claims();
+  claim_dnat_ports(next.rules, [&](uint8_t proto, uint16_t port) {
+    if (const int i = xnat_claim_index(proto, port); i >= 0) __atomic_fetch_add(&counts[i], 1, __ATOMIC_RELAXED);
+  });
+  claim_dnat_ports(cfg_.rules, [&](uint8_t proto, uint16_t port) {
+    if (const int i = xnat_claim_index(proto, port); i >= 0) __atomic_fetch_sub(&counts[i], 1, __ATOMIC_RELAXED);
+  });
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lock(sh_.query_mu);
+    sh_.rules = std::make_shared<const RuleSet>(next.rules);
+    gen = sh_.rules_gen.fetch_add(1, std::memory_order_release) + 1;
+  }
+  for (auto& w : workers_) w->wake();
+  for (int tries = 0; tries < 1000; ++tries) {
+    bool all = true;
+    for (auto& w : workers_) {
+      std::lock_guard<std::mutex> lock(w->mu);
+      all &= w->snap.rules_done >= gen;
+    }
+    if (all) break;
+    struct timespec t{0, 1000 * 1000};
+    nanosleep(&t, nullptr);
+  }
+  cfg_.rules = std::move(next.rules);
+  ControlReply r;
+  r.out = fmt::format("xnat: reloaded {}: {} rules for new connections; existing connections keep their "
+                      "translation\n",
+                      source, cfg_.rules.rule_count());
+  // The conntrack settings that may change live, as sysctl -w changes them.
+  if (!rules_text) {
+    std::vector<std::pair<std::string, std::string>> w;
+    for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
+      if (a.timeout_s[i] != b.timeout_s[i])
+        w.emplace_back(timeout_sysctl_name(static_cast<TimeoutClass>(i)), std::to_string(b.timeout_s[i]));
+    auto flag = [&](const char* name, uint64_t x, uint64_t y) {
+      if (x != y) w.emplace_back(name, std::to_string(y));
+    };
+    flag("nf_conntrack_max", total_max_, b.nf_conntrack_max);
+    flag("nf_conntrack_tcp_loose", a.nf_conntrack_tcp_loose, b.nf_conntrack_tcp_loose);
+    flag("nf_conntrack_checksum", a.nf_conntrack_checksum, b.nf_conntrack_checksum);
+    flag("nf_conntrack_tcp_be_liberal", a.nf_conntrack_tcp_be_liberal, b.nf_conntrack_tcp_be_liberal);
+    flag("nf_conntrack_tcp_ignore_invalid_rst", a.nf_conntrack_tcp_ignore_invalid_rst,
+         b.nf_conntrack_tcp_ignore_invalid_rst);
+    flag("nf_conntrack_tcp_max_retrans", a.nf_conntrack_tcp_max_retrans, b.nf_conntrack_tcp_max_retrans);
+    if (!w.empty()) {
+      ControlReply s = sysctl_write(w);
+      r.out += s.out;
+      r.err += s.err;
+      r.status = s.status;
+    }
+  }
+  for (const std::string& n : config_notices(cfg_)) r.err += fmt::format("xnat: note: {}\n", n);
+  return r;
 }
 
 ControlReply Gateway::sysctl_write(const std::vector<std::pair<std::string, std::string>>& writes) {

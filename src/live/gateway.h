@@ -84,6 +84,9 @@ class Gateway {
   bool walk(std::shared_ptr<const ConntrackQuery> q);
   ControlReply conntrack(const std::vector<std::string>& args);
   ControlReply sysctl(const std::vector<std::string>& args);
+  // Loads the configuration file again, or (rules_text) the rules given;
+  // all or nothing.
+  ControlReply reload(const std::string* rules_text);
   ControlReply sysctl_write(const std::vector<std::pair<std::string, std::string>>& writes);
   std::string status_text();
   uint64_t live_count();  // the flows in the tables now
@@ -101,6 +104,7 @@ class Gateway {
   BackendOptions bo_;
   uint64_t total_max_ = 0;
   uint64_t start_max_ = 0;  // nf_conntrack_max the tables were built for
+  std::string config_path_;
   std::unique_ptr<HostPort> host_;
   HostReplies host_replies_;
   SharedLimit limit_;

@@ -16,9 +16,11 @@ namespace {
 
 volatile sig_atomic_t g_stop = 0;
 volatile sig_atomic_t g_dump = 0;
+volatile sig_atomic_t g_reload = 0;
 
 void on_stop(int) { g_stop = 1; }
 void on_dump(int) { g_dump = 1; }
+void on_reload(int) { g_reload = 1; }
 
 void write_file(const std::string& path, const std::string& text) {
   if (path.empty()) return;
@@ -65,6 +67,8 @@ int run_gateway(const RunOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   sa.sa_handler = on_dump;
   sigaction(SIGUSR1, &sa, nullptr);
+  sa.sa_handler = on_reload;
+  sigaction(SIGHUP, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
   fmt::print("{}\n", g.banner());
   std::fflush(stdout);
@@ -80,6 +84,11 @@ int run_gateway(const RunOptions& o) {
     nanosleep(&ts, nullptr);
     g.poll();
     if (control) control->poll();
+    if (g_reload) {
+      g_reload = 0;
+      const ControlReply r = g.control({"reload"});
+      fmt::print(stderr, "{}{}", r.out, r.err);
+    }
     if (g_dump) {
       g_dump = 0;
       g.collect_listing();

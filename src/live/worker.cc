@@ -118,7 +118,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
   Packet pkts[Engine::kBurst];
   const size_t nports = io.ports();
   uint64_t next_tick = 0, next_publish = 0, idle_since = now_ms();
-  uint64_t dump_seen = 0, settings_seen = 0;
+  uint64_t dump_seen = 0, settings_seen = 0, rules_seen = 0;
   struct Asked {
     uint32_t addr;
     uint64_t at;
@@ -239,6 +239,17 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
         next_publish = now + 100;
         publish(w, now, w.snap.dump_done);  // figures only; the listing is built below
       }
+    }
+    if (const uint64_t gen = sh.rules_gen.load(std::memory_order_acquire); gen != rules_seen) [[unlikely]] {
+      rules_seen = gen;
+      std::shared_ptr<const RuleSet> rules;
+      {
+        std::lock_guard<std::mutex> lock(sh.query_mu);
+        rules = sh.rules;
+      }
+      engine.replace_rules(*rules);  // a copy: the rules' nth and limit state is each worker's
+      std::lock_guard<std::mutex> lock(w.mu);
+      w.snap.rules_done = gen;
     }
     if (const uint64_t gen = sh.settings_gen.load(std::memory_order_acquire); gen != settings_seen) [[unlikely]] {
       settings_seen = gen;

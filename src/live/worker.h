@@ -50,6 +50,10 @@ struct Shared {
   std::atomic<uint64_t> settings_gen{0};
   std::shared_ptr<const ConntrackSettings> settings;
   uint64_t table_max = 0;  // under query_mu with settings
+  // Rules loaded live (`xnat reload`, SIGHUP, `xnat restore`), generation
+  // rules_gen; a worker takes them between bursts.
+  std::atomic<uint64_t> rules_gen{0};
+  std::shared_ptr<const RuleSet> rules;  // under query_mu
 };
 
 // A worker's figures as last published, for the control thread.
@@ -61,6 +65,7 @@ struct Snapshot {
   uint64_t dump_done = 0;
   uint64_t matched = 0;  // the last walk's flows that matched its query
   uint64_t settings_done = 0;  // the settings generation applied
+  uint64_t rules_done = 0;     // the rules generation applied
 };
 
 struct Worker {

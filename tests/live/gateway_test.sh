@@ -174,6 +174,16 @@ check "xnat conntrack -D removes a live connection, and its next packet opens a 
            [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p udp --orig-port-src 40053)\" = 0 ] &&
            ip netns exec $NS_C dig +short +time=2 +tries=1 @198.19.0.2 -p 53 -b 198.18.0.2#40053 example.test >/dev/null &&
            [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p udp --orig-port-src 40053)\" = 1 ]"
+check "xnat reload during ab -c 500 through DNAT: every request completes" \
+  bash -c "ip netns exec $NS_S ab -q -n 5000 -c 500 http://198.19.0.1:8080/ > $WORK/ab-reload.txt & ab=\$!;
+           sleep 0.3; '$XNAT' reload --control '$WORK/xnat.sock' > $WORK/reload.out 2>&1; r=\$?; wait \$ab &&
+           [ \$r = 0 ] && grep -q reloaded $WORK/reload.out &&
+           grep -Eq '^Complete requests: +5000$' $WORK/ab-reload.txt && grep -Eq '^Failed requests: +0$' $WORK/ab-reload.txt"
+check "xnat reload of a broken rules file is refused, the running rules kept" \
+  bash -c "cp $WORK/rules.txt $WORK/rules.good && echo '-A POSTROUTING -j SNAT --to-sauce 1.2.3.4' >> $WORK/rules.txt;
+           ! '$XNAT' reload --control '$WORK/xnat.sock' > $WORK/reload.out 2>&1; r=\$?; cp $WORK/rules.good $WORK/rules.txt;
+           grep -q 'the running configuration is unchanged' $WORK/reload.out &&
+           ip netns exec $NS_S curl -sS --max-time 5 http://198.19.0.1:8080/ | grep -qx 'hello from client'"
 check "xnat status names the interfaces and the flows" \
   bash -c "'$XNAT' status --control '$WORK/xnat.sock' | grep -Eq '^uptime [0-9]+ s; flows [1-9][0-9]* of '"
 
