@@ -258,7 +258,7 @@ TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
                    "or status filters\n");
   EXPECT_EQ(ask({"conntrack", "-L", "-p", "bogus"}).err,
             "conntrack v1.4.7 (conntrack-tools): unknown protocol 'bogus' (tcp, udp, icmp or a number)\n");
-  EXPECT_EQ(ask({"frobnicate"}).err, "unknown request 'frobnicate': conntrack, sysctl or status\n");
+  EXPECT_EQ(ask({"frobnicate"}).err, "unknown request 'frobnicate': conntrack, sysctl, status, reload or restore\n");
   // Malformed and oversized requests, written raw.
   auto raw = [&](const std::string& bytes) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
