@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,6 +30,7 @@
 #include "fake_backend.h"
 #include "control/example_gateway.h"
 #include "golden_cases.h"
+#include "live/metrics_server.h"
 #include "live/steer.h"
 #include "packet/parse.h"
 #include "test_util.h"
@@ -300,6 +303,70 @@ TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
   server.reset();  // closes and removes the socket
   EXPECT_FALSE(std::filesystem::exists(path));
   ::rmdir(dir);
+}
+
+// Prometheus metrics over HTTP: the figures, in a form promtool accepts.
+TEST(GatewayPlatform, MetricsInPrometheusTextFormat) {
+  Fixture f(kMasq);
+  auto g = Gateway::start(f.cfg, workers(2), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  ASSERT_EQ(f.sent(1).size(), 1u);
+  auto ms = MetricsServer::open("127.0.0.1:0", [&] { return (*g)->metrics_text(); });
+  ASSERT_TRUE(ms.ok()) << ms.error().message;
+  std::optional<MetricsServer> server(std::move(*ms));
+  std::atomic<bool> done{false};
+  std::thread loop([&] {
+    while (!done) {
+      server->poll();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  auto get = [&](const std::string& request) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(server->port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    std::string resp;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return resp;
+  };
+  // The workers publish their figures every 100 ms.
+  std::string resp;
+  for (int i = 0; i < 50; ++i) {
+    resp = get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    if (resp.find("\nxnat_flows_created_total 1\n") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(resp.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4")) << resp.substr(0, 200);
+  const std::string body = resp.substr(resp.find("\r\n\r\n") + 4);
+  EXPECT_NE(body.find("\nxnat_flows_created_total 1\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("# TYPE xnat_drops_total counter\n"), std::string::npos);
+  EXPECT_NE(body.find("xnat_drops_total{reason=\"table_full\"} 0\n"), std::string::npos);
+  EXPECT_NE(body.find("xnat_interface_received_packets_total{interface=\"eth1\"} 1\n"), std::string::npos);
+  EXPECT_NE(body.find("xnat_conntrack_limit "), std::string::npos);
+  EXPECT_TRUE(get("GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 Not Found"));
+  EXPECT_TRUE(get("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+  EXPECT_TRUE(get(std::string(9000, 'x')).starts_with("HTTP/1.1 431"));
+  done = true;
+  loop.join();
+  // promtool (Debian's prometheus package) checks names, types and help.
+  char path[] = "/tmp/xnat-metrics-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, body.data(), body.size()), static_cast<ssize_t>(body.size()));
+  ::close(fd);
+  const int rc = std::system(fmt::format("promtool check metrics < {} > {}.out 2>&1", path, path).c_str());
+  std::ifstream lint(std::string(path) + ".out");
+  const std::string lint_text((std::istreambuf_iterator<char>(lint)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(rc, 0) << lint_text;
+  std::remove(path);
+  std::remove((std::string(path) + ".out").c_str());
 }
 
 // xnat reload / SIGHUP / xnat restore: new rules for new connections,

@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   run->add_option("--counters-out", run_opts.counters_out, "Write the counters here on SIGUSR1 and at exit");
   run->add_flag("--busy-poll", run_opts.busy_poll, "Never sleep: poll the rings continuously");
   run->add_option("--ring-size", run_opts.ring_size, "Descriptors per ring")->capture_default_str();
+  run->add_option("--metrics", run_opts.metrics, "ADDRESS:PORT to serve Prometheus metrics on (GET /metrics)");
   run->add_option("--control", run_opts.control,
                   "Control socket for `xnat conntrack`, `xnat sysctl`, `xnat status` (empty: none)")
       ->capture_default_str();

@@ -81,6 +81,7 @@ inline constexpr size_t kDropReasonCount = 0 XNAT_DROP_REASONS(XNAT_COUNT_ONE);
 using DropReason = Counter;
 
 const char* counter_name(Counter c);
+const char* counter_description(Counter c);
 
 struct Counters {
   std::array<uint64_t, kCounterCount> v{};

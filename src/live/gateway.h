@@ -31,6 +31,7 @@ struct RunOptions {
   std::string conntrack_out;  // written on exit (and on SIGUSR1): conntrack -L -o extended
   std::string counters_out;   // written on exit (and on SIGUSR1)
   std::string control = "/run/xnat/xnat.sock";  // the control socket; empty: none
+  std::string metrics;  // ADDRESS:PORT for Prometheus; empty: none
   bool busy_poll = false;
   uint32_t ring_size = 2048;
 };
@@ -65,6 +66,8 @@ class Gateway {
   GatewayReport report(bool with_table);
   // The counters file: engines' counters, then the loops' and the ports'.
   std::string counters_text(GatewayReport& r) const;
+  // Prometheus' text exposition (metrics_server.h).
+  std::string metrics_text();
   // One screen of rates since the last call, for --stats.
   std::string stats_text(double secs, const std::string& clock);
   void stop();

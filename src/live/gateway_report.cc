@@ -33,6 +33,60 @@ std::string Gateway::counters_text(GatewayReport& r) const {
   return c;
 }
 
+// Prometheus' text format: a family per figure, named by its conventions
+// (xnat_ prefix, _total for counters), each with its HELP.
+std::string Gateway::metrics_text() {
+  GatewayReport r = report(false);
+  std::string out;
+  auto family = [&](const std::string& name, const char* type, const std::string& help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  Counters all = r.live;
+  ConntrackStats st;
+  uint64_t entries = 0;
+  for (const CounterSource& s : r.engines) {
+    for (size_t c = 0; c < kCounterCount; ++c) all.v[c] += s.counters.v[c];
+    st += s.stats;
+    entries += s.count;
+  }
+  family("xnat_conntrack_entries", "gauge", "Connections in the table (nf_conntrack_count).");
+  out += fmt::format("xnat_conntrack_entries {}\n", entries);
+  family("xnat_conntrack_limit", "gauge", "The table's limit (nf_conntrack_max).");
+  out += fmt::format("xnat_conntrack_limit {}\n", total_max_);
+  family("xnat_drops_total", "counter", "Frames dropped, by reason (README's counter table).");
+  for (size_t c = 0; c < kDropReasonCount; ++c)
+    out += fmt::format("xnat_drops_total{{reason=\"{}\"}} {}\n", counter_name(static_cast<Counter>(c)) + 5, all.v[c]);
+  for (size_t c = kDropReasonCount; c < kCounterCount; ++c) {
+    const std::string name = fmt::format("xnat_{}_total", counter_name(static_cast<Counter>(c)));
+    family(name, "counter", counter_description(static_cast<Counter>(c)));
+    out += fmt::format("{} {}\n", name, all.v[c]);
+  }
+  family("xnat_conntrack_evictions_total", "counter", "Entries evicted to make room, by the list they were taken from.");
+  for (const auto& [list, n] : {std::pair{"expired", st.evicted_expired}, {"closing", st.evicted_closing},
+                                {"unreplied", st.evicted_unreplied}, {"half_closed", st.evicted_half_closed}})
+    out += fmt::format("xnat_conntrack_evictions_total{{list=\"{}\"}} {}\n", list, n);
+  family("xnat_conntrack_held_total", "counter", "Evicted connections kept for their late packets.");
+  out += fmt::format("xnat_conntrack_held_total {}\n", st.held);
+  family("xnat_conntrack_readmitted_total", "counter", "Held connections brought back by a late packet.");
+  out += fmt::format("xnat_conntrack_readmitted_total {}\n", st.readmitted);
+  family("xnat_conntrack_table_full_total", "counter", "New connections refused: the table full, nothing to evict.");
+  out += fmt::format("xnat_conntrack_table_full_total {}\n", st.drop);
+  family("xnat_interface_received_packets_total", "counter", "Frames received, per interface.");
+  for (size_t p = 0; p < r.ports.size(); ++p)
+    out += fmt::format("xnat_interface_received_packets_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p], r.ports[p].rx);
+  family("xnat_interface_transmitted_packets_total", "counter", "Frames sent, per interface.");
+  for (size_t p = 0; p < r.ports.size(); ++p)
+    out += fmt::format("xnat_interface_transmitted_packets_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p], r.ports[p].tx);
+  family("xnat_interface_rx_ring_dropped_total", "counter",
+         "Frames the kernel could not put on the receive ring (it was full), per interface.");
+  for (size_t p = 0; p < r.ports.size(); ++p)
+    out += fmt::format("xnat_interface_rx_ring_dropped_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p],
+                       r.ports[p].rx_ring_dropped);
+  family("xnat_workers", "gauge", "Worker threads.");
+  out += fmt::format("xnat_workers {}\n", workers_.size());
+  return out;
+}
+
 std::string Gateway::stats_text(double secs, const std::string& t) {
   GatewayReport r = report(false);
   uint32_t flows = 0;

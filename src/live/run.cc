@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "live/gateway.h"
+#include "live/metrics_server.h"
 
 namespace xnat {
 namespace {
@@ -54,6 +55,12 @@ int run_gateway(const RunOptions& o) {
   auto gw = Gateway::start(std::move(*cfg), o, *platform);
   if (!gw) return fail(gw.error().message);
   Gateway& g = **gw;
+  std::optional<MetricsServer> metrics;
+  if (!o.metrics.empty()) {
+    auto ms = MetricsServer::open(o.metrics, [&] { return g.metrics_text(); });
+    if (!ms) return fail(ms.error().message);
+    metrics.emplace(std::move(*ms));
+  }
   std::optional<ControlServer> control;
   if (!o.control.empty()) {
     auto cs = ControlServer::open(o.control, [&](const std::vector<std::string>& args) { return g.control(args); });
@@ -84,6 +91,7 @@ int run_gateway(const RunOptions& o) {
     nanosleep(&ts, nullptr);
     g.poll();
     if (control) control->poll();
+    if (metrics) metrics->poll();
     if (g_reload) {
       g_reload = 0;
       const ControlReply r = g.control({"reload"});

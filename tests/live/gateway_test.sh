@@ -58,7 +58,7 @@ ip netns exec "$NS_S" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind
   --pid-file="$WORK/dnsmasq.pid" --user=root 2>"$WORK/dnsmasq.err" &
 PIDS+=($!)
 write_config
-start_xnat "$BACKEND" || exit 1
+start_xnat "$BACKEND" --metrics 127.0.0.1:9510 || exit 1
 sleep 0.5
 
 # --- MASQUERADE: the client reaches the server, which sees only the gateway.
@@ -184,6 +184,23 @@ check "xnat reload of a broken rules file is refused, the running rules kept" \
            ! '$XNAT' reload --control '$WORK/xnat.sock' > $WORK/reload.out 2>&1; r=\$?; cp $WORK/rules.good $WORK/rules.txt;
            grep -q 'the running configuration is unchanged' $WORK/reload.out &&
            ip netns exec $NS_S curl -sS --max-time 5 http://198.19.0.1:8080/ | grep -qx 'hello from client'"
+# --- Metrics: promtool accepts them, and a Prometheus server scrapes them.
+check "metrics pass promtool check metrics" \
+  bash -c "ip netns exec $NS_G curl -sS --max-time 5 http://127.0.0.1:9510/metrics > $WORK/metrics.txt &&
+           grep -Eq '^xnat_flows_created_total [1-9]' $WORK/metrics.txt && promtool check metrics < $WORK/metrics.txt"
+cat > "$WORK/prometheus.yml" <<PROM
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: xnat
+    static_configs: [{targets: ['127.0.0.1:9510']}]
+PROM
+ip netns exec "$NS_G" prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom" \
+  --web.listen-address=127.0.0.1:9590 >"$WORK/prometheus.log" 2>&1 &
+PIDS+=($!)
+check "a Prometheus server scrapes them (xnat_conntrack_entries queried back)" \
+  bash -c "for i in \$(seq 1 60); do
+             ip netns exec $NS_G curl -sS --max-time 2 'http://127.0.0.1:9590/api/v1/query?query=xnat_conntrack_entries' 2>/dev/null |
+               grep -q '\"__name__\":\"xnat_conntrack_entries\"' && exit 0; sleep 0.5; done; exit 1"
 check "xnat status names the interfaces and the flows" \
   bash -c "'$XNAT' status --control '$WORK/xnat.sock' | grep -Eq '^uptime [0-9]+ s; flows [1-9][0-9]* of '"
 
