@@ -11,6 +11,7 @@
 
 #include "live/gateway.h"
 #include "live/metrics_server.h"
+#include "live/sd_notify.h"
 
 namespace xnat {
 namespace {
@@ -79,6 +80,11 @@ int run_gateway(const RunOptions& o) {
   signal(SIGPIPE, SIG_IGN);
   fmt::print("{}\n", g.banner());
   std::fflush(stdout);
+  (void)sd_notify("READY=1\nSTATUS=" + g.banner());
+  // systemd's watchdog, pinged from this loop at half its interval: a loop
+  // that stops turning (a stuck control request) gets the service restarted.
+  const uint64_t watchdog_ms = sd_watchdog_ms();
+  uint64_t next_watchdog = 0;
 
   auto write_dump = [&](bool with_table) {
     GatewayReport r = g.report(with_table);
@@ -103,6 +109,10 @@ int run_gateway(const RunOptions& o) {
       write_dump(true);
     }
     const uint64_t now = now_ms();
+    if (watchdog_ms && now >= next_watchdog) {
+      (void)sd_notify("WATCHDOG=1");
+      next_watchdog = now + watchdog_ms / 2;
+    }
     if (o.stats_interval > 0 && now >= next_stats) {
       if (next_stats) {
         fmt::print("{}", g.stats_text(o.stats_interval, clock_text()));
@@ -112,6 +122,7 @@ int run_gateway(const RunOptions& o) {
     }
   }
 
+  (void)sd_notify("STOPPING=1");
   g.stop();
   GatewayReport r = g.report(true);
   write_file(o.conntrack_out, r.table);
