@@ -220,7 +220,7 @@ class Conntrack {
   // only reply); the packet is still accepted then.
   // UDP, the common case with no state machine, is inline; the timer and
   // the lists move only when something changed.
-  TrackVerdict track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
+  [[gnu::always_inline]] TrackVerdict track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
     Flow& f = table_.flow(idx);
     if (f.tuple[0].proto != kProtoUdp) return track_stateful(idx, dir, p, now_ms);
     set_expiry(idx, udp_step(f, dir, now_ms), now_ms);

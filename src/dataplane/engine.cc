@@ -5,6 +5,8 @@
 #include <optional>
 
 #include "dataplane/tcp_reset.h"
+
+#include <fmt/format.h>
 #include "nat/targets.h"
 #include "nat/translate.h"
 #include "packet/checksum.h"
@@ -181,6 +183,32 @@ inline void Engine::bring_in_reply_guess(const Tuple& orig) const {
   Tuple t = orig;
   t.src = snat_guess_;
   ct_.bring_in_slot(ct_.hash(invert(t)));
+}
+
+// A resource ran out: the drop, and a line for the log at most every five
+// seconds per reason (as the kernel's net_ratelimit'd "nf_conntrack: table
+// full, dropping packet"), naming the counter that counts every one.
+[[gnu::noinline, gnu::cold]] void Engine::exhausted(Packet& pkt, DropReason r, const Tuple& t) {
+  drop(pkt, r);
+  const size_t i = r == Counter::drop_table_full ? 0 : r == Counter::drop_no_port ? 1 : 2;
+  if (now_ms_ < next_exhausted_log_[i]) return;
+  next_exhausted_log_[i] = now_ms_ + 5000;
+  LogLine* line = log_.slot();
+  if (!line) {
+    counters_.inc(Counter::log_lines_lost);
+    return;
+  }
+  const auto* s = reinterpret_cast<const uint8_t*>(&t.src);
+  std::string_view what;
+  if (i == 0) what = "table full, dropping packet (nf_conntrack_max reached, nothing to evict)";
+  else if (i == 1) what = "port pool exhausted, dropping packet (no free translated tuple in the NAT range)";
+  else what = "flow directory full, dropping packet";
+  const auto res = fmt::format_to_n(line->text, sizeof line->text,
+                                    "xnat: {}: a new connection from {}.{}.{}.{}; counted as {}, {} so far", what,
+                                    s[0], s[1], s[2], s[3], counter_name(r), counters_.get(r));
+  line->len = static_cast<uint16_t>(std::min(res.size, sizeof line->text));
+  line->level = 4;  // warning, as the kernel's
+  log_.publish();
 }
 
 void Engine::drop(Packet& pkt, DropReason r) {
@@ -526,7 +554,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     rp.in_if = -1;
     if (const Rule* post = evaluate(cfg_.rules.nat, Hook::kPostrouting, rp)) {
       if (!apply_src_target(post->target, &t, cfg_.fib.interface(nh.ifindex).addr, ctx))
-        return drop(pkt, Counter::drop_no_port);
+        return exhausted(pkt, Counter::drop_no_port, orig);
     }
   }
   if (t.src == orig.src && t.sport == orig.sport && nat_tuple_used(t, ctx)) {
@@ -536,15 +564,16 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     NatRange keep;
     keep.map_ips = true;
     keep.min_ip = keep.max_ip = host32(t.src);
-    if (!nat_unique_tuple(&t, keep, Manip::kSrc, ctx)) return drop(pkt, Counter::drop_no_port);
+    if (!nat_unique_tuple(&t, keep, Manip::kSrc, ctx)) return exhausted(pkt, Counter::drop_no_port, orig);
   }
   const bool snat = t.src != orig.src || t.sport != orig.sport;
   if (snat) snat_guess_ = t.src;
 
   const auto [idx, failure] = ct_.insert(orig, invert(t), now);
   if (idx == kNoRef)
-    return drop(pkt, failure == Conntrack::InsertFailure::kDirectoryFull ? Counter::drop_directory_full
-                                                                          : Counter::drop_table_full);
+    return exhausted(pkt, failure == Conntrack::InsertFailure::kDirectoryFull ? Counter::drop_directory_full
+                                                                               : Counter::drop_table_full,
+                     orig);
   Flow& f = ct_.flow(idx);
   if (cfg_.rules.uses_connmark) [[unlikely]]
     *ct_.mark_ref(idx) = ctmark;

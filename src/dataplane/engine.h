@@ -118,6 +118,7 @@ class Engine final : private RuleActions {
   // own_output: the host's own frame (kHostPort), which keeps its TTL.
   void emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh, bool own_output);
   void drop(Packet& pkt, DropReason r);
+  void exhausted(Packet& pkt, DropReason r, const Tuple& t);  // a drop for want of room, logged (rate-limited)
   void to_host(Packet& pkt);
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
                        DropReason reason);
@@ -155,6 +156,7 @@ class Engine final : private RuleActions {
   IcmpRateLimit icmp_limit_;
   LogRing log_;
   uint64_t now_ms_ = 0;  // time of the current burst, for ICMP rate limiting
+  uint64_t next_exhausted_log_[3] = {};  // table full, no port, directory full
   ParsedPacket parsed_[kBurst];
   ParseStatus status_[kBurst];
   uint64_t hash_[kBurst];

@@ -25,7 +25,7 @@ inline bool flow_translates(const Flow& f) { return f.status & (kStatusSrcNat | 
 // direction d of the flow, adjusting checksums incrementally. TCP and UDP, the
 // per-packet case, inline; other protocols through rewrite_flow_packet_other.
 void rewrite_flow_packet_other(uint8_t* frame, const ParsedPacket& p, const Flow& f, int d);
-inline void rewrite_flow_packet(uint8_t* frame, const ParsedPacket& p, const Flow& f, int d) {
+[[gnu::always_inline]] inline void rewrite_flow_packet(uint8_t* frame, const ParsedPacket& p, const Flow& f, int d) {
   const uint8_t proto = f.tuple[d].proto;
   if (proto != kProtoTcp && proto != kProtoUdp) [[unlikely]]
     return rewrite_flow_packet_other(frame, p, f, d);
