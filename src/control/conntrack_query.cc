@@ -121,8 +121,18 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
     } else if (o == "-o" || o == "--output") {
       auto v = value();
       if (!v) return v.error();
-      if (*v == "extended") q.output = ConntrackQuery::Output::kExtended;
-      else return Error{fmt::format("-o {}: xnat prints the default and 'extended' formats", *v)};
+      // conntrack's comma-separated list; json is xnat's (a JSON object a line).
+      size_t at = 0;
+      while (at <= v->size()) {
+        const size_t comma = v->find(',', at);
+        const std::string item = v->substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        if (item == "extended") q.output = ConntrackQuery::Output::kExtended;
+        else if (item == "json") q.output = ConntrackQuery::Output::kJson;
+        else if (item == "id") q.with_id = true;
+        else return Error{fmt::format("-o {}: xnat prints extended, id and json (not {})", *v, item)};
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+      }
     } else if (o == "-f" || o == "--family") {
       auto v = value();
       if (!v) return v.error();
@@ -160,9 +170,35 @@ bool ConntrackQuery::matches(const Flow& f, uint32_t ct_mark) const {
   return true;
 }
 
-std::string ConntrackQuery::format(const Flow& f, uint64_t now_ms, uint32_t ct_mark) const {
-  return output == Output::kExtended ? format_conntrack_extended(f, now_ms, ct_mark)
-                                     : format_conntrack_default(f, now_ms, ct_mark);
+namespace {
+std::string json_tuple(const Tuple& t) {
+  std::string s = fmt::format("{{\"src\":\"{}\",\"dst\":\"{}\"", ip_to_string(t.src), ip_to_string(t.dst));
+  if (t.has_ports())
+    s += fmt::format(",\"sport\":{},\"dport\":{}", __builtin_bswap16(t.sport), __builtin_bswap16(t.dport));
+  else if (t.proto == kProtoIcmp)
+    s += fmt::format(",\"type\":{},\"code\":{},\"id\":{}", t.icmp_type(), t.icmp_code(), __builtin_bswap16(t.sport));
+  return s + "}";
+}
+}  // namespace
+
+std::string ConntrackQuery::format(const Flow& f, uint64_t now_ms, uint32_t ct_mark, uint64_t id) const {
+  if (output == Output::kJson) {
+    const uint8_t p = f.tuple[0].proto;
+    std::string s = fmt::format("{{\"proto\":{},\"timeout\":{}", p,
+                                f.expires_ms > now_ms ? (f.expires_ms - now_ms) / 1000 : 0);
+    if (p == kProtoTcp) s += fmt::format(",\"state\":\"{}\"", tcp_state_name(f.tcp_state));
+    s += fmt::format(",\"original\":{},\"reply\":{},\"unreplied\":{},\"assured\":{},\"src_nat\":{},"
+                     "\"dst_nat\":{},\"mark\":{}",
+                     json_tuple(f.tuple[0]), json_tuple(f.tuple[1]), !(f.status & kStatusSeenReply),
+                     (f.status & kStatusAssured) != 0, (f.status & kStatusSrcNat) != 0,
+                     (f.status & kStatusDstNat) != 0, ct_mark);
+    if (with_id) s += fmt::format(",\"id\":{}", id);
+    return s + "}";
+  }
+  std::string line = output == Output::kExtended ? format_conntrack_extended(f, now_ms, ct_mark)
+                                                 : format_conntrack_default(f, now_ms, ct_mark);
+  if (with_id) line += fmt::format(" id={}", id);
+  return line;
 }
 
 }  // namespace xnat

@@ -16,9 +16,10 @@ namespace xnat {
 
 struct ConntrackQuery {
   enum class Command : uint8_t { kList, kGet, kDelete, kFlush, kCount, kStats };
-  enum class Output : uint8_t { kDefault, kExtended };
+  enum class Output : uint8_t { kDefault, kExtended, kJson };
   Command command = Command::kList;
   Output output = Output::kDefault;
+  bool with_id = false;  // -o id: each entry's id
   // Filters (conntrack's): tuples in network order, ports in host order.
   std::optional<uint8_t> proto;
   std::optional<uint32_t> orig_src, orig_dst, reply_src, reply_dst;
@@ -28,8 +29,9 @@ struct ConntrackQuery {
   std::optional<uint32_t> mark, mark_mask;
 
   bool matches(const Flow& f, uint32_t ct_mark) const;
-  // conntrack's line for a flow, in the query's output format.
-  std::string format(const Flow& f, uint64_t now_ms, uint32_t ct_mark) const;
+  // conntrack's line for a flow, in the query's output format; `id` names
+  // the entry while it lives (worker and slot).
+  std::string format(const Flow& f, uint64_t now_ms, uint32_t ct_mark, uint64_t id = 0) const;
   // Whether the command walks the table (list, get, delete, count).
   bool walks() const { return command != Command::kFlush && command != Command::kStats; }
 };

@@ -48,6 +48,22 @@ TEST(ConntrackQuery, FiltersAsConntrackDoes) {
   EXPECT_FALSE(parse({"-L", "--state", "TIME_WAIT"}).matches(est, 0));
 }
 
+TEST(ConntrackQuery, OutputFormats) {
+  Flow nat = flow("198.18.0.2", 40000, "198.51.100.7", 53, 17, "198.19.0.1");
+  nat.expires_ms = 30'000;
+  EXPECT_EQ(parse({"-L"}).format(nat, 1000, 0),
+            "udp      17 29 src=198.18.0.2 dst=198.51.100.7 sport=40000 dport=53 [UNREPLIED] src=198.51.100.7 "
+            "dst=198.19.0.1 sport=53 dport=40000 mark=0 use=1");
+  EXPECT_EQ(parse({"-L", "-o", "extended,id"}).format(nat, 1000, 3, 7),
+            "ipv4     2 udp      17 29 src=198.18.0.2 dst=198.51.100.7 sport=40000 dport=53 [UNREPLIED] "
+            "src=198.51.100.7 dst=198.19.0.1 sport=53 dport=40000 mark=3 use=1 id=7");
+  EXPECT_EQ(parse({"-L", "-o", "json,id"}).format(nat, 1000, 0, 9),
+            "{\"proto\":17,\"timeout\":29,\"original\":{\"src\":\"198.18.0.2\",\"dst\":\"198.51.100.7\","
+            "\"sport\":40000,\"dport\":53},\"reply\":{\"src\":\"198.51.100.7\",\"dst\":\"198.19.0.1\","
+            "\"sport\":53,\"dport\":40000},\"unreplied\":true,\"assured\":false,\"src_nat\":true,"
+            "\"dst_nat\":false,\"mark\":0,\"id\":9}");
+}
+
 TEST(ConntrackQuery, ErrorsNameTheOption) {
   for (const auto& [args, want] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{}, "no command: give one of -L, -G, -D, -F, -C, -S"},
@@ -56,7 +72,7 @@ TEST(ConntrackQuery, ErrorsNameTheOption) {
            {{"-L", "-s", "10.0.0"}, "-s 10.0.0: expected an IPv4 address"},
            {{"-L", "--sport", "70000"}, "--sport 70000: expected a port"},
            {{"-L", "--state", "OPEN"}, "--state OPEN: expected a TCP state such as ESTABLISHED or TIME_WAIT"},
-           {{"-L", "-o", "xml"}, "-o xml: xnat prints the default and 'extended' formats"},
+           {{"-L", "-o", "xml"}, "-o xml: xnat prints extended, id and json (not xml)"},
            {{"-L", "-f", "ipv6"}, "-f ipv6: xnat tracks IPv4 only"},
            {{"-E"}, "-E: connection events are not available yet"},
            {{"-L", "--bogus"}, "unknown option '--bogus'"}}) {

@@ -90,7 +90,8 @@ void dump_step(Worker& w, uint64_t now) {
       if (q.command != C::kFlush && !q.matches(f, mark)) continue;
       ++w.dump_matched;
       if (q.command == C::kList || q.command == C::kGet || q.command == C::kDelete) {
-        w.dump_buf += q.format(f, now, mark);
+        const uint64_t id = uint64_t{w.engine->config().shard.index} << 32 | i;
+        w.dump_buf += q.format(f, now, mark, id);
         w.dump_buf += '\n';
       }
       // Its ports and claims freed: its next packet is a new connection.
