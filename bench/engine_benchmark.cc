@@ -15,7 +15,11 @@
 #include <numeric>
 #include <random>
 
+#include "../tests/kube_proxy_rules.h"
 #include "bench_util.h"
+#include "control/conntrack_query.h"
+#include "dataplane/report.h"
+#include "nat/rules_parser.h"
 
 namespace xnat::bench {
 namespace {
@@ -379,5 +383,48 @@ BENCHMARK(BM_Memory)
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 
+
+// What a worker does between bursts for the control socket, per loop: a
+// piece of a listing (512 table slots of a full 1 M-flow table, formatted in
+// conntrack's format), and taking a reloaded ruleset (10 000 kube-proxy
+// Services, copied and bound by the control thread beforehand). Both bound
+// the time the worker's receive rings wait.
+void BM_ListingPiece(benchmark::State& state) {
+  const uint64_t flows = 1 << 20;
+  auto e = make_engine(masquerade_rules(), flows);
+  Runner burst(32);
+  std::vector<uint8_t> trace(flows * kFrameStride);
+  std::vector<int16_t> in_if(flows, kIn);
+  for (uint64_t i = 0; i < flows; ++i) write_udp(trace.data() + i * kFrameStride, flow_addr(i), 0);
+  burst.run(*e, trace.data(), in_if.data(), 0, flows, flows, kT0);
+  ConntrackQuery q;  // -L, conntrack's default format
+  uint32_t next = 0;
+  std::string buf;
+  Conntrack& ct = e->conntrack();
+  for (auto _ : state) {
+    buf.clear();
+    const uint32_t end = std::min<uint32_t>(ct.capacity(), next + 512);
+    for (uint32_t i = next; i < end; ++i)
+      if (ct.live(i, kT0)) {
+        const Flow& f = ct.flow(i);
+        if (q.matches(f, 0)) buf += q.format(f, kT0, 0) + "\n";
+      }
+    next = end == ct.capacity() ? 0 : end;
+    benchmark::DoNotOptimize(buf.data());
+  }
+  state.counters["flows"] = static_cast<double>(ct.count());
+}
+BENCHMARK(BM_ListingPiece)->Unit(benchmark::kMicrosecond);
+
+void BM_SwapRules(benchmark::State& state) {
+  auto rs = parse_rules(test::kube_proxy_rules(static_cast<uint32_t>(state.range(0))), "kube.rules");
+  if (!rs) return state.SkipWithError(rs.error().message.c_str());
+  auto e = make_engine(masquerade_rules(), 1024);
+  rs->bind_interfaces({"eth1", "eth0"});
+  RuleSet spare = *rs;
+  for (auto _ : state) e->swap_rules(spare);  // in, and the old back out
+  state.counters["rules"] = static_cast<double>(rs->rule_count());
+}
+BENCHMARK(BM_SwapRules)->Arg(10000)->ArgName("services")->Unit(benchmark::kMicrosecond);
 }  // namespace
 }  // namespace xnat::bench

@@ -53,10 +53,19 @@ void Engine::replace_rules(RuleSet rules) {
   bind_rules();
 }
 
+void Engine::swap_rules(RuleSet& rules) {
+  std::swap(cfg_.rules, rules);
+  rule_flags();
+}
+
 void Engine::bind_rules() {
   std::vector<std::string> names;
   for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
   cfg_.rules.bind_interfaces(names);
+  rule_flags();
+}
+
+void Engine::rule_flags() {
   has_stateless_rules_ = false;
   for (const Table* t : {&cfg_.rules.raw, &cfg_.rules.rawpost})
     for (const Chain& c : t->chains)

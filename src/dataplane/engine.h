@@ -72,6 +72,10 @@ class Engine final : private RuleActions {
   // translation they were given (NAT is decided at a connection's first
   // packet, as in netfilter).
   void replace_rules(RuleSet rules);
+  // The same without copying, binding or freeing: `rules`, bound to this
+  // engine's interfaces (RuleSet::bind_interfaces), comes in, the old ones
+  // go out in it.
+  void swap_rules(RuleSet& rules);
   // `xnat sysctl -w`: the conntrack settings that may change live, and this
   // engine's table limit (Conntrack::retune).
   void retune(const ConntrackSettings& s, uint64_t max) {
@@ -124,6 +128,7 @@ class Engine final : private RuleActions {
                        DropReason reason);
   RulePacket rule_packet(const Packet& pkt, const ParsedPacket& p);
   void bind_rules();  // the rules' interface names and the engine's flags from them
+  void rule_flags();  // the engine's flags from its (bound) rules
   void log(const Rule& r, const RulePacket& p) override;  // packet_log.cc
   // filter FORWARD (rules.h): false when the packet was dropped or rejected.
   // rp: the packet as FORWARD sees it, its destination translated, its

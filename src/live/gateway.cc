@@ -418,7 +418,14 @@ ControlReply Gateway::reload(const std::string* rules_text) {
   uint64_t gen;
   {
     std::lock_guard<std::mutex> lock(sh_.query_mu);
-    sh_.rules = std::make_shared<const RuleSet>(next.rules);
+    // Each worker's copy (its nth and limit state is its own), bound here.
+    sh_.rules.clear();
+    std::vector<std::string> names;
+    for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      sh_.rules.push_back(std::make_unique<RuleSet>(next.rules));
+      sh_.rules.back()->bind_interfaces(names);
+    }
     gen = sh_.rules_gen.fetch_add(1, std::memory_order_release) + 1;
   }
   for (auto& w : workers_) w->wake();
@@ -433,6 +440,11 @@ ControlReply Gateway::reload(const std::string* rules_text) {
     nanosleep(&t, nullptr);
   }
   cfg_.rules = std::move(next.rules);
+  {
+    // The workers' old rules, freed here rather than in their loops.
+    std::lock_guard<std::mutex> lock(sh_.query_mu);
+    sh_.rules.clear();
+  }
   ControlReply r;
   r.out = fmt::format("xnat: reloaded {}: {} rules for new connections; existing connections keep their "
                       "translation\n",

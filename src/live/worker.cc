@@ -243,12 +243,10 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
     }
     if (const uint64_t gen = sh.rules_gen.load(std::memory_order_acquire); gen != rules_seen) [[unlikely]] {
       rules_seen = gen;
-      std::shared_ptr<const RuleSet> rules;
       {
         std::lock_guard<std::mutex> lock(sh.query_mu);
-        rules = sh.rules;
+        engine.swap_rules(*sh.rules[engine.config().shard.index]);  // the old ones go back for the control thread
       }
-      engine.replace_rules(*rules);  // a copy: the rules' nth and limit state is each worker's
       std::lock_guard<std::mutex> lock(w.mu);
       w.snap.rules_done = gen;
     }

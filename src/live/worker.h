@@ -51,9 +51,11 @@ struct Shared {
   std::shared_ptr<const ConntrackSettings> settings;
   uint64_t table_max = 0;  // under query_mu with settings
   // Rules loaded live (`xnat reload`, SIGHUP, `xnat restore`), generation
-  // rules_gen; a worker takes them between bursts.
+  // rules_gen: a copy per worker, made by the control thread; the worker
+  // swaps its own in between bursts and leaves the old ones there for the
+  // control thread to free, so a large ruleset costs it no copy and no free.
   std::atomic<uint64_t> rules_gen{0};
-  std::shared_ptr<const RuleSet> rules;  // under query_mu
+  std::vector<std::unique_ptr<RuleSet>> rules;  // per worker, under query_mu
 };
 
 // A worker's figures as last published, for the control thread.
