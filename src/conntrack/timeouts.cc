@@ -82,6 +82,23 @@ Status ConntrackSettings::set(std::string_view name, int64_t value) {
   return {};
 }
 
+std::optional<uint64_t> ConntrackSettings::get(std::string_view name) const {
+  for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
+    if (name == timeout_sysctl_name(static_cast<TimeoutClass>(i))) return timeout_s[i];
+  if (name == "nf_conntrack_max") return nf_conntrack_max;
+  if (name == "nf_conntrack_buckets") return nf_conntrack_buckets;
+  if (name == "nf_conntrack_tcp_loose") return nf_conntrack_tcp_loose;
+  if (name == "nf_conntrack_checksum") return nf_conntrack_checksum;
+  if (name == "xnat_max_flows_per_source") return xnat_max_flows_per_source;
+  if (name == "xnat_evicted_hold") return xnat_evicted_hold;
+  if (name == "nf_conntrack_tcp_be_liberal") return nf_conntrack_tcp_be_liberal;
+  if (name == "nf_conntrack_tcp_ignore_invalid_rst") return nf_conntrack_tcp_ignore_invalid_rst;
+  if (name == "nf_conntrack_tcp_max_retrans") return nf_conntrack_tcp_max_retrans;
+  if (name == "xnat_tcp_window_tracking") return xnat_tcp_window_tracking;
+  if (name == "nf_conntrack_acct") return 0;
+  return std::nullopt;
+}
+
 Status ConntrackSettings::check() const {
   if (!xnat_tcp_window_tracking && !nf_conntrack_tcp_be_liberal)
     return Error{

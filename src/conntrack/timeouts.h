@@ -59,9 +59,11 @@ struct ConntrackSettings {
   }
 
   // Sets a tunable by its sysctl name (without "net.netfilter."). Returns an
-  // error message a person can act on, or nullopt on success.
+  // error a person can act on.
   Status set(std::string_view name, int64_t value);
-  // Checks the settings together, once all are set; an error or nullopt.
+  // The value of a tunable `set` understands; nullopt for any other name.
+  std::optional<uint64_t> get(std::string_view name) const;
+  // Checks the settings together, once all are set.
   Status check() const;
   // All names `set` understands, for documentation and error messages.
   static std::string known_names();

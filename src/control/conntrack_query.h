@@ -20,6 +20,10 @@ struct ConntrackQuery {
   Command command = Command::kList;
   Output output = Output::kDefault;
   bool with_id = false;  // -o id: each entry's id
+  // kCount answered from each table's own count, without a walk: the
+  // gateway's nf_conntrack_count (the kernel's counts entries not yet
+  // reaped as well).
+  bool table_count = false;
   // Filters (conntrack's): tuples in network order, ports in host order.
   std::optional<uint8_t> proto;
   std::optional<uint32_t> orig_src, orig_dst, reply_src, reply_dst;
@@ -32,8 +36,6 @@ struct ConntrackQuery {
   // conntrack's line for a flow, in the query's output format; `id` names
   // the entry while it lives (worker and slot).
   std::string format(const Flow& f, uint64_t now_ms, uint32_t ct_mark, uint64_t id = 0) const;
-  // Whether the command walks the table (list, get, delete, count).
-  bool walks() const { return command != Command::kFlush && command != Command::kStats; }
 };
 
 // The arguments after `xnat conntrack`; errors name the option, as conntrack does.

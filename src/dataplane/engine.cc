@@ -48,11 +48,6 @@ Engine::Engine(EngineConfig cfg)
   ct_.set_shard(cfg_.shard);
 }
 
-void Engine::replace_rules(RuleSet rules) {
-  cfg_.rules = std::move(rules);
-  bind_rules();
-}
-
 void Engine::swap_rules(RuleSet& rules) {
   std::swap(cfg_.rules, rules);
   rule_flags();

@@ -70,11 +70,9 @@ class Engine final : private RuleActions {
   void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
   // `xnat reload`: new rules for new connections; existing ones keep the
   // translation they were given (NAT is decided at a connection's first
-  // packet, as in netfilter).
-  void replace_rules(RuleSet rules);
-  // The same without copying, binding or freeing: `rules`, bound to this
-  // engine's interfaces (RuleSet::bind_interfaces), comes in, the old ones
-  // go out in it.
+  // packet, as in netfilter). Without copying, binding or freeing: `rules`,
+  // bound to this engine's interfaces (RuleSet::bind_interfaces), comes in,
+  // the old ones go out in it.
   void swap_rules(RuleSet& rules);
   // `xnat sysctl -w`: the conntrack settings that may change live, and this
   // engine's table limit (Conntrack::retune).

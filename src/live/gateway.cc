@@ -226,16 +226,20 @@ bool Gateway::walk(std::shared_ptr<const ConntrackQuery> q) {
     sh_.query = std::move(q);
     gen = sh_.dump_gen.fetch_add(1, std::memory_order_release) + 1;
   }
-  for (auto& w : workers_) w->wake();
   // A piece per worker loop: about a second per million slots.
-  for (int tries = 0; tries < 6000; ++tries) {
+  return await(&Snapshot::dump_done, gen, 60'000);
+}
+
+bool Gateway::await(uint64_t Snapshot::*done, uint64_t gen, int timeout_ms) {
+  for (auto& w : workers_) w->wake();
+  for (int waited = 0; waited <= timeout_ms; waited += 2) {
     bool all = true;
     for (auto& w : workers_) {
       std::lock_guard<std::mutex> lock(w->mu);
-      all &= w->snap.dump_done >= gen;
+      all &= w->snap.*done >= gen;
     }
     if (all) return true;
-    struct timespec t{0, 10 * 1000 * 1000};
+    struct timespec t{0, 2 * 1000 * 1000};
     nanosleep(&t, nullptr);
   }
   return false;
@@ -324,28 +328,11 @@ ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
   const ConntrackSettings& s = cfg_.conntrack;
   for (const std::string& full : names) {
     const std::string n = full.starts_with("net.netfilter.") ? full.substr(14) : full;
-    std::string v;
-    if (n == "nf_conntrack_count") {
-      v = std::to_string(live_count());
-    } else if (n == "nf_conntrack_max") {
-      v = std::to_string(total_max_);
-    } else if (n == "nf_conntrack_buckets") {
-      v = std::to_string(s.nf_conntrack_buckets);
-    } else if (n == "nf_conntrack_tcp_loose") {
-      v = std::to_string(s.nf_conntrack_tcp_loose);
-    } else if (n == "nf_conntrack_checksum") {
-      v = std::to_string(s.nf_conntrack_checksum);
-    } else if (n == "nf_conntrack_tcp_be_liberal") {
-      v = std::to_string(s.nf_conntrack_tcp_be_liberal);
-    } else if (n == "nf_conntrack_tcp_max_retrans") {
-      v = std::to_string(s.nf_conntrack_tcp_max_retrans);
-    } else if (n == "nf_conntrack_tcp_ignore_invalid_rst") {
-      v = std::to_string(s.nf_conntrack_tcp_ignore_invalid_rst);
-    } else {
-      for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
-        if (n == timeout_sysctl_name(static_cast<TimeoutClass>(i))) v = std::to_string(s.timeout_s[i]);
-    }
-    if (v.empty()) {
+    // The count is the tables'; the limit the gateway's (each worker's copy holds its share).
+    const std::optional<uint64_t> v = n == "nf_conntrack_count" ? live_count()
+                                      : n == "nf_conntrack_max" ? total_max_
+                                                                : s.get(n);
+    if (!v) {
       r.status = 255;
       r.err += fmt::format("sysctl: cannot stat /proc/sys/{}: No such file or directory\n", [&] {
         std::string p = full;
@@ -354,16 +341,16 @@ ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
       }());
       continue;
     }
-    r.out += fmt::format("{} = {}\n", full.starts_with("net.") ? full : "net.netfilter." + n, v);
+    r.out += fmt::format("{} = {}\n", full.starts_with("net.") ? full : "net.netfilter." + n, *v);
   }
   return r;
 }
 
 uint64_t Gateway::live_count() {
-  // Counted by the workers in their tables: the figures they publish are
-  // up to 100 ms old.
+  // Asked of the workers: the figures they publish are up to 100 ms old.
   auto q = std::make_shared<ConntrackQuery>();
   q->command = ConntrackQuery::Command::kCount;
+  q->table_count = true;
   if (!walk(std::move(q))) return 0;
   uint64_t n = 0;
   for (auto& w : workers_) {
@@ -428,20 +415,11 @@ ControlReply Gateway::reload(const std::string* rules_text) {
     }
     gen = sh_.rules_gen.fetch_add(1, std::memory_order_release) + 1;
   }
-  for (auto& w : workers_) w->wake();
-  for (int tries = 0; tries < 1000; ++tries) {
-    bool all = true;
-    for (auto& w : workers_) {
-      std::lock_guard<std::mutex> lock(w->mu);
-      all &= w->snap.rules_done >= gen;
-    }
-    if (all) break;
-    struct timespec t{0, 1000 * 1000};
-    nanosleep(&t, nullptr);
-  }
+  // The workers' old rules come back in sh_.rules, freed here rather than in
+  // their loops; not before every worker has swapped (else at the next reload).
+  const bool taken = await(&Snapshot::rules_done, gen, 1000);
   cfg_.rules = std::move(next.rules);
-  {
-    // The workers' old rules, freed here rather than in their loops.
+  if (taken) {
     std::lock_guard<std::mutex> lock(sh_.query_mu);
     sh_.rules.clear();
   }
@@ -522,17 +500,7 @@ ControlReply Gateway::sysctl_write(const std::vector<std::pair<std::string, std:
     gen = sh_.settings_gen.fetch_add(1, std::memory_order_release) + 1;
   }
   limit_.max.store(max, std::memory_order_relaxed);
-  for (auto& w : workers_) w->wake();
-  for (int tries = 0; tries < 1000; ++tries) {
-    bool all = true;
-    for (auto& w : workers_) {
-      std::lock_guard<std::mutex> lock(w->mu);
-      all &= w->snap.settings_done >= gen;
-    }
-    if (all) break;
-    struct timespec t{0, 1000 * 1000};
-    nanosleep(&t, nullptr);
-  }
+  (void)await(&Snapshot::settings_done, gen, 1000);
   cfg_.conntrack = next;
   total_max_ = max;
   return r;

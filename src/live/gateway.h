@@ -85,6 +85,9 @@ class Gateway {
   // Has every worker walk its table with q (null: the whole listing);
   // false if they did not finish in time.
   bool walk(std::shared_ptr<const ConntrackQuery> q);
+  // Wakes the workers and waits until each has published generation `gen`
+  // in snap.*done; false after timeout_ms.
+  bool await(uint64_t Snapshot::*done, uint64_t gen, int timeout_ms);
   ControlReply conntrack(const std::vector<std::string>& args);
   ControlReply sysctl(const std::vector<std::string>& args);
   // Loads the configuration file again, or (rules_text) the rules given;

@@ -77,8 +77,11 @@ void dump_step(Worker& w, uint64_t now) {
   // about a microsecond), so its receive rings do not overflow meanwhile.
   constexpr uint32_t kPiece = 512;
   Conntrack& ct = w.engine->conntrack();
-  const uint32_t end = std::min<uint64_t>(ct.capacity(), uint64_t{w.dump_next} + kPiece);
-  if (!w.dump_query) {
+  uint32_t end = std::min<uint64_t>(ct.capacity(), uint64_t{w.dump_next} + kPiece);
+  if (w.dump_query && w.dump_query->table_count) {
+    w.dump_matched = ct.count();
+    end = ct.capacity();
+  } else if (!w.dump_query) {
     append_conntrack_range(ct, now, w.dump_next, end, &w.dump_buf);
   } else {
     using C = ConntrackQuery::Command;
@@ -245,7 +248,9 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       rules_seen = gen;
       {
         std::lock_guard<std::mutex> lock(sh.query_mu);
-        engine.swap_rules(*sh.rules[engine.config().shard.index]);  // the old ones go back for the control thread
+        // The old ones go back in the slot, for the control thread to free.
+        const size_t i = engine.config().shard.index;
+        if (i < sh.rules.size() && sh.rules[i]) engine.swap_rules(*sh.rules[i]);
       }
       std::lock_guard<std::mutex> lock(w.mu);
       w.snap.rules_done = gen;

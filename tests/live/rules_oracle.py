@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tcp_window_oracle import csum, enter, libc, mac_of, sh, write_pcap  # noqa: E402
+from tcp_window_oracle import csum, enter, libc, mac_of, sh, three_namespaces, write_pcap  # noqa: E402
 
 ID = os.getpid()
 NS_C, NS_G, NS_S = f"xrc{ID}", f"xrg{ID}", f"xrs{ID}"
@@ -258,15 +258,7 @@ def entries(text):
 
 
 def net_up():
-    for ns in (NS_C, NS_G, NS_S):
-        sh("ip", "netns", "add", ns)
-        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-    sh("ip", "link", "add", IF_C, "netns", NS_C, "type", "veth", "peer", "name", IF_GI, "netns", NS_G)
-    sh("ip", "link", "add", IF_S, "netns", NS_S, "type", "veth", "peer", "name", IF_GO, "netns", NS_G)
-    for ns, i in ((NS_C, IF_C), (NS_G, IF_GI), (NS_G, IF_GO), (NS_S, IF_S)):
-        sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{i}.disable_ipv6=1", check=False)
-        sh("ip", "-n", ns, "link", "set", i, "up")
+    three_namespaces(NS_C, NS_G, NS_S, IF_C, IF_GI, IF_GO, IF_S)
     sh("ip", "-n", NS_G, "addr", "add", GW_IN + "/16", "dev", IF_GI)
     sh("ip", "-n", NS_G, "addr", "add", GW_OUT + "/16", "dev", IF_GO)
     for a in CLIENTS:
@@ -355,12 +347,6 @@ def run_kernel(rounds):
     libc.setns(root, 0x40000000)
     os.close(root)
     return results
-
-
-def kernel_listing_line(line):
-    # /proc/net/nf_conntrack: "ipv4 2 udp 17 29 src=... ": the same layout as
-    # conntrack -L -o extended, which xnat writes.
-    return line
 
 
 def run_xnat(xnat, text, frames, work):

@@ -156,16 +156,21 @@ def mac_of(ns, ifname):
     return bytes.fromhex(sh("ip", "-n", ns, "-br", "link", "show", ifname).stdout.split()[2].replace(":", ""))
 
 
-def net_up():
-    for ns in (NS_C, NS_G, NS_S):
+def three_namespaces(ns_c, ns_g, ns_s, if_c, if_gi, if_go, if_s):
+    """Client, gateway and server namespaces, joined by two veth pairs, up, without IPv6."""
+    for ns in (ns_c, ns_g, ns_s):
         sh("ip", "netns", "add", ns)
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
         sh("ip", "-n", ns, "link", "set", "lo", "up")
-    sh("ip", "link", "add", IF_C, "netns", NS_C, "type", "veth", "peer", "name", IF_GI, "netns", NS_G)
-    sh("ip", "link", "add", IF_S, "netns", NS_S, "type", "veth", "peer", "name", IF_GO, "netns", NS_G)
-    for ns, i in ((NS_C, IF_C), (NS_G, IF_GI), (NS_G, IF_GO), (NS_S, IF_S)):
+    sh("ip", "link", "add", if_c, "netns", ns_c, "type", "veth", "peer", "name", if_gi, "netns", ns_g)
+    sh("ip", "link", "add", if_s, "netns", ns_s, "type", "veth", "peer", "name", if_go, "netns", ns_g)
+    for ns, i in ((ns_c, if_c), (ns_g, if_gi), (ns_g, if_go), (ns_s, if_s)):
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{i}.disable_ipv6=1", check=False)
         sh("ip", "-n", ns, "link", "set", i, "up")
+
+
+def net_up():
+    three_namespaces(NS_C, NS_G, NS_S, IF_C, IF_GI, IF_GO, IF_S)
     # The gateway routes with conntrack and drops INVALID; the ends have no
     # addresses, so they neither answer nor reset what they receive.
     sh("ip", "-n", NS_G, "addr", "add", "198.18.0.1/16", "dev", IF_GI)
