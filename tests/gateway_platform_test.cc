@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,6 +25,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -170,27 +172,51 @@ TEST(GatewayPlatform, StartsWorkersThenSteersAndTranslates) {
   EXPECT_NE(c.find("live_tx_eth1 1\n"), std::string::npos) << c;
 }
 
+// The control thread as xnat run has it: the gateway's and the control
+// socket's polls, in a loop, until the end of the test.
+struct ControlLoop {
+  char dir[32] = "/tmp/xnat-control-XXXXXX";
+  std::string path;
+  std::optional<ControlServer> server;
+  std::atomic<bool> done{false};
+  std::thread loop;
+
+  explicit ControlLoop(Gateway& g) {
+    EXPECT_NE(mkdtemp(dir), nullptr);
+    path = std::string(dir) + "/xnat.sock";
+    auto cs = ControlServer::open(path, [&g](const std::vector<std::string>& a) { return g.control(a); });
+    EXPECT_TRUE(cs.ok()) << cs.error().message;
+    if (!cs.ok()) return;
+    server.emplace(std::move(*cs));
+    loop = std::thread([this, &g] {
+      while (!done) {
+        g.poll();
+        server->poll();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  }
+  void stop() {
+    done = true;
+    if (loop.joinable()) loop.join();
+  }
+  ~ControlLoop() {
+    stop();
+    server.reset();
+    ::rmdir(dir);
+  }
+};
+
 // The control socket: conntrack-tools' commands against the running
 // gateway's tables, sysctl and status, and bad requests answered with errors.
 TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
   Fixture f(kMasq);
   auto g = Gateway::start(f.cfg, workers(2), f.platform);
   ASSERT_TRUE(g.ok()) << g.error().message;
-  char dir[] = "/tmp/xnat-control-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  const std::string path = std::string(dir) + "/xnat.sock";
-  auto cs = ControlServer::open(path, [&](const std::vector<std::string>& a) { return (*g)->control(a); });
-  ASSERT_TRUE(cs.ok()) << cs.error().message;
-  std::optional<ControlServer> server(std::move(*cs));
-  // The control thread's loop, as xnat run polls it.
-  std::atomic<bool> done{false};
-  std::thread loop([&] {
-    while (!done) {
-      (*g)->poll();
-      server->poll();
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  });
+  ControlLoop control(**g);
+  ASSERT_TRUE(control.server);
+  const std::string& path = control.path;
+  char* dir = control.dir;
   auto ask = [&](std::vector<std::string> args) {
     auto r = control_request(path, args);
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
@@ -235,6 +261,12 @@ TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "net.netfilter.nf_conntrack_udp_timeout = 7\n");
   EXPECT_EQ(ask({"sysctl", "net.netfilter.nf_conntrack_udp_timeout"}).out, "net.netfilter.nf_conntrack_udp_timeout = 7\n");
+  // sysctl's flags: -q quiet, -n values only, -e unknown names ignored.
+  EXPECT_EQ(ask({"sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=7"}).out, "");
+  EXPECT_EQ(ask({"sysctl", "-n", "net.netfilter.nf_conntrack_udp_timeout"}).out, "7\n");
+  EXPECT_EQ(ask({"sysctl", "-e", "net.netfilter.nf_conntrack_bogus"}).status, 0);
+  EXPECT_EQ(ask({"sysctl", "-x", "net.netfilter.nf_conntrack_udp_timeout"}).err,
+            "sysctl: invalid option -- 'x' (xnat's sysctl takes -a, -w, -q, -n, -N, -e)\n");
   f.backends[0]->inject(kIn, from_client().udp(40009, 53).build());
   ASSERT_EQ(f.sent(6).size(), 6u);
   r = ask({"conntrack", "-L", "-p", "udp", "--sport", "40009"});
@@ -294,15 +326,143 @@ TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
     EXPECT_EQ(ask({"conntrack", "-C"}).out, "0\n");
   }
-  done = true;
-  loop.join();
+  control.stop();
   // Another gateway cannot take the same socket while this one serves it.
   auto again = ControlServer::open(path, [](const std::vector<std::string>&) { return ControlReply{}; });
   ASSERT_FALSE(again.ok());
   EXPECT_NE(again.error().message.find("another gateway is running there"), std::string::npos);
-  server.reset();  // closes and removes the socket
+  control.server.reset();  // closes and removes the socket
   EXPECT_FALSE(std::filesystem::exists(path));
-  ::rmdir(dir);
+}
+
+// conntrack -E through the control socket: a reader gets NEW and DESTROY as
+// conntrack prints them; one that stops reading holds nothing up, and every
+// event either reaches a reader or is reported to it as lost.
+TEST(GatewayPlatform, EventStreamsAndCountedLossForAStalledReader) {
+  Fixture f(kMasq);
+  auto g = Gateway::start(f.cfg, workers(1), f.platform);  // one: MASQUERADE keeps the port
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  ControlLoop control(**g);
+  ASSERT_TRUE(control.server);
+  const std::string& path = control.path;
+  auto readers_now = [&] {
+    auto r = control_request(path, {"status"});
+    const size_t at = r.ok() ? r->out.find("event readers ") : std::string::npos;
+    return at == std::string::npos ? -1 : std::atoi(r->out.c_str() + at + 14);
+  };
+  auto wait_readers = [&](int n) {
+    for (int i = 0; i < 2000 && readers_now() != n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return readers_now() == n;
+  };
+  // What a reader was told: its events' lines, and the losses reported.
+  struct Seen {
+    std::mutex mu;
+    std::string out, err;
+    std::atomic<bool> stop{false};
+  };
+  auto follow = [&](Seen* seen, std::vector<std::string> args) {
+    return std::thread([&, seen, args] {
+      auto r = control_follow(
+          path, args,
+          [&](char kind, std::string_view t) {
+            std::lock_guard<std::mutex> lock(seen->mu);
+            (kind == 'o' ? seen->out : seen->err).append(t);
+          },
+          [&] { return seen->stop.load(); });
+      EXPECT_TRUE(r.ok());
+    });
+  };
+  auto lost_told = [](const std::string& err) {
+    uint64_t n = 0;
+    for (size_t at = 0; (at = err.find("WARNING: ", at)) != std::string::npos; at += 9)
+      n += std::strtoull(err.c_str() + at + 9, nullptr, 10);
+    return n;
+  };
+
+  Seen a;
+  std::thread ta = follow(&a, {"conntrack", "-E", "-p", "udp"});
+  ASSERT_TRUE(wait_readers(1));
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  ASSERT_EQ(f.sent(1).size(), 1u);
+  ASSERT_EQ(control_request(path, {"conntrack", "-D", "-p", "udp"})->status, 0);
+  auto text = [](Seen& s) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    return s.out;
+  };
+  auto lines_of = [](const std::string& t) { return uint64_t(std::count(t.begin(), t.end(), '\n')); };
+  for (int i = 0; i < 2000 && lines_of(text(a)) < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(text(a),
+            "    [NEW] udp      17 30 src=198.18.0.2 dst=198.51.100.7 sport=40000 dport=53 [UNREPLIED] "
+            "src=198.51.100.7 dst=198.19.0.1 sport=53 dport=40000\n"
+            "[DESTROY] udp      17 29 src=198.18.0.2 dst=198.51.100.7 sport=40000 dport=53 [UNREPLIED] "
+            "src=198.51.100.7 dst=198.19.0.1 sport=53 dport=40000\n");
+
+  // A reader that sends its request and never reads.
+  const int stalled = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strcpy(sa.sun_path, path.c_str());
+  ASSERT_EQ(::connect(stalled, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  const std::string req = std::string("conntrack") + '\0' + "-E" + '\0' + "-e" + '\0' + "NEW" + '\0' + "\n";
+  ASSERT_EQ(::send(stalled, req.data(), req.size(), 0), ssize_t(req.size()));
+  ASSERT_TRUE(wait_readers(2));
+  constexpr uint16_t kFlows = 20000;
+  for (uint16_t i = 0; i < kFlows; ++i) f.backends[0]->inject(kIn, from_client().udp(uint16_t(20000 + i), 53).build());
+  size_t sent = 0;
+  for (int i = 0; i < 20 && sent < 1u + kFlows; ++i) sent = f.sent(1 + kFlows).size();
+  ASSERT_EQ(sent, 1u + kFlows) << control_request(path, {"status"})->out;  // forwarding went on
+  // The first reader keeps up, or is told what it missed.
+  for (int i = 0; i < 5000; ++i) {
+    const std::string out = text(a);
+    std::string err;
+    {
+      std::lock_guard<std::mutex> lock(a.mu);
+      err = a.err;
+    }
+    if (uint64_t(std::count(out.begin(), out.end(), '\n')) - 2 + lost_told(err) >= kFlows) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  {
+    std::lock_guard<std::mutex> lock(a.mu);
+    EXPECT_EQ(uint64_t(std::count(a.out.begin(), a.out.end(), '\n')) - 2 + lost_told(a.err), kFlows) << a.err;
+  }
+  // The stalled one now reads: events up to its bound, then the count of
+  // those it lost.
+  std::string got;
+  char buf[65536];
+  uint64_t lines = 0, lost = 0;
+  for (int idle = 0; idle < 500 && lines + lost < kFlows;) {
+    pollfd p{stalled, POLLIN, 0};
+    if (::poll(&p, 1, 2) <= 0) {
+      ++idle;
+      continue;
+    }
+    const ssize_t n = ::recv(stalled, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    got.append(buf, size_t(n));
+    // Chunks: kind, length, newline, bytes.
+    std::string out, err;
+    size_t at = got.find('\n') + 1;  // past "S stream"
+    while (at < got.size()) {
+      const size_t nl = got.find('\n', at);
+      if (nl == std::string::npos) break;
+      const size_t len = std::strtoull(got.c_str() + at + 1, nullptr, 10);
+      if (got.size() < nl + 1 + len) break;
+      (got[at] == 'o' ? out : err).append(got, nl + 1, len);
+      at = nl + 1 + len;
+    }
+    lines = uint64_t(std::count(out.begin(), out.end(), '\n'));
+    lost = lost_told(err);
+  }
+  EXPECT_GT(lost, 0u);
+  EXPECT_EQ(lines + lost, kFlows);
+  ::close(stalled);
+  EXPECT_TRUE(wait_readers(1));
+  auto st = control_request(path, {"status"});
+  ASSERT_TRUE(st.ok());
+  EXPECT_NE(st->out.find("events lost"), std::string::npos) << st->out;
+  a.stop = true;
+  ta.join();
 }
 
 // Prometheus metrics over HTTP: the figures, in a form promtool accepts.

@@ -6,7 +6,10 @@
 //   conntrack, sysctl, status, reload, restore   ask a running gateway (its control socket)
 #include <fmt/format.h>
 
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -16,10 +19,13 @@
 #include "cli/demo.h"
 #include "cli/replay.h"
 #include "control/config.h"
+#include "conntrack/listing.h"
 #include "live/control_server.h"
 #include "live/gateway.h"
 
 namespace {
+
+volatile sig_atomic_t g_interrupted = 0;
 
 // `xnat conntrack|sysctl|status [--control PATH] ARGS...`: the arguments go
 // to the running gateway as they are (conntrack's and sysctl's own syntax).
@@ -37,14 +43,47 @@ int ask_gateway(int argc, char** argv) {
     std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     args = {"restore", text};
   }
-  auto r = xnat::control_request(path, args);
+  // conntrack -E: events until interrupted, then its summary line; an XML
+  // document is opened at the first event and closed at the end.
+  bool events = false, xml = false;
+  if (args[0] == "conntrack")
+    for (size_t i = 1; i < args.size(); ++i) {
+      events |= args[i] == "-E" || args[i] == "--event";
+      if ((args[i] == "-o" || args[i] == "--output") && i + 1 < args.size())
+        xml |= ("," + args[i + 1] + ",").find(",xml,") != std::string::npos;
+    }
+  struct sigaction sa{};
+  sa.sa_handler = [](int) { g_interrupted = 1; };
+  sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: the wait returns
+  sigaction(SIGTERM, &sa, nullptr);
+  uint64_t shown = 0;
+  bool xml_open = false;
+  auto r = xnat::control_follow(
+      path, args,
+      [&](char kind, std::string_view text) {
+        if (kind == 'e') {
+          std::fwrite(text.data(), 1, text.size(), stderr);
+          return;
+        }
+        if (events && xml && !xml_open && !text.empty()) {
+          std::fputs(xnat::kXmlHead, stdout);
+          xml_open = true;
+        }
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        if (events) shown += static_cast<uint64_t>(std::count(text.begin(), text.end(), '\n'));
+        std::fflush(stdout);
+      },
+      [] { return g_interrupted != 0; });
   if (!r) {
     fmt::print(stderr, "xnat {}: {}\n", argv[1], r.error().message);
     return 1;
   }
-  std::fwrite(r->out.data(), 1, r->out.size(), stdout);
-  std::fwrite(r->err.data(), 1, r->err.size(), stderr);
-  return r->status;
+  if (events && (g_interrupted || *r == 0)) {
+    if (xml_open) std::fputs(xnat::kXmlTail, stdout);
+    std::fflush(stdout);
+    fmt::print(stderr, "conntrack v1.4.7 (conntrack-tools): {} flow events have been shown.\n", shown);
+  }
+  return *r;
 }
 
 }  // namespace

@@ -164,10 +164,16 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   if (marks_.size()) marks_[idx] = 0;  // not kept while held
   ++stats_.insert;
   ++stats_.readmitted;
+  // Its eviction was a DESTROY; back in the table, it is listed again.
+  if (event_mask_ & kEventNew) [[unlikely]]
+    emit(idx, kEventNew, kShowState | kShowTimeout, now_ms);
   return idx;
 }
 
 void Conntrack::release(uint32_t idx, bool keep_reply) {
+  // Its timeout as the reader finds it: none once run out, as netfilter's.
+  if (event_mask_ & kEventDestroy) [[unlikely]]
+    emit(idx, kEventDestroy, kShowState | kShowTimeout, 0);
   FlowLinks* L = links_.get();
   Wheel::unlink(L, idx);
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
@@ -441,6 +447,32 @@ TrackVerdict Conntrack::track_stateful(uint32_t idx, int dir, const ParsedPacket
   set_expiry(idx, timeout, now_ms);
   place_on_evict_list(idx);
   return TrackVerdict::kAccept;
+}
+
+TrackVerdict Conntrack::track_reporting(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
+  const Flow& f = table_.flow(idx);
+  const uint16_t status = f.status;
+  const TcpState state = f.tcp_state;
+  const TrackVerdict v = track_quiet(idx, dir, p, now_ms);
+  // Removed (a RST killed it, or it is reopened): its DESTROY is out.
+  if (!(event_mask_ & kEventUpdate) || !table_.in_use(idx)) return v;
+  const bool new_state = f.tcp_state != state;
+  if (new_state || ((f.status ^ status) & (kStatusSeenReply | kStatusAssured)))
+    emit(idx, kEventUpdate, static_cast<uint8_t>(kShowTimeout | (new_state ? kShowState : 0)), now_ms);
+  return v;
+}
+
+void Conntrack::emit(uint32_t idx, uint8_t type, uint8_t shows, uint64_t now_ms) {
+  FlowEvent e;
+  e.flow = table_.flow(idx);
+  e.id = uint64_t{claims_.shard.index} << 32 | idx;
+  e.at_ms = now_ms;
+  e.mark = marks_.size() ? marks_[idx] : 0;
+  e.type = type;
+  if (e.mark) shows |= kShowMark;
+  if (e.flow.tuple[0].proto != kProtoTcp) shows &= static_cast<uint8_t>(~kShowState);
+  e.shows = shows;
+  (void)events_->push(e);  // a full ring counts it as lost
 }
 
 TrackVerdict Conntrack::track_held(uint32_t hidx, int dir, const ParsedPacket& p, uint64_t now_ms) {

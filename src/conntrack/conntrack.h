@@ -73,6 +73,7 @@
 #include <vector>
 
 #include "conntrack/by_source.h"
+#include "conntrack/events.h"
 #include "conntrack/flow_observer.h"
 #include "conntrack/flow_table.h"
 #include "conntrack/held_flows.h"
@@ -221,11 +222,32 @@ class Conntrack {
   // UDP, the common case with no state machine, is inline; the timer and
   // the lists move only when something changed.
   [[gnu::always_inline]] TrackVerdict track(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
-    Flow& f = table_.flow(idx);
-    if (f.tuple[0].proto != kProtoUdp) return track_stateful(idx, dir, p, now_ms);
-    set_expiry(idx, udp_step(f, dir, now_ms), now_ms);
-    place_on_evict_list(idx);
-    return TrackVerdict::kAccept;
+    if (event_mask_) [[unlikely]]
+      return track_reporting(idx, dir, p, now_ms);
+    return track_quiet(idx, dir, p, now_ms);
+  }
+  // track() for the first packet of a flow just inserted, whose translation
+  // is now final: then its NEW event (netfilter's confirm).
+  void track_opening(uint32_t idx, const ParsedPacket& p, uint64_t now_ms) {
+    (void)track_quiet(idx, 0, p, now_ms);
+    if (event_mask_ & kEventNew) [[unlikely]]
+      emit(idx, kEventNew, kShowState | kShowTimeout, now_ms);
+  }
+
+  // Events (events.h) into `ring`, of the types in `mask` (0: none; the
+  // per-packet cost is then one test).
+  void set_events(EventRing* ring, uint8_t mask) {
+    events_ = ring;
+    event_mask_ = ring ? mask : 0;
+  }
+  uint8_t event_mask() const { return event_mask_; }
+  // A rule changed the connection mark at `ref`: an UPDATE, if it is a
+  // table flow's (mark_ref) rather than a held flow's copy. Not merged with
+  // the same packet's state change, which netfilter sends as one event.
+  void mark_changed(const uint32_t* ref, uint64_t now_ms) {
+    if (!(event_mask_ & kEventUpdate) || !marks_.size() || ref < &marks_[0] || ref >= &marks_[0] + marks_.size())
+      return;
+    emit(static_cast<uint32_t>(ref - &marks_[0]), kEventUpdate, kShowMark | kShowTimeout, now_ms);
   }
 
   void remove(uint32_t idx);
@@ -343,6 +365,19 @@ class Conntrack {
   Step advance(Flow& f, TcpWindow* w, int dir, const ParsedPacket& p, uint64_t now_ms, TimeoutClass* timeout);
   // find()'s rare case: the flow found is past its expiry. Deletes it; kNoRef.
   uint32_t remove_expired(uint32_t ref);
+  [[gnu::always_inline]] TrackVerdict track_quiet(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms) {
+    Flow& f = table_.flow(idx);
+    if (f.tuple[0].proto != kProtoUdp) return track_stateful(idx, dir, p, now_ms);
+    set_expiry(idx, udp_step(f, dir, now_ms), now_ms);
+    place_on_evict_list(idx);
+    return TrackVerdict::kAccept;
+  }
+  // track() while events are asked for: an UPDATE if the packet changed what
+  // ctnetlink reports (state, SEEN_REPLY, ASSURED).
+  TrackVerdict track_reporting(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
+  // Records an event of flow idx as it is now; `shows` as in events.h, the
+  // mark added when set, the state only for TCP.
+  [[gnu::cold, gnu::noinline]] void emit(uint32_t idx, uint8_t type, uint8_t shows, uint64_t now_ms);
   // track() for every protocol but UDP.
   TrackVerdict track_stateful(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
   // advance() for UDP; returns the timeout to run on. nf_conntrack_proto_udp:
@@ -422,6 +457,8 @@ class Conntrack {
   ConntrackStats stats_;
   uint32_t max_;  // nf_conntrack_max for this table (retune), at most its capacity
   HugeArray<uint32_t> marks_;  // keep_marks()
+  EventRing* events_ = nullptr;  // set_events()
+  uint8_t event_mask_ = 0;
   ReplyClaims claims_;
   HeldFlows held_;
 };

@@ -2,7 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <strings.h>
+#include <sys/time.h>
+
 #include <cstdio>
+#include <cstring>
+#include <iterator>
 #include <cstdlib>
 
 #include "conntrack/listing.h"
@@ -43,7 +48,7 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
   ConntrackQuery q;
   bool have_command = false;
   auto command = [&](ConntrackQuery::Command c, const std::string& o) -> Status {
-    if (have_command) return Error{fmt::format("{}: only one command at a time (-L, -G, -D, -F, -C, -S)", o)};
+    if (have_command) return Error{fmt::format("{}: only one command at a time (-L, -G, -D, -F, -C, -S, -E)", o)};
     have_command = true;
     q.command = c;
     return {};
@@ -67,6 +72,31 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
       if (auto r = command(C::kCount, o); !r) return r.error();
     } else if (o == "-S" || o == "--stats") {
       if (auto r = command(C::kStats, o); !r) return r.error();
+    } else if (o == "-E" || o == "--event") {
+      if (auto r = command(C::kEvents, o); !r) return r.error();
+    } else if (o == "-e" || o == "--event-mask") {
+      auto v = value();
+      if (!v) return v.error();
+      // conntrack's names, any case, each may be cut short (UPD).
+      uint8_t mask = 0;
+      size_t at = 0;
+      while (at <= v->size()) {
+        const size_t comma = v->find(',', at);
+        const std::string item = v->substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        static constexpr std::pair<const char*, uint8_t> kNames[] = {
+            {"ALL", kEventAll}, {"NEW", kEventNew}, {"UPDATES", kEventUpdate}, {"DESTROY", kEventDestroy}};
+        bool known = false;
+        for (auto [name, bit] : kNames)
+          if (!item.empty() && item.size() <= std::strlen(name) && strncasecmp(item.c_str(), name, item.size()) == 0) {
+            mask |= bit;
+            known = true;
+            break;
+          }
+        if (!known) return Error{fmt::format("Bad parameter `{}' (-e takes ALL, NEW, UPDATES, DESTROY)", *v)};
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+      }
+      q.event_mask = mask;
     } else if (o == "-p" || o == "--proto" || o == "--protonum") {
       auto v = value();
       if (!v) return v.error();
@@ -126,10 +156,19 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
       while (at <= v->size()) {
         const size_t comma = v->find(',', at);
         const std::string item = v->substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-        if (item == "extended") q.output = ConntrackQuery::Output::kExtended;
-        else if (item == "json") q.output = ConntrackQuery::Output::kJson;
-        else if (item == "id") q.with_id = true;
-        else return Error{fmt::format("-o {}: xnat prints extended, id and json (not {})", *v, item)};
+        if (item == "extended") {
+          if (q.output != EntryFormat::kXml) q.output = EntryFormat::kExtended;  // xml wins, as in conntrack
+        } else if (item == "xml") {
+          q.output = EntryFormat::kXml;
+        } else if (item == "json") {
+          q.output = EntryFormat::kJson;
+        } else if (item == "id") {
+          q.with_id = true;
+        } else if (item == "timestamp") {
+          q.with_timestamp = true;
+        } else {
+          return Error{fmt::format("-o {}: xnat prints extended, xml, id, timestamp and json (not {})", *v, item)};
+        }
         if (comma == std::string::npos) break;
         at = comma + 1;
       }
@@ -137,8 +176,6 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
       auto v = value();
       if (!v) return v.error();
       if (*v != "ipv4") return Error{fmt::format("-f {}: xnat tracks IPv4 only", *v)};
-    } else if (o == "-E" || o == "--event") {
-      return Error{"-E: connection events are not available yet"};
     } else if (o.starts_with("--orig-zone") || o.starts_with("--reply-zone") || o == "-w" || o == "--zone" ||
                o == "--label" || o == "--secmark" || o == "-u" || o == "--status") {
       return Error{fmt::format("{}: xnat has no conntrack zones, labels, secmarks or status filters", o)};
@@ -146,7 +183,7 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
       return Error{fmt::format("unknown option '{}'", o)};
     }
   }
-  if (!have_command) return Error{"no command: give one of -L, -G, -D, -F, -C, -S"};
+  if (!have_command) return Error{"no command: give one of -L, -G, -D, -F, -C, -S, -E"};
   return q;
 }
 
@@ -170,35 +207,20 @@ bool ConntrackQuery::matches(const Flow& f, uint32_t ct_mark) const {
   return true;
 }
 
-namespace {
-std::string json_tuple(const Tuple& t) {
-  std::string s = fmt::format("{{\"src\":\"{}\",\"dst\":\"{}\"", ip_to_string(t.src), ip_to_string(t.dst));
-  if (t.has_ports())
-    s += fmt::format(",\"sport\":{},\"dport\":{}", __builtin_bswap16(t.sport), __builtin_bswap16(t.dport));
-  else if (t.proto == kProtoIcmp)
-    s += fmt::format(",\"type\":{},\"code\":{},\"id\":{}", t.icmp_type(), t.icmp_code(), __builtin_bswap16(t.sport));
-  return s + "}";
-}
-}  // namespace
-
 std::string ConntrackQuery::format(const Flow& f, uint64_t now_ms, uint32_t ct_mark, uint64_t id) const {
-  if (output == Output::kJson) {
-    const uint8_t p = f.tuple[0].proto;
-    std::string s = fmt::format("{{\"proto\":{},\"timeout\":{}", p,
-                                f.expires_ms > now_ms ? (f.expires_ms - now_ms) / 1000 : 0);
-    if (p == kProtoTcp) s += fmt::format(",\"state\":\"{}\"", tcp_state_name(f.tcp_state));
-    s += fmt::format(",\"original\":{},\"reply\":{},\"unreplied\":{},\"assured\":{},\"src_nat\":{},"
-                     "\"dst_nat\":{},\"mark\":{}",
-                     json_tuple(f.tuple[0]), json_tuple(f.tuple[1]), !(f.status & kStatusSeenReply),
-                     (f.status & kStatusAssured) != 0, (f.status & kStatusSrcNat) != 0,
-                     (f.status & kStatusDstNat) != 0, ct_mark);
-    if (with_id) s += fmt::format(",\"id\":{}", id);
-    return s + "}";
-  }
-  std::string line = output == Output::kExtended ? format_conntrack_extended(f, now_ms, ct_mark)
-                                                 : format_conntrack_default(f, now_ms, ct_mark);
-  if (with_id) line += fmt::format(" id={}", id);
+  std::string line;
+  append_conntrack_entry(&line, f, listing_view(f, now_ms, ct_mark, id, with_id), output);
   return line;
+}
+
+void ConntrackQuery::append_event(std::string* out, const FlowEvent& e, uint64_t now_ms) const {
+  if (with_timestamp && output != EntryFormat::kXml) {
+    timeval tv;
+    gettimeofday(&tv, nullptr);
+    fmt::format_to(std::back_inserter(*out), "[{}.{:06}]\t", tv.tv_sec, tv.tv_usec);
+  }
+  append_conntrack_entry(out, e.flow, event_view(e, now_ms, with_id), output);
+  *out += '\n';
 }
 
 }  // namespace xnat

@@ -1,7 +1,7 @@
-// `xnat conntrack`: conntrack-tools' command line (-L, -G, -D, -F, -C, -S
-// with its filters and -o), parsed into a query the gateway's workers run on
-// their tables, so scripts written for `conntrack` work by changing the
-// command name.
+// `xnat conntrack`: conntrack-tools' command line (-L, -G, -D, -F, -C, -S,
+// -E with its filters, -e and -o), parsed into a query the gateway's workers
+// run on their tables (or, -E, the gateway runs on their events), so
+// scripts written for `conntrack` work by changing the command name.
 #pragma once
 
 #include <cstdint>
@@ -10,16 +10,19 @@
 #include <vector>
 
 #include "base/result.h"
+#include "conntrack/events.h"
 #include "conntrack/flow.h"
+#include "conntrack/listing.h"
 
 namespace xnat {
 
 struct ConntrackQuery {
-  enum class Command : uint8_t { kList, kGet, kDelete, kFlush, kCount, kStats };
-  enum class Output : uint8_t { kDefault, kExtended, kJson };
+  enum class Command : uint8_t { kList, kGet, kDelete, kFlush, kCount, kStats, kEvents };
   Command command = Command::kList;
-  Output output = Output::kDefault;
-  bool with_id = false;  // -o id: each entry's id
+  EntryFormat output = EntryFormat::kDefault;
+  bool with_id = false;         // -o id: each entry's id
+  bool with_timestamp = false;  // -o timestamp: each event's time of day, as conntrack -E prints it
+  uint8_t event_mask = kEventAll;  // -e
   // kCount answered from each table's own count, without a walk: the
   // gateway's nf_conntrack_count (the kernel's counts entries not yet
   // reaped as well).
@@ -36,6 +39,9 @@ struct ConntrackQuery {
   // conntrack's line for a flow, in the query's output format; `id` names
   // the entry while it lives (worker and slot).
   std::string format(const Flow& f, uint64_t now_ms, uint32_t ct_mark, uint64_t id = 0) const;
+  // An event's line (-E), appended with its newline. now_ms: the workers'
+  // clock as the event is read.
+  void append_event(std::string* out, const FlowEvent& e, uint64_t now_ms) const;
 };
 
 // The arguments after `xnat conntrack`; errors name the option, as conntrack does.

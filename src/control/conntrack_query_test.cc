@@ -64,17 +64,48 @@ TEST(ConntrackQuery, OutputFormats) {
             "\"dst_nat\":false,\"mark\":0,\"id\":9}");
 }
 
+TEST(ConntrackQuery, EventsAndTheirMask) {
+  ConntrackQuery q = parse({"-E"});
+  EXPECT_EQ(q.command, ConntrackQuery::Command::kEvents);
+  EXPECT_EQ(q.event_mask, kEventAll);
+  EXPECT_EQ(parse({"-E", "-e", "NEW,DESTROY"}).event_mask, kEventNew | kEventDestroy);
+  EXPECT_EQ(parse({"-E", "--event-mask", "upd"}).event_mask, kEventUpdate);  // conntrack takes a prefix, any case
+  EXPECT_EQ(parse({"-E", "-e", "ALL"}).event_mask, kEventAll);
+  q = parse({"-E", "-o", "xml,id,timestamp", "-p", "tcp"});
+  EXPECT_EQ(q.output, EntryFormat::kXml);
+  EXPECT_TRUE(q.with_id && q.with_timestamp);
+  EXPECT_EQ(parse({"-L", "-o", "xml,extended"}).output, EntryFormat::kXml);  // xml wins, as in conntrack
+  EXPECT_EQ(parse({"-L", "-o", "extended,xml"}).output, EntryFormat::kXml);
+
+  FlowEvent e;
+  e.flow = flow("198.18.0.2", 40000, "198.51.100.7", 53, 17, "198.19.0.1");
+  e.flow.expires_ms = 31'000;
+  e.at_ms = 1'000;
+  e.type = kEventNew;
+  e.shows = kShowTimeout;
+  e.id = 5;
+  std::string out;
+  parse({"-E", "-o", "id"}).append_event(&out, e, 9'999);
+  EXPECT_EQ(out, "    [NEW] udp      17 30 src=198.18.0.2 dst=198.51.100.7 sport=40000 dport=53 [UNREPLIED] "
+                 "src=198.51.100.7 dst=198.19.0.1 sport=53 dport=40000 id=5\n");
+  out.clear();
+  parse({"-E", "-o", "timestamp"}).append_event(&out, e, 9'999);
+  EXPECT_EQ(out[0], '[');
+  EXPECT_NE(out.find("]\t    [NEW] udp "), std::string::npos) << out;
+}
+
 TEST(ConntrackQuery, ErrorsNameTheOption) {
   for (const auto& [args, want] : std::vector<std::pair<std::vector<std::string>, std::string>>{
-           {{}, "no command: give one of -L, -G, -D, -F, -C, -S"},
-           {{"-L", "-D"}, "-D: only one command at a time (-L, -G, -D, -F, -C, -S)"},
+           {{}, "no command: give one of -L, -G, -D, -F, -C, -S, -E"},
+           {{"-L", "-D"}, "-D: only one command at a time (-L, -G, -D, -F, -C, -S, -E)"},
            {{"-L", "-s"}, "option -s needs a value"},
            {{"-L", "-s", "10.0.0"}, "-s 10.0.0: expected an IPv4 address"},
            {{"-L", "--sport", "70000"}, "--sport 70000: expected a port"},
            {{"-L", "--state", "OPEN"}, "--state OPEN: expected a TCP state such as ESTABLISHED or TIME_WAIT"},
-           {{"-L", "-o", "xml"}, "-o xml: xnat prints extended, id and json (not xml)"},
+           {{"-L", "-o", "ktimestamp"}, "-o ktimestamp: xnat prints extended, xml, id, timestamp and json (not ktimestamp)"},
+           {{"-E", "-e", "NEW,BOGUS"}, "Bad parameter `NEW,BOGUS' (-e takes ALL, NEW, UPDATES, DESTROY)"},
+           {{"-E", "-e", ""}, "Bad parameter `' (-e takes ALL, NEW, UPDATES, DESTROY)"},
            {{"-L", "-f", "ipv6"}, "-f ipv6: xnat tracks IPv4 only"},
-           {{"-E"}, "-E: connection events are not available yet"},
            {{"-L", "--bogus"}, "unknown option '--bogus'"}}) {
     auto q = parse_conntrack_args(args);
     ASSERT_FALSE(q.ok());

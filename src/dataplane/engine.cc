@@ -587,7 +587,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   counters_.inc(Counter::flows_created);
   if (snat) counters_.inc(Counter::snat_flows);
   if (dnat) counters_.inc(Counter::dnat_flows);
-  (void)ct_.track(idx, 0, p, now);  // opening packet: TCP state, timer
+  ct_.track_opening(idx, p, now);  // TCP state, timer; then the NEW event
 
   if (local) {
     // REDIRECT (or DNAT to one of our own addresses): translated, for the host.
@@ -662,6 +662,15 @@ bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, RulePacket& rp)
 
 [[gnu::noinline]] bool Engine::forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, uint32_t* ctmark,
                                                int dir, int out_if, uint8_t state) {
+  const uint32_t mark = ctmark ? *ctmark : 0;
+  const bool ok = forward_checked(pkt, p, f, ctmark, dir, out_if, state);
+  if (ctmark && *ctmark != mark) [[unlikely]]
+    ct_.mark_changed(ctmark, now_ms_);
+  return ok;
+}
+
+bool Engine::forward_checked(Packet& pkt, const ParsedPacket& p, const Flow& f, uint32_t* ctmark, int dir,
+                             int out_if, uint8_t state) {
   RulePacket rp = rule_packet(pkt, p);
   rp.rng = &rng_;
   rp.ctmark = ctmark;

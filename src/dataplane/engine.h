@@ -135,7 +135,10 @@ class Engine final : private RuleActions {
   // The same for a packet of a tracked (or held) flow leaving on out_if:
   // `state` is kCtRelated for an ICMP error about it, else 0 (NEW or
   // ESTABLISHED by direction and SEEN_REPLY).
+  // A mark it changes is an event (conntrack.h: mark_changed).
   bool forward_allowed(Packet& pkt, const ParsedPacket& p, const Flow& f, uint32_t* ctmark, int dir, int out_if,
+                       uint8_t state);
+  bool forward_checked(Packet& pkt, const ParsedPacket& p, const Flow& f, uint32_t* ctmark, int dir, int out_if,
                        uint8_t state);
   // mangle's chain for `h`: false when a DROP dropped the packet.
   bool mangle(Packet& pkt, const ParsedPacket& p, RulePacket& rp, Hook h);

@@ -72,9 +72,13 @@ Result<ControlServer> ControlServer::open(const std::string& path, Handler handl
 }
 
 ControlServer::ControlServer(ControlServer&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), handler_(std::move(o.handler_)) {}
+    : fd_(std::exchange(o.fd_, -1)),
+      path_(std::move(o.path_)),
+      handler_(std::move(o.handler_)),
+      streams_(std::move(o.streams_)) {}
 
 ControlServer::~ControlServer() {
+  for (Open& s : streams_) ::close(s.fd);
   if (fd_ < 0) return;
   ::close(fd_);
   ::unlink(path_.c_str());
@@ -84,14 +88,54 @@ int ControlServer::poll(int timeout_ms) {
   int served = 0;
   for (;;) {
     const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) return served;  // none waiting (EAGAIN), or an error the next poll sees again
-    serve(c, timeout_ms);
-    ::close(c);
+    if (c < 0) break;  // none waiting (EAGAIN), or an error the next poll sees again
     ++served;
+    if (auto stream = serve(c, timeout_ms)) {
+      // From now on written without blocking: a client that stops reading
+      // holds nothing up.
+      (void)::fcntl(c, F_SETFL, ::fcntl(c, F_GETFL) | O_NONBLOCK);
+      streams_.push_back(Open{c, std::move(stream), {}, 0});
+    } else {
+      ::close(c);
+    }
+  }
+  pump();
+  return served;
+}
+
+void ControlServer::pump() {
+  for (size_t i = 0; i < streams_.size();) {
+    Open& s = streams_[i];
+    // The client sends nothing after its request: readable means it closed.
+    pollfd p{s.fd, POLLIN, 0};
+    bool gone = ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+    if (!gone && s.sent == s.buf.size()) {
+      s.buf.clear();
+      s.sent = 0;
+      std::string out, err;
+      s.source->take(&out, &err);
+      for (auto [kind, text] : {std::pair{'e', &err}, std::pair{'o', &out}})
+        if (!text->empty()) s.buf += fmt::format("{}{}\n", kind, text->size()) + *text;
+    }
+    while (!gone && s.sent < s.buf.size()) {
+      const ssize_t w = ::send(s.fd, s.buf.data() + s.sent, s.buf.size() - s.sent, MSG_NOSIGNAL);
+      if (w > 0) s.sent += static_cast<size_t>(w);
+      else if (w < 0 && errno == EINTR) continue;
+      else {
+        gone = w < 0 && errno != EAGAIN;
+        break;
+      }
+    }
+    if (gone) {
+      ::close(s.fd);
+      streams_.erase(streams_.begin() + static_cast<ptrdiff_t>(i));  // the source goes with it
+    } else {
+      ++i;
+    }
   }
 }
 
-void ControlServer::serve(int c, int timeout_ms) {
+std::shared_ptr<ControlStream> ControlServer::serve(int c, int timeout_ms) {
   ucred cred{};
   socklen_t len = sizeof cred;
   struct stat st{};
@@ -104,7 +148,7 @@ void ControlServer::serve(int c, int timeout_ms) {
     const std::string head = fmt::format("77 0\n");
     (void)write_all(c, head.data(), head.size());
     (void)write_all(c, msg.data(), msg.size());
-    return;
+    return nullptr;
   }
   // The request, with a deadline: a client that stalls cannot hold the loop.
   std::string req;
@@ -125,7 +169,7 @@ void ControlServer::serve(int c, int timeout_ms) {
     pollfd p{c, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(deadline - now)) <= 0) continue;
     const ssize_t n = ::recv(c, buf, sizeof buf, 0);
-    if (n <= 0) return;  // the client went away
+    if (n <= 0) return nullptr;  // the client went away
     req.append(buf, static_cast<size_t>(n));
   }
   if (reply.err.empty()) {
@@ -143,12 +187,23 @@ void ControlServer::serve(int c, int timeout_ms) {
     }
     if (reply.err.empty()) reply = handler_(args);
   }
+  if (reply.stream) {
+    std::string first = "S stream\n";
+    if (!reply.err.empty()) first += fmt::format("e{}\n", reply.err.size()) + reply.err;
+    if (!reply.out.empty()) first += fmt::format("o{}\n", reply.out.size()) + reply.out;
+    if (!write_all(c, first.data(), first.size())) return nullptr;
+    return std::move(reply.stream);
+  }
   const std::string head = fmt::format("{} {}\n", reply.status, reply.out.size());
   if (write_all(c, head.data(), head.size()) && write_all(c, reply.out.data(), reply.out.size()))
     (void)write_all(c, reply.err.data(), reply.err.size());
+  return nullptr;
 }
 
-Result<ControlReply> control_request(const std::string& path, const std::vector<std::string>& args) {
+namespace {
+
+// Connects and sends the request; the socket, or why not.
+Result<int> send_request(const std::string& path, const std::vector<std::string>& args) {
   auto a = address(path);
   if (!a) return a.error();
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -163,8 +218,70 @@ Result<ControlReply> control_request(const std::string& path, const std::vector<
   std::string req;
   for (const std::string& s : args) req += s + '\0';
   req += '\n';
+  if (!write_all(fd, req.data(), req.size())) {
+    ::close(fd);
+    return Error{fmt::format("the gateway at {} closed the connection", path)};
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<int> control_follow(const std::string& path, const std::vector<std::string>& args,
+                           const std::function<void(char kind, std::string_view bytes)>& sink,
+                           const std::function<bool()>& stop) {
+  auto fd = send_request(path, args);
+  if (!fd) return fd.error();
+  std::string buf;
+  bool streaming = false;
+  int status = 0;
+  size_t out_len = 0;
+  bool headed = false;
+  char chunk[65536];
+  for (;;) {
+    // The head, then (a stream) whole chunks as they arrive.
+    if (!headed) {
+      const size_t nl = buf.find('\n');
+      if (nl != std::string::npos) {
+        headed = true;
+        streaming = buf.compare(0, nl, "S stream") == 0;
+        if (!streaming && std::sscanf(buf.c_str(), "%d %zu", &status, &out_len) != 2) break;
+        buf.erase(0, nl + 1);
+      }
+    }
+    while (headed && streaming) {
+      const size_t nl = buf.find('\n');
+      size_t len = 0;
+      if (nl == std::string::npos || std::sscanf(buf.c_str() + 1, "%zu", &len) != 1 || buf.size() < nl + 1 + len) break;
+      sink(buf[0], std::string_view(buf).substr(nl + 1, len));
+      buf.erase(0, nl + 1 + len);
+    }
+    if (stop && stop()) break;
+    pollfd p{*fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, 200);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    const ssize_t n = ::recv(*fd, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the gateway ended it
+    buf.append(chunk, static_cast<size_t>(n));
+  }
+  ::close(*fd);
+  if (!headed) return Error{fmt::format("the gateway at {} sent no answer, or a malformed one", path)};
+  if (!streaming) {
+    if (buf.size() < out_len) return Error{fmt::format("the gateway at {} sent a short answer", path)};
+    sink('o', std::string_view(buf).substr(0, out_len));
+    sink('e', std::string_view(buf).substr(out_len));
+  }
+  return status;
+}
+
+Result<ControlReply> control_request(const std::string& path, const std::vector<std::string>& args) {
+  auto fd_or = send_request(path, args);
+  if (!fd_or) return fd_or.error();
+  const int fd = *fd_or;
   std::string resp;
-  if (write_all(fd, req.data(), req.size())) {
+  {
     char buf[65536];
     for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
   }

@@ -125,6 +125,8 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     ec.seed = cfg_.seed + i * 0x9E3779B97F4A7C15ull;
     ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? directory_.get() : nullptr, nworkers > 1 ? &limit_ : nullptr};
     w->engine = std::make_unique<Engine>(std::move(ec));
+    // Several drains' worth at the rate of new flows a worker takes.
+    w->events = std::make_unique<EventRing>(16384);
     w->claims.counts = claim_counts;
     w->frags_fd = steering.frags_fd();
     set_claim_addrs(&w->claims, w->engine->fib());
@@ -204,6 +206,23 @@ void Gateway::poll() {
   for (auto [ifindex, addr] : resolve_) (void)platform_.kernel->resolve(ifindex, addr);
   resolve_.clear();
   drain_log();
+  pump_events();
+}
+
+void Gateway::pump_events() {
+  const uint8_t mask = events_.mask();
+  if (mask != sh_.event_mask.load(std::memory_order_relaxed)) {
+    sh_.event_mask.store(mask, std::memory_order_relaxed);
+    for (auto& w : workers_) w->wake();
+  }
+  std::vector<EventRing*> rings;
+  uint64_t lost = 0;
+  for (auto& w : workers_) {
+    rings.push_back(w->events.get());
+    lost += w->events->lost();
+  }
+  // With no reader left, what the rings still hold is dropped here.
+  events_.pump(rings, lost, now_ms());
 }
 
 void Gateway::drain_log() {
@@ -264,7 +283,14 @@ ControlReply Gateway::conntrack(const std::vector<std::string>& args) {
   if (!q) return {2, "", fmt::format("conntrack v1.4.7 (conntrack-tools): {}\n", q.error().message)};
   using C = ConntrackQuery::Command;
   if (q->command == C::kStats) return {0, format_conntrack_stats(report(false).engines), ""};
+  if (q->command == C::kEvents) {
+    ControlReply r;
+    r.stream = events_.add(std::move(*q));
+    pump_events();  // the workers start recording now
+    return r;
+  }
   const C cmd = q->command;
+  const bool xml = q->output == EntryFormat::kXml;
   if (!walk(std::make_shared<const ConntrackQuery>(std::move(*q))))
     return {1, "", "the workers did not finish the walk in time\n"};
   ControlReply r;
@@ -275,6 +301,7 @@ ControlReply Gateway::conntrack(const std::vector<std::string>& args) {
     matched += w->snap.matched;
     w->snap.table.clear();
   }
+  if (xml && !r.out.empty() && cmd != C::kCount) r.out = kXmlHead + r.out + kXmlTail;
   // conntrack's summary lines, on stderr as it prints them.
   switch (cmd) {
     case C::kList:
@@ -295,7 +322,8 @@ ControlReply Gateway::conntrack(const std::vector<std::string>& args) {
       r.out = fmt::format("{}\n", matched);
       break;
     case C::kStats:
-      break;
+    case C::kEvents:
+      break;  // answered above
   }
   return r;
 }
@@ -304,13 +332,38 @@ ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
   // sysctl's forms: NAME..., -a, -w NAME=VALUE (not yet while running).
   std::vector<std::string> names;
   std::vector<std::pair<std::string, std::string>> writes;
+  bool quiet = false, values = false, keys = false, ignore = false;
   for (const std::string& a : args) {
-    if (a == "-w" || a == "--write") continue;
+    if (a == "--write") continue;
+    if (a == "--quiet" || a == "--values" || a == "--names" || a == "--ignore") {
+      (a == "--quiet" ? quiet : a == "--values" ? values : a == "--names" ? keys : ignore) = true;
+      continue;
+    }
+    if (a.size() > 1 && a[0] == '-' && a[1] != '-') {
+      // sysctl's short flags, combined as it takes them (-qw, -n).
+      bool all = false;
+      for (char c : a.substr(1)) {
+        switch (c) {
+          case 'w': break;
+          case 'q': quiet = true; break;
+          case 'n': values = true; break;
+          case 'N': keys = true; break;
+          case 'e': ignore = true; break;
+          case 'a': all = true; break;
+          default:
+            return {2, "", fmt::format("sysctl: invalid option -- '{}' (xnat's sysctl takes -a, -w, -q, -n, -N, -e)\n", c)};
+        }
+      }
+      if (!all) continue;
+    } else if (a.starts_with("--")) {
+      if (a != "--all")
+        return {2, "", fmt::format("sysctl: unrecognized option '{}' (xnat's sysctl takes -a, -w, -q, -n, -N, -e)\n", a)};
+    }
     if (const size_t eq = a.find('='); eq != std::string::npos) {
       writes.emplace_back(a.substr(0, eq), a.substr(eq + 1));
       continue;
     }
-    if (a == "-a" || a == "--all") {
+    if (a == "--all" || a.starts_with("-")) {
       names.push_back("net.netfilter.nf_conntrack_count");
       names.push_back("net.netfilter.nf_conntrack_max");
       for (size_t i = 0; i < static_cast<size_t>(TimeoutClass::kCount); ++i)
@@ -321,7 +374,9 @@ ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
   }
   if (!writes.empty()) {
     if (!names.empty()) return {2, "", "sysctl: give NAME=VALUE pairs to write, or NAMEs to read, not both\n"};
-    return sysctl_write(writes);
+    ControlReply w = sysctl_write(writes);
+    if (quiet) w.out.clear();
+    return w;
   }
   if (names.empty()) return {2, "", "sysctl: give NAME... or -a\n"};
   ControlReply r;
@@ -333,6 +388,7 @@ ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
                                       : n == "nf_conntrack_max" ? total_max_
                                                                 : s.get(n);
     if (!v) {
+      if (ignore) continue;
       r.status = 255;
       r.err += fmt::format("sysctl: cannot stat /proc/sys/{}: No such file or directory\n", [&] {
         std::string p = full;
@@ -341,7 +397,10 @@ ControlReply Gateway::sysctl(const std::vector<std::string>& args) {
       }());
       continue;
     }
-    r.out += fmt::format("{} = {}\n", full.starts_with("net.") ? full : "net.netfilter." + n, *v);
+    const std::string key = full.starts_with("net.") ? full : "net.netfilter." + n;
+    if (values) r.out += fmt::format("{}\n", *v);
+    else if (keys) r.out += key + "\n";
+    else r.out += fmt::format("{} = {}\n", key, *v);
   }
   return r;
 }
@@ -527,6 +586,8 @@ std::string Gateway::status_text() {
   for (size_t k = 0; k < drops.size() && k < 5; ++k)
     out += fmt::format(" {} {}", counter_name(static_cast<Counter>(drops[k].second)), drops[k].first);
   out += "\n";
+  out += fmt::format("event readers {}; events lost {} (rings full), {} (readers behind)\n", events_.readers(),
+                     events_.lost_in_rings(), events_.lost_by_readers());
   return out;
 }
 

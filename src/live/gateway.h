@@ -18,6 +18,7 @@
 #include "base/result.h"
 #include "control/config.h"
 #include "live/control_server.h"
+#include "live/event_readers.h"
 #include "live/platform.h"
 #include "live/worker.h"
 
@@ -82,6 +83,8 @@ class Gateway {
  private:
   Gateway(Platform& p) : platform_(p) {}
   void drain_log();  // the workers' -j LOG lines, to stderr
+  // The event types read now, to the workers; their events to the readers.
+  void pump_events();
   // Has every worker walk its table with q (null: the whole listing);
   // false if they did not finish in time.
   bool walk(std::shared_ptr<const ConntrackQuery> q);
@@ -120,6 +123,7 @@ class Gateway {
   std::vector<std::unique_ptr<HandoffRing>> rings_;
   std::vector<std::thread> threads_;
   std::vector<std::pair<int, uint32_t>> resolve_;
+  EventReaders events_;
   bool stopped_ = false;
   uint64_t started_ms_ = 0;
   // stats_text's previous figures.

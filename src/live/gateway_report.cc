@@ -82,6 +82,12 @@ std::string Gateway::metrics_text() {
   for (size_t p = 0; p < r.ports.size(); ++p)
     out += fmt::format("xnat_interface_rx_ring_dropped_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p],
                        r.ports[p].rx_ring_dropped);
+  family("xnat_conntrack_event_readers", "gauge", "Readers of connection events (xnat conntrack -E).");
+  out += fmt::format("xnat_conntrack_event_readers {}\n", events_.readers());
+  family("xnat_conntrack_events_lost_total", "counter",
+         "Connection events lost: a worker's ring found full, or a reader too far behind.");
+  out += fmt::format("xnat_conntrack_events_lost_total{{cause=\"ring_full\"}} {}\n", events_.lost_in_rings());
+  out += fmt::format("xnat_conntrack_events_lost_total{{cause=\"reader_behind\"}} {}\n", events_.lost_by_readers());
   family("xnat_workers", "gauge", "Worker threads.");
   out += fmt::format("xnat_workers {}\n", workers_.size());
   return out;

@@ -277,6 +277,8 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       std::lock_guard<std::mutex> lock(sh.query_mu);
       w.dump_query = sh.query;
     }
+    if (const uint8_t m = sh.event_mask.load(std::memory_order_relaxed); m != engine.conntrack().event_mask())
+      [[unlikely]] engine.conntrack().set_events(w.events.get(), m);
     if (w.dump_gen) dump_step(w, now);
     if (!got && !w.dump_gen && !bo.busy_poll && now - idle_since > 2) {
       w.sleeping.store(true, std::memory_order_relaxed);

@@ -56,6 +56,9 @@ struct Shared {
   // control thread to free, so a large ruleset costs it no copy and no free.
   std::atomic<uint64_t> rules_gen{0};
   std::vector<std::unique_ptr<RuleSet>> rules;  // per worker, under query_mu
+  // The connection events someone reads (`xnat conntrack -E`; 0: none): each
+  // worker records them into its events ring between bursts' decisions.
+  std::atomic<uint8_t> event_mask{0};
 };
 
 // A worker's figures as last published, for the control thread.
@@ -100,6 +103,7 @@ struct Worker {
   std::shared_ptr<const ConntrackQuery> dump_query;
   uint64_t dump_matched = 0;
   SoftwareOffload offload;  // for frames that leave other than through the backend
+  std::unique_ptr<EventRing> events;  // to the control thread (Shared::event_mask)
 
   // After a push: the consumer may have gone to sleep having seen the ring
   // empty. Its store of `sleeping` and our store of the ring's tail are

@@ -174,6 +174,19 @@ check "xnat conntrack -D removes a live connection, and its next packet opens a 
            [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p udp --orig-port-src 40053)\" = 0 ] &&
            ip netns exec $NS_C dig +short +time=2 +tries=1 @198.19.0.2 -p 53 -b 198.18.0.2#40053 example.test >/dev/null &&
            [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p udp --orig-port-src 40053)\" = 1 ]"
+# conntrack -E for one curl, TIME_WAIT cut to 1 s so its DESTROY follows:
+# the kernel's sequence for the same exchange (events_test.cc has its lines).
+check "xnat conntrack -E shows a curl as the kernel does: NEW, UPDATEs, DESTROY" \
+  bash -c "'$XNAT' sysctl --control '$WORK/xnat.sock' -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1 &&
+           { '$XNAT' conntrack --control '$WORK/xnat.sock' -E -p tcp --orig-port-src 40080 >$WORK/ev.out 2>$WORK/ev.err & ep=\$!; } &&
+           sleep 0.3 && ip netns exec $NS_C curl -sS --max-time 5 --local-port 40080 -o /dev/null http://198.19.0.2/ &&
+           sleep 3; kill -INT \$ep; wait \$ep; r=\$?;
+           '$XNAT' sysctl --control '$WORK/xnat.sock' -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=120;
+           [ \$r = 0 ] &&
+           [ \"\$(awk '{s=\"\"; for (i = 4; i <= NF; i++) if (\$i ~ /^[A-Z_]+\$/) { s = \$i; break }; printf \"%s %s,\", \$1, s}' $WORK/ev.out)\" = \
+             '[NEW] SYN_SENT,[UPDATE] SYN_RECV,[UPDATE] ESTABLISHED,[UPDATE] FIN_WAIT,[UPDATE] LAST_ACK,[UPDATE] TIME_WAIT,[DESTROY] TIME_WAIT,' ] &&
+           grep -Eq '^    \[NEW\] tcp      6 120 SYN_SENT src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=40080 dport=80 \[UNREPLIED\] src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=80 dport=[0-9]+\$' $WORK/ev.out &&
+           grep -qx 'conntrack v1.4.7 (conntrack-tools): 7 flow events have been shown.' $WORK/ev.err"
 check "xnat reload during ab -c 500 through DNAT: every request completes" \
   bash -c "ip netns exec $NS_S ab -q -n 5000 -c 500 http://198.19.0.1:8080/ > $WORK/ab-reload.txt & ab=\$!;
            sleep 0.3; '$XNAT' reload --control '$WORK/xnat.sock' > $WORK/reload.out 2>&1; r=\$?; wait \$ab &&
