@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
   replay->add_option("--config", ro.config_path, "TOML configuration")->required();
   replay->add_option("--in", ins, "IFACE=FILE.pcap: frames received on IFACE (repeatable)")->required();
   replay->add_option("--out", ro.out_dir, "Output directory")->required();
+  replay->add_flag("--events", ro.events, "Also write events.txt (conntrack -E -o extended)");
 
   std::string check_cfg;
   bool live = false;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "conntrack/listing.h"
 #include "control/config.h"
 #include "io/pcap.h"
 
@@ -50,6 +51,9 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   if (!host) return host.error();
 
   ReplaySummary sum;
+  EventRing ring(4096);  // drained after each frame: one frame's events fit
+  std::string events;
+  if (opts.events) engine.conntrack().set_events(&ring, kEventAll);
   // One buffer, with room for the largest frame plus an ICMP error's headers.
   std::vector<uint8_t> buf(262144 + 1024);
   uint64_t now_ms = 0;
@@ -66,6 +70,10 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
     engine.process(pkt, now_ms);
     engine.log_ring().drain([&](uint8_t level, std::string_view text) {
       log += fmt::format("<{}>{}\n", level, text);
+    });
+    ring.drain([&](const FlowEvent& e) {
+      append_conntrack_entry(&events, e.flow, event_view(e, now_ms, false), EntryFormat::kExtended);
+      events += '\n';
     });
     ++sum.frames;
     switch (pkt.verdict) {
@@ -97,6 +105,8 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   };
   if (auto r = write_text("conntrack.txt", format_conntrack_table(engine.conntrack(), now_ms)); !r) return r.error();
   if (auto r = write_text("counters.txt", format_counters(engine)); !r) return r.error();
+  if (opts.events)
+    if (auto r = write_text("events.txt", events); !r) return r.error();
   if (!log.empty())
     if (auto r = write_text("log.txt", log); !r) return r.error();
   return sum;

@@ -17,6 +17,8 @@ struct ReplayOptions {
   std::string config_path;
   std::vector<std::pair<std::string, std::string>> inputs;  // interface, pcap path
   std::string out_dir;
+  // Also write events.txt: the connection events, as `conntrack -E -o extended` prints them.
+  bool events = false;
 };
 
 struct ReplaySummary {

@@ -457,14 +457,28 @@ TrackVerdict Conntrack::track_reporting(uint32_t idx, int dir, const ParsedPacke
   // Removed (a RST killed it, or it is reopened): its DESTROY is out.
   if (!(event_mask_ & kEventUpdate) || !table_.in_use(idx)) return v;
   const bool new_state = f.tcp_state != state;
-  if (new_state || ((f.status ^ status) & (kStatusSeenReply | kStatusAssured)))
+  if (!new_state && !((f.status ^ status) & (kStatusSeenReply | kStatusAssured))) return v;
+  if (hold_updates_)
+    table_.flow(idx).status |= static_cast<uint16_t>(kStatusEventPending | (new_state ? kStatusEventState : 0));
+  else
     emit(idx, kEventUpdate, static_cast<uint8_t>(kShowTimeout | (new_state ? kShowState : 0)), now_ms);
   return v;
+}
+
+void Conntrack::deliver(uint32_t idx, uint64_t now_ms) {
+  Flow& f = table_.flow(idx);
+  const uint16_t held = f.status;
+  f.status &= static_cast<uint16_t>(~kStatusEventBits);
+  emit(idx, kEventUpdate,
+       static_cast<uint8_t>(kShowTimeout | (held & kStatusEventState ? kShowState : 0) |
+                            (held & kStatusEventMark ? kShowMark : 0)),
+       now_ms);
 }
 
 void Conntrack::emit(uint32_t idx, uint8_t type, uint8_t shows, uint64_t now_ms) {
   FlowEvent e;
   e.flow = table_.flow(idx);
+  e.flow.status &= static_cast<uint16_t>(~kStatusEventBits);
   e.id = uint64_t{claims_.shard.index} << 32 | idx;
   e.at_ms = now_ms;
   e.mark = marks_.size() ? marks_[idx] : 0;

@@ -241,13 +241,24 @@ class Conntrack {
     event_mask_ = ring ? mask : 0;
   }
   uint8_t event_mask() const { return event_mask_; }
+  // With rules after conntrack that may still drop a packet (filter
+  // FORWARD), a packet's UPDATE waits for its verdict: netfilter delivers
+  // the events a packet caused only once it passes (nf_confirm), merged into
+  // one, and keeps those of a dropped packet for the flow's next one.
+  void hold_updates(bool on) { hold_updates_ = on; }
+  // The packet of flow idx passed: its held UPDATE, if any, goes out.
+  void accepted(uint32_t idx, uint64_t now_ms) {
+    if (event_mask_ & kEventUpdate) [[unlikely]]
+      if (table_.flow(idx).status & kStatusEventPending) deliver(idx, now_ms);
+  }
   // A rule changed the connection mark at `ref`: an UPDATE, if it is a
-  // table flow's (mark_ref) rather than a held flow's copy. Not merged with
-  // the same packet's state change, which netfilter sends as one event.
+  // table flow's (mark_ref) rather than a held flow's copy.
   void mark_changed(const uint32_t* ref, uint64_t now_ms) {
     if (!(event_mask_ & kEventUpdate) || !marks_.size() || ref < &marks_[0] || ref >= &marks_[0] + marks_.size())
       return;
-    emit(static_cast<uint32_t>(ref - &marks_[0]), kEventUpdate, kShowMark | kShowTimeout, now_ms);
+    const uint32_t idx = static_cast<uint32_t>(ref - &marks_[0]);
+    if (hold_updates_) table_.flow(idx).status |= kStatusEventPending | kStatusEventMark;
+    else emit(idx, kEventUpdate, kShowMark | kShowTimeout, now_ms);
   }
 
   void remove(uint32_t idx);
@@ -378,6 +389,8 @@ class Conntrack {
   // Records an event of flow idx as it is now; `shows` as in events.h, the
   // mark added when set, the state only for TCP.
   [[gnu::cold, gnu::noinline]] void emit(uint32_t idx, uint8_t type, uint8_t shows, uint64_t now_ms);
+  // The held UPDATE of flow idx (kStatusEventPending), merged.
+  [[gnu::cold, gnu::noinline]] void deliver(uint32_t idx, uint64_t now_ms);
   // track() for every protocol but UDP.
   TrackVerdict track_stateful(uint32_t idx, int dir, const ParsedPacket& p, uint64_t now_ms);
   // advance() for UDP; returns the timeout to run on. nf_conntrack_proto_udp:
@@ -459,6 +472,7 @@ class Conntrack {
   HugeArray<uint32_t> marks_;  // keep_marks()
   EventRing* events_ = nullptr;  // set_events()
   uint8_t event_mask_ = 0;
+  bool hold_updates_ = false;
   ReplyClaims claims_;
   HeldFlows held_;
 };

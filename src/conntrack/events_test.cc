@@ -158,6 +158,29 @@ TEST(Events, MarkShownWhenSetOrChanged) {
   EXPECT_TRUE(lines[1].ends_with(" mark=0 id=" + std::to_string(idx))) << lines[1];
 }
 
+// With filter rules after conntrack, a packet's UPDATE waits for its
+// verdict: a dropped packet's changes go out merged with the next passing
+// packet's, as netfilter's event cache delivers them at confirm.
+TEST(Events, UpdatesWaitForThePacketToPass) {
+  Conntrack ct(ConntrackSettings{}, 1);
+  ct.keep_marks();
+  ct.hold_updates(true);
+  Events ev;
+  ct.set_events(&ev.ring, kEventAll);
+  const uint32_t idx = open_masqueraded(ct, tcp(0, kTcpSyn, 100, 0), T0);
+  ct.track(idx, 1, tcp(1, kTcpSyn | kTcpAck, 500, 101), T0 + 1);  // SYN_RECV, then dropped by a rule
+  EXPECT_EQ(ev.lines(T0 + 1).size(), 1u);                          // the NEW alone
+  ct.track(idx, 0, tcp(0, kTcpAck, 101, 501), T0 + 2);              // ESTABLISHED
+  *ct.mark_ref(idx) = 5;                                            // and CONNMARK on the way
+  ct.mark_changed(ct.mark_ref(idx), T0 + 2);
+  EXPECT_TRUE(ev.lines(T0 + 2).empty());
+  ct.accepted(idx, T0 + 2);  // it passed: one UPDATE for both packets
+  EXPECT_EQ(ev.lines(T0 + 2), std::vector<std::string>{" [UPDATE] ipv4     2 tcp      6 432000 ESTABLISHED " + kOrig +
+                                                       kReply + " [ASSURED] mark=5"});
+  ct.accepted(idx, T0 + 3);  // nothing more to say
+  EXPECT_TRUE(ev.lines(T0 + 3).empty());
+}
+
 TEST(Events, XmlAsLibnetfilterConntrackPrintsIt) {
   Conntrack ct(ConntrackSettings{}, 1);
   Events ev;

@@ -26,6 +26,12 @@ enum FlowStatus : uint16_t {
   kStatusDirectory = 1 << 5,  // xnat: its reply tuple is in the workers' FlowDirectory (shard.h)
   kStatusObserved2 = 1 << 6,  // xnat: the same, a second thing
   kStatusObserved = kStatusObserved1 | kStatusObserved2,
+  // xnat: an UPDATE event waits for its packet's verdict (Conntrack::accepted),
+  // and what it will show besides the timeout.
+  kStatusEventPending = 1 << 7,
+  kStatusEventState = 1 << 8,
+  kStatusEventMark = 1 << 9,
+  kStatusEventBits = kStatusEventPending | kStatusEventState | kStatusEventMark,
 };
 
 // TCP states, in netfilter's order (tcp_conntrack_names).

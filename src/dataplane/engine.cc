@@ -71,6 +71,7 @@ void Engine::rule_flags() {
   mangle_on_ = mangle_pre_ || RuleSet::applies(rs.mangle, Hook::kForward) ||
                RuleSet::applies(rs.mangle, Hook::kPostrouting);
   forward_rules_ = filter_forward_ || mangle_on_;
+  ct_.hold_updates(forward_rules_);
   if (rs.uses_connmark) ct_.keep_marks();
 }
 
@@ -358,8 +359,15 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
       translate_for_host(pkt, p, f, dir);
     return;
   }
-  if (forward_rules_ && !own_output) [[unlikely]]
-    if (!forward_allowed(pkt, p, f, ct_.mark_ref(idx), dir, nh.ifindex, 0)) return;
+  if (forward_rules_) [[unlikely]] {
+    if (!own_output && !forward_allowed(pkt, p, f, ct_.mark_ref(idx), dir, nh.ifindex, 0)) {
+      // A REJECT's answer passes netfilter's confirm as the flow's (related)
+      // packet, and the events this one caused go out with it.
+      if (pkt.reason == Counter::drop_rejected) ct_.accepted(idx, now);
+      return;
+    }
+    ct_.accepted(idx, now);  // the UPDATE the packet caused, now it passed
+  }
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh, own_output);

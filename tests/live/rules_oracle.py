@@ -21,6 +21,7 @@ removed on exit (../shared/TESTNET.md). Traffic is a few thousand frames.
 """
 import os
 import random
+import select
 import socket
 import struct
 import subprocess
@@ -257,6 +258,68 @@ def entries(text):
     return out
 
 
+def event_key(line):
+    """An event line of `conntrack -E -o extended`, its timeout left out (the
+    two runs' clocks differ): type, protocol, state, tuples, flags, mark."""
+    f = line.split()
+    if len(f) > 5 and f[5].isdigit():
+        del f[5]
+    return " ".join(f)
+
+
+class EventTap:
+    """`conntrack -E -o extended` in the gateway namespace for one round. A
+    marker entry made with `conntrack -I` before and after the round brackets
+    its events: the first shows the reader is subscribed, the second that
+    every event before it has arrived."""
+
+    MARK = "192.0.2.1"
+
+    def __init__(self, g):
+        self.g = g
+        self.proc = subprocess.Popen([*g, "conntrack", "-E", "-o", "extended"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        self.buf = b""
+        self.lines = []
+        # Until the first marker shows, conntrack may not be subscribed yet:
+        # make it again until it does.
+        for attempt in range(50):
+            self.marker(1 + attempt)
+            if self.wait_for(1 + attempt, 0.1):
+                break
+        else:
+            raise RuntimeError("conntrack -E never showed its marker")
+        self.start = len(self.lines)
+
+    def marker(self, port):
+        sh(*self.g, "conntrack", "-I", "-p", "udp", "-s", self.MARK, "-d", "192.0.2.2", "--sport", str(port),
+           "--dport", "9", "-t", "30")
+
+    def wait_for(self, port, timeout):
+        want = f"src={self.MARK} dst=192.0.2.2 sport={port} "
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(want in l for l in self.lines):
+                return True
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.01)
+            if r:
+                data = os.read(self.proc.stdout.fileno(), 65536)
+                self.buf += data
+                *done, self.buf = self.buf.split(b"\n")
+                self.lines += [l.decode() for l in done]
+        return False
+
+    def finish(self):
+        """The round's events, in order, markers left out."""
+        self.marker(60000)
+        if not self.wait_for(60000, 5.0):
+            raise RuntimeError("conntrack -E never showed the closing marker")
+        self.proc.kill()
+        self.proc.wait()
+        sh(*self.g, "conntrack", "-D", "-s", self.MARK, check=False)
+        return [event_key(l) for l in self.lines[self.start:] if self.MARK not in l]
+
+
 def net_up():
     three_namespaces(NS_C, NS_G, NS_S, IF_C, IF_GI, IF_GO, IF_S)
     sh("ip", "-n", NS_G, "addr", "add", GW_IN + "/16", "dev", IF_GI)
@@ -309,6 +372,7 @@ def run_kernel(rounds):
         # would pass it on untranslated unless a rule drops it).
         sh(*g, "iptables", "-I", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
         sh(*g, "iptables", "-I", "FORWARD", "-p", "udp", "--dport", str(PROBE_PORT), "-j", "ACCEPT")
+        tap = EventTap(g)
         enter(NS_G)
         outs = []
         for f in frames:
@@ -339,9 +403,12 @@ def run_kernel(rounds):
                     time.sleep(0.0005)
             if not done:
                 raise RuntimeError(f"the probe behind frame {f['id']} never came through")
+        libc.setns(root, 0x40000000)
+        events = tap.finish()
+        enter(NS_G)
         listing = subprocess.run(["conntrack", "-L", "-o", "extended"], stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True).stdout
-        results.append((outs, entries(listing)))
+        results.append((outs, entries(listing), events))
     for s in socks.values():
         s.close()
     libc.setns(root, 0x40000000)
@@ -371,7 +438,7 @@ def run_xnat(xnat, text, frames, work):
     with open(os.path.join(work, "xnat.toml"), "w") as fh:
         fh.write(cfg)
     out = os.path.join(work, "out")
-    sh(xnat, "replay", "--config", os.path.join(work, "xnat.toml"), "--in", "eth1=" + os.path.join(work, "eth1.in.pcap"),
+    sh(xnat, "replay", "--events", "--config", os.path.join(work, "xnat.toml"), "--in", "eth1=" + os.path.join(work, "eth1.in.pcap"),
        "--in", "eth0=" + os.path.join(work, "eth0.in.pcap"), "--out", out)
     outs = []
     for side, name in (("in", "eth1"), ("out", "eth0")):
@@ -387,8 +454,10 @@ def run_xnat(xnat, text, frames, work):
             pos += 16 + incl
     with open(os.path.join(out, "conntrack.txt")) as fh:
         listing = fh.read()
+    with open(os.path.join(out, "events.txt")) as fh:
+        events = [event_key(l) for l in fh.read().splitlines()]
     subprocess.run(["rm", "-rf", out])
-    return outs, entries(listing)
+    return outs, entries(listing), events
 
 
 def describe(f):
@@ -417,16 +486,17 @@ def main():
         kernel = run_kernel(rounds)
     finally:
         net_down()
-    bad, totals, n_entries = 0, {}, 0
-    for k, ((text, frames), (k_outs, k_entries)) in enumerate(zip(rounds, kernel)):
-        x_outs, x_entries = run_xnat(xnat, text, frames, work)
+    bad, totals, n_entries, n_events = 0, {}, 0, 0
+    for k, ((text, frames), (k_outs, k_entries, k_events)) in enumerate(zip(rounds, kernel)):
+        x_outs, x_entries, x_events = run_xnat(xnat, text, frames, work)
         n_entries += len(k_entries)
+        n_events += len(k_events)
         k_res, x_res = attribute(k_outs, frames), attribute(x_outs, frames)
         diffs = [f for f in frames if sorted(k_res.get(f["id"], [])) != sorted(x_res.get(f["id"], []))]
         for f in frames:
             kinds = ",".join(sorted({o[1] for o in k_res.get(f["id"], [])})) or "drop"
             totals[kinds] = totals.get(kinds, 0) + 1
-        if diffs or k_entries != x_entries:
+        if diffs or k_entries != x_entries or k_events != x_events:
             bad += 1
             if bad <= 5:
                 print(f"round {k}: ruleset\n" + "".join("    " + l + "\n" for l in text.splitlines() if l.startswith("-A ") or l.startswith(":FORWARD") or l.startswith("*")))
@@ -438,9 +508,12 @@ def main():
                 if k_entries != x_entries:
                     print(f"  entries only in the kernel: {sorted(k_entries - x_entries)}")
                     print(f"  entries only in xnat: {sorted(x_entries - k_entries)}")
+                if k_events != x_events:
+                    print("  events, kernel:\n" + "".join(f"    {e}\n" for e in k_events))
+                    print("  events, xnat:\n" + "".join(f"    {e}\n" for e in x_events))
     frames_n = next_id - 1
     print(f"{n} rulesets, {frames_n} frames ({', '.join(f'{v} {k}' for k, v in sorted(totals.items()))} "
-          f"in the kernel), {n_entries} connections left; {n - bad} rounds alike, {bad} differ")
+          f"in the kernel), {n_entries} connections left, {n_events} events; {n - bad} rounds alike, {bad} differ")
     subprocess.run(["rm", "-rf", work])
     return 1 if bad else 0
 
