@@ -43,6 +43,7 @@ class FakeBackend final : public Backend {
       pkts[n].in_if = static_cast<int16_t>(port);
       q.pop_front();
       ++stats_[static_cast<size_t>(port)].rx;
+      stats_[static_cast<size_t>(port)].rx_bytes += pkts[n].len;
     }
     return n;
   }
@@ -54,6 +55,7 @@ class FakeBackend final : public Backend {
     std::lock_guard<std::mutex> lock(mu_);
     sent_.emplace_back(port, std::vector<uint8_t>(frame, frame + len));
     ++stats_[static_cast<size_t>(port)].tx;
+    stats_[static_cast<size_t>(port)].tx_bytes += len;
     return true;
   }
   void flush() override {}

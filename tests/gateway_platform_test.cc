@@ -513,6 +513,12 @@ TEST(GatewayPlatform, MetricsInPrometheusTextFormat) {
   EXPECT_NE(body.find("xnat_drops_total{reason=\"table_full\"} 0\n"), std::string::npos);
   EXPECT_NE(body.find("xnat_interface_received_packets_total{interface=\"eth1\"} 1\n"), std::string::npos);
   EXPECT_NE(body.find("xnat_conntrack_limit "), std::string::npos);
+  // The frame's bytes, and the MASQUERADE pool with the one flow on it.
+  EXPECT_NE(body.find("xnat_interface_received_bytes_total{interface=\"eth1\"} "), std::string::npos);
+  EXPECT_EQ(body.find("xnat_interface_received_bytes_total{interface=\"eth1\"} 0\n"), std::string::npos);
+  EXPECT_NE(body.find("xnat_nat_pool_ports{address=\"198.19.0.1\"} 64512\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("xnat_nat_translated_flows{address=\"198.19.0.1\",proto=\"udp\"} 1\n"), std::string::npos);
+  EXPECT_NE(body.find("xnat_nat_translated_flows{address=\"198.19.0.1\",proto=\"tcp\"} 0\n"), std::string::npos);
   EXPECT_TRUE(get("GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 Not Found"));
   EXPECT_TRUE(get("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
   EXPECT_TRUE(get(std::string(9000, 'x')).starts_with("HTTP/1.1 431"));

@@ -43,6 +43,7 @@ void Conntrack::set_src_nat(uint32_t idx) {
   if (f.status & kStatusSrcNat) return;
   f.status |= kStatusSrcNat;
   by_source_.link(table_, idx);
+  translated_.add(f.tuple[1].dst, f.tuple[0].proto);
 }
 
 Conntrack::~Conntrack() = default;
@@ -178,7 +179,10 @@ void Conntrack::release(uint32_t idx, bool keep_reply) {
   Wheel::unlink(L, idx);
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
   if (by_source_.counting()) by_source_.sub(table_.flow(idx).tuple[0].src);
-  if (table_.flow(idx).status & kStatusSrcNat) by_source_.unlink(table_, idx);
+  if (table_.flow(idx).status & kStatusSrcNat) {
+    by_source_.unlink(table_, idx);
+    translated_.sub(table_.flow(idx).tuple[1].dst, table_.flow(idx).tuple[0].proto);
+  }
   if (!keep_reply) claims_.release(table_.flow(idx));
   if (SharedLimit* lim = claims_.shard.limit) lim->count.fetch_sub(1, std::memory_order_relaxed);
   table_.unlink_and_free(idx);

@@ -80,6 +80,7 @@
 #include "conntrack/reply_claims.h"
 #include "conntrack/shard.h"
 #include "conntrack/timeouts.h"
+#include "conntrack/translated_counts.h"
 #include "packet/parse.h"
 
 namespace xnat {
@@ -273,6 +274,8 @@ class Conntrack {
   bool for_each_same_source(const Tuple& orig, uint64_t now_ms, Fn&& fn) const {
     return by_source_.for_each(table_, orig, now_ms, fn);
   }
+  // Source-translated flows per translated address and protocol.
+  const TranslatedCounts& translated() const { return translated_; }
   // Evicted flows held for their late packets (see the note above).
   bool holds() const { return held_.size() > 0; }
   uint32_t held_count() const { return held_.size(); }
@@ -473,6 +476,7 @@ class Conntrack {
   EventRing* events_ = nullptr;  // set_events()
   uint8_t event_mask_ = 0;
   bool hold_updates_ = false;
+  TranslatedCounts translated_;
   ReplyClaims claims_;
   HeldFlows held_;
 };

@@ -493,3 +493,39 @@ TEST(Conntrack, ExtendedListingFormat) {
 
 }  // namespace
 }  // namespace xnat
+
+namespace xnat {
+namespace {
+
+// Flows per translated address follow source translation in and out of the
+// table (the pools' metrics).
+TEST(Conntrack, TranslatedFlowsPerAddressAndProtocol) {
+  Conntrack ct(ConntrackSettings{}, 1);
+  auto count = [&](const char* addr, uint8_t proto) {
+    uint64_t n = 0;
+    ct.translated().for_each([&](const TranslatedCounts::Slot& s) {
+      if (s.addr == ip_raw(addr) && s.proto == proto) n = s.flows;
+    });
+    return n;
+  };
+  std::vector<uint32_t> idx;
+  for (uint16_t port = 1000; port < 1010; ++port) {
+    auto p = parse(FrameBuilder().ip("198.18.0.2", "198.51.100.7").udp(port, 53).build());
+    Tuple reply = invert(p.tuple);
+    reply.dst = ip_raw(port < 1006 ? "198.19.0.1" : "198.19.0.2");
+    idx.push_back(ct.insert(p.tuple, reply, T0).idx);
+    ASSERT_NE(idx.back(), kNoRef);
+    ct.set_src_nat(idx.back());
+    ct.track_opening(idx.back(), p, T0);
+  }
+  EXPECT_EQ(count("198.19.0.1", kProtoUdp), 6u);
+  EXPECT_EQ(count("198.19.0.2", kProtoUdp), 4u);
+  EXPECT_EQ(count("198.19.0.1", kProtoTcp), 0u);
+  ct.remove(idx[0]);
+  ct.expire(T0 + 31'000);  // the rest time out
+  EXPECT_EQ(count("198.19.0.1", kProtoUdp), 0u);
+  EXPECT_EQ(count("198.19.0.2", kProtoUdp), 0u);
+}
+
+}  // namespace
+}  // namespace xnat

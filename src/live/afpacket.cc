@@ -232,6 +232,7 @@ class AfPacketBackend final : public Backend {
       }
       release_rx(p, h);
       ++st.rx;
+      st.rx_bytes += out.len;
       read_vnet(vnet, &out);
       if (out.gso != Gso::kNone) ++st.rx_gso;
       out.in_if = static_cast<int16_t>(port);
@@ -306,6 +307,7 @@ class AfPacketBackend final : public Backend {
         return false;
       }
       ++st.tx;
+      st.tx_bytes += pk.len;
       if (vnet.gso_type) ++st.tx_gso;
       return true;
     }
@@ -322,6 +324,7 @@ class AfPacketBackend final : public Backend {
     p.tx_head = (p.tx_head + 1) % p.tx_frames;
     ++p.tx_pending;
     ++st.tx;
+    st.tx_bytes += pk.len;
     if (vnet.gso_type) ++st.tx_gso;
     return true;
   }

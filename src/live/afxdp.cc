@@ -193,6 +193,7 @@ class AfXdpBackend final : public Backend {
         p.capacity = static_cast<uint32_t>(kFrameSize - (addr - base));
         p.in_if = static_cast<int16_t>(port);
         p.l4_csum = csum_[static_cast<size_t>(port)];
+        stats_[static_cast<size_t>(port)].rx_bytes += d->len;
       }
       if (got) {
         xsk_ring_cons__release(&s.rx, got);
@@ -286,6 +287,7 @@ class AfXdpBackend final : public Backend {
     d->len = len;
     ++s.tx_pending;
     ++stats_[static_cast<size_t>(port)].tx;
+    stats_[static_cast<size_t>(port)].tx_bytes += len;
     return true;
   }
 

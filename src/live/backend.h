@@ -29,6 +29,7 @@ class Steering;
 
 struct PortStats {
   uint64_t rx = 0, tx = 0, tx_ring_full = 0;
+  uint64_t rx_bytes = 0, tx_bytes = 0;  // whole frames, link header included (as /proc/net/dev counts)
   uint64_t rx_ring_dropped = 0;  // frames the kernel could not put on our receive ring (it was full)
   uint64_t rx_gso = 0, tx_gso = 0;  // TSO/GSO super-frames received and sent whole
 };

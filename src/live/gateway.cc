@@ -119,6 +119,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
       nworkers > 1 ? total_max_ + nworkers * uint64_t{cfg_.conntrack.xnat_evicted_hold} : 1);
 
   sh_.fib = cfg_.fib;
+  update_pools();
   for (uint32_t i = 0; i < nworkers; ++i) {
     auto w = std::make_unique<Worker>();
     EngineConfig ec = per_worker;
@@ -191,9 +192,12 @@ void Gateway::poll() {
       auto f = live_fib(cfg_, *k);
       if (f) {
         (void)platform_.steering->set_local_addrs(local_addrs(*f));
-        std::lock_guard<std::mutex> lock(sh_.fib_mu);
-        sh_.fib = std::move(*f);
-        sh_.fib_version.fetch_add(1, std::memory_order_release);
+        {
+          std::lock_guard<std::mutex> lock(sh_.fib_mu);
+          sh_.fib = std::move(*f);
+          sh_.fib_version.fetch_add(1, std::memory_order_release);
+        }
+        update_pools();
       } else {
         fmt::print(stderr, "xnat run: kernel change not applied: {}\n", f.error().message);
       }
@@ -207,6 +211,15 @@ void Gateway::poll() {
   resolve_.clear();
   drain_log();
   pump_events();
+}
+
+void Gateway::update_pools() {
+  RuleSet rules = cfg_.rules;  // bound to the interfaces, as the workers' copies are
+  std::vector<std::string> names;
+  for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
+  rules.bind_interfaces(names);
+  std::lock_guard<std::mutex> lock(sh_.fib_mu);
+  pools_ = source_pools(rules, sh_.fib);
 }
 
 void Gateway::pump_events() {
@@ -478,6 +491,7 @@ ControlReply Gateway::reload(const std::string* rules_text) {
   // their loops; not before every worker has swapped (else at the next reload).
   const bool taken = await(&Snapshot::rules_done, gen, 1000);
   cfg_.rules = std::move(next.rules);
+  update_pools();
   if (taken) {
     std::lock_guard<std::mutex> lock(sh_.query_mu);
     sh_.rules.clear();
@@ -586,6 +600,19 @@ std::string Gateway::status_text() {
   for (size_t k = 0; k < drops.size() && k < 5; ++k)
     out += fmt::format(" {} {}", counter_name(static_cast<Counter>(drops[k].second)), drops[k].first);
   out += "\n";
+  // The fullest pools first: what may run out.
+  std::vector<std::pair<uint64_t, std::string>> pools;
+  for (const PortPool& p : pools_) {
+    auto flows = [&](uint8_t proto) {
+      const auto it = r.translated.find({p.addr, proto});
+      return it == r.translated.end() ? uint64_t{0} : it->second;
+    };
+    const uint64_t tcp = flows(kProtoTcp), udp = flows(kProtoUdp);
+    pools.emplace_back(std::max(tcp, udp), fmt::format("pool {}: {} tcp, {} udp flows; {} ports", ip_to_string(p.addr),
+                                                       tcp, udp, p.ports));
+  }
+  std::sort(pools.rbegin(), pools.rend());
+  for (size_t k = 0; k < pools.size() && k < 5; ++k) out += pools[k].second + "\n";
   out += fmt::format("event readers {}; events lost {} (rings full), {} (readers behind)\n", events_.readers(),
                      events_.lost_in_rings(), events_.lost_by_readers());
   return out;
@@ -605,6 +632,7 @@ GatewayReport Gateway::report(bool with_table) {
       snap.engine = w->snap.engine;
       snap.live = w->snap.live;
       snap.ports = w->snap.ports;
+      snap.translated = w->snap.translated;
       if (with_table) snap.table.swap(w->snap.table);
     } else {
       publish(*w, now, w->snap.dump_done + 1);
@@ -617,7 +645,9 @@ GatewayReport Gateway::report(bool with_table) {
       const PortStats& o = snap.ports[p];
       s.rx += o.rx, s.tx += o.tx, s.tx_ring_full += o.tx_ring_full, s.rx_ring_dropped += o.rx_ring_dropped;
       s.rx_gso += o.rx_gso, s.tx_gso += o.tx_gso;
+      s.rx_bytes += o.rx_bytes, s.tx_bytes += o.tx_bytes;
     }
+    for (const TranslatedCounts::Slot& t : snap.translated) r.translated[{t.addr, t.proto}] += t.flows;
     if (with_table) r.table += snap.table;
   }
   return r;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 #include "live/event_readers.h"
 #include "live/platform.h"
 #include "live/worker.h"
+#include "nat/pools.h"
 
 namespace xnat {
 
@@ -46,6 +48,8 @@ struct GatewayReport {
   Counters live;                       // the loops' own counts
   std::vector<PortStats> ports;        // per interface
   std::string table;                   // conntrack listing, when asked for
+  // Source-translated flows per translated address and protocol, all workers'.
+  std::map<std::pair<uint32_t, uint8_t>, uint64_t> translated;
 };
 
 class Gateway {
@@ -83,6 +87,9 @@ class Gateway {
  private:
   Gateway(Platform& p) : platform_(p) {}
   void drain_log();  // the workers' -j LOG lines, to stderr
+  // The port pools of the source translations, from the rules and the
+  // interfaces' addresses (nat/pools.h), again when either changes.
+  void update_pools();
   // The event types read now, to the workers; their events to the readers.
   void pump_events();
   // Has every worker walk its table with q (null: the whole listing);
@@ -124,6 +131,7 @@ class Gateway {
   std::vector<std::thread> threads_;
   std::vector<std::pair<int, uint32_t>> resolve_;
   EventReaders events_;
+  std::vector<PortPool> pools_;
   bool stopped_ = false;
   uint64_t started_ms_ = 0;
   // stats_text's previous figures.

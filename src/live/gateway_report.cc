@@ -28,6 +28,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", n, r.ports[p].rx, n, r.ports[p].tx, n,
                      r.ports[p].rx_ring_dropped);
     c += fmt::format("live_rx_gso_{} {}\nlive_tx_gso_{} {}\n", n, r.ports[p].rx_gso, n, r.ports[p].tx_gso);
+    c += fmt::format("live_rx_bytes_{} {}\nlive_tx_bytes_{} {}\n", n, r.ports[p].rx_bytes, n, r.ports[p].tx_bytes);
   }
   if (workers_.size() > 1) c += fmt::format("live_directory_entries {}\n", directory_->size());
   return c;
@@ -77,11 +78,35 @@ std::string Gateway::metrics_text() {
   family("xnat_interface_transmitted_packets_total", "counter", "Frames sent, per interface.");
   for (size_t p = 0; p < r.ports.size(); ++p)
     out += fmt::format("xnat_interface_transmitted_packets_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p], r.ports[p].tx);
+  family("xnat_interface_received_bytes_total", "counter", "Bytes of the frames received, per interface.");
+  for (size_t p = 0; p < r.ports.size(); ++p)
+    out += fmt::format("xnat_interface_received_bytes_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p], r.ports[p].rx_bytes);
+  family("xnat_interface_transmitted_bytes_total", "counter", "Bytes of the frames sent, per interface.");
+  for (size_t p = 0; p < r.ports.size(); ++p)
+    out += fmt::format("xnat_interface_transmitted_bytes_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p],
+                       r.ports[p].tx_bytes);
   family("xnat_interface_rx_ring_dropped_total", "counter",
          "Frames the kernel could not put on the receive ring (it was full), per interface.");
   for (size_t p = 0; p < r.ports.size(); ++p)
     out += fmt::format("xnat_interface_rx_ring_dropped_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p],
                        r.ports[p].rx_ring_dropped);
+  // The port pools: flows on each translated address beside the ports it
+  // offers a connection. A pool is exhausted for one destination when the
+  // flows from the address to it reach its ports (drop_no_port counts what
+  // then finds no port).
+  family("xnat_nat_pool_ports", "gauge",
+         "Ports a source translation to the address may give a connection (from a port >= 1024), per SNAT or "
+         "MASQUERADE address.");
+  for (const PortPool& p : pools_)
+    out += fmt::format("xnat_nat_pool_ports{{address=\"{}\"}} {}\n", ip_to_string(p.addr), p.ports);
+  family("xnat_nat_translated_flows", "gauge", "Source-translated connections, by translated address and protocol.");
+  for (const PortPool& p : pools_)
+    for (uint8_t proto : {kProtoTcp, kProtoUdp, kProtoIcmp}) {
+      const auto it = r.translated.find({p.addr, proto});
+      out += fmt::format("xnat_nat_translated_flows{{address=\"{}\",proto=\"{}\"}} {}\n", ip_to_string(p.addr),
+                         proto == kProtoTcp ? "tcp" : proto == kProtoUdp ? "udp" : "icmp",
+                         it == r.translated.end() ? 0 : it->second);
+    }
   family("xnat_conntrack_event_readers", "gauge", "Readers of connection events (xnat conntrack -E).");
   out += fmt::format("xnat_conntrack_event_readers {}\n", events_.readers());
   family("xnat_conntrack_events_lost_total", "counter",

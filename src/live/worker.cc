@@ -60,6 +60,8 @@ void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.snap.live = w.live;
   w.snap.ports.resize(w.io->ports());
   for (size_t p = 0; p < w.io->ports(); ++p) w.snap.ports[p] = w.io->stats(static_cast<int>(p));
+  w.snap.translated.clear();
+  w.engine->conntrack().translated().for_each([&](const TranslatedCounts::Slot& s) { w.snap.translated.push_back(s); });
   if (dump_gen != w.snap.dump_done) {
     w.snap.table = format_conntrack_table(w.engine->conntrack(), now);
     w.snap.dump_done = dump_gen;

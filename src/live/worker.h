@@ -66,6 +66,7 @@ struct Snapshot {
   CounterSource engine;
   Counters live;
   std::vector<PortStats> ports;
+  std::vector<TranslatedCounts::Slot> translated;  // flows per translated address and protocol
   std::string table;  // conntrack listing, when a dump was asked for
   uint64_t dump_done = 0;
   uint64_t matched = 0;  // the last walk's flows that matched its query

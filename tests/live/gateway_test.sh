@@ -201,6 +201,10 @@ check "xnat reload of a broken rules file is refused, the running rules kept" \
 check "metrics pass promtool check metrics" \
   bash -c "ip netns exec $NS_G curl -sS --max-time 5 http://127.0.0.1:9510/metrics > $WORK/metrics.txt &&
            grep -Eq '^xnat_flows_created_total [1-9]' $WORK/metrics.txt && promtool check metrics < $WORK/metrics.txt"
+check "  ... with the MASQUERADE pool's flows and ports, and bytes per interface" \
+  bash -c "grep -Eq '^xnat_nat_pool_ports\{address=\"198\.19\.0\.1\"\} 64512$' $WORK/metrics.txt &&
+           grep -Eq '^xnat_nat_translated_flows\{address=\"198\.19\.0\.1\",proto=\"tcp\"\} [1-9]' $WORK/metrics.txt &&
+           grep -Eq '^xnat_interface_received_bytes_total\{interface=\"$IF_GI\"\} [1-9]' $WORK/metrics.txt"
 cat > "$WORK/prometheus.yml" <<PROM
 global: {scrape_interval: 1s}
 scrape_configs:
