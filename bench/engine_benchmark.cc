@@ -403,7 +403,7 @@ void BM_ListingPiece(benchmark::State& state) {
   Conntrack& ct = e->conntrack();
   for (auto _ : state) {
     buf.clear();
-    const uint32_t end = std::min<uint32_t>(ct.capacity(), next + 512);
+    const uint32_t end = std::min<uint32_t>(ct.capacity(), next + 128);  // the worker's piece (worker.cc)
     for (uint32_t i = next; i < end; ++i)
       if (ct.live(i, kT0)) {
         const Flow& f = ct.flow(i);

@@ -465,6 +465,63 @@ TEST(GatewayPlatform, EventStreamsAndCountedLossForAStalledReader) {
   ta.join();
 }
 
+// conntrack -L streams: pieces go as the client takes them, a client that
+// stops reading holds the walk (not the forwarding), and one that leaves
+// cancels it.
+TEST(GatewayPlatform, ListingStreamsAtTheReadersPace) {
+  Fixture f(kMasq);
+  auto g = Gateway::start(f.cfg, workers(1), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  ControlLoop control(**g);
+  ASSERT_TRUE(control.server);
+  const std::string& path = control.path;
+  constexpr int kFlows = 100000;  // about 14 MiB of listing: more than the worker and the server hold of it
+  for (int i = 0; i < kFlows; ++i)
+    f.backends[0]->inject(kIn, from_client().udp(uint16_t(20000 + i % 40000), uint16_t(53 + i / 40000)).build());
+  size_t sent = 0;
+  for (int i = 0; i < 20 && sent < size_t(kFlows); ++i) sent = f.sent(kFlows).size();
+  ASSERT_EQ(sent, size_t(kFlows));
+
+  const int stalled = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strcpy(sa.sun_path, path.c_str());
+  ASSERT_EQ(::connect(stalled, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  const std::string req = std::string("conntrack") + '\0' + "-L" + '\0' + "\n";
+  ASSERT_EQ(::send(stalled, req.data(), req.size(), 0), ssize_t(req.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // One walk at a time: another waits, with a message that says why.
+  auto r = control_request(path, {"conntrack", "-C"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 1);
+  EXPECT_NE(r->err.find("a listing is being sent"), std::string::npos) << r->err;
+  // Forwarding goes on meanwhile.
+  f.backends[0]->inject(kIn, from_client().udp(19999, 53).build());
+  sent = 0;
+  for (int i = 0; i < 20 && sent < size_t(kFlows) + 1; ++i) sent = f.sent(kFlows + 1).size();
+  EXPECT_EQ(sent, size_t(kFlows) + 1);
+  ::close(stalled);  // leaves: the walk is dropped
+  for (int i = 0; i < 200; ++i) {
+    r = control_request(path, {"conntrack", "-C"});
+    if (r.ok() && r->status == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out, std::to_string(kFlows + 1) + "\n") << r->err;
+  r = control_request(path, {"conntrack", "-L"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(std::count(r->out.begin(), r->out.end(), '\n'), kFlows + 1);
+  EXPECT_EQ(r->err, fmt::format("conntrack v1.4.7 (conntrack-tools): {} flow entries have been shown.\n", kFlows + 1));
+  // -o xml: the document around the entries, none without them.
+  r = control_request(path, {"conntrack", "-L", "-o", "xml", "-p", "udp", "--sport", "19999"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->out.starts_with(std::string(kXmlHead) + "<flow><meta direction=\"original\">")) << r->out;
+  EXPECT_TRUE(r->out.ends_with("</flow>\n" + std::string(kXmlTail))) << r->out;
+  r = control_request(path, {"conntrack", "-L", "-o", "xml", "-p", "tcp"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out, "");
+}
+
 // Prometheus metrics over HTTP: the figures, in a form promtool accepts.
 TEST(GatewayPlatform, MetricsInPrometheusTextFormat) {
   Fixture f(kMasq);

@@ -104,28 +104,40 @@ int ControlServer::poll(int timeout_ms) {
 }
 
 void ControlServer::pump() {
+  // Each stream gets up to a few milliseconds of this thread per poll: what
+  // its client takes at once, refilled from its source, until either runs dry.
+  const uint64_t deadline = mono_ms() + 5;
   for (size_t i = 0; i < streams_.size();) {
     Open& s = streams_[i];
     // The client sends nothing after its request: readable means it closed.
     pollfd p{s.fd, POLLIN, 0};
     bool gone = ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
-    if (!gone && s.sent == s.buf.size()) {
-      s.buf.clear();
-      s.sent = 0;
-      std::string out, err;
-      s.source->take(&out, &err);
-      for (auto [kind, text] : {std::pair{'e', &err}, std::pair{'o', &out}})
-        if (!text->empty()) s.buf += fmt::format("{}{}\n", kind, text->size()) + *text;
-    }
-    while (!gone && s.sent < s.buf.size()) {
-      const ssize_t w = ::send(s.fd, s.buf.data() + s.sent, s.buf.size() - s.sent, MSG_NOSIGNAL);
-      if (w > 0) s.sent += static_cast<size_t>(w);
-      else if (w < 0 && errno == EINTR) continue;
-      else {
-        gone = w < 0 && errno != EAGAIN;
-        break;
+    bool blocked = false;
+    while (!gone && !blocked) {
+      if (s.sent == s.buf.size()) {
+        s.buf.clear();
+        s.sent = 0;
+        std::string out, err;
+        s.source->take(&out, &err);
+        for (auto [kind, text] : {std::pair{'e', &err}, std::pair{'o', &out}})
+          if (!text->empty()) s.buf += fmt::format("{}{}\n", kind, text->size()) + *text;
+        if (s.buf.empty()) break;  // nothing more for now
       }
+      while (s.sent < s.buf.size()) {
+        const ssize_t w = ::send(s.fd, s.buf.data() + s.sent, s.buf.size() - s.sent, MSG_NOSIGNAL);
+        if (w > 0) {
+          s.sent += static_cast<size_t>(w);
+        } else if (w < 0 && errno == EINTR) {
+          continue;
+        } else {
+          gone = w < 0 && errno != EAGAIN;
+          blocked = true;
+          break;
+        }
+      }
+      if (mono_ms() >= deadline) break;
     }
+    if (!gone && s.sent == s.buf.size() && s.source->done()) gone = true;  // all said and sent
     if (gone) {
       ::close(s.fd);
       streams_.erase(streams_.begin() + static_cast<ptrdiff_t>(i));  // the source goes with it
@@ -277,22 +289,12 @@ Result<int> control_follow(const std::string& path, const std::vector<std::strin
 }
 
 Result<ControlReply> control_request(const std::string& path, const std::vector<std::string>& args) {
-  auto fd_or = send_request(path, args);
-  if (!fd_or) return fd_or.error();
-  const int fd = *fd_or;
-  std::string resp;
-  {
-    char buf[65536];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  const size_t nl = resp.find('\n');
-  int status = 0;
-  size_t out_len = 0;
-  if (nl == std::string::npos || std::sscanf(resp.c_str(), "%d %zu", &status, &out_len) != 2 ||
-      resp.size() < nl + 1 + out_len)
-    return Error{fmt::format("the gateway at {} sent no answer, or a malformed one", path)};
-  return ControlReply{status, resp.substr(nl + 1, out_len), resp.substr(nl + 1 + out_len)};
+  ControlReply r;
+  auto status = control_follow(
+      path, args, [&](char kind, std::string_view t) { (kind == 'o' ? r.out : r.err).append(t); }, nullptr);
+  if (!status) return status.error();
+  r.status = *status;
+  return r;
 }
 
 }  // namespace xnat

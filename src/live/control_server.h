@@ -34,6 +34,9 @@ class ControlStream {
   virtual ~ControlStream() = default;
   // Moves what is waiting for stdout to *out and for stderr to *err.
   virtual void take(std::string* out, std::string* err) = 0;
+  // Whether the stream has said all it had (take() gave its last): the
+  // server closes the connection once that is sent.
+  virtual bool done() const { return false; }
 };
 
 struct ControlReply {

@@ -1,6 +1,7 @@
 #include "live/gateway.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
@@ -165,8 +166,12 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   // Sockets exist before the program steers anything to them.
   for (size_t i = 0; i < bo_.ifnames.size(); ++i)
     if (auto r = steering.attach(platform_.hook, bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
-  for (auto& w : workers_)
+  for (auto& w : workers_) {
     threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_, platform_.backend_filters); });
+    // "xnat-worker N" in top -H and /proc: the thread to pin or watch.
+    const std::string name = fmt::format("xnat-worker {}", threads_.size() - 1);
+    (void)pthread_setname_np(threads_.back().native_handle(), name.c_str());
+  }
   last_ports_.assign(bo_.ifnames.size(), PortStats{});
   started_ms_ = now_ms();
   return {};
@@ -211,6 +216,12 @@ void Gateway::poll() {
   resolve_.clear();
   drain_log();
   pump_events();
+  if (streamed_walk_ && listing_gone_ == streamed_walk_) {
+    // The listing's client left: the workers drop the walk, its pieces here.
+    sh_.dump_cancel.store(streamed_walk_, std::memory_order_release);
+    for (auto& w : workers_) w->wake();
+    if (take_chunks(streamed_walk_, nullptr)) streamed_walk_ = 0;
+  }
 }
 
 void Gateway::update_pools() {
@@ -249,18 +260,96 @@ void Gateway::drain_log() {
     });
 }
 
-void Gateway::collect_listing() { (void)walk(nullptr); }
+void Gateway::collect_listing() {
+  listing_.clear();
+  (void)walk(nullptr, &listing_);
+}
 
-bool Gateway::walk(std::shared_ptr<const ConntrackQuery> q) {
+uint64_t Gateway::start_walk(std::shared_ptr<const ConntrackQuery> q) {
   uint64_t gen;
   {
     std::lock_guard<std::mutex> lock(sh_.query_mu);
     sh_.query = std::move(q);
     gen = sh_.dump_gen.fetch_add(1, std::memory_order_release) + 1;
   }
-  // A piece per worker loop: about a second per million slots.
-  return await(&Snapshot::dump_done, gen, 60'000);
+  for (auto& w : workers_) w->wake();
+  return gen;
 }
+
+bool Gateway::take_chunks(uint64_t gen, std::string* out) {
+  bool done = true;
+  for (auto& w : workers_) {
+    std::vector<std::string> chunks;
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      chunks.swap(w->snap.chunks);
+      done &= w->snap.dump_done >= gen;
+    }
+    size_t bytes = 0;
+    for (std::string& c : chunks) {
+      bytes += c.size();
+      if (out) *out += c;
+    }
+    if (bytes && w->backlog.fetch_sub(bytes, std::memory_order_relaxed) > Worker::kBacklogMax) w->wake();
+  }
+  return done;
+}
+
+bool Gateway::walk(std::shared_ptr<const ConntrackQuery> q, std::string* out) {
+  if (streamed_walk_) return false;  // a listing streams: one walk at a time
+  const uint64_t gen = start_walk(std::move(q));
+  // A piece per worker loop: about a second per million slots.
+  for (int waited = 0; waited <= 60'000; waited += 2) {
+    if (take_chunks(gen, out)) {
+      (void)take_chunks(gen, out);  // what was published with the last piece
+      return true;
+    }
+    struct timespec t{0, 2 * 1000 * 1000};
+    nanosleep(&t, nullptr);
+  }
+  return false;
+}
+
+// `conntrack -L` as a stream: the workers walk their tables a piece per loop,
+// and each piece goes to the client as it takes them; a worker waits while
+// Worker::kBacklogMax of its pieces are not yet taken. A client that leaves
+// cancels the walk (Gateway::poll).
+class Gateway::ListingStream final : public ControlStream {
+ public:
+  ListingStream(Gateway* g, uint64_t gen, bool xml) : g_(g), gen_(gen), xml_(xml) {}
+  ~ListingStream() override { g_->listing_gone_ = gen_; }
+
+  void take(std::string* out, std::string* err) override {
+    if (done_) return;
+    std::string text;
+    const bool finished = g_->take_chunks(gen_, &text);
+    if (!text.empty()) {
+      if (xml_ && !xml_open_) {
+        *out += kXmlHead;
+        xml_open_ = true;
+      }
+      *out += text;
+    }
+    if (!finished) return;
+    uint64_t matched = 0;
+    for (auto& w : g_->workers_) {
+      std::lock_guard<std::mutex> lock(w->mu);
+      matched += w->snap.matched;
+    }
+    if (xml_open_) *out += kXmlTail;
+    *err += fmt::format("conntrack v1.4.7 (conntrack-tools): {} flow entries have been shown.\n", matched);
+    done_ = true;
+    g_->streamed_walk_ = 0;
+  }
+  bool done() const override { return done_; }
+
+ private:
+  Gateway* g_;
+  uint64_t gen_;
+  bool xml_;
+  bool xml_open_ = false;
+  bool done_ = false;
+};
 
 bool Gateway::await(uint64_t Snapshot::*done, uint64_t gen, int timeout_ms) {
   for (auto& w : workers_) w->wake();
@@ -304,15 +393,22 @@ ControlReply Gateway::conntrack(const std::vector<std::string>& args) {
   }
   const C cmd = q->command;
   const bool xml = q->output == EntryFormat::kXml;
-  if (!walk(std::make_shared<const ConntrackQuery>(std::move(*q))))
-    return {1, "", "the workers did not finish the walk in time\n"};
+  if (streamed_walk_)
+    return {1, "", "conntrack v1.4.7 (conntrack-tools): a listing is being sent: one walk of the tables at a time, "
+                   "try again when it ends\n"};
+  if (cmd == C::kList) {
+    ControlReply r;
+    streamed_walk_ = start_walk(std::make_shared<const ConntrackQuery>(std::move(*q)));
+    r.stream = std::make_shared<ListingStream>(this, streamed_walk_, xml);
+    return r;
+  }
   ControlReply r;
+  if (!walk(std::make_shared<const ConntrackQuery>(std::move(*q)), &r.out))
+    return {1, "", "the workers did not finish the walk in time\n"};
   uint64_t matched = 0;
   for (auto& w : workers_) {
     std::lock_guard<std::mutex> lock(w->mu);
-    r.out += w->snap.table;
     matched += w->snap.matched;
-    w->snap.table.clear();
   }
   if (xml && !r.out.empty() && cmd != C::kCount) r.out = kXmlHead + r.out + kXmlTail;
   // conntrack's summary lines, on stderr as it prints them.
@@ -423,8 +519,12 @@ uint64_t Gateway::live_count() {
   auto q = std::make_shared<ConntrackQuery>();
   q->command = ConntrackQuery::Command::kCount;
   q->table_count = true;
-  if (!walk(std::move(q))) return 0;
   uint64_t n = 0;
+  if (!walk(std::move(q), nullptr)) {
+    // A listing is walking the tables: their counts as last published.
+    for (const CounterSource& s : report(false).engines) n += s.count;
+    return n;
+  }
   for (auto& w : workers_) {
     std::lock_guard<std::mutex> lock(w->mu);
     n += w->snap.matched;
@@ -633,10 +733,13 @@ GatewayReport Gateway::report(bool with_table) {
       snap.live = w->snap.live;
       snap.ports = w->snap.ports;
       snap.translated = w->snap.translated;
-      if (with_table) snap.table.swap(w->snap.table);
+      snap.loop_max_ns = w->snap.loop_max_ns;
     } else {
       publish(*w, now, w->snap.dump_done + 1);
       snap = w->snap;
+      if (with_table)
+        for (const std::string& c : w->snap.chunks) r.table += c;
+      w->snap.chunks.clear();
     }
     r.engines.push_back(snap.engine);
     for (size_t c = 0; c < kCounterCount; ++c) r.live.v[c] += snap.live.v[c];
@@ -648,8 +751,9 @@ GatewayReport Gateway::report(bool with_table) {
       s.rx_bytes += o.rx_bytes, s.tx_bytes += o.tx_bytes;
     }
     for (const TranslatedCounts::Slot& t : snap.translated) r.translated[{t.addr, t.proto}] += t.flows;
-    if (with_table) r.table += snap.table;
+    r.loop_max_ns = std::max(r.loop_max_ns, snap.loop_max_ns);
   }
+  if (with_table && !stopped_) r.table = std::move(listing_);  // collect_listing's
   return r;
 }
 

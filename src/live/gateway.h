@@ -48,6 +48,7 @@ struct GatewayReport {
   Counters live;                       // the loops' own counts
   std::vector<PortStats> ports;        // per interface
   std::string table;                   // conntrack listing, when asked for
+  uint64_t loop_max_ns = 0;  // the longest worker loop's work (over 250 us), any worker
   // Source-translated flows per translated address and protocol, all workers'.
   std::map<std::pair<uint32_t, uint8_t>, uint64_t> translated;
 };
@@ -94,7 +95,14 @@ class Gateway {
   void pump_events();
   // Has every worker walk its table with q (null: the whole listing);
   // false if they did not finish in time.
-  bool walk(std::shared_ptr<const ConntrackQuery> q);
+  // Appends what they print to *out (if not null).
+  bool walk(std::shared_ptr<const ConntrackQuery> q, std::string* out);
+  // Starts a walk; its generation.
+  uint64_t start_walk(std::shared_ptr<const ConntrackQuery> q);
+  // Takes the pieces the workers have published (appended to *out if not
+  // null); whether every worker has finished walk `gen`.
+  bool take_chunks(uint64_t gen, std::string* out);
+  class ListingStream;
   // Wakes the workers and waits until each has published generation `gen`
   // in snap.*done; false after timeout_ms.
   bool await(uint64_t Snapshot::*done, uint64_t gen, int timeout_ms);
@@ -131,6 +139,9 @@ class Gateway {
   std::vector<std::thread> threads_;
   std::vector<std::pair<int, uint32_t>> resolve_;
   EventReaders events_;
+  uint64_t streamed_walk_ = 0;  // the walk a streamed listing (-L) is doing, 0: none
+  uint64_t listing_gone_ = 0;   // the walk whose stream went away
+  std::string listing_;         // collect_listing's
   std::vector<PortPool> pools_;
   bool stopped_ = false;
   uint64_t started_ms_ = 0;

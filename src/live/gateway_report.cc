@@ -31,6 +31,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     c += fmt::format("live_rx_bytes_{} {}\nlive_tx_bytes_{} {}\n", n, r.ports[p].rx_bytes, n, r.ports[p].tx_bytes);
   }
   if (workers_.size() > 1) c += fmt::format("live_directory_entries {}\n", directory_->size());
+  c += fmt::format("live_loop_max_ns {}\n", r.loop_max_ns);
   return c;
 }
 
@@ -113,6 +114,9 @@ std::string Gateway::metrics_text() {
          "Connection events lost: a worker's ring found full, or a reader too far behind.");
   out += fmt::format("xnat_conntrack_events_lost_total{{cause=\"ring_full\"}} {}\n", events_.lost_in_rings());
   out += fmt::format("xnat_conntrack_events_lost_total{{cause=\"reader_behind\"}} {}\n", events_.lost_by_readers());
+  family("xnat_worker_loop_max_seconds", "gauge",
+         "The longest a worker's loop has worked (bursts, expiry, control requests) since the start, if over 250 us.");
+  out += fmt::format("xnat_worker_loop_max_seconds {:.6f}\n", r.loop_max_ns / 1e9);
   family("xnat_workers", "gauge", "Worker threads.");
   out += fmt::format("xnat_workers {}\n", workers_.size());
   return out;

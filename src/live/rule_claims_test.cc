@@ -29,7 +29,7 @@ TEST(RuleClaims, DestinationRulesClaimTheirPorts) {
       "-A PREROUTING -p udp -m multiport --dports 53,5300:5301 -j REDIRECT --to-ports 5353\n"
       "-A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.3\n"
       "-A POSTROUTING -o eth0 -j MASQUERADE\n"));
-  EXPECT_EQ((c[{kProtoTcp, 8080}]), 2);  // two rules, two claims
+  EXPECT_EQ((c[{kProtoTcp, 8080}]), 1);  // two rules, one claim: the ruleset's
   EXPECT_EQ((c[{kProtoUdp, 53}]), 1);
   EXPECT_EQ((c[{kProtoUdp, 5300}]), 1);
   EXPECT_EQ((c[{kProtoUdp, 5301}]), 1);

@@ -58,12 +58,13 @@ void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.snap.engine = counter_source(*w.engine);
   w.live.v[static_cast<size_t>(Counter::gso_segmented)] = w.offload.segmented();
   w.snap.live = w.live;
+  w.snap.loop_max_ns = w.loop_max_ns;
   w.snap.ports.resize(w.io->ports());
   for (size_t p = 0; p < w.io->ports(); ++p) w.snap.ports[p] = w.io->stats(static_cast<int>(p));
   w.snap.translated.clear();
   w.engine->conntrack().translated().for_each([&](const TranslatedCounts::Slot& s) { w.snap.translated.push_back(s); });
   if (dump_gen != w.snap.dump_done) {
-    w.snap.table = format_conntrack_table(w.engine->conntrack(), now);
+    w.snap.chunks.push_back(format_conntrack_table(w.engine->conntrack(), now));
     w.snap.dump_done = dump_gen;
   }
 }
@@ -73,18 +74,21 @@ void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
 // or freed meanwhile may or may not be in it.
 namespace {
 
-void dump_step(Worker& w, uint64_t now) {
-  // Table slots per loop: small enough that a piece of a full table's listing
-  // holds the worker up for well under a millisecond (formatting a line costs
-  // about a microsecond), so its receive rings do not overflow meanwhile.
-  constexpr uint32_t kPiece = 512;
+// Returns whether it did any: a walk waiting for its reader does none.
+bool dump_step(Worker& w, uint64_t now) {
+  // Table slots per loop: a piece of a full table's listing holds the worker
+  // up about 100 us (formatting a line costs about a microsecond), so the
+  // frames that arrive meanwhile are fewer than a burst takes.
+  constexpr uint32_t kPiece = 128;
+  if (w.backlog.load(std::memory_order_relaxed) > Worker::kBacklogMax) return false;
   Conntrack& ct = w.engine->conntrack();
   uint32_t end = std::min<uint64_t>(ct.capacity(), uint64_t{w.dump_next} + kPiece);
+  std::string piece;
   if (w.dump_query && w.dump_query->table_count) {
     w.dump_matched = ct.count();
     end = ct.capacity();
   } else if (!w.dump_query) {
-    append_conntrack_range(ct, now, w.dump_next, end, &w.dump_buf);
+    append_conntrack_range(ct, now, w.dump_next, end, &piece);
   } else {
     using C = ConntrackQuery::Command;
     const ConntrackQuery& q = *w.dump_query;
@@ -96,24 +100,26 @@ void dump_step(Worker& w, uint64_t now) {
       ++w.dump_matched;
       if (q.command == C::kList || q.command == C::kGet || q.command == C::kDelete) {
         const uint64_t id = uint64_t{w.engine->config().shard.index} << 32 | i;
-        w.dump_buf += q.format(f, now, mark, id);
-        w.dump_buf += '\n';
+        piece += q.format(f, now, mark, id);
+        piece += '\n';
       }
       // Its ports and claims freed: its next packet is a new connection.
       if (q.command == C::kDelete || q.command == C::kFlush) ct.remove(i);
     }
   }
   w.dump_next = end;
-  if (end < ct.capacity()) return;
   std::lock_guard<std::mutex> lock(w.mu);
-  w.snap.table.swap(w.dump_buf);
+  if (!piece.empty()) {
+    w.backlog.fetch_add(piece.size(), std::memory_order_relaxed);
+    w.snap.chunks.push_back(std::move(piece));
+  }
+  if (end < ct.capacity()) return true;
   w.snap.matched = w.dump_matched;
   w.snap.dump_done = w.dump_gen;
   w.dump_gen = 0;
   w.dump_matched = 0;
   w.dump_query.reset();
-  w.dump_buf.clear();
-  w.dump_buf.shrink_to_fit();
+  return true;
 }
 
 }  // namespace
@@ -125,6 +131,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
   const size_t nports = io.ports();
   uint64_t next_tick = 0, next_publish = 0, idle_since = now_ms();
   uint64_t dump_seen = 0, settings_seen = 0, rules_seen = 0;
+  uint64_t last_piece = 0;
   struct Asked {
     uint32_t addr;
     uint64_t at;
@@ -181,7 +188,9 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
   };
 
   while (!sh.stop.load(std::memory_order_relaxed)) {
-    const uint64_t now = now_ms();
+    timespec loop_start;
+    clock_gettime(CLOCK_MONOTONIC, &loop_start);
+    const uint64_t now = uint64_t(loop_start.tv_sec) * 1000 + uint64_t(loop_start.tv_nsec) / 1000000;
     if (const uint64_t v = sh.fib_version.load(std::memory_order_acquire); v != w.fib_version) {
       std::lock_guard<std::mutex> lock(sh.fib_mu);
       engine.replace_fib(sh.fib);
@@ -189,10 +198,12 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       w.fib_version = v;
     }
     size_t got = 0;
+    bool full = false;  // a burst came full: more frames wait
     for (size_t port = 0; port < nports; ++port) {
       size_t n = io.rx(static_cast<int>(port), pkts, Engine::kBurst);
       if (!n) continue;
       got += n;
+      full |= n == Engine::kBurst;
       if (steer_filter) {
         // Keep only the frames the tc program took from the kernel.
         size_t k = 0;
@@ -275,14 +286,42 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       w.dump_gen = gen;
       w.dump_next = 0;
       w.dump_matched = 0;
-      w.dump_buf.clear();
       std::lock_guard<std::mutex> lock(sh.query_mu);
       w.dump_query = sh.query;
     }
     if (const uint8_t m = sh.event_mask.load(std::memory_order_relaxed); m != engine.conntrack().event_mask())
       [[unlikely]] engine.conntrack().set_events(w.events.get(), m);
-    if (w.dump_gen) dump_step(w, now);
-    if (!got && !w.dump_gen && !bo.busy_poll && now - idle_since > 2) {
+    bool walked = false;
+    if (w.dump_gen) [[unlikely]] {
+      if (sh.dump_cancel.load(std::memory_order_acquire) == w.dump_gen) {
+        // Its reader left: dropped here, its pieces by the control thread.
+        std::lock_guard<std::mutex> lock(w.mu);
+        w.snap.matched = w.dump_matched;
+        w.snap.dump_done = w.dump_gen;
+        w.dump_gen = 0;
+        w.dump_query.reset();
+      } else if (!full || now - last_piece >= 10) {
+        // Frames first: while bursts come full the walk takes a piece only
+        // every 10 ms, so it still ends.
+        walked = dump_step(w, now);
+        last_piece = now;
+      } else {
+        walked = true;  // not done: no sleeping
+      }
+    }
+    {
+      // How long the frames of the next burst waited for this loop's work.
+      timespec t;
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      const uint64_t ns = uint64_t(t.tv_sec - loop_start.tv_sec) * 1'000'000'000 + uint64_t(t.tv_nsec) -
+                          uint64_t(loop_start.tv_nsec);
+      if (ns > 250'000) [[unlikely]] {
+        w.live.inc(Counter::loops_over_250us);
+        if (ns > 2'000'000) w.live.inc(Counter::loops_over_2ms);
+        w.loop_max_ns = std::max(w.loop_max_ns, ns);
+      }
+    }
+    if (!got && !walked && !bo.busy_poll && now - idle_since > 2) {
       w.sleeping.store(true, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);
       bool pending = false;

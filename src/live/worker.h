@@ -43,6 +43,9 @@ struct Shared {
   // A walk over every worker's table (a listing, a deletion, a count),
   // generation dump_gen: `query`, or the whole extended listing when null.
   std::atomic<uint64_t> dump_gen{0};
+  // A walk whose reader left (a listing's client closed it): the workers
+  // drop it where they are.
+  std::atomic<uint64_t> dump_cancel{0};
   std::mutex query_mu;
   std::shared_ptr<const ConntrackQuery> query;
   // Settings changed live (`xnat sysctl -w`), generation settings_gen, with
@@ -67,11 +70,14 @@ struct Snapshot {
   Counters live;
   std::vector<PortStats> ports;
   std::vector<TranslatedCounts::Slot> translated;  // flows per translated address and protocol
-  std::string table;  // conntrack listing, when a dump was asked for
+  // A walk's output, in the pieces the worker made of it, until the control
+  // thread takes them (Worker::backlog counts their bytes).
+  std::vector<std::string> chunks;
   uint64_t dump_done = 0;
   uint64_t matched = 0;  // the last walk's flows that matched its query
   uint64_t settings_done = 0;  // the settings generation applied
   uint64_t rules_done = 0;     // the rules generation applied
+  uint64_t loop_max_ns = 0;    // the longest loop's work since the start
 };
 
 struct Worker {
@@ -85,7 +91,8 @@ struct Worker {
   HostPort* host = nullptr;
   bool host_reader = false;
   NeighborQueue held;
-  Counters live;  // the loop's own drops, beside the engine's
+  Counters live;  // the loop's own drops and figures, beside the engine's
+  uint64_t loop_max_ns = 0;
   std::vector<HandoffRing*> to;    // to[w]: ring to worker w (null for itself)
   std::vector<HandoffRing*> from;  // from[w]: ring from worker w
   std::vector<Worker*> peers;
@@ -100,9 +107,13 @@ struct Worker {
   // (0: none), dump_query its query.
   uint64_t dump_gen = 0;
   uint32_t dump_next = 0;
-  std::string dump_buf;
   std::shared_ptr<const ConntrackQuery> dump_query;
   uint64_t dump_matched = 0;
+  // Bytes of snap.chunks not yet taken. Past kBacklogMax the walk waits: a
+  // listing goes as fast as its reader takes it, and the worker holds no
+  // more than that of it.
+  static constexpr uint64_t kBacklogMax = 4 << 20;
+  std::atomic<uint64_t> backlog{0};
   SoftwareOffload offload;  // for frames that leave other than through the backend
   std::unique_ptr<EventRing> events;  // to the control thread (Shared::event_mask)
 
