@@ -229,8 +229,12 @@ void Gateway::update_pools() {
   std::vector<std::string> names;
   for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
   rules.bind_interfaces(names);
-  std::lock_guard<std::mutex> lock(sh_.fib_mu);
-  pools_ = source_pools(rules, sh_.fib);
+  std::vector<uint32_t> addrs;
+  {
+    std::lock_guard<std::mutex> lock(sh_.fib_mu);
+    for (const Interface& i : sh_.fib.interfaces()) addrs.push_back(i.addr);
+  }
+  pools_ = source_pools(rules, addrs);
 }
 
 void Gateway::pump_events() {

@@ -5,7 +5,7 @@
 
 namespace xnat {
 
-std::vector<PortPool> source_pools(const RuleSet& rules, const Fib& fib, size_t max) {
+std::vector<PortPool> source_pools(const RuleSet& rules, const std::vector<uint32_t>& if_addrs, size_t max) {
   std::map<uint32_t, uint32_t> pools;  // host-order address -> ports
   auto offer = [&](uint32_t host_addr, uint32_t ports) {
     if (pools.size() >= max && !pools.count(host_addr)) return;
@@ -25,10 +25,9 @@ std::vector<PortPool> source_pools(const RuleSet& rules, const Fib& fib, size_t 
       }
       // MASQUERADE: the address of each interface the rule may send from.
       const InterfaceMatch& out = r.match.out;
-      const auto& ifs = fib.interfaces();
-      for (size_t i = 0; i < ifs.size(); ++i) {
+      for (size_t i = 0; i < if_addrs.size(); ++i) {
         const bool hit = i < 64 && (out.mask >> i) & 1;
-        if (ifs[i].addr && (!out.present || hit != out.invert)) offer(__builtin_bswap32(ifs[i].addr), ports);
+        if (if_addrs[i] && (!out.present || hit != out.invert)) offer(__builtin_bswap32(if_addrs[i]), ports);
       }
     }
   std::vector<PortPool> out;

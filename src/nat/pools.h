@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "nat/rules.h"
-#include "route/fib.h"
 
 namespace xnat {
 
@@ -18,7 +17,9 @@ struct PortPool {
 };
 
 // In address order; an address several rules give has the largest of their
-// pools. At most `max` addresses (a SNAT range of a /16 would be 65 536).
-std::vector<PortPool> source_pools(const RuleSet& rules, const Fib& fib, size_t max = 4096);
+// pools. `if_addrs`: the interfaces' addresses (network order, 0 for none) in
+// the order the rules were bound to. At most `max` addresses (a SNAT range
+// of a /16 would be 65 536).
+std::vector<PortPool> source_pools(const RuleSet& rules, const std::vector<uint32_t>& if_addrs, size_t max = 4096);
 
 }  // namespace xnat

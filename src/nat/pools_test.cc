@@ -14,10 +14,7 @@ uint32_t ip(const char* s) {
 }
 
 TEST(Pools, EachAddressASourceRuleCanGiveWithItsPorts) {
-  Fib fib;
-  fib.add_interface(Interface{"eth1", ip("198.18.0.1"), 16, MacAddr{}});
-  fib.add_interface(Interface{"eth0", ip("198.19.0.1"), 16, MacAddr{}});
-  fib.add_interface(Interface{"wg0", ip("198.51.100.1"), 24, MacAddr{}});
+  const std::vector<uint32_t> fib = {ip("198.18.0.1"), ip("198.19.0.1"), ip("198.51.100.1")};  // eth1, eth0, wg0
   auto rs = parse_rules(
       "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
       "-A POSTROUTING -o eth0 -j MASQUERADE\n"

@@ -187,6 +187,16 @@ check "xnat conntrack -E shows a curl as the kernel does: NEW, UPDATEs, DESTROY"
              '[NEW] SYN_SENT,[UPDATE] SYN_RECV,[UPDATE] ESTABLISHED,[UPDATE] FIN_WAIT,[UPDATE] LAST_ACK,[UPDATE] TIME_WAIT,[DESTROY] TIME_WAIT,' ] &&
            grep -Eq '^    \[NEW\] tcp      6 120 SYN_SENT src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=40080 dport=80 \[UNREPLIED\] src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=80 dport=[0-9]+\$' $WORK/ev.out &&
            grep -qx 'conntrack v1.4.7 (conntrack-tools): 7 flow events have been shown.' $WORK/ev.err"
+# -F while connections come and go: the table empties, forwarding goes on,
+# and new connections are tracked again (connections cut mid-stream may
+# break, as they do in the kernel's).
+check "xnat conntrack -F during traffic empties the table; new connections work right after" \
+  bash -c "ip netns exec $NS_S ab -q -r -n 3000 -c 20 http://198.19.0.1:8080/ > $WORK/ab-flush.txt 2>&1 & ab=\$!;
+           sleep 0.3; '$XNAT' conntrack --control '$WORK/xnat.sock' -F 2>$WORK/flush.err; r=\$?; wait \$ab;
+           [ \$r = 0 ] && grep -qx 'conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.' $WORK/flush.err &&
+           ip netns exec $NS_S curl -sS --max-time 5 http://198.19.0.1:8080/ | grep -qx 'hello from client' &&
+           ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2/ | grep -qx 'hello from server' &&
+           [ \$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p tcp) -ge 2 ]"
 check "xnat reload during ab -c 500 through DNAT: every request completes" \
   bash -c "ip netns exec $NS_S ab -q -n 5000 -c 500 http://198.19.0.1:8080/ > $WORK/ab-reload.txt & ab=\$!;
            sleep 0.3; '$XNAT' reload --control '$WORK/xnat.sock' > $WORK/reload.out 2>&1; r=\$?; wait \$ab &&
