@@ -174,6 +174,38 @@ check "xnat conntrack -D removes a live connection, and its next packet opens a 
            [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p udp --orig-port-src 40053)\" = 0 ] &&
            ip netns exec $NS_C dig +short +time=2 +tries=1 @198.19.0.2 -p 53 -b 198.18.0.2#40053 example.test >/dev/null &&
            [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p udp --orig-port-src 40053)\" = 1 ]"
+# A live TCP connection's entry deleted between two of its exchanges: the
+# client's next segment opens a new entry (picked up mid-stream, as
+# nf_conntrack_tcp_loose lets the kernel), translated again to the same
+# port, and the connection goes on.
+ip netns exec "$NS_S" python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.19.0.2", 5211)); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(30)
+while True:
+    d = c.recv(100)
+    if not d: break
+    c.sendall(d)' >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 0.3
+check "xnat conntrack -D of a live TCP connection: its next segment opens a new entry and it goes on" \
+  bash -c "ip netns exec $NS_C python3 -c '
+import os, socket, sys, time
+s = socket.socket(); s.bind((\"198.18.0.2\", 40081)); s.settimeout(5)
+s.connect((\"198.19.0.2\", 5211))
+s.sendall(b\"one\"); assert s.recv(10) == b\"one\"
+time.sleep(0.3)  # its delayed ACK out before the entry goes
+open(sys.argv[1], \"w\").close()
+while not os.path.exists(sys.argv[2]): time.sleep(0.02)
+s.sendall(b\"two\"); assert s.recv(10) == b\"two\"
+print(\"ok\")' $WORK/tcp-d.ready $WORK/tcp-d.go > $WORK/tcp-d.out 2>&1 & cl=\$!;
+           for i in \$(seq 100); do [ -f $WORK/tcp-d.ready ] && break; sleep 0.05; done;
+           '$XNAT' conntrack --control '$WORK/xnat.sock' -D -p tcp --orig-port-src 40081 >/dev/null 2>&1 &&
+           [ \"\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p tcp --orig-port-src 40081)\" = 0 ];
+           r=\$?; touch $WORK/tcp-d.go; wait \$cl; [ \$r = 0 ] && grep -qx ok $WORK/tcp-d.out &&
+           '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 40081 2>/dev/null |
+             grep -Eq '^tcp +6 [0-9]+ [A-Z_]+ src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=40081 dport=5211 src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=5211 dport=40081 '"
 # conntrack -E for one curl, TIME_WAIT cut to 1 s so its DESTROY follows:
 # the kernel's sequence for the same exchange (events_test.cc has its lines).
 check "xnat conntrack -E shows a curl as the kernel does: NEW, UPDATEs, DESTROY" \
