@@ -63,7 +63,8 @@ namespace xnat {
   X(l4_csum_completed, "TCP/UDP checksums a virtual device's sender left partial (CHECKSUM_PARTIAL) and the backend could not flag, completed as a NIC would (af_xdp on veth)") \
   X(gso_segmented, "super-frames (TSO/GSO) cut into frames in software because they could not leave whole (live)") \
   X(loops_over_250us, "worker loops whose work (bursts, expiry, control requests) took over 250 us: frames waited that long (live)") \
-  X(loops_over_2ms, "worker loops whose work took over 2 ms (live)")
+  X(loops_over_2ms, "worker loops whose work took over 2 ms (live)") \
+  X(busy_nanoseconds, "nanoseconds workers spent in loops that had frames to work on: their CPU time for the traffic, polling excluded (live)")
 
 enum class Counter : uint16_t {
 #define XNAT_ENUM_DROP(n, d) drop_##n,

@@ -13,6 +13,8 @@ std::string Gateway::counters_text(GatewayReport& r) const {
   for (Counter k : {Counter::drop_neighbor_timeout, Counter::drop_host_port_claimed, Counter::drop_tx_ring_full,
                     Counter::drop_handoff_full, Counter::drop_host_port_write})
     if (r.live.get(k)) c += fmt::format("live_{} {}\n", counter_name(k), r.live.get(k));
+  for (Counter k : {Counter::loops_over_250us, Counter::loops_over_2ms, Counter::busy_nanoseconds})
+    c += fmt::format("live_{} {}\n", counter_name(k), r.live.get(k));
   if (host_) {
     c += fmt::format("live_host_port_in {}\nlive_host_port_out {}\nlive_host_replies_failed {}\n",
                      r.live.get(Counter::host_port_in), r.live.get(Counter::host_port_out),
@@ -59,6 +61,11 @@ std::string Gateway::metrics_text() {
   for (size_t c = 0; c < kDropReasonCount; ++c)
     out += fmt::format("xnat_drops_total{{reason=\"{}\"}} {}\n", counter_name(static_cast<Counter>(c)) + 5, all.v[c]);
   for (size_t c = kDropReasonCount; c < kCounterCount; ++c) {
+    if (static_cast<Counter>(c) == Counter::busy_nanoseconds) {  // Prometheus' unit is the second
+      family("xnat_worker_busy_seconds_total", "counter", counter_description(Counter::busy_nanoseconds));
+      out += fmt::format("xnat_worker_busy_seconds_total {:.9f}\n", all.v[c] / 1e9);
+      continue;
+    }
     const std::string name = fmt::format("xnat_{}_total", counter_name(static_cast<Counter>(c)));
     family(name, "counter", counter_description(static_cast<Counter>(c)));
     out += fmt::format("{} {}\n", name, all.v[c]);

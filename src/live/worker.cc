@@ -315,6 +315,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       clock_gettime(CLOCK_MONOTONIC, &t);
       const uint64_t ns = uint64_t(t.tv_sec - loop_start.tv_sec) * 1'000'000'000 + uint64_t(t.tv_nsec) -
                           uint64_t(loop_start.tv_nsec);
+      if (got) w.live.inc(Counter::busy_nanoseconds, ns);
       if (ns > 250'000) [[unlikely]] {
         w.live.inc(Counter::loops_over_250us);
         if (ns > 2'000'000) w.live.inc(Counter::loops_over_2ms);
