@@ -407,7 +407,7 @@ void BM_ListingPiece(benchmark::State& state) {
     for (uint32_t i = next; i < end; ++i)
       if (ct.live(i, kT0)) {
         const Flow& f = ct.flow(i);
-        if (q.matches(f, 0)) buf += q.format(f, kT0, 0) + "\n";
+        if (q.matches(f, 0)) q.append(&buf, f, kT0, 0, i);
       }
     next = end == ct.capacity() ? 0 : end;
     benchmark::DoNotOptimize(buf.data());

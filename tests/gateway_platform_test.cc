@@ -174,6 +174,21 @@ TEST(GatewayPlatform, StartsWorkersThenSteersAndTranslates) {
 
 // The control thread as xnat run has it: the gateway's and the control
 // socket's polls, in a loop, until the end of the test.
+// A client written by hand: connected to the control socket at `path`,
+// `bytes` sent (as far as the server takes them); the socket, or -1.
+int send_raw(const std::string& path, const std::string& bytes) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strcpy(a.sun_path, path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  (void)!::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  return fd;
+}
+
 struct ControlLoop {
   char dir[32] = "/tmp/xnat-control-XXXXXX";
   std::string path;
@@ -296,12 +311,8 @@ TEST(GatewayPlatform, ControlSocketServesConntrackSysctlAndStatus) {
   EXPECT_EQ(ask({"frobnicate"}).err, "unknown request 'frobnicate': conntrack, sysctl, status, reload or restore\n");
   // Malformed and oversized requests, written raw.
   auto raw = [&](const std::string& bytes) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strcpy(a.sun_path, path.c_str());
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    (void)!::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    const int fd = send_raw(path, bytes);
+    EXPECT_GE(fd, 0);
     std::string resp;
     char buf[4096];
     for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
@@ -398,13 +409,9 @@ TEST(GatewayPlatform, EventStreamsAndCountedLossForAStalledReader) {
             "src=198.51.100.7 dst=198.19.0.1 sport=53 dport=40000\n");
 
   // A reader that sends its request and never reads.
-  const int stalled = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::strcpy(sa.sun_path, path.c_str());
-  ASSERT_EQ(::connect(stalled, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  const std::string req = std::string("conntrack") + '\0' + "-E" + '\0' + "-e" + '\0' + "NEW" + '\0' + "\n";
-  ASSERT_EQ(::send(stalled, req.data(), req.size(), 0), ssize_t(req.size()));
+  const int stalled =
+      send_raw(path, std::string("conntrack") + '\0' + "-E" + '\0' + "-e" + '\0' + "NEW" + '\0' + "\n");
+  ASSERT_GE(stalled, 0);
   ASSERT_TRUE(wait_readers(2));
   constexpr uint16_t kFlows = 20000;
   for (uint16_t i = 0; i < kFlows; ++i) f.backends[0]->inject(kIn, from_client().udp(uint16_t(20000 + i), 53).build());
@@ -482,13 +489,8 @@ TEST(GatewayPlatform, ListingStreamsAtTheReadersPace) {
   for (int i = 0; i < 20 && sent < size_t(kFlows); ++i) sent = f.sent(kFlows).size();
   ASSERT_EQ(sent, size_t(kFlows));
 
-  const int stalled = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::strcpy(sa.sun_path, path.c_str());
-  ASSERT_EQ(::connect(stalled, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  const std::string req = std::string("conntrack") + '\0' + "-L" + '\0' + "\n";
-  ASSERT_EQ(::send(stalled, req.data(), req.size(), 0), ssize_t(req.size()));
+  const int stalled = send_raw(path, std::string("conntrack") + '\0' + "-L" + '\0' + "\n");
+  ASSERT_GE(stalled, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   // One walk at a time: another waits, with a message that says why.
   auto r = control_request(path, {"conntrack", "-C"});

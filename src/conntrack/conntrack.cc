@@ -480,7 +480,9 @@ void Conntrack::deliver(uint32_t idx, uint64_t now_ms) {
 }
 
 void Conntrack::emit(uint32_t idx, uint8_t type, uint8_t shows, uint64_t now_ms) {
-  FlowEvent e;
+  FlowEvent* slot = events_->claim();
+  if (!slot) return;  // counted as lost by the ring
+  FlowEvent& e = *slot;
   e.flow = table_.flow(idx);
   e.flow.status &= static_cast<uint16_t>(~kStatusEventBits);
   e.id = uint64_t{claims_.shard.index} << 32 | idx;
@@ -490,7 +492,7 @@ void Conntrack::emit(uint32_t idx, uint8_t type, uint8_t shows, uint64_t now_ms)
   if (e.mark) shows |= kShowMark;
   if (e.flow.tuple[0].proto != kProtoTcp) shows &= static_cast<uint8_t>(~kShowState);
   e.shows = shows;
-  (void)events_->push(e);  // a full ring counts it as lost
+  events_->commit();
 }
 
 TrackVerdict Conntrack::track_held(uint32_t hidx, int dir, const ParsedPacket& p, uint64_t now_ms) {

@@ -54,16 +54,17 @@ class EventRing {
   explicit EventRing(uint32_t capacity)
       : mask_(std::bit_ceil(capacity) - 1), slots_(std::make_unique<FlowEvent[]>(mask_ + 1)) {}
 
-  bool push(const FlowEvent& e) {
+  // Producer: the next slot to fill, then commit() it; null when the ring
+  // is full, and the event is counted as lost.
+  FlowEvent* claim() {
     const uint32_t t = tail_.load(std::memory_order_relaxed);
     if (t - head_.load(std::memory_order_acquire) > mask_) {
       lost_.store(lost_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-      return false;
+      return nullptr;
     }
-    slots_[t & mask_] = e;
-    tail_.store(t + 1, std::memory_order_release);
-    return true;
+    return &slots_[t & mask_];
   }
+  void commit() { tail_.store(tail_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
   // Consumer: fn(const FlowEvent&) for each waiting event, oldest first, up
   // to `max`; returns how many.
   template <typename Fn>

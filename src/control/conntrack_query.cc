@@ -42,6 +42,15 @@ bool parse_u32(const std::string& s, uint32_t* v) {
   return true;
 }
 
+// conntrack's comma-separated option values, each item (empty ones too).
+std::vector<std::string> comma_list(const std::string& v) {
+  std::vector<std::string> items;
+  size_t at = 0;
+  for (size_t comma; (comma = v.find(',', at)) != std::string::npos; at = comma + 1) items.push_back(v.substr(at, comma - at));
+  items.push_back(v.substr(at));
+  return items;
+}
+
 }  // namespace
 
 Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args) {
@@ -79,10 +88,7 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
       if (!v) return v.error();
       // conntrack's names, any case, each may be cut short (UPD).
       uint8_t mask = 0;
-      size_t at = 0;
-      while (at <= v->size()) {
-        const size_t comma = v->find(',', at);
-        const std::string item = v->substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      for (const std::string& item : comma_list(*v)) {
         static constexpr std::pair<const char*, uint8_t> kNames[] = {
             {"ALL", kEventAll}, {"NEW", kEventNew}, {"UPDATES", kEventUpdate}, {"DESTROY", kEventDestroy}};
         bool known = false;
@@ -93,8 +99,6 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
             break;
           }
         if (!known) return Error{fmt::format("Bad parameter `{}' (-e takes ALL, NEW, UPDATES, DESTROY)", *v)};
-        if (comma == std::string::npos) break;
-        at = comma + 1;
       }
       q.event_mask = mask;
     } else if (o == "-p" || o == "--proto" || o == "--protonum") {
@@ -152,10 +156,7 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
       auto v = value();
       if (!v) return v.error();
       // conntrack's comma-separated list; json is xnat's (a JSON object a line).
-      size_t at = 0;
-      while (at <= v->size()) {
-        const size_t comma = v->find(',', at);
-        const std::string item = v->substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      for (const std::string& item : comma_list(*v)) {
         if (item == "extended") {
           if (q.output != EntryFormat::kXml) q.output = EntryFormat::kExtended;  // xml wins, as in conntrack
         } else if (item == "xml") {
@@ -169,8 +170,6 @@ Result<ConntrackQuery> parse_conntrack_args(const std::vector<std::string>& args
         } else {
           return Error{fmt::format("-o {}: xnat prints extended, xml, id, timestamp and json (not {})", *v, item)};
         }
-        if (comma == std::string::npos) break;
-        at = comma + 1;
       }
     } else if (o == "-f" || o == "--family") {
       auto v = value();
@@ -211,6 +210,11 @@ std::string ConntrackQuery::format(const Flow& f, uint64_t now_ms, uint32_t ct_m
   std::string line;
   append_conntrack_entry(&line, f, listing_view(f, now_ms, ct_mark, id, with_id), output);
   return line;
+}
+
+void ConntrackQuery::append(std::string* out, const Flow& f, uint64_t now_ms, uint32_t ct_mark, uint64_t id) const {
+  append_conntrack_entry(out, f, listing_view(f, now_ms, ct_mark, id, with_id), output);
+  *out += '\n';
 }
 
 void ConntrackQuery::append_event(std::string* out, const FlowEvent& e, uint64_t now_ms) const {

@@ -39,6 +39,8 @@ struct ConntrackQuery {
   // conntrack's line for a flow, in the query's output format; `id` names
   // the entry while it lives (worker and slot).
   std::string format(const Flow& f, uint64_t now_ms, uint32_t ct_mark, uint64_t id = 0) const;
+  // The same appended to *out, with its newline (a listing's piece).
+  void append(std::string* out, const Flow& f, uint64_t now_ms, uint32_t ct_mark, uint64_t id) const;
   // An event's line (-E), appended with its newline. now_ms: the workers'
   // clock as the event is read.
   void append_event(std::string* out, const FlowEvent& e, uint64_t now_ms) const;

@@ -70,6 +70,8 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     bo_.mtus.push_back(l->mtu);
     if (!l->up) fmt::print(stderr, "xnat run: warning: interface {} is down\n", i.name);
   }
+  // Bound once (the interfaces stay for the run): the pools read it so.
+  cfg_.rules.bind_interfaces(bo_.ifnames);
   if (auto r = steering.set_local_addrs(local_addrs(cfg_.fib)); !r) return r;
   uint64_t* claim_counts = steering.claims();
   std::memset(claim_counts, 0, XNAT_CLAIM_ENTRIES * sizeof(uint64_t));
@@ -224,16 +226,12 @@ void Gateway::poll() {
 }
 
 void Gateway::update_pools() {
-  RuleSet rules = cfg_.rules;  // bound to the interfaces, as the workers' copies are
-  std::vector<std::string> names;
-  for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
-  rules.bind_interfaces(names);
   std::vector<uint32_t> addrs;
   {
     std::lock_guard<std::mutex> lock(sh_.fib_mu);
     for (const Interface& i : sh_.fib.interfaces()) addrs.push_back(i.addr);
   }
-  pools_ = source_pools(rules, addrs);
+  pools_ = source_pools(cfg_.rules, addrs);
 }
 
 void Gateway::pump_events() {

@@ -320,14 +320,11 @@ ControlReply Gateway::reload(const std::string* rules_text) {
   uint64_t gen;
   {
     std::lock_guard<std::mutex> lock(sh_.query_mu);
-    // Each worker's copy (its nth and limit state is its own), bound here.
+    // Each worker's copy (its nth and limit state is its own), of the
+    // rules bound once here.
     sh_.rules.clear();
-    std::vector<std::string> names;
-    for (const Interface& i : cfg_.fib.interfaces()) names.push_back(i.name);
-    for (size_t w = 0; w < workers_.size(); ++w) {
-      sh_.rules.push_back(std::make_unique<RuleSet>(next.rules));
-      sh_.rules.back()->bind_interfaces(names);
-    }
+    next.rules.bind_interfaces(bo_.ifnames);
+    for (size_t w = 0; w < workers_.size(); ++w) sh_.rules.push_back(std::make_unique<RuleSet>(next.rules));
     gen = sh_.rules_gen.fetch_add(1, std::memory_order_release) + 1;
   }
   // The workers' old rules come back in sh_.rules, freed here rather than in

@@ -100,8 +100,7 @@ bool dump_step(Worker& w, uint64_t now) {
       ++w.dump_matched;
       if (q.command == C::kList || q.command == C::kGet || q.command == C::kDelete) {
         const uint64_t id = uint64_t{w.engine->config().shard.index} << 32 | i;
-        piece += q.format(f, now, mark, id);
-        piece += '\n';
+        q.append(&piece, f, now, mark, id);
       }
       // Its ports and claims freed: its next packet is a new connection.
       if (q.command == C::kDelete || q.command == C::kFlush) ct.remove(i);
