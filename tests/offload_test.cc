@@ -257,5 +257,188 @@ TEST(Offload, BurstMatchesOneAtATime) {
   EXPECT_EQ(counter(*burst, Counter::l4_csum_completed), 11u);  // i % 3 == 1
 }
 
+
+// Coalescing (TcpRun): a run's super-frame, cut again by segment_gso as the
+// kernel's GSO cuts it, gives back exactly the frames that went in.
+std::vector<uint8_t> segment(uint32_t seq, uint16_t id, size_t len, uint8_t flags = kTcpAck) {
+  return from_client()
+      .ip_id(id)
+      .tcp(40000, 80, flags, seq, 77)
+      .tcp_options({1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2})
+      .payload(bytes(len, static_cast<uint8_t>(seq)))
+      .build();
+}
+
+struct Coalesced {
+  std::vector<std::vector<uint8_t>> out;  // what leaves: a super-frame (gso_size) or a frame as it came
+  std::vector<uint16_t> gso_size;
+};
+
+// What AfPacketBackend::complete does with one port's frames: a run is its
+// first frame's headers (rewritten by finish) and every segment's payload.
+Coalesced coalesce_and_finish(std::vector<std::vector<uint8_t>> frames) {
+  Coalesced c;
+  TcpRun run;
+  size_t first = 0;
+  std::vector<uint8_t> payload;
+  auto end_run = [&] {
+    if (!run.segments) return;
+    std::vector<uint8_t> f;
+    if (run.segments > 1) {
+      run.finish();
+      const TcpSegmentView& h = run.head;
+      f.assign(frames[first].begin(), frames[first].begin() + h.payload_at);
+      f.insert(f.end(), payload.begin(), payload.end());
+    } else {
+      f = frames[first];
+    }
+    c.out.push_back(f);
+    c.gso_size.push_back(run.segments > 1 ? run.head.payload : 0);
+    run.segments = 0;
+  };
+  for (size_t i = 0; i < frames.size(); ++i) {
+    auto& f = frames[i];
+    TcpSegmentView s;
+    const bool seg = tcp_segment_view(f.data(), static_cast<uint32_t>(f.size()), &s);
+    if (seg && run.segments && run.accepts(f.data(), s)) {
+      run.add(s);
+      payload.insert(payload.end(), f.begin() + s.payload_at, f.begin() + s.ip_end);
+      continue;
+    }
+    end_run();
+    if (!seg) {
+      c.out.push_back(f);
+      c.gso_size.push_back(0);
+      continue;
+    }
+    first = i;
+    run.open(f.data(), s);
+    payload.assign(f.begin() + s.payload_at, f.begin() + s.ip_end);
+  }
+  end_run();
+  return c;
+}
+
+// Cuts what coalescing made, as the output would: the frames on the wire.
+std::vector<std::vector<uint8_t>> cut(const Coalesced& c) {
+  std::vector<std::vector<uint8_t>> wire;
+  std::vector<uint8_t> scratch(2048);
+  auto sink = [&](const uint8_t* f, uint32_t len) {
+    wire.emplace_back(f, f + len);
+    return true;
+  };
+  for (size_t i = 0; i < c.out.size(); ++i) {
+    if (!c.gso_size[i]) {
+      wire.push_back(c.out[i]);
+      continue;
+    }
+    std::vector<uint8_t> f = c.out[i];
+    ParsedPacket sp;
+    // Partial: the field is the pseudo-header sum of the whole super-frame.
+    EXPECT_EQ(parse_frame(f.data(), f.size(), {.verify_l4_checksum = true, .l4_csum = L4Csum::kPartial}, &sp),
+              ParseStatus::kOk);
+    std::vector<uint8_t> check = f;
+    EXPECT_TRUE(set_partial_l4_checksum(check.data(), static_cast<uint32_t>(check.size())));
+    EXPECT_EQ(check, f);
+    EXPECT_GT(segment_gso(f.data(), static_cast<uint32_t>(f.size()), c.gso_size[i], scratch.data(), 2048, sink), 1u);
+  }
+  return wire;
+}
+
+// After an edit: the IPv4 header's and the full TCP checksum.
+std::vector<uint8_t> with_checksums(std::vector<uint8_t> f) {
+  auto* ip = reinterpret_cast<Ipv4Hdr*>(f.data() + 14);
+  ip->check = 0;
+  ip->check = csum_finish(csum_partial(ip, 20));
+  EXPECT_TRUE(finish_l4_checksum(f.data(), static_cast<uint32_t>(f.size())));
+  return f;
+}
+
+TEST(Coalesce, ARunIsCutBackIntoTheSameFrames) {
+  std::vector<std::vector<uint8_t>> in;
+  for (int i = 0; i < 9; ++i) in.push_back(segment(5000 + 1448 * i, static_cast<uint16_t>(65530 + i), i == 8 ? 700 : 1448, i == 8 ? kTcpAck | kTcpPsh : kTcpAck));
+  Coalesced c = coalesce_and_finish(in);
+  ASSERT_EQ(c.out.size(), 1u);  // identifications wrap: still one run
+  EXPECT_EQ(c.gso_size[0], 1448);
+  EXPECT_EQ(cut(c), in);
+}
+
+TEST(Coalesce, WhatWouldNotComeBackTheSameEndsARun) {
+  const std::vector<uint8_t> a = segment(5000, 10, 1000);
+  auto changed = [&](auto edit) {
+    std::vector<uint8_t> b = segment(6000, 11, 1000);
+    edit(b);
+    b = with_checksums(b);
+    Coalesced c = coalesce_and_finish({a, b});
+    EXPECT_EQ(cut(c), (std::vector<std::vector<uint8_t>>{a, b}));
+    return c.out.size();
+  };
+  EXPECT_EQ(changed([](std::vector<uint8_t>&) {}), 1u);  // the baseline joins
+  const size_t ip = 14, tcp = 34;
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[ip + 1] = 0x03; }), 2u);        // TOS (ECN CE)
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[ip + 8] = 63; }), 2u);          // TTL
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[ip + 6] = 0; }), 2u);           // DF
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[ip + 5] = 12; }), 2u);          // identification jumps
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[ip + 15] ^= 1; }), 2u);         // source address
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[tcp + 1] ^= 1; }), 2u);         // source port
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[tcp + 7] ^= 1; }), 2u);         // sequence not next
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[tcp + 11] ^= 1; }), 2u);        // ack
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[tcp + 15] ^= 1; }), 2u);        // window
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[tcp + 31] ^= 1; }), 2u);        // timestamp option
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[tcp + 13] |= kTcpCwr; }), 2u);  // flags
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[tcp + 13] |= kTcpFin; }), 2u);
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[tcp + 13] |= kTcpUrg; }), 2u);
+  EXPECT_EQ(changed([&](std::vector<uint8_t>& b) { b[5] ^= 1; }), 2u);               // link header
+}
+
+TEST(Coalesce, PshOrAShortSegmentEndsARunAndALongerOneStartsAnother) {
+  std::vector<std::vector<uint8_t>> in = {
+      segment(1000, 1, 1000), segment(2000, 2, 1000, kTcpAck | kTcpPsh),  // PSH: the last of a run
+      segment(3000, 3, 1000), segment(4000, 4, 500),                     // short: the last
+      segment(4500, 5, 1000),                                            // longer than the run's size: a new run
+      segment(5500, 6, 1000),
+  };
+  Coalesced c = coalesce_and_finish(in);
+  EXPECT_EQ(c.out.size(), 3u);
+  EXPECT_EQ(cut(c), in);
+  // Only ACK or ACK|PSH with payload may join; a pure ACK, SYN, RST, FIN never.
+  TcpSegmentView s;
+  for (uint8_t flags : {uint8_t(kTcpSyn), uint8_t(kTcpRst | kTcpAck), uint8_t(kTcpFin | kTcpAck), uint8_t(kTcpAck | kTcpEce)}) {
+    auto f = segment(1000, 1, 100, flags);
+    EXPECT_FALSE(tcp_segment_view(f.data(), static_cast<uint32_t>(f.size()), &s)) << int(flags);
+  }
+  auto ack = segment(1000, 1, 0);
+  EXPECT_FALSE(tcp_segment_view(ack.data(), static_cast<uint32_t>(ack.size()), &s));
+  auto udp = from_client().udp(40000, 53).payload(bytes(100, 1)).build();
+  EXPECT_FALSE(tcp_segment_view(udp.data(), static_cast<uint32_t>(udp.size()), &s));
+}
+
+TEST(Coalesce, ARunStaysWithinOneDatagram) {
+  std::vector<std::vector<uint8_t>> in;
+  for (int i = 0; i < 50; ++i) in.push_back(segment(1000 + 1448u * i, static_cast<uint16_t>(i), 1448));
+  Coalesced c = coalesce_and_finish(in);
+  ASSERT_EQ(c.out.size(), 2u);
+  EXPECT_LE(c.out[0].size(), 0xFFFFu);
+  EXPECT_EQ(cut(c), in);
+}
+
+// The engine marks what it verified (nf_conntrack_checksum = 1), and only that:
+// a frame nobody verified could join a run and leave with a fresh checksum.
+TEST(Coalesce, OnlyVerifiedTcpIsMarked) {
+  for (bool verify : {true, false}) {
+    auto e = make_engine(kMasq, verify ? "" : "nf_conntrack_checksum = false");
+    std::vector<std::vector<uint8_t>> bufs(3);
+    std::vector<Packet> p(3);
+    p[0] = received(&bufs[0], from_client().tcp(40000, 80, kTcpSyn, 4999).build(), kIn);
+    p[1] = received(&bufs[1], from_client().udp(40000, 53).payload(bytes(10, 1)).build(), kIn);
+    p[2] = received(&bufs[2], partial(from_client().tcp(40001, 80, kTcpSyn, 4999).build()), kIn);
+    p[2].l4_csum = L4Csum::kPartial;
+    e->process_burst(p.data(), p.size(), 1000);
+    EXPECT_EQ(p[0].l4_csum, verify ? L4Csum::kVerified : L4Csum::kFull);
+    EXPECT_EQ(p[1].l4_csum, L4Csum::kFull);
+    EXPECT_EQ(p[2].l4_csum, L4Csum::kPartial);
+  }
+}
+
 }  // namespace
 }  // namespace xnat::test

@@ -29,7 +29,8 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     const std::string& n = bo_.ifnames[p];
     c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", n, r.ports[p].rx, n, r.ports[p].tx, n,
                      r.ports[p].rx_ring_dropped);
-    c += fmt::format("live_rx_gso_{} {}\nlive_tx_gso_{} {}\n", n, r.ports[p].rx_gso, n, r.ports[p].tx_gso);
+    c += fmt::format("live_rx_gso_{} {}\nlive_tx_gso_{} {}\nlive_tx_coalesced_{} {}\n", n, r.ports[p].rx_gso, n,
+                     r.ports[p].tx_gso, n, r.ports[p].tx_coalesced);
     c += fmt::format("live_rx_bytes_{} {}\nlive_tx_bytes_{} {}\n", n, r.ports[p].rx_bytes, n, r.ports[p].tx_bytes);
   }
   if (workers_.size() > 1) c += fmt::format("live_directory_entries {}\n", directory_->size());

@@ -131,6 +131,8 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
   uint64_t next_tick = 0, next_publish = 0, idle_since = now_ms();
   uint64_t dump_seen = 0, settings_seen = 0, rules_seen = 0;
   uint64_t last_piece = 0;
+  uint64_t host_read_ns = 0;
+  bool host_busy = true;
   struct Asked {
     uint32_t addr;
     uint64_t at;
@@ -223,9 +225,15 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       for (size_t i = 0; i < n; ++i)
         if (pkts[i].verdict == Verdict::kForward) (void)io.send_packet(pkts[i]);
     };
-    if (w.host_reader) {
+    const uint64_t loop_ns = uint64_t(loop_start.tv_sec) * 1'000'000'000 + uint64_t(loop_start.tv_nsec);
+    if (w.host_reader && (host_busy || loop_ns - host_read_ns >= 50'000)) {
       // The host's answers on connections translated for it (host_port.h).
-      if (const size_t n = w.host->rx(pkts, Engine::kBurst)) {
+      // A read is a system call, so while frames keep the loop busy the
+      // host port is read every 50 us, or at once again while it has more.
+      host_read_ns = loop_ns;
+      const size_t n = w.host->rx(pkts, Engine::kBurst);
+      host_busy = n > 0;
+      if (n) {
         w.live.inc(Counter::host_port_out, n);
         process_copies(n);
       }
@@ -328,6 +336,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       for (HandoffRing* r : w.from) pending |= r && !r->empty();
       if (!pending) io.wait(w.held.size() ? 10 : 100, w.wake_fd, w.host_reader ? w.host->fd() : -1);
       w.sleeping.store(false, std::memory_order_relaxed);
+      host_busy = true;  // it may be what woke the worker
       uint64_t drain;
       (void)!::read(w.wake_fd, &drain, sizeof drain);
     }

@@ -100,4 +100,69 @@ size_t segment_gso(const uint8_t* f, uint32_t len, uint16_t gso_size, uint8_t* o
   return n;
 }
 
+bool tcp_segment_view(const uint8_t* f, uint32_t len, TcpSegmentView* out) {
+  L4Field at;
+  if (!locate_l4_checksum(f, len, &at) || at.proto != kProtoTcp || at.l4 - at.l3 != sizeof(Ipv4Hdr)) return false;
+  const auto* th = reinterpret_cast<const TcpHdr*>(f + at.l4);
+  const uint32_t thl = th->header_len();
+  if (thl < sizeof(TcpHdr) || thl >= at.l4_len) return false;  // no payload: nothing to join
+  if ((th->flags & ~kTcpPsh) != kTcpAck) return false;
+  const auto* ip = reinterpret_cast<const Ipv4Hdr*>(f + at.l3);
+  out->l3 = static_cast<uint16_t>(at.l3);
+  out->l4 = static_cast<uint16_t>(at.l4);
+  out->payload_at = static_cast<uint16_t>(at.l4 + thl);
+  out->payload = static_cast<uint16_t>(at.l4_len - thl);
+  out->ip_end = static_cast<uint16_t>(at.l4 + at.l4_len);
+  out->id = ip->id.host();
+  out->seq = th->seq.host();
+  out->flags = th->flags;
+  return true;
+}
+
+void TcpRun::open(uint8_t* frame, const TcpSegmentView& s) {
+  first = frame;
+  head = s;
+  bytes = 0;
+  segments = 0;
+  closed = false;
+  add(s);
+}
+
+bool TcpRun::accepts(const uint8_t* f, const TcpSegmentView& s) const {
+  if (closed || s.l3 != head.l3 || s.payload_at != head.payload_at || s.payload > head.payload) return false;
+  // One IPv4 datagram, and the whole frame within 64 KiB.
+  if (uint32_t{head.payload_at} + bytes + s.payload > 0xFFFFu) return false;
+  if (s.seq != head.seq + bytes || s.id != static_cast<uint16_t>(head.id + segments)) return false;
+  if (std::memcmp(f, first, head.l3) != 0) return false;  // the same link header
+  const uint8_t* a = first + head.l3;
+  const uint8_t* b = f + s.l3;
+  // IPv4: version and length, TOS; flags and offset, TTL, protocol; addresses.
+  if (a[0] != b[0] || a[1] != b[1] || std::memcmp(a + 6, b + 6, 4) != 0 || std::memcmp(a + 12, b + 12, 8) != 0)
+    return false;
+  a = first + head.l4;
+  b = f + s.l4;
+  // TCP: ports; ack; offset; window; urgent pointer; options. Flags were
+  // checked by tcp_segment_view, the sequence number above.
+  return std::memcmp(a, b, 4) == 0 && std::memcmp(a + 8, b + 8, 5) == 0 && std::memcmp(a + 14, b + 14, 2) == 0 &&
+         std::memcmp(a + 18, b + 18, head.payload_at - head.l4 - 18u) == 0;
+}
+
+void TcpRun::add(const TcpSegmentView& s) {
+  bytes += s.payload;
+  ++segments;
+  last_flags = s.flags;
+  closed = (s.flags & kTcpPsh) || s.payload < head.payload;
+}
+
+void TcpRun::finish() const {
+  auto* ip = reinterpret_cast<Ipv4Hdr*>(first + head.l3);
+  const uint32_t l4_len = head.payload_at - head.l4 + bytes;
+  ip->tot_len.set(static_cast<uint16_t>(sizeof(Ipv4Hdr) + l4_len));
+  ip->check = 0;
+  ip->check = csum_finish(csum_partial(ip, sizeof(Ipv4Hdr)));
+  auto* th = reinterpret_cast<TcpHdr*>(first + head.l4);
+  th->flags = static_cast<uint8_t>(th->flags | (last_flags & kTcpPsh));
+  th->check = csum_fold(pseudo_sum(ip->saddr.raw, ip->daddr.raw, kProtoTcp, l4_len));
+}
+
 }  // namespace xnat

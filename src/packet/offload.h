@@ -31,6 +31,10 @@ enum class L4Csum : uint8_t {
   // that holds anything else is wrong. A corruption that happens to leave that
   // sum is as rare (2^-16) as one that happens to leave a valid checksum.
   kMaybePartial,
+  // Full, and verified by the engine (nf_conntrack_checksum = 1; translation
+  // keeps it right): the frame may leave with it partial instead, as one of
+  // a coalesced super-frame's segments (tcp_run_*).
+  kVerified,
 };
 
 // Segmentation metadata of a super-frame (virtio_net_hdr's gso_type).
@@ -74,5 +78,49 @@ size_t segment_gso(const uint8_t* frame, uint32_t len, uint16_t gso_size, uint8_
       frame, len, gso_size, scratch, scratch_len,
       [](void* c, const uint8_t* f, uint32_t l) -> bool { return (*static_cast<F*>(c))(f, l); }, &emit);
 }
+
+// Coalescing: what GRO does on a NIC's receive, done at the gateway's output
+// where a backend can send super-frames (AF_PACKET). Consecutive segments of
+// one TCP connection in a burst leave as one super-frame, its checksum
+// partial, to be cut again by the output device or the kernel's GSO into
+// exactly the frames that came in (segment_gso does the same cut). As in
+// tcp_gro_receive, a segment joins only if the cut gives it back unchanged:
+// the same link, IPv4 (no options, not fragmented, the same TOS, TTL, DF, and
+// the identification one more than the last) and TCP header (ports, ack,
+// window, options) as the run's first, its sequence number next, flags ACK
+// with PSH at most; every segment but the last carries the first's payload
+// size, and a shorter one or one with PSH ends the run.
+struct TcpSegmentView {
+  uint16_t l3 = 0, l4 = 0;
+  uint16_t payload_at = 0;  // link, IPv4 and TCP headers
+  uint16_t payload = 0;
+  uint16_t ip_end = 0;  // bytes after it are link padding
+  uint16_t id = 0;
+  uint32_t seq = 0;
+  uint8_t flags = 0;
+};
+
+// Whether a frame could open or join a run, with its offsets; false for
+// anything else (not TCP over IPv4, IPv4 options, a fragment, no payload,
+// flags other than ACK and ACK|PSH).
+bool tcp_segment_view(const uint8_t* frame, uint32_t len, TcpSegmentView* out);
+
+struct TcpRun {
+  uint8_t* first = nullptr;  // the first segment's frame: its headers become the super-frame's
+  TcpSegmentView head;
+  uint32_t bytes = 0;  // payload so far
+  uint16_t segments = 0;
+  uint8_t last_flags = 0;
+  bool closed = false;  // a short segment or PSH ended it
+
+  void open(uint8_t* frame, const TcpSegmentView& s);
+  bool accepts(const uint8_t* frame, const TcpSegmentView& s) const;
+  void add(const TcpSegmentView& s);
+  // Rewrites the first frame's headers for the whole run (IPv4 total length
+  // and checksum, PSH of the last segment, the TCP checksum partial: the
+  // pseudo-header sum). The super-frame is those headers followed by every
+  // segment's payload, to be cut at head.payload bytes.
+  void finish() const;
+};
 
 }  // namespace xnat
