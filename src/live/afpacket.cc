@@ -1,6 +1,7 @@
 // AF_PACKET backend, for interfaces where XDP cannot be attached: a TPACKET_V2
-// receive ring and a TPACKET_V2 transmit ring per interface, the transmit
-// ring kicked once per burst. The kernel still gets its copy of every frame;
+// receive ring per interface; forwarded frames leave by one sendmmsg per
+// burst and port (complete), others (held, handed over, the host's) through
+// a TPACKET_V2 transmit ring kicked once per loop. The kernel still gets its copy of every frame;
 // the tc ingress program drops the ones the gateway takes (src/live/steer.h),
 // and the gateway ignores the rest, which the steering decision marks as the
 // kernel's. Frames are copied out of the receive ring into per-burst buffers,
