@@ -67,6 +67,59 @@ COMMIT
 }
 }  // namespace
 
+namespace {
+// What AF_PACKET's output does with a burst (live/afpacket.cc): runs of TCP
+// segments leave as one super-frame each. Cut again as the output's GSO cuts
+// it, a run must give back exactly its segments, with their checksums full.
+void check_coalescing(const xnat::Packet* pkts, size_t n) {
+  static uint8_t copy[xnat::kBurst][2048];
+  static uint8_t super[65536 + 2048];
+  static uint8_t scratch[2048];
+  for (int16_t port = 0; port < 2; ++port) {
+    size_t idx[xnat::kBurst];
+    xnat::TcpSegmentView views[xnat::kBurst];
+    size_t k = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const xnat::Packet& p = pkts[i];
+      if (p.verdict != xnat::Verdict::kForward || p.out_if != port || p.gso != xnat::Gso::kNone) continue;
+      if (p.l4_csum != xnat::L4Csum::kVerified && p.l4_csum != xnat::L4Csum::kPartial) continue;
+      if (!xnat::tcp_segment_view(p.data, p.len, &views[k])) continue;
+      std::memcpy(copy[k], p.data, views[k].ip_end);
+      if (!xnat::finish_l4_checksum(copy[k], views[k].ip_end)) __builtin_trap();
+      idx[k++] = i;
+    }
+    size_t at = 0;
+    while (at < k) {
+      xnat::TcpRun run;
+      uint8_t first[2048];
+      std::memcpy(first, pkts[idx[at]].data, views[at].ip_end);
+      run.open(first, views[at]);
+      size_t end = at + 1;
+      uint32_t len = views[at].ip_end;
+      std::memcpy(super, first, len);
+      while (end < k && run.accepts(pkts[idx[end]].data, views[end])) {
+        run.add(views[end]);
+        std::memcpy(super + len, pkts[idx[end]].data + views[end].payload_at, views[end].payload);
+        len += views[end].payload;
+        ++end;
+      }
+      if (run.segments > 1) {
+        run.finish();
+        std::memcpy(super, first, views[at].payload_at);
+        size_t seg = at;
+        auto sink = [&](const uint8_t* f, uint32_t l) {
+          if (seg >= end || l != views[seg].ip_end || std::memcmp(f, copy[seg], l) != 0) __builtin_trap();
+          ++seg;
+          return true;
+        };
+        if (xnat::segment_gso(super, len, run.head.payload, scratch, sizeof scratch, sink) != end - at) __builtin_trap();
+      }
+      at = end;
+    }
+  }
+}
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const xnat::EngineConfig config = make_config();
   xnat::Engine engine(config);
@@ -95,6 +148,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       p.gso_size = p.gso == xnat::Gso::kNone ? 0 : 536;
     }
     engine.process_burst(pkts, n, now);
+    check_coalescing(pkts, n);
     for (size_t i = 0; i < n; ++i) {
       xnat::Packet& p = pkts[i];
       if (p.len > p.capacity || (p.verdict == xnat::Verdict::kForward && p.out_if < 0)) __builtin_trap();

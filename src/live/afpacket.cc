@@ -46,6 +46,7 @@ constexpr uint32_t kRxFrameSize = 2048;  // a slot: an MTU frame behind the ring
 constexpr uint32_t kRxFrames = 4096;     // 8 MiB: rides out a worker being descheduled for a few ms
 constexpr uint32_t kRxBlockSize = 1 << 16;
 constexpr int kRxQueueBytes = 32 << 20;  // super-frames waiting on the socket's queue
+constexpr int kTxQueueBytes = 8 << 20;   // frames sent and not yet freed by the device
 constexpr uint32_t kTxFrameSize = 2048;
 constexpr uint32_t kBufSize = 2048;
 // A super-frame: an IPv4 datagram of up to 64 KiB behind its link header.
@@ -96,7 +97,7 @@ virtio_net_hdr vnet_of(const Packet& p) {
 
 struct PacketPort {
   int rx_fd = -1, tx_fd = -1;
-  int big_fd = -1;  // super-frames larger than a transmit ring frame
+  int big_fd = -1;  // forwarded frames (complete), and what is too big for a ring frame
   uint8_t* rx_ring = nullptr;
   uint8_t* tx_ring = nullptr;
   uint32_t rx_head = 0;  // next receive slot
@@ -185,6 +186,12 @@ class AfPacketBackend final : public Backend {
       if (p.big_fd < 0) return sys_error("AF_PACKET socket");
       v = 1;
       if (setsockopt(p.big_fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof v) < 0) return sys_error("PACKET_VNET_HDR");
+      // A burst of super-frames is up to 2 MiB in flight until the device
+      // has sent them: more than the default buffer.
+      v = kTxQueueBytes;
+      if (setsockopt(p.big_fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) < 0)
+        (void)setsockopt(p.big_fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+      v = 1;
       (void)setsockopt(p.big_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof v);
       if (::bind(p.big_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
         return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
@@ -243,6 +250,10 @@ class AfPacketBackend final : public Backend {
   }
 
   void complete(Packet* pkts, size_t n) override {
+    for (size_t at = 0; at < n; at += kBurst) complete_burst(pkts + at, std::min(n - at, size_t{kBurst}));
+  }
+
+  void complete_burst(Packet* pkts, size_t n) {
     // One sendmmsg per output port and burst, from the burst's buffers (the
     // kernel copies each frame once, as into a ring; a ring's frames sent to
     // a local socket, as on a veth, are copied again). Consecutive segments
@@ -386,8 +397,8 @@ class AfPacketBackend final : public Backend {
       const int r = ::sendmmsg(p.big_fd, &mmsgs_[sent], static_cast<unsigned>(k - sent), MSG_DONTWAIT);
       if (r <= 0) {
         // This frame was refused (the socket's buffer or the device's queue
-        // full): counted, and the rest go on.
-        ++st.tx_ring_full;
+        // full): its segments are counted, and the rest go on.
+        st.tx_ring_full += mmsgs_[sent].msg_hdr.msg_iovlen - 1;
         ++sent;
         continue;
       }
