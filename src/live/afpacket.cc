@@ -4,9 +4,9 @@
 // a TPACKET_V2 transmit ring kicked once per loop. The kernel still gets its copy of every frame;
 // the tc ingress program drops the ones the gateway takes (src/live/steer.h),
 // and the gateway ignores the rest, which the steering decision marks as the
-// kernel's. Frames are copied out of the receive ring into per-burst buffers,
-// so the engine can grow them in place (ICMP errors) and the slot goes back
-// to the kernel at once.
+// kernel's. Frames are worked on in their receive ring slots, whose room
+// after the frame lets the engine grow them in place (ICMP errors); the
+// slots go back to the kernel once complete() has sent the burst.
 //
 // The receive ring is TPACKET_V2, a status per frame, because TPACKET_V3
 // hands over a block of frames only when it is full or its retire timer
@@ -48,7 +48,6 @@ constexpr uint32_t kRxBlockSize = 1 << 16;
 constexpr int kRxQueueBytes = 32 << 20;  // super-frames waiting on the socket's queue
 constexpr int kTxQueueBytes = 8 << 20;   // frames sent and not yet freed by the device
 constexpr uint32_t kTxFrameSize = 2048;
-constexpr uint32_t kBufSize = 2048;
 // A super-frame: an IPv4 datagram of up to 64 KiB behind its link header.
 constexpr uint32_t kBigBufSize = 65536 + 2048;
 
@@ -100,7 +99,8 @@ struct PacketPort {
   int big_fd = -1;  // forwarded frames (complete), and what is too big for a ring frame
   uint8_t* rx_ring = nullptr;
   uint8_t* tx_ring = nullptr;
-  uint32_t rx_head = 0;  // next receive slot
+  uint32_t rx_head = 0;   // next receive slot
+  uint32_t rx_taken = 0;  // slots before rx_head handed out by rx(), not yet released
   uint32_t tx_frames = 0, tx_head = 0, tx_pending = 0;
 };
 
@@ -119,7 +119,6 @@ class AfPacketBackend final : public Backend {
   Status init(const BackendOptions& o) {
     ports_.resize(o.ifnames.size());
     stats_.resize(o.ifnames.size());
-    bufs_.resize(size_t{kBurst} * kBufSize);
     big_bufs_.resize(size_t{kBurst} * kBigBufSize);
     for (size_t i = 0; i < ports_.size(); ++i) {
       PacketPort& p = ports_[i];
@@ -222,7 +221,7 @@ class AfPacketBackend final : public Backend {
         msg.msg_iovlen = 2;
         const ssize_t got = ::recvmsg(p.rx_fd, &msg, MSG_DONTWAIT);
         if (got < static_cast<ssize_t>(kVnet)) {
-          release_rx(p, h);
+          take_rx(p);
           ++st.rx_ring_dropped;
           continue;
         }
@@ -230,15 +229,14 @@ class AfPacketBackend final : public Backend {
         out.len = static_cast<uint32_t>(got - static_cast<ssize_t>(kVnet));
         out.capacity = kBigBufSize;
       } else {
-        const uint8_t* frame = reinterpret_cast<const uint8_t*>(h) + h->tp_mac;
-        uint8_t* buf = bufs_.data() + n * kBufSize;
-        out.len = std::min<uint32_t>(h->tp_snaplen, kBufSize);
-        std::memcpy(buf, frame, out.len);
+        // Worked on where it lies: the slot goes back after complete().
+        uint8_t* frame = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
+        out.capacity = kRxFrameSize - h->tp_mac;
+        out.len = std::min<uint32_t>(h->tp_snaplen, out.capacity);
         std::memcpy(&vnet, frame - kVnet, kVnet);
-        out.data = buf;
-        out.capacity = kBufSize;
+        out.data = frame;
       }
-      release_rx(p, h);
+      take_rx(p);
       ++st.rx;
       st.rx_bytes += out.len;
       read_vnet(vnet, &out);
@@ -251,6 +249,7 @@ class AfPacketBackend final : public Backend {
 
   void complete(Packet* pkts, size_t n) override {
     for (size_t at = 0; at < n; at += kBurst) complete_burst(pkts + at, std::min(n - at, size_t{kBurst}));
+    release_rx();  // everything sent has been copied by now, the rest dropped
   }
 
   void complete_burst(Packet* pkts, size_t n) {
@@ -342,9 +341,22 @@ class AfPacketBackend final : public Backend {
   }
 
  private:
-  static void release_rx(PacketPort& p, tpacket2_hdr* h) {
-    __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+  static void take_rx(PacketPort& p) {
     p.rx_head = (p.rx_head + 1) % kRxFrames;
+    ++p.rx_taken;
+  }
+
+  // The slots rx() handed out go back to the kernel, in ring order (the
+  // kernel fills the slot at its head only once that one is free).
+  void release_rx() {
+    for (PacketPort& p : ports_) {
+      for (uint32_t i = p.rx_taken; i > 0; --i) {
+        const uint32_t slot = (p.rx_head + kRxFrames - i) % kRxFrames;
+        auto* h = reinterpret_cast<tpacket2_hdr*>(p.rx_ring + size_t{slot} * kRxFrameSize);
+        __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      }
+      p.rx_taken = 0;
+    }
   }
 
   bool send(const Packet& pk) {
@@ -418,7 +430,6 @@ class AfPacketBackend final : public Backend {
   }
 
   std::vector<PacketPort> ports_;
-  std::vector<uint8_t> bufs_;
   std::vector<uint8_t> big_bufs_;
   std::vector<pollfd> pfds_;
   // complete()'s messages: a frame's is its virtio_net_hdr and the frame,
