@@ -427,16 +427,25 @@ TEST(Coalesce, ARunStaysWithinOneDatagram) {
 TEST(Coalesce, OnlyVerifiedTcpIsMarked) {
   for (bool verify : {true, false}) {
     auto e = make_engine(kMasq, verify ? "" : "nf_conntrack_checksum = false");
-    std::vector<std::vector<uint8_t>> bufs(3);
-    std::vector<Packet> p(3);
+    std::vector<std::vector<uint8_t>> bufs(5);
+    std::vector<Packet> p(5);
     p[0] = received(&bufs[0], from_client().tcp(40000, 80, kTcpSyn, 4999).build(), kIn);
     p[1] = received(&bufs[1], from_client().udp(40000, 53).payload(bytes(10, 1)).build(), kIn);
     p[2] = received(&bufs[2], partial(from_client().tcp(40001, 80, kTcpSyn, 4999).build()), kIn);
     p[2].l4_csum = L4Csum::kPartial;
+    // AF_XDP on a veth: maybe partial. A partial one is completed here, so
+    // it is known right; a full one is known right only if verified.
+    p[3] = received(&bufs[3], partial(from_client().tcp(40002, 80, kTcpSyn, 4999).build()), kIn);
+    p[3].l4_csum = L4Csum::kMaybePartial;
+    p[4] = received(&bufs[4], from_client().tcp(40003, 80, kTcpSyn, 4999).build(), kIn);
+    p[4].l4_csum = L4Csum::kMaybePartial;
     e->process_burst(p.data(), p.size(), 1000);
     EXPECT_EQ(p[0].l4_csum, verify ? L4Csum::kVerified : L4Csum::kFull);
     EXPECT_EQ(p[1].l4_csum, L4Csum::kFull);
     EXPECT_EQ(p[2].l4_csum, L4Csum::kPartial);
+    EXPECT_EQ(p[3].l4_csum, L4Csum::kVerified);
+    EXPECT_EQ(p[4].l4_csum, verify ? L4Csum::kVerified : L4Csum::kMaybePartial);
+    for (const Packet& q : p) EXPECT_EQ(q.verdict, Verdict::kForward);
   }
 }
 

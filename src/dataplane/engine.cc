@@ -90,9 +90,11 @@ void Engine::process_burst(Packet* pkts, size_t n, uint64_t now_ms) {
       status_[i] = parse_frame(pkts[i].data, pkts[i].len, opts, &parsed_[i]);
       if (parsed_[i].l4_csum_completed) [[unlikely]]
         complete_l4_checksum(pkts[i], parsed_[i]);
-      // Verified: the backend may coalesce it with its neighbours (offload.h).
-      if (opts.verify_l4_checksum && opts.l4_csum == L4Csum::kFull && status_[i] == ParseStatus::kOk &&
-          parsed_[i].tuple.proto == kProtoTcp && parsed_[i].frag == FragKind::kNone && !parsed_[i].icmp_error)
+      // Verified (or completed here): the backend may coalesce it with its
+      // neighbours (offload.h).
+      if (((opts.verify_l4_checksum && opts.l4_csum != L4Csum::kPartial) || parsed_[i].l4_csum_completed) &&
+          status_[i] == ParseStatus::kOk && parsed_[i].tuple.proto == kProtoTcp &&
+          parsed_[i].frag == FragKind::kNone && !parsed_[i].icmp_error)
         pkts[i].l4_csum = L4Csum::kVerified;
       if (status_[i] == ParseStatus::kOk && !parsed_[i].icmp_error) {
         hash_[i] = ct_.hash(parsed_[i].tuple);

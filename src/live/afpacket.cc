@@ -36,6 +36,7 @@
 #include <cstring>
 
 #include "live/backend.h"
+#include "live/vnet_sender.h"
 #include "packet/offload.h"
 #include "packet/headers.h"
 
@@ -46,57 +47,14 @@ constexpr uint32_t kRxFrameSize = 2048;  // a slot: an MTU frame behind the ring
 constexpr uint32_t kRxFrames = 4096;     // 8 MiB: rides out a worker being descheduled for a few ms
 constexpr uint32_t kRxBlockSize = 1 << 16;
 constexpr int kRxQueueBytes = 32 << 20;  // super-frames waiting on the socket's queue
-constexpr int kTxQueueBytes = 8 << 20;   // frames sent and not yet freed by the device
 constexpr uint32_t kTxFrameSize = 2048;
 // A super-frame: an IPv4 datagram of up to 64 KiB behind its link header.
 constexpr uint32_t kBigBufSize = 65536 + 2048;
 
-// struct virtio_net_hdr (linux/virtio_net.h, whose C does not compile as C++).
-struct virtio_net_hdr {
-  uint8_t flags;
-  uint8_t gso_type;
-  uint16_t hdr_len, gso_size, csum_start, csum_offset;
-};
-constexpr uint8_t kVnetNeedsCsum = 1;
-constexpr uint8_t kVnetGsoTcpV4 = 1, kVnetGsoUdpL4 = 5, kVnetGsoEcn = 0x80;
-constexpr uint32_t kVnet = sizeof(virtio_net_hdr);
-static_assert(kVnet == 10);
-
 Error sys_error(const std::string& what) { return Error{fmt::format("{}: {}", what, std::strerror(errno))}; }
-
-// What the kernel says of a received frame's offloads (virtio_net_hdr in
-// the guest's byte order, which for a packet socket is the host's).
-void read_vnet(const virtio_net_hdr& v, Packet* p) {
-  if (v.flags & kVnetNeedsCsum) p->l4_csum = L4Csum::kPartial;
-  switch (v.gso_type & ~kVnetGsoEcn) {
-    case kVnetGsoTcpV4: p->gso = Gso::kTcp; break;
-    case kVnetGsoUdpL4: p->gso = Gso::kUdp; break;
-    default: return;
-  }
-  p->gso_size = v.gso_size;
-}
-
-// The header a frame leaves with: the partial checksum's place and the
-// segmentation the output should do.
-virtio_net_hdr vnet_of(const Packet& p) {
-  virtio_net_hdr v{};
-  L4Field at;
-  if (p.l4_csum != L4Csum::kPartial || !locate_l4_checksum(p.data, p.len, &at)) return v;
-  v.flags = kVnetNeedsCsum;
-  v.csum_start = static_cast<uint16_t>(at.l4);
-  v.csum_offset = static_cast<uint16_t>(at.field - at.l4);
-  if (p.gso != Gso::kNone && p.gso_size) {
-    v.gso_type = p.gso == Gso::kTcp ? kVnetGsoTcpV4 : kVnetGsoUdpL4;
-    v.gso_size = p.gso_size;
-    const uint32_t l4_hdr = p.gso == Gso::kTcp ? (p.data[at.l4 + 12] >> 4) * 4u : 8u;
-    v.hdr_len = static_cast<uint16_t>(at.l4 + l4_hdr);
-  }
-  return v;
-}
 
 struct PacketPort {
   int rx_fd = -1, tx_fd = -1;
-  int big_fd = -1;  // forwarded frames (complete), and what is too big for a ring frame
   uint8_t* rx_ring = nullptr;
   uint8_t* tx_ring = nullptr;
   uint32_t rx_head = 0;   // next receive slot
@@ -112,12 +70,12 @@ class AfPacketBackend final : public Backend {
       if (p.tx_ring) munmap(p.tx_ring, size_t{p.tx_frames} * kTxFrameSize);
       if (p.rx_fd >= 0) ::close(p.rx_fd);
       if (p.tx_fd >= 0) ::close(p.tx_fd);
-      if (p.big_fd >= 0) ::close(p.big_fd);
     }
   }
 
   Status init(const BackendOptions& o) {
     ports_.resize(o.ifnames.size());
+    senders_ = std::vector<VnetSender>(o.ifnames.size());
     stats_.resize(o.ifnames.size());
     big_bufs_.resize(size_t{kBurst} * kBigBufSize);
     for (size_t i = 0; i < ports_.size(); ++i) {
@@ -181,19 +139,8 @@ class AfPacketBackend final : public Backend {
       sll.sll_protocol = 0;
       if (::bind(p.tx_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
         return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
-      p.big_fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-      if (p.big_fd < 0) return sys_error("AF_PACKET socket");
-      v = 1;
-      if (setsockopt(p.big_fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof v) < 0) return sys_error("PACKET_VNET_HDR");
-      // A burst of super-frames is up to 2 MiB in flight until the device
-      // has sent them: more than the default buffer.
-      v = kTxQueueBytes;
-      if (setsockopt(p.big_fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) < 0)
-        (void)setsockopt(p.big_fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
-      v = 1;
-      (void)setsockopt(p.big_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof v);
-      if (::bind(p.big_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
-        return sys_error(fmt::format("bind AF_PACKET to {}", ifname));
+      // Forwarded frames (complete), and what is too big for a ring frame.
+      if (auto r = senders_[i].open(o.ifindexes[i], ifname); !r) return r.error();
       pfds_.push_back(pollfd{p.rx_fd, POLLIN, 0});
     }
     pfds_.reserve(pfds_.size() + 2);  // wait() appends the wake-up and extra fds
@@ -211,7 +158,7 @@ class AfPacketBackend final : public Backend {
       if (!(status & TP_STATUS_USER)) break;
       Packet& out = pkts[n];
       out = Packet{};
-      virtio_net_hdr vnet;
+      VnetHdr vnet;
       if (status & TP_STATUS_COPY) {
         // Too big for the slot: the whole frame is next on the socket's queue.
         uint8_t* buf = big_bufs_.data() + n * kBigBufSize;
@@ -248,60 +195,11 @@ class AfPacketBackend final : public Backend {
   }
 
   void complete(Packet* pkts, size_t n) override {
-    for (size_t at = 0; at < n; at += kBurst) complete_burst(pkts + at, std::min(n - at, size_t{kBurst}));
-    release_rx();  // everything sent has been copied by now, the rest dropped
-  }
-
-  void complete_burst(Packet* pkts, size_t n) {
-    // One sendmmsg per output port and burst, from the burst's buffers (the
-    // kernel copies each frame once, as into a ring; a ring's frames sent to
-    // a local socket, as on a veth, are copied again). Consecutive segments
-    // of a TCP connection leave as one super-frame (offload.h), as GRO would
-    // have made them: the receiver takes one frame instead of dozens.
     for (size_t port = 0; port < ports_.size(); ++port) {
-      size_t k = 0, v = 0;
-      TcpRun run;
-      auto end_run = [&] {
-        if (run.segments > 1) {
-          run.finish();
-          virtio_net_hdr& h = vnets_[k - 1];
-          h.flags = kVnetNeedsCsum;
-          h.csum_start = run.head.l4;
-          h.csum_offset = offsetof(TcpHdr, check);
-          h.gso_type = kVnetGsoTcpV4;
-          h.gso_size = run.head.payload;
-          h.hdr_len = run.head.payload_at;
-          mmsgs_[k - 1].msg_hdr.msg_iov[1].iov_len = run.head.ip_end;  // no link padding inside
-          stats_[port].tx_coalesced += run.segments - 1u;
-        }
-        run.segments = 0;
-      };
-      for (size_t i = 0; i < n; ++i) {
-        Packet& pk = pkts[i];
-        if (pk.verdict != Verdict::kForward || static_cast<size_t>(pk.out_if) != port) continue;
-        TcpSegmentView s;
-        const bool seg = (pk.l4_csum == L4Csum::kVerified || pk.l4_csum == L4Csum::kPartial) &&
-                         pk.gso == Gso::kNone && tcp_segment_view(pk.data, pk.len, &s);
-        if (seg && run.segments && run.accepts(pk.data, s)) {
-          iovs_[v++] = {pk.data + s.payload_at, s.payload};
-          ++mmsgs_[k - 1].msg_hdr.msg_iovlen;
-          run.add(s);
-          continue;
-        }
-        end_run();
-        vnets_[k] = vnet_of(pk);
-        iovs_[v] = {&vnets_[k], kVnet};
-        iovs_[v + 1] = {pk.data, pk.len};
-        mmsgs_[k] = {};
-        mmsgs_[k].msg_hdr.msg_iov = &iovs_[v];
-        mmsgs_[k].msg_hdr.msg_iovlen = 2;
-        v += 2;
-        ++k;
-        if (seg) run.open(pk.data, s);
-      }
-      end_run();
-      if (k) transmit(port, k);
+      kick(ports_[port]);  // what send() put on the ring goes first
+      senders_[port].send_burst(pkts, n, static_cast<int>(port), stats_[port]);
     }
+    release_rx();  // everything sent has been copied by now, the rest dropped
   }
 
   bool send_copy(int port, const uint8_t* frame, uint32_t len) override {
@@ -364,23 +262,11 @@ class AfPacketBackend final : public Backend {
     if (port < 0 || static_cast<size_t>(port) >= ports_.size()) return false;
     PacketPort& p = ports_[static_cast<size_t>(port)];
     PortStats& st = stats_[static_cast<size_t>(port)];
-    const virtio_net_hdr vnet = vnet_of(pk);
+    const VnetHdr vnet = vnet_of(pk);
     constexpr uint32_t kData = TPACKET2_HDRLEN - sizeof(sockaddr_ll);
     if (pk.len + kVnet > kTxFrameSize - kData) {
-      // After what the ring holds, so the flow's order holds.
-      kick(p);
-      iovec iov[2] = {{const_cast<virtio_net_hdr*>(&vnet), kVnet}, {pk.data, pk.len}};
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = 2;
-      if (::sendmsg(p.big_fd, &msg, MSG_DONTWAIT) < 0) {
-        ++st.tx_ring_full;
-        return false;
-      }
-      ++st.tx;
-      st.tx_bytes += pk.len;
-      if (vnet.gso_type) ++st.tx_gso;
-      return true;
+      kick(p);  // after what the ring holds, so the flow's order holds
+      return senders_[static_cast<size_t>(port)].send_one(pk, st);
     }
     auto* h = reinterpret_cast<tpacket2_hdr*>(p.tx_ring + size_t{p.tx_head} * kTxFrameSize);
     if (h->tp_status != TP_STATUS_AVAILABLE) {
@@ -400,29 +286,6 @@ class AfPacketBackend final : public Backend {
     return true;
   }
 
-  void transmit(size_t port, size_t k) {
-    PacketPort& p = ports_[port];
-    PortStats& st = stats_[port];
-    kick(p);  // what send() put on the ring goes first
-    size_t sent = 0;
-    while (sent < k) {
-      const int r = ::sendmmsg(p.big_fd, &mmsgs_[sent], static_cast<unsigned>(k - sent), MSG_DONTWAIT);
-      if (r <= 0) {
-        // This frame was refused (the socket's buffer or the device's queue
-        // full): its segments are counted, and the rest go on.
-        st.tx_ring_full += mmsgs_[sent].msg_hdr.msg_iovlen - 1;
-        ++sent;
-        continue;
-      }
-      for (size_t j = sent; j < sent + static_cast<size_t>(r); ++j) {
-        ++st.tx;
-        st.tx_bytes += mmsgs_[j].msg_len - kVnet;
-        if (vnets_[j].gso_type) ++st.tx_gso;
-      }
-      sent += static_cast<size_t>(r);
-    }
-  }
-
   static void kick(PacketPort& p) {
     if (p.tx_pending) {
       if (::send(p.tx_fd, nullptr, 0, MSG_DONTWAIT) >= 0 || errno != EAGAIN) p.tx_pending = 0;
@@ -432,11 +295,7 @@ class AfPacketBackend final : public Backend {
   std::vector<PacketPort> ports_;
   std::vector<uint8_t> big_bufs_;
   std::vector<pollfd> pfds_;
-  // complete()'s messages: a frame's is its virtio_net_hdr and the frame,
-  // then the payload of each segment coalesced into it.
-  virtio_net_hdr vnets_[kBurst];
-  iovec iovs_[3 * kBurst];
-  mmsghdr mmsgs_[kBurst];
+  std::vector<VnetSender> senders_;  // per port
 };
 
 }  // namespace

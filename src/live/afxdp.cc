@@ -1,7 +1,9 @@
 // AF_XDP backend: a socket on every rx queue of every interface (with several
 // workers, this worker's queues), all sharing one UMEM, so a frame received on one interface is transmitted on another by
 // passing its UMEM address; nothing is copied in user space. Free frames are a
-// stack; fill rings are topped up from it, completions return to it.
+// stack; fill rings are topped up from it, completions return to it. In copy
+// mode (a veth), where every frame is copied into an skb anyway, a burst with
+// TCP segments to coalesce leaves through a packet socket (vnet_sender.h).
 #include <fmt/format.h>
 #include <linux/ethtool.h>
 #include <linux/if_xdp.h>
@@ -16,8 +18,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "live/backend.h"
+#include "live/vnet_sender.h"
 #include "live/steering.h"
 
 #ifndef SOL_XDP
@@ -77,6 +81,7 @@ struct Sock {
   uint32_t queue = 0;
   uint32_t tx_pending = 0;  // submitted, not yet kicked
   uint32_t outstanding = 0; // on the tx ring, not yet completed
+  bool zerocopy = false;
 };
 
 class AfXdpBackend final : public Backend {
@@ -150,8 +155,10 @@ class AfXdpBackend final : public Backend {
       s.fd = xsk_socket__fd(s.xsk);
       xdp_options opt{};
       socklen_t optlen = sizeof opt;
-      if (getsockopt(s.fd, SOL_XDP, XDP_OPTIONS, &opt, &optlen) == 0 && (opt.flags & XDP_OPTIONS_ZEROCOPY))
+      if (getsockopt(s.fd, SOL_XDP, XDP_OPTIONS, &opt, &optlen) == 0 && (opt.flags & XDP_OPTIONS_ZEROCOPY)) {
         ++zerocopy_;
+        s.zerocopy = true;
+      }
       uint32_t budget = ring_;
       (void)setsockopt(s.fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget, sizeof budget);
       if (o.busy_poll) {
@@ -170,6 +177,16 @@ class AfXdpBackend final : public Backend {
           tx_of_port_.back() = static_cast<int>(i);
           break;
         }
+    }
+    // In copy mode (a veth) every frame is copied into an skb anyway; where
+    // TCP segments can be coalesced, a packet socket sends them as one.
+    coalescers_.resize(o.ifnames.size());
+    for (size_t p = 0; p < o.ifnames.size(); ++p) {
+      bool copy_mode = true;
+      for (const Sock& s : socks_) copy_mode &= s.port != static_cast<int>(p) || !s.zerocopy;
+      if (!copy_mode) continue;
+      coalescers_[p] = std::make_unique<VnetSender>();
+      if (auto r = coalescers_[p]->open(o.ifindexes[p], o.ifnames[p]); !r) return r;
     }
     pfds_.resize(socks_.size() + 2);  // the last two: the worker's wake-up fd and an extra one
     for (size_t i = 0; i < socks_.size(); ++i) pfds_[i] = pollfd{socks_[i].fd, POLLIN, 0};
@@ -205,11 +222,25 @@ class AfXdpBackend final : public Backend {
   }
 
   void complete(Packet* pkts, size_t n) override {
+    // A copy-mode port's burst that has TCP segments to coalesce leaves by
+    // its packet socket, after what its tx ring already holds.
+    uint64_t by_socket = 0;  // ports
+    for (size_t port = 0; port < coalescers_.size() && port < 64; ++port) {
+      if (!coalescers_[port]) continue;
+      bool any = false;
+      for (size_t i = 0; i < n && !any; ++i)
+        any = pkts[i].verdict == Verdict::kForward && pkts[i].out_if == static_cast<int>(port);
+      if (!any) continue;
+      if (tx_of_port_[port] >= 0) kick(socks_[static_cast<size_t>(tx_of_port_[port])]);
+      if (coalescers_[port]->send_burst(pkts, n, static_cast<int>(port), stats_[port], true))
+        by_socket |= uint64_t{1} << port;
+    }
     for (size_t i = 0; i < n; ++i) {
       Packet& p = pkts[i];
       const uint64_t addr = static_cast<uint64_t>(p.data - area_);
-      if (p.verdict != Verdict::kForward || !enqueue_tx(p.out_if, addr, p.len))
-        free_.push_back(addr - addr % kFrameSize);
+      const bool sent = p.verdict == Verdict::kForward && p.out_if >= 0 && p.out_if < 64 && (by_socket >> p.out_if & 1);
+      if (sent || p.verdict != Verdict::kForward || !enqueue_tx(p.out_if, addr, p.len))
+        free_.push_back(addr - addr % kFrameSize);  // a socket's send copied it
     }
   }
 
@@ -228,15 +259,7 @@ class AfXdpBackend final : public Backend {
 
   void flush() override {
     for (Sock& s : socks_) {
-      if (s.tx_pending) {
-        xsk_ring_prod__submit(&s.tx, s.tx_pending);
-        s.outstanding += s.tx_pending;
-        s.tx_pending = 0;
-      }
-      // Copy mode sends only when kicked; a kick sends a bounded batch, so
-      // kick while anything is outstanding.
-      if (s.outstanding && (xsk_ring_prod__needs_wakeup(&s.tx) || !zerocopy_))
-        (void)::sendto(s.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+      kick(s);
       uint32_t idx = 0;
       const uint32_t done = xsk_ring_cons__peek(&s.comp, ring_, &idx);
       for (uint32_t i = 0; i < done; ++i) {
@@ -274,6 +297,18 @@ class AfXdpBackend final : public Backend {
   }
 
  private:
+  void kick(Sock& s) {
+    if (s.tx_pending) {
+      xsk_ring_prod__submit(&s.tx, s.tx_pending);
+      s.outstanding += s.tx_pending;
+      s.tx_pending = 0;
+    }
+    // Copy mode sends only when kicked; a kick sends a bounded batch, so
+    // kick while anything is outstanding.
+    if (s.outstanding && (xsk_ring_prod__needs_wakeup(&s.tx) || !zerocopy_))
+      (void)::sendto(s.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+  }
+
   bool enqueue_tx(int port, uint64_t addr, uint32_t len) {
     if (port < 0 || static_cast<size_t>(port) >= tx_of_port_.size()) return false;
     Sock& s = socks_[static_cast<size_t>(tx_of_port_[static_cast<size_t>(port)])];
@@ -314,6 +349,7 @@ class AfXdpBackend final : public Backend {
   std::vector<Sock> socks_;
   std::vector<int> tx_of_port_;
   std::vector<L4Csum> csum_;  // per port: what its frames' checksums may be
+  std::vector<std::unique_ptr<VnetSender>> coalescers_;  // per port, copy mode only
   std::vector<uint64_t> free_;
   std::vector<pollfd> pfds_;
 };
