@@ -228,8 +228,9 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
     const uint64_t loop_ns = uint64_t(loop_start.tv_sec) * 1'000'000'000 + uint64_t(loop_start.tv_nsec);
     if (w.host_reader && (host_busy || loop_ns - host_read_ns >= 50'000)) {
       // The host's answers on connections translated for it (host_port.h).
-      // A read is a system call, so while frames keep the loop busy the
-      // host port is read every 50 us, or at once again while it has more.
+      // A read is a system call, too dear for every loop of a busy worker:
+      // the host port is read every 50 us (its frames wait at most that
+      // long), at once again while it has more, and after every wake-up.
       host_read_ns = loop_ns;
       const size_t n = w.host->rx(pkts, Engine::kBurst);
       host_busy = n > 0;
