@@ -188,9 +188,10 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
     }
   };
 
+  // One clock read per loop: where a loop ends the next begins.
+  timespec loop_start;
+  clock_gettime(CLOCK_MONOTONIC, &loop_start);
   while (!sh.stop.load(std::memory_order_relaxed)) {
-    timespec loop_start;
-    clock_gettime(CLOCK_MONOTONIC, &loop_start);
     const uint64_t now = uint64_t(loop_start.tv_sec) * 1000 + uint64_t(loop_start.tv_nsec) / 1000000;
     if (const uint64_t v = sh.fib_version.load(std::memory_order_acquire); v != w.fib_version) {
       std::lock_guard<std::mutex> lock(sh.fib_mu);
@@ -329,6 +330,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
         if (ns > 2'000'000) w.live.inc(Counter::loops_over_2ms);
         w.loop_max_ns = std::max(w.loop_max_ns, ns);
       }
+      loop_start = t;
     }
     if (!got && !walked && !bo.busy_poll && now - idle_since > 2) {
       w.sleeping.store(true, std::memory_order_relaxed);
@@ -340,6 +342,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       host_busy = true;  // it may be what woke the worker
       uint64_t drain;
       (void)!::read(w.wake_fd, &drain, sizeof drain);
+      clock_gettime(CLOCK_MONOTONIC, &loop_start);
     }
   }
 }
