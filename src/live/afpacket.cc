@@ -37,8 +37,6 @@
 
 #include "live/backend.h"
 #include "live/vnet_sender.h"
-#include "packet/offload.h"
-#include "packet/headers.h"
 
 namespace xnat {
 namespace {
@@ -262,12 +260,12 @@ class AfPacketBackend final : public Backend {
     if (port < 0 || static_cast<size_t>(port) >= ports_.size()) return false;
     PacketPort& p = ports_[static_cast<size_t>(port)];
     PortStats& st = stats_[static_cast<size_t>(port)];
-    const VnetHdr vnet = vnet_of(pk);
     constexpr uint32_t kData = TPACKET2_HDRLEN - sizeof(sockaddr_ll);
     if (pk.len + kVnet > kTxFrameSize - kData) {
       kick(p);  // after what the ring holds, so the flow's order holds
       return senders_[static_cast<size_t>(port)].send_one(pk, st);
     }
+    const VnetHdr vnet = vnet_of(pk);
     auto* h = reinterpret_cast<tpacket2_hdr*>(p.tx_ring + size_t{p.tx_head} * kTxFrameSize);
     if (h->tp_status != TP_STATUS_AVAILABLE) {
       ++st.tx_ring_full;

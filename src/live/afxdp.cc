@@ -225,15 +225,11 @@ class AfXdpBackend final : public Backend {
     // A copy-mode port's burst that has TCP segments to coalesce leaves by
     // its packet socket, after what its tx ring already holds.
     uint64_t by_socket = 0;  // ports
-    for (size_t port = 0; port < coalescers_.size() && port < 64; ++port) {
-      if (!coalescers_[port]) continue;
-      bool any = false;
-      for (size_t i = 0; i < n && !any; ++i)
-        any = pkts[i].verdict == Verdict::kForward && pkts[i].out_if == static_cast<int>(port);
-      if (!any) continue;
+    for (size_t port = 0; port < coalescers_.size() && port < 64 && n <= kBurst; ++port) {
+      if (!coalescers_[port] || !coalescers_[port]->prepare(pkts, n, static_cast<int>(port))) continue;
       if (tx_of_port_[port] >= 0) kick(socks_[static_cast<size_t>(tx_of_port_[port])]);
-      if (coalescers_[port]->send_burst(pkts, n, static_cast<int>(port), stats_[port], true))
-        by_socket |= uint64_t{1} << port;
+      coalescers_[port]->transmit(stats_[port]);
+      by_socket |= uint64_t{1} << port;
     }
     for (size_t i = 0; i < n; ++i) {
       Packet& p = pkts[i];

@@ -1,8 +1,6 @@
 #include "live/vnet_sender.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
-#include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <unistd.h>
 
@@ -71,12 +69,14 @@ Status VnetSender::open(int ifindex, const std::string& ifname) {
   return {};
 }
 
-bool VnetSender::send_burst(const Packet* pkts, size_t n, int port, PortStats& st, bool only_to_coalesce) {
-  if (n > kBurst) {
-    if (only_to_coalesce) return false;
-    for (size_t at = 0; at < n; at += kBurst) send_burst(pkts + at, std::min(n - at, kBurst), port, st);
-    return true;
+void VnetSender::send_burst(const Packet* pkts, size_t n, int port, PortStats& st) {
+  for (size_t at = 0; at < n; at += kBurst) {
+    prepare(pkts + at, std::min(n - at, kBurst), port);
+    transmit(st);
   }
+}
+
+bool VnetSender::prepare(const Packet* pkts, size_t n, int port) {
   size_t k = 0, v = 0;
   bool coalesced = false;
   TcpRun run;
@@ -122,7 +122,13 @@ bool VnetSender::send_burst(const Packet* pkts, size_t n, int port, PortStats& s
     if (seg) run.open(pk.data, s);
   }
   end_run();
-  if (only_to_coalesce && !coalesced) return false;
+  messages_ = k;
+  return coalesced;
+}
+
+void VnetSender::transmit(PortStats& st) {
+  const size_t k = messages_;
+  messages_ = 0;
   size_t sent = 0;
   while (sent < k) {
     const int r = ::sendmmsg(fd_, &mmsgs_[sent], static_cast<unsigned>(k - sent), MSG_DONTWAIT);
@@ -142,7 +148,6 @@ bool VnetSender::send_burst(const Packet* pkts, size_t n, int port, PortStats& s
     }
     sent += static_cast<size_t>(r);
   }
-  return true;
 }
 
 bool VnetSender::send_one(const Packet& p, PortStats& st) {

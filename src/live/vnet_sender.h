@@ -54,15 +54,19 @@ class VnetSender {
   int fd() const { return fd_; }
 
   // Sends the packets among pkts[0..n) forwarded to `port`, in order,
-  // coalescing runs (within kBurst frames), and counts them in `st`. With
-  // only_to_coalesce, sends nothing unless there is a run of two or more
-  // among at most kBurst frames, and says whether it sent.
-  bool send_burst(const Packet* pkts, size_t n, int port, PortStats& st, bool only_to_coalesce = false);
+  // coalescing runs (within kBurst frames), and counts them in `st`.
+  void send_burst(const Packet* pkts, size_t n, int port, PortStats& st);
+  // The same in two steps: prepare() builds the messages for at most kBurst
+  // packets (rewriting the first frame of each run) and says whether it
+  // coalesced any; transmit() sends them.
+  bool prepare(const Packet* pkts, size_t n, int port);
+  void transmit(PortStats& st);
   // One frame by sendmsg (a super-frame too large for a ring frame).
   bool send_one(const Packet& p, PortStats& st);
 
  private:
   int fd_ = -1;
+  size_t messages_ = 0;  // built by prepare(), not yet sent
   VnetHdr vnets_[kBurst];
   // A message's iovecs: its header, the frame, then the payload of each
   // segment coalesced into it.
