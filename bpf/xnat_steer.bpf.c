@@ -15,8 +15,13 @@
 //   host_port    [0]: ifindex of the gateway's host port (a tun device)
 //   steer_stats  per CPU: [0] frames to the gateway, [1] frames to the kernel,
 //                [2] frames the gateway should have had but no socket was ready,
-//                [3] host frames taken to the host port
+//                [3] host frames taken to the host port, [4] frames and [5]
+//                bytes the fast path forwarded
+//   fastpath     tuple -> struct xnat_fast_entry: offloaded connections (steer.h)
+//   fast_seen    per offloaded connection: when the fast path last carried a
+//                packet of it (ns, CLOCK_MONOTONIC); memory-mapped
 #include <linux/bpf.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
@@ -56,7 +61,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 4);
+  __uint(max_entries, 7);
   __type(key, __u32);
   __type(value, __u64);
 } steer_stats SEC(".maps");
@@ -84,6 +89,22 @@ struct {
   __type(key, __u32);
   __type(value, __u32);
 } host_port SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 2 * XNAT_FAST_SLOTS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct xnat_tuple_key);
+  __type(value, struct xnat_fast_entry);
+} fastpath SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, XNAT_FAST_SLOTS);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, __u64);
+} fast_seen SEC(".maps");
 
 static __always_inline void frag_note(const unsigned char* ip) {
   struct xnat_frag_key k = xnat_frag_key_of(ip);
@@ -130,11 +151,102 @@ int xnat_xdp(struct xdp_md* ctx) {
   return r;
 }
 
-// tc ingress runs after AF_PACKET's taps: the gateway has its copy already,
-// so what it takes is dropped here, before the kernel's IP stack.
+static __always_inline void add(__u32 what, __u64 n) {
+  __u64* c = bpf_map_lookup_elem(&steer_stats, &what);
+  if (c) *c += n;
+}
+
+// The fast path: a segment of an offloaded connection leaves at once,
+// translated, as netfilter's flowtable forwards (nf_flow_offload_ip_hook).
+// Returns the redirect, or -1 for the gateway's slow path: anything not a
+// plain IPv4 TCP segment of such a connection, SYN/FIN/RST (the engine
+// tracks the connection's end), TTL 1 (the engine sends the ICMP error), too
+// big for the output (the same). The checksum helpers keep a partial
+// checksum partial and a super-frame whole (GSO cuts it at the output).
+static __always_inline long fast_path(struct __sk_buff* skb) {
+  if (skb->vlan_present) return -1;
+  const unsigned char* data = (const unsigned char*)(long)skb->data;
+  const unsigned char* end = (const unsigned char*)(long)skb->data_end;
+  if (data + 14 + 20 + 20 > end) return -1;
+  const unsigned char* ip = data + 14;
+  const unsigned char* tcp = ip + 20;
+  if (data[12] != 0x08 || data[13] != 0x00 || ip[0] != 0x45 || ip[9] != 6) return -1;
+  if ((xnat_be16(ip + 6) & 0x3fff) || ip[8] <= 1) return -1;
+  if (tcp[13] & 0x07) return -1; /* FIN, SYN, RST */
+  struct xnat_tuple_key k = {};
+  __builtin_memcpy(&k.src, ip + 12, 4);
+  __builtin_memcpy(&k.dst, ip + 16, 4);
+  __builtin_memcpy(&k.sport, tcp, 2);
+  __builtin_memcpy(&k.dport, tcp + 2, 2);
+  k.proto = 6;
+  const struct xnat_fast_entry* e = bpf_map_lookup_elem(&fastpath, &k);
+  if (!e) return -1;
+  const __u32 doff = (__u32)(tcp[12] >> 4) * 4;
+  if (skb->gso_size ? skb->gso_size + 20 + doff > e->mtu : skb->len - 14 > e->mtu) return -1;
+  __u16 ttl_proto;
+  __builtin_memcpy(&ttl_proto, ip + 8, 2);
+  __u16 new_ttl_proto = ttl_proto;
+  ((unsigned char*)&new_ttl_proto)[0] -= 1;
+  const __u32 len = skb->len;
+  // Offsets in the frame: IPv4 checksum 24, addresses 26 and 30, TTL 22;
+  // TCP checksum 50, ports 34 and 36. The helpers invalidate the packet
+  // pointers: everything read above is in k and e.
+  long err = 0;
+  if (k.src != e->saddr) {
+    err |= bpf_l4_csum_replace(skb, 50, k.src, e->saddr, BPF_F_PSEUDO_HDR | 4);
+    err |= bpf_l3_csum_replace(skb, 24, k.src, e->saddr, 4);
+    err |= bpf_skb_store_bytes(skb, 26, &e->saddr, 4, 0);
+  }
+  if (k.dst != e->daddr) {
+    err |= bpf_l4_csum_replace(skb, 50, k.dst, e->daddr, BPF_F_PSEUDO_HDR | 4);
+    err |= bpf_l3_csum_replace(skb, 24, k.dst, e->daddr, 4);
+    err |= bpf_skb_store_bytes(skb, 30, &e->daddr, 4, 0);
+  }
+  if (k.sport != e->sport) {
+    err |= bpf_l4_csum_replace(skb, 50, k.sport, e->sport, 2);
+    err |= bpf_skb_store_bytes(skb, 34, &e->sport, 2, 0);
+  }
+  if (k.dport != e->dport) {
+    err |= bpf_l4_csum_replace(skb, 50, k.dport, e->dport, 2);
+    err |= bpf_skb_store_bytes(skb, 36, &e->dport, 2, 0);
+  }
+  err |= bpf_l3_csum_replace(skb, 24, ttl_proto, new_ttl_proto, 2);
+  err |= bpf_skb_store_bytes(skb, 22, &new_ttl_proto, 2, 0);
+  err |= bpf_skb_store_bytes(skb, 0, e->dst_mac, 12, 0);
+  if (err) {
+    // Half rewritten (no memory to make the frame writable): it cannot go
+    // back to the gateway as it came. Counted, as every drop is.
+    count(6);
+    return TC_ACT_SHOT;
+  }
+  const __u32 slot = e->slot;
+  __u64* seen = bpf_map_lookup_elem(&fast_seen, &slot);
+  if (seen) {
+    // A millisecond is fine enough for timeouts, and fewer writes keep the
+    // line from bouncing between CPUs carrying the same connection.
+    const __u64 now = bpf_ktime_get_ns();
+    if (now - *seen > 1000000) *seen = now;
+  }
+  add(4, 1);
+  add(5, len);
+  return bpf_redirect(e->ifindex, 0);
+}
+
+// AF_PACKET's socket is bound to IPv4 (ETH_P_IP), so it sees a frame after
+// this program and only if the program lets it on: the fast path's frames
+// never reach it. What the gateway takes goes on marked for another host
+// (PACKET_OTHERHOST), which the socket receives and the kernel's IP stack
+// drops (ip_rcv), so the kernel never answers for the gateway's connections.
 SEC("tc")
 int xnat_tc(struct __sk_buff* skb) {
-  return steer_counted(skb->data, skb->data_end) == XNAT_STEER_KERNEL ? TC_ACT_OK : TC_ACT_SHOT;
+  const long fast = fast_path(skb);
+  if (fast >= 0) return (int)fast;
+  if (steer_counted(skb->data, skb->data_end) == XNAT_STEER_KERNEL) return TC_ACT_OK;
+  if (bpf_skb_change_type(skb, PACKET_OTHERHOST)) {
+    count(6);
+    return TC_ACT_SHOT;
+  }
+  return TC_ACT_OK;
 }
 
 // tc egress, attached (as a tcx link) only when the gateway has a host port:

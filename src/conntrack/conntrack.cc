@@ -171,7 +171,88 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   return idx;
 }
 
+void Conntrack::set_offload(FlowOffload* o) {
+  offload_ = o;
+  offload_listed_.assign(o ? table_.capacity() : 0, 0);
+  offload_list_.clear();
+  offload_list_.reserve(o ? 1024 : 0);
+}
+
+// A day, as netfilter's NF_CT_DAY: what an offloaded flow's timeout shows.
+constexpr uint64_t kOffloadHoldMs = 86400 * 1000;
+
+bool Conntrack::offload(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) {
+  Flow& f = table_.flow(idx);
+  if (!offload_ || (f.status & kStatusOffload)) return false;
+  if (!offload_->add(idx, dirs, now_ms)) {
+    ++stats_.offload_full;
+    return false;
+  }
+  f.status |= kStatusOffload;
+  ++offloaded_;
+  ++stats_.offloads;
+  if (TcpWindow* w = table_.window(idx)) {
+    w->seen[0].flags |= kPeerLiberal;
+    w->seen[1].flags |= kPeerLiberal;
+  }
+  f.expires_ms = now_ms + kOffloadHoldMs;  // later: the wheel finds it when due
+  if (!offload_listed_[idx]) {
+    offload_listed_[idx] = 1;
+    offload_list_.push_back(idx);  // grows only at setup size and beyond: rare
+  }
+  return true;
+}
+
+void Conntrack::drop_offload(uint32_t idx) {
+  Flow& f = table_.flow(idx);
+  if (!(f.status & kStatusOffload)) [[likely]] return;
+  offload_->remove(idx, f);
+  f.status &= ~kStatusOffload;
+  --offloaded_;
+}
+
+void Conntrack::withdraw(uint32_t idx, uint64_t since_ms) {
+  Flow& f = table_.flow(idx);
+  if (!(f.status & kStatusOffload)) return;
+  drop_offload(idx);
+  ++stats_.offload_withdrawn;
+  if (TcpWindow* w = table_.window(idx)) {
+    w->seen[0].flags &= ~kPeerMaxackSet;
+    w->seen[1].flags &= ~kPeerMaxackSet;
+  }
+  const uint64_t exp = since_ms + settings_.timeout_ms(f.timeout_class);
+  if (exp < f.expires_ms) {
+    f.expires_ms = exp;
+    reschedule(idx);
+  }
+}
+
+void Conntrack::withdraw_all(uint64_t now_ms) {
+  for (uint32_t idx : offload_list_)
+    if (table_.in_use(idx)) withdraw(idx, now_ms);
+}
+
+void Conntrack::offload_tick(uint64_t now_ms) {
+  size_t k = 0;
+  for (uint32_t idx : offload_list_) {
+    Flow& f = table_.flow(idx);
+    if (!table_.in_use(idx) || !(f.status & kStatusOffload)) {
+      offload_listed_[idx] = 0;
+      continue;
+    }
+    offload_list_[k++] = idx;
+    const uint64_t seen = offload_->last_seen_ms(idx);
+    if (seen + settings_.timeout_ms(f.timeout_class) <= now_ms) {
+      withdraw(idx, seen);  // idle: it expires now
+      continue;
+    }
+    if (f.expires_ms < now_ms + kOffloadHoldMs / 2) f.expires_ms = now_ms + kOffloadHoldMs;
+  }
+  offload_list_.resize(k);
+}
+
 void Conntrack::release(uint32_t idx, bool keep_reply) {
+  drop_offload(idx);
   // Its timeout as the reader finds it: none once run out, as netfilter's.
   if (event_mask_ & kEventDestroy) [[unlikely]]
     emit(idx, kEventDestroy, kShowState | kShowTimeout, 0);
@@ -278,6 +359,7 @@ bool Conntrack::evict_from(EvictList l) {
   ++(l == EvictList::kClosing     ? stats_.evicted_closing
      : l == EvictList::kUnreplied ? stats_.evicted_unreplied
                                   : stats_.evicted_half_closed);
+  drop_offload(victim);  // not carried into the hold
   const bool keep = held_.capacity() > 0 && held_.hold(table_.flow(victim), table_.window(victim));
   if (keep) ++stats_.held;
   release(victim, keep);

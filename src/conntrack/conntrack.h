@@ -75,6 +75,7 @@
 #include "conntrack/by_source.h"
 #include "conntrack/events.h"
 #include "conntrack/flow_observer.h"
+#include "conntrack/flow_offload.h"
 #include "conntrack/flow_table.h"
 #include "conntrack/held_flows.h"
 #include "conntrack/reply_claims.h"
@@ -106,6 +107,9 @@ struct ConntrackStats {
   uint64_t borrowed = 0;        // entries taken over the shared limit for another worker to evict
   uint64_t held = 0;            // evicted flows kept for their late packets
   uint64_t readmitted = 0;      // held flows brought back by a late packet
+  uint64_t offloads = 0;           // flows handed to the fast path (flow_offload.h)
+  uint64_t offload_full = 0;       // flows the fast path had no room for
+  uint64_t offload_withdrawn = 0;  // taken back: FIN or RST, idle, routes changed
 
   ConntrackStats& operator+=(const ConntrackStats& o) {
     found += o.found, invalid += o.invalid, insert += o.insert, insert_failed += o.insert_failed;
@@ -114,6 +118,7 @@ struct ConntrackStats {
     evicted_unreplied += o.evicted_unreplied, evicted_half_closed += o.evicted_half_closed;
     reopened += o.reopened, killed += o.killed, source_limited += o.source_limited;
     directory_full += o.directory_full, borrowed += o.borrowed, held += o.held, readmitted += o.readmitted;
+    offloads += o.offloads, offload_full += o.offload_full, offload_withdrawn += o.offload_withdrawn;
     return *this;
   }
 };
@@ -301,6 +306,26 @@ class Conntrack {
 
   // Keeps port claims for flows that end on a host address (live gateway).
   void set_observer(FlowObserver* o) { claims_.observer = o; }
+  // The fast path (flow_offload.h). While a flow is offloaded it runs on a
+  // day's timeout, renewed by offload_tick, as netfilter's flowtable keeps
+  // its entries (nf_ct_offload_timeout); `conntrack -L` shows [OFFLOAD].
+  void set_offload(FlowOffload* o);
+  bool offloading() const { return offload_ != nullptr; }
+  // Offers flow idx with its two paths: true if the fast path took it. Its
+  // window tracking turns liberal both ways, as a flowtable's flow's.
+  bool offload(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms);
+  // Takes flow idx back: its timeout runs again from `since_ms` (a packet's
+  // arrival, or the fast path's last packet when it idled out), and the
+  // highest ACKs its window tracking holds are forgotten, as
+  // flow_offload_fixup_tcp does: the fast path's packets moved them on.
+  void withdraw(uint32_t idx, uint64_t since_ms);
+  // Every offloaded flow (routes or neighbours changed).
+  void withdraw_all(uint64_t now_ms);
+  // About once a second: an offloaded flow the fast path has not carried a
+  // packet of for its timeout is taken back (and expires); the rest are
+  // kept a day ahead.
+  void offload_tick(uint64_t now_ms);
+  uint32_t offloaded() const { return offloaded_; }
   // This table is one worker's share (shard.h): a flow whose reply tuple
   // hashes to another worker is entered in the directory while it lives.
   void set_shard(const Shard& s) { claims_.shard = s; }
@@ -448,6 +473,8 @@ class Conntrack {
   bool evict_one();                 // closing, unreplied, half-closed: the oldest of the first non-empty
   bool borrow();                    // several workers: an entry over the limit, another worker to evict one
   void sweep_slot(uint64_t tick);  // moves a due wheel slot's flows onto the sweep list
+  // The fast path forgets flow idx, which is leaving the table.
+  void drop_offload(uint32_t idx);
   // Unlinks a flow from every list and index and frees it; keep_reply: its
   // port claim and directory entry pass to a held copy.
   void release(uint32_t idx, bool keep_reply = false);
@@ -461,6 +488,12 @@ class Conntrack {
   // Head of the flows of due slots not yet looked at (expire_some).
   uint32_t sweep_head() const { return table_.capacity() + kWheelSlots + kEvictLists; }
 
+  FlowOffload* offload_ = nullptr;
+  // Flows offloaded since offload_tick last looked; a flag per flow of
+  // capacity keeps a flow on it once.
+  std::vector<uint32_t> offload_list_;
+  std::vector<uint8_t> offload_listed_;
+  uint32_t offloaded_ = 0;
   ConntrackSettings settings_;
   TcpPolicy tcp_policy_;  // points into settings_
   FlowTable table_;

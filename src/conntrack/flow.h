@@ -32,6 +32,9 @@ enum FlowStatus : uint16_t {
   kStatusEventState = 1 << 8,
   kStatusEventMark = 1 << 9,
   kStatusEventBits = kStatusEventPending | kStatusEventState | kStatusEventMark,
+  // IPS_OFFLOAD: a fast path outside the engine forwards the flow's packets
+  // (conntrack/flow_offload.h).
+  kStatusOffload = 1 << 10,
 };
 
 // TCP states, in netfilter's order (tcp_conntrack_names).

@@ -56,7 +56,9 @@ void append_text(std::string& out, const Flow& f, const EntryView& v, bool l3) {
   append_tuple(out, f.tuple[0]);
   if (!(f.status & kStatusSeenReply)) out += "[UNREPLIED] ";
   append_tuple(out, f.tuple[1]);
-  if (f.status & kStatusAssured) out += "[ASSURED] ";
+  // As libnetfilter_conntrack prints IPS_OFFLOAD: in place of ASSURED.
+  if (f.status & kStatusOffload) out += "[OFFLOAD] ";
+  else if (f.status & kStatusAssured) out += "[ASSURED] ";
   if (v.show_mark) fmt::format_to(o, "mark={} ", v.mark);
   if (v.show_use) out += "use=1 ";
   if (v.show_id) fmt::format_to(o, "id={} ", v.id);
@@ -117,6 +119,7 @@ void append_json(std::string& out, const Flow& f, const EntryView& v) {
   append_json_tuple(out, f.tuple[1]);
   fmt::format_to(o, ",\"unreplied\":{},\"assured\":{},\"src_nat\":{},\"dst_nat\":{}", !(f.status & kStatusSeenReply),
                  (f.status & kStatusAssured) != 0, (f.status & kStatusSrcNat) != 0, (f.status & kStatusDstNat) != 0);
+  if (f.status & kStatusOffload) out += ",\"offload\":true";
   if (v.show_mark) fmt::format_to(o, ",\"mark\":{}", v.mark);
   if (v.show_id) fmt::format_to(o, ",\"id\":{}", v.id);
   out += '}';

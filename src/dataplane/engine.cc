@@ -359,6 +359,10 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
   // The flow may have just been deleted (a RST as the only reply); its slot is
   // not reused before the next insert, so reading it for this packet is safe.
   const Flow& f = ct_.flow(idx);
+  // The fast path passes on FINs and RSTs: the connection is closing, and
+  // the engine tracks it to its end.
+  if ((f.status & kStatusOffload) && f.tcp_state != TcpState::kEstablished) [[unlikely]]
+    ct_.withdraw(idx, now);
   NextHop nh;
   if (!route(pkt, p, flow_output_tuple(f, dir).dst, &nh)) {
     if (pkt.verdict == Verdict::kToHost) [[unlikely]]
@@ -377,6 +381,31 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh, own_output);
+  // Offered once established both ways, as nft's flow offload does; not
+  // while other rules (filter FORWARD, mangle) must see every packet.
+  if (f.tcp_state == TcpState::kEstablished && ct_.offloading() && !(f.status & kStatusOffload) && !forward_rules_ &&
+      !own_output && pkt.verdict == Verdict::kForward && pkt.reason == Counter::kCount && p.l3 == sizeof(EthHdr))
+      [[unlikely]]
+    offer_offload(idx, now);
+}
+
+void Engine::offer_offload(uint32_t idx, uint64_t now) {
+  const Flow& f = ct_.flow(idx);
+  if (!(f.status & kStatusAssured)) return;
+  OffloadPath dirs[2];
+  for (int d = 0; d < 2; ++d) {
+    OffloadPath& path = dirs[d];
+    path.match = f.tuple[d];
+    path.out = flow_output_tuple(f, d);
+    NextHop nh;
+    if (cfg_.fib.resolve(path.out.dst, &nh) != RouteKind::kForward) return;
+    const MacAddr* mac = cfg_.fib.neighbor(nh.addr);
+    if (!mac) return;
+    path.out_if = nh.ifindex;
+    path.src = cfg_.fib.interface_mac(nh.ifindex);
+    path.dst = *mac;
+  }
+  (void)ct_.offload(idx, dirs, now);
 }
 
 // A frame of a connection translated for the host's stack (REDIRECT, DNAT to

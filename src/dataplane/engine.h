@@ -66,8 +66,19 @@ class Engine final : private RuleActions {
   const EngineConfig& config() const { return cfg_; }
   // Live changes from the kernel (addresses, routes, neighbours). The new Fib
   // must list the same interfaces in the same order.
-  void replace_fib(Fib fib) { cfg_.fib = std::move(fib); }
+  // Offloaded flows come back: their paths may have changed.
+  void replace_fib(Fib fib) {
+    cfg_.fib = std::move(fib);
+    if (ct_.offloaded()) ct_.withdraw_all(now_ms_);
+  }
   void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
+  // The fast path (conntrack/flow_offload.h): established TCP flows are
+  // offered to it when no rule but nat's sees their packets.
+  void set_flow_offload(FlowOffload* o) { ct_.set_offload(o); }
+  // About once a second: the fast path's idle flows come back (Conntrack::offload_tick).
+  void offload_tick(uint64_t now_ms) {
+    if (ct_.offloaded()) ct_.offload_tick(now_ms);
+  }
   // `xnat reload`: new rules for new connections; existing ones keep the
   // translation they were given (NAT is decided at a connection's first
   // packet, as in netfilter). Without copying, binding or freeing: `rules`,
@@ -101,6 +112,9 @@ class Engine final : private RuleActions {
   void translate_for_host(Packet& pkt, ParsedPacket& p, const Flow& f, int dir);
   // A packet of a tracked flow (table index, direction): track, route, translate, emit.
   void forward_tracked(Packet& pkt, ParsedPacket& p, uint32_t idx, int dir, uint64_t now, bool own_output = false);
+  // Hands flow idx to the fast path if both its directions have a route and
+  // a resolved next hop.
+  void offer_offload(uint32_t idx, uint64_t now);
   // A packet that missed the table but matches an evicted flow still held:
   // readmits the flow and forwards the packet. False: no such flow, or a new
   // connection on its tuple.

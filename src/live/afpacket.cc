@@ -1,10 +1,11 @@
 // AF_PACKET backend, for interfaces where XDP cannot be attached: a TPACKET_V2
 // receive ring per interface; forwarded frames leave by one sendmmsg per
 // burst and port (complete), others (held, handed over, the host's) through
-// a TPACKET_V2 transmit ring kicked once per loop. The kernel still gets its copy of every frame;
-// the tc ingress program drops the ones the gateway takes (src/live/steer.h),
-// and the gateway ignores the rest, which the steering decision marks as the
-// kernel's. Frames are worked on in their receive ring slots, whose room
+// a TPACKET_V2 transmit ring kicked once per loop. The socket sees IPv4
+// frames after the tc ingress program (src/live/steer.h): those the gateway
+// takes, marked so that the kernel's IP stack drops them, and the kernel's,
+// which the gateway skips by the same decision; not the frames the
+// program's fast path forwards itself (--fast-path). Frames are worked on in their receive ring slots, whose room
 // after the frame lets the engine grow them in place (ICMP errors); the
 // slots go back to the kernel once complete() has sent the burst.
 //
@@ -104,7 +105,11 @@ class AfPacketBackend final : public Backend {
       (void)setsockopt(p.rx_fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &v, sizeof v);
       sockaddr_ll sll{};
       sll.sll_family = AF_PACKET;
-      sll.sll_protocol = htons(ETH_P_ALL);
+      // IPv4 only, and after tc ingress (ETH_P_ALL taps run before it): the
+      // tc program decides what this socket sees. Its fast path's frames
+      // never reach it; what the gateway takes comes marked for another
+      // host, which the kernel's IP stack drops (bpf/xnat_steer.bpf.c).
+      sll.sll_protocol = htons(ETH_P_IP);
       sll.sll_ifindex = o.ifindexes[i];
       if (::bind(p.rx_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
         return sys_error(fmt::format("bind AF_PACKET to {}", ifname));

@@ -27,6 +27,7 @@ int quiet_libbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
 }
 
 constexpr size_t kClaimsBytes = XNAT_CLAIM_ENTRIES * sizeof(uint64_t);
+constexpr size_t kFastSeenBytes = XNAT_FAST_SLOTS * sizeof(uint64_t);
 
 // tcx attachments (Linux 6.6): links, detached when their last fd closes, so
 // a crashed gateway leaves nothing behind. The libbpf this builds against
@@ -52,12 +53,17 @@ Status BpfSteer::load() {
   frags_fd_ = bpf_object__find_map_fd_by_name(obj_, "frags");
   host_replies_fd_ = bpf_object__find_map_fd_by_name(obj_, "host_replies");
   host_port_fd_ = bpf_object__find_map_fd_by_name(obj_, "host_port");
+  fast_fd_ = bpf_object__find_map_fd_by_name(obj_, "fastpath");
+  fast_seen_fd_ = bpf_object__find_map_fd_by_name(obj_, "fast_seen");
   if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0 || frags_fd_ < 0 || host_replies_fd_ < 0 ||
-      host_port_fd_ < 0)
+      host_port_fd_ < 0 || fast_fd_ < 0 || fast_seen_fd_ < 0)
     return Error{"steering BPF object lacks its maps"};
   void* m = mmap(nullptr, kClaimsBytes, PROT_READ | PROT_WRITE, MAP_SHARED, claims_fd_, 0);
   if (m == MAP_FAILED) return bpf_error("mmap the port claims map", errno);
   claims_ = static_cast<uint64_t*>(m);
+  m = mmap(nullptr, kFastSeenBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fast_seen_fd_, 0);
+  if (m == MAP_FAILED) return bpf_error("mmap the fast path's fast_seen map", errno);
+  fast_seen_ = static_cast<uint64_t*>(m);
   return {};
 }
 
@@ -132,6 +138,8 @@ void BpfSteer::detach_all() {
   tc_ifindexes_.clear();
   if (claims_) munmap(claims_, kClaimsBytes);
   claims_ = nullptr;
+  if (fast_seen_) munmap(fast_seen_, kFastSeenBytes);
+  fast_seen_ = nullptr;
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }
@@ -155,11 +163,11 @@ Status BpfSteer::set_xsk(int ifindex, uint32_t queue, int xsk_fd) {
 }
 
 std::vector<uint64_t> BpfSteer::stats() const {
-  std::vector<uint64_t> out(4, 0);
+  std::vector<uint64_t> out(7, 0);
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0 || stats_fd_ < 0) return out;
   std::vector<uint64_t> per(static_cast<size_t>(ncpu));
-  for (uint32_t k = 0; k < 4; ++k)
+  for (uint32_t k = 0; k < 7; ++k)
     if (bpf_map_lookup_elem(stats_fd_, &k, per.data()) == 0)
       for (uint64_t v : per) out[k] += v;
   return out;

@@ -39,13 +39,19 @@ class BpfSteer final : public Steering {
   Status set_host_port(int host_ifindex) override;
   bool set_host_reply(const Tuple& reply, bool add) override;
   uint64_t host_port_steered() const override { return stats()[3]; }
+  int fast_path_fd() const override { return fast_fd_; }
+  uint64_t* fast_seen() override { return fast_seen_; }
+  FastPathStats fast_path_stats() const override {
+    const std::vector<uint64_t> s = stats();
+    return {s[4], s[5], s[6]};
+  }
   // Interfaces must differ in ifindex % 64 and have at most 64 queues.
   Status set_xsk(int ifindex, uint32_t queue, int xsk_fd) override;
   uint64_t* claims() override { return claims_; }
   // The map of fragmented datagrams the program gave the gateway (steer.h).
   int frags_fd() const override { return frags_fd_; }
   // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket,
-  // host frames to the host port.
+  // host frames to the host port, fast path frames, bytes and drops.
   std::vector<uint64_t> stats() const;
   // "native" or "generic" for each XDP attachment, in attach order.
   const std::vector<std::string>& modes() const { return modes_; }
@@ -53,7 +59,8 @@ class BpfSteer final : public Steering {
  private:
   bpf_object* obj_ = nullptr;
   int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1, frags_fd_ = -1;
-  int host_replies_fd_ = -1, host_port_fd_ = -1;
+  int host_replies_fd_ = -1, host_port_fd_ = -1, fast_fd_ = -1, fast_seen_fd_ = -1;
+  uint64_t* fast_seen_ = nullptr;
   std::vector<int> tcx_links_;  // tcx link fds: tc ingress (AF_PACKET) and the host port's egress
   uint64_t* claims_ = nullptr;
   std::vector<bpf_link*> links_;

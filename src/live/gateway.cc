@@ -120,6 +120,8 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   directory_ = std::make_unique<FlowDirectory>(
       nworkers > 1 ? total_max_ + nworkers * uint64_t{cfg_.conntrack.xnat_evicted_hold} : 1);
 
+  if (o.fast_path && (platform_.hook != SteerHook::kTc || steering.fast_path_fd() < 0))
+    return Error{"--fast-path needs --backend af_packet (the fast path is its tc program)"};
   sh_.fib = cfg_.fib;
   update_pools();
   for (uint32_t i = 0; i < nworkers; ++i) {
@@ -140,6 +142,13 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
       w->host_reader = i == 0;
     }
     w->engine->set_flow_observer(&w->claims);
+    if (o.fast_path) {
+      const uint32_t first = XNAT_FAST_SLOTS / nworkers * i;
+      w->fast = std::make_unique<FastPath>(steering.fast_path_fd(), steering.fast_seen(), first,
+                                           XNAT_FAST_SLOTS / nworkers, bo_.ifindexes, bo_.mtus,
+                                           w->engine->conntrack().capacity());
+      w->engine->set_flow_offload(w->fast.get());
+    }
     BackendOptions wo = bo_;
     wo.worker = i;
     auto backend = platform_.open_backend(wo, steering);

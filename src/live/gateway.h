@@ -36,6 +36,9 @@ struct RunOptions {
   std::string control = "/run/xnat/xnat.sock";  // the control socket; empty: none
   std::string metrics;  // ADDRESS:PORT for Prometheus; empty: none
   bool busy_poll = false;
+  // af_packet: established TCP connections forwarded by the tc program
+  // (live/fast_path.h, conntrack/flow_offload.h).
+  bool fast_path = false;
   uint32_t ring_size = 2048;
 };
 

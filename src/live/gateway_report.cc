@@ -25,6 +25,12 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     // transmit drops.
     c += fmt::format("live_host_port_queue_dropped {}\n", host_->queue_dropped());
   }
+  if (workers_[0]->fast) {
+    // The tc program's own figures: frames that never reached a worker.
+    const Steering::FastPathStats f = platform_.steering->fast_path_stats();
+    c += fmt::format("live_fast_path_frames {}\nlive_fast_path_bytes {}\nlive_fast_path_dropped {}\n", f.frames,
+                     f.bytes, f.dropped);
+  }
   for (size_t p = 0; p < bo_.ifnames.size(); ++p) {
     const std::string& n = bo_.ifnames[p];
     c += fmt::format("live_rx_{} {}\nlive_tx_{} {}\nlive_rx_ring_dropped_{} {}\n", n, r.ports[p].rx, n, r.ports[p].tx, n,
@@ -79,6 +85,13 @@ std::string Gateway::metrics_text() {
   out += fmt::format("xnat_conntrack_held_total {}\n", st.held);
   family("xnat_conntrack_readmitted_total", "counter", "Held connections brought back by a late packet.");
   out += fmt::format("xnat_conntrack_readmitted_total {}\n", st.readmitted);
+  family("xnat_conntrack_offloads_total", "counter", "Connections handed to the kernel-side fast path.");
+  out += fmt::format("xnat_conntrack_offloads_total {}\n", st.offloads);
+  family("xnat_conntrack_offload_full_total", "counter", "Connections the fast path had no room for.");
+  out += fmt::format("xnat_conntrack_offload_full_total {}\n", st.offload_full);
+  family("xnat_conntrack_offload_withdrawn_total", "counter",
+         "Connections taken back from the fast path: FIN or RST, idle, routes changed.");
+  out += fmt::format("xnat_conntrack_offload_withdrawn_total {}\n", st.offload_withdrawn);
   family("xnat_conntrack_table_full_total", "counter", "New connections refused: the table full, nothing to evict.");
   out += fmt::format("xnat_conntrack_table_full_total {}\n", st.drop);
   family("xnat_interface_received_packets_total", "counter", "Frames received, per interface.");

@@ -21,8 +21,8 @@ Result<Platform> open_live_platform(const std::string& backend) {
     p.hook = SteerHook::kXdp;
     p.open_backend = [](const BackendOptions& o, Steering& s) { return make_afxdp_backend(o, s); };
   } else {
-    // AF_PACKET sees every frame; the tc program marks what is the kernel's
-    // and the worker skips it.
+    // AF_PACKET sees every IPv4 frame the tc program lets on; the worker
+    // skips the kernel's.
     p.hook = SteerHook::kTc;
     p.backend_filters = true;
     p.open_backend = [](const BackendOptions& o, Steering&) { return make_afpacket_backend(o); };

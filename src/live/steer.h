@@ -170,6 +170,23 @@ XNAT_STEER_INLINE int xnat_host_reply_key(const unsigned char* p, const unsigned
   return 1;
 }
 
+/* The fast path (the tc program, AF_PACKET backend): one direction of a TCP
+ * connection the gateway offloaded (conntrack/flow_offload.h), keyed by the
+ * tuple its packets arrive with (struct xnat_tuple_key). A segment without
+ * SYN, FIN or RST, TTL over 1, within the output's MTU, leaves rewritten to
+ * the addresses and ports here on interface `ifindex`, from src_mac to
+ * dst_mac, its TTL decremented; it stamps fast_seen[slot] with the time. */
+struct xnat_fast_entry {
+  unsigned int saddr, daddr;   /* network order, as the packet leaves */
+  unsigned short sport, dport; /* network order */
+  unsigned int ifindex;
+  unsigned char dst_mac[6], src_mac[6];
+  unsigned short mtu;
+  unsigned short pad;
+  unsigned int slot;
+};
+#define XNAT_FAST_SLOTS 262144u /* offloaded connections at once */
+
 #ifdef XNAT_STEER_IS_LOCAL
 
 XNAT_STEER_INLINE int xnat_steer(const unsigned char* data, const unsigned char* end) {

@@ -128,7 +128,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
   Backend& io = *w.io;
   Packet pkts[Engine::kBurst];
   const size_t nports = io.ports();
-  uint64_t next_tick = 0, next_publish = 0, idle_since = now_ms();
+  uint64_t next_tick = 0, next_publish = 0, next_offload_tick = 0, idle_since = now_ms();
   uint64_t dump_seen = 0, settings_seen = 0, rules_seen = 0;
   uint64_t last_piece = 0;
   uint64_t host_read_ns = 0;
@@ -252,6 +252,10 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
     if (got) idle_since = now;
     if (now >= next_tick) {
       next_tick = now + 10;
+      if (now >= next_offload_tick) {
+        next_offload_tick = now + 1000;
+        engine.offload_tick(now);
+      }
       engine.conntrack().repay();  // other workers' debts, while this one is idle
       // Expiry goes on without traffic too (bursts only work off 64 + 2n
       // entries each): up to 1 024 every 10 ms, about 0.3 ms of work.

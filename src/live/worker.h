@@ -20,6 +20,7 @@
 #include "dataplane/engine.h"
 #include "dataplane/report.h"
 #include "live/backend.h"
+#include "live/fast_path.h"
 #include "live/handoff_ring.h"
 #include "live/host_port.h"
 #include "live/local_claims.h"
@@ -115,6 +116,7 @@ struct Worker {
   static constexpr uint64_t kBacklogMax = 4 << 20;
   std::atomic<uint64_t> backlog{0};
   SoftwareOffload offload;  // for frames that leave other than through the backend
+  std::unique_ptr<FastPath> fast;  // --fast-path: this worker's offloaded connections
   std::unique_ptr<EventRing> events;  // to the control thread (Shared::event_mask)
 
   // After a push: the consumer may have gone to sleep having seen the ring

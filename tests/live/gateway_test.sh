@@ -22,6 +22,8 @@ QUEUES=$WORKERS
 LABEL=$BACKEND
 [ "$WORKERS" -gt 1 ] && LABEL="$BACKEND, $WORKERS workers"
 [ "${HOST_OFFLOADS:-on}" = off ] && LABEL="$LABEL, offloads off"
+FAST=()  # FAST_PATH=on: established TCP through the tc program's fast path
+[ "${FAST_PATH:-off}" = on ] && FAST=(--fast-path) && LABEL="$LABEL, fast path"
 XNAT=${XNAT:-$(cd "$(dirname "$0")/../.." && pwd)/build/xnat}
 if [ "$(id -u)" -ne 0 ]; then
   echo "gateway_test: needs root (network namespaces, XDP)"
@@ -58,7 +60,7 @@ ip netns exec "$NS_S" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind
   --pid-file="$WORK/dnsmasq.pid" --user=root 2>"$WORK/dnsmasq.err" &
 PIDS+=($!)
 write_config
-start_xnat "$BACKEND" --metrics 127.0.0.1:9510 || exit 1
+start_xnat "$BACKEND" --metrics 127.0.0.1:9510 "${FAST[@]}" || exit 1
 sleep 0.5
 
 # --- MASQUERADE: the client reaches the server, which sees only the gateway.
@@ -300,6 +302,47 @@ if [ "${WORKERS:-1}" = 1 ] && { [ "$BACKEND" = af_xdp ] || [ "${HOST_OFFLOADS:-o
     bash -c "grep -E 'coalesced' $WORK/counters.txt; grep -Eq '^live_tx_coalesced_$IF_GO [1-9]' $WORK/counters.txt &&
              grep -Eq '^live_tx_coalesced_$IF_GI [1-9]' $WORK/counters.txt"
 fi
+if [ ${#FAST[@]} -gt 0 ]; then
+  # The bulk transfers above went through the tc program, not the worker;
+  # the connections came back to the engine for their FINs.
+  check "  ... established TCP went through the fast path, none dropped there" \
+    bash -c "grep -E 'fast_path|offload' $WORK/counters.txt; grep -Eq '^live_fast_path_frames [1-9]' $WORK/counters.txt &&
+             grep -Eq '^live_fast_path_dropped 0$' $WORK/counters.txt && grep -Eq '^conntrack_offloads [1-9]' $WORK/counters.txt &&
+             grep -Eq '^conntrack_offload_withdrawn [1-9]' $WORK/counters.txt"
+  # A connection kept open: listed as offloaded, as conntrack lists a
+  # flowtable's; its data still flows both ways; closed, it is the engine's
+  # again and ends as the kernel's would (TIME_WAIT).
+  ip netns exec "$NS_S" python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.19.0.2", 5212)); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(30)
+while True:
+    d = c.recv(100000)
+    if not d: break
+    c.sendall(d)' >/dev/null 2>&1 &
+  PIDS+=($!)
+  sleep 0.3
+  check "  ... an open connection is listed [OFFLOAD]; closed, it goes on to TIME_WAIT through the engine" \
+    bash -c "ip netns exec $NS_C python3 -c '
+import os, socket, sys, time
+s = socket.socket(); s.bind((\"198.18.0.2\", 40082)); s.settimeout(5)
+s.connect((\"198.19.0.2\", 5212))
+for i in range(50):
+    s.sendall(b\"x\" * 20000); got = 0
+    while got < 20000: got += len(s.recv(100000))
+open(sys.argv[1], \"w\").close()
+while not os.path.exists(sys.argv[2]): time.sleep(0.02)
+s.sendall(b\"y\" * 20000); got = 0
+while got < 20000: got += len(s.recv(100000))
+s.close(); print(\"ok\")' $WORK/fp.ready $WORK/fp.go > $WORK/fp.out 2>&1 & cl=\$!;
+             for i in \$(seq 100); do [ -f $WORK/fp.ready ] && break; sleep 0.05; done;
+             '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 40082 > $WORK/fp.list 2>/dev/null;
+             touch $WORK/fp.go; wait \$cl; cat $WORK/fp.out $WORK/fp.list; grep -qx ok $WORK/fp.out &&
+             grep -Eq '^tcp +6 [0-9]+ ESTABLISHED src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=40082 dport=5212 .*\[OFFLOAD\]' $WORK/fp.list &&
+             sleep 0.3 && '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 40082 2>/dev/null |
+               grep -Eq '^tcp +6 [0-9]+ TIME_WAIT .*sport=40082 .*\[ASSURED\]'"
+fi
 in_c /usr/bin/python3 "$(dirname "$0")/bad_checksum.py" 198.18.0.2 198.19.0.2 9 5 >/dev/null
 sleep 0.3
 snapshot
@@ -317,7 +360,7 @@ check "interfaces are the kernel's again after stop" \
 # sanitizer build, whose Debug+ASan binary is several times slower).
 if [ "${XNAT_STRESS:-1}" = 1 ]; then
   write_config "nf_conntrack_max = 1000"
-  start_xnat "$BACKEND" || exit 1
+  start_xnat "$BACKEND" "${FAST[@]}" || exit 1
   check "ab -c 1000 -n 20000 through DNAT at nf_conntrack_max=1000" \
     bash -c "ip netns exec $NS_S ab -q -r -s 10 -n 20000 -c 1000 http://198.19.0.1:8080/ > $WORK/ab1000.txt;
              cat $WORK/ab1000.txt | grep -E -A1 'Complete|Failed|Requests per'

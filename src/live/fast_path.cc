@@ -1,0 +1,60 @@
+#include "live/fast_path.h"
+
+#include <bpf/bpf.h>
+
+#include <cstring>
+
+#include "live/steer.h"
+
+namespace xnat {
+
+static_assert(sizeof(xnat_tuple_key) == sizeof(Tuple), "the fastpath map is keyed by a tuple's bytes");
+
+FastPath::FastPath(int map_fd, uint64_t* seen, uint32_t first, uint32_t count, std::vector<int> ifindexes,
+                   std::vector<uint32_t> mtus, uint32_t flow_capacity)
+    : fd_(map_fd), seen_(seen), slot_of_(flow_capacity, 0), ifindexes_(std::move(ifindexes)), mtus_(std::move(mtus)) {
+  free_.reserve(count);
+  for (uint32_t i = count; i > 0; --i) free_.push_back(first + i - 1);
+}
+
+bool FastPath::add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) {
+  if (free_.empty() || idx >= slot_of_.size()) return false;
+  const uint32_t slot = free_.back();
+  xnat_fast_entry e[2] = {};
+  for (int d = 0; d < 2; ++d) {
+    const OffloadPath& p = dirs[d];
+    if (p.out_if < 0 || static_cast<size_t>(p.out_if) >= ifindexes_.size()) return false;
+    e[d].saddr = p.out.src;
+    e[d].daddr = p.out.dst;
+    e[d].sport = p.out.sport;
+    e[d].dport = p.out.dport;
+    e[d].ifindex = static_cast<unsigned>(ifindexes_[static_cast<size_t>(p.out_if)]);
+    std::memcpy(e[d].dst_mac, p.dst.b, 6);
+    std::memcpy(e[d].src_mac, p.src.b, 6);
+    e[d].mtu = static_cast<unsigned short>(mtus_[static_cast<size_t>(p.out_if)]);
+    e[d].slot = slot;
+  }
+  // Stamped before the program can find the entries.
+  __atomic_store_n(&seen_[slot], now_ms * 1'000'000, __ATOMIC_RELAXED);
+  for (int d = 0; d < 2; ++d)
+    if (bpf_map_update_elem(fd_, &dirs[d].match, &e[d], BPF_ANY) != 0) {
+      ++failed_;
+      if (d == 1) (void)bpf_map_delete_elem(fd_, &dirs[0].match);
+      return false;
+    }
+  free_.pop_back();
+  slot_of_[idx] = slot;
+  return true;
+}
+
+void FastPath::remove(uint32_t idx, const Flow& f) {
+  (void)bpf_map_delete_elem(fd_, &f.tuple[0]);
+  (void)bpf_map_delete_elem(fd_, &f.tuple[1]);
+  free_.push_back(slot_of_[idx]);
+}
+
+uint64_t FastPath::last_seen_ms(uint32_t idx) const {
+  return __atomic_load_n(&seen_[slot_of_[idx]], __ATOMIC_RELAXED) / 1'000'000;
+}
+
+}  // namespace xnat
