@@ -348,6 +348,12 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
 // shared it.
 [[gnu::always_inline]] inline void Engine::forward_tracked(Packet& pkt, ParsedPacket& p, uint32_t idx, int dir,
                                                            uint64_t now, bool own_output) {
+  // The fast path passes on SYN, FIN and RST: the connection comes back to
+  // the engine before they are tracked, as a flowtable's teardown comes
+  // before conntrack sees the packet (an RST is then judged without the
+  // highest ACK the offloaded packets made stale).
+  if ((ct_.flow(idx).status & kStatusOffload) && (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst))) [[unlikely]]
+    ct_.withdraw(idx, now);
   switch (ct_.track(idx, dir, p, now)) {
     case TrackVerdict::kInvalid:
       return drop(pkt, Counter::drop_invalid);
@@ -359,8 +365,7 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
   // The flow may have just been deleted (a RST as the only reply); its slot is
   // not reused before the next insert, so reading it for this packet is safe.
   const Flow& f = ct_.flow(idx);
-  // The fast path passes on FINs and RSTs: the connection is closing, and
-  // the engine tracks it to its end.
+  // Whatever else moved it out of ESTABLISHED: the engine tracks it to its end.
   if ((f.status & kStatusOffload) && f.tcp_state != TcpState::kEstablished) [[unlikely]]
     ct_.withdraw(idx, now);
   NextHop nh;

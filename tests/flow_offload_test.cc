@@ -1,0 +1,250 @@
+// The engine's side of the fast path (conntrack/flow_offload.h): which
+// connections it offers and with which paths, and how it takes them back
+// (FIN/RST, idle, routes changed, the entry leaving), as netfilter's
+// flowtable does for the flows it offloads.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+#include "conntrack/conntrack.h"
+#include "conntrack/listing.h"
+#include "conntrack/tcp_tracker.h"
+#include "test_util.h"
+
+namespace xnat::test {
+namespace {
+
+struct FakeOffload final : FlowOffload {
+  struct Added {
+    uint32_t idx;
+    OffloadPath dirs[2];
+  };
+  std::vector<Added> added;
+  std::vector<uint32_t> removed;
+  std::map<uint32_t, uint64_t> seen;
+  bool room = true;
+
+  bool add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) override {
+    if (!room) return false;
+    added.push_back({idx, {dirs[0], dirs[1]}});
+    seen[idx] = now_ms;
+    return true;
+  }
+  void remove(uint32_t idx, const Flow&) override { removed.push_back(idx); }
+  uint64_t last_seen_ms(uint32_t idx) const override { return seen.at(idx); }
+};
+
+const std::string kPublish = nat_table(
+    "-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80\n"
+    "-A POSTROUTING -o eth0 -j MASQUERADE\n");
+
+constexpr uint32_t C = 7000;
+constexpr uint32_t S = 900000;
+constexpr uint16_t kPort = 40000;
+
+// The outside client 198.19.0.20 to the published port, and the server's answers.
+std::vector<uint8_t> client(uint8_t flags, uint32_t seq, uint32_t ack, size_t len = 0) {
+  return FrameBuilder()
+      .eth(kServerMac, kOutMac)
+      .ip("198.19.0.20", "198.19.0.1")
+      .tcp(kPort, 8080, flags, seq, ack)
+      .window(1000)
+      .payload(std::vector<uint8_t>(len, 0x61))
+      .build();
+}
+std::vector<uint8_t> server(uint8_t flags, uint32_t seq, uint32_t ack, size_t len = 0) {
+  return FrameBuilder()
+      .eth(kClientMac, kInMac)
+      .ip("198.18.0.2", "198.19.0.20")
+      .tcp(80, kPort, flags, seq, ack)
+      .window(1000)
+      .payload(std::vector<uint8_t>(len, 0x62))
+      .build();
+}
+
+struct Gateway {
+  explicit Gateway(const std::string& rules = kPublish, const std::string& ct = "")
+      : e(make_engine(rules, ct)) {
+    e->set_flow_offload(&fast);
+  }
+  Output pass(const std::vector<uint8_t>& f, int in_if, uint64_t now) {
+    const Output o = run(*e, f, in_if, now);
+    EXPECT_EQ(o.verdict, Verdict::kForward) << describe(f);
+    return o;
+  }
+  // The handshake; returns the last frame each way as it left.
+  void establish(uint64_t now) {
+    to_server = pass(client(kTcpSyn, C, 0), kOut, now);
+    to_client = pass(server(kTcpSyn | kTcpAck, S, C + 1), kIn, now);
+    EXPECT_TRUE(fast.added.empty()) << "offered before ESTABLISHED";
+    to_server = pass(client(kTcpAck, C + 1, S + 1), kOut, now);
+  }
+  const Flow* flow(uint64_t now = 0) const {
+    const Flow* found = nullptr;
+    e->conntrack().for_each_live(now, [&](const Flow& f) {
+      if (f.tuple[0].sport == __builtin_bswap16(kPort)) found = &f;
+    });
+    return found;
+  }
+  uint32_t idx() const { return static_cast<uint32_t>(flow() - &e->conntrack().flow(0)); }
+  std::string listing(uint64_t now) const {
+    std::string out;
+    append_conntrack_entry(&out, *flow(), listing_view(*flow(), now, 0), EntryFormat::kDefault);
+    return out;
+  }
+
+  FakeOffload fast;
+  std::unique_ptr<Engine> e;
+  Output to_server, to_client;
+};
+
+MacAddr dst_mac(const Output& o) {
+  MacAddr m;
+  std::memcpy(m.b, o.frame.data(), 6);
+  return m;
+}
+
+TEST(FlowOffload, OfferedOnceEstablishedWithBothDirectionsPaths) {
+  Gateway g;
+  g.establish(1000);
+  ASSERT_EQ(g.fast.added.size(), 1u);
+  const FakeOffload::Added& a = g.fast.added[0];
+  const Flow& f = *g.flow();
+  EXPECT_EQ(a.idx, g.idx());
+  // Client to server: arrives as the original tuple, leaves to the DNAT target on eth1.
+  EXPECT_EQ(a.dirs[0].match, tuple_of("198.19.0.20", kPort, "198.19.0.1", 8080, kProtoTcp));
+  EXPECT_EQ(a.dirs[0].out, tuple_of("198.19.0.20", kPort, "198.18.0.2", 80, kProtoTcp));
+  EXPECT_EQ(a.dirs[0].out_if, kIn);
+  EXPECT_EQ(a.dirs[0].src, kInMac);
+  EXPECT_EQ(a.dirs[0].dst, kClientMac);
+  EXPECT_EQ(a.dirs[0].dst, dst_mac(g.to_server));  // what the engine itself sent to
+  // Server to client: arrives as the reply tuple, leaves from the published port on eth0.
+  EXPECT_EQ(a.dirs[1].match, f.tuple[1]);
+  EXPECT_EQ(a.dirs[1].out, tuple_of("198.19.0.1", 8080, "198.19.0.20", kPort, kProtoTcp));
+  EXPECT_EQ(a.dirs[1].out_if, kOut);
+  EXPECT_EQ(a.dirs[1].src, kOutMac);
+  EXPECT_EQ(a.dirs[1].dst, dst_mac(g.to_client));
+  EXPECT_TRUE(f.status & kStatusOffload);
+  EXPECT_EQ(g.e->conntrack().stats().offloads, 1u);
+  EXPECT_EQ(g.e->conntrack().offloaded(), 1u);
+  // Listed as conntrack lists a flowtable's flow: [OFFLOAD], a day's timeout.
+  const std::string line = g.listing(1000);
+  EXPECT_NE(line.find("[OFFLOAD]"), std::string::npos) << line;
+  EXPECT_EQ(line.find("[ASSURED]"), std::string::npos) << line;
+  EXPECT_EQ(line.rfind("tcp      6 86400 ESTABLISHED ", 0), 0u) << line;
+  // Its window tracking turned liberal both ways.
+  const TcpWindow* w = g.e->conntrack().window(g.idx());
+  ASSERT_NE(w, nullptr);
+  EXPECT_TRUE(w->seen[0].flags & kPeerLiberal);
+  EXPECT_TRUE(w->seen[1].flags & kPeerLiberal);
+  // Offered once: a packet through the engine while offloaded adds nothing.
+  g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);
+  EXPECT_EQ(g.fast.added.size(), 1u);
+}
+
+TEST(FlowOffload, NotOfferedWhileFilterRulesMustSeeEveryPacket) {
+  Gateway g(kPublish + "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                       "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n");
+  g.establish(1000);
+  g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);
+  EXPECT_TRUE(g.fast.added.empty());
+  EXPECT_FALSE(g.flow()->status & kStatusOffload);
+}
+
+TEST(FlowOffload, NoRoomLeavesTheConnectionWithTheEngine) {
+  Gateway g;
+  g.fast.room = false;
+  g.establish(1000);
+  EXPECT_FALSE(g.flow()->status & kStatusOffload);
+  EXPECT_EQ(g.e->conntrack().stats().offload_full, 1u);
+  g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);  // still forwarded, and offered again
+  EXPECT_EQ(g.e->conntrack().stats().offload_full, 2u);
+  g.fast.room = true;
+  g.pass(server(kTcpAck, S + 101, C + 1, 100), kIn, 1002);
+  EXPECT_EQ(g.fast.added.size(), 1u);
+}
+
+TEST(FlowOffload, FinTakesItBackAndTheEngineTracksTheEnd) {
+  Gateway g;
+  g.establish(1000);
+  ASSERT_EQ(g.fast.added.size(), 1u);
+  // The fast path carried 5 MB each way meanwhile (windows of 1000 bytes
+  // as the engine last saw them): the FIN lies far beyond them.
+  const uint32_t c_end = C + 1 + 5'000'000, s_end = S + 1 + 5'000'000;
+  g.pass(client(kTcpFin | kTcpAck, c_end, s_end), kOut, 60'000);
+  ASSERT_EQ(g.fast.removed.size(), 1u);
+  EXPECT_EQ(g.fast.removed[0], g.idx());
+  const Flow& f = *g.flow();
+  EXPECT_FALSE(f.status & kStatusOffload);
+  EXPECT_EQ(f.tcp_state, TcpState::kFinWait);
+  EXPECT_EQ(g.e->conntrack().stats().offload_withdrawn, 1u);
+  EXPECT_EQ(g.e->conntrack().offloaded(), 0u);
+  const TcpWindow* w = g.e->conntrack().window(g.idx());
+  EXPECT_FALSE(w->seen[0].flags & kPeerMaxackSet);
+  // The rest of the close passes, and the connection ends as the kernel's.
+  g.pass(server(kTcpFin | kTcpAck, s_end, c_end + 1), kIn, 60'001);
+  g.pass(client(kTcpAck, c_end + 1, s_end + 1), kOut, 60'002);
+  EXPECT_EQ(g.flow()->tcp_state, TcpState::kTimeWait);
+  EXPECT_EQ(g.e->counters().get(Counter::drop_invalid), 0u);
+  EXPECT_NE(g.listing(60'002).find("[ASSURED]"), std::string::npos);
+  EXPECT_EQ(g.fast.added.size(), 1u);  // not offered again once closing
+}
+
+TEST(FlowOffload, RstTakesItBack) {
+  Gateway g;
+  g.establish(1000);
+  g.pass(server(kTcpRst | kTcpAck, S + 1 + 70'000, C + 1), kIn, 2000);
+  EXPECT_EQ(g.fast.removed.size(), 1u);
+  EXPECT_EQ(g.flow()->tcp_state, TcpState::kClose);
+}
+
+TEST(FlowOffload, KeptWhileTheFastPathCarriesItTakenBackWhenIdle) {
+  Gateway g(kPublish, "nf_conntrack_tcp_timeout_established = 300");
+  g.establish(1000);
+  const uint32_t idx = g.idx();
+  // The fast path carried a packet at 250 s; at 400 s the engine's own
+  // timeout (300 s from the handshake) has passed, the fast path's has not.
+  g.fast.seen[idx] = 250'000;
+  g.e->offload_tick(400'000);
+  ASSERT_TRUE(g.flow(400'000));
+  EXPECT_TRUE(g.flow(400'000)->status & kStatusOffload);
+  EXPECT_GE(g.flow(400'000)->expires_ms, 400'000u + 43'200'000u);
+  EXPECT_TRUE(g.fast.removed.empty());
+  // Nothing since: at 550 s it is 300 s idle, comes back and expires.
+  g.e->offload_tick(550'000);
+  ASSERT_EQ(g.fast.removed.size(), 1u);
+  EXPECT_EQ(g.flow(550'000), nullptr) << "still live after its timeout";
+  g.e->conntrack().expire(551'000);
+  EXPECT_EQ(g.e->conntrack().count(), 0u);
+  EXPECT_EQ(g.fast.removed.size(), 1u);  // removed once
+}
+
+TEST(FlowOffload, RemovedWithItsEntry) {
+  Gateway g;
+  g.establish(1000);
+  g.e->conntrack().remove(g.idx());  // conntrack -D
+  EXPECT_EQ(g.fast.removed.size(), 1u);
+  EXPECT_EQ(g.e->conntrack().offloaded(), 0u);
+  // The next segment is picked up mid-stream (nf_conntrack_tcp_loose) and
+  // offered again once answered.
+  g.pass(client(kTcpAck, C + 1, S + 1, 10), kOut, 2000);
+  g.pass(server(kTcpAck, S + 1, C + 11, 10), kIn, 2001);
+  g.pass(client(kTcpAck, C + 11, S + 11, 10), kOut, 2002);
+  EXPECT_EQ(g.fast.added.size(), 2u);
+}
+
+TEST(FlowOffload, RoutesChangingTakeEveryConnectionBack) {
+  Gateway g;
+  g.establish(1000);
+  Fib fib = g.e->fib();
+  g.e->replace_fib(fib);
+  EXPECT_EQ(g.fast.removed.size(), 1u);
+  EXPECT_FALSE(g.flow()->status & kStatusOffload);
+  // Offered again by its next packet, on the routes as they are now.
+  g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);
+  EXPECT_EQ(g.fast.added.size(), 2u);
+}
+
+}  // namespace
+}  // namespace xnat::test
