@@ -255,14 +255,30 @@ int xnat_tc(struct __sk_buff* skb) {
 // as it would have.
 SEC("tc")
 int xnat_tc_egress(struct __sk_buff* skb) {
-  // Headers the key reads (VLAN, two IPv4 headers, an ICMP header, 8 bytes of
-  // the quoted payload) are normally in the linear part already.
-  const __u32 want = 14 + 4 + 60 + 8 + 60 + 8;
-  if ((long)skb->data + want > (long)skb->data_end) bpf_skb_pull_data(skb, skb->len < want ? skb->len : want);
+  // The key reads the IPv4 header and 8 bytes after it; an ICMP error's,
+  // the datagram it quotes too (VLAN, two IPv4 headers, an ICMP header, 8
+  // bytes). A frame whose payload lies outside the linear part (a TCP
+  // sender's, a super-frame) is pulled only as far as its own key needs:
+  // pulling reallocates the head, a copy and a free for every frame leaving,
+  // forwarded ones too.
   const unsigned char* data = (const unsigned char*)(long)skb->data;
   const unsigned char* end = (const unsigned char*)(long)skb->data_end;
   const unsigned char* ip = xnat_ipv4_header(data, end);
   if (!ip) return TC_ACT_OK;
+  {
+    const __u32 ihl = (__u32)(ip[0] & 0x0f) * 4;
+    __u32 want = (__u32)(ip - data) + ihl + 8;
+    if (ip[9] == 1) want += 60 + 8;  // ICMP: perhaps an error, with its quote
+    const __u32 linear = (__u32)((long)end - (long)data);
+    if (want > skb->len) want = skb->len;
+    if (want > linear) {
+      if (bpf_skb_pull_data(skb, want)) return TC_ACT_OK;
+      data = (const unsigned char*)(long)skb->data;
+      end = (const unsigned char*)(long)skb->data_end;
+      ip = xnat_ipv4_header(data, end);
+      if (!ip) return TC_ACT_OK;
+    }
+  }
   const unsigned frag = xnat_be16(ip + 6) & 0x3fff; /* more fragments, offset */
   if (frag & 0x1fff) {
     // A later fragment follows its first (noted below); it has no ports.
