@@ -234,16 +234,25 @@ TEST(FlowOffload, RemovedWithItsEntry) {
   EXPECT_EQ(g.fast.added.size(), 2u);
 }
 
-TEST(FlowOffload, RoutesChangingTakeEveryConnectionBack) {
+TEST(FlowOffload, ANeighbourChangingTakesBackTheConnectionsThroughIt) {
   Gateway g;
   g.establish(1000);
+  // The same routes and neighbours again (a neighbour's state changed, its
+  // MAC did not): the connection stays offloaded.
+  g.e->replace_fib(g.e->fib());
+  EXPECT_TRUE(g.fast.removed.empty());
+  EXPECT_TRUE(g.flow()->status & kStatusOffload);
+  // The server's MAC changes: back to the engine, and offered again by its
+  // next packet with the new one.
   Fib fib = g.e->fib();
+  const MacAddr moved = mac(0x33);
+  fib.add_neighbor(tuple_of("198.18.0.2", 0, "0.0.0.0", 0, 0).src, moved);
   g.e->replace_fib(fib);
   EXPECT_EQ(g.fast.removed.size(), 1u);
   EXPECT_FALSE(g.flow()->status & kStatusOffload);
-  // Offered again by its next packet, on the routes as they are now.
   g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);
-  EXPECT_EQ(g.fast.added.size(), 2u);
+  ASSERT_EQ(g.fast.added.size(), 2u);
+  EXPECT_EQ(g.fast.added[1].dirs[0].dst, moved);
 }
 
 }  // namespace

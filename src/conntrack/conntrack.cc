@@ -227,11 +227,6 @@ void Conntrack::withdraw(uint32_t idx, uint64_t since_ms) {
   }
 }
 
-void Conntrack::withdraw_all(uint64_t now_ms) {
-  for (uint32_t idx : offload_list_)
-    if (table_.in_use(idx)) withdraw(idx, now_ms);
-}
-
 void Conntrack::offload_tick(uint64_t now_ms) {
   size_t k = 0;
   for (uint32_t idx : offload_list_) {

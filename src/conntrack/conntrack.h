@@ -319,8 +319,14 @@ class Conntrack {
   // highest ACKs its window tracking holds are forgotten, as
   // flow_offload_fixup_tcp does: the fast path's packets moved them on.
   void withdraw(uint32_t idx, uint64_t since_ms);
-  // Every offloaded flow (routes or neighbours changed).
-  void withdraw_all(uint64_t now_ms);
+  // Calls fn(idx, const Flow&) for every offloaded flow; fn may withdraw it.
+  template <typename Fn>
+  void for_each_offloaded(Fn&& fn) {
+    for (size_t i = 0; i < offload_list_.size(); ++i) {
+      const uint32_t idx = offload_list_[i];
+      if (table_.in_use(idx) && (table_.flow(idx).status & kStatusOffload)) fn(idx, table_.flow(idx));
+    }
+  }
   // About once a second: an offloaded flow the fast path has not carried a
   // packet of for its timeout is taken back (and expires); the rest are
   // kept a day ahead.

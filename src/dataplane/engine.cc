@@ -394,23 +394,42 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
     offer_offload(idx, now);
 }
 
-void Engine::offer_offload(uint32_t idx, uint64_t now) {
-  const Flow& f = ct_.flow(idx);
-  if (!(f.status & kStatusAssured)) return;
-  OffloadPath dirs[2];
+bool Engine::offload_paths(const Fib& fib, const Flow& f, OffloadPath (&dirs)[2]) const {
   for (int d = 0; d < 2; ++d) {
     OffloadPath& path = dirs[d];
     path.match = f.tuple[d];
     path.out = flow_output_tuple(f, d);
     NextHop nh;
-    if (cfg_.fib.resolve(path.out.dst, &nh) != RouteKind::kForward) return;
-    const MacAddr* mac = cfg_.fib.neighbor(nh.addr);
-    if (!mac) return;
+    if (fib.resolve(path.out.dst, &nh) != RouteKind::kForward) return false;
+    const MacAddr* mac = fib.neighbor(nh.addr);
+    if (!mac) return false;
     path.out_if = nh.ifindex;
-    path.src = cfg_.fib.interface_mac(nh.ifindex);
+    path.src = fib.interface_mac(nh.ifindex);
     path.dst = *mac;
   }
-  (void)ct_.offload(idx, dirs, now);
+  return true;
+}
+
+void Engine::offer_offload(uint32_t idx, uint64_t now) {
+  const Flow& f = ct_.flow(idx);
+  OffloadPath dirs[2];
+  if ((f.status & kStatusAssured) && offload_paths(cfg_.fib, f, dirs)) (void)ct_.offload(idx, dirs, now);
+}
+
+void Engine::replace_fib(Fib fib) {
+  if (ct_.offloaded()) {
+    // Neighbours change state often (REACHABLE, STALE, ...) without changing
+    // a MAC: only flows whose output or next hop did are taken back.
+    ct_.for_each_offloaded([&](uint32_t idx, const Flow& f) {
+      OffloadPath was[2], now[2];
+      const bool had = offload_paths(cfg_.fib, f, was);
+      if (!had || !offload_paths(fib, f, now)) return ct_.withdraw(idx, now_ms_);
+      for (int d = 0; d < 2; ++d)
+        if (was[d].out_if != now[d].out_if || !(was[d].src == now[d].src) || !(was[d].dst == now[d].dst))
+          return ct_.withdraw(idx, now_ms_);
+    });
+  }
+  cfg_.fib = std::move(fib);
 }
 
 // A frame of a connection translated for the host's stack (REDIRECT, DNAT to

@@ -66,11 +66,8 @@ class Engine final : private RuleActions {
   const EngineConfig& config() const { return cfg_; }
   // Live changes from the kernel (addresses, routes, neighbours). The new Fib
   // must list the same interfaces in the same order.
-  // Offloaded flows come back: their paths may have changed.
-  void replace_fib(Fib fib) {
-    cfg_.fib = std::move(fib);
-    if (ct_.offloaded()) ct_.withdraw_all(now_ms_);
-  }
+  // Offloaded flows whose paths changed come back to the engine.
+  void replace_fib(Fib fib);
   void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
   // The fast path (conntrack/flow_offload.h): established TCP flows are
   // offered to it when no rule but nat's sees their packets.
@@ -115,6 +112,8 @@ class Engine final : private RuleActions {
   // Hands flow idx to the fast path if both its directions have a route and
   // a resolved next hop.
   void offer_offload(uint32_t idx, uint64_t now);
+  // An offloaded flow's paths as `fib` has them; false if one has none.
+  bool offload_paths(const Fib& fib, const Flow& f, OffloadPath (&dirs)[2]) const;
   // A packet that missed the table but matches an evicted flow still held:
   // readmits the flow and forwards the packet. False: no such flow, or a new
   // connection on its tuple.
