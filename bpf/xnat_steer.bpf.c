@@ -139,18 +139,6 @@ static __always_inline int steer_counted(long data, long data_end) {
   return to;
 }
 
-SEC("xdp")
-int xnat_xdp(struct xdp_md* ctx) {
-  if (steer_counted(ctx->data, ctx->data_end) == XNAT_STEER_KERNEL) return XDP_PASS;
-  // No socket on this queue yet (starting, or a queue the gateway does not
-  // poll): XDP_DROP as the fallback keeps the kernel from answering for
-  // connections it does not own; counted in steer_stats[2].
-  const __u32 key = ((ctx->ingress_ifindex & 63) << 6) | (ctx->rx_queue_index & 63);
-  int r = bpf_redirect_map(&xsks, key, XDP_DROP);
-  if (r != XDP_REDIRECT) count(2);
-  return r;
-}
-
 static __always_inline void add(__u32 what, __u64 n) {
   __u64* c = bpf_map_lookup_elem(&steer_stats, &what);
   if (c) *c += n;
@@ -163,25 +151,37 @@ static __always_inline void add(__u32 what, __u64 n) {
 // tracks the connection's end), TTL 1 (the engine sends the ICMP error), too
 // big for the output (the same). The checksum helpers keep a partial
 // checksum partial and a super-frame whole (GSO cuts it at the output).
-static __always_inline long fast_path(struct __sk_buff* skb) {
-  if (skb->vlan_present) return -1;
-  const unsigned char* data = (const unsigned char*)(long)skb->data;
-  const unsigned char* end = (const unsigned char*)(long)skb->data_end;
-  if (data + 14 + 20 + 20 > end) return -1;
+// A plain IPv4 TCP segment of an offloaded connection (no IP options or
+// fragments, TTL over 1, no SYN, FIN or RST): its entry, with *k its tuple
+// and *doff its TCP header's length. Null for anything else.
+static __always_inline const struct xnat_fast_entry* fast_lookup(long d, long e, struct xnat_tuple_key* k,
+                                                                 __u32* doff) {
+  const unsigned char* data = (const unsigned char*)d;
+  const unsigned char* end = (const unsigned char*)e;
+  if (data + 14 + 20 + 20 > end) return 0;
   const unsigned char* ip = data + 14;
   const unsigned char* tcp = ip + 20;
-  if (data[12] != 0x08 || data[13] != 0x00 || ip[0] != 0x45 || ip[9] != 6) return -1;
-  if ((xnat_be16(ip + 6) & 0x3fff) || ip[8] <= 1) return -1;
-  if (tcp[13] & 0x07) return -1; /* FIN, SYN, RST */
-  struct xnat_tuple_key k = {};
-  __builtin_memcpy(&k.src, ip + 12, 4);
-  __builtin_memcpy(&k.dst, ip + 16, 4);
-  __builtin_memcpy(&k.sport, tcp, 2);
-  __builtin_memcpy(&k.dport, tcp + 2, 2);
-  k.proto = 6;
-  const struct xnat_fast_entry* e = bpf_map_lookup_elem(&fastpath, &k);
+  if (data[12] != 0x08 || data[13] != 0x00 || ip[0] != 0x45 || ip[9] != 6) return 0;
+  if ((xnat_be16(ip + 6) & 0x3fff) || ip[8] <= 1) return 0;
+  if (tcp[13] & 0x07) return 0; /* FIN, SYN, RST */
+  __builtin_memset(k, 0, sizeof *k);
+  __builtin_memcpy(&k->src, ip + 12, 4);
+  __builtin_memcpy(&k->dst, ip + 16, 4);
+  __builtin_memcpy(&k->sport, tcp, 2);
+  __builtin_memcpy(&k->dport, tcp + 2, 2);
+  k->proto = 6;
+  *doff = (__u32)(tcp[12] >> 4) * 4;
+  return bpf_map_lookup_elem(&fastpath, k);
+}
+
+static __always_inline long fast_path(struct __sk_buff* skb) {
+  if (skb->vlan_present) return -1;
+  struct xnat_tuple_key k;
+  __u32 doff;
+  const struct xnat_fast_entry* e = fast_lookup(skb->data, skb->data_end, &k, &doff);
   if (!e) return -1;
-  const __u32 doff = (__u32)(tcp[12] >> 4) * 4;
+  const unsigned char* ip = (const unsigned char*)(long)skb->data + 14;
+  if (ip + 20 > (const unsigned char*)(long)skb->data_end) return -1;
   if (skb->gso_size ? skb->gso_size + 20 + doff > e->mtu : skb->len - 14 > e->mtu) return -1;
   __u16 ttl_proto;
   __builtin_memcpy(&ttl_proto, ip + 8, 2);
@@ -230,6 +230,40 @@ static __always_inline long fast_path(struct __sk_buff* skb) {
   add(4, 1);
   add(5, len);
   return bpf_redirect(e->ifindex, 0);
+}
+
+SEC("xdp")
+int xnat_xdp(struct xdp_md* ctx) {
+  // An offloaded connection's segment goes on to the kernel, where tc
+  // ingress (xnat_tc_xdp) forwards it; an skb is made of it on the way.
+  struct xnat_tuple_key k;
+  __u32 doff;
+  if (fast_lookup(ctx->data, ctx->data_end, &k, &doff)) return XDP_PASS;
+  if (steer_counted(ctx->data, ctx->data_end) == XNAT_STEER_KERNEL) return XDP_PASS;
+  // No socket on this queue yet (starting, or a queue the gateway does not
+  // poll): XDP_DROP as the fallback keeps the kernel from answering for
+  // connections it does not own; counted in steer_stats[2].
+  const __u32 key = ((ctx->ingress_ifindex & 63) << 6) | (ctx->rx_queue_index & 63);
+  int r = bpf_redirect_map(&xsks, key, XDP_DROP);
+  if (r != XDP_REDIRECT) count(2);
+  return r;
+}
+
+// tc ingress beside the XDP program (AF_XDP with --fast-path): the fast
+// path for what XDP passed on for it. XDP passes on only the kernel's frames
+// and these; one the fast path cannot take after all (its connection taken
+// back in between) must not reach the kernel's IP stack, which would answer
+// for a connection it does not have: dropped and counted.
+SEC("tc")
+int xnat_tc_xdp(struct __sk_buff* skb) {
+  const long fast = fast_path(skb);
+  if (fast >= 0) return (int)fast;
+  if (xnat_steer((const unsigned char*)(long)skb->data, (const unsigned char*)(long)skb->data_end) ==
+      XNAT_STEER_GATEWAY) {
+    count(6);
+    return TC_ACT_SHOT;
+  }
+  return TC_ACT_OK;
 }
 
 // AF_PACKET's socket is bound to IPv4 (ETH_P_IP), so it sees a frame after

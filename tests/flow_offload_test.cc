@@ -49,7 +49,7 @@ std::vector<uint8_t> client(uint8_t flags, uint32_t seq, uint32_t ack, size_t le
       .eth(kServerMac, kOutMac)
       .ip("198.19.0.20", "198.19.0.1")
       .tcp(kPort, 8080, flags, seq, ack)
-      .window(1000)
+      .window(65535)
       .payload(std::vector<uint8_t>(len, 0x61))
       .build();
 }
@@ -58,7 +58,7 @@ std::vector<uint8_t> server(uint8_t flags, uint32_t seq, uint32_t ack, size_t le
       .eth(kClientMac, kInMac)
       .ip("198.18.0.2", "198.19.0.20")
       .tcp(80, kPort, flags, seq, ack)
-      .window(1000)
+      .window(65535)
       .payload(std::vector<uint8_t>(len, 0x62))
       .build();
 }
@@ -77,8 +77,16 @@ struct Gateway {
   void establish(uint64_t now) {
     to_server = pass(client(kTcpSyn, C, 0), kOut, now);
     to_client = pass(server(kTcpSyn | kTcpAck, S, C + 1), kIn, now);
-    EXPECT_TRUE(fast.added.empty()) << "offered before ESTABLISHED";
     to_server = pass(client(kTcpAck, C + 1, S + 1), kOut, now);
+    EXPECT_TRUE(fast.added.empty()) << "offered before bulk data";
+  }
+  // The handshake, a small request and a bulk answer (1400 bytes), which
+  // offers the connection. Next sequence numbers: C + 1001, S + 1401.
+  void establish_bulk(uint64_t now) {
+    establish(now);
+    to_server = pass(client(kTcpAck | kTcpPsh, C + 1, S + 1, 1000), kOut, now);
+    EXPECT_EQ(fast.added.size(), 0u) << "1000 bytes are not bulk";
+    to_client = pass(server(kTcpAck, S + 1, C + 1001, 1400), kIn, now);
   }
   const Flow* flow(uint64_t now = 0) const {
     const Flow* found = nullptr;
@@ -107,7 +115,7 @@ MacAddr dst_mac(const Output& o) {
 
 TEST(FlowOffload, OfferedOnceEstablishedWithBothDirectionsPaths) {
   Gateway g;
-  g.establish(1000);
+  g.establish_bulk(1000);
   ASSERT_EQ(g.fast.added.size(), 1u);
   const FakeOffload::Added& a = g.fast.added[0];
   const Flow& f = *g.flow();
@@ -139,15 +147,15 @@ TEST(FlowOffload, OfferedOnceEstablishedWithBothDirectionsPaths) {
   EXPECT_TRUE(w->seen[0].flags & kPeerLiberal);
   EXPECT_TRUE(w->seen[1].flags & kPeerLiberal);
   // Offered once: a packet through the engine while offloaded adds nothing.
-  g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);
+  g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 1001);
   EXPECT_EQ(g.fast.added.size(), 1u);
 }
 
 TEST(FlowOffload, NotOfferedWhileFilterRulesMustSeeEveryPacket) {
   Gateway g(kPublish + "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
                        "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n");
-  g.establish(1000);
-  g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);
+  g.establish_bulk(1000);
+  g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 1001);
   EXPECT_TRUE(g.fast.added.empty());
   EXPECT_FALSE(g.flow()->status & kStatusOffload);
 }
@@ -155,23 +163,25 @@ TEST(FlowOffload, NotOfferedWhileFilterRulesMustSeeEveryPacket) {
 TEST(FlowOffload, NoRoomLeavesTheConnectionWithTheEngine) {
   Gateway g;
   g.fast.room = false;
-  g.establish(1000);
+  g.establish_bulk(1000);
   EXPECT_FALSE(g.flow()->status & kStatusOffload);
   EXPECT_EQ(g.e->conntrack().stats().offload_full, 1u);
-  g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);  // still forwarded, and offered again
+  g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 1001);  // still forwarded, and offered again
+  EXPECT_EQ(g.e->conntrack().stats().offload_full, 2u);
+  g.pass(client(kTcpAck, C + 1001, S + 2801), kOut, 1001);  // an ACK is not bulk: not offered
   EXPECT_EQ(g.e->conntrack().stats().offload_full, 2u);
   g.fast.room = true;
-  g.pass(server(kTcpAck, S + 101, C + 1, 100), kIn, 1002);
+  g.pass(server(kTcpAck, S + 2801, C + 1001, 1400), kIn, 1002);
   EXPECT_EQ(g.fast.added.size(), 1u);
 }
 
 TEST(FlowOffload, FinTakesItBackAndTheEngineTracksTheEnd) {
   Gateway g;
-  g.establish(1000);
+  g.establish_bulk(1000);
   ASSERT_EQ(g.fast.added.size(), 1u);
-  // The fast path carried 5 MB each way meanwhile (windows of 1000 bytes
-  // as the engine last saw them): the FIN lies far beyond them.
-  const uint32_t c_end = C + 1 + 5'000'000, s_end = S + 1 + 5'000'000;
+  // The fast path carried 5 MB each way meanwhile (windows of 64 KiB as
+  // the engine last saw them): the FIN lies far beyond them.
+  const uint32_t c_end = C + 1001 + 5'000'000, s_end = S + 1401 + 5'000'000;
   g.pass(client(kTcpFin | kTcpAck, c_end, s_end), kOut, 60'000);
   ASSERT_EQ(g.fast.removed.size(), 1u);
   EXPECT_EQ(g.fast.removed[0], g.idx());
@@ -193,15 +203,15 @@ TEST(FlowOffload, FinTakesItBackAndTheEngineTracksTheEnd) {
 
 TEST(FlowOffload, RstTakesItBack) {
   Gateway g;
-  g.establish(1000);
-  g.pass(server(kTcpRst | kTcpAck, S + 1 + 70'000, C + 1), kIn, 2000);
+  g.establish_bulk(1000);
+  g.pass(server(kTcpRst | kTcpAck, S + 1401 + 5'000'000, C + 1001), kIn, 2000);
   EXPECT_EQ(g.fast.removed.size(), 1u);
   EXPECT_EQ(g.flow()->tcp_state, TcpState::kClose);
 }
 
 TEST(FlowOffload, KeptWhileTheFastPathCarriesItTakenBackWhenIdle) {
   Gateway g(kPublish, "nf_conntrack_tcp_timeout_established = 300");
-  g.establish(1000);
+  g.establish_bulk(1000);
   const uint32_t idx = g.idx();
   // The fast path carried a packet at 250 s; at 400 s the engine's own
   // timeout (300 s from the handshake) has passed, the fast path's has not.
@@ -222,21 +232,23 @@ TEST(FlowOffload, KeptWhileTheFastPathCarriesItTakenBackWhenIdle) {
 
 TEST(FlowOffload, RemovedWithItsEntry) {
   Gateway g;
-  g.establish(1000);
+  g.establish_bulk(1000);
   g.e->conntrack().remove(g.idx());  // conntrack -D
   EXPECT_EQ(g.fast.removed.size(), 1u);
   EXPECT_EQ(g.e->conntrack().offloaded(), 0u);
   // The next segment is picked up mid-stream (nf_conntrack_tcp_loose) and
-  // offered again once answered.
-  g.pass(client(kTcpAck, C + 1, S + 1, 10), kOut, 2000);
-  g.pass(server(kTcpAck, S + 1, C + 11, 10), kIn, 2001);
-  g.pass(client(kTcpAck, C + 11, S + 11, 10), kOut, 2002);
+  // offered again by bulk data once established.
+  g.pass(client(kTcpAck, C + 1001, S + 1401, 10), kOut, 2000);
+  g.pass(server(kTcpAck, S + 1401, C + 1011, 10), kIn, 2001);
+  g.pass(client(kTcpAck, C + 1011, S + 1411, 10), kOut, 2002);
+  EXPECT_EQ(g.fast.added.size(), 1u);
+  g.pass(server(kTcpAck, S + 1411, C + 1021, 1400), kIn, 2003);
   EXPECT_EQ(g.fast.added.size(), 2u);
 }
 
 TEST(FlowOffload, ANeighbourChangingTakesBackTheConnectionsThroughIt) {
   Gateway g;
-  g.establish(1000);
+  g.establish_bulk(1000);
   // The same routes and neighbours again (a neighbour's state changed, its
   // MAC did not): the connection stays offloaded.
   g.e->replace_fib(g.e->fib());
@@ -250,7 +262,7 @@ TEST(FlowOffload, ANeighbourChangingTakesBackTheConnectionsThroughIt) {
   g.e->replace_fib(fib);
   EXPECT_EQ(g.fast.removed.size(), 1u);
   EXPECT_FALSE(g.flow()->status & kStatusOffload);
-  g.pass(server(kTcpAck, S + 1, C + 1, 100), kIn, 1001);
+  g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 1001);
   ASSERT_EQ(g.fast.added.size(), 2u);
   EXPECT_EQ(g.fast.added[1].dirs[0].dst, moved);
 }

@@ -128,8 +128,8 @@ int main(int argc, char** argv) {
   run->add_option("--counters-out", run_opts.counters_out, "Write the counters here on SIGUSR1 and at exit");
   run->add_flag("--busy-poll", run_opts.busy_poll, "Never sleep: poll the rings continuously");
   run->add_flag("--fast-path", run_opts.fast_path,
-                "af_packet: forward established TCP connections in the kernel's tc layer, as nft's flow offload "
-                "does (filter FORWARD and mangle rules empty)");
+                "Forward established TCP connections in the kernel's tc layer, as nft's flow offload does "
+                "(filter FORWARD and mangle rules empty)");
   run->add_option("--ring-size", run_opts.ring_size, "Descriptors per ring")->capture_default_str();
   run->add_option("--metrics", run_opts.metrics, "ADDRESS:PORT to serve Prometheus metrics on (GET /metrics)");
   run->add_option("--control", run_opts.control,

@@ -386,11 +386,15 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh, own_output);
-  // Offered once established both ways, as nft's flow offload does; not
-  // while other rules (filter FORWARD, mangle) must see every packet.
+  // Offered once established both ways, as nft's flow offload does, but
+  // only by a segment of bulk data (a super-frame, or 1 KiB or more): the
+  // fast path's entries cost two map updates and two deletes, system calls,
+  // which a connection of a few small segments (a request and its answer)
+  // would pay for nothing. Not while other rules (filter FORWARD, mangle)
+  // must see every packet.
   if (f.tcp_state == TcpState::kEstablished && ct_.offloading() && !(f.status & kStatusOffload) && !forward_rules_ &&
-      !own_output && pkt.verdict == Verdict::kForward && pkt.reason == Counter::kCount && p.l3 == sizeof(EthHdr))
-      [[unlikely]]
+      !own_output && pkt.verdict == Verdict::kForward && pkt.reason == Counter::kCount && p.l3 == sizeof(EthHdr) &&
+      (pkt.gso != Gso::kNone || p.ip_end - p.l4 >= kOffloadSegment)) [[unlikely]]
     offer_offload(idx, now);
 }
 

@@ -109,6 +109,9 @@ class Engine final : private RuleActions {
   void translate_for_host(Packet& pkt, ParsedPacket& p, const Flow& f, int dir);
   // A packet of a tracked flow (table index, direction): track, route, translate, emit.
   void forward_tracked(Packet& pkt, ParsedPacket& p, uint32_t idx, int dir, uint64_t now, bool own_output = false);
+  // A TCP segment (header and payload) this long or longer, or a
+  // super-frame, is bulk data: its connection is offered to the fast path.
+  static constexpr uint32_t kOffloadSegment = 1024 + 20;
   // Hands flow idx to the fast path if both its directions have a route and
   // a resolved next hop.
   void offer_offload(uint32_t idx, uint64_t now);

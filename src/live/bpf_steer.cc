@@ -85,7 +85,15 @@ Status BpfSteer::attach(SteerHook hook, int ifindex, const std::string& name) {
     links_.push_back(link);
     return {};
   }
-  bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_tc");
+  return attach_tc("xnat_tc", ifindex, name);
+}
+
+Status BpfSteer::attach_fast_path(int ifindex, const std::string& name) {
+  return attach_tc("xnat_tc_xdp", ifindex, name);
+}
+
+Status BpfSteer::attach_tc(const char* program, int ifindex, const std::string& name) {
+  bpf_program* prog = bpf_object__find_program_by_name(obj_, program);
   // A tcx link (Linux 6.6) goes away with the process, as the XDP link does;
   // older kernels get a classic filter, which a crash leaves behind until
   // the next start replaces it.

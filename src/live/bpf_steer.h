@@ -29,6 +29,7 @@ class BpfSteer final : public Steering {
   Status load();
   // Attaches to the interface (kernel ifindex). XDP tries native mode first.
   Status attach(SteerHook hook, int ifindex, const std::string& name) override;
+  Status attach_fast_path(int ifindex, const std::string& name) override;
   void detach_all() override;
 
   Status set_local_addrs(const std::vector<uint32_t>& addrs) override;
@@ -53,6 +54,12 @@ class BpfSteer final : public Steering {
   // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket,
   // host frames to the host port, fast path frames, bytes and drops.
   std::vector<uint64_t> stats() const;
+
+ private:
+  // tc ingress: a tcx link where the kernel has them, else a classic filter.
+  Status attach_tc(const char* program, int ifindex, const std::string& name);
+
+ public:
   // "native" or "generic" for each XDP attachment, in attach order.
   const std::vector<std::string>& modes() const { return modes_; }
 

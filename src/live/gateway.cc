@@ -120,8 +120,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   directory_ = std::make_unique<FlowDirectory>(
       nworkers > 1 ? total_max_ + nworkers * uint64_t{cfg_.conntrack.xnat_evicted_hold} : 1);
 
-  if (o.fast_path && (platform_.hook != SteerHook::kTc || steering.fast_path_fd() < 0))
-    return Error{"--fast-path needs --backend af_packet (the fast path is its tc program)"};
+  if (o.fast_path && steering.fast_path_fd() < 0) return Error{"--fast-path: this platform has no fast path"};
   sh_.fib = cfg_.fib;
   update_pools();
   for (uint32_t i = 0; i < nworkers; ++i) {
@@ -174,8 +173,11 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
         workers_[a]->to[b] = workers_[b]->from[a] = rings_.back().get();
       }
   // Sockets exist before the program steers anything to them.
-  for (size_t i = 0; i < bo_.ifnames.size(); ++i)
+  for (size_t i = 0; i < bo_.ifnames.size(); ++i) {
     if (auto r = steering.attach(platform_.hook, bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
+    if (o.fast_path && platform_.hook == SteerHook::kXdp)
+      if (auto r = steering.attach_fast_path(bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
+  }
   for (auto& w : workers_) {
     threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_, platform_.backend_filters); });
     // "xnat-worker N" in top -H and /proc: the thread to pin or watch.

@@ -40,6 +40,9 @@ class Steering {
   // (XNAT_FAST_SLOTS of them), and what it forwarded and dropped. -1 and
   // null where there is none.
   virtual int fast_path_fd() const { return -1; }
+  // AF_XDP: tc ingress beside the XDP program, which passes the fast
+  // path's segments on to it.
+  virtual Status attach_fast_path(int, const std::string&) { return Error{"no fast path here"}; }
   virtual uint64_t* fast_seen() { return nullptr; }
   struct FastPathStats {
     uint64_t frames = 0, bytes = 0, dropped = 0;
