@@ -174,12 +174,24 @@ static __always_inline const struct xnat_fast_entry* fast_lookup(long d, long e,
   return bpf_map_lookup_elem(&fastpath, k);
 }
 
-static __always_inline long fast_path(struct __sk_buff* skb) {
+// A connection's seen time, or null; XNAT_FAST_DRAINING once taken back.
+static __always_inline __u64* fast_seen_of(const struct xnat_fast_entry* e) {
+  const __u32 slot = e->slot;
+  return bpf_map_lookup_elem(&fast_seen, &slot);
+}
+
+// draining: whether a connection being taken back is still forwarded (the
+// segments XDP passed on before it was) or goes to the gateway.
+static __always_inline long fast_path(struct __sk_buff* skb, int draining) {
   if (skb->vlan_present) return -1;
   struct xnat_tuple_key k;
   __u32 doff;
   const struct xnat_fast_entry* e = fast_lookup(skb->data, skb->data_end, &k, &doff);
   if (!e) return -1;
+  __u64* seen = fast_seen_of(e);
+  if (!seen) return -1;
+  const __u64 was = *seen;
+  if (was == XNAT_FAST_DRAINING && !draining) return -1;
   const unsigned char* ip = (const unsigned char*)(long)skb->data + 14;
   if (ip + 20 > (const unsigned char*)(long)skb->data_end) return -1;
   if (skb->gso_size ? skb->gso_size + 20 + doff > e->mtu : skb->len - 14 > e->mtu) return -1;
@@ -219,14 +231,11 @@ static __always_inline long fast_path(struct __sk_buff* skb) {
     count(6);
     return TC_ACT_SHOT;
   }
-  const __u32 slot = e->slot;
-  __u64* seen = bpf_map_lookup_elem(&fast_seen, &slot);
-  if (seen) {
-    // A millisecond is fine enough for timeouts, and fewer writes keep the
-    // line from bouncing between CPUs carrying the same connection.
-    const __u64 now = bpf_ktime_get_ns();
-    if (now - *seen > 1000000) *seen = now;
-  }
+  // A millisecond is fine enough for timeouts, and fewer writes keep the
+  // line from bouncing between CPUs carrying the same connection. Never
+  // over the gateway's XNAT_FAST_DRAINING, written meanwhile.
+  const __u64 now = bpf_ktime_get_ns();
+  if (was != XNAT_FAST_DRAINING && now - was > 1000000) (void)__sync_val_compare_and_swap(seen, was, now);
   add(4, 1);
   add(5, len);
   return bpf_redirect(e->ifindex, 0);
@@ -238,7 +247,11 @@ int xnat_xdp(struct xdp_md* ctx) {
   // ingress (xnat_tc_xdp) forwards it; an skb is made of it on the way.
   struct xnat_tuple_key k;
   __u32 doff;
-  if (fast_lookup(ctx->data, ctx->data_end, &k, &doff)) return XDP_PASS;
+  const struct xnat_fast_entry* e = fast_lookup(ctx->data, ctx->data_end, &k, &doff);
+  if (e) {
+    const __u64* seen = fast_seen_of(e);
+    if (seen && *seen != XNAT_FAST_DRAINING) return XDP_PASS;
+  }
   if (steer_counted(ctx->data, ctx->data_end) == XNAT_STEER_KERNEL) return XDP_PASS;
   // No socket on this queue yet (starting, or a queue the gateway does not
   // poll): XDP_DROP as the fallback keeps the kernel from answering for
@@ -251,12 +264,13 @@ int xnat_xdp(struct xdp_md* ctx) {
 
 // tc ingress beside the XDP program (AF_XDP with --fast-path): the fast
 // path for what XDP passed on for it. XDP passes on only the kernel's frames
-// and these; one the fast path cannot take after all (its connection taken
-// back in between) must not reach the kernel's IP stack, which would answer
-// for a connection it does not have: dropped and counted.
+// and these, and a connection the gateway takes back keeps its entries a
+// moment for those still on their way here (XNAT_FAST_DRAINING). One the
+// fast path cannot take after all must not reach the kernel's IP stack,
+// which would answer for a connection it does not have: dropped and counted.
 SEC("tc")
 int xnat_tc_xdp(struct __sk_buff* skb) {
-  const long fast = fast_path(skb);
+  const long fast = fast_path(skb, 1);
   if (fast >= 0) return (int)fast;
   if (xnat_steer((const unsigned char*)(long)skb->data, (const unsigned char*)(long)skb->data_end) ==
       XNAT_STEER_GATEWAY) {
@@ -273,7 +287,7 @@ int xnat_tc_xdp(struct __sk_buff* skb) {
 // drops (ip_rcv), so the kernel never answers for the gateway's connections.
 SEC("tc")
 int xnat_tc(struct __sk_buff* skb) {
-  const long fast = fast_path(skb);
+  const long fast = fast_path(skb, 0);
   if (fast >= 0) return (int)fast;
   if (steer_counted(skb->data, skb->data_end) == XNAT_STEER_KERNEL) return TC_ACT_OK;
   if (bpf_skb_change_type(skb, PACKET_OTHERHOST)) {

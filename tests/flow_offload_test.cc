@@ -10,6 +10,7 @@
 #include "conntrack/conntrack.h"
 #include "conntrack/listing.h"
 #include "conntrack/tcp_tracker.h"
+#include "nat/rules_parser.h"
 #include "test_util.h"
 
 namespace xnat::test {
@@ -151,13 +152,32 @@ TEST(FlowOffload, OfferedOnceEstablishedWithBothDirectionsPaths) {
   EXPECT_EQ(g.fast.added.size(), 1u);
 }
 
+const std::string kForwardRules = kPublish +
+                                  "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                                  "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n";
+
 TEST(FlowOffload, NotOfferedWhileFilterRulesMustSeeEveryPacket) {
-  Gateway g(kPublish + "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-                       "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n");
+  Gateway g(kForwardRules);
   g.establish_bulk(1000);
   g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 1001);
   EXPECT_TRUE(g.fast.added.empty());
   EXPECT_FALSE(g.flow()->status & kStatusOffload);
+}
+
+TEST(FlowOffload, ReloadedRulesThatMustSeeEveryPacketTakeItBack) {
+  Gateway g;
+  g.establish_bulk(1000);
+  ASSERT_EQ(g.fast.added.size(), 1u);
+  auto rs = parse_rules(kForwardRules, "reload.rules");
+  ASSERT_TRUE(rs.ok()) << rs.error().message;
+  std::vector<std::string> names;
+  for (const Interface& i : g.e->fib().interfaces()) names.push_back(i.name);
+  rs->bind_interfaces(names);
+  g.e->swap_rules(*rs);  // xnat reload
+  EXPECT_EQ(g.fast.removed.size(), 1u);
+  EXPECT_FALSE(g.flow()->status & kStatusOffload);
+  g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 1001);
+  EXPECT_EQ(g.fast.added.size(), 1u);  // and not offered again
 }
 
 TEST(FlowOffload, NoRoomLeavesTheConnectionWithTheEngine) {

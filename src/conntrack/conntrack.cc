@@ -175,7 +175,9 @@ void Conntrack::set_offload(FlowOffload* o) {
   offload_ = o;
   offload_listed_.assign(o ? table_.capacity() : 0, 0);
   offload_list_.clear();
-  offload_list_.reserve(o ? 1024 : 0);
+  // A flow is on the list once: it never grows past this, nor allocates
+  // on the data path.
+  offload_list_.reserve(o ? table_.capacity() : 0);
 }
 
 // A day, as netfilter's NF_CT_DAY: what an offloaded flow's timeout shows.
@@ -198,7 +200,7 @@ bool Conntrack::offload(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now
   f.expires_ms = now_ms + kOffloadHoldMs;  // later: the wheel finds it when due
   if (!offload_listed_[idx]) {
     offload_listed_[idx] = 1;
-    offload_list_.push_back(idx);  // grows only at setup size and beyond: rare
+    offload_list_.push_back(idx);
   }
   return true;
 }

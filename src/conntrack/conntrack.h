@@ -108,7 +108,7 @@ struct ConntrackStats {
   uint64_t held = 0;            // evicted flows kept for their late packets
   uint64_t readmitted = 0;      // held flows brought back by a late packet
   uint64_t offloads = 0;           // flows handed to the fast path (flow_offload.h)
-  uint64_t offload_full = 0;       // flows the fast path had no room for
+  uint64_t offload_full = 0;       // offers the fast path had no room for
   uint64_t offload_withdrawn = 0;  // taken back: FIN or RST, idle, routes changed
 
   ConntrackStats& operator+=(const ConntrackStats& o) {

@@ -51,6 +51,10 @@ Engine::Engine(EngineConfig cfg)
 void Engine::swap_rules(RuleSet& rules) {
   std::swap(cfg_.rules, rules);
   rule_flags();
+  // Rules that must see every packet now: the fast path's connections come
+  // back to pass them.
+  if (forward_rules_ && ct_.offloaded())
+    ct_.for_each_offloaded([&](uint32_t idx, const Flow&) { ct_.withdraw(idx, now_ms_); });
 }
 
 void Engine::bind_rules() {

@@ -15,9 +15,11 @@ FastPath::FastPath(int map_fd, uint64_t* seen, uint32_t first, uint32_t count, s
     : fd_(map_fd), seen_(seen), slot_of_(flow_capacity, 0), ifindexes_(std::move(ifindexes)), mtus_(std::move(mtus)) {
   free_.reserve(count);
   for (uint32_t i = count; i > 0; --i) free_.push_back(first + i - 1);
+  draining_.reserve(count);  // a slot drains once: never more than these
 }
 
 bool FastPath::add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) {
+  now_ms_ = now_ms;
   if (free_.empty() || idx >= slot_of_.size()) return false;
   const uint32_t slot = free_.back();
   xnat_fast_entry e[2] = {};
@@ -48,9 +50,31 @@ bool FastPath::add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) 
 }
 
 void FastPath::remove(uint32_t idx, const Flow& f) {
-  (void)bpf_map_delete_elem(fd_, &f.tuple[0]);
-  (void)bpf_map_delete_elem(fd_, &f.tuple[1]);
-  free_.push_back(slot_of_[idx]);
+  const uint32_t slot = slot_of_[idx];
+  __atomic_store_n(&seen_[slot], XNAT_FAST_DRAINING, __ATOMIC_RELEASE);
+  if (draining_head_ > 0 && draining_.size() == draining_.capacity()) {
+    draining_.erase(draining_.begin(), draining_.begin() + static_cast<std::ptrdiff_t>(draining_head_));
+    draining_head_ = 0;
+  }
+  draining_.push_back(Draining{{f.tuple[0], f.tuple[1]}, slot, now_ms_ + kDrainMs});
+}
+
+void FastPath::flush(uint64_t now_ms) {
+  now_ms_ = now_ms;
+  while (draining_head_ < draining_.size() && draining_[draining_head_].due_ms <= now_ms) {
+    const Draining& d = draining_[draining_head_++];
+    // The same connection may have been offloaded again meanwhile (deleted
+    // by conntrack -D, picked up again): its new entries have another slot.
+    for (const Tuple& k : d.keys) {
+      xnat_fast_entry e;
+      if (bpf_map_lookup_elem(fd_, &k, &e) == 0 && e.slot == d.slot) (void)bpf_map_delete_elem(fd_, &k);
+    }
+    free_.push_back(d.slot);
+  }
+  if (draining_head_ == draining_.size()) {
+    draining_.clear();
+    draining_head_ = 0;
+  }
 }
 
 uint64_t FastPath::last_seen_ms(uint32_t idx) const {

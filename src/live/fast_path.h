@@ -4,6 +4,13 @@
 // program last forwarded a packet of them, read from the memory-mapped
 // fast_seen map without a system call. Each worker owns a range of
 // fast_seen's slots; a connection keeps its slot while offloaded.
+//
+// A connection taken back is marked at once (XNAT_FAST_DRAINING in its
+// slot: from then on its segments go to the gateway) and its entries are
+// deleted 100 ms later: with AF_XDP, segments the XDP program passed on to
+// tc ingress just before may still be on their way there (a CPU's backlog,
+// ksoftirqd), while the FIN behind them reached the worker first. They are
+// forwarded as they would have been, not dropped.
 #pragma once
 
 #include <cstdint>
@@ -28,14 +35,26 @@ class FastPath final : public FlowOffload {
 
   // Entries the kernel refused (not room: the map's limit is twice the slots).
   uint64_t failed() const { return failed_; }
+  // Deletes the entries of connections taken back at least 100 ms ago
+  // (the worker's loop, every 10 ms).
+  void flush(uint64_t now_ms);
+  static constexpr uint64_t kDrainMs = 100;
 
  private:
+  struct Draining {
+    Tuple keys[2];
+    uint32_t slot;
+    uint64_t due_ms;
+  };
   int fd_;
   uint64_t* seen_;
   std::vector<uint32_t> free_;     // this worker's unused slots
   std::vector<uint32_t> slot_of_;  // per flow of capacity, while offloaded
   std::vector<int> ifindexes_;
   std::vector<uint32_t> mtus_;
+  std::vector<Draining> draining_;  // oldest first, from draining_head_
+  size_t draining_head_ = 0;
+  uint64_t now_ms_ = 0;  // of the last add or flush
   uint64_t failed_ = 0;
 };
 

@@ -87,7 +87,7 @@ std::string Gateway::metrics_text() {
   out += fmt::format("xnat_conntrack_readmitted_total {}\n", st.readmitted);
   family("xnat_conntrack_offloads_total", "counter", "Connections handed to the kernel-side fast path.");
   out += fmt::format("xnat_conntrack_offloads_total {}\n", st.offloads);
-  family("xnat_conntrack_offload_full_total", "counter", "Connections the fast path had no room for.");
+  family("xnat_conntrack_offload_full_total", "counter", "Offers of a connection the fast path had no room for.");
   out += fmt::format("xnat_conntrack_offload_full_total {}\n", st.offload_full);
   family("xnat_conntrack_offload_withdrawn_total", "counter",
          "Connections taken back from the fast path: FIN or RST, idle, routes changed.");

@@ -170,7 +170,7 @@ XNAT_STEER_INLINE int xnat_host_reply_key(const unsigned char* p, const unsigned
   return 1;
 }
 
-/* The fast path (the tc program, AF_PACKET backend): one direction of a TCP
+/* The fast path (tc ingress; AF_XDP: XDP passes its segments on): one direction of a TCP
  * connection the gateway offloaded (conntrack/flow_offload.h), keyed by the
  * tuple its packets arrive with (struct xnat_tuple_key). A segment without
  * SYN, FIN or RST, TTL over 1, within the output's MTU, leaves rewritten to
@@ -186,6 +186,9 @@ struct xnat_fast_entry {
   unsigned int slot;
 };
 #define XNAT_FAST_SLOTS 262144u /* offloaded connections at once */
+/* fast_seen[slot] of a connection the gateway took back: its entries stay a
+ * moment longer (live/fast_path.h), for the segments XDP passed on before. */
+#define XNAT_FAST_DRAINING (~0ull)
 
 #ifdef XNAT_STEER_IS_LOCAL
 

@@ -252,6 +252,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
     if (got) idle_since = now;
     if (now >= next_tick) {
       next_tick = now + 10;
+      if (w.fast) w.fast->flush(now);
       if (now >= next_offload_tick) {
         next_offload_tick = now + 1000;
         engine.offload_tick(now);
