@@ -10,11 +10,15 @@
 // burst a clock step (ms) and a size, and per frame a control byte (bits 0-1:
 // eth0, eth1, eth0, or the host port; bits 2-3: full, partial or maybe-partial
 // L4 checksum; bits 4-5: no GSO, TCP or UDP GSO) and a length.
-// fuzz/make_engine_corpus.py writes seeds in this form.
+// fuzz/make_engine_corpus.py writes seeds in this form. A fast path
+// (conntrack/flow_offload.h) that checks what it is told: connections are
+// offered with paths on real interfaces, taken back once each, and the table's
+// count of offloaded flows is always its own.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 
 #include <fuzzer/FuzzedDataProvider.h>
@@ -25,6 +29,24 @@
 #include "packet/offload.h"
 
 namespace {
+struct CheckedOffload final : xnat::FlowOffload {
+  std::map<uint32_t, uint64_t> live;  // flow index -> when added
+  bool add(uint32_t idx, const xnat::OffloadPath (&d)[2], uint64_t now_ms) override {
+    for (const xnat::OffloadPath& p : d)
+      if (p.match.proto != 6 || p.out.proto != 6 || p.out_if < 0 || p.out_if > 1) __builtin_trap();
+    if (!live.emplace(idx, now_ms).second) __builtin_trap();
+    return true;
+  }
+  void remove(uint32_t idx, const xnat::Flow&) override {
+    if (live.erase(idx) != 1) __builtin_trap();
+  }
+  uint64_t last_seen_ms(uint32_t idx) const override {
+    const auto it = live.find(idx);
+    if (it == live.end()) __builtin_trap();
+    return it->second;
+  }
+};
+
 xnat::EngineConfig make_config() {
   xnat::ExampleGateway g;
   g.inside = "in0";
@@ -123,6 +145,8 @@ void check_coalescing(const xnat::Packet* pkts, size_t n) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const xnat::EngineConfig config = make_config();
   xnat::Engine engine(config);
+  CheckedOffload fast;
+  engine.set_flow_offload(&fast);
   FuzzedDataProvider in(data, size);
   uint64_t now = 1000000;
   static uint8_t bufs[xnat::kBurst][2048];
@@ -149,6 +173,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     engine.process_burst(pkts, n, now);
     check_coalescing(pkts, n);
+    engine.offload_tick(now);
+    if (engine.conntrack().offloaded() != fast.live.size()) __builtin_trap();
     for (size_t i = 0; i < n; ++i) {
       xnat::Packet& p = pkts[i];
       if (p.len > p.capacity || (p.verdict == xnat::Verdict::kForward && p.out_if < 0)) __builtin_trap();

@@ -274,15 +274,19 @@ TEST(FlowOffload, ANeighbourChangingTakesBackTheConnectionsThroughIt) {
   g.e->replace_fib(g.e->fib());
   EXPECT_TRUE(g.fast.removed.empty());
   EXPECT_TRUE(g.flow()->status & kStatusOffload);
-  // The server's MAC changes: back to the engine, and offered again by its
-  // next packet with the new one.
+  // The server's MAC changes: back to the engine, on its own timeout again
+  // from the fast path's last packet (ESTABLISHED's: the client ACKed all),
+  // and offered again by its next bulk segment with the new MAC.
+  g.pass(client(kTcpAck, C + 1001, S + 1401), kOut, 1000);
+  g.fast.seen[g.idx()] = 5000;
   Fib fib = g.e->fib();
   const MacAddr moved = mac(0x33);
   fib.add_neighbor(tuple_of("198.18.0.2", 0, "0.0.0.0", 0, 0).src, moved);
   g.e->replace_fib(fib);
   EXPECT_EQ(g.fast.removed.size(), 1u);
   EXPECT_FALSE(g.flow()->status & kStatusOffload);
-  g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 1001);
+  EXPECT_EQ(g.flow()->expires_ms, 5000u + 432000u * 1000);  // nf_conntrack_tcp_timeout_established
+  g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 6000);
   ASSERT_EQ(g.fast.added.size(), 2u);
   EXPECT_EQ(g.fast.added[1].dirs[0].dst, moved);
 }

@@ -213,20 +213,21 @@ void Conntrack::drop_offload(uint32_t idx) {
   --offloaded_;
 }
 
-void Conntrack::withdraw(uint32_t idx, uint64_t since_ms) {
+void Conntrack::withdraw(uint32_t idx, uint64_t packet_ms) {
   Flow& f = table_.flow(idx);
   if (!(f.status & kStatusOffload)) return;
+  const uint64_t since_ms = packet_ms ? packet_ms : offload_->last_seen_ms(idx);
   drop_offload(idx);
   ++stats_.offload_withdrawn;
   if (TcpWindow* w = table_.window(idx)) {
     w->seen[0].flags &= ~kPeerMaxackSet;
     w->seen[1].flags &= ~kPeerMaxackSet;
   }
+  // The day's timeout it ran on gives way to its own, whichever is sooner.
   const uint64_t exp = since_ms + settings_.timeout_ms(f.timeout_class);
-  if (exp < f.expires_ms) {
-    f.expires_ms = exp;
-    reschedule(idx);
-  }
+  const bool sooner = exp < f.expires_ms;
+  f.expires_ms = exp;
+  if (sooner) reschedule(idx);
 }
 
 void Conntrack::offload_tick(uint64_t now_ms) {
@@ -238,9 +239,8 @@ void Conntrack::offload_tick(uint64_t now_ms) {
       continue;
     }
     offload_list_[k++] = idx;
-    const uint64_t seen = offload_->last_seen_ms(idx);
-    if (seen + settings_.timeout_ms(f.timeout_class) <= now_ms) {
-      withdraw(idx, seen);  // idle: it expires now
+    if (offload_->last_seen_ms(idx) + settings_.timeout_ms(f.timeout_class) <= now_ms) {
+      withdraw(idx);  // idle: it expires now
       continue;
     }
     if (f.expires_ms < now_ms + kOffloadHoldMs / 2) f.expires_ms = now_ms + kOffloadHoldMs;

@@ -314,11 +314,11 @@ class Conntrack {
   // Offers flow idx with its two paths: true if the fast path took it. Its
   // window tracking turns liberal both ways, as a flowtable's flow's.
   bool offload(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms);
-  // Takes flow idx back: its timeout runs again from `since_ms` (a packet's
-  // arrival, or the fast path's last packet when it idled out), and the
-  // highest ACKs its window tracking holds are forgotten, as
+  // Takes flow idx back: its own timeout runs again, from `packet_ms` (the
+  // packet that brought it back) or else from the fast path's last packet,
+  // and the highest ACKs its window tracking holds are forgotten, as
   // flow_offload_fixup_tcp does: the fast path's packets moved them on.
-  void withdraw(uint32_t idx, uint64_t since_ms);
+  void withdraw(uint32_t idx, uint64_t packet_ms = 0);
   // Calls fn(idx, const Flow&) for every offloaded flow; fn may withdraw it.
   template <typename Fn>
   void for_each_offloaded(Fn&& fn) {

@@ -54,7 +54,7 @@ void Engine::swap_rules(RuleSet& rules) {
   // Rules that must see every packet now: the fast path's connections come
   // back to pass them.
   if (forward_rules_ && ct_.offloaded())
-    ct_.for_each_offloaded([&](uint32_t idx, const Flow&) { ct_.withdraw(idx, now_ms_); });
+    ct_.for_each_offloaded([&](uint32_t idx, const Flow&) { ct_.withdraw(idx); });
 }
 
 void Engine::bind_rules() {
@@ -431,10 +431,10 @@ void Engine::replace_fib(Fib fib) {
     ct_.for_each_offloaded([&](uint32_t idx, const Flow& f) {
       OffloadPath was[2], now[2];
       const bool had = offload_paths(cfg_.fib, f, was);
-      if (!had || !offload_paths(fib, f, now)) return ct_.withdraw(idx, now_ms_);
+      if (!had || !offload_paths(fib, f, now)) return ct_.withdraw(idx);
       for (int d = 0; d < 2; ++d)
         if (was[d].out_if != now[d].out_if || !(was[d].src == now[d].src) || !(was[d].dst == now[d].dst))
-          return ct_.withdraw(idx, now_ms_);
+          return ct_.withdraw(idx);
     });
   }
   cfg_.fib = std::move(fib);
