@@ -16,7 +16,10 @@
 //   steer_stats  per CPU: [0] frames to the gateway, [1] frames to the kernel,
 //                [2] frames the gateway should have had but no socket was ready,
 //                [3] host frames taken to the host port, [4] frames and [5]
-//                bytes the fast path forwarded
+//                bytes the fast path forwarded, [6] frames tc dropped (a
+//                rewrite failed half-way; AF_XDP: a frame XDP passed on for
+//                the fast path that it could not take; AF_PACKET: the
+//                gateway's frame whose type could not be changed)
 //   fastpath     tuple -> struct xnat_fast_entry: offloaded connections (steer.h)
 //   fast_seen    per offloaded connection: when the fast path last carried a
 //                packet of it (ns, CLOCK_MONOTONIC); memory-mapped
@@ -144,13 +147,6 @@ static __always_inline void add(__u32 what, __u64 n) {
   if (c) *c += n;
 }
 
-// The fast path: a segment of an offloaded connection leaves at once,
-// translated, as netfilter's flowtable forwards (nf_flow_offload_ip_hook).
-// Returns the redirect, or -1 for the gateway's slow path: anything not a
-// plain IPv4 TCP segment of such a connection, SYN/FIN/RST (the engine
-// tracks the connection's end), TTL 1 (the engine sends the ICMP error), too
-// big for the output (the same). The checksum helpers keep a partial
-// checksum partial and a super-frame whole (GSO cuts it at the output).
 // A plain IPv4 TCP segment of an offloaded connection (no IP options or
 // fragments, TTL over 1, no SYN, FIN or RST): its entry, with *k its tuple
 // and *doff its TCP header's length. Null for anything else.
@@ -180,6 +176,13 @@ static __always_inline __u64* fast_seen_of(const struct xnat_fast_entry* e) {
   return bpf_map_lookup_elem(&fast_seen, &slot);
 }
 
+// The fast path: a segment of an offloaded connection leaves at once,
+// translated, as netfilter's flowtable forwards (nf_flow_offload_ip_hook).
+// Returns the redirect, or -1 for the gateway's slow path: anything not a
+// plain IPv4 TCP segment of such a connection, SYN/FIN/RST (the engine
+// tracks the connection's end), TTL 1 (the engine sends the ICMP error), too
+// big for the output (the same). The checksum helpers keep a partial
+// checksum partial and a super-frame whole (GSO cuts it at the output).
 // draining: whether a connection being taken back is still forwarded (the
 // segments XDP passed on before it was) or goes to the gateway.
 static __always_inline long fast_path(struct __sk_buff* skb, int draining) {
@@ -311,6 +314,11 @@ int xnat_tc_egress(struct __sk_buff* skb) {
   // forwarded ones too.
   const unsigned char* data = (const unsigned char*)(long)skb->data;
   const unsigned char* end = (const unsigned char*)(long)skb->data_end;
+  if (data + 14 + 4 + 20 > end && skb->len >= 14 + 4 + 20) {
+    (void)bpf_skb_pull_data(skb, 14 + 4 + 20);  // not even the IPv4 header linear: rare
+    data = (const unsigned char*)(long)skb->data;
+    end = (const unsigned char*)(long)skb->data_end;
+  }
   const unsigned char* ip = xnat_ipv4_header(data, end);
   if (!ip) return TC_ACT_OK;
   {
