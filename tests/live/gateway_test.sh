@@ -34,6 +34,19 @@ trap net_down EXIT
 ulimit -n 20000
 
 passed=0 failed=0
+echo_server() {  # echo_server PORT: one TCP connection on the server, echoed until it closes
+  ip netns exec "$NS_S" python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.19.0.2", int(sys.argv[1]))); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(30)
+while True:
+    d = c.recv(100000)
+    if not d: break
+    c.sendall(d)' "$1" >/dev/null 2>&1 &
+  PIDS+=($!)
+  sleep 0.3
+}
 check() {  # check NAME COMMAND...: the command's status decides
   local name=$1
   shift
@@ -183,17 +196,7 @@ check "xnat conntrack -D removes a live connection, and its next packet opens a 
 # it goes on; several workers gave it a port of one worker's share, and the
 # new entry gets another (netfilter's random offset), which the server resets
 # as the kernel's would be when it could not keep the port either.
-ip netns exec "$NS_S" python3 -c '
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("198.19.0.2", 5211)); s.listen(1); s.settimeout(30)
-c, _ = s.accept(); c.settimeout(30)
-while True:
-    d = c.recv(100)
-    if not d: break
-    c.sendall(d)' >/dev/null 2>&1 &
-PIDS+=($!)
-sleep 0.3
+echo_server 5211
 check "xnat conntrack -D of a live TCP connection: its next segment opens a new entry (one worker: it goes on)" \
   bash -c "ip netns exec $NS_C python3 -c '
 import os, socket, sys, time
@@ -312,17 +315,7 @@ if [ ${#FAST[@]} -gt 0 ]; then
   # A connection kept open: listed as offloaded, as conntrack lists a
   # flowtable's; its data still flows both ways; closed, it is the engine's
   # again and ends as the kernel's would (TIME_WAIT).
-  ip netns exec "$NS_S" python3 -c '
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("198.19.0.2", 5212)); s.listen(1); s.settimeout(30)
-c, _ = s.accept(); c.settimeout(30)
-while True:
-    d = c.recv(100000)
-    if not d: break
-    c.sendall(d)' >/dev/null 2>&1 &
-  PIDS+=($!)
-  sleep 0.3
+  echo_server 5212
   check "  ... an open connection is listed [OFFLOAD]; closed, it goes on to TIME_WAIT through the engine" \
     bash -c "ip netns exec $NS_C python3 -c '
 import os, socket, sys, time
