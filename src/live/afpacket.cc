@@ -5,9 +5,10 @@
 // frames after the tc ingress program (src/live/steer.h): those the gateway
 // takes, marked so that the kernel's IP stack drops them, and the kernel's,
 // which the gateway skips by the same decision; not the frames the
-// program's fast path forwards itself (--fast-path). Frames are worked on in their receive ring slots, whose room
-// after the frame lets the engine grow them in place (ICMP errors); the
-// slots go back to the kernel once complete() has sent the burst.
+// program's fast path forwards itself (--fast-path). Frames are worked on
+// in their receive ring slots, whose room after the frame lets the engine
+// grow them in place (ICMP errors); the slots go back to the kernel once
+// complete() has sent the burst.
 //
 // The receive ring is TPACKET_V2, a status per frame, because TPACKET_V3
 // hands over a block of frames only when it is full or its retire timer
