@@ -109,7 +109,7 @@ struct ConntrackStats {
   uint64_t readmitted = 0;      // held flows brought back by a late packet
   uint64_t offloads = 0;           // flows handed to the fast path (flow_offload.h)
   uint64_t offload_full = 0;       // offers the fast path had no room for
-  uint64_t offload_withdrawn = 0;  // taken back: FIN or RST, idle, routes changed
+  uint64_t offload_withdrawn = 0;  // taken back: FIN or RST, idle, routes changed, reload
 
   ConntrackStats& operator+=(const ConntrackStats& o) {
     found += o.found, invalid += o.invalid, insert += o.insert, insert_failed += o.insert_failed;
@@ -495,8 +495,8 @@ class Conntrack {
   uint32_t sweep_head() const { return table_.capacity() + kWheelSlots + kEvictLists; }
 
   FlowOffload* offload_ = nullptr;
-  // Flows offloaded since offload_tick last looked; a flag per flow of
-  // capacity keeps a flow on it once.
+  // Offloaded flows, and those taken back or gone since offload_tick last
+  // looked; a flag per flow of capacity keeps a flow on it once.
   std::vector<uint32_t> offload_list_;
   std::vector<uint8_t> offload_listed_;
   uint32_t offloaded_ = 0;

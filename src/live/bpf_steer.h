@@ -55,15 +55,13 @@ class BpfSteer final : public Steering {
   // host frames to the host port, fast path frames, bytes and drops.
   std::vector<uint64_t> stats() const;
 
- private:
-  // tc ingress: a tcx link where the kernel has them, else a classic filter.
-  Status attach_tc(const char* program, int ifindex, const std::string& name);
-
- public:
   // "native" or "generic" for each XDP attachment, in attach order.
   const std::vector<std::string>& modes() const { return modes_; }
 
  private:
+  // tc ingress: a tcx link where the kernel has them, else a classic filter.
+  Status attach_tc(const char* program, int ifindex, const std::string& name);
+
   bpf_object* obj_ = nullptr;
   int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1, frags_fd_ = -1;
   int host_replies_fd_ = -1, host_port_fd_ = -1, fast_fd_ = -1, fast_seen_fd_ = -1;

@@ -90,7 +90,7 @@ std::string Gateway::metrics_text() {
   family("xnat_conntrack_offload_full_total", "counter", "Offers of a connection the fast path had no room for.");
   out += fmt::format("xnat_conntrack_offload_full_total {}\n", st.offload_full);
   family("xnat_conntrack_offload_withdrawn_total", "counter",
-         "Connections taken back from the fast path: FIN or RST, idle, routes changed.");
+         "Connections taken back from the fast path: FIN or RST, idle, routes changed, reload.");
   out += fmt::format("xnat_conntrack_offload_withdrawn_total {}\n", st.offload_withdrawn);
   family("xnat_conntrack_table_full_total", "counter", "New connections refused: the table full, nothing to evict.");
   out += fmt::format("xnat_conntrack_table_full_total {}\n", st.drop);

@@ -35,7 +35,7 @@ class Steering {
   virtual bool set_host_reply(const Tuple& reply, bool add) = 0;
   // Host frames the program sent to the host port.
   virtual uint64_t host_port_steered() const = 0;
-  // The fast path (tc, AF_PACKET; live/fast_path.h): the map of offloaded
+  // The fast path (tc ingress; live/fast_path.h): the map of offloaded
   // connections' directions, the memory-mapped times they were last seen
   // (XNAT_FAST_SLOTS of them), and what it forwarded and dropped. -1 and
   // null where there is none.
