@@ -130,10 +130,12 @@ static __always_inline int claimed(int idx) {
   return v && *v;
 }
 
-static __always_inline void count(__u32 what) {
+static __always_inline void add(__u32 what, __u64 n) {
   __u64* c = bpf_map_lookup_elem(&steer_stats, &what);
-  if (c) *c += 1;
+  if (c) *c += n;
 }
+
+static __always_inline void count(__u32 what) { add(what, 1); }
 
 // The steering decision for a frame, counted in steer_stats[0] or [1].
 static __always_inline int steer_counted(long data, long data_end) {
@@ -142,16 +144,12 @@ static __always_inline int steer_counted(long data, long data_end) {
   return to;
 }
 
-static __always_inline void add(__u32 what, __u64 n) {
-  __u64* c = bpf_map_lookup_elem(&steer_stats, &what);
-  if (c) *c += n;
-}
-
 // A plain IPv4 TCP segment of an offloaded connection (no IP options or
-// fragments, TTL over 1, no SYN, FIN or RST): its entry, with *k its tuple
-// and *doff its TCP header's length. Null for anything else.
+// fragments, TTL over 1, no SYN, FIN or RST): its entry, with *k its tuple,
+// *doff its TCP header's length and *ttl_proto the IPv4 header's TTL and
+// protocol word. Null for anything else.
 static __always_inline const struct xnat_fast_entry* fast_lookup(long d, long e, struct xnat_tuple_key* k,
-                                                                 __u32* doff) {
+                                                                 __u32* doff, __u16* ttl_proto) {
   const unsigned char* data = (const unsigned char*)d;
   const unsigned char* end = (const unsigned char*)e;
   if (data + 14 + 20 + 20 > end) return 0;
@@ -167,6 +165,7 @@ static __always_inline const struct xnat_fast_entry* fast_lookup(long d, long e,
   __builtin_memcpy(&k->dport, tcp + 2, 2);
   k->proto = 6;
   *doff = (__u32)(tcp[12] >> 4) * 4;
+  __builtin_memcpy(ttl_proto, ip + 8, 2);
   return bpf_map_lookup_elem(&fastpath, k);
 }
 
@@ -189,17 +188,14 @@ static __always_inline long fast_path(struct __sk_buff* skb, int draining) {
   if (skb->vlan_present) return -1;
   struct xnat_tuple_key k;
   __u32 doff;
-  const struct xnat_fast_entry* e = fast_lookup(skb->data, skb->data_end, &k, &doff);
+  __u16 ttl_proto;
+  const struct xnat_fast_entry* e = fast_lookup(skb->data, skb->data_end, &k, &doff, &ttl_proto);
   if (!e) return -1;
   __u64* seen = fast_seen_of(e);
   if (!seen) return -1;
   const __u64 was = *seen;
   if (was == XNAT_FAST_DRAINING && !draining) return -1;
-  const unsigned char* ip = (const unsigned char*)(long)skb->data + 14;
-  if (ip + 20 > (const unsigned char*)(long)skb->data_end) return -1;
   if (skb->gso_size ? skb->gso_size + 20 + doff > e->mtu : skb->len - 14 > e->mtu) return -1;
-  __u16 ttl_proto;
-  __builtin_memcpy(&ttl_proto, ip + 8, 2);
   __u16 new_ttl_proto = ttl_proto;
   ((unsigned char*)&new_ttl_proto)[0] -= 1;
   const __u32 len = skb->len;
@@ -250,7 +246,8 @@ int xnat_xdp(struct xdp_md* ctx) {
   // ingress (xnat_tc_xdp) forwards it; an skb is made of it on the way.
   struct xnat_tuple_key k;
   __u32 doff;
-  const struct xnat_fast_entry* e = fast_lookup(ctx->data, ctx->data_end, &k, &doff);
+  __u16 ttl_proto;
+  const struct xnat_fast_entry* e = fast_lookup(ctx->data, ctx->data_end, &k, &doff, &ttl_proto);
   if (e) {
     const __u64* seen = fast_seen_of(e);
     if (seen && *seen != XNAT_FAST_DRAINING) return XDP_PASS;

@@ -36,32 +36,19 @@ struct FakeOffload final : FlowOffload {
   uint64_t last_seen_ms(uint32_t idx) const override { return seen.at(idx); }
 };
 
-const std::string kPublish = nat_table(
-    "-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80\n"
-    "-A POSTROUTING -o eth0 -j MASQUERADE\n");
+const std::string kPublish = publish_rules();
 
 constexpr uint32_t C = 7000;
 constexpr uint32_t S = 900000;
 constexpr uint16_t kPort = 40000;
 
-// The outside client 198.19.0.20 to the published port, and the server's answers.
+// The outside client to the published port, and the server's answers; a
+// window of 64 KiB, so 1400-byte segments fit in it.
 std::vector<uint8_t> client(uint8_t flags, uint32_t seq, uint32_t ack, size_t len = 0) {
-  return FrameBuilder()
-      .eth(kServerMac, kOutMac)
-      .ip("198.19.0.20", "198.19.0.1")
-      .tcp(kPort, 8080, flags, seq, ack)
-      .window(65535)
-      .payload(std::vector<uint8_t>(len, 0x61))
-      .build();
+  return to_published(kPort, flags, seq, ack, len, 65535);
 }
 std::vector<uint8_t> server(uint8_t flags, uint32_t seq, uint32_t ack, size_t len = 0) {
-  return FrameBuilder()
-      .eth(kClientMac, kInMac)
-      .ip("198.18.0.2", "198.19.0.20")
-      .tcp(80, kPort, flags, seq, ack)
-      .window(65535)
-      .payload(std::vector<uint8_t>(len, 0x62))
-      .build();
+  return from_published(kPort, flags, seq, ack, len, 65535);
 }
 
 struct Gateway {

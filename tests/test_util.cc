@@ -25,6 +25,34 @@ std::string nat_table(const std::string& body) {
          body + "COMMIT\n";
 }
 
+std::string publish_rules() {
+  return nat_table(
+      "-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.2:80\n"
+      "-A POSTROUTING -o eth0 -j MASQUERADE\n");
+}
+
+std::vector<uint8_t> to_published(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, size_t len,
+                                  uint16_t window) {
+  return FrameBuilder()
+      .eth(kServerMac, kOutMac)
+      .ip("198.19.0.20", "198.19.0.1")
+      .tcp(port, 8080, flags, seq, ack)
+      .window(window)
+      .payload(std::vector<uint8_t>(len, 0x61))
+      .build();
+}
+
+std::vector<uint8_t> from_published(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, size_t len,
+                                    uint16_t window) {
+  return FrameBuilder()
+      .eth(kClientMac, kInMac)
+      .ip("198.18.0.2", "198.19.0.20")
+      .tcp(80, port, flags, seq, ack)
+      .window(window)
+      .payload(std::vector<uint8_t>(len, 0x62))
+      .build();
+}
+
 EngineConfig engine_config(const std::string& rules, const std::string& conntrack_lines) {
   auto cfg = parse_config(reference_config(conntrack_lines), "test.toml", ConfigMode::kReplay);
   EXPECT_TRUE(cfg.ok()) << (cfg.ok() ? "" : cfg.error().message);

@@ -59,4 +59,15 @@ extern const char* const kKubeProxyRules;
 // Rules header/footer for a nat table.
 std::string nat_table(const std::string& body);
 
+// A port published by DNAT on the reference gateway: outside 198.19.0.1:8080
+// is the inside server 198.18.0.2:80; eth0 is masqueraded.
+std::string publish_rules();
+// A TCP segment from the outside client 198.19.0.20:port to the published
+// port, and one from the server back to it: `len` bytes of payload, the
+// window as given.
+std::vector<uint8_t> to_published(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, size_t len = 0,
+                                  uint16_t window = 1000);
+std::vector<uint8_t> from_published(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, size_t len = 0,
+                                    uint16_t window = 1000);
+
 }  // namespace xnat::test

@@ -396,7 +396,7 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
   // which a connection of a few small segments (a request and its answer)
   // would pay for nothing. Not while other rules (filter FORWARD, mangle)
   // must see every packet.
-  if (f.tcp_state == TcpState::kEstablished && ct_.offloading() && !(f.status & kStatusOffload) && !forward_rules_ &&
+  if (ct_.offloading() && f.tcp_state == TcpState::kEstablished && !(f.status & kStatusOffload) && !forward_rules_ &&
       !own_output && pkt.verdict == Verdict::kForward && pkt.reason == Counter::kCount && p.l3 == sizeof(EthHdr) &&
       (pkt.gso != Gso::kNone || p.ip_end - p.l4 >= kOffloadSegment)) [[unlikely]]
     offer_offload(idx, now);
