@@ -28,10 +28,12 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include "fake_backend.h"
 #include "control/example_gateway.h"
 #include "golden_cases.h"
+#include "live/cpus.h"
 #include "live/metrics_server.h"
 #include "live/steer.h"
 #include "packet/parse.h"
@@ -170,6 +172,53 @@ TEST(GatewayPlatform, StartsWorkersThenSteersAndTranslates) {
   const std::string c = (*g)->counters_text(r);
   EXPECT_NE(c.find("live_rx_eth1 1\n"), std::string::npos) << c;
   EXPECT_NE(c.find("live_tx_eth1 1\n"), std::string::npos) << c;
+}
+
+// --worker-cpus: each worker on its own CPU, named so an operator finds it;
+// lists that cannot be honoured stop the start with what to change.
+TEST(GatewayPlatform, PinsWorkersToTheirCpus) {
+  auto allowed = allowed_cpus();
+  ASSERT_TRUE(allowed) << allowed.error().message;
+  const int cpu = allowed->back();
+  Fixture f(kMasq);
+  RunOptions o = workers(1);
+  o.worker_cpus = std::to_string(cpu);
+  auto g = Gateway::start(f.cfg, o, f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_NE((*g)->banner().find(fmt::format("workers on CPU {}", cpu)), std::string::npos) << (*g)->banner();
+  std::vector<int> rest;
+  for (int c : *allowed)
+    if (c != cpu) rest.push_back(c);
+  EXPECT_EQ((*g)->control_cpus(), rest);
+  // The kernel's view of the worker thread: allowed on its CPU alone.
+  std::string worker_cpus;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(t.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "xnat-worker 0") continue;
+    std::ifstream status(t.path() / "status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) worker_cpus = line.substr(line.find_first_not_of(" \t", 18));
+  }
+  EXPECT_EQ(worker_cpus, std::to_string(cpu));
+  // It still forwards.
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  EXPECT_EQ(f.sent(1).size(), 1u);
+  (*g)->stop();
+
+  for (const auto& [list, n, why] : std::vector<std::tuple<std::string, int, std::string>>{
+           {"1-", 1, "--worker-cpus '1-': '1-' is not a CPU or a range of CPUs"},
+           {std::to_string(cpu), 2, fmt::format("--worker-cpus {}: 1 CPU for 2 workers; give one CPU per worker", cpu)},
+           {"1023", 1, "--worker-cpus 1023: CPU 1023 is not one this process may run on (allowed: "},
+       }) {
+    Fixture bad(kMasq);
+    RunOptions b = workers(n);
+    b.worker_cpus = list;
+    auto r = Gateway::start(bad.cfg, b, bad.platform);
+    ASSERT_FALSE(r.ok()) << list;
+    EXPECT_EQ(r.error().message.rfind(why, 0), 0u) << r.error().message;
+  }
 }
 
 // The control thread as xnat run has it: the gateway's and the control

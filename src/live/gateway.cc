@@ -1,6 +1,7 @@
 #include "live/gateway.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "live/cpus.h"
 #include "live/handoff_ring.h"
 #include "live/local_claims.h"
 #include "live/rule_claims.h"
@@ -49,6 +51,16 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   if (o.workers < 1 || o.workers > static_cast<int>(FlowDirectory::kMaxWorkers))
     return Error{fmt::format("--workers {}: use 1 to {}", o.workers, FlowDirectory::kMaxWorkers)};
   const uint32_t nworkers = static_cast<uint32_t>(o.workers);
+  if (!o.worker_cpus.empty()) {
+    auto cpus = parse_cpu_list(o.worker_cpus);
+    if (!cpus) return Error{fmt::format("--worker-cpus {}", cpus.error().message)};
+    auto allowed = allowed_cpus();
+    if (!allowed) return allowed.error();
+    auto rest = check_worker_cpus(*cpus, o.workers, *allowed);
+    if (!rest) return rest.error();
+    worker_cpus_ = std::move(*cpus);
+    control_cpus_ = std::move(*rest);
+  }
   Steering& steering = *platform_.steering;
   cfg_ = std::move(cfg);
   cfg_.hold_unresolved = true;
@@ -183,6 +195,12 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     // "xnat-worker N" in top -H and /proc: the thread to pin or watch.
     const std::string name = fmt::format("xnat-worker {}", threads_.size() - 1);
     (void)pthread_setname_np(threads_.back().native_handle(), name.c_str());
+    if (!worker_cpus_.empty()) {
+      // From here rather than from inside the thread: a failure is then
+      // the start's error.
+      if (auto r = pin_thread(threads_.back().native_handle(), {worker_cpus_[threads_.size() - 1]}); !r)
+        return Error{fmt::format("--worker-cpus: {}: {}", name, r.error().message)};
+    }
   }
   last_ports_.assign(bo_.ifnames.size(), PortStats{});
   started_ms_ = now_ms();
@@ -199,6 +217,7 @@ std::string Gateway::banner() const {
   s += fmt::format("; {} worker{}; {}; nf_conntrack_max {}", workers_.size(), workers_.size() > 1 ? "s" : "",
                    workers_[0]->io->describe(), total_max_);
   if (host_) s += fmt::format("; host port {}", host_->name());
+  if (!worker_cpus_.empty()) s += fmt::format("; workers on CPU {}", fmt::join(worker_cpus_, ","));
   return s;
 }
 

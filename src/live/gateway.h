@@ -40,6 +40,9 @@ struct RunOptions {
   // (live/fast_path.h, conntrack/flow_offload.h).
   bool fast_path = false;
   uint32_t ring_size = 2048;
+  // A CPU list (cpus.h): worker i runs on its i-th CPU only; empty: the
+  // scheduler places them.
+  std::string worker_cpus;
 };
 
 // `xnat run`: returns the process exit code; errors are printed to stderr.
@@ -87,6 +90,9 @@ class Gateway {
   const Engine& engine(uint32_t w) const { return *workers_[w]->engine; }
   const std::vector<std::string>& ifnames() const { return bo_.ifnames; }
   std::string banner() const;  // the start-up line
+  // With --worker-cpus, the CPUs the workers left for the other threads
+  // (empty: none, or no --worker-cpus).
+  const std::vector<int>& control_cpus() const { return control_cpus_; }
 
  private:
   Gateway(Platform& p) : platform_(p) {}
@@ -140,6 +146,7 @@ class Gateway {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<HandoffRing>> rings_;
   std::vector<std::thread> threads_;
+  std::vector<int> worker_cpus_, control_cpus_;
   std::vector<std::pair<int, uint32_t>> resolve_;
   EventReaders events_;
   uint64_t streamed_walk_ = 0;  // the walk a streamed listing (-L) is doing, 0: none

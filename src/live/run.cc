@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 
+#include "live/cpus.h"
 #include "live/gateway.h"
 #include "live/metrics_server.h"
 #include "live/sd_notify.h"
@@ -56,6 +57,15 @@ int run_gateway(const RunOptions& o) {
   auto gw = Gateway::start(std::move(*cfg), o, *platform);
   if (!gw) return fail(gw.error().message);
   Gateway& g = **gw;
+  if (!o.worker_cpus.empty()) {
+    // This thread (the control loop, metrics, the control socket) off the
+    // workers' CPUs.
+    if (g.control_cpus().empty())
+      fmt::print(stderr, "xnat run: note: --worker-cpus takes every CPU this process may use; the control "
+                         "thread shares them\n");
+    else if (auto r = pin_thread(pthread_self(), g.control_cpus()); !r)
+      return fail(r.error().message);
+  }
   std::optional<MetricsServer> metrics;
   if (!o.metrics.empty()) {
     auto ms = MetricsServer::open(o.metrics, [&] { return g.metrics_text(); });

@@ -73,8 +73,35 @@ ip netns exec "$NS_S" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind
   --pid-file="$WORK/dnsmasq.pid" --user=root 2>"$WORK/dnsmasq.err" &
 PIDS+=($!)
 write_config
-start_xnat "$BACKEND" --metrics 127.0.0.1:9510 "${FAST[@]}" || exit 1
+# The workers on the last CPUs, one each, when a CPU is left for the control
+# thread (as an operator runs it: --worker-cpus).
+PIN=()
+CPUS=($(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))'))
+if [ "${#CPUS[@]}" -gt "$WORKERS" ]; then
+  WORKER_CPUS=$(IFS=,; echo "${CPUS[*]: -$WORKERS}")
+  PIN=(--worker-cpus "$WORKER_CPUS")
+fi
+start_xnat "$BACKEND" --metrics 127.0.0.1:9510 "${FAST[@]}" "${PIN[@]}" || exit 1
 sleep 0.5
+if [ ${#PIN[@]} -gt 0 ]; then
+  cpus_in() { local p; for p in ${1//,/ }; do seq "${p%-*}" "${p#*-}"; done; }  # 0-2,5 -> 0 1 2 5
+  pinned() {  # each worker allowed on its CPU alone, the other threads on none of them
+    local t comm allowed want
+    IFS=, read -ra want <<<"$WORKER_CPUS"
+    for t in /proc/$XNAT_PID/task/*; do
+      comm=$(cat "$t/comm")
+      allowed=$(awk '/^Cpus_allowed_list:/ {print $2}' "$t/status")
+      if [[ $comm == "xnat-worker "* ]]; then
+        [ "$allowed" = "${want[${comm#xnat-worker }]}" ] || { echo "$comm on $allowed, not ${want[${comm#xnat-worker }]}"; return 1; }
+      elif cpus_in "$allowed" | grep -qxF -f <(printf '%s\n' "${want[@]}"); then
+        echo "thread $comm may run on the workers' CPUs ($allowed)"
+        return 1
+      fi
+    done
+    grep -q "workers on CPU $WORKER_CPUS" "$WORK/xnat.out" || { cat "$WORK/xnat.out"; return 1; }
+  }
+  check "--worker-cpus $WORKER_CPUS: each worker on its own CPU, the control thread off them" pinned
+fi
 
 # --- MASQUERADE: the client reaches the server, which sees only the gateway.
 check "ping through MASQUERADE" in_c ping -c 3 -i 0.2 -W 2 198.19.0.2
