@@ -5,17 +5,17 @@
 # inside and port 8080 published to a web server inside. Through it: curl,
 # ping, ab (and ab through the published port); then the live conntrack table
 # and counters, and everything is removed. Needs root.
-#   scripts/demo.sh [--backend af_xdp|af_packet] [--offline]
+#   scripts/demo.sh [--backend auto|af_xdp|af_packet] [--offline]
 # --offline runs the pcap replay demo instead (no privileges, no network).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BACKEND=af_xdp
+BACKEND=auto  # af_xdp where the driver has zero-copy, else af_packet (veth: af_packet)
 OFFLINE=0
 while [ $# -gt 0 ]; do
   case $1 in
     --backend) BACKEND=$2; shift 2 ;;
     --offline) OFFLINE=1; shift ;;
-    *) echo "usage: scripts/demo.sh [--backend af_xdp|af_packet] [--offline]" >&2; exit 2 ;;
+    *) echo "usage: scripts/demo.sh [--backend auto|af_xdp|af_packet] [--offline]" >&2; exit 2 ;;
   esac
 done
 scripts/setup.sh

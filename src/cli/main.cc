@@ -119,8 +119,10 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run the gateway on live interfaces until SIGINT/SIGTERM");
   run->add_option("--config", run_opts.config, "TOML configuration (live: addresses, MACs, routes and "
                                                "neighbours not given are read from the kernel)")->required();
-  run->add_option("--backend", run_opts.backend, "af_xdp or af_packet")
-      ->check(CLI::IsMember({"af_xdp", "af_packet"}))->capture_default_str();
+  run->add_option("--backend", run_opts.backend,
+                  "af_xdp, af_packet, or auto: af_xdp where every interface's driver has AF_XDP zero-copy "
+                  "(and an rx queue per worker), else af_packet")
+      ->check(CLI::IsMember({"auto", "af_xdp", "af_packet"}))->capture_default_str();
   run->add_option("--workers", run_opts.workers, "Worker threads, each with its own flow table, ports and queues (af_xdp: each interface needs as many rx queues)")->capture_default_str();
   run->add_option("--stats", run_opts.stats_interval, "Print per-interface rates and drops every N seconds");
   run->add_option("--conntrack-out", run_opts.conntrack_out,

@@ -26,6 +26,8 @@ int quiet_libbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
   return 0;
 }
 
+int silent_libbpf(enum libbpf_print_level, const char*, va_list) { return 0; }
+
 constexpr size_t kClaimsBytes = XNAT_CLAIM_ENTRIES * sizeof(uint64_t);
 constexpr size_t kFastSeenBytes = XNAT_FAST_SLOTS * sizeof(uint64_t);
 
@@ -101,9 +103,13 @@ Status BpfSteer::attach_tc(const char* program, int ifindex, const std::string& 
   LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
   if (link >= 0) {
     tcx_links_.push_back(link);
-    // A classic filter a crashed xnat of the older kind left would run after it.
+    // A classic filter a crashed xnat of the older kind left would run after
+    // it. Usually there is none, nor a clsact qdisc: libbpf's warning about
+    // that is no news to the operator.
     LIBBPF_OPTS(bpf_tc_opts, stale, .handle = 0x8a7, .priority = 1);
+    libbpf_set_print(silent_libbpf);
     (void)bpf_tc_detach(&h, &stale);
+    libbpf_set_print(quiet_libbpf);
     return {};
   }
   int err = bpf_tc_hook_create(&h);

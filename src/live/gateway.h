@@ -28,7 +28,7 @@ namespace xnat {
 
 struct RunOptions {
   std::string config;
-  std::string backend = "af_xdp";  // or "af_packet"
+  std::string backend = "auto";  // "af_xdp", "af_packet", or chosen (backend_choice.h)
   int workers = 1;
   int stats_interval = 0;     // seconds; 0: no periodic report
   std::string conntrack_out;  // written on exit (and on SIGUSR1): conntrack -L -o extended

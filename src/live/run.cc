@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 
+#include "live/backend_choice.h"
 #include "live/cpus.h"
 #include "live/gateway.h"
 #include "live/metrics_server.h"
@@ -52,7 +53,15 @@ int run_gateway(const RunOptions& o) {
   auto cfg = load_config(o.config, ConfigMode::kLive);
   if (!cfg) return fail(cfg.error().message);
   for (const std::string& n : config_notices(*cfg)) fmt::print(stderr, "xnat: note: {}\n", n);
-  auto platform = open_live_platform(o.backend);
+  std::string backend = o.backend;
+  if (backend == "auto") {
+    std::vector<std::string> names;
+    for (const Interface& i : cfg->fib.interfaces()) names.push_back(i.name);
+    const BackendChoice c = choose_backend(describe_interfaces(names), o.workers);
+    fmt::print(stderr, "xnat: note: --backend auto: {}, as {}\n", c.backend, c.reason);
+    backend = c.backend;
+  }
+  auto platform = open_live_platform(backend);
   if (!platform) return fail(platform.error().message);
   auto gw = Gateway::start(std::move(*cfg), o, *platform);
   if (!gw) return fail(gw.error().message);
