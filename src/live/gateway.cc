@@ -65,6 +65,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   cfg_ = std::move(cfg);
   cfg_.hold_unresolved = true;
   config_path_ = o.config;
+  backend_reason_ = o.backend_reason;
   auto kernel = platform_.kernel->dump();
   if (!kernel) return kernel.error();
   auto fib = live_fib(cfg_, *kernel);
@@ -218,6 +219,7 @@ std::string Gateway::banner() const {
                    workers_[0]->io->describe(), total_max_);
   if (host_) s += fmt::format("; host port {}", host_->name());
   if (!worker_cpus_.empty()) s += fmt::format("; workers on CPU {}", fmt::join(worker_cpus_, ","));
+  if (!backend_reason_.empty()) s += fmt::format("; --backend auto: {}", backend_reason_);
   return s;
 }
 

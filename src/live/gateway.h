@@ -29,6 +29,7 @@ namespace xnat {
 struct RunOptions {
   std::string config;
   std::string backend = "auto";  // "af_xdp", "af_packet", or chosen (backend_choice.h)
+  std::string backend_reason;    // why auto chose it, for the banner and `xnat status`
   int workers = 1;
   int stats_interval = 0;     // seconds; 0: no periodic report
   std::string conntrack_out;  // written on exit (and on SIGUSR1): conntrack -L -o extended
@@ -138,6 +139,7 @@ class Gateway {
   uint64_t total_max_ = 0;
   uint64_t start_max_ = 0;  // nf_conntrack_max the tables were built for
   std::string config_path_;
+  std::string backend_reason_;
   std::unique_ptr<HostPort> host_;
   HostReplies host_replies_;
   SharedLimit limit_;

@@ -53,17 +53,18 @@ int run_gateway(const RunOptions& o) {
   auto cfg = load_config(o.config, ConfigMode::kLive);
   if (!cfg) return fail(cfg.error().message);
   for (const std::string& n : config_notices(*cfg)) fmt::print(stderr, "xnat: note: {}\n", n);
-  std::string backend = o.backend;
-  if (backend == "auto") {
+  RunOptions ro = o;
+  if (ro.backend == "auto") {
     std::vector<std::string> names;
     for (const Interface& i : cfg->fib.interfaces()) names.push_back(i.name);
     const BackendChoice c = choose_backend(describe_interfaces(names), o.workers);
     fmt::print(stderr, "xnat: note: --backend auto: {}, as {}\n", c.backend, c.reason);
-    backend = c.backend;
+    ro.backend = c.backend;
+    ro.backend_reason = c.reason;
   }
-  auto platform = open_live_platform(backend);
+  auto platform = open_live_platform(ro.backend);
   if (!platform) return fail(platform.error().message);
-  auto gw = Gateway::start(std::move(*cfg), o, *platform);
+  auto gw = Gateway::start(std::move(*cfg), ro, *platform);
   if (!gw) return fail(gw.error().message);
   Gateway& g = **gw;
   if (!o.worker_cpus.empty()) {

@@ -402,10 +402,11 @@ if [ "$BACKEND" = af_packet ] && [ "$WORKERS" = 1 ] && [ ${#FAST[@]} -eq 0 ]; th
   ip netns exec "$NS_G" "$XNAT" run --config "$WORK/xnat.toml" --control "" >"$WORK/auto.out" 2>"$WORK/auto.err" &
   XNAT_PID=$!
   for i in $(seq 1 50); do grep -q '^xnat: ' "$WORK/auto.out" 2>/dev/null && break; sleep 0.1; done
-  check "--backend auto: af_packet on veth (no AF_XDP zero-copy), said at start; curl through it" \
+  check "--backend auto: af_packet on veth (no AF_XDP zero-copy), said at start and in the banner; curl through it" \
     bash -c "cat $WORK/auto.err $WORK/auto.out;
              grep -qx \"xnat: note: --backend auto: af_packet, as $IF_GI's driver has no AF_XDP zero-copy\" $WORK/auto.err &&
-             grep -q '^xnat: af_packet on ' $WORK/auto.out && ! grep -q libbpf $WORK/auto.err &&
+             grep -q \"^xnat: af_packet on .*; --backend auto: $IF_GI's driver has no AF_XDP zero-copy\$\" $WORK/auto.out &&
+             ! grep -q libbpf $WORK/auto.err &&
              ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2/ | grep -qx 'hello from server'"
   stop_xnat
 fi
