@@ -17,7 +17,8 @@
 namespace xnat {
 
 // A CPU list as taskset -c and isolcpus take it: "1", "1,3", "2-5,8".
-// Sorted as written; a CPU given twice is an error.
+// In the order written (worker i takes the i-th); a CPU given twice is an
+// error.
 Result<std::vector<int>> parse_cpu_list(std::string_view text);
 
 // "0-1,4": the list's compact form, for messages.
