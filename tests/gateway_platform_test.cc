@@ -206,6 +206,13 @@ TEST(GatewayPlatform, PinsWorkersToTheirCpus) {
   f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
   EXPECT_EQ(f.sent(1).size(), 1u);
   (*g)->stop();
+  // The scheduler's figures for its thread, read by the thread itself to the end.
+  GatewayReport r = (*g)->report(false);
+  ASSERT_EQ(r.worker_times.size(), 1u);
+  EXPECT_GT(r.worker_times[0].cpu_ns, 0u);
+  const std::string c = (*g)->counters_text(r);
+  EXPECT_NE(c.find(fmt::format("live_worker0_cpu_nanoseconds {}\n", r.worker_times[0].cpu_ns)), std::string::npos) << c;
+  EXPECT_NE(c.find("live_worker0_runqueue_wait_nanoseconds "), std::string::npos) << c;
 
   for (const auto& [list, n, why] : std::vector<std::tuple<std::string, int, std::string>>{
            {"1-", 1, "--worker-cpus '1-': '1-' is not a CPU or a range of CPUs"},

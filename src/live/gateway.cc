@@ -324,6 +324,8 @@ GatewayReport Gateway::report(bool with_table) {
       snap.ports = w->snap.ports;
       snap.translated = w->snap.translated;
       snap.loop_max_ns = w->snap.loop_max_ns;
+      snap.cpu_ns = w->snap.cpu_ns;
+      snap.runqueue_wait_ns = w->snap.runqueue_wait_ns;
     } else {
       publish(*w, now, w->snap.dump_done + 1);
       snap = w->snap;
@@ -342,6 +344,7 @@ GatewayReport Gateway::report(bool with_table) {
     }
     for (const TranslatedCounts::Slot& t : snap.translated) r.translated[{t.addr, t.proto}] += t.flows;
     r.loop_max_ns = std::max(r.loop_max_ns, snap.loop_max_ns);
+    r.worker_times.push_back({snap.cpu_ns, snap.runqueue_wait_ns});
   }
   if (with_table && !stopped_) r.table = std::move(listing_);  // collect_listing's
   return r;

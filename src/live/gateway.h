@@ -56,6 +56,12 @@ struct GatewayReport {
   std::vector<PortStats> ports;        // per interface
   std::string table;                   // conntrack listing, when asked for
   uint64_t loop_max_ns = 0;  // the longest worker loop's work (over 250 us), any worker
+  // Per worker, the scheduler's count: time on its CPU, and runnable but
+  // waiting for it.
+  struct WorkerTime {
+    uint64_t cpu_ns = 0, runqueue_wait_ns = 0;
+  };
+  std::vector<WorkerTime> worker_times;
   // Source-translated flows per translated address and protocol, all workers'.
   std::map<std::pair<uint32_t, uint8_t>, uint64_t> translated;
 };

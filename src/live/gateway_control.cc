@@ -455,6 +455,17 @@ std::string Gateway::status_text() {
   for (size_t k = 0; k < pools.size() && k < 5; ++k) out += pools[k].second + "\n";
   out += fmt::format("event readers {}; events lost {} (rings full), {} (readers behind)\n", events_.readers(),
                      events_.lost_in_rings(), events_.lost_by_readers());
+  // Where each worker runs, and what sharing its CPU has cost it: time it
+  // was ready to run, with frames waiting, while something else ran there.
+  for (size_t w = 0; w < r.worker_times.size(); ++w) {
+    const GatewayReport::WorkerTime& t = r.worker_times[w];
+    out += fmt::format("worker {} ({}): ran {:.3f} s, waited for its CPU {:.3f} s", w,
+                       w < worker_cpus_.size() ? fmt::format("CPU {} alone", worker_cpus_[w]) : "any CPU",
+                       t.cpu_ns / 1e9, t.runqueue_wait_ns / 1e9);
+    if (worker_cpus_.empty() && t.runqueue_wait_ns > t.cpu_ns / 1000)
+      out += " (over 0.1 % of its time: give it a CPU of its own, --worker-cpus)";
+    out += "\n";
+  }
   return out;
 }
 

@@ -41,6 +41,9 @@ std::string Gateway::counters_text(GatewayReport& r) const {
   }
   if (workers_.size() > 1) c += fmt::format("live_directory_entries {}\n", directory_->size());
   c += fmt::format("live_loop_max_ns {}\n", r.loop_max_ns);
+  for (size_t w = 0; w < r.worker_times.size(); ++w)
+    c += fmt::format("live_worker{}_cpu_nanoseconds {}\nlive_worker{}_runqueue_wait_nanoseconds {}\n", w,
+                     r.worker_times[w].cpu_ns, w, r.worker_times[w].runqueue_wait_ns);
   return c;
 }
 
@@ -135,6 +138,15 @@ std::string Gateway::metrics_text() {
          "Connection events lost: a worker's ring found full, or a reader too far behind.");
   out += fmt::format("xnat_conntrack_events_lost_total{{cause=\"ring_full\"}} {}\n", events_.lost_in_rings());
   out += fmt::format("xnat_conntrack_events_lost_total{{cause=\"reader_behind\"}} {}\n", events_.lost_by_readers());
+  family("xnat_worker_cpu_seconds_total", "counter", "Time each worker's thread ran on its CPU (the scheduler's count).");
+  for (size_t w = 0; w < r.worker_times.size(); ++w)
+    out += fmt::format("xnat_worker_cpu_seconds_total{{worker=\"{}\"}} {:.9f}\n", w, r.worker_times[w].cpu_ns / 1e9);
+  family("xnat_worker_runqueue_wait_seconds_total", "counter",
+         "Time each worker's thread was runnable but waited for its CPU, frames waiting with it: the CPU is shared "
+         "(--worker-cpus).");
+  for (size_t w = 0; w < r.worker_times.size(); ++w)
+    out += fmt::format("xnat_worker_runqueue_wait_seconds_total{{worker=\"{}\"}} {:.9f}\n", w,
+                       r.worker_times[w].runqueue_wait_ns / 1e9);
   family("xnat_worker_loop_max_seconds", "gauge",
          "The longest a worker's loop has worked (bursts, expiry, control requests) since the start, if over 250 us.");
   out += fmt::format("xnat_worker_loop_max_seconds {:.6f}\n", r.loop_max_ns / 1e9);

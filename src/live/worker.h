@@ -79,6 +79,9 @@ struct Snapshot {
   uint64_t settings_done = 0;  // the settings generation applied
   uint64_t rules_done = 0;     // the rules generation applied
   uint64_t loop_max_ns = 0;    // the longest loop's work since the start
+  // The thread's time as the scheduler counts it (schedstat): on its CPU,
+  // and runnable but waiting for it (what a shared CPU costs in latency).
+  uint64_t cpu_ns = 0, runqueue_wait_ns = 0;
 };
 
 struct Worker {
@@ -94,6 +97,10 @@ struct Worker {
   NeighborQueue held;
   Counters live;  // the loop's own drops and figures, beside the engine's
   uint64_t loop_max_ns = 0;
+  // /proc/thread-self/schedstat, opened by the worker's thread (so the
+  // control thread's publish after the stop reads nothing) and its last figures.
+  int schedstat_fd = -1;
+  uint64_t cpu_ns = 0, runqueue_wait_ns = 0;
   std::vector<HandoffRing*> to;    // to[w]: ring to worker w (null for itself)
   std::vector<HandoffRing*> from;  // from[w]: ring from worker w
   std::vector<Worker*> peers;
