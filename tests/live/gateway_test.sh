@@ -243,11 +243,14 @@ check "xnat conntrack -D removes a live connection, and its next packet opens a 
 # it goes on; several workers gave it a port of one worker's share, and the
 # new entry gets another (netfilter's random offset), which the server resets
 # as the kernel's would be when it could not keep the port either.
+# The client ports these checks bind (30080-30082) lie below the ephemeral
+# range (32768-60999): one that ab's connections had used would still be in
+# TIME_WAIT there, and the bind would fail.
 echo_server 5211
 check "xnat conntrack -D of a live TCP connection: its next segment opens a new entry (one worker: it goes on)" \
   bash -c "ip netns exec $NS_C python3 -c '
 import os, socket, sys, time
-s = socket.socket(); s.bind((\"198.18.0.2\", 40081)); s.settimeout(5)
+s = socket.socket(); s.bind((\"198.18.0.2\", 30081)); s.settimeout(5)
 s.connect((\"198.19.0.2\", 5211))
 s.sendall(b\"one\"); assert s.recv(10) == b\"one\"
 time.sleep(0.3)  # its delayed ACK out before the entry goes
@@ -258,29 +261,29 @@ try:
 except ConnectionResetError:
     print(\"reset\")' $WORK/tcp-d.ready $WORK/tcp-d.go > $WORK/tcp-d.out 2>&1 & cl=\$!;
            for i in \$(seq 100); do [ -f $WORK/tcp-d.ready ] && break; sleep 0.05; done;
-           '$XNAT' conntrack --control '$WORK/xnat.sock' -D -p tcp --orig-port-src 40081 &&
-           n=\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p tcp --orig-port-src 40081); echo \"after -D: \$n\";
+           '$XNAT' conntrack --control '$WORK/xnat.sock' -D -p tcp --orig-port-src 30081 &&
+           n=\$('$XNAT' conntrack --control '$WORK/xnat.sock' -C -p tcp --orig-port-src 30081); echo \"after -D: \$n\";
            touch $WORK/tcp-d.go; wait \$cl; cat $WORK/tcp-d.out; [ \"\$n\" = 0 ] &&
-           '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 40081 > $WORK/tcp-d.list 2>/dev/null;
+           '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 30081 > $WORK/tcp-d.list 2>/dev/null;
            cat $WORK/tcp-d.list;
            if grep -qx reset $WORK/tcp-d.out; then
              [ $WORKERS != 1 ]  # the server reset the new port's segment; netfilter kills an entry whose only reply is a RST
            else
-             grep -qx ok $WORK/tcp-d.out && if [ $WORKERS = 1 ]; then port=40081; else port='[0-9]+'; fi &&
-             grep -Eq \"^tcp +6 [0-9]+ [A-Z_]+ src=198\\.18\\.0\\.2 dst=198\\.19\\.0\\.2 sport=40081 dport=5211 src=198\\.19\\.0\\.2 dst=198\\.19\\.0\\.1 sport=5211 dport=\$port \" $WORK/tcp-d.list
+             grep -qx ok $WORK/tcp-d.out && if [ $WORKERS = 1 ]; then port=30081; else port='[0-9]+'; fi &&
+             grep -Eq \"^tcp +6 [0-9]+ [A-Z_]+ src=198\\.18\\.0\\.2 dst=198\\.19\\.0\\.2 sport=30081 dport=5211 src=198\\.19\\.0\\.2 dst=198\\.19\\.0\\.1 sport=5211 dport=\$port \" $WORK/tcp-d.list
            fi"
 # conntrack -E for one curl, TIME_WAIT cut to 1 s so its DESTROY follows:
 # the kernel's sequence for the same exchange (events_test.cc has its lines).
 check "xnat conntrack -E shows a curl as the kernel does: NEW, UPDATEs, DESTROY" \
   bash -c "'$XNAT' sysctl --control '$WORK/xnat.sock' -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1 &&
-           { '$XNAT' conntrack --control '$WORK/xnat.sock' -E -p tcp --orig-port-src 40080 >$WORK/ev.out 2>$WORK/ev.err & ep=\$!; } &&
-           sleep 0.3 && ip netns exec $NS_C curl -sS --max-time 5 --local-port 40080 -o /dev/null http://198.19.0.2/ &&
+           { '$XNAT' conntrack --control '$WORK/xnat.sock' -E -p tcp --orig-port-src 30080 >$WORK/ev.out 2>$WORK/ev.err & ep=\$!; } &&
+           sleep 0.3 && ip netns exec $NS_C curl -sS --max-time 5 --local-port 30080 -o /dev/null http://198.19.0.2/ &&
            sleep 3; kill -INT \$ep; wait \$ep; r=\$?;
            '$XNAT' sysctl --control '$WORK/xnat.sock' -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=120;
            [ \$r = 0 ] &&
            [ \"\$(awk '{s=\"\"; for (i = 4; i <= NF; i++) if (\$i ~ /^[A-Z_]+\$/) { s = \$i; break }; printf \"%s %s,\", \$1, s}' $WORK/ev.out)\" = \
              '[NEW] SYN_SENT,[UPDATE] SYN_RECV,[UPDATE] ESTABLISHED,[UPDATE] FIN_WAIT,[UPDATE] LAST_ACK,[UPDATE] TIME_WAIT,[DESTROY] TIME_WAIT,' ] &&
-           grep -Eq '^    \[NEW\] tcp      6 120 SYN_SENT src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=40080 dport=80 \[UNREPLIED\] src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=80 dport=[0-9]+\$' $WORK/ev.out &&
+           grep -Eq '^    \[NEW\] tcp      6 120 SYN_SENT src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=30080 dport=80 \[UNREPLIED\] src=198\.19\.0\.2 dst=198\.19\.0\.1 sport=80 dport=[0-9]+\$' $WORK/ev.out &&
            grep -qx 'conntrack v1.4.7 (conntrack-tools): 7 flow events have been shown.' $WORK/ev.err"
 # -F while connections come and go: the table empties, forwarding goes on,
 # and new connections are tracked again (connections cut mid-stream may
@@ -366,7 +369,7 @@ if [ ${#FAST[@]} -gt 0 ]; then
   check "  ... an open connection is listed [OFFLOAD]; closed, it goes on to TIME_WAIT through the engine" \
     bash -c "ip netns exec $NS_C python3 -c '
 import os, socket, sys, time
-s = socket.socket(); s.bind((\"198.18.0.2\", 40082)); s.settimeout(5)
+s = socket.socket(); s.bind((\"198.18.0.2\", 30082)); s.settimeout(5)
 s.connect((\"198.19.0.2\", 5212))
 for i in range(50):
     s.sendall(b\"x\" * 20000); got = 0
@@ -377,11 +380,11 @@ s.sendall(b\"y\" * 20000); got = 0
 while got < 20000: got += len(s.recv(100000))
 s.close(); print(\"ok\")' $WORK/fp.ready $WORK/fp.go > $WORK/fp.out 2>&1 & cl=\$!;
              for i in \$(seq 100); do [ -f $WORK/fp.ready ] && break; sleep 0.05; done;
-             '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 40082 > $WORK/fp.list 2>/dev/null;
+             '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 30082 > $WORK/fp.list 2>/dev/null;
              touch $WORK/fp.go; wait \$cl; cat $WORK/fp.out $WORK/fp.list; grep -qx ok $WORK/fp.out &&
-             grep -Eq '^tcp +6 [0-9]+ ESTABLISHED src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=40082 dport=5212 .*\[OFFLOAD\]' $WORK/fp.list &&
-             sleep 0.3 && '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 40082 2>/dev/null |
-               grep -Eq '^tcp +6 [0-9]+ TIME_WAIT .*sport=40082 .*\[ASSURED\]'"
+             grep -Eq '^tcp +6 [0-9]+ ESTABLISHED src=198\.18\.0\.2 dst=198\.19\.0\.2 sport=30082 dport=5212 .*\[OFFLOAD\]' $WORK/fp.list &&
+             sleep 0.3 && '$XNAT' conntrack --control '$WORK/xnat.sock' -L -p tcp --orig-port-src 30082 2>/dev/null |
+               grep -Eq '^tcp +6 [0-9]+ TIME_WAIT .*sport=30082 .*\[ASSURED\]'"
 fi
 in_c /usr/bin/python3 "$(dirname "$0")/bad_checksum.py" 198.18.0.2 198.19.0.2 9 5 >/dev/null
 sleep 0.3
