@@ -72,4 +72,6 @@ grep -v ' 0$' "$WORK/counters.txt"
 say "xnat --stats 1 (last report)"
 tail -4 "$WORK/xnat.out"
 stop_xnat
-say "stopped; $IF_GO's XDP program: $(ip -n "$NS_G" link show "$IF_GO" | grep -q prog/xdp && echo 'still attached!' || echo 'detached')"
+# Whichever backend ran (XDP for af_xdp, tc for af_packet), nothing stays.
+left=$( { ip -n "$NS_G" link show "$IF_GO" | grep -o 'prog/xdp'; tc -n "$NS_G" filter show dev "$IF_GO" ingress | grep -o xnat; } | sort -u | tr '\n' ' ')
+say "stopped; $IF_GO's steering programs (XDP, tc): ${left:+still attached: }${left:-detached}"
