@@ -36,19 +36,6 @@ namespace {
 
 constexpr uint32_t kFrameSize = XSK_UMEM__DEFAULT_FRAME_SIZE;  // 4096
 
-uint32_t rx_queue_count(const std::string& ifname) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 1;
-  ethtool_channels ch{};
-  ch.cmd = ETHTOOL_GCHANNELS;
-  ifreq ifr{};
-  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
-  ifr.ifr_data = reinterpret_cast<char*>(&ch);
-  uint32_t n = 1;
-  if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) n = std::max(ch.rx_count + ch.combined_count, 1u);
-  ::close(fd);
-  return n;
-}
 
 // Virtual devices hand over their sender's partial checksums (veth: a
 // container's or namespace's CHECKSUM_PARTIAL) and XDP has no way to say so;
@@ -351,6 +338,20 @@ class AfXdpBackend final : public Backend {
 };
 
 }  // namespace
+
+uint32_t rx_queue_count(const std::string& ifname) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 1;
+  ethtool_channels ch{};
+  ch.cmd = ETHTOOL_GCHANNELS;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
+  ifr.ifr_data = reinterpret_cast<char*>(&ch);
+  uint32_t n = 1;
+  if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) n = std::max(ch.rx_count + ch.combined_count, 1u);
+  ::close(fd);
+  return n;
+}
 
 Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, Steering& steer) {
   auto b = std::make_unique<AfXdpBackend>();

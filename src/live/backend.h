@@ -77,6 +77,9 @@ class Backend {
 // one UMEM per worker. The
 // steering program must be loaded; the sockets are entered in its xsks map.
 Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, Steering& steer);
+// An interface's rx queues as ethtool counts them (rx + combined channels;
+// 1 if it cannot say): AF_XDP needs one per worker.
+uint32_t rx_queue_count(const std::string& ifname);
 // TPACKET_V3 receive rings and TPACKET_V2 transmit rings.
 Result<std::unique_ptr<Backend>> make_afpacket_backend(const BackendOptions& o);
 

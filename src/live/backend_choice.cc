@@ -9,7 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
+
+#include "live/backend.h"
 
 namespace xnat {
 namespace {
@@ -138,11 +139,7 @@ std::vector<InterfaceXdp> describe_interfaces(const std::vector<std::string>& na
     i.name = n;
     const unsigned idx = if_nametoindex(n.c_str());
     i.features = idx ? xdp_features(static_cast<int>(idx)) : Result<uint64_t>(Error{"no such interface"});
-    std::error_code ec;
-    uint32_t rx = 0;
-    for (const auto& e : std::filesystem::directory_iterator("/sys/class/net/" + n + "/queues", ec))
-      if (e.path().filename().string().rfind("rx-", 0) == 0) ++rx;
-    i.rx_queues = rx ? rx : 1;
+    i.rx_queues = rx_queue_count(n);  // as the af_xdp backend will count them
     out.push_back(std::move(i));
   }
   return out;

@@ -39,8 +39,7 @@ BackendChoice choose_backend(const std::vector<InterfaceXdp>& ifs, int workers);
 // (Linux 6.3 and later); an error if the kernel cannot say.
 Result<uint64_t> xdp_features(int ifindex);
 
-// Each named interface as the kernel has it (xdp_features, rx queues from
-// sysfs).
+// Each named interface as the kernel has it (xdp_features, rx_queue_count).
 std::vector<InterfaceXdp> describe_interfaces(const std::vector<std::string>& names);
 
 }  // namespace xnat

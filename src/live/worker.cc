@@ -49,31 +49,24 @@ bool for_gateway(const LocalClaims& c, int frags_fd, const Packet& p) {
   return xnat_steer(p.data, p.data + p.len) == XNAT_STEER_GATEWAY;
 }
 
-}  // namespace
-
-namespace {
-
-// "on-CPU-ns runqueue-wait-ns timeslices\n", re-read from offset 0.
-void read_schedstat(Worker& w) {
-  if (w.schedstat_fd < 0) return;
+// "on-CPU-ns runqueue-wait-ns timeslices\n", re-read from offset 0; false
+// if there is nothing to read.
+bool read_schedstat(int fd, uint64_t* run, uint64_t* wait) {
+  if (fd < 0) return false;
   char buf[96];
-  const ssize_t n = ::pread(w.schedstat_fd, buf, sizeof buf - 1, 0);
-  if (n <= 0) return;
-  const char* p = buf;
+  const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return false;
   const char* end = buf + n;
-  uint64_t run = 0, wait = 0;
-  auto r = std::from_chars(p, end, run);
-  if (r.ec != std::errc() || r.ptr == end) return;
-  if (std::from_chars(r.ptr + 1, end, wait).ec != std::errc()) return;
-  w.cpu_ns = run;
-  w.runqueue_wait_ns = wait;
+  const auto r = std::from_chars(buf, end, *run);
+  return r.ec == std::errc() && r.ptr != end && std::from_chars(r.ptr + 1, end, *wait).ec == std::errc();
 }
 
 }  // namespace
 
 void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.io->update_kernel_stats();
-  read_schedstat(w);
+  uint64_t run = 0, wait = 0;
+  const bool sched = read_schedstat(w.schedstat_fd, &run, &wait);
   uint64_t full = 0;
   for (size_t p = 0; p < w.io->ports(); ++p) full += w.io->stats(static_cast<int>(p)).tx_ring_full;
   w.live.v[static_cast<size_t>(Counter::drop_tx_ring_full)] = full;
@@ -82,8 +75,7 @@ void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.live.v[static_cast<size_t>(Counter::gso_segmented)] = w.offload.segmented();
   w.snap.live = w.live;
   w.snap.loop_max_ns = w.loop_max_ns;
-  w.snap.cpu_ns = w.cpu_ns;
-  w.snap.runqueue_wait_ns = w.runqueue_wait_ns;
+  if (sched) w.snap.cpu_ns = run, w.snap.runqueue_wait_ns = wait;
   w.snap.ports.resize(w.io->ports());
   for (size_t p = 0; p < w.io->ports(); ++p) w.snap.ports[p] = w.io->stats(static_cast<int>(p));
   w.snap.translated.clear();
@@ -376,7 +368,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       clock_gettime(CLOCK_MONOTONIC, &loop_start);
     }
   }
-  read_schedstat(w);  // its last figures, for the report after the stop
+  publish(w, now_ms(), w.snap.dump_done);  // its last figures, for the report after the stop
   if (w.schedstat_fd >= 0) ::close(w.schedstat_fd);
   w.schedstat_fd = -1;
 }

@@ -97,10 +97,9 @@ struct Worker {
   NeighborQueue held;
   Counters live;  // the loop's own drops and figures, beside the engine's
   uint64_t loop_max_ns = 0;
-  // /proc/thread-self/schedstat, opened by the worker's thread (so the
-  // control thread's publish after the stop reads nothing) and its last figures.
+  // /proc/thread-self/schedstat, opened by the worker's thread and closed
+  // when it ends (the control thread's publish after the stop reads nothing).
   int schedstat_fd = -1;
-  uint64_t cpu_ns = 0, runqueue_wait_ns = 0;
   std::vector<HandoffRing*> to;    // to[w]: ring to worker w (null for itself)
   std::vector<HandoffRing*> from;  // from[w]: ring from worker w
   std::vector<Worker*> peers;
