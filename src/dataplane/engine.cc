@@ -387,6 +387,10 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
     }
     ct_.accepted(idx, now);  // the UPDATE the packet caused, now it passed
   }
+  // Read before the rewrite; the fast path holds the direction until the
+  // packets it passed on have left.
+  if (f.status & kStatusOffload) [[unlikely]]
+    ct_.offload_passed_on(idx, dir, pkt.data + p.l3);
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh, own_output);
@@ -398,7 +402,7 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
   // must see every packet.
   if (ct_.offloading() && f.tcp_state == TcpState::kEstablished && !(f.status & kStatusOffload) && !forward_rules_ &&
       !own_output && pkt.verdict == Verdict::kForward && pkt.reason == Counter::kCount && p.l3 == sizeof(EthHdr) &&
-      (pkt.gso != Gso::kNone || p.ip_end - p.l4 >= kOffloadSegment)) [[unlikely]]
+      (pkt.gso != Gso::kNone || static_cast<uint32_t>(p.ip_end - p.l4) >= kOffloadSegment)) [[unlikely]]
     offer_offload(idx, now);
 }
 
