@@ -21,9 +21,8 @@
 //                the fast path that it could not take; AF_PACKET: the
 //                gateway's frame whose type could not be changed)
 //   fastpath     tuple -> struct xnat_fast_entry: offloaded connections (steer.h)
-//   fast_seen    per offloaded connection (struct xnat_fast_slot): when the
-//                fast path last carried a packet of it (ns, CLOCK_MONOTONIC),
-//                and whether each direction is armed; memory-mapped
+//   fast_seen    per offloaded connection: when the fast path last carried a
+//                packet of it (ns, CLOCK_MONOTONIC); memory-mapped
 #include <linux/bpf.h>
 #include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
@@ -107,7 +106,7 @@ struct {
   __uint(max_entries, XNAT_FAST_SLOTS);
   __uint(map_flags, BPF_F_MMAPABLE);
   __type(key, __u32);
-  __type(value, struct xnat_fast_slot);
+  __type(value, __u64);
 } fast_seen SEC(".maps");
 
 static __always_inline void frag_note(const unsigned char* ip) {
@@ -147,10 +146,10 @@ static __always_inline int steer_counted(long data, long data_end) {
 
 // A plain IPv4 TCP segment of an offloaded connection (no IP options or
 // fragments, TTL over 1, no SYN, FIN or RST): its entry, with *k its tuple,
-// *doff its TCP header's length, *ttl_proto the IPv4 header's TTL and
-// protocol word and *tag its xnat_arm_tag. Null for anything else.
+// *doff its TCP header's length and *ttl_proto the IPv4 header's TTL and
+// protocol word. Null for anything else.
 static __always_inline const struct xnat_fast_entry* fast_lookup(long d, long e, struct xnat_tuple_key* k,
-                                                                 __u32* doff, __u16* ttl_proto, __u32* tag) {
+                                                                 __u32* doff, __u16* ttl_proto) {
   const unsigned char* data = (const unsigned char*)d;
   const unsigned char* end = (const unsigned char*)e;
   if (data + 14 + 20 + 20 > end) return 0;
@@ -167,31 +166,13 @@ static __always_inline const struct xnat_fast_entry* fast_lookup(long d, long e,
   k->proto = 6;
   *doff = (__u32)(tcp[12] >> 4) * 4;
   __builtin_memcpy(ttl_proto, ip + 8, 2);
-  *tag = xnat_arm_tag(ip);
   return bpf_map_lookup_elem(&fastpath, k);
 }
 
-// A connection's slot, or null: its seen time (XNAT_FAST_DRAINING once
-// taken back) and arm words.
-static __always_inline struct xnat_fast_slot* fast_seen_of(const struct xnat_fast_entry* e) {
+// A connection's seen time, or null; XNAT_FAST_DRAINING once taken back.
+static __always_inline __u64* fast_seen_of(const struct xnat_fast_entry* e) {
   const __u32 slot = e->slot;
   return bpf_map_lookup_elem(&fast_seen, &slot);
-}
-
-// Whether a segment must still go to the gateway because its direction is
-// not armed yet (struct xnat_fast_slot); if so it leaves its tag. A failed
-// swap means the gateway armed it (then this segment may go fast: all
-// before it were forwarded) or another CPU tagged one: tried again.
-static __always_inline int arm_pending(struct xnat_fast_slot* s, __u32 dir, __u32 tag) {
-  __u64* a = &s->arm[dir & 1];
-  __u64 was = *(volatile __u64*)a;
-  for (int i = 0; i < 4; ++i) {
-    if (!(was & XNAT_ARM_PENDING)) return 0;
-    const __u64 old = __sync_val_compare_and_swap(a, was, XNAT_ARM_PENDING | XNAT_ARM_TAGGED | tag);
-    if (old == was) return 1;
-    was = old;
-  }
-  return 1;
 }
 
 // The fast path: a segment of an offloaded connection leaves at once,
@@ -199,23 +180,21 @@ static __always_inline int arm_pending(struct xnat_fast_slot* s, __u32 dir, __u3
 // Returns the redirect, or -1 for the gateway's slow path: anything not a
 // plain IPv4 TCP segment of such a connection, SYN/FIN/RST (the engine
 // tracks the connection's end), TTL 1 (the engine sends the ICMP error), too
-// big for the output (the same), a direction not yet armed. The checksum
-// helpers keep a partial checksum partial and a super-frame whole (GSO cuts
-// it at the output). behind_xdp: XDP passed this segment on (AF_XDP), having
-// found its direction armed and its connection not being taken back; one
-// taken back since is still forwarded, as XDP meant.
-static __always_inline long fast_path(struct __sk_buff* skb, int behind_xdp) {
+// big for the output (the same). The checksum helpers keep a partial
+// checksum partial and a super-frame whole (GSO cuts it at the output).
+// draining: whether a connection being taken back is still forwarded (the
+// segments XDP passed on before it was) or goes to the gateway.
+static __always_inline long fast_path(struct __sk_buff* skb, int draining) {
   if (skb->vlan_present) return -1;
   struct xnat_tuple_key k;
-  __u32 doff, tag;
+  __u32 doff;
   __u16 ttl_proto;
-  const struct xnat_fast_entry* e = fast_lookup(skb->data, skb->data_end, &k, &doff, &ttl_proto, &tag);
+  const struct xnat_fast_entry* e = fast_lookup(skb->data, skb->data_end, &k, &doff, &ttl_proto);
   if (!e) return -1;
-  struct xnat_fast_slot* s = fast_seen_of(e);
-  if (!s) return -1;
-  __u64* seen = &s->seen;
+  __u64* seen = fast_seen_of(e);
+  if (!seen) return -1;
   const __u64 was = *seen;
-  if (!behind_xdp && (was == XNAT_FAST_DRAINING || arm_pending(s, e->dir, tag))) return -1;
+  if (was == XNAT_FAST_DRAINING && !draining) return -1;
   if (skb->gso_size ? skb->gso_size + 20 + doff > e->mtu : skb->len - 14 > e->mtu) return -1;
   __u16 new_ttl_proto = ttl_proto;
   ((unsigned char*)&new_ttl_proto)[0] -= 1;
@@ -266,12 +245,12 @@ int xnat_xdp(struct xdp_md* ctx) {
   // An offloaded connection's segment goes on to the kernel, where tc
   // ingress (xnat_tc_xdp) forwards it; an skb is made of it on the way.
   struct xnat_tuple_key k;
-  __u32 doff, tag;
+  __u32 doff;
   __u16 ttl_proto;
-  const struct xnat_fast_entry* e = fast_lookup(ctx->data, ctx->data_end, &k, &doff, &ttl_proto, &tag);
+  const struct xnat_fast_entry* e = fast_lookup(ctx->data, ctx->data_end, &k, &doff, &ttl_proto);
   if (e) {
-    struct xnat_fast_slot* s = fast_seen_of(e);
-    if (s && s->seen != XNAT_FAST_DRAINING && !arm_pending(s, e->dir, tag)) return XDP_PASS;
+    const __u64* seen = fast_seen_of(e);
+    if (seen && *seen != XNAT_FAST_DRAINING) return XDP_PASS;
   }
   if (steer_counted(ctx->data, ctx->data_end) == XNAT_STEER_KERNEL) return XDP_PASS;
   // No socket on this queue yet (starting, or a queue the gateway does not

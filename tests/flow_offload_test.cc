@@ -34,15 +34,6 @@ struct FakeOffload final : FlowOffload {
   }
   void remove(uint32_t idx, const Flow&) override { removed.push_back(idx); }
   uint64_t last_seen_ms(uint32_t idx) const override { return seen.at(idx); }
-  struct Passed {
-    uint32_t idx;
-    int dir;
-    std::vector<uint8_t> ip;  // its IPv4 and TCP headers when reported
-  };
-  void passed_on(uint32_t idx, int dir, const uint8_t* ip) override {
-    passed.push_back({idx, dir, std::vector<uint8_t>(ip, ip + 40)});
-  }
-  std::vector<Passed> passed;
 };
 
 const std::string kPublish = publish_rules();
@@ -146,25 +137,6 @@ TEST(FlowOffload, OfferedOnceEstablishedWithBothDirectionsPaths) {
   // Offered once: a packet through the engine while offloaded adds nothing.
   g.pass(server(kTcpAck, S + 1401, C + 1001, 1400), kIn, 1001);
   EXPECT_EQ(g.fast.added.size(), 1u);
-}
-
-TEST(FlowOffload, SegmentsThroughTheEngineWhileOffloadedAreReportedAsTheyArrived) {
-  Gateway g;
-  g.establish_bulk(1000);
-  EXPECT_TRUE(g.fast.passed.empty()) << "none before the offload";
-  // What the fast path passed on (its directions not armed yet), each way.
-  const auto from_server = server(kTcpAck, S + 1401, C + 1001, 1400);
-  const auto from_client = client(kTcpAck, C + 1001, S + 2801);
-  const Output out = g.pass(from_server, kIn, 1001);
-  g.pass(from_client, kOut, 1001);
-  ASSERT_EQ(g.fast.passed.size(), 2u);
-  EXPECT_EQ(g.fast.passed[0].idx, g.idx());
-  EXPECT_EQ(g.fast.passed[0].dir, 1);
-  EXPECT_EQ(g.fast.passed[1].dir, 0);
-  // The headers as they arrived (the programs tag them so), not as translated.
-  EXPECT_EQ(g.fast.passed[0].ip, std::vector<uint8_t>(from_server.begin() + 14, from_server.begin() + 54));
-  EXPECT_EQ(g.fast.passed[1].ip, std::vector<uint8_t>(from_client.begin() + 14, from_client.begin() + 54));
-  EXPECT_NE(std::vector<uint8_t>(out.frame.begin() + 14, out.frame.begin() + 54), g.fast.passed[0].ip);
 }
 
 const std::string kForwardRules = kPublish +

@@ -311,8 +311,6 @@ class Conntrack {
   // its entries (nf_ct_offload_timeout); `conntrack -L` shows [OFFLOAD].
   void set_offload(FlowOffload* o);
   bool offloading() const { return offload_ != nullptr; }
-  // A packet of offloaded flow idx the fast path passed on (FlowOffload::passed_on).
-  void offload_passed_on(uint32_t idx, int dir, const uint8_t* ip) { offload_->passed_on(idx, dir, ip); }
   // Offers flow idx with its two paths: true if the fast path took it. Its
   // window tracking turns liberal both ways, as a flowtable's flow's.
   bool offload(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms);

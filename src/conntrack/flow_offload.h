@@ -40,11 +40,6 @@ class FlowOffload {
   // When the fast path last forwarded a packet of flow idx (engine clock, ms;
   // at least the time it was added).
   virtual uint64_t last_seen_ms(uint32_t idx) const = 0;
-  // A packet of offloaded flow idx, direction dir, that the fast path passed
-  // on to the engine and the engine forwards: ip, its IPv4 header, with TCP
-  // after it. A fast path that holds a new flow's packets back until those
-  // before them have left (so none is overtaken) learns of them here.
-  virtual void passed_on(uint32_t idx, int dir, const uint8_t* ip) = 0;
 
  protected:
   ~FlowOffload() = default;

@@ -62,8 +62,6 @@ namespace xnat {
   X(held_frames, "frames of evicted, held flows translated without readmitting (table full of live flows)") \
   X(l4_csum_completed, "TCP/UDP checksums a virtual device's sender left partial (CHECKSUM_PARTIAL) and the backend could not flag, completed as a NIC would (af_xdp on veth)") \
   X(gso_segmented, "super-frames (TSO/GSO) cut into frames in software because they could not leave whole (live)") \
-  X(fast_path_armed, "directions of offloaded connections the fast path took over once the gateway had forwarded the last segment it passed on: none overtaken (live, --fast-path)") \
-  X(fast_path_armed_late, "directions the fast path took over 50 ms after their offload while the last segment it passed on was not seen forwarded (lost on the way, or the gateway always a segment behind): that one may be overtaken (live, --fast-path)") \
   X(loops_over_250us, "worker loops whose work (bursts, expiry, control requests) took over 250 us: frames waited that long (live)") \
   X(loops_over_2ms, "worker loops whose work took over 2 ms (live)") \
   X(busy_nanoseconds, "nanoseconds workers spent in loops that had frames to work on: their CPU time for the traffic, polling excluded (live)")

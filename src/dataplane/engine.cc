@@ -387,10 +387,6 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
     }
     ct_.accepted(idx, now);  // the UPDATE the packet caused, now it passed
   }
-  // Read before the rewrite; the fast path holds the direction until the
-  // packets it passed on have left.
-  if (f.status & kStatusOffload) [[unlikely]]
-    ct_.offload_passed_on(idx, dir, pkt.data + p.l3);
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh, own_output);

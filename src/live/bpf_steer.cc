@@ -29,7 +29,7 @@ int quiet_libbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
 int silent_libbpf(enum libbpf_print_level, const char*, va_list) { return 0; }
 
 constexpr size_t kClaimsBytes = XNAT_CLAIM_ENTRIES * sizeof(uint64_t);
-constexpr size_t kFastSeenBytes = XNAT_FAST_SLOTS * sizeof(xnat_fast_slot);
+constexpr size_t kFastSeenBytes = XNAT_FAST_SLOTS * sizeof(uint64_t);
 
 // tcx attachments (Linux 6.6): links, detached when their last fd closes, so
 // a crashed gateway leaves nothing behind. The libbpf this builds against
@@ -65,7 +65,7 @@ Status BpfSteer::load() {
   claims_ = static_cast<uint64_t*>(m);
   m = mmap(nullptr, kFastSeenBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fast_seen_fd_, 0);
   if (m == MAP_FAILED) return bpf_error("mmap the fast path's fast_seen map", errno);
-  fast_seen_ = static_cast<xnat_fast_slot*>(m);
+  fast_seen_ = static_cast<uint64_t*>(m);
   return {};
 }
 

@@ -41,7 +41,7 @@ class BpfSteer final : public Steering {
   bool set_host_reply(const Tuple& reply, bool add) override;
   uint64_t host_port_steered() const override { return stats()[3]; }
   int fast_path_fd() const override { return fast_fd_; }
-  xnat_fast_slot* fast_seen() override { return fast_seen_; }
+  uint64_t* fast_seen() override { return fast_seen_; }
   FastPathStats fast_path_stats() const override {
     const std::vector<uint64_t> s = stats();
     return {s[4], s[5], s[6]};
@@ -65,7 +65,7 @@ class BpfSteer final : public Steering {
   bpf_object* obj_ = nullptr;
   int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1, frags_fd_ = -1;
   int host_replies_fd_ = -1, host_port_fd_ = -1, fast_fd_ = -1, fast_seen_fd_ = -1;
-  xnat_fast_slot* fast_seen_ = nullptr;
+  uint64_t* fast_seen_ = nullptr;
   std::vector<int> tcx_links_;  // tcx link fds: tc ingress (AF_PACKET) and the host port's egress
   uint64_t* claims_ = nullptr;
   std::vector<bpf_link*> links_;

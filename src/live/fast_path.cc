@@ -10,18 +10,12 @@ namespace xnat {
 
 static_assert(sizeof(xnat_tuple_key) == sizeof(Tuple), "the fastpath map is keyed by a tuple's bytes");
 
-// Per worker loop: segments of connections not yet armed that one loop
-// forwards; more wait for the next segment or the late arm.
-constexpr size_t kArmingMax = 1024;
-
-FastPath::FastPath(int map_fd, xnat_fast_slot* slots, uint32_t first, uint32_t count, std::vector<int> ifindexes,
+FastPath::FastPath(int map_fd, uint64_t* seen, uint32_t first, uint32_t count, std::vector<int> ifindexes,
                    std::vector<uint32_t> mtus, uint32_t flow_capacity)
-    : fd_(map_fd), slots_(slots), slot_of_(flow_capacity, 0), ifindexes_(std::move(ifindexes)), mtus_(std::move(mtus)) {
+    : fd_(map_fd), seen_(seen), slot_of_(flow_capacity, 0), ifindexes_(std::move(ifindexes)), mtus_(std::move(mtus)) {
   free_.reserve(count);
   for (uint32_t i = count; i > 0; --i) free_.push_back(first + i - 1);
   draining_.reserve(count);  // a slot drains once: never more than these
-  pending_.reserve(count);   // nor is it pending twice (kArmLateMs <= kDrainMs)
-  arming_.reserve(kArmingMax);
 }
 
 bool FastPath::add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) {
@@ -40,15 +34,10 @@ bool FastPath::add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) 
     std::memcpy(e[d].dst_mac, p.dst.b, 6);
     std::memcpy(e[d].src_mac, p.src.b, 6);
     e[d].mtu = static_cast<unsigned short>(mtus_[static_cast<size_t>(p.out_if)]);
-    e[d].dir = static_cast<unsigned short>(d);
     e[d].slot = slot;
   }
-  // Stamped and held back before the program can find the entries (the map
-  // update orders these stores before it).
-  xnat_fast_slot& s = slots_[slot];
-  __atomic_store_n(&s.seen, now_ms * 1'000'000, __ATOMIC_RELAXED);
-  __atomic_store_n(&s.arm[0], XNAT_ARM_PENDING, __ATOMIC_RELAXED);
-  __atomic_store_n(&s.arm[1], XNAT_ARM_PENDING, __ATOMIC_RELAXED);
+  // Stamped before the program can find the entries.
+  __atomic_store_n(&seen_[slot], now_ms * 1'000'000, __ATOMIC_RELAXED);
   for (int d = 0; d < 2; ++d)
     if (bpf_map_update_elem(fd_, &dirs[d].match, &e[d], BPF_ANY) != 0) {
       ++failed_;
@@ -57,34 +46,12 @@ bool FastPath::add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) 
     }
   free_.pop_back();
   slot_of_[idx] = slot;
-  if (pending_head_ > 0 && pending_.size() == pending_.capacity()) {
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(pending_head_));
-    pending_head_ = 0;
-  }
-  pending_.push_back(Pending{slot, now_ms + kArmLateMs});
   return true;
-}
-
-void FastPath::passed_on(uint32_t idx, int dir, const uint8_t* ip) {
-  if (ip[0] != 0x45 || arming_.size() == arming_.capacity()) return;  // the programs tag none with options
-  unsigned long long* word = &slots_[slot_of_[idx]].arm[dir & 1];
-  const unsigned long long tagged = XNAT_ARM_PENDING | XNAT_ARM_TAGGED | xnat_arm_tag(ip);
-  if (__atomic_load_n(word, __ATOMIC_RELAXED) == tagged) arming_.push_back(Arming{word, tagged});
-}
-
-void FastPath::arm() {
-  for (const Arming& a : arming_) {
-    unsigned long long want = a.tagged;
-    // Fails if the programs tagged a later segment since (it waits in the
-    // ring) or it is armed already (two segments with one tag).
-    if (__atomic_compare_exchange_n(a.word, &want, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) ++armed_;
-  }
-  arming_.clear();
 }
 
 void FastPath::remove(uint32_t idx, const Flow& f) {
   const uint32_t slot = slot_of_[idx];
-  __atomic_store_n(&slots_[slot].seen, XNAT_FAST_DRAINING, __ATOMIC_RELEASE);
+  __atomic_store_n(&seen_[slot], XNAT_FAST_DRAINING, __ATOMIC_RELEASE);
   if (draining_head_ > 0 && draining_.size() == draining_.capacity()) {
     draining_.erase(draining_.begin(), draining_.begin() + static_cast<std::ptrdiff_t>(draining_head_));
     draining_head_ = 0;
@@ -94,22 +61,6 @@ void FastPath::remove(uint32_t idx, const Flow& f) {
 
 void FastPath::flush(uint64_t now_ms) {
   now_ms_ = now_ms;
-  // Before the drained slots are freed below: a pending entry never outlives
-  // its slot's tenancy.
-  while (pending_head_ < pending_.size() && pending_[pending_head_].due_ms <= now_ms) {
-    xnat_fast_slot& s = slots_[pending_[pending_head_++].slot];
-    if (__atomic_load_n(&s.seen, __ATOMIC_RELAXED) == XNAT_FAST_DRAINING) continue;  // taken back meanwhile
-    for (unsigned long long& word : s.arm) {
-      // Untagged: nothing passed on since the offload, nothing to overtake.
-      const unsigned long long was = __atomic_exchange_n(&word, 0, __ATOMIC_RELEASE);
-      if (was & XNAT_ARM_TAGGED) ++armed_late_;
-      else if (was & XNAT_ARM_PENDING) ++armed_;
-    }
-  }
-  if (pending_head_ == pending_.size()) {
-    pending_.clear();
-    pending_head_ = 0;
-  }
   while (draining_head_ < draining_.size() && draining_[draining_head_].due_ms <= now_ms) {
     const Draining& d = draining_[draining_head_++];
     // The same connection may have been offloaded again meanwhile (deleted
@@ -127,7 +78,7 @@ void FastPath::flush(uint64_t now_ms) {
 }
 
 uint64_t FastPath::last_seen_ms(uint32_t idx) const {
-  return __atomic_load_n(&slots_[slot_of_[idx]].seen, __ATOMIC_RELAXED) / 1'000'000;
+  return __atomic_load_n(&seen_[slot_of_[idx]], __ATOMIC_RELAXED) / 1'000'000;
 }
 
 }  // namespace xnat

@@ -7,11 +7,8 @@
 namespace xnat {
 
 std::string Gateway::counters_text(GatewayReport& r) const {
-  // The loops' own counts (super-frames they cut, the fast path's hand-overs),
-  // beside the engines' counters.
-  if (!r.engines.empty())
-    for (Counter k : {Counter::gso_segmented, Counter::fast_path_armed, Counter::fast_path_armed_late})
-      r.engines[0].counters.inc(k, r.live.get(k));
+  // The loops' own count of super-frames they cut, beside the engines' counters.
+  if (!r.engines.empty()) r.engines[0].counters.inc(Counter::gso_segmented, r.live.get(Counter::gso_segmented));
   std::string c = format_counters(r.engines);
   for (Counter k : {Counter::drop_neighbor_timeout, Counter::drop_host_port_claimed, Counter::drop_tx_ring_full,
                     Counter::drop_handoff_full, Counter::drop_host_port_write})

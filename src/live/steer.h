@@ -175,50 +175,20 @@ XNAT_STEER_INLINE int xnat_host_reply_key(const unsigned char* p, const unsigned
  * tuple its packets arrive with (struct xnat_tuple_key). A segment without
  * SYN, FIN or RST, TTL over 1, within the output's MTU, leaves rewritten to
  * the addresses and ports here on interface `ifindex`, from src_mac to
- * dst_mac, its TTL decremented; it stamps fast_seen[slot].seen with the
- * time. `dir`: which of the slot's arm words is this direction's. */
+ * dst_mac, its TTL decremented; it stamps fast_seen[slot] with the time. */
 struct xnat_fast_entry {
   unsigned int saddr, daddr;   /* network order, as the packet leaves */
   unsigned short sport, dport; /* network order */
   unsigned int ifindex;
   unsigned char dst_mac[6], src_mac[6];
   unsigned short mtu;
-  unsigned short dir;
+  unsigned short pad;
   unsigned int slot;
 };
 #define XNAT_FAST_SLOTS 262144u /* offloaded connections at once */
-/* seen of a connection the gateway took back: its entries stay a moment
- * longer (live/fast_path.h), for the segments XDP passed on before. */
+/* fast_seen[slot] of a connection the gateway took back: its entries stay a
+ * moment longer (live/fast_path.h), for the segments XDP passed on before. */
 #define XNAT_FAST_DRAINING (~0ull)
-
-/* An offloaded connection's slot in the memory-mapped fast_seen map.
- *
- * arm[dir] keeps a direction in order while it moves to the fast path. When
- * the gateway enters a connection, segments of it may still wait in its
- * receive ring; the fast path must not overtake them. So each direction
- * starts XNAT_ARM_PENDING: the programs pass its segments on to the gateway
- * as before, each writing its tag (xnat_arm_tag) there. When the gateway has
- * forwarded a segment whose tag is still the one written, no earlier segment
- * of that direction is left behind it, and it arms the direction (0) with a
- * compare-and-swap, which fails if another segment was tagged meanwhile. */
-struct xnat_fast_slot {
-  unsigned long long seen; /* ns, CLOCK_MONOTONIC; XNAT_FAST_DRAINING */
-  unsigned long long arm[2];
-};
-#define XNAT_ARM_PENDING (1ull << 63)
-#define XNAT_ARM_TAGGED (1ull << 62) /* the low 32 bits are a segment's tag */
-
-/* A TCP segment's tag, from its IPv4 header (20 bytes, TCP after it):
- * total length, identification, sequence and acknowledgement numbers, as
- * they arrive and as NAT leaves them. Two segments of one direction in
- * flight at once share it only by a rare coincidence. */
-XNAT_STEER_INLINE unsigned int xnat_arm_tag(const unsigned char* ip) {
-  unsigned int len_id, seq, ack;
-  __builtin_memcpy(&len_id, ip + 2, 4);
-  __builtin_memcpy(&seq, ip + 24, 4);
-  __builtin_memcpy(&ack, ip + 28, 4);
-  return len_id ^ seq ^ ((ack << 16) | (ack >> 16));
-}
 
 #ifdef XNAT_STEER_IS_LOCAL
 

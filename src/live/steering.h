@@ -9,8 +9,6 @@
 #include "base/result.h"
 #include "packet/tuple.h"
 
-struct xnat_fast_slot;  // live/steer.h
-
 namespace xnat {
 
 enum class SteerHook : uint8_t { kXdp, kTc };
@@ -38,14 +36,14 @@ class Steering {
   // Host frames the program sent to the host port.
   virtual uint64_t host_port_steered() const = 0;
   // The fast path (tc ingress; live/fast_path.h): the map of offloaded
-  // connections' directions, the memory-mapped slots holding when they were
-  // last seen and whether each direction is armed (XNAT_FAST_SLOTS of them),
-  // and what it forwarded and dropped. -1 and null where there is none.
+  // connections' directions, the memory-mapped times they were last seen
+  // (XNAT_FAST_SLOTS of them), and what it forwarded and dropped. -1 and
+  // null where there is none.
   virtual int fast_path_fd() const { return -1; }
   // AF_XDP: tc ingress beside the XDP program, which passes the fast
   // path's segments on to it.
   virtual Status attach_fast_path(int, const std::string&) { return Error{"no fast path here"}; }
-  virtual xnat_fast_slot* fast_seen() { return nullptr; }
+  virtual uint64_t* fast_seen() { return nullptr; }
   struct FastPathStats {
     uint64_t frames = 0, bytes = 0, dropped = 0;
   };

@@ -73,10 +73,6 @@ void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   std::lock_guard<std::mutex> lock(w.mu);
   w.snap.engine = counter_source(*w.engine);
   w.live.v[static_cast<size_t>(Counter::gso_segmented)] = w.offload.segmented();
-  if (w.fast) {
-    w.live.v[static_cast<size_t>(Counter::fast_path_armed)] = w.fast->armed();
-    w.live.v[static_cast<size_t>(Counter::fast_path_armed_late)] = w.fast->armed_late();
-  }
   w.snap.live = w.live;
   w.snap.loop_max_ns = w.loop_max_ns;
   if (sched) w.snap.cpu_ns = run, w.snap.runqueue_wait_ns = wait;
@@ -270,7 +266,6 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       r->release(n);
     }
     io.flush();
-    if (w.fast) w.fast->arm();  // what it passed on has left
 
     if (got) idle_since = now;
     if (now >= next_tick) {
