@@ -104,17 +104,19 @@ if [ ${#PIN[@]} -gt 0 ]; then
   # What sharing the CPU costs is counted: a process spinning on worker 0's
   # CPU for 1.5 s while pings keep the worker polling makes it wait for its
   # CPU (unshared: about a millisecond in a whole test).
+  worker0_wait() {  # seconds worker 0 waited for its CPU, from the metrics
+    in_g curl -sS --max-time 5 http://127.0.0.1:9510/metrics |
+      awk '$1 == "xnat_worker_runqueue_wait_seconds_total{worker=\"0\"}" {print $2}'
+  }
   shared_cpu_counted() {
     local cpu=${WORKER_CPUS%%,*} before after hog
-    before=$(in_g curl -sS --max-time 5 http://127.0.0.1:9510/metrics |
-             awk '$1 == "xnat_worker_runqueue_wait_seconds_total{worker=\"0\"}" {print $2}')
+    before=$(worker0_wait)
     taskset -c "$cpu" timeout 1.5 sh -c 'while :; do :; done' &
     hog=$!
     in_c ping -q -i 0.002 -c 400 -w 5 198.19.0.2 >/dev/null  # 0.8 s: the worker polls throughout
     wait "$hog"
     sleep 0.3  # a publish (every 100 ms) after the hog
-    after=$(in_g curl -sS --max-time 5 http://127.0.0.1:9510/metrics |
-            awk '$1 == "xnat_worker_runqueue_wait_seconds_total{worker=\"0\"}" {print $2}')
+    after=$(worker0_wait)
     "$XNAT" status --control "$WORK/xnat.sock" >"$WORK/status.txt"
     echo "runqueue wait before $before s, after $after s"; cat "$WORK/status.txt"
     python3 -c "import sys; sys.exit(0 if float('$after') - float('$before') >= 0.1 else 1)" &&
