@@ -191,6 +191,17 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     if (o.fast_path && platform_.hook == SteerHook::kXdp)
       if (auto r = steering.attach_fast_path(bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
   }
+  if (platform_.order_receive) {
+    // Off the workers' CPUs where some are left: the receive work there is
+    // the copy into the ring, which a worker would otherwise wait for.
+    std::vector<int> cpus = control_cpus_;
+    if (cpus.empty())
+      if (auto all = allowed_cpus()) cpus = std::move(*all);
+    if (!cpus.empty()) {
+      receive_order_ = platform_.order_receive(bo_.ifnames, cpus);
+      for (const std::string& w : receive_order_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
+    }
+  }
   for (auto& w : workers_) {
     threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_, platform_.backend_filters); });
     // "xnat-worker N" in top -H and /proc: the thread to pin or watch.
@@ -219,6 +230,7 @@ std::string Gateway::banner() const {
                    workers_[0]->io->describe(), total_max_);
   if (host_) s += fmt::format("; host port {}", host_->name());
   if (!worker_cpus_.empty()) s += fmt::format("; workers on CPU {}", fmt::join(worker_cpus_, ","));
+  if (receive_order_ && !receive_order_->describe().empty()) s += "; " + receive_order_->describe();
   if (!backend_reason_.empty()) s += fmt::format("; --backend auto: {}", backend_reason_);
   return s;
 }
@@ -362,6 +374,7 @@ void Gateway::stop() {
   threads_.clear();
   drain_log();
   platform_.steering->detach_all();
+  receive_order_.reset();  // the interfaces' RPS masks as they were
   for (auto& w : workers_)
     if (w->wake_fd >= 0) {
       ::close(w->wake_fd);

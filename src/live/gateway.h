@@ -147,6 +147,7 @@ class Gateway {
   std::string config_path_;
   std::string backend_reason_;
   std::unique_ptr<HostPort> host_;
+  std::unique_ptr<ReceiveOrder> receive_order_;
   HostReplies host_replies_;
   SharedLimit limit_;
   std::unique_ptr<FlowDirectory> directory_;

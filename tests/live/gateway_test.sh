@@ -136,7 +136,34 @@ check "dig to dnsmasq through MASQUERADE (UDP)" \
 ip netns exec "$NS_S" iperf3 -s -1 -B 198.19.0.2 -p 5201 >"$WORK/iperf-tcp.srv" 2>&1 &
 PIDS+=($!)
 sleep 0.3
+ip netns exec "$NS_C" nstat -n
 check "iperf3 TCP, 20 MB" in_c iperf3 -c 198.19.0.2 -p 5201 -n 20M --connect-timeout 3000
+# A veth receives on its sender's CPU, and a TCP sender sends from two; the
+# gateway puts a flow's frames back in one order (AF_PACKET: RPS on its veth
+# interfaces for the run; AF_XDP: the veth's one XDP queue). The sender saw
+# no segment arrive after a later one.
+reorder_seen() {
+  local seen
+  seen=$(ip netns exec "$NS_C" nstat -a | awk '$1 ~ /^TcpExtTCP(SACK|TS|Reno)Reorder$/ {n += $2} END {print n + 0}')
+  echo "reordering seen by the sender: $seen"
+  [ "$seen" = 0 ]
+}
+check "  ... its segments arrived in the order they were sent (no reordering at the sender)" reorder_seen
+if [ "$BACKEND" = af_packet ]; then
+  rps_set() {  # the banner names the masks, and the interfaces hold them
+    local i want
+    want=$(python3 -c 'import os, sys
+allowed = set(os.sched_getaffinity(0))
+workers = {int(c) for c in sys.argv[1].split(",") if c}
+print(format(sum(1 << c for c in (allowed - workers or allowed)), "x"))' "${WORKER_CPUS:-}")
+    grep -q "RPS on $IF_GI, $IF_GO to CPU" "$WORK/xnat.out" || { cat "$WORK/xnat.out"; return 1; }
+    for i in "$IF_GI" "$IF_GO"; do
+      echo "$i rps_cpus $(in_g cat /sys/class/net/$i/queues/rx-0/rps_cpus), want $want"
+      [ "$(in_g cat /sys/class/net/$i/queues/rx-0/rps_cpus | tr -d ',' | sed 's/^0*//')" = "$want" ] || return 1
+    done
+  }
+  check "  ... RPS on the gateway's veth interfaces, off the workers' CPUs" rps_set
+fi
 ip netns exec "$NS_S" iperf3 -s -1 -B 198.19.0.2 -p 5202 >"$WORK/iperf-udp.srv" 2>&1 &
 PIDS+=($!)
 sleep 0.3
@@ -396,6 +423,16 @@ check "datagrams with a wrong UDP checksum are dropped and counted (nf_conntrack
 check "the gateway's own address still answers ping (host traffic passes to the kernel)" \
   in_s ping -c 2 -i 0.2 -W 2 198.19.0.1
 check "clean stop" stop_xnat
+if [ "$BACKEND" = af_packet ]; then
+  rps_restored() {
+    local i
+    for i in "$IF_GI" "$IF_GO"; do
+      echo "$i rps_cpus $(in_g cat /sys/class/net/$i/queues/rx-0/rps_cpus)"
+      [ -z "$(in_g cat /sys/class/net/$i/queues/rx-0/rps_cpus | tr -d ',0')" ] || return 1
+    done
+  }
+  check "  ... the interfaces' RPS masks as they were" rps_restored
+fi
 check "interfaces are the kernel's again after stop" \
   bash -c "! ip -n $NS_G link show $IF_GO | grep -q 'prog/xdp' && ! tc -n $NS_G filter show dev $IF_GO ingress | grep -q xnat &&
            ! ip -n $NS_G link show xnat-host 2>/dev/null"

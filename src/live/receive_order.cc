@@ -1,0 +1,135 @@
+#include "live/receive_order.h"
+
+#include <fmt/format.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "live/cpus.h"
+
+namespace xnat {
+
+std::string rps_mask(const std::vector<int>& cpus) {
+  int top = 0;
+  for (int c : cpus) top = std::max(top, c);
+  std::vector<uint32_t> words(static_cast<size_t>(top / 32 + 1), 0);
+  for (int c : cpus)
+    if (c >= 0) words[static_cast<size_t>(c / 32)] |= 1u << (c % 32);
+  std::string s = fmt::format("{:x}", words.back());
+  for (size_t i = words.size() - 1; i-- > 0;) s += fmt::format(",{:08x}", words[i]);
+  return s;
+}
+
+bool rps_mask_empty(const std::string& text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return c == '0' || c == ',' || c == '\n' || c == ' '; });
+}
+
+std::string ReceiveOrder::ethtool_driver(const std::string& ifname) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
+  ifr.ifr_data = reinterpret_cast<char*>(&info);
+  std::string drv;
+  if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) drv = info.driver;
+  ::close(fd);
+  return drv;
+}
+
+namespace {
+
+bool read_text(const std::string& path, std::string* out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::ostringstream s;
+  s << in.rdbuf();
+  *out = s.str();
+  while (!out->empty() && (out->back() == '\n' || out->back() == ' ')) out->pop_back();
+  return true;
+}
+
+// 0 or errno.
+int write_text(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) return errno;
+  const bool ok = std::fputs(text.c_str(), f) >= 0;
+  const int err = ok ? 0 : errno;
+  if (std::fclose(f) != 0) return errno ? errno : EIO;  // sysfs reports a bad mask on close
+  return err;
+}
+
+// Two rps_cpus texts for one set of CPUs (sysfs pads to the CPU count).
+bool same_mask(const std::string& a, const std::string& b) {
+  auto digits = [](const std::string& t) {
+    std::string d;
+    for (char c : t)
+      if (c != ',') d += c;
+    const size_t nz = d.find_first_not_of('0');
+    return nz == std::string::npos ? std::string() : d.substr(nz);
+  };
+  return digits(a) == digits(b);
+}
+
+}  // namespace
+
+std::unique_ptr<ReceiveOrder> ReceiveOrder::apply(const std::vector<std::string>& ifnames,
+                                                  const std::vector<int>& cpus, const DriverOf& driver_of,
+                                                  const std::string& class_net) {
+  std::unique_ptr<ReceiveOrder> r(new ReceiveOrder);
+  r->cpus_ = cpus;
+  const std::string mask = rps_mask(cpus);
+  for (const std::string& ifname : ifnames) {
+    if (driver_of(ifname) != "veth") continue;
+    std::error_code ec;
+    std::vector<std::string> queues;
+    for (const auto& e : std::filesystem::directory_iterator(class_net + "/" + ifname + "/queues", ec))
+      if (e.path().filename().string().rfind("rx-", 0) == 0) queues.push_back(e.path().string() + "/rps_cpus");
+    std::sort(queues.begin(), queues.end());
+    bool set_any = false;
+    for (const std::string& q : queues) {
+      std::string was;
+      if (!read_text(q, &was) || !rps_mask_empty(was)) continue;  // the operator's mask stays
+      if (const int err = write_text(q, mask); err) {
+        r->warnings_.push_back(fmt::format(
+            "RPS on {} not set ({}: {}): a TCP sender's frames may reach the gateway out of order; "
+            "set {} to a CPU mask by hand",
+            ifname, q, std::strerror(err), q));
+        continue;
+      }
+      r->set_.push_back(Set{q, was, mask});
+      set_any = true;
+    }
+    if (set_any) r->ifnames_.push_back(ifname);
+  }
+  return r;
+}
+
+ReceiveOrder::~ReceiveOrder() {
+  for (const Set& s : set_) {
+    std::string now;
+    // Changed since (by an operator, a test): theirs now.
+    if (read_text(s.path, &now) && same_mask(now, s.mask)) (void)write_text(s.path, s.was);
+  }
+}
+
+std::string ReceiveOrder::describe() const {
+  if (ifnames_.empty()) return "";
+  std::string names;
+  for (const std::string& n : ifnames_) names += (names.empty() ? "" : ", ") + n;
+  return fmt::format("RPS on {} to CPU {} (a flow's frames in order)", names, cpu_list_text(cpus_));
+}
+
+}  // namespace xnat
