@@ -35,6 +35,7 @@
 #include "golden_cases.h"
 #include "live/cpus.h"
 #include "live/metrics_server.h"
+#include "live/receive_order.h"
 #include "live/steer.h"
 #include "packet/parse.h"
 #include "test_util.h"
@@ -226,6 +227,51 @@ TEST(GatewayPlatform, PinsWorkersToTheirCpus) {
     ASSERT_FALSE(r.ok()) << list;
     EXPECT_EQ(r.error().message.rfind(why, 0), 0u) << r.error().message;
   }
+}
+
+// --rps-cpus: RPS on the gateway's interfaces for the run, in the banner;
+// a bad list stops the start.
+TEST(GatewayPlatform, SetsRpsOnItsInterfacesForTheRun) {
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("xnat_gw_rps_" + std::to_string(getpid()));
+  std::filesystem::remove_all(root);
+  Fixture f(kMasq);
+  std::vector<std::string> names;
+  for (const Interface& i : f.cfg.fib.interfaces()) {
+    names.push_back(i.name);
+    std::filesystem::create_directories(root / i.name / "queues" / "rx-0");
+    std::ofstream(root / i.name / "queues" / "rx-0" / "rps_cpus") << "0\n";
+  }
+  std::vector<int> asked;
+  f.platform.set_rps = [&](const std::vector<std::string>& ifnames, const std::vector<int>& cpus) {
+    asked = cpus;
+    return ReceiveOrder::apply(ifnames, cpus, root.string());
+  };
+  RunOptions o = workers(1);
+  o.rps_cpus = "0";
+  auto g = Gateway::start(f.cfg, o, f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ(asked, std::vector<int>{0});
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_NE((*g)->banner().find(fmt::format("; RPS on {}, {} to CPU 0", names[0], names[1])), std::string::npos)
+      << (*g)->banner();
+  auto mask = [&](const std::string& n) {
+    std::ifstream in(root / n / "queues" / "rx-0" / "rps_cpus");
+    std::string m;
+    std::getline(in, m);
+    return m;
+  };
+  EXPECT_EQ(mask(names[0]), "1");
+  (*g)->stop();
+  EXPECT_EQ(mask(names[0]), "0") << "put back at the stop";
+  std::filesystem::remove_all(root);
+
+  Fixture bad(kMasq);
+  RunOptions b = workers(1);
+  b.rps_cpus = "0-";
+  auto r = Gateway::start(bad.cfg, b, bad.platform);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind("--rps-cpus '0-': '0-' is not a CPU or a range of CPUs", 0), 0u) << r.error().message;
 }
 
 // The control thread as xnat run has it: the gateway's and the control

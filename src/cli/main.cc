@@ -135,6 +135,9 @@ int main(int argc, char** argv) {
   run->add_option("--worker-cpus", run_opts.worker_cpus,
                   "CPU list (as taskset -c: 1,3-4), one CPU per worker, each worker pinned to its own; the "
                   "control thread runs on the CPUs left");
+  run->add_option("--rps-cpus", run_opts.rps_cpus,
+                  "CPU list: RPS on the gateway's interfaces over these CPUs for the run (af_packet on a veth: "
+                  "keeps a TCP sender's frames in order; costs a hop between CPUs)");
   run->add_option("--ring-size", run_opts.ring_size, "Descriptors per ring")->capture_default_str();
   run->add_option("--metrics", run_opts.metrics, "ADDRESS:PORT to serve Prometheus metrics on (GET /metrics)");
   run->add_option("--control", run_opts.control,

@@ -41,20 +41,8 @@ constexpr uint32_t kFrameSize = XSK_UMEM__DEFAULT_FRAME_SIZE;  // 4096
 // container's or namespace's CHECKSUM_PARTIAL) and XDP has no way to say so;
 // a NIC's frames come from a wire, complete.
 bool may_carry_partial_checksums(const std::string& ifname) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return true;
-  ethtool_drvinfo info{};
-  info.cmd = ETHTOOL_GDRVINFO;
-  ifreq ifr{};
-  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
-  ifr.ifr_data = reinterpret_cast<char*>(&info);
-  bool virt = true;
-  if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) {
-    const std::string drv = info.driver;
-    virt = drv == "veth" || drv == "tun" || drv == "netkit";
-  }
-  ::close(fd);
-  return virt;
+  const std::string drv = interface_driver(ifname);
+  return drv.empty() || drv == "veth" || drv == "tun" || drv == "netkit";
 }
 
 struct Sock {
@@ -339,18 +327,32 @@ class AfXdpBackend final : public Backend {
 
 }  // namespace
 
-uint32_t rx_queue_count(const std::string& ifname) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 1;
-  ethtool_channels ch{};
-  ch.cmd = ETHTOOL_GCHANNELS;
+namespace {
+
+// One ETHTOOL_G* request (its cmd set) on ifname; false if the device does not answer.
+bool ethtool_get(const std::string& ifname, void* request) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
   ifreq ifr{};
   std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
-  ifr.ifr_data = reinterpret_cast<char*>(&ch);
-  uint32_t n = 1;
-  if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) n = std::max(ch.rx_count + ch.combined_count, 1u);
+  ifr.ifr_data = static_cast<char*>(request);
+  const bool ok = ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
   ::close(fd);
-  return n;
+  return ok;
+}
+
+}  // namespace
+
+uint32_t rx_queue_count(const std::string& ifname) {
+  ethtool_channels ch{};
+  ch.cmd = ETHTOOL_GCHANNELS;
+  return ethtool_get(ifname, &ch) ? std::max(ch.rx_count + ch.combined_count, 1u) : 1;
+}
+
+std::string interface_driver(const std::string& ifname) {
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  return ethtool_get(ifname, &info) ? std::string(info.driver) : std::string();
 }
 
 Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, Steering& steer) {

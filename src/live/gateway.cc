@@ -61,6 +61,11 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     worker_cpus_ = std::move(*cpus);
     control_cpus_ = std::move(*rest);
   }
+  if (!o.rps_cpus.empty()) {
+    auto cpus = parse_cpu_list(o.rps_cpus);
+    if (!cpus) return Error{fmt::format("--rps-cpus {}", cpus.error().message)};
+    rps_cpus_ = std::move(*cpus);
+  }
   Steering& steering = *platform_.steering;
   cfg_ = std::move(cfg);
   cfg_.hold_unresolved = true;
@@ -191,16 +196,9 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     if (o.fast_path && platform_.hook == SteerHook::kXdp)
       if (auto r = steering.attach_fast_path(bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
   }
-  if (platform_.order_receive) {
-    // Off the workers' CPUs where some are left: the receive work there is
-    // the copy into the ring, which a worker would otherwise wait for.
-    std::vector<int> cpus = control_cpus_;
-    if (cpus.empty())
-      if (auto all = allowed_cpus()) cpus = std::move(*all);
-    if (!cpus.empty()) {
-      receive_order_ = platform_.order_receive(bo_.ifnames, cpus);
-      for (const std::string& w : receive_order_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
-    }
+  if (!rps_cpus_.empty() && platform_.set_rps) {
+    receive_order_ = platform_.set_rps(bo_.ifnames, rps_cpus_);
+    for (const std::string& w : receive_order_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
   }
   for (auto& w : workers_) {
     threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_, platform_.backend_filters); });

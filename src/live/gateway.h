@@ -44,6 +44,9 @@ struct RunOptions {
   // A CPU list (cpus.h): worker i runs on its i-th CPU only; empty: the
   // scheduler places them.
   std::string worker_cpus;
+  // A CPU list: RPS over these CPUs on each of the gateway's interfaces
+  // without a mask, for the run (live/receive_order.h); empty: none.
+  std::string rps_cpus;
 };
 
 // `xnat run`: returns the process exit code; errors are printed to stderr.
@@ -155,7 +158,7 @@ class Gateway {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<HandoffRing>> rings_;
   std::vector<std::thread> threads_;
-  std::vector<int> worker_cpus_, control_cpus_;
+  std::vector<int> worker_cpus_, control_cpus_, rps_cpus_;
   std::vector<std::pair<int, uint32_t>> resolve_;
   EventReaders events_;
   uint64_t streamed_walk_ = 0;  // the walk a streamed listing (-L) is doing, 0: none

@@ -26,11 +26,11 @@ Result<Platform> open_live_platform(const std::string& backend) {
     p.hook = SteerHook::kTc;
     p.backend_filters = true;
     p.open_backend = [](const BackendOptions& o, Steering&) { return make_afpacket_backend(o); };
-    p.order_receive = [](const std::vector<std::string>& ifnames, const std::vector<int>& cpus) {
-      return ReceiveOrder::apply(ifnames, cpus);
-    };
   }
   p.open_host_port = [] { return HostPort::open("xnat-host"); };
+  p.set_rps = [](const std::vector<std::string>& ifnames, const std::vector<int>& cpus) {
+    return ReceiveOrder::apply(ifnames, cpus);
+  };
   return p;
 }
 

@@ -28,12 +28,10 @@ struct Platform {
   std::function<Result<std::unique_ptr<Backend>>(const BackendOptions&, Steering&)> open_backend;
   // The host port, when the rules translate for the host's own stack.
   std::function<Result<std::unique_ptr<HostPort>>()> open_host_port;
-  // RPS over cpus on the interfaces whose frames could otherwise reach the
-  // gateway out of order (AF_PACKET on a veth, live/receive_order.h); held
-  // for the run. Null where order needs nothing (AF_XDP: XDP on a veth
-  // receives through one queue) and for a test's fakes.
+  // RPS over cpus on the interfaces (--rps-cpus, live/receive_order.h),
+  // held for the run. Null for a test's fakes.
   std::function<std::unique_ptr<ReceiveOrder>(const std::vector<std::string>& ifnames, const std::vector<int>& cpus)>
-      order_receive;
+      set_rps;
   bool backend_filters = false;  // the backend also shows frames steering left to the kernel (AF_PACKET)
   SteerHook hook = SteerHook::kXdp;
 };

@@ -1,15 +1,10 @@
 #include "live/receive_order.h"
 
 #include <fmt/format.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -33,20 +28,6 @@ std::string rps_mask(const std::vector<int>& cpus) {
 
 bool rps_mask_empty(const std::string& text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c == '0' || c == ',' || c == '\n' || c == ' '; });
-}
-
-std::string ReceiveOrder::ethtool_driver(const std::string& ifname) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
-  ethtool_drvinfo info{};
-  info.cmd = ETHTOOL_GDRVINFO;
-  ifreq ifr{};
-  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
-  ifr.ifr_data = reinterpret_cast<char*>(&info);
-  std::string drv;
-  if (::ioctl(fd, SIOCETHTOOL, &ifr) == 0) drv = info.driver;
-  ::close(fd);
-  return drv;
 }
 
 namespace {
@@ -86,13 +67,11 @@ bool same_mask(const std::string& a, const std::string& b) {
 }  // namespace
 
 std::unique_ptr<ReceiveOrder> ReceiveOrder::apply(const std::vector<std::string>& ifnames,
-                                                  const std::vector<int>& cpus, const DriverOf& driver_of,
-                                                  const std::string& class_net) {
+                                                  const std::vector<int>& cpus, const std::string& class_net) {
   std::unique_ptr<ReceiveOrder> r(new ReceiveOrder);
   r->cpus_ = cpus;
   const std::string mask = rps_mask(cpus);
   for (const std::string& ifname : ifnames) {
-    if (driver_of(ifname) != "veth") continue;
     std::error_code ec;
     std::vector<std::string> queues;
     for (const auto& e : std::filesystem::directory_iterator(class_net + "/" + ifname + "/queues", ec))
@@ -104,9 +83,7 @@ std::unique_ptr<ReceiveOrder> ReceiveOrder::apply(const std::vector<std::string>
       if (!read_text(q, &was) || !rps_mask_empty(was)) continue;  // the operator's mask stays
       if (const int err = write_text(q, mask); err) {
         r->warnings_.push_back(fmt::format(
-            "RPS on {} not set ({}: {}): a TCP sender's frames may reach the gateway out of order; "
-            "set {} to a CPU mask by hand",
-            ifname, q, std::strerror(err), q));
+            "--rps-cpus: RPS on {} not set ({}: {}); set {} to {} by hand", ifname, q, std::strerror(err), q, mask));
         continue;
       }
       r->set_.push_back(Set{q, was, mask});
@@ -129,7 +106,7 @@ std::string ReceiveOrder::describe() const {
   if (ifnames_.empty()) return "";
   std::string names;
   for (const std::string& n : ifnames_) names += (names.empty() ? "" : ", ") + n;
-  return fmt::format("RPS on {} to CPU {} (a flow's frames in order)", names, cpu_list_text(cpus_));
+  return fmt::format("RPS on {} to CPU {}", names, cpu_list_text(cpus_));
 }
 
 }  // namespace xnat
