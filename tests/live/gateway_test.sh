@@ -12,6 +12,8 @@
 #   HOST_OFFLOADS=off for full checksums and MTU-sized frames): 16 MB each way,
 #   byte for byte; a datagram with a wrong checksum is still dropped and counted
 #   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
+#   a TCP sender sees no reordering (af_xdp; af_packet with RPS=on, which
+#   runs it with --rps-cpus)
 # With WORKERS > 1 the veths get that many queues and xnat that many workers;
 # flows then spread over the workers and replies are handed to their owner.
 # Usage: gateway_test.sh af_xdp|af_packet [WORKERS]   (root; XNAT=path to the binary)
