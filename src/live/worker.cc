@@ -66,7 +66,16 @@ bool read_schedstat(int fd, uint64_t* run, uint64_t* wait) {
 void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.io->update_kernel_stats();
   uint64_t run = 0, wait = 0;
+  // Only the worker itself has the file open (a report after the stop
+  // publishes from the control thread, and keeps the worker's last figures).
   const bool sched = read_schedstat(w.schedstat_fd, &run, &wait);
+  if (sched) {
+    // The file's run time of a running thread lags until the scheduler next
+    // accounts it (a tick, a switch): a short-lived worker that never slept
+    // could show none. The thread's own clock is exact.
+    timespec t;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0) run = uint64_t(t.tv_sec) * 1'000'000'000 + uint64_t(t.tv_nsec);
+  }
   uint64_t full = 0;
   for (size_t p = 0; p < w.io->ports(); ++p) full += w.io->stats(static_cast<int>(p)).tx_ring_full;
   w.live.v[static_cast<size_t>(Counter::drop_tx_ring_full)] = full;

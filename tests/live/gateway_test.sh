@@ -153,8 +153,10 @@ check "iperf3 TCP, 20 MB" in_c iperf3 -c 198.19.0.2 -p 5201 -n 20M --connect-tim
 # A veth receives on its sender's CPU, and a TCP sender sends from two: the
 # flow's frames stay in one order only through one receive queue (AF_XDP:
 # the veth's one XDP queue; AF_PACKET: with --rps-cpus, not by default).
-# The sender saw no segment arrive after a later one.
-if [ "$BACKEND" = af_xdp ] || [ ${#RPS_CPUS[@]} -gt 0 ]; then
+# The sender saw no segment arrive after a later one. Not with --fast-path:
+# its hand-over may overtake segments still waiting for the worker
+# (live/fast_path.h).
+if [ ${#FAST[@]} -eq 0 ] && { [ "$BACKEND" = af_xdp ] || [ ${#RPS_CPUS[@]} -gt 0 ]; }; then
   reorder_seen() {
     local seen
     seen=$(ip netns exec "$NS_C" nstat -a | awk '$1 ~ /^TcpExtTCP(SACK|TS|Reno)Reorder$/ {n += $2} END {print n + 0}')
