@@ -272,6 +272,11 @@ TEST(GatewayPlatform, SetsRpsOnItsInterfacesForTheRun) {
   auto r = Gateway::start(bad.cfg, b, bad.platform);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message.rfind("--rps-cpus '0-': '0-' is not a CPU or a range of CPUs", 0), 0u) << r.error().message;
+  Fixture offline(kMasq);
+  b.rps_cpus = "1023";
+  r = Gateway::start(offline.cfg, b, offline.platform);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind("--rps-cpus 1023: CPU 1023 is not online (online: ", 0), 0u) << r.error().message;
 }
 
 // The control thread as xnat run has it: the gateway's and the control

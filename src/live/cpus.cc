@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <fstream>
 
 namespace xnat {
 namespace {
@@ -74,6 +75,13 @@ Result<std::vector<int>> allowed_cpus() {
   for (int c = 0; c <= kMaxCpu; ++c)
     if (CPU_ISSET(c, &set)) cpus.push_back(c);
   return cpus;
+}
+
+Result<std::vector<int>> online_cpus() {
+  std::ifstream in("/sys/devices/system/cpu/online");
+  std::string text;
+  if (!std::getline(in, text)) return Error{"/sys/devices/system/cpu/online: cannot be read"};
+  return parse_cpu_list(text);
 }
 
 Result<std::vector<int>> check_worker_cpus(const std::vector<int>& worker_cpus, int workers,

@@ -27,6 +27,10 @@ std::string cpu_list_text(std::vector<int> cpus);
 // The CPUs this process may run on (sched_getaffinity).
 Result<std::vector<int>> allowed_cpus();
 
+// The CPUs the kernel has online (/sys/devices/system/cpu/online): where
+// RPS may send work, whichever CPUs this process may run on.
+Result<std::vector<int>> online_cpus();
+
 // The workers' CPUs checked against the worker count and the CPUs allowed;
 // on success, the CPUs left for the other threads (empty: none left, they
 // share the workers').

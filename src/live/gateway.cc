@@ -64,6 +64,13 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   if (!o.rps_cpus.empty()) {
     auto cpus = parse_cpu_list(o.rps_cpus);
     if (!cpus) return Error{fmt::format("--rps-cpus {}", cpus.error().message)};
+    // sysfs would refuse the mask (an I/O error): said here, with the list.
+    auto online = online_cpus();
+    if (!online) return online.error();
+    for (int c : *cpus)
+      if (std::find(online->begin(), online->end(), c) == online->end())
+        return Error{fmt::format("--rps-cpus {}: CPU {} is not online (online: {})", o.rps_cpus, c,
+                                 cpu_list_text(*online))};
     rps_cpus_ = std::move(*cpus);
   }
   Steering& steering = *platform_.steering;
