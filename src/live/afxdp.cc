@@ -37,6 +37,25 @@ namespace {
 constexpr uint32_t kFrameSize = XSK_UMEM__DEFAULT_FRAME_SIZE;  // 4096
 
 
+// One ETHTOOL_G* request (its cmd set) on ifname; false if the device does not answer.
+bool ethtool_get(const std::string& ifname, void* request) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
+  ifr.ifr_data = static_cast<char*>(request);
+  const bool ok = ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The driver's name ("veth", "ixgbe"); "" if the device does not say.
+std::string interface_driver(const std::string& ifname) {
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  return ethtool_get(ifname, &info) ? std::string(info.driver) : std::string();
+}
+
 // Virtual devices hand over their sender's partial checksums (veth: a
 // container's or namespace's CHECKSUM_PARTIAL) and XDP has no way to say so;
 // a NIC's frames come from a wire, complete.
@@ -327,32 +346,10 @@ class AfXdpBackend final : public Backend {
 
 }  // namespace
 
-namespace {
-
-// One ETHTOOL_G* request (its cmd set) on ifname; false if the device does not answer.
-bool ethtool_get(const std::string& ifname, void* request) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  ifreq ifr{};
-  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
-  ifr.ifr_data = static_cast<char*>(request);
-  const bool ok = ::ioctl(fd, SIOCETHTOOL, &ifr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-}  // namespace
-
 uint32_t rx_queue_count(const std::string& ifname) {
   ethtool_channels ch{};
   ch.cmd = ETHTOOL_GCHANNELS;
   return ethtool_get(ifname, &ch) ? std::max(ch.rx_count + ch.combined_count, 1u) : 1;
-}
-
-std::string interface_driver(const std::string& ifname) {
-  ethtool_drvinfo info{};
-  info.cmd = ETHTOOL_GDRVINFO;
-  return ethtool_get(ifname, &info) ? std::string(info.driver) : std::string();
 }
 
 Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, Steering& steer) {

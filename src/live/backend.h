@@ -80,8 +80,6 @@ Result<std::unique_ptr<Backend>> make_afxdp_backend(const BackendOptions& o, Ste
 // An interface's rx queues as ethtool counts them (rx + combined channels;
 // 1 if it cannot say): AF_XDP needs one per worker.
 uint32_t rx_queue_count(const std::string& ifname);
-// An interface's driver as ethtool names it ("veth", "ixgbe"); "" if it cannot say.
-std::string interface_driver(const std::string& ifname);
 // TPACKET_V2 receive and transmit rings.
 Result<std::unique_ptr<Backend>> make_afpacket_backend(const BackendOptions& o);
 

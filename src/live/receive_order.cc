@@ -26,11 +26,17 @@ std::string rps_mask(const std::vector<int>& cpus) {
   return s;
 }
 
-bool rps_mask_empty(const std::string& text) {
-  return std::all_of(text.begin(), text.end(), [](char c) { return c == '0' || c == ',' || c == '\n' || c == ' '; });
-}
-
 namespace {
+
+// An rps_cpus text's hex digits without commas and leading zeros: one
+// text per set of CPUs, however sysfs pads it ("" for none).
+std::string mask_digits(const std::string& text) {
+  std::string d;
+  for (char c : text)
+    if (c != ',' && c != '\n' && c != ' ') d += c;
+  const size_t nz = d.find_first_not_of('0');
+  return nz == std::string::npos ? std::string() : d.substr(nz);
+}
 
 bool read_text(const std::string& path, std::string* out) {
   std::ifstream in(path);
@@ -52,25 +58,16 @@ int write_text(const std::string& path, const std::string& text) {
   return err;
 }
 
-// Two rps_cpus texts for one set of CPUs (sysfs pads to the CPU count).
-bool same_mask(const std::string& a, const std::string& b) {
-  auto digits = [](const std::string& t) {
-    std::string d;
-    for (char c : t)
-      if (c != ',') d += c;
-    const size_t nz = d.find_first_not_of('0');
-    return nz == std::string::npos ? std::string() : d.substr(nz);
-  };
-  return digits(a) == digits(b);
-}
-
 }  // namespace
+
+bool rps_mask_empty(const std::string& text) { return mask_digits(text).empty(); }
 
 std::unique_ptr<ReceiveOrder> ReceiveOrder::apply(const std::vector<std::string>& ifnames,
                                                   const std::vector<int>& cpus, const std::string& class_net) {
   std::unique_ptr<ReceiveOrder> r(new ReceiveOrder);
   r->cpus_ = cpus;
-  const std::string mask = rps_mask(cpus);
+  r->mask_ = rps_mask(cpus);
+  const std::string& mask = r->mask_;
   for (const std::string& ifname : ifnames) {
     std::error_code ec;
     std::vector<std::string> queues;
@@ -86,7 +83,7 @@ std::unique_ptr<ReceiveOrder> ReceiveOrder::apply(const std::vector<std::string>
             "--rps-cpus: RPS on {} not set ({}: {}); set {} to {} by hand", ifname, q, std::strerror(err), q, mask));
         continue;
       }
-      r->set_.push_back(Set{q, was, mask});
+      r->set_.push_back(Set{q, was});
       set_any = true;
     }
     if (set_any) r->ifnames_.push_back(ifname);
@@ -98,7 +95,7 @@ ReceiveOrder::~ReceiveOrder() {
   for (const Set& s : set_) {
     std::string now;
     // Changed since (by an operator, a test): theirs now.
-    if (read_text(s.path, &now) && same_mask(now, s.mask)) (void)write_text(s.path, s.was);
+    if (read_text(s.path, &now) && mask_digits(now) == mask_digits(mask_)) (void)write_text(s.path, s.was);
   }
 }
 

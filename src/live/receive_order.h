@@ -51,9 +51,10 @@ class ReceiveOrder {
  private:
   ReceiveOrder() = default;
   struct Set {
-    std::string path, was, mask;
+    std::string path, was;
   };
   std::vector<Set> set_;
+  std::string mask_;  // rps_mask(cpus_), what each of set_ was given
   std::vector<std::string> ifnames_;  // those set
   std::vector<int> cpus_;
   std::vector<std::string> warnings_;

@@ -49,16 +49,18 @@ bool for_gateway(const LocalClaims& c, int frags_fd, const Packet& p) {
   return xnat_steer(p.data, p.data + p.len) == XNAT_STEER_GATEWAY;
 }
 
-// "on-CPU-ns runqueue-wait-ns timeslices\n", re-read from offset 0; false
-// if there is nothing to read.
-bool read_schedstat(int fd, uint64_t* run, uint64_t* wait) {
+// The runqueue wait of "on-CPU-ns runqueue-wait-ns timeslices\n", re-read
+// from offset 0; false if there is nothing to read. (The on-CPU figure of a
+// running thread lags until the scheduler next accounts it, a tick or a
+// switch; the thread's own clock is exact.)
+bool read_runqueue_wait(int fd, uint64_t* wait) {
   if (fd < 0) return false;
   char buf[96];
   const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return false;
   const char* end = buf + n;
-  const auto r = std::from_chars(buf, end, *run);
-  return r.ec == std::errc() && r.ptr != end && std::from_chars(r.ptr + 1, end, *wait).ec == std::errc();
+  const char* sp = std::find(static_cast<const char*>(buf), end, ' ');
+  return sp != end && std::from_chars(sp + 1, end, *wait).ec == std::errc();
 }
 
 }  // namespace
@@ -67,15 +69,11 @@ void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.io->update_kernel_stats();
   uint64_t run = 0, wait = 0;
   // Only the worker itself has the file open (a report after the stop
-  // publishes from the control thread, and keeps the worker's last figures).
-  const bool sched = read_schedstat(w.schedstat_fd, &run, &wait);
-  if (sched) {
-    // The file's run time of a running thread lags until the scheduler next
-    // accounts it (a tick, a switch): a short-lived worker that never slept
-    // could show none. The thread's own clock is exact.
-    timespec t;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0) run = uint64_t(t.tv_sec) * 1'000'000'000 + uint64_t(t.tv_nsec);
-  }
+  // publishes from the control thread, and keeps the worker's last figures),
+  // so only then is this thread's clock the worker's.
+  timespec t;
+  const bool sched = read_runqueue_wait(w.schedstat_fd, &wait) && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0;
+  if (sched) run = uint64_t(t.tv_sec) * 1'000'000'000 + uint64_t(t.tv_nsec);
   uint64_t full = 0;
   for (size_t p = 0; p < w.io->ports(); ++p) full += w.io->stats(static_cast<int>(p)).tx_ring_full;
   w.live.v[static_cast<size_t>(Counter::drop_tx_ring_full)] = full;

@@ -87,10 +87,8 @@ fi
 # RPS=on: --rps-cpus, the CPUs off the workers' (all of them if none is).
 RPS_CPUS=()
 if [ "${RPS:-off}" = on ]; then
-  RPS_CPUS=($(python3 -c 'import os, sys
-allowed = sorted(os.sched_getaffinity(0))
-workers = {int(c) for c in sys.argv[1].split(",") if c}
-print(*[c for c in allowed if c not in workers] or allowed)' "${WORKER_CPUS:-}"))
+  for c in "${CPUS[@]}"; do [[ ,${WORKER_CPUS:-}, == *,$c,* ]] || RPS_CPUS+=("$c"); done
+  [ ${#RPS_CPUS[@]} -gt 0 ] || RPS_CPUS=("${CPUS[@]}")
   PIN+=(--rps-cpus "$(IFS=,; echo "${RPS_CPUS[*]}")")
 fi
 start_xnat "$BACKEND" --metrics 127.0.0.1:9510 "${FAST[@]}" "${PIN[@]}" || exit 1
