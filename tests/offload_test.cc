@@ -96,6 +96,36 @@ TEST(Offload, WrongChecksumIsStillDropped) {
   }
 }
 
+// CHECKSUM_UNNECESSARY (a NIC's receive checksum, or GRO's check; AF_PACKET's
+// DATA_VALID): netfilter does not verify it again (nf_ip_checksum), nor does
+// the engine. A right one is translated as a full one is, and a wrong one the
+// device vouched for passes, as through the kernel.
+TEST(Offload, ChecksumTheDeviceVerifiedIsNotVerifiedAgain) {
+  for (auto f : {from_client().tcp(40000, 80, kTcpSyn).build(), from_client().udp(40000, 53).build(),
+                 from_client().icmp(8, 0, 7, 1).build()}) {
+    auto ref = make_engine(kMasq);
+    auto e = make_engine(kMasq);
+    Output want = run(*ref, f, kIn, 1000);
+    ASSERT_EQ(want.verdict, Verdict::kForward);
+    Packet p;
+    Output got = run_as(*e, f, kIn, 1000, L4Csum::kVerified, &p);
+    EXPECT_EQ(got.frame, want.frame) << "got:  " << describe(got.frame) << "\nwant: " << describe(want.frame);
+    EXPECT_EQ(p.l4_csum, L4Csum::kVerified);
+
+    ParsedPacket pp;
+    ASSERT_EQ(parse_frame(f.data(), f.size(), {}, &pp), ParseStatus::kOk);
+    std::vector<uint8_t> bad = f;
+    bad[pp.l4 + (pp.tuple.proto == kProtoTcp ? 16 : pp.tuple.proto == kProtoUdp ? 6 : 2)] ^= 0x21;
+    auto trusting = make_engine(kMasq);
+    Output passed = run_as(*trusting, bad, kIn, 1000, L4Csum::kVerified);
+    EXPECT_EQ(passed.verdict, Verdict::kForward) << counter_name(passed.reason);
+    EXPECT_EQ(counter(*trusting, Counter::drop_bad_l4_checksum), 0u);
+    auto checking = make_engine(kMasq);
+    Output dropped = run_as(*checking, bad, kIn, 1000, L4Csum::kFull);
+    EXPECT_EQ(dropped.reason, Counter::drop_bad_l4_checksum);
+  }
+}
+
 TEST(Offload, KnownPartialStaysPartialThroughTranslation) {
   auto full = from_client().tcp(40000, 80, kTcpSyn).build();
   auto ref = make_engine(kMasq);

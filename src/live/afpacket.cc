@@ -192,6 +192,7 @@ class AfPacketBackend final : public Backend {
       st.rx_bytes += out.len;
       read_vnet(vnet, &out);
       if (out.gso != Gso::kNone) ++st.rx_gso;
+      if (out.l4_csum == L4Csum::kVerified) ++st.rx_csum_valid;
       out.in_if = static_cast<int16_t>(port);
       ++n;
     }

@@ -32,6 +32,7 @@ struct PortStats {
   uint64_t rx_bytes = 0, tx_bytes = 0;  // whole frames, link header included (as /proc/net/dev counts)
   uint64_t rx_ring_dropped = 0;  // frames the kernel could not put on our receive ring (it was full)
   uint64_t rx_gso = 0, tx_gso = 0;  // TSO/GSO super-frames received and sent whole
+  uint64_t rx_csum_valid = 0;       // frames whose checksum the device or GRO had verified
   uint64_t tx_coalesced = 0;         // TCP segments sent inside an earlier one's super-frame
 };
 

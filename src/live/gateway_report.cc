@@ -38,6 +38,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     c += fmt::format("live_rx_gso_{} {}\nlive_tx_gso_{} {}\nlive_tx_coalesced_{} {}\n", n, r.ports[p].rx_gso, n,
                      r.ports[p].tx_gso, n, r.ports[p].tx_coalesced);
     c += fmt::format("live_rx_bytes_{} {}\nlive_tx_bytes_{} {}\n", n, r.ports[p].rx_bytes, n, r.ports[p].tx_bytes);
+    c += fmt::format("live_rx_csum_valid_{} {}\n", n, r.ports[p].rx_csum_valid);
   }
   if (workers_.size() > 1) c += fmt::format("live_directory_entries {}\n", directory_->size());
   c += fmt::format("live_loop_max_ns {}\n", r.loop_max_ns);

@@ -23,6 +23,7 @@ constexpr int kSendBufferBytes = 8 << 20;
 
 void read_vnet(const VnetHdr& v, Packet* p) {
   if (v.flags & kVnetNeedsCsum) p->l4_csum = L4Csum::kPartial;
+  else if (v.flags & kVnetDataValid) p->l4_csum = L4Csum::kVerified;
   switch (v.gso_type & ~kVnetGsoEcn) {
     case kVnetGsoTcpV4: p->gso = Gso::kTcp; break;
     case kVnetGsoUdpL4: p->gso = Gso::kUdp; break;

@@ -31,12 +31,14 @@ struct VnetHdr {
   uint8_t gso_type;
   uint16_t hdr_len, gso_size, csum_start, csum_offset;
 };
-inline constexpr uint8_t kVnetNeedsCsum = 1;
+inline constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;
 inline constexpr uint8_t kVnetGsoTcpV4 = 1, kVnetGsoUdpL4 = 5, kVnetGsoEcn = 0x80;
 inline constexpr uint32_t kVnet = sizeof(VnetHdr);
 static_assert(kVnet == 10);
 
-// What the kernel says of a received frame's offloads.
+// What the kernel says of a received frame's offloads: a partial checksum, a
+// checksum already verified (by the device, or GRO), a super-frame's
+// segmentation.
 void read_vnet(const VnetHdr& v, Packet* p);
 // The header a frame leaves with: the partial checksum's place and the
 // segmentation the output should do.

@@ -31,9 +31,12 @@ enum class L4Csum : uint8_t {
   // that holds anything else is wrong. A corruption that happens to leave that
   // sum is as rare (2^-16) as one that happens to leave a valid checksum.
   kMaybePartial,
-  // Full, and verified by the engine (nf_conntrack_checksum = 1; translation
-  // keeps it right): the frame may leave with it partial instead, as one of
-  // a coalesced super-frame's segments (tcp_run_*).
+  // Full and known right: verified by the engine (nf_conntrack_checksum = 1;
+  // translation keeps it right), or before it by the receiving device or the
+  // kernel's GRO (CHECKSUM_UNNECESSARY, which AF_PACKET passes on as
+  // virtio_net_hdr's DATA_VALID). Not verified again, as netfilter does not
+  // verify what the device vouched for. The frame may leave with it partial
+  // instead, as one of a coalesced super-frame's segments (tcp_run_*).
   kVerified,
 };
 

@@ -191,9 +191,10 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, const ParseOptions& op
   }
 
   // A partial checksum the backend knows of is trusted, as the kernel trusts
-  // CHECKSUM_PARTIAL; one it cannot rule out is completed even with
-  // verification off, or the receiver would drop the frame.
-  if ((opts.verify_l4_checksum && opts.l4_csum != L4Csum::kPartial) || opts.l4_csum == L4Csum::kMaybePartial) {
+  // CHECKSUM_PARTIAL, and so is one the device verified (CHECKSUM_UNNECESSARY);
+  // one it cannot rule out is completed even with verification off, or the
+  // receiver would drop the frame.
+  if ((opts.verify_l4_checksum && opts.l4_csum == L4Csum::kFull) || opts.l4_csum == L4Csum::kMaybePartial) {
     if (iph->proto == kProtoTcp) {
       const uint32_t s = csum_partial_inline(l4, l4_len, pseudo_sum(t.src, t.dst, kProtoTcp, l4_len));
       if (csum_fold(s) != 0xFFFF && !completes_partial(opts, t, kProtoTcp, l4, l4_len, s, out))
