@@ -19,7 +19,8 @@
 //                bytes the fast path forwarded, [6] frames tc dropped (a
 //                rewrite failed half-way; AF_XDP: a frame XDP passed on for
 //                the fast path that it could not take; AF_PACKET: the
-//                gateway's frame whose type could not be changed)
+//                gateway's frame whose type could not be changed), [7]
+//                VLAN-tagged frames tc left to the kernel (AF_PACKET)
 //   fastpath     tuple -> struct xnat_fast_entry: offloaded connections (steer.h)
 //   fast_seen    per offloaded connection: when the fast path last carried a
 //                packet of it (ns, CLOCK_MONOTONIC); memory-mapped
@@ -64,7 +65,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 7);
+  __uint(max_entries, 8);
   __type(key, __u32);
   __type(value, __u64);
 } steer_stats SEC(".maps");
@@ -284,16 +285,28 @@ int xnat_tc_xdp(struct __sk_buff* skb) {
 // this program and only if the program lets it on: the fast path's frames
 // never reach it. What the gateway takes goes on marked for another host
 // (PACKET_OTHERHOST), which the socket receives and the kernel's IP stack
-// drops (ip_rcv), so the kernel never answers for the gateway's connections.
+// drops (ip_rcv), so the kernel never answers for the gateway's connections,
+// and with XNAT_TAKEN_MARK, the only frames the socket's filter accepts.
+//
+// A VLAN-tagged frame is its VLAN's, as on a Linux router: the kernel hands
+// it to the VLAN's device (a gateway may run on that one) or, with none,
+// drops it. The socket cannot tell it from an untagged frame (the kernel
+// clears the tag before, and marks one without a device for another host
+// too), so it is left to the kernel and counted in steer_stats[7].
 SEC("tc")
 int xnat_tc(struct __sk_buff* skb) {
   const long fast = fast_path(skb, 0);
   if (fast >= 0) return (int)fast;
+  if (skb->vlan_present) {
+    count(7);
+    return TC_ACT_OK;
+  }
   if (steer_counted(skb->data, skb->data_end) == XNAT_STEER_KERNEL) return TC_ACT_OK;
   if (bpf_skb_change_type(skb, PACKET_OTHERHOST)) {
     count(6);
     return TC_ACT_SHOT;
   }
+  skb->mark = XNAT_TAKEN_MARK;
   return TC_ACT_OK;
 }
 

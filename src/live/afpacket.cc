@@ -2,10 +2,10 @@
 // receive ring per interface; forwarded frames leave by one sendmmsg per
 // burst and port (complete), others (held, handed over, the host's) through
 // a TPACKET_V2 transmit ring kicked once per loop. The socket sees IPv4
-// frames after the tc ingress program (src/live/steer.h): those the gateway
-// takes, marked so that the kernel's IP stack drops them, and the kernel's,
-// which the gateway skips by the same decision; not the frames the
-// program's fast path forwards itself (--fast-path). Frames are worked on
+// frames after the tc ingress program (src/live/steer.h), and by its filter
+// only those the program took for the gateway (marked, and marked so that
+// the kernel's IP stack drops them): not the kernel's, not a VLAN's, not
+// the frames the program's fast path forwards itself (--fast-path). Frames are worked on
 // in their receive ring slots, whose room after the frame lets the engine
 // grow them in place (ICMP errors); the slots go back to the kernel once
 // complete() has sent the burst.
@@ -25,6 +25,7 @@
 // out through a second socket, after the ring, so a flow's order holds.
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <sys/uio.h>
@@ -38,6 +39,7 @@
 #include <cstring>
 
 #include "live/backend.h"
+#include "live/steer.h"
 #include "live/vnet_sender.h"
 
 namespace xnat {
@@ -52,6 +54,22 @@ constexpr uint32_t kTxFrameSize = 2048;
 constexpr uint32_t kBigBufSize = 65536 + 2048;
 
 Error sys_error(const std::string& what) { return Error{fmt::format("{}: {}", what, std::strerror(errno))}; }
+
+// Only the frames the tc program took (skb->mark XNAT_TAKEN_MARK): the rest
+// are the kernel's and never fill a ring slot. That alone keeps out a
+// VLAN-tagged frame for which the kernel has no VLAN device: it reaches this
+// socket untagged and marked for another host, as a taken frame is.
+Status accept_only_taken(int fd) {
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_MARK)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, XNAT_TAKEN_MARK, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFFu),
+      BPF_STMT(BPF_RET | BPF_K, 0),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) return sys_error("SO_ATTACH_FILTER");
+  return {};
+}
 
 struct PacketPort {
   int rx_fd = -1, tx_fd = -1;
@@ -89,6 +107,7 @@ class AfPacketBackend final : public Backend {
       v = 1;
       if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof v) < 0) return sys_error("PACKET_VNET_HDR");
       if (setsockopt(p.rx_fd, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof v) < 0) return sys_error("PACKET_COPY_THRESH");
+      if (auto r = accept_only_taken(p.rx_fd); !r) return r;
       v = kRxQueueBytes;
       if (setsockopt(p.rx_fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0)
         (void)setsockopt(p.rx_fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);

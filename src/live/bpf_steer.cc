@@ -30,6 +30,7 @@ int silent_libbpf(enum libbpf_print_level, const char*, va_list) { return 0; }
 
 constexpr size_t kClaimsBytes = XNAT_CLAIM_ENTRIES * sizeof(uint64_t);
 constexpr size_t kFastSeenBytes = XNAT_FAST_SLOTS * sizeof(uint64_t);
+constexpr uint32_t kSteerStats = 8;  // steer_stats' entries (bpf/xnat_steer.bpf.c)
 
 // tcx attachments (Linux 6.6): links, detached when their last fd closes, so
 // a crashed gateway leaves nothing behind. The libbpf this builds against
@@ -177,11 +178,11 @@ Status BpfSteer::set_xsk(int ifindex, uint32_t queue, int xsk_fd) {
 }
 
 std::vector<uint64_t> BpfSteer::stats() const {
-  std::vector<uint64_t> out(7, 0);
+  std::vector<uint64_t> out(kSteerStats, 0);
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0 || stats_fd_ < 0) return out;
   std::vector<uint64_t> per(static_cast<size_t>(ncpu));
-  for (uint32_t k = 0; k < 7; ++k)
+  for (uint32_t k = 0; k < kSteerStats; ++k)
     if (bpf_map_lookup_elem(stats_fd_, &k, per.data()) == 0)
       for (uint64_t v : per) out[k] += v;
   return out;

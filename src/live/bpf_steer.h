@@ -40,6 +40,7 @@ class BpfSteer final : public Steering {
   Status set_host_port(int host_ifindex) override;
   bool set_host_reply(const Tuple& reply, bool add) override;
   uint64_t host_port_steered() const override { return stats()[3]; }
+  uint64_t vlan_to_kernel() const override { return stats()[7]; }
   int fast_path_fd() const override { return fast_fd_; }
   uint64_t* fast_seen() override { return fast_seen_; }
   FastPathStats fast_path_stats() const override {
@@ -52,7 +53,8 @@ class BpfSteer final : public Steering {
   // The map of fragmented datagrams the program gave the gateway (steer.h).
   int frags_fd() const override { return frags_fd_; }
   // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket,
-  // host frames to the host port, fast path frames, bytes and drops.
+  // host frames to the host port, fast path frames, bytes and drops, VLAN
+  // frames left to the kernel.
   std::vector<uint64_t> stats() const;
 
   // "native" or "generic" for each XDP attachment, in attach order.

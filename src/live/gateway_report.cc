@@ -25,6 +25,8 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     // transmit drops.
     c += fmt::format("live_host_port_queue_dropped {}\n", host_->queue_dropped());
   }
+  if (platform_.hook == SteerHook::kTc)
+    c += fmt::format("live_vlan_to_kernel {}\n", platform_.steering->vlan_to_kernel());
   if (workers_[0]->fast) {
     // The tc program's own figures: frames that never reached a worker.
     const Steering::FastPathStats f = platform_.steering->fast_path_stats();

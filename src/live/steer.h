@@ -31,6 +31,10 @@
 #define XNAT_STEER_KERNEL 0
 #define XNAT_STEER_GATEWAY 1
 
+/* skb->mark of a frame the tc ingress program took for the gateway
+ * (AF_PACKET): its socket's filter lets only these through ("xnat"). */
+#define XNAT_TAKEN_MARK 0x786e6174u
+
 #ifndef XNAT_STEER_INLINE
 #define XNAT_STEER_INLINE static inline
 #endif
