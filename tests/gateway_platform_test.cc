@@ -82,7 +82,6 @@ struct FakeSteering final : Steering {
     return {};
   }
   uint64_t* claims() override { return counts.data(); }
-  int frags_fd() const override { return -1; }
   Status set_xsk(int, uint32_t, int) override { return {}; }
   Status set_host_port(int) override { return {}; }
   Status attach_egress(int, const std::string&) override { return {}; }

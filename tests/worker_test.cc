@@ -42,7 +42,7 @@ struct Running {
     w.engine->set_flow_observer(&w.claims);
     w.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     bo.ifindexes = {11, 12};
-    thread = std::thread([this] { run_worker(w, sh, bo, /*steer_filter=*/false); });
+    thread = std::thread([this] { run_worker(w, sh, bo); });
   }
   ~Running() { stop(); }
   void stop() {

@@ -53,12 +53,11 @@ Status BpfSteer::load() {
   local_fd_ = bpf_object__find_map_fd_by_name(obj_, "local_addrs");
   claims_fd_ = bpf_object__find_map_fd_by_name(obj_, "claims");
   stats_fd_ = bpf_object__find_map_fd_by_name(obj_, "steer_stats");
-  frags_fd_ = bpf_object__find_map_fd_by_name(obj_, "frags");
   host_replies_fd_ = bpf_object__find_map_fd_by_name(obj_, "host_replies");
   host_port_fd_ = bpf_object__find_map_fd_by_name(obj_, "host_port");
   fast_fd_ = bpf_object__find_map_fd_by_name(obj_, "fastpath");
   fast_seen_fd_ = bpf_object__find_map_fd_by_name(obj_, "fast_seen");
-  if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0 || frags_fd_ < 0 || host_replies_fd_ < 0 ||
+  if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0 || host_replies_fd_ < 0 ||
       host_port_fd_ < 0 || fast_fd_ < 0 || fast_seen_fd_ < 0)
     return Error{"steering BPF object lacks its maps"};
   void* m = mmap(nullptr, kClaimsBytes, PROT_READ | PROT_WRITE, MAP_SHARED, claims_fd_, 0);

@@ -50,8 +50,6 @@ class BpfSteer final : public Steering {
   // Interfaces must differ in ifindex % 64 and have at most 64 queues.
   Status set_xsk(int ifindex, uint32_t queue, int xsk_fd) override;
   uint64_t* claims() override { return claims_; }
-  // The map of fragmented datagrams the program gave the gateway (steer.h).
-  int frags_fd() const override { return frags_fd_; }
   // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket,
   // host frames to the host port, fast path frames, bytes and drops, VLAN
   // frames left to the kernel.
@@ -65,7 +63,7 @@ class BpfSteer final : public Steering {
   Status attach_tc(const char* program, int ifindex, const std::string& name);
 
   bpf_object* obj_ = nullptr;
-  int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1, frags_fd_ = -1;
+  int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1;
   int host_replies_fd_ = -1, host_port_fd_ = -1, fast_fd_ = -1, fast_seen_fd_ = -1;
   uint64_t* fast_seen_ = nullptr;
   std::vector<int> tcx_links_;  // tcx link fds: tc ingress (AF_PACKET) and the host port's egress

@@ -157,7 +157,6 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     // Several drains' worth at the rate of new flows a worker takes.
     w->events = std::make_unique<EventRing>(16384);
     w->claims.counts = claim_counts;
-    w->frags_fd = steering.frags_fd();
     set_claim_addrs(&w->claims, w->engine->fib());
     if (host_) {
       w->claims.host_reply = set_host_reply;
@@ -208,7 +207,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     for (const std::string& w : receive_order_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
   }
   for (auto& w : workers_) {
-    threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_, platform_.backend_filters); });
+    threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_); });
     // "xnat-worker N" in top -H and /proc: the thread to pin or watch.
     const std::string name = fmt::format("xnat-worker {}", threads_.size() - 1);
     (void)pthread_setname_np(threads_.back().native_handle(), name.c_str());

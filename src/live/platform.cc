@@ -21,10 +21,8 @@ Result<Platform> open_live_platform(const std::string& backend) {
     p.hook = SteerHook::kXdp;
     p.open_backend = [](const BackendOptions& o, Steering& s) { return make_afxdp_backend(o, s); };
   } else {
-    // AF_PACKET sees every IPv4 frame the tc program lets on; the worker
-    // skips the kernel's.
+    // AF_PACKET's sockets see only what the tc program took (afpacket.cc).
     p.hook = SteerHook::kTc;
-    p.backend_filters = true;
     p.open_backend = [](const BackendOptions& o, Steering&) { return make_afpacket_backend(o); };
   }
   p.open_host_port = [] { return HostPort::open("xnat-host"); };

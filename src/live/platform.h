@@ -32,7 +32,6 @@ struct Platform {
   // held for the run. Null for a test's fakes.
   std::function<std::unique_ptr<ReceiveOrder>(const std::vector<std::string>& ifnames, const std::vector<int>& cpus)>
       set_rps;
-  bool backend_filters = false;  // the backend also shows frames steering left to the kernel (AF_PACKET)
   SteerHook hook = SteerHook::kXdp;
 };
 

@@ -1,8 +1,8 @@
-/* Which frames the gateway takes from the kernel: one decision, compiled twice.
+/* Which frames the gateway takes from the kernel: one decision, for the XDP and the tc program.
  *
  * The XDP program (bpf/xnat_steer.bpf.c) and the tc program used with the
- * AF_PACKET backend include this file, and so does the C++ side, which must
- * know which frames the tc program kept from the kernel. Plain C, bounds
+ * AF_PACKET backend include this file; the C++ side takes its layouts (keys,
+ * claims, the fast path's entries) and header parsing. Plain C, bounds
  * checked the way the BPF verifier wants: every read is preceded by a test
  * against `end`.
  *

@@ -23,8 +23,6 @@ class Steering {
   virtual Status set_local_addrs(const std::vector<uint32_t>& addrs) = 0;
   // The per-port claim counts the program reads (XNAT_CLAIM_ENTRIES of them).
   virtual uint64_t* claims() = 0;
-  // The map of fragmented datagrams the program gave the gateway, or -1.
-  virtual int frags_fd() const = 0;
   // AF_XDP: the socket of `queue` on `ifindex`.
   virtual Status set_xsk(int ifindex, uint32_t queue, int xsk_fd) = 0;
   // The host port: the host's frames on connections entered with

@@ -1,12 +1,13 @@
 #include "live/worker.h"
 
-#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+
+#include "live/steer.h"
 
 namespace xnat {
 
@@ -23,31 +24,6 @@ void set_claim_addrs(LocalClaims* c, const Fib& fib) {
 }
 
 namespace {
-
-// The tc program leaves the kernel's frames to it; AF_PACKET still shows them
-// to the gateway, which must skip exactly those.
-thread_local const LocalClaims* t_claims = nullptr;
-thread_local int t_frags_fd = -1;
-// A later fragment to a host address: the tc program noted its datagram if it
-// took the first fragment (a system call, but only for these).
-bool frag_seen(const unsigned char* ip);
-#define XNAT_STEER_IS_LOCAL(a) t_claims->is_local(a)
-#define XNAT_STEER_CLAIMED(i) __atomic_load_n(&t_claims->counts[i], __ATOMIC_RELAXED)
-#define XNAT_STEER_FRAG_NOTE(ip) ((void)0) /* the tc program notes it */
-#define XNAT_STEER_FRAG_SEEN(ip) frag_seen(ip)
-#include "live/steer.h"
-
-bool frag_seen(const unsigned char* ip) {
-  const xnat_frag_key k = xnat_frag_key_of(ip);
-  uint8_t v = 0;
-  return bpf_map_lookup_elem(t_frags_fd, &k, &v) == 0;
-}
-
-bool for_gateway(const LocalClaims& c, int frags_fd, const Packet& p) {
-  t_claims = &c;
-  t_frags_fd = frags_fd;
-  return xnat_steer(p.data, p.data + p.len) == XNAT_STEER_GATEWAY;
-}
 
 // The runqueue wait of "on-CPU-ns runqueue-wait-ns timeslices\n", re-read
 // from offset 0; false if there is nothing to read. (The on-CPU figure of a
@@ -147,7 +123,7 @@ bool dump_step(Worker& w, uint64_t now) {
 
 }  // namespace
 
-void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filter) {
+void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
   w.schedstat_fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);  // none: figures stay 0
   Engine& engine = *w.engine;
   Backend& io = *w.io;
@@ -231,14 +207,6 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filt
       if (!n) continue;
       got += n;
       full |= n == Engine::kBurst;
-      if (steer_filter) {
-        // Keep only the frames the tc program took from the kernel.
-        size_t k = 0;
-        for (size_t i = 0; i < n; ++i)
-          if (for_gateway(w.claims, w.frags_fd, pkts[i])) pkts[k++] = pkts[i];
-          else pkts[i].verdict = Verdict::kDrop;
-        n = k;
-      }
       engine.process_burst(pkts, n, now);
       settle(pkts, n, now);
       io.complete(pkts, n);

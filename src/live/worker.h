@@ -88,7 +88,6 @@ struct Worker {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Backend> io;
   LocalClaims claims;
-  int frags_fd = -1;  // the steering program's fragment map (AF_PACKET's for_gateway)
   // The host port (host_port.h), if the rules can translate for the host:
   // every worker writes to it, worker 0 alone reads it (a frame of another
   // worker's flow is handed on, as from an interface).
@@ -137,14 +136,13 @@ struct Worker {
   }
 };
 
-// The host's addresses, from the Fib, for the claims and the steering decision.
+// The host's addresses, from the Fib, for the claims.
 void set_claim_addrs(LocalClaims* c, const Fib& fib);
 
 // Publishes the worker's figures (and, when asked, its whole listing) to snap.
 void publish(Worker& w, uint64_t now, uint64_t dump_gen);
 
-// Runs until sh.stop. `steer_filter`: the backend also shows frames the
-// steering program left to the kernel (AF_PACKET), which are skipped.
-void run_worker(Worker& w, Shared& sh, const BackendOptions& bo, bool steer_filter);
+// Runs until sh.stop.
+void run_worker(Worker& w, Shared& sh, const BackendOptions& bo);
 
 }  // namespace xnat
