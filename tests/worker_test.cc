@@ -119,5 +119,41 @@ TEST(Worker, HoldsAFrameUntilItsNextHopResolves) {
   EXPECT_EQ(r.w.live.v[static_cast<size_t>(Counter::drop_neighbor_timeout)], 0u);
 }
 
+// A listing's walk publishes the figures as it ends (SIGUSR1 writes both):
+// what the worker had done when the listing was taken, not what it had
+// done at its last periodic publishing, up to 100 ms before.
+TEST(Worker, AListingComesWithTheFiguresOfItsMoment) {
+  Running r(engine_config(kMasq));
+  // Its first figures, published as it starts: the next are 100 ms away.
+  for (int i = 0; i < 2000; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(r.w.mu);
+      if (!r.w.snap.ports.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  constexpr size_t kFrames = 5;
+  for (size_t i = 0; i < kFrames; ++i)
+    r.io->inject(kIn, from_client().udp(static_cast<uint16_t>(40000 + i), 53).build());
+  ASSERT_EQ(r.sent(kFrames).size(), kFrames);
+  const uint64_t gen = r.sh.dump_gen.fetch_add(1) + 1;
+  r.w.wake();
+  bool done = false;
+  for (int i = 0; i < 2000 && !done; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(r.w.mu);
+      done = r.w.snap.dump_done >= gen;
+      if (done) {
+        ASSERT_EQ(r.w.snap.ports.size(), 2u);
+        EXPECT_EQ(r.w.snap.ports[kIn].rx, kFrames);
+        EXPECT_EQ(r.w.snap.ports[kOut].tx, kFrames);
+        EXPECT_EQ(r.w.snap.engine.counters.v[static_cast<size_t>(Counter::flows_created)], kFrames);
+      }
+    }
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(done);
+}
+
 }  // namespace
 }  // namespace xnat::test

@@ -107,6 +107,10 @@ bool dump_step(Worker& w, uint64_t now) {
     }
   }
   w.dump_next = end;
+  // The figures as the walk ends, before it is seen to: a report taken with
+  // the listing (SIGUSR1) has both from the same moment, not figures up to a
+  // publishing interval older.
+  if (end >= ct.capacity()) publish(w, now, w.snap.dump_done);
   std::lock_guard<std::mutex> lock(w.mu);
   if (!piece.empty()) {
     w.backlog.fetch_add(piece.size(), std::memory_order_relaxed);
