@@ -198,6 +198,13 @@ class AfPacketBackend final : public Backend {
         out.data = buf;
         out.len = static_cast<uint32_t>(got - static_cast<ssize_t>(kVnet));
         out.capacity = kBigBufSize;
+      } else if (h->tp_snaplen < h->tp_len) [[unlikely]] {
+        // Too big for the slot, and the socket's queue had no room for the
+        // whole frame: the kernel kept only its head. Lost on the way in,
+        // as one the ring had no room for, not a truncated packet.
+        take_rx(p);
+        ++st.rx_ring_dropped;
+        continue;
       } else {
         // Worked on where it lies: the slot goes back after complete().
         uint8_t* frame = reinterpret_cast<uint8_t*>(h) + h->tp_mac;

@@ -30,7 +30,9 @@ class Steering;
 struct PortStats {
   uint64_t rx = 0, tx = 0, tx_ring_full = 0;
   uint64_t rx_bytes = 0, tx_bytes = 0;  // whole frames, link header included (as /proc/net/dev counts)
-  uint64_t rx_ring_dropped = 0;  // frames the kernel could not put on our receive ring (it was full)
+  // Frames the kernel could not put on our receive ring (it was full), or,
+  // larger than a slot, on the socket's queue whole (AF_PACKET).
+  uint64_t rx_ring_dropped = 0;
   uint64_t rx_gso = 0, tx_gso = 0;  // TSO/GSO super-frames received and sent whole
   uint64_t rx_csum_valid = 0;       // frames whose checksum the device or GRO had verified
   uint64_t tx_coalesced = 0;         // TCP segments sent inside an earlier one's super-frame
