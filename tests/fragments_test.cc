@@ -15,30 +15,6 @@ namespace {
 
 constexpr size_t kEth = 14;
 
-// Cuts an untagged frame's IP datagram into fragments of `piece` payload bytes
-// (a multiple of 8), each a frame with the same Ethernet header.
-std::vector<std::vector<uint8_t>> fragment(const std::vector<uint8_t>& frame, size_t piece) {
-  const size_t ihl = (frame[kEth] & 0x0F) * 4u;
-  const size_t payload = frame.size() - kEth - ihl;
-  std::vector<std::vector<uint8_t>> out;
-  for (size_t off = 0; off < payload; off += piece) {
-    const size_t n = std::min(piece, payload - off);
-    std::vector<uint8_t> f(frame.begin(), frame.begin() + static_cast<long>(kEth + ihl));
-    f.insert(f.end(), frame.begin() + static_cast<long>(kEth + ihl + off),
-             frame.begin() + static_cast<long>(kEth + ihl + off + n));
-    uint8_t* ip = f.data() + kEth;
-    const uint16_t tot = static_cast<uint16_t>(ihl + n);
-    const uint16_t fo = static_cast<uint16_t>((off / 8) | (off + n < payload ? 0x2000 : 0));
-    ip[2] = static_cast<uint8_t>(tot >> 8), ip[3] = static_cast<uint8_t>(tot);
-    ip[6] = static_cast<uint8_t>(fo >> 8), ip[7] = static_cast<uint8_t>(fo);
-    ip[10] = ip[11] = 0;
-    const uint16_t c = csum_finish(csum_partial(ip, ihl));
-    std::memcpy(ip + 10, &c, 2);
-    out.push_back(std::move(f));
-  }
-  return out;
-}
-
 // The transport bytes of fragments put back in order (offsets as sent).
 std::vector<uint8_t> reassemble(const std::vector<Output>& frags) {
   std::vector<uint8_t> l4;
@@ -108,20 +84,95 @@ TEST(Fragments, UdpDatagramOutAndBackThroughMasquerade) {
   EXPECT_EQ(e->counters().total_drops(), 0u);
 }
 
-TEST(Fragments, LaterFragmentAheadOfItsFirstIsACountedDrop) {
+// What the engine gives back of the fragments it held, handled (as the
+// live worker and replay do).
+std::vector<Output> released(Engine& e, uint64_t now) {
+  std::vector<Output> out;
+  Packet pkts[Engine::kBurst];
+  for (size_t n; (n = e.take_released(pkts, Engine::kBurst, now)) > 0; e.released_done()) {
+    e.process_burst(pkts, n, now);
+    for (size_t i = 0; i < n; ++i) out.push_back(result(pkts[i]));
+  }
+  return out;
+}
+
+// RFC 4787 REQ-14: a NAT takes fragments out of order. A later fragment
+// ahead of its first waits for it, then leaves as the first's later
+// fragments do, and the datagram arrives whole.
+TEST(Fragments, LaterFragmentsAheadOfTheirFirstWaitForIt) {
   auto e = make_engine(kMasquerade);
   const auto frags = fragment(from_client().ip_id(5).udp(5000, 53).payload(kPayload).build(), 48);
-  const Output early = run(*e, frags[2], kIn, 1000);
-  EXPECT_EQ(early.verdict, Verdict::kDrop);
-  EXPECT_EQ(early.reason, Counter::drop_fragment_unmatched);
-  EXPECT_EQ(run(*e, frags[0], kIn, 1001).verdict, Verdict::kForward);
-  EXPECT_EQ(run(*e, frags[1], kIn, 1002).verdict, Verdict::kForward);
-  // Another datagram (another identification) does not match it.
+  ASSERT_EQ(frags.size(), 3u);
+  EXPECT_EQ(run(*e, frags[2], kIn, 1000).verdict, Verdict::kHeld);
+  EXPECT_EQ(run(*e, frags[1], kIn, 1000).verdict, Verdict::kHeld);
+  EXPECT_TRUE(released(*e, 1000).empty());  // nothing to give back before the first
+  EXPECT_EQ(e->counters().get(Counter::fragments_held), 2u);
+  std::vector<Output> out{run(*e, frags[0], kIn, 1001)};
+  ASSERT_EQ(out[0].verdict, Verdict::kForward);
+  for (const Output& o : released(*e, 1001)) out.push_back(o);
+  ASSERT_EQ(out.size(), 3u);
+  for (const Output& o : out) {
+    ASSERT_EQ(o.verdict, Verdict::kForward);
+    EXPECT_EQ(o.out_if, kOut);
+    EXPECT_EQ(parsed(o).tuple.src, ip_raw("198.19.0.1"));
+    EXPECT_EQ(csum_fold(csum_partial(o.frame.data() + kEth, 20)), 0xFFFF) << "IP checksum";
+  }
+  const std::vector<uint8_t> l4 = reassemble(out);
+  EXPECT_TRUE(l4_checksum_ok(ip_raw("198.19.0.1"), ip_raw("198.51.100.7"), kProtoUdp, l4.data(), l4.size()));
+  EXPECT_EQ(e->counters().get(Counter::fragments_translated), 2u);
+  EXPECT_EQ(e->counters().get(Counter::rx_frames), 3u);  // once each, held or not
+  EXPECT_EQ(e->counters().total_drops(), 0u);
+  // Given back once: nothing more.
+  EXPECT_TRUE(released(*e, 1002).empty());
+}
+
+TEST(Fragments, AFragmentWhoseFirstNeverComesIsGivenUp) {
+  auto e = make_engine(kMasquerade);
+  const auto frags = fragment(from_client().ip_id(5).udp(5000, 53).payload(kPayload).build(), 48);
   const auto other = fragment(from_client().ip_id(6).udp(5000, 53).payload(kPayload).build(), 48);
-  EXPECT_EQ(run(*e, other[1], kIn, 1003).reason, Counter::drop_fragment_unmatched);
-  // 30 s (ipfrag_time) after the first fragment the record is gone.
+  EXPECT_EQ(run(*e, other[1], kIn, 1000).verdict, Verdict::kHeld);
+  // Another datagram's first fragment does not release it.
+  EXPECT_EQ(run(*e, frags[0], kIn, 1001).verdict, Verdict::kForward);
+  EXPECT_TRUE(released(*e, 1001).empty());
+  // Held net.ipv4.ipfrag_time (30 s), then given up and counted.
+  EXPECT_TRUE(released(*e, 1000 + 29'999).empty());
+  EXPECT_EQ(e->counters().get(Counter::drop_fragment_unmatched), 0u);
+  EXPECT_TRUE(released(*e, 1000 + 30'000).empty());
+  EXPECT_EQ(e->counters().get(Counter::drop_fragment_unmatched), 1u);
+  // 30 s after the first fragment its record is gone too: a later fragment
+  // then waits for a first fragment again.
   EXPECT_EQ(run(*e, frags[2], kIn, 1001 + 29'000).verdict, Verdict::kForward);
-  EXPECT_EQ(run(*e, frags[2], kIn, 1001 + 30'000).reason, Counter::drop_fragment_unmatched);
+  EXPECT_EQ(run(*e, frags[2], kIn, 1001 + 30'000).verdict, Verdict::kHeld);
+}
+
+TEST(Fragments, HeldFragmentsAreBoundedAndCounted) {
+  auto e = make_engine(kMasquerade);
+  // Every slot taken: the fragment held longest gives way, counted.
+  for (uint32_t i = 0; i < 128; ++i) {
+    const auto f = fragment(from_client().ip_id(static_cast<uint16_t>(100 + i)).udp(5000, 53).payload(kPayload).build(), 48);
+    ASSERT_EQ(run(*e, f[1], kIn, 1000 + i).verdict, Verdict::kHeld) << i;
+  }
+  EXPECT_EQ(e->counters().get(Counter::drop_fragment_unmatched), 0u);
+  const auto late = fragment(from_client().ip_id(99).udp(5000, 53).payload(kPayload).build(), 48);
+  EXPECT_EQ(run(*e, late[1], kIn, 2000).verdict, Verdict::kHeld);
+  EXPECT_EQ(e->counters().get(Counter::drop_fragment_unmatched), 1u);
+  // The first one held (identification 100) was the one given up.
+  const auto first = fragment(from_client().ip_id(100).udp(5000, 53).payload(kPayload).build(), 48);
+  EXPECT_EQ(run(*e, first[0], kIn, 2001).verdict, Verdict::kForward);
+  EXPECT_TRUE(released(*e, 2001).empty());
+  const auto second = fragment(from_client().ip_id(101).udp(5000, 53).payload(kPayload).build(), 48);
+  EXPECT_EQ(run(*e, second[0], kIn, 2002).verdict, Verdict::kForward);
+  EXPECT_EQ(released(*e, 2002).size(), 1u);
+  // Larger than a slot: not held, dropped and counted.
+  std::vector<uint8_t> big_payload(FragmentHold::kSlotBytes, 7);
+  const auto big = fragment(from_client().ip_id(7).udp(5000, 53).payload(big_payload).build(), 9600);
+  ASSERT_EQ(big.size(), 1u);  // one piece: make it a later fragment
+  std::vector<uint8_t> later = big[0];
+  later[kEth + 6] = 0x00, later[kEth + 7] = 0x10;  // offset 128, last fragment
+  later[kEth + 10] = later[kEth + 11] = 0;
+  const uint16_t c = csum_finish(csum_partial(later.data() + kEth, 20));
+  std::memcpy(later.data() + kEth + 10, &c, 2);
+  EXPECT_EQ(run(*e, later, kIn, 2003).reason, Counter::drop_fragment_unmatched);
 }
 
 TEST(Fragments, LaterFragmentsShareTheFirstOnesDrop) {

@@ -1,11 +1,13 @@
 #include "test_util.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 
 #include "control/example_gateway.h"
 #include "packet/tuple.h"
+#include "packet/checksum.h"
 #include "packet/describe.h"
 #include "packet/parse.h"
 
@@ -99,6 +101,29 @@ Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now
 }
 
 std::string describe(const std::vector<uint8_t>& frame) { return describe_frame(frame); }
+
+std::vector<std::vector<uint8_t>> fragment(const std::vector<uint8_t>& frame, size_t piece) {
+  constexpr size_t kEth = 14;
+  const size_t ihl = (frame[kEth] & 0x0F) * 4u;
+  const size_t payload = frame.size() - kEth - ihl;
+  std::vector<std::vector<uint8_t>> out;
+  for (size_t off = 0; off < payload; off += piece) {
+    const size_t n = std::min(piece, payload - off);
+    std::vector<uint8_t> f(frame.begin(), frame.begin() + static_cast<long>(kEth + ihl));
+    f.insert(f.end(), frame.begin() + static_cast<long>(kEth + ihl + off),
+             frame.begin() + static_cast<long>(kEth + ihl + off + n));
+    uint8_t* ip = f.data() + kEth;
+    const uint16_t tot = static_cast<uint16_t>(ihl + n);
+    const uint16_t fo = static_cast<uint16_t>((off / 8) | (off + n < payload ? 0x2000 : 0));
+    ip[2] = static_cast<uint8_t>(tot >> 8), ip[3] = static_cast<uint8_t>(tot);
+    ip[6] = static_cast<uint8_t>(fo >> 8), ip[7] = static_cast<uint8_t>(fo);
+    ip[10] = ip[11] = 0;
+    const uint16_t c = csum_finish(csum_partial(ip, ihl));
+    std::memcpy(ip + 10, &c, 2);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
 
 }  // namespace xnat::test
 

@@ -47,6 +47,10 @@ Output run(Engine& e, const std::vector<uint8_t>& frame, int in_if, uint64_t now
 // A tuple from readable parts (ports in host order).
 Tuple tuple_of(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t proto);
 
+// Cuts an untagged frame's IP datagram into fragments of `piece` payload
+// bytes (a multiple of 8), each a frame with the same Ethernet header.
+std::vector<std::vector<uint8_t>> fragment(const std::vector<uint8_t>& frame, size_t piece);
+
 // A readable one-line rendering of a frame, for failure messages.
 std::string describe(const std::vector<uint8_t>& frame);
 

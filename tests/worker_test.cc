@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <thread>
 
@@ -117,6 +118,31 @@ TEST(Worker, HoldsAFrameUntilItsNextHopResolves) {
   EXPECT_TRUE(std::equal(mac.b, mac.b + 6, out[0].second.begin()));
   r.stop();
   EXPECT_EQ(r.w.live.v[static_cast<size_t>(Counter::drop_neighbor_timeout)], 0u);
+}
+
+// A later fragment that comes ahead of its first waits in the engine and
+// leaves once the first has (RFC 4787 REQ-14), from the worker's loop.
+TEST(Worker, AFragmentAheadOfItsFirstLeavesAfterIt) {
+  Running r(engine_config(kMasq));
+  const auto frags = fragment(from_client().ip_id(9).udp(40000, 53).payload(std::vector<uint8_t>(100, 3)).build(), 64);
+  ASSERT_EQ(frags.size(), 2u);
+  r.io->inject(kIn, frags[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(r.io->sent().empty());
+  r.io->inject(kIn, frags[0]);
+  auto out = r.sent(2);
+  ASSERT_EQ(out.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(out[i].first, kOut);
+    const uint8_t* ip = out[i].second.data() + 14;
+    EXPECT_EQ((ip[6] & 0x1F) << 8 | ip[7], i == 0 ? 0 : 8) << "the first fragment leaves first";
+    uint32_t src;
+    std::memcpy(&src, ip + 12, 4);
+    EXPECT_EQ(src, ip_raw("198.19.0.1"));
+  }
+  r.stop();
+  EXPECT_EQ(r.w.engine->counters().get(Counter::fragments_held), 1u);
+  EXPECT_EQ(r.w.engine->counters().get(Counter::fragments_translated), 1u);
 }
 
 // A listing's walk publishes the figures as it ends (SIGUSR1 writes both):

@@ -58,6 +58,20 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   std::vector<uint8_t> buf(262144 + 1024);
   uint64_t now_ms = 0;
   std::string log;  // -j LOG lines, as "<level>line" (log.txt)
+  // Where a frame went: a later fragment that came ahead of its first
+  // (held) when its first came, or nowhere (dropped). Anything else is a
+  // drop: kNeighborPending and kHandoff too (hold_unresolved is off, one
+  // worker), so the drops are what neither went out nor to the host.
+  auto account = [&](const Packet& pkt, uint64_t ts_ns) {
+    if (pkt.verdict == Verdict::kForward) {
+      writers[pkt.out_if].write(ts_ns, pkt.data, pkt.len);
+      ++sum.forwarded;
+    } else if (pkt.verdict == Verdict::kToHost) {
+      host->write(ts_ns, pkt.data, pkt.len);
+      ++sum.to_host;
+    }
+  };
+  Packet released[Engine::kBurst];
   for (const Frame& fr : order) {
     const PcapRecord& r = captures[fr.input][fr.index];
     if (!r.data.empty()) std::memcpy(buf.data(), r.data.data(), r.data.size());
@@ -68,6 +82,12 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
     pkt.in_if = static_cast<int16_t>(fr.iface);
     now_ms = fr.ts_ns / 1000000;
     engine.process(pkt, now_ms);
+    account(pkt, fr.ts_ns);
+    // Later fragments that came ahead of this first fragment follow it.
+    for (size_t n; (n = engine.take_released(released, Engine::kBurst, now_ms)) > 0; engine.released_done()) {
+      engine.process_burst(released, n, now_ms);
+      for (size_t i = 0; i < n; ++i) account(released[i], fr.ts_ns);
+    }
     engine.log_ring().drain([&](uint8_t level, std::string_view text) {
       log += fmt::format("<{}>{}\n", level, text);
     });
@@ -76,22 +96,9 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
       events += '\n';
     });
     ++sum.frames;
-    switch (pkt.verdict) {
-      case Verdict::kForward:
-        writers[pkt.out_if].write(fr.ts_ns, pkt.data, pkt.len);
-        ++sum.forwarded;
-        break;
-      case Verdict::kToHost:
-        host->write(fr.ts_ns, pkt.data, pkt.len);
-        ++sum.to_host;
-        break;
-      case Verdict::kDrop:
-      case Verdict::kNeighborPending:  // not in replay: hold_unresolved is off
-      case Verdict::kHandoff:          // not in replay: one worker
-        ++sum.dropped;
-        break;
-    }
   }
+  engine.drop_waiting_fragments();
+  sum.dropped = sum.frames - sum.forwarded - sum.to_host;
   for (PcapWriter& w : writers)
     if (!w.close()) return Error{fmt::format("{}: writing a capture failed", opts.out_dir)};
   if (!host->close()) return Error{fmt::format("{}: writing host.pcap failed", opts.out_dir)};

@@ -17,7 +17,7 @@ namespace xnat {
   X(bad_l4_checksum, "TCP/UDP/ICMP checksum wrong (nf_conntrack_checksum = 1)")             \
   X(bad_icmp_error, "ICMP error whose embedded datagram cannot be parsed")                  \
   X(fragment, "IPv4 fragment that cannot be translated alone: transport header cut or overlapped (RFC 1858), or a fragmented ICMP error") \
-  X(fragment_unmatched, "later IPv4 fragment whose first fragment was not seen (lost, or reordered ahead of it)") \
+  X(fragment_unmatched, "later IPv4 fragment whose first fragment did not come within net.ipv4.ipfrag_time, or that found no room to wait for it") \
   X(martian_source, "source 0/8, 127/8, multicast, broadcast or the gateway's own address: none a router forwards (RFC 1812 5.3.7)")                   \
   X(invalid, "conntrack INVALID: impossible TCP flags or state, or ICMP reply with no flow") \
   X(icmp_error_untracked, "ICMP error about a connection that is not tracked")              \
@@ -59,6 +59,7 @@ namespace xnat {
   X(log_lines_lost, "-j LOG lines lost: the log ring was full (the reader fell behind)")     \
   X(handoffs, "frames passed to the worker that owns their flow (several workers)")           \
   X(fragments_translated, "later IPv4 fragments sent as their datagram's first fragment was")   \
+  X(fragments_held, "later IPv4 fragments that came ahead of their first and waited for it (RFC 4787 REQ-14)") \
   X(held_frames, "frames of evicted, held flows translated without readmitting (table full of live flows)") \
   X(l4_csum_completed, "TCP/UDP checksums a virtual device's sender left partial (CHECKSUM_PARTIAL) and the backend could not flag, completed as a NIC would (af_xdp on veth)") \
   X(gso_segmented, "super-frames (TSO/GSO) cut into frames in software because they could not leave whole (live)") \

@@ -265,7 +265,7 @@ void Engine::to_host(Packet& pkt) {
 
 [[gnu::always_inline]] inline void Engine::handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h,
                                                   uint32_t cand, uint64_t now) {
-  if (!pkt.hops) counters_.inc(Counter::rx_frames);  // once, by the worker that received it
+  if (!(pkt.hops | pkt.released)) counters_.inc(Counter::rx_frames);  // once, by the worker that received it
   pkt.out_if = -1;
   pkt.reason = Counter::kCount;
   if (st == ParseStatus::kNotIpv4) return to_host(pkt);
@@ -471,17 +471,27 @@ void Engine::note_first_fragment(const Packet& pkt, const ParsedPacket& p, const
       f.kind = FragmentFate::kToHost;
       break;
     case Verdict::kDrop:
+    case Verdict::kHeld:  // never a first fragment's
       f.reason = pkt.reason;
       break;
   }
   frags_.record(k, f, now);
+  if (hold_.waiting()) [[unlikely]]
+    hold_.release(k);
 }
 
 void Engine::later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now) {
-  const FragmentFate* f = frags_.find(fragment_key(p), now);
+  const FragmentKey k = fragment_key(p);
+  const FragmentFate* f = frags_.find(k, now);
   if (!f) {
     if (cfg_.fib.is_local(p.tuple.dst)) return to_host(pkt);  // the host's stack reassembles its own
-    return drop(pkt, Counter::drop_fragment_unmatched);
+    // Ahead of its first fragment: it waits for it (RFC 4787 REQ-14).
+    const FragmentHold::Held held = pkt.released ? FragmentHold::Held::kNo : hold_.hold(k, pkt, now);
+    if (held == FragmentHold::Held::kNo) return drop(pkt, Counter::drop_fragment_unmatched);
+    if (held == FragmentHold::Held::kYesEvicting) counters_.inc(Counter::drop_fragment_unmatched);
+    counters_.inc(Counter::fragments_held);
+    pkt.verdict = Verdict::kHeld;
+    return;
   }
   switch (f->kind) {
     case FragmentFate::kDrop:
@@ -502,6 +512,15 @@ void Engine::later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now) {
   ip->check = csum_apply(ip->check, csum_fold(d));
   counters_.inc(Counter::fragments_translated);
   emit(pkt, p, nh, pkt.in_if == kHostPort);
+}
+
+size_t Engine::take_released(Packet* out, size_t max, uint64_t now_ms) {
+  if (const uint32_t n = hold_.expire(now_ms)) [[unlikely]]
+    counters_.inc(Counter::drop_fragment_unmatched, n);
+  if (!hold_.ready()) return 0;
+  const size_t n = hold_.take(out, max);
+  for (size_t i = 0; i < n; ++i) out[i].released = true;
+  return n;
 }
 
 bool Engine::hand_off(Packet& pkt, const Tuple& t) {

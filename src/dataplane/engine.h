@@ -95,6 +95,15 @@ class Engine final : private RuleActions {
   }
   // Lines of -j LOG rules, for the control thread (or replay) to print.
   LogRing& log_ring() { return log_; }
+  // Later fragments that waited for their first (Verdict::kHeld) and whose
+  // first has now been handled: up to max of them, as packets over the
+  // engine's own bytes, valid until released_done(), for the caller to
+  // process as it does frames it does not own. Fragments that waited too
+  // long are given up here (drop_fragment_unmatched).
+  size_t take_released(Packet* out, size_t max, uint64_t now_ms);
+  void released_done() { hold_.done(); }
+  // Gives up every fragment still waiting (the end of a replay).
+  void drop_waiting_fragments() { counters_.inc(Counter::drop_fragment_unmatched, hold_.clear()); }
 
  private:
   // cand: the packet's candidate of the burst's bulk lookup (FlowTable::resolve).
@@ -166,6 +175,7 @@ class Engine final : private RuleActions {
   Rng rng_;
   Counters counters_;
   FragmentTable frags_;
+  FragmentHold hold_;
   FragmentKey first_key_;  // the first fragment being handled, as received
   bool has_stateless_rules_ = false;
   bool filter_forward_ = false;  // filter FORWARD has rules or a DROP policy

@@ -12,8 +12,9 @@
 // handed to that worker, given to the host, or dropped for that reason. Each
 // later fragment with the same key gets the same, its addresses rewritten
 // and its header checksum fixed. A later fragment that arrives before its
-// first fragment is dropped and counted (drop_fragment_unmatched): holding
-// it would need buffers, and links that reorder fragments are rare.
+// first fragment waits in FragmentHold (below) until the first's fate is
+// known, as VPP's reassembly keeps such fragments and as RFC 4787 REQ-14
+// requires of a NAT.
 //
 // Fixed capacity, no allocation after construction: 4-way buckets, an entry
 // lives net.ipv4.ipfrag_time (30 s) from its first fragment, and a full bucket
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "dataplane/counters.h"
+#include "dataplane/packet.h"
 
 namespace xnat {
 
@@ -32,6 +34,10 @@ struct FragmentKey {
   uint16_t id = 0;            // IPv4 identification, raw
   uint8_t proto = 0;
 };
+
+inline bool same_datagram(const FragmentKey& a, const FragmentKey& b) {
+  return a.src == b.src && a.dst == b.dst && a.id == b.id && a.proto == b.proto;
+}
 
 struct FragmentFate {
   enum Kind : uint8_t { kForward, kHandoff, kToHost, kDrop };
@@ -59,12 +65,54 @@ class FragmentTable {
     uint64_t expires_ms = 0;  // 0: empty
   };
   uint32_t bucket(const FragmentKey& k) const;
-  static bool same(const FragmentKey& a, const FragmentKey& b) {
-    return a.src == b.src && a.dst == b.dst && a.id == b.id && a.proto == b.proto;
-  }
 
   std::vector<Entry> entries_;
   uint32_t mask_ = 0;  // buckets - 1
+};
+
+// FragmentHold: later fragments that came ahead of their first fragment, each
+// copied into a slot of its own until the first's fate is recorded; then
+// released, to be handled again as the later fragments that follow their
+// first are. A fragment waits at most net.ipv4.ipfrag_time (30 s), as the
+// kernel keeps an incomplete datagram; with every slot taken, the one held
+// longest gives way (the kernel, too, evicts under its memory limit). Slots
+// are allocated at construction: nothing per packet.
+class FragmentHold {
+ public:
+  static constexpr uint32_t kSlotBytes = 9216;  // a jumbo frame's fragment
+  static constexpr uint64_t kLifetimeMs = FragmentTable::kLifetimeMs;
+
+  explicit FragmentHold(uint32_t slots = 128);
+
+  enum class Held { kNo, kYes, kYesEvicting };  // kYesEvicting: the oldest made room
+  // Keeps a copy of the frame under k; kNo if it is larger than a slot.
+  Held hold(const FragmentKey& k, const Packet& p, uint64_t now_ms);
+  // k's first fragment was handled: its waiting fragments are ready.
+  void release(const FragmentKey& k);
+  // Up to max ready fragments as packets over their slots' bytes, which stay
+  // theirs until done().
+  size_t take(Packet* out, size_t max);
+  void done();
+  // Gives up fragments held kLifetimeMs; returns how many.
+  uint32_t expire(uint64_t now_ms);
+  // Gives up every fragment still waiting; returns how many.
+  uint32_t clear();
+  uint32_t waiting() const { return waiting_; }
+  uint32_t ready() const { return ready_; }
+
+ private:
+  enum class State : uint8_t { kFree, kWaiting, kReady, kTaken };
+  struct Slot {
+    State state = State::kFree;
+    FragmentKey key;
+    int16_t in_if = 0;
+    uint32_t len = 0;
+    uint64_t held_ms = 0;
+  };
+  std::vector<Slot> slots_;
+  std::vector<uint8_t> bytes_;  // slots_.size() * kSlotBytes
+  uint32_t waiting_ = 0, ready_ = 0;
+  uint64_t next_expiry_ms_ = UINT64_MAX;  // no waiting fragment expires before
 };
 
 }  // namespace xnat

@@ -15,7 +15,9 @@ inline constexpr size_t kBurst = 32;
 
 // kHandoff (several workers): another worker owns the packet's flow; out_if
 // is that worker's index and the frame is untouched.
-enum class Verdict : uint8_t { kForward, kDrop, kToHost, kNeighborPending, kHandoff };
+// kHeld: a later fragment ahead of its first, copied by the engine to wait
+// for it (dataplane/fragments.h); the frame's own buffer is free.
+enum class Verdict : uint8_t { kForward, kDrop, kToHost, kNeighborPending, kHandoff, kHeld };
 
 // Packet::in_if of a frame the host's stack sent on a connection translated
 // for it (REDIRECT, DNAT to a host address), taken from its egress by the live
@@ -29,6 +31,7 @@ struct Packet {
   uint32_t capacity = 0;  // room to grow in place (ICMP errors quote the packet)
   int16_t in_if = 0;
   uint8_t hops = 0;  // times handed between workers
+  bool released = false;  // a held fragment given back (counted when it came in)
   // What the host's offloads left in the frame (packet/offload.h): a partial
   // TCP/UDP checksum, a super-frame to be cut at gso_size payload bytes.
   L4Csum l4_csum = L4Csum::kFull;

@@ -244,6 +244,9 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
       process_copies(n);
       r->release(n);
     }
+    // Later fragments that came ahead of their first, which came since.
+    for (size_t n; (n = engine.take_released(pkts, Engine::kBurst, now)) > 0; engine.released_done())
+      process_copies(n);
     io.flush();
 
     if (got) idle_since = now;

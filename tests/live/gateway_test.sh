@@ -12,6 +12,7 @@
 #   HOST_OFFLOADS=off for full checksums and MTU-sized frames): 16 MB each way,
 #   byte for byte; a datagram with a wrong checksum is still dropped and counted;
 #   a frame tagged for a VLAN the gateway has no device for is not sent on untagged;
+#   fragments that come last first arrive as whole datagrams (RFC 4787 REQ-14);
 #   with offloads off, af_packet also with GRO on (a NIC's default): what GRO
 #   checked is not verified again
 #   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
@@ -476,14 +477,36 @@ except socket.timeout:
 sink=$!
 sleep 0.3
 GW_MAC=$(ip -n "$NS_G" -br link show "$IF_GI" | awk '{print $3}')
-in_c /usr/bin/python3 "$(dirname "$0")/tagged_frame.py" "$IF_C" "$GW_MAC" 42 198.19.0.2 5398 5 >/dev/null
-in_c /usr/bin/python3 "$(dirname "$0")/tagged_frame.py" "$IF_C" "$GW_MAC" 0 198.19.0.2 5398 5 >/dev/null
+in_c /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5398 5 --vlan 42 >/dev/null
+in_c /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5398 5 >/dev/null
 wait "$sink"
 snapshot
 check "a frame tagged for a VLAN the gateway has none of is not forwarded untagged; untagged ones are" \
   bash -c "echo \"untagged, tagged received: \$(cat $WORK/vlan_sink.out)\"; grep -E '^live_vlan_to_kernel' $WORK/counters.txt;
            [ \"\$(cat $WORK/vlan_sink.out)\" = '5 0' ] &&
            { [ $BACKEND != af_packet ] || grep -Eq '^live_vlan_to_kernel ([5-9]|[1-9][0-9]+)$' $WORK/counters.txt; }"
+# RFC 4787 REQ-14: fragments out of order, the last one first. Each 4000-byte
+# datagram (three fragments) reaches the server whole; the later fragments
+# waited for their first (fragments_held).
+snapshot
+held0=$(awk '$1 == "fragments_held" {print $2}' "$WORK/counters.txt")
+ip netns exec "$NS_S" timeout 5 python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.19.0.2", 5397)); s.settimeout(1.5)
+n = 0
+try:
+    while True: n += s.recv(5000) == b"\x5a" * 4000
+except socket.timeout:
+    print(n)' >"$WORK/frag_sink.out" 2>&1 &
+sink=$!
+sleep 0.3
+in_c /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5397 5 --reversed 4000 >/dev/null
+wait "$sink"
+snapshot
+held1=$(awk '$1 == "fragments_held" {print $2}' "$WORK/counters.txt")
+check "datagrams whose fragments come last first arrive whole (fragments_held)" \
+  bash -c "echo \"whole datagrams: \$(cat $WORK/frag_sink.out) of 5, fragments_held $held0 -> $held1\";
+           [ \"\$(cat $WORK/frag_sink.out)\" = 5 ] && [ $((held1 - held0)) -eq 10 ]"
 in_c /usr/bin/python3 "$(dirname "$0")/bad_checksum.py" 198.18.0.2 198.19.0.2 9 5 >/dev/null
 sleep 0.3
 snapshot
