@@ -166,7 +166,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       p.capacity = sizeof bufs[i];
       p.in_if = static_cast<int16_t>((ctl & 3) == 3 ? xnat::kHostPort : ctl & 1);
       const uint8_t csum = (ctl >> 2) & 3;
-      p.l4_csum = csum == 1 ? xnat::L4Csum::kPartial : csum == 2 ? xnat::L4Csum::kMaybePartial : xnat::L4Csum::kFull;
+      p.l4_csum = csum == 1   ? xnat::L4Csum::kPartial
+                  : csum == 2 ? xnat::L4Csum::kMaybePartial
+                  : csum == 3 ? xnat::L4Csum::kVerified
+                              : xnat::L4Csum::kFull;
       const uint8_t gso = (ctl >> 4) & 3;
       p.gso = gso == 1 ? xnat::Gso::kTcp : gso == 2 ? xnat::Gso::kUdp : xnat::Gso::kNone;
       p.gso_size = p.gso == xnat::Gso::kNone ? 0 : 536;
@@ -179,6 +182,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       xnat::Packet& p = pkts[i];
       if (p.len > p.capacity || (p.verdict == xnat::Verdict::kForward && p.out_if < 0)) __builtin_trap();
       // What the live gateway does with a frame it cannot hand on whole.
+      if (p.verdict == xnat::Verdict::kHeld) continue;  // the engine's copy waits
       if (p.verdict != xnat::Verdict::kDrop && p.gso != xnat::Gso::kNone) {
         static uint8_t scratch[2048];
         auto sink = [](const uint8_t*, uint32_t len) { return len <= sizeof scratch; };
@@ -186,6 +190,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       } else if (p.verdict != xnat::Verdict::kDrop && p.l4_csum == xnat::L4Csum::kPartial) {
         xnat::finish_l4_checksum(p.data, p.len);
       }
+    }
+    // Later fragments that waited for their first, as the worker takes them.
+    for (size_t m; (m = engine.take_released(pkts, xnat::kBurst, now)) > 0; engine.released_done()) {
+      engine.process_burst(pkts, m, now);
+      for (size_t i = 0; i < m; ++i)
+        if (pkts[i].len > pkts[i].capacity || pkts[i].verdict == xnat::Verdict::kHeld ||
+            (pkts[i].verdict == xnat::Verdict::kForward && pkts[i].out_if < 0))
+          __builtin_trap();
     }
   }
   return 0;

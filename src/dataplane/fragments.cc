@@ -40,7 +40,7 @@ const FragmentFate* FragmentTable::find(const FragmentKey& k, uint64_t now_ms) c
   return nullptr;
 }
 
-FragmentHold::FragmentHold(uint32_t slots) : slots_(slots), bytes_(size_t{slots} * kSlotBytes) {}
+FragmentHold::FragmentHold(uint32_t slots) : slots_(slots), bytes_(new uint8_t[size_t{slots} * kSlotBytes]) {}
 
 FragmentHold::Held FragmentHold::hold(const FragmentKey& k, const Packet& p, uint64_t now_ms) {
   if (p.len > kSlotBytes || slots_.empty()) return Held::kNo;

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "dataplane/counters.h"
@@ -110,7 +111,9 @@ class FragmentHold {
     uint64_t held_ms = 0;
   };
   std::vector<Slot> slots_;
-  std::vector<uint8_t> bytes_;  // slots_.size() * kSlotBytes
+  // slots_.size() * kSlotBytes, left uninitialised: a slot's pages are
+  // touched only by what it holds.
+  std::unique_ptr<uint8_t[]> bytes_;
   uint32_t waiting_ = 0, ready_ = 0;
   uint64_t next_expiry_ms_ = UINT64_MAX;  // no waiting fragment expires before
 };
