@@ -111,7 +111,10 @@ size_t Runner::run(Engine& e, const uint8_t* trace, const int16_t* in_if, size_t
     for (size_t j = 0; j < m; ++j) {
       uint8_t* b = &bufs_[j * 2048];
       std::memcpy(b, trace + pos * kFrameStride, kFrameStride);
+      // Fresh, as a backend hands each frame over: an earlier pass's results
+      // (a checksum marked verified) must not carry over.
       Packet& p = pkts_[j];
+      p = Packet{};
       p.data = b;
       p.len = kFrameLen;
       p.capacity = 2048;
