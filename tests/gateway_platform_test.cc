@@ -678,6 +678,12 @@ TEST(GatewayPlatform, MetricsInPrometheusTextFormat) {
   EXPECT_NE(body.find("xnat_drops_total{reason=\"table_full\"} 0\n"), std::string::npos);
   EXPECT_NE(body.find("xnat_interface_received_packets_total{interface=\"eth1\"} 1\n"), std::string::npos);
   EXPECT_NE(body.find("xnat_conntrack_limit "), std::string::npos);
+  // What offloads left in the frames, per interface (none from this fake).
+  for (const char* family : {"xnat_interface_rx_gso_total", "xnat_interface_tx_gso_total",
+                             "xnat_interface_tx_coalesced_total", "xnat_interface_rx_checksum_verified_total"})
+    EXPECT_NE(body.find(std::string("# TYPE ") + family + " counter\n" + family + "{interface=\"eth1\"} 0\n"),
+              std::string::npos)
+        << family;
   // The frame's bytes, and the MASQUERADE pool with the one flow on it.
   EXPECT_NE(body.find("xnat_interface_received_bytes_total{interface=\"eth1\"} "), std::string::npos);
   EXPECT_EQ(body.find("xnat_interface_received_bytes_total{interface=\"eth1\"} 0\n"), std::string::npos);

@@ -2,6 +2,8 @@
 // periodic --stats screen.
 #include <fmt/format.h>
 
+#include <tuple>
+
 #include "live/gateway.h"
 
 namespace xnat {
@@ -118,6 +120,26 @@ std::string Gateway::metrics_text() {
   for (size_t p = 0; p < r.ports.size(); ++p)
     out += fmt::format("xnat_interface_rx_ring_dropped_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p],
                        r.ports[p].rx_ring_dropped);
+  // What the hosts' and the devices' offloads left in the frames (README,
+  // "Hosts as they come").
+  for (const auto& [name, help, field] :
+       {std::tuple{"xnat_interface_rx_gso_total", "TSO/GSO super-frames received whole, per interface.",
+                   &PortStats::rx_gso},
+        {"xnat_interface_tx_gso_total", "Super-frames sent whole, per interface.", &PortStats::tx_gso},
+        {"xnat_interface_tx_coalesced_total", "TCP segments sent inside an earlier segment's super-frame, per interface.",
+         &PortStats::tx_coalesced},
+        {"xnat_interface_rx_checksum_verified_total",
+         "Frames whose checksum the device or GRO had verified, not verified again, per interface.",
+         &PortStats::rx_csum_valid}}) {
+    family(name, "counter", help);
+    for (size_t p = 0; p < r.ports.size(); ++p)
+      out += fmt::format("{}{{interface=\"{}\"}} {}\n", name, bo_.ifnames[p], r.ports[p].*field);
+  }
+  if (platform_.hook == SteerHook::kTc) {
+    family("xnat_vlan_to_kernel_total", "counter",
+           "VLAN-tagged frames the tc program left to the kernel (af_packet): a VLAN's device takes them.");
+    out += fmt::format("xnat_vlan_to_kernel_total {}\n", platform_.steering->vlan_to_kernel());
+  }
   // The port pools: flows on each translated address beside the ports it
   // offers a connection. A pool is exhausted for one destination when the
   // flows from the address to it reach its ports (drop_no_port counts what
