@@ -2,13 +2,14 @@
 // receive ring per interface; forwarded frames leave by one sendmmsg per
 // burst and port (complete), others (held, handed over, the host's) through
 // a TPACKET_V2 transmit ring kicked once per loop. The socket sees IPv4
-// frames after the tc ingress program (src/live/steer.h), and by its filter
-// only those the program took for the gateway (marked, and marked so that
-// the kernel's IP stack drops them): not the kernel's, not a VLAN's, not
-// the frames the program's fast path forwards itself (--fast-path). Frames are worked on
-// in their receive ring slots, whose room after the frame lets the engine
-// grow them in place (ICMP errors); the slots go back to the kernel once
-// complete() has sent the burst.
+// frames after the tc ingress program (src/live/steer.h), and of those, by
+// its filter, only the ones the program took for the gateway: marked with
+// XNAT_TAKEN_MARK, and for another host, which the kernel's IP stack drops.
+// Not the kernel's, not a VLAN's, not the frames the program's fast path
+// forwards itself (--fast-path). Frames are worked on in their receive ring
+// slots, whose room after the frame lets the engine grow them in place (ICMP
+// errors); the slots go back to the kernel once complete() has sent the
+// burst.
 //
 // The receive ring is TPACKET_V2, a status per frame, because TPACKET_V3
 // hands over a block of frames only when it is full or its retire timer
