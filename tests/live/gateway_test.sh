@@ -500,7 +500,9 @@ except socket.timeout:
     print(n)' >"$WORK/frag_sink.out" 2>&1 &
 sink=$!
 sleep 0.3
-in_c /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5397 5 --reversed 4000 >/dev/null
+# One CPU: the frames reach the gateway in the order sent (a veth receives on
+# the sender's CPU, and a sender moved between CPUs fills two backlogs).
+in_c taskset -c 0 /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5397 5 --reversed 4000 >/dev/null
 wait "$sink"
 snapshot
 held1=$(awk '$1 == "fragments_held" {print $2}' "$WORK/counters.txt")
