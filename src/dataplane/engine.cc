@@ -517,10 +517,7 @@ void Engine::later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now) {
 size_t Engine::take_released(Packet* out, size_t max, uint64_t now_ms) {
   if (const uint32_t n = hold_.expire(now_ms)) [[unlikely]]
     counters_.inc(Counter::drop_fragment_unmatched, n);
-  if (!hold_.ready()) return 0;
-  const size_t n = hold_.take(out, max);
-  for (size_t i = 0; i < n; ++i) out[i].released = true;
-  return n;
+  return hold_.ready() ? hold_.take(out, max) : 0;
 }
 
 bool Engine::hand_off(Packet& pkt, const Tuple& t) {

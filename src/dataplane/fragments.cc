@@ -89,6 +89,7 @@ size_t FragmentHold::take(Packet* out, size_t max) {
     p.len = s.len;
     p.capacity = kSlotBytes;
     p.in_if = s.in_if;
+    p.released = true;
   }
   return n;
 }

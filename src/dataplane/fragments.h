@@ -90,8 +90,8 @@ class FragmentHold {
   Held hold(const FragmentKey& k, const Packet& p, uint64_t now_ms);
   // k's first fragment was handled: its waiting fragments are ready.
   void release(const FragmentKey& k);
-  // Up to max ready fragments as packets over their slots' bytes, which stay
-  // theirs until done().
+  // Up to max ready fragments as packets over their slots' bytes (marked
+  // released), which stay theirs until done().
   size_t take(Packet* out, size_t max);
   void done();
   // Gives up fragments held kLifetimeMs; returns how many.

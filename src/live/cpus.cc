@@ -8,7 +8,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
+
+#include "live/kernel_files.h"
 
 namespace xnat {
 namespace {
@@ -78,9 +79,9 @@ Result<std::vector<int>> allowed_cpus() {
 }
 
 Result<std::vector<int>> online_cpus() {
-  std::ifstream in("/sys/devices/system/cpu/online");
   std::string text;
-  if (!std::getline(in, text)) return Error{"/sys/devices/system/cpu/online: cannot be read"};
+  if (!read_kernel_line("/sys/devices/system/cpu/online", &text))
+    return Error{"/sys/devices/system/cpu/online: cannot be read"};
   return parse_cpu_list(text);
 }
 

@@ -102,32 +102,20 @@ std::string Gateway::metrics_text() {
   out += fmt::format("xnat_conntrack_offload_withdrawn_total {}\n", st.offload_withdrawn);
   family("xnat_conntrack_table_full_total", "counter", "New connections refused: the table full, nothing to evict.");
   out += fmt::format("xnat_conntrack_table_full_total {}\n", st.drop);
-  family("xnat_interface_received_packets_total", "counter", "Frames received, per interface.");
-  for (size_t p = 0; p < r.ports.size(); ++p)
-    out += fmt::format("xnat_interface_received_packets_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p], r.ports[p].rx);
-  family("xnat_interface_transmitted_packets_total", "counter", "Frames sent, per interface.");
-  for (size_t p = 0; p < r.ports.size(); ++p)
-    out += fmt::format("xnat_interface_transmitted_packets_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p], r.ports[p].tx);
-  family("xnat_interface_received_bytes_total", "counter", "Bytes of the frames received, per interface.");
-  for (size_t p = 0; p < r.ports.size(); ++p)
-    out += fmt::format("xnat_interface_received_bytes_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p], r.ports[p].rx_bytes);
-  family("xnat_interface_transmitted_bytes_total", "counter", "Bytes of the frames sent, per interface.");
-  for (size_t p = 0; p < r.ports.size(); ++p)
-    out += fmt::format("xnat_interface_transmitted_bytes_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p],
-                       r.ports[p].tx_bytes);
-  family("xnat_interface_rx_ring_dropped_total", "counter",
-         "Frames the kernel could not put on the receive ring (it was full), per interface.");
-  for (size_t p = 0; p < r.ports.size(); ++p)
-    out += fmt::format("xnat_interface_rx_ring_dropped_total{{interface=\"{}\"}} {}\n", bo_.ifnames[p],
-                       r.ports[p].rx_ring_dropped);
-  // What the hosts' and the devices' offloads left in the frames (README,
-  // "Hosts as they come").
+  // Per interface: traffic, receive overflows, and what the hosts' and the
+  // devices' offloads left in the frames (README, "Hosts as they come").
   for (const auto& [name, help, field] :
-       {std::tuple{"xnat_interface_rx_gso_total", "TSO/GSO super-frames received whole, per interface.",
-                   &PortStats::rx_gso},
+       {std::tuple{"xnat_interface_received_packets_total", "Frames received, per interface.", &PortStats::rx},
+        {"xnat_interface_transmitted_packets_total", "Frames sent, per interface.", &PortStats::tx},
+        {"xnat_interface_received_bytes_total", "Bytes of the frames received, per interface.", &PortStats::rx_bytes},
+        {"xnat_interface_transmitted_bytes_total", "Bytes of the frames sent, per interface.", &PortStats::tx_bytes},
+        {"xnat_interface_rx_ring_dropped_total",
+         "Frames the kernel could not put on the receive ring (it was full), per interface.",
+         &PortStats::rx_ring_dropped},
+        {"xnat_interface_rx_gso_total", "TSO/GSO super-frames received whole, per interface.", &PortStats::rx_gso},
         {"xnat_interface_tx_gso_total", "Super-frames sent whole, per interface.", &PortStats::tx_gso},
-        {"xnat_interface_tx_coalesced_total", "TCP segments sent inside an earlier segment's super-frame, per interface.",
-         &PortStats::tx_coalesced},
+        {"xnat_interface_tx_coalesced_total",
+         "TCP segments sent inside an earlier segment's super-frame, per interface.", &PortStats::tx_coalesced},
         {"xnat_interface_rx_checksum_verified_total",
          "Frames whose checksum the device or GRO had verified, not verified again, per interface.",
          &PortStats::rx_csum_valid}}) {

@@ -11,24 +11,13 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+
+#include "live/kernel_files.h"
 
 namespace xnat {
 namespace {
 
 Error sys_error(const std::string& what) { return Error{fmt::format("{}: {}", what, std::strerror(errno))}; }
-
-bool write_proc(const std::string& path, const char* value) {
-  std::ofstream f(path);
-  return f && (f << value) && f.flush();
-}
-
-std::string read_proc(const std::string& path) {
-  std::ifstream f(path);
-  std::string s;
-  std::getline(f, s);
-  return s;
-}
 
 }  // namespace
 
@@ -49,10 +38,10 @@ Result<std::unique_ptr<HostPort>> HostPort::open(const std::string& name) {
     return sys_error(fmt::format("create tun device '{}' (host port, for REDIRECT and DNAT to a host address)", name));
   }
   // IPv6 would give it a link-local address and router solicitations.
-  (void)write_proc(fmt::format("/proc/sys/net/ipv6/conf/{}/disable_ipv6", name), "1");
-  if (!write_proc(fmt::format("/proc/sys/net/ipv4/conf/{}/rp_filter", name), "0"))
+  (void)write_kernel_file(fmt::format("/proc/sys/net/ipv6/conf/{}/disable_ipv6", name), "1");
+  if (write_kernel_file(fmt::format("/proc/sys/net/ipv4/conf/{}/rp_filter", name), "0") != 0)
     return sys_error(fmt::format("set rp_filter = 0 on '{}'", name));
-  if (read_proc("/proc/sys/net/ipv4/conf/all/rp_filter") == "1")
+  if (kernel_line("/proc/sys/net/ipv4/conf/all/rp_filter") == "1")
     hp->warning_ = fmt::format(
         "net.ipv4.conf.all.rp_filter = 1 (strict): the kernel will drop what the host port '{}' gives it for "
         "REDIRECT; set it to 0 or 2",
@@ -112,7 +101,7 @@ bool HostPort::write(const uint8_t* ip, const uint8_t* end) {
 }
 
 uint64_t HostPort::queue_dropped() const {
-  const std::string v = read_proc(fmt::format("/sys/class/net/{}/statistics/tx_dropped", name_));
+  const std::string v = kernel_line(fmt::format("/sys/class/net/{}/statistics/tx_dropped", name_));
   return v.empty() ? 0 : std::strtoull(v.c_str(), nullptr, 10);
 }
 

@@ -3,15 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "live/cpus.h"
+#include "live/kernel_files.h"
 
 namespace xnat {
 
@@ -38,26 +35,6 @@ std::string mask_digits(const std::string& text) {
   return nz == std::string::npos ? std::string() : d.substr(nz);
 }
 
-bool read_text(const std::string& path, std::string* out) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  *out = s.str();
-  while (!out->empty() && (out->back() == '\n' || out->back() == ' ')) out->pop_back();
-  return true;
-}
-
-// 0 or errno.
-int write_text(const std::string& path, const std::string& text) {
-  FILE* f = std::fopen(path.c_str(), "w");
-  if (!f) return errno;
-  const bool ok = std::fputs(text.c_str(), f) >= 0;
-  const int err = ok ? 0 : errno;
-  if (std::fclose(f) != 0) return errno ? errno : EIO;  // sysfs reports a bad mask on close
-  return err;
-}
-
 }  // namespace
 
 bool rps_mask_empty(const std::string& text) { return mask_digits(text).empty(); }
@@ -77,8 +54,8 @@ std::unique_ptr<ReceiveOrder> ReceiveOrder::apply(const std::vector<std::string>
     bool set_any = false;
     for (const std::string& q : queues) {
       std::string was;
-      if (!read_text(q, &was) || !rps_mask_empty(was)) continue;  // the operator's mask stays
-      if (const int err = write_text(q, mask); err) {
+      if (!read_kernel_line(q, &was) || !rps_mask_empty(was)) continue;  // the operator's mask stays
+      if (const int err = write_kernel_file(q, mask); err) {
         r->warnings_.push_back(fmt::format(
             "--rps-cpus: RPS on {} not set ({}: {}); set {} to {} by hand", ifname, q, std::strerror(err), q, mask));
         continue;
@@ -95,7 +72,8 @@ ReceiveOrder::~ReceiveOrder() {
   for (const Set& s : set_) {
     std::string now;
     // Changed since (by an operator, a test): theirs now.
-    if (read_text(s.path, &now) && mask_digits(now) == mask_digits(mask_)) (void)write_text(s.path, s.was);
+    if (read_kernel_line(s.path, &now) && mask_digits(now) == mask_digits(mask_))
+      (void)write_kernel_file(s.path, s.was);
   }
 }
 

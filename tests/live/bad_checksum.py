@@ -20,18 +20,23 @@ def words(b):
     return sum(struct.unpack("!%dH" % (len(b) // 2), b))
 
 
-src, dst, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-payload = b"xnat bad checksum probe"
-length = 8 + len(payload)
-pseudo = words(socket.inet_aton(src) + socket.inet_aton(dst)) + 17 + length
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
-s.bind((src, 0))
-for i in range(count):
-    sport = 40000 + i
-    hdr = struct.pack("!HHHH", sport, port, length, 0)
-    good = (~fold(pseudo + words(hdr + payload))) & 0xFFFF or 0xFFFF
-    partial = fold(pseudo)
-    bad = good ^ 0x0F0F
-    assert bad not in (good, partial, 0)
-    s.sendto(struct.pack("!HHHH", sport, port, length, bad) + payload, (dst, 0))
-print(count)
+def main():
+    src, dst, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    payload = b"xnat bad checksum probe"
+    length = 8 + len(payload)
+    pseudo = words(socket.inet_aton(src) + socket.inet_aton(dst)) + 17 + length
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    s.bind((src, 0))
+    for i in range(count):
+        sport = 40000 + i
+        hdr = struct.pack("!HHHH", sport, port, length, 0)
+        good = (~fold(pseudo + words(hdr + payload))) & 0xFFFF or 0xFFFF
+        partial = fold(pseudo)
+        bad = good ^ 0x0F0F
+        assert bad not in (good, partial, 0)
+        s.sendto(struct.pack("!HHHH", sport, port, length, bad) + payload, (dst, 0))
+    print(count)
+
+
+if __name__ == "__main__":
+    main()

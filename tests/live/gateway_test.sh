@@ -54,6 +54,26 @@ while True:
   PIDS+=($!)
   sleep 0.3
 }
+udp_sink() {  # udp_sink PORT OUT PAYLOAD...: UDP on the server's PORT in the background (SINK: its
+  # PID) until 1.5 s pass without a datagram; then writes to OUT how many came of each
+  # PAYLOAD (a Python bytes expression), in order.
+  local port=$1 out=$2
+  shift 2
+  ip netns exec "$NS_S" timeout 8 python3 -c '
+import socket, sys
+want = [eval(p) for p in sys.argv[2:]]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.19.0.2", int(sys.argv[1]))); s.settimeout(1.5)
+got = [0] * len(want)
+try:
+    while True:
+        d = s.recv(65536)
+        if d in want: got[want.index(d)] += 1
+except socket.timeout:
+    print(*got)' "$port" "$@" >"$out" 2>&1 &
+  SINK=$!
+  sleep 0.3
+}
+counter() { awk -v k="$1" '$1 == k {print $2}' "$WORK/counters.txt"; }  # counter NAME: its value in the last snapshot
 check() {  # check NAME COMMAND...: the command's status decides
   local name=$1
   shift
@@ -436,26 +456,16 @@ if [ "$BACKEND" = af_packet ] && [ "${HOST_OFFLOADS:-on}" = off ]; then
   # again, as netfilter does not; the datagrams with a wrong checksum below
   # fail GRO's check and are still dropped.
   in_g ethtool -K "$IF_GI" gro on >/dev/null
-  csum_valid() { awk -v k="live_rx_csum_valid_$IF_GI" '$1 == k {print $2}' "$WORK/counters.txt"; }
   snapshot
-  valid0=$(csum_valid)
-  ip netns exec "$NS_S" timeout 5 python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.19.0.2", 5399)); s.settimeout(3)
-n = 0
-try:
-    while n < 20: n += s.recv(100) == b"checked by GRO"
-finally:
-    print(n)' >"$WORK/gro_sink.out" 2>&1 &
-  sink=$!
-  sleep 0.3
+  valid0=$(counter "live_rx_csum_valid_$IF_GI")
+  udp_sink 5399 "$WORK/gro_sink.out" 'b"checked by GRO"'
   in_c python3 -c '
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(20): s.sendto(b"checked by GRO", ("198.19.0.2", 5399)); time.sleep(0.005)'
-  wait "$sink"
+  wait "$SINK"
   snapshot
-  valid1=$(csum_valid)
+  valid1=$(counter "live_rx_csum_valid_$IF_GI")
   check "  ... with GRO on, what it checked arrives and is not verified again (live_rx_csum_valid_$IF_GI)" \
     bash -c "echo \"received \$(cat $WORK/gro_sink.out) of 20, live_rx_csum_valid_$IF_GI $valid0 -> $valid1\";
              [ \"\$(cat $WORK/gro_sink.out)\" = 20 ] && [ $((valid1 - valid0)) -ge 20 ]"
@@ -466,20 +476,11 @@ fi
 # it to the kernel: live_vlan_to_kernel; AF_XDP keeps the tag on output,
 # where the server, which has no such VLAN either, drops it). An untagged
 # frame the same way arrives.
-ip netns exec "$NS_S" timeout 5 python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.19.0.2", 5398)); s.settimeout(1.5)
-got = {}
-try:
-    while True: d = s.recv(100); got[d] = got.get(d, 0) + 1
-except socket.timeout:
-    print(got.get(b"tagged 0", 0), got.get(b"tagged 42", 0))' >"$WORK/vlan_sink.out" 2>&1 &
-sink=$!
-sleep 0.3
+udp_sink 5398 "$WORK/vlan_sink.out" 'b"tagged 0"' 'b"tagged 42"'
 GW_MAC=$(ip -n "$NS_G" -br link show "$IF_GI" | awk '{print $3}')
 in_c /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5398 5 --vlan 42 >/dev/null
 in_c /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5398 5 >/dev/null
-wait "$sink"
+wait "$SINK"
 snapshot
 check "a frame tagged for a VLAN the gateway has none of is not forwarded untagged; untagged ones are" \
   bash -c "echo \"untagged, tagged received: \$(cat $WORK/vlan_sink.out)\"; grep -E '^live_vlan_to_kernel' $WORK/counters.txt;
@@ -489,23 +490,14 @@ check "a frame tagged for a VLAN the gateway has none of is not forwarded untagg
 # datagram (three fragments) reaches the server whole; the later fragments
 # waited for their first (fragments_held).
 snapshot
-held0=$(awk '$1 == "fragments_held" {print $2}' "$WORK/counters.txt")
-ip netns exec "$NS_S" timeout 5 python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.19.0.2", 5397)); s.settimeout(1.5)
-n = 0
-try:
-    while True: n += s.recv(5000) == b"\x5a" * 4000
-except socket.timeout:
-    print(n)' >"$WORK/frag_sink.out" 2>&1 &
-sink=$!
-sleep 0.3
+held0=$(counter fragments_held)
+udp_sink 5397 "$WORK/frag_sink.out" 'b"\x5a" * 4000'
 # One CPU: the frames reach the gateway in the order sent (a veth receives on
 # the sender's CPU, and a sender moved between CPUs fills two backlogs).
 in_c taskset -c 0 /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5397 5 --reversed 4000 >/dev/null
-wait "$sink"
+wait "$SINK"
 snapshot
-held1=$(awk '$1 == "fragments_held" {print $2}' "$WORK/counters.txt")
+held1=$(counter fragments_held)
 check "datagrams whose fragments come last first arrive whole (fragments_held)" \
   bash -c "echo \"whole datagrams: \$(cat $WORK/frag_sink.out) of 5, fragments_held $held0 -> $held1\";
            [ \"\$(cat $WORK/frag_sink.out)\" = 5 ] && [ $((held1 - held0)) -eq 10 ]"

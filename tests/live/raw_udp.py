@@ -9,14 +9,11 @@ import socket
 import struct
 import sys
 
+from bad_checksum import fold, words
+
 
 def checksum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+    return ~fold(words(b)) & 0xFFFF
 
 
 def ipv4(src, dst, ident, frag, body):
