@@ -20,7 +20,7 @@
 //                rewrite failed half-way; AF_XDP: a frame XDP passed on for
 //                the fast path that it could not take; AF_PACKET: the
 //                gateway's frame whose type could not be changed), [7]
-//                VLAN-tagged frames tc left to the kernel (AF_PACKET)
+//                VLAN-tagged frames left to the kernel
 //   fastpath     tuple -> struct xnat_fast_entry: offloaded connections (steer.h)
 //   fast_seen    per offloaded connection: when the fast path last carried a
 //                packet of it (ns, CLOCK_MONOTONIC); memory-mapped
@@ -241,8 +241,17 @@ static __always_inline long fast_path(struct __sk_buff* skb, int draining) {
   return bpf_redirect(e->ifindex, 0);
 }
 
-SEC("xdp")
-int xnat_xdp(struct xdp_md* ctx) {
+// A VLAN-tagged frame is its VLAN's, as in xnat_tc: the kernel hands it to
+// the VLAN's device or drops it. A tag in the frame is seen here; one the
+// device took out before XDP (veth's and most NICs' rx-vlan-offload) only
+// through bpf_xdp_metadata_rx_vlan_tag, in xnat_xdp_bound.
+static __always_inline int xnat_xdp_steer(struct xdp_md* ctx, int tag_taken_out) {
+  const unsigned char* data = (const unsigned char*)(long)ctx->data;
+  if (tag_taken_out || (data + 14 <= (const unsigned char*)(long)ctx->data_end &&
+                        ((data[12] == 0x81 && data[13] == 0x00) || (data[12] == 0x88 && data[13] == 0xa8)))) {
+    count(7);
+    return XDP_PASS;
+  }
   // An offloaded connection's segment goes on to the kernel, where tc
   // ingress (xnat_tc_xdp) forwards it; an skb is made of it on the way.
   struct xnat_tuple_key k;
@@ -263,6 +272,22 @@ int xnat_xdp(struct xdp_md* ctx) {
   return r;
 }
 
+// Where it cannot be bound to its interface (generic XDP, a kernel before
+// 6.8): tags taken out of the frame go unseen.
+SEC("xdp")
+int xnat_xdp(struct xdp_md* ctx) { return xnat_xdp_steer(ctx, 0); }
+
+// The tag the device took out: 0 and the tag, -ENODATA for an untagged
+// frame (Linux 6.8). Only a program bound to one device may ask, so the
+// gateway loads this one for each interface (live/bpf_steer.cc).
+extern int bpf_xdp_metadata_rx_vlan_tag(const struct xdp_md* ctx, __u16* vlan_proto, __u16* vlan_tci) __ksym __weak;
+
+SEC("xdp")
+int xnat_xdp_bound(struct xdp_md* ctx) {
+  __u16 proto, tci;
+  return xnat_xdp_steer(ctx, bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0);
+}
+
 // tc ingress beside the XDP program (AF_XDP with --fast-path): the fast
 // path for what XDP passed on for it. XDP passes on only the kernel's frames
 // and these, and a connection the gateway takes back keeps its entries a
@@ -271,6 +296,7 @@ int xnat_xdp(struct xdp_md* ctx) {
 // which would answer for a connection it does not have: dropped and counted.
 SEC("tc")
 int xnat_tc_xdp(struct __sk_buff* skb) {
+  if (skb->vlan_present) return TC_ACT_OK;  // XDP left it to the kernel, counted
   const long fast = fast_path(skb, 1);
   if (fast >= 0) return (int)fast;
   if (xnat_steer((const unsigned char*)(long)skb->data, (const unsigned char*)(long)skb->data_end) ==

@@ -37,6 +37,9 @@ constexpr uint32_t kSteerStats = 8;  // steer_stats' entries (bpf/xnat_steer.bpf
 // predates the enum values (include/uapi/linux/bpf.h).
 constexpr int kTcxIngress = 46;
 constexpr int kTcxEgress = 47;
+// BPF_F_XDP_DEV_BOUND_ONLY (Linux 6.3): a program bound to one device that
+// is not offloaded to it.
+constexpr uint32_t kXdpDevBoundOnly = 1u << 6;
 
 }  // namespace
 
@@ -47,6 +50,9 @@ Status BpfSteer::load() {
   LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "xnat_steer");
   obj_ = bpf_object__open_mem(xnat_steer_bpf_obj, xnat_steer_bpf_obj_size, &opts);
   if (!obj_) return bpf_error("open the steering BPF object", errno);
+  // Loaded for each interface instead (bound_xdp), as only a program bound
+  // to its device may call the device's metadata kfuncs.
+  (void)bpf_program__set_autoload(bpf_object__find_program_by_name(obj_, "xnat_xdp_bound"), false);
   if (int err = bpf_object__load(obj_))
     return bpf_error("load the steering BPF program (needs root or CAP_BPF+CAP_NET_ADMIN)", err);
   xsks_fd_ = bpf_object__find_map_fd_by_name(obj_, "xsks");
@@ -69,8 +75,42 @@ Status BpfSteer::load() {
   return {};
 }
 
+Result<bpf_link*> BpfSteer::attach_bound_xdp(int ifindex) {
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "xnat_steer");
+  bpf_object* obj = bpf_object__open_mem(xnat_steer_bpf_obj, xnat_steer_bpf_obj_size, &opts);
+  if (!obj) return bpf_error("open the steering BPF object", errno);
+  bound_objs_.push_back(obj);
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj) (void)bpf_program__set_autoload(p, false);
+  bpf_program* prog = bpf_object__find_program_by_name(obj, "xnat_xdp_bound");
+  (void)bpf_program__set_autoload(prog, true);
+  bpf_program__set_ifindex(prog, static_cast<uint32_t>(ifindex));
+  (void)bpf_program__set_flags(prog, bpf_program__flags(prog) | kXdpDevBoundOnly);
+  // The same maps as every other program of the gateway's.
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj) {
+    const int fd = bpf_object__find_map_fd_by_name(obj_, bpf_map__name(m));
+    if (fd < 0 || bpf_map__reuse_fd(m, fd) != 0) return Error{fmt::format("map {} not shared", bpf_map__name(m))};
+  }
+  libbpf_set_print(silent_libbpf);  // a refusal is reported below, once
+  const int err = bpf_object__load(obj);
+  libbpf_set_print(quiet_libbpf);
+  if (err) return bpf_error("load", err);
+  bpf_link* link = bpf_program__attach_xdp(prog, ifindex);
+  if (!link) return bpf_error("attach", errno);
+  return link;
+}
+
 Status BpfSteer::attach(SteerHook hook, int ifindex, const std::string& name) {
   if (hook == SteerHook::kXdp) {
+    // Bound to the interface, the program sees the VLAN tags it takes out
+    // of frames; where it cannot be (generic XDP only, a kernel before 6.8),
+    // the unbound one steers and the operator is told what it misses.
+    Result<bpf_link*> bound = attach_bound_xdp(ifindex);
+    if (bound) {
+      links_.push_back(*bound);
+      return {};
+    }
     bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_xdp");
     // A program left by another xnat that was killed before its link closed
     // cannot exist (links die with their process); one attached the old way
@@ -85,6 +125,11 @@ Status BpfSteer::attach(SteerHook hook, int ifindex, const std::string& name) {
       return bpf_error(fmt::format("attach XDP to '{}'", name), err);
     }
     links_.push_back(link);
+    warnings_.push_back(fmt::format(
+        "interface {}: the XDP program cannot be bound to it ({}), so a VLAN tag the device takes out of a frame "
+        "(rx-vlan-offload) goes unseen and the frame is taken as untagged; switch that off (ethtool -K {} rxvlan off) "
+        "or use --backend af_packet",
+        name, bound.error().message, name));
     return {};
   }
   return attach_tc("xnat_tc", ifindex, name);
@@ -154,6 +199,8 @@ void BpfSteer::detach_all() {
   claims_ = nullptr;
   if (fast_seen_) munmap(fast_seen_, kFastSeenBytes);
   fast_seen_ = nullptr;
+  for (bpf_object* o : bound_objs_) bpf_object__close(o);
+  bound_objs_.clear();
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }

@@ -55,10 +55,12 @@ class BpfSteer final : public Steering {
   // frames left to the kernel.
   std::vector<uint64_t> stats() const;
 
-  // "native" or "generic" for each XDP attachment, in attach order.
-  const std::vector<std::string>& modes() const { return modes_; }
+  std::vector<std::string> warnings() const override { return warnings_; }
 
  private:
+  // The XDP program that reads the VLAN tag its device took out, loaded for
+  // that device alone with the maps of obj_, and attached.
+  Result<bpf_link*> attach_bound_xdp(int ifindex);
   // tc ingress: a tcx link where the kernel has them, else a classic filter.
   Status attach_tc(const char* program, int ifindex, const std::string& name);
 
@@ -70,7 +72,8 @@ class BpfSteer final : public Steering {
   uint64_t* claims_ = nullptr;
   std::vector<bpf_link*> links_;
   std::vector<int> tc_ifindexes_;
-  std::vector<std::string> modes_;
+  std::vector<bpf_object*> bound_objs_;  // one per interface with XDP
+  std::vector<std::string> warnings_;
   std::vector<uint32_t> local_;
 };
 

@@ -202,6 +202,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     if (o.fast_path && platform_.hook == SteerHook::kXdp)
       if (auto r = steering.attach_fast_path(bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
   }
+  for (const std::string& w : steering.warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
   if (!rps_cpus_.empty() && platform_.set_rps) {
     receive_order_ = platform_.set_rps(bo_.ifnames, rps_cpus_);
     for (const std::string& w : receive_order_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);

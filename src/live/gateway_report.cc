@@ -27,8 +27,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     // transmit drops.
     c += fmt::format("live_host_port_queue_dropped {}\n", host_->queue_dropped());
   }
-  if (platform_.hook == SteerHook::kTc)
-    c += fmt::format("live_vlan_to_kernel {}\n", platform_.steering->vlan_to_kernel());
+  c += fmt::format("live_vlan_to_kernel {}\n", platform_.steering->vlan_to_kernel());
   if (workers_[0]->fast) {
     // The tc program's own figures: frames that never reached a worker.
     const Steering::FastPathStats f = platform_.steering->fast_path_stats();
@@ -123,11 +122,9 @@ std::string Gateway::metrics_text() {
     for (size_t p = 0; p < r.ports.size(); ++p)
       out += fmt::format("{}{{interface=\"{}\"}} {}\n", name, bo_.ifnames[p], r.ports[p].*field);
   }
-  if (platform_.hook == SteerHook::kTc) {
-    family("xnat_vlan_to_kernel_total", "counter",
-           "VLAN-tagged frames the tc program left to the kernel (af_packet): a VLAN's device takes them.");
-    out += fmt::format("xnat_vlan_to_kernel_total {}\n", platform_.steering->vlan_to_kernel());
-  }
+  family("xnat_vlan_to_kernel_total", "counter",
+         "VLAN-tagged frames the steering program left to the kernel: a VLAN's device takes them.");
+  out += fmt::format("xnat_vlan_to_kernel_total {}\n", platform_.steering->vlan_to_kernel());
   // The port pools: flows on each translated address beside the ports it
   // offers a connection. A pool is exhausted for one destination when the
   // flows from the address to it reach its ports (drop_no_port counts what

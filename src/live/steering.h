@@ -33,8 +33,10 @@ class Steering {
   virtual bool set_host_reply(const Tuple& reply, bool add) = 0;
   // Host frames the program sent to the host port.
   virtual uint64_t host_port_steered() const = 0;
-  // VLAN-tagged frames tc ingress left to the kernel (AF_PACKET).
+  // VLAN-tagged frames the program left to the kernel.
   virtual uint64_t vlan_to_kernel() const { return 0; }
+  // What the attachments could not do, for the operator.
+  virtual std::vector<std::string> warnings() const { return {}; }
   // The fast path (tc ingress; live/fast_path.h): the map of offloaded
   // connections' directions, the memory-mapped times they were last seen
   // (XNAT_FAST_SLOTS of them), and what it forwarded and dropped. -1 and
