@@ -27,7 +27,7 @@ namespace xnat {
   X(no_route, "no route to the destination (an ICMP network unreachable is sent)")                                                 \
   X(no_neighbor, "next hop's MAC address unknown")                                           \
   X(ttl_expired, "TTL ran out (ICMP time exceeded sent when allowed)")                      \
-  X(neighbor_timeout, "next hop did not resolve in time, or the wait queue was full (live)") \
+  X(neighbor_timeout, "next hop did not resolve in time, or the wait queue had no room for the frame (live)") \
   X(host_port_claimed, "for the host's own stack, taken from the kernel (a claimed port), and no host port to pass it on (live)") \
   X(host_untracked, "sent by the host through the host port on a connection that has no flow (any more)") \
   X(host_port_write, "for the host's stack through the host port, but the write failed (live)") \

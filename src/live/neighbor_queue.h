@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "dataplane/packet.h"
@@ -15,11 +16,14 @@
 namespace xnat {
 
 // Frames whose next hop is being resolved. Copies, so the receive buffers are
-// not held; bounded, and each frame waits at most kWaitMs.
+// not held; bounded, and each frame waits at most kWaitMs. A slot takes a
+// jumbo frame (super-frames are cut to the output's MTU before they get
+// here); its bytes are not touched until a frame needs them, so a gateway
+// without jumbo frames commits only what its frames use.
 class NeighborQueue {
  public:
   static constexpr size_t kSlots = 256;
-  static constexpr uint32_t kFrameMax = 2048;
+  static constexpr uint32_t kFrameMax = 9216 + 18;  // a jumbo MTU behind Ethernet and a VLAN tag
   static constexpr uint64_t kWaitMs = 3000;
 
   // False when full (the caller counts the drop).
@@ -32,7 +36,7 @@ class NeighborQueue {
         s.next_hop = p.next_hop;
         s.len = p.len;
         s.since = now;
-        std::memcpy(s.data, p.data, p.len);
+        std::memcpy(data(s), p.data, p.len);
         ++count_;
         return true;
       }
@@ -46,8 +50,8 @@ class NeighborQueue {
     for (Slot& s : slots_) {
       if (!s.used) continue;
       if (const MacAddr* mac = fib.neighbor(s.next_hop)) {
-        std::memcpy(s.data, mac->b, 6);
-        if (!send(s.out_if, s.data, s.len)) ++expired;
+        std::memcpy(data(s), mac->b, 6);
+        if (!send(s.out_if, data(s), s.len)) ++expired;
       } else if (now - s.since < kWaitMs) {
         continue;
       } else {
@@ -67,9 +71,11 @@ class NeighborQueue {
     uint32_t next_hop = 0;
     uint32_t len = 0;
     uint64_t since = 0;
-    uint8_t data[kFrameMax];
   };
+  uint8_t* data(const Slot& s) { return bytes_.get() + static_cast<size_t>(&s - slots_.data()) * kFrameMax; }
+
   std::vector<Slot> slots_ = std::vector<Slot>(kSlots);
+  std::unique_ptr<uint8_t[]> bytes_ = std::make_unique_for_overwrite<uint8_t[]>(kSlots * kFrameMax);
   size_t count_ = 0;
 };
 

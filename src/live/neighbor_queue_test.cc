@@ -70,6 +70,27 @@ TEST(NeighborQueue, TimesOutAndIsBounded) {
   EXPECT_EQ(q.size(), 0u);
 }
 
+TEST(NeighborQueue, HoldsJumboFrames) {
+  NeighborQueue q;
+  Fib fib;
+  std::vector<uint8_t> a(9014, 0x11), b(1514, 0x22);  // MTU 9000 and 1500
+  ASSERT_TRUE(q.hold(pending(a, 1, "198.19.0.2"), 1000));
+  ASSERT_TRUE(q.hold(pending(b, 1, "198.19.0.2"), 1000));
+  fib.add_neighbor(addr("198.19.0.2"), MacAddr{{2, 0, 0, 0, 0, 1}});
+  std::vector<Sent> sent;
+  EXPECT_EQ(q.service(fib, 1001,
+                      [&](int port, const uint8_t* d, uint32_t len) {
+                        sent.push_back({port, std::vector<uint8_t>(d, d + len)});
+                        return true;
+                      }),
+            0u);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].frame.size(), 9014u);
+  EXPECT_EQ(sent[0].frame.back(), 0x11);
+  EXPECT_EQ(sent[1].frame.size(), 1514u);
+  EXPECT_EQ(sent[1].frame.back(), 0x22);
+}
+
 TEST(NeighborQueue, AFailedSendCountsAsLost) {
   NeighborQueue q;
   Fib fib;
