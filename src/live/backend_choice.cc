@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "live/backend.h"
+#include "live/kernel_files.h"
 
 namespace xnat {
 namespace {
@@ -107,6 +109,9 @@ BackendChoice choose_backend(const std::vector<InterfaceXdp>& ifs, int workers) 
     if (i.rx_queues < static_cast<uint32_t>(workers))
       return {"af_packet", fmt::format("{} has {} rx queue{} for {} workers", i.name, i.rx_queues,
                                        i.rx_queues == 1 ? "" : "s", workers)};
+    if (i.mtu > kAfXdpMtuMax)
+      return {"af_packet", fmt::format("{}'s MTU {} is more than af_xdp takes (jumbo frames; at most {})", i.name,
+                                       i.mtu, kAfXdpMtuMax)};
   }
   return {"af_xdp", "every interface's driver has AF_XDP zero-copy"};
 }
@@ -140,6 +145,8 @@ std::vector<InterfaceXdp> describe_interfaces(const std::vector<std::string>& na
     const unsigned idx = if_nametoindex(n.c_str());
     i.features = idx ? xdp_features(static_cast<int>(idx)) : Result<uint64_t>(Error{"no such interface"});
     i.rx_queues = rx_queue_count(n);  // as the af_xdp backend will count them
+    if (const std::string mtu = kernel_line("/sys/class/net/" + n + "/mtu"); !mtu.empty())
+      i.mtu = static_cast<uint32_t>(std::strtoul(mtu.c_str(), nullptr, 10));
     out.push_back(std::move(i));
   }
   return out;

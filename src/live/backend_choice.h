@@ -18,11 +18,19 @@ namespace xnat {
 // The netdev family's XDP feature bits (include/uapi/linux/netdev.h).
 inline constexpr uint64_t kXdpActXskZerocopy = 8;
 
+// The largest MTU `auto` gives AF_XDP. Its frames are one 4 KiB buffer each
+// and its XDP program does not take multi-buffer frames, and a driver
+// refuses such a program on an interface whose MTU needs more: the limits of
+// common drivers lie between about 3 000 and 3 500 bytes (a page less the
+// headroom and skb_shared_info), so jumbo frames go to AF_PACKET.
+inline constexpr uint32_t kAfXdpMtuMax = 3000;
+
 // What the kernel says of one interface.
 struct InterfaceXdp {
   std::string name;
   Result<uint64_t> features = Error{"not asked"};  // xdp-features, or why unknown
   uint32_t rx_queues = 1;
+  uint32_t mtu = 1500;
 };
 
 struct BackendChoice {
@@ -30,16 +38,16 @@ struct BackendChoice {
   std::string reason;   // for the operator: why this one
 };
 
-// af_xdp if every interface offers AF_XDP zero-copy and has an rx queue
-// for each worker; af_packet otherwise, naming the first interface that
-// decided it.
+// af_xdp if every interface offers AF_XDP zero-copy, has an rx queue for
+// each worker and an MTU of at most kAfXdpMtuMax; af_packet otherwise,
+// naming the first interface that decided it.
 BackendChoice choose_backend(const std::vector<InterfaceXdp>& ifs, int workers);
 
 // The driver's XDP features, from the netdev generic netlink family
 // (Linux 6.3 and later); an error if the kernel cannot say.
 Result<uint64_t> xdp_features(int ifindex);
 
-// Each named interface as the kernel has it (xdp_features, rx_queue_count).
+// Each named interface as the kernel has it (xdp_features, rx_queue_count, MTU).
 std::vector<InterfaceXdp> describe_interfaces(const std::vector<std::string>& names);
 
 }  // namespace xnat

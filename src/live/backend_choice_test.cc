@@ -36,6 +36,16 @@ TEST(BackendChoice, AfPacketWhenQueuesAreFewerThanWorkers) {
   EXPECT_EQ(c.reason, "eth0 has 1 rx queue for 2 workers");
 }
 
+TEST(BackendChoice, AfPacketForJumboFrames) {
+  InterfaceXdp jumbo = iface("eth1", kXdpActXskZerocopy);
+  jumbo.mtu = 9000;
+  const BackendChoice c = choose_backend({iface("eth0", kXdpActXskZerocopy), jumbo}, 1);
+  EXPECT_EQ(c.backend, "af_packet");
+  EXPECT_EQ(c.reason, "eth1's MTU 9000 is more than af_xdp takes (jumbo frames; at most 3000)");
+  jumbo.mtu = kAfXdpMtuMax;
+  EXPECT_EQ(choose_backend({jumbo}, 1).backend, "af_xdp");
+}
+
 TEST(BackendChoice, AfPacketWhenTheKernelCannotSay) {
   const BackendChoice c = choose_backend({iface("eth0", Error{"no netdev netlink family (Linux 6.3 or later)"})}, 1);
   EXPECT_EQ(c.backend, "af_packet");

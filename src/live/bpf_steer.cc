@@ -92,12 +92,14 @@ Result<bpf_link*> BpfSteer::attach_bound_xdp(int ifindex) {
     const int fd = bpf_object__find_map_fd_by_name(obj_, bpf_map__name(m));
     if (fd < 0 || bpf_map__reuse_fd(m, fd) != 0) return Error{fmt::format("map {} not shared", bpf_map__name(m))};
   }
-  libbpf_set_print(silent_libbpf);  // a refusal is reported below, once
+  // A refusal is the caller's to report, once.
+  libbpf_set_print(silent_libbpf);
   const int err = bpf_object__load(obj);
+  bpf_link* link = err ? nullptr : bpf_program__attach_xdp(prog, ifindex);
+  const int attach_err = errno;
   libbpf_set_print(quiet_libbpf);
   if (err) return bpf_error("load", err);
-  bpf_link* link = bpf_program__attach_xdp(prog, ifindex);
-  if (!link) return bpf_error("attach", errno);
+  if (!link) return bpf_error("attach", attach_err);
   return link;
 }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "live/backend_choice.h"
 #include "live/cpus.h"
 #include "live/handoff_ring.h"
 #include "live/local_claims.h"
@@ -198,7 +199,14 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
       }
   // Sockets exist before the program steers anything to them.
   for (size_t i = 0; i < bo_.ifnames.size(); ++i) {
-    if (auto r = steering.attach(platform_.hook, bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
+    if (auto r = steering.attach(platform_.hook, bo_.ifindexes[i], bo_.ifnames[i]); !r) {
+      if (platform_.hook == SteerHook::kXdp && bo_.mtus[i] > kAfXdpMtuMax)
+        return Error{fmt::format("{} (its MTU is {}: a driver takes an XDP program for frames larger than a 4 KiB "
+                                 "buffer only if the program takes multi-buffer frames, which af_xdp's does not; "
+                                 "use --backend af_packet, which carries jumbo frames, or an MTU of at most {})",
+                                 r.error().message, bo_.mtus[i], kAfXdpMtuMax)};
+      return r;
+    }
     if (o.fast_path && platform_.hook == SteerHook::kXdp)
       if (auto r = steering.attach_fast_path(bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
   }
