@@ -274,7 +274,7 @@ static __always_inline int xnat_xdp_steer(struct xdp_md* ctx, int tag_taken_out)
 
 // Where it cannot be bound to its interface (generic XDP, a kernel before
 // 6.8): tags taken out of the frame go unseen.
-SEC("xdp")
+SEC("xdp.frags")
 int xnat_xdp(struct xdp_md* ctx) { return xnat_xdp_steer(ctx, 0); }
 
 // The tag the device took out: 0 and the tag, -ENODATA for an untagged
@@ -282,7 +282,7 @@ int xnat_xdp(struct xdp_md* ctx) { return xnat_xdp_steer(ctx, 0); }
 // gateway loads this one for each interface (live/bpf_steer.cc).
 extern int bpf_xdp_metadata_rx_vlan_tag(const struct xdp_md* ctx, __u16* vlan_proto, __u16* vlan_tci) __ksym __weak;
 
-SEC("xdp")
+SEC("xdp.frags")
 int xnat_xdp_bound(struct xdp_md* ctx) {
   __u16 proto, tci;
   return xnat_xdp_steer(ctx, bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0);

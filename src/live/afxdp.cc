@@ -4,6 +4,8 @@
 // stack; fill rings are topped up from it, completions return to it. In copy
 // mode (a veth), where every frame is copied into an skb anyway, a burst with
 // TCP segments to coalesce leaves through a packet socket (vnet_sender.h).
+// Frames larger than a UMEM frame (jumbo MTUs; XDP multi-buffer, Linux 6.6)
+// are gathered into a buffer of their own and leave by the packet socket too.
 #include <fmt/format.h>
 #include <linux/ethtool.h>
 #include <linux/if_xdp.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 #include <xdp/xsk.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -30,11 +33,25 @@
 #ifndef XDP_MAX_TX_SKB_BUDGET
 #define XDP_MAX_TX_SKB_BUDGET 9  // kernel 6.17+
 #endif
+#ifndef XDP_USE_SG
+#define XDP_USE_SG (1 << 4)  // kernel 6.6+: a frame may come in several descriptors
+#endif
+#ifndef XDP_PKT_CONTD
+#define XDP_PKT_CONTD (1 << 0)  // the frame goes on in the next descriptor
+#endif
 
 namespace xnat {
 namespace {
 
 constexpr uint32_t kFrameSize = XSK_UMEM__DEFAULT_FRAME_SIZE;  // 4096
+// A frame larger than one UMEM frame (a jumbo MTU) comes in several
+// descriptors; it is gathered into one of kBurst buffers for the engine and
+// leaves through the port's packet socket. The buffers take the largest MTU
+// of the interfaces at start, at least 9 216, behind Ethernet and a VLAN
+// tag; a larger frame (an MTU raised since) is cut to its first descriptor,
+// which the engine drops as truncated.
+constexpr uint32_t kJumboMtuMin = 9216;
+constexpr uint32_t kLinkHeaderMax = 18;
 
 
 // One ETHTOOL_G* request (its cmd set) on ifname; false if the device does not answer.
@@ -138,8 +155,11 @@ class AfXdpBackend final : public Backend {
       scfg.rx_size = ring_;
       scfg.tx_size = ring_;
       scfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // our own program steers
+      // Multi-buffer where the kernel (6.6) and, for zero-copy, the driver
+      // have it; a socket without it takes frames of one UMEM frame only.
       int err = -EOPNOTSUPP;
-      for (uint16_t mode : {uint16_t(XDP_ZEROCOPY), uint16_t(XDP_COPY)}) {
+      for (uint16_t mode : {uint16_t(XDP_ZEROCOPY | XDP_USE_SG), uint16_t(XDP_ZEROCOPY), uint16_t(XDP_COPY | XDP_USE_SG),
+                            uint16_t(XDP_COPY)}) {
         scfg.bind_flags = static_cast<uint16_t>(mode | XDP_USE_NEED_WAKEUP);
         err = xsk_socket__create_shared(&s.xsk, ifname.c_str(), s.queue, umem_, &s.rx, &s.tx, &s.fill, &s.comp, &scfg);
         if (err == 0) break;
@@ -172,29 +192,39 @@ class AfXdpBackend final : public Backend {
           break;
         }
     }
-    // In copy mode (a veth) every frame is copied into an skb anyway; where
-    // TCP segments can be coalesced, a packet socket sends them as one.
-    coalescers_.resize(o.ifnames.size());
+    // A packet socket per port, for frames larger than a UMEM frame and, in
+    // copy mode (a veth), where every frame is copied into an skb anyway,
+    // for bursts with TCP segments to coalesce, sent as one.
     for (size_t p = 0; p < o.ifnames.size(); ++p) {
       bool copy_mode = true;
       for (const Sock& s : socks_) copy_mode &= s.port != static_cast<int>(p) || !s.zerocopy;
-      if (!copy_mode) continue;
-      coalescers_[p] = std::make_unique<VnetSender>();
-      if (auto r = coalescers_[p]->open(o.ifindexes[p], o.ifnames[p]); !r) return r;
+      coalesce_.push_back(copy_mode);
+      packet_out_.push_back(std::make_unique<VnetSender>());
+      if (auto r = packet_out_.back()->open(o.ifindexes[p], o.ifnames[p]); !r) return r;
     }
+    uint32_t mtu = kJumboMtuMin;
+    for (uint32_t m : o.mtus) mtu = std::max(mtu, m);
+    jumbo_size_ = mtu + kLinkHeaderMax;
+    jumbo_ = std::make_unique_for_overwrite<uint8_t[]>(size_t{kBurst} * jumbo_size_);
     pfds_.resize(socks_.size() + 2);  // the last two: the worker's wake-up fd and an extra one
     for (size_t i = 0; i < socks_.size(); ++i) pfds_[i] = pollfd{socks_[i].fd, POLLIN, 0};
     return {};
   }
 
   size_t rx(int port, Packet* pkts, size_t max) override {
-    size_t n = 0;
+    size_t n = 0, jumbo = 0;
     for (Sock& s : socks_) {
       if (s.port != port || n == max) continue;
       uint32_t idx = 0;
-      const uint32_t got = xsk_ring_cons__peek(&s.rx, static_cast<uint32_t>(max - n), &idx);
-      for (uint32_t i = 0; i < got; ++i) {
-        const xdp_desc* d = xsk_ring_cons__rx_desc(&s.rx, idx + i);
+      // Descriptors, not frames: a frame in several is taken only whole.
+      const uint32_t got = xsk_ring_cons__peek(&s.rx, ring_, &idx);
+      uint32_t used = 0, frames = 0;
+      while (used < got && n < max) {
+        const xdp_desc* d = xsk_ring_cons__rx_desc(&s.rx, idx + used);
+        uint32_t descs = 1;
+        while (xsk_ring_cons__rx_desc(&s.rx, idx + used + descs - 1)->options & XDP_PKT_CONTD && used + descs < got)
+          ++descs;
+        if (xsk_ring_cons__rx_desc(&s.rx, idx + used + descs - 1)->options & XDP_PKT_CONTD) break;  // its rest later
         Packet& p = pkts[n++];
         const uint64_t base = xsk_umem__extract_addr(d->addr);
         const uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
@@ -204,11 +234,15 @@ class AfXdpBackend final : public Backend {
         p.capacity = static_cast<uint32_t>(kFrameSize - (addr - base));
         p.in_if = static_cast<int16_t>(port);
         p.l4_csum = csum_[static_cast<size_t>(port)];
-        stats_[static_cast<size_t>(port)].rx_bytes += d->len;
+        if (descs > 1) gather(&s.rx, idx + used, descs, &p, jumbo++);
+        stats_[static_cast<size_t>(port)].rx_bytes += p.len;
+        used += descs;
+        ++frames;
       }
-      if (got) {
-        xsk_ring_cons__release(&s.rx, got);
-        stats_[static_cast<size_t>(port)].rx += got;
+      s.rx.cached_cons -= got - used;  // what was peeked and not taken is peeked again next time
+      if (used) {
+        xsk_ring_cons__release(&s.rx, used);
+        stats_[static_cast<size_t>(port)].rx += frames;
         refill(s);
       }
     }
@@ -219,22 +253,39 @@ class AfXdpBackend final : public Backend {
     // A copy-mode port's burst that has TCP segments to coalesce leaves by
     // its packet socket, after what its tx ring already holds.
     uint64_t by_socket = 0;  // ports
-    for (size_t port = 0; port < coalescers_.size() && port < 64 && n <= kBurst; ++port) {
-      if (!coalescers_[port] || !coalescers_[port]->prepare(pkts, n, static_cast<int>(port))) continue;
+    for (size_t port = 0; port < coalesce_.size() && port < 64 && n <= kBurst; ++port) {
+      if (!coalesce_[port] || !packet_out_[port]->prepare(pkts, n, static_cast<int>(port))) continue;
       if (tx_of_port_[port] >= 0) kick(socks_[static_cast<size_t>(tx_of_port_[port])]);
-      coalescers_[port]->transmit(stats_[port]);
+      packet_out_[port]->transmit(stats_[port]);
       by_socket |= uint64_t{1} << port;
     }
     for (size_t i = 0; i < n; ++i) {
       Packet& p = pkts[i];
+      const bool forward = p.verdict == Verdict::kForward && p.out_if >= 0 && p.out_if < 64;
+      const bool sent = forward && (by_socket >> p.out_if & 1);
+      if (!in_umem(p.data)) {  // gathered: its descriptors' frames went back at once
+        if (forward && !sent && static_cast<size_t>(p.out_if) < packet_out_.size()) {
+          if (tx_of_port_[static_cast<size_t>(p.out_if)] >= 0)
+            kick(socks_[static_cast<size_t>(tx_of_port_[static_cast<size_t>(p.out_if)])]);  // in order
+          (void)packet_out_[static_cast<size_t>(p.out_if)]->send_one(p, stats_[static_cast<size_t>(p.out_if)]);
+        }
+        continue;
+      }
       const uint64_t addr = static_cast<uint64_t>(p.data - area_);
-      const bool sent = p.verdict == Verdict::kForward && p.out_if >= 0 && p.out_if < 64 && (by_socket >> p.out_if & 1);
-      if (sent || p.verdict != Verdict::kForward || !enqueue_tx(p.out_if, addr, p.len))
+      if (sent || !forward || !enqueue_tx(p.out_if, addr, p.len))
         free_.push_back(addr - addr % kFrameSize);  // a socket's send copied it
     }
   }
 
   bool send_copy(int port, const uint8_t* frame, uint32_t len) override {
+    if (len > kFrameSize && port >= 0 && static_cast<size_t>(port) < packet_out_.size()) {
+      Packet p;
+      p.data = const_cast<uint8_t*>(frame);
+      p.len = p.capacity = len;
+      p.out_if = static_cast<int16_t>(port);
+      p.l4_csum = L4Csum::kFull;
+      return packet_out_[static_cast<size_t>(port)]->send_one(p, stats_[static_cast<size_t>(port)]);
+    }
     if (free_.empty() || len > kFrameSize) {
       if (port >= 0 && static_cast<size_t>(port) < stats_.size()) ++stats_[static_cast<size_t>(port)].tx_ring_full;
       return false;
@@ -299,6 +350,29 @@ class AfXdpBackend final : public Backend {
       (void)::sendto(s.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
   }
 
+  bool in_umem(const uint8_t* d) const { return d >= area_ && d < area_ + area_size_; }
+
+  // A frame in `descs` descriptors from rx ring entry `at` (*p set up from
+  // the first): copied into jumbo buffer `slot`, its UMEM frames freed.
+  // Larger than a buffer, *p keeps the first descriptor's part alone.
+  void gather(const xsk_ring_cons* rx, uint32_t at, uint32_t descs, Packet* p, size_t slot) {
+    uint32_t total = 0;
+    for (uint32_t k = 0; k < descs; ++k) total += xsk_ring_cons__rx_desc(rx, at + k)->len;
+    uint8_t* out = jumbo_.get() + slot * jumbo_size_;
+    const bool fits = total <= jumbo_size_;
+    uint32_t len = 0;
+    for (uint32_t k = 0; k < descs; ++k) {
+      const xdp_desc* d = xsk_ring_cons__rx_desc(rx, at + k);
+      if (fits) std::memcpy(out + len, xsk_umem__get_data(area_, xsk_umem__add_offset_to_addr(d->addr)), d->len);
+      len += d->len;
+      if (k > 0 || fits) free_.push_back(xsk_umem__extract_addr(d->addr));
+    }
+    if (!fits) return;
+    p->data = out;
+    p->len = total;
+    p->capacity = jumbo_size_;
+  }
+
   bool enqueue_tx(int port, uint64_t addr, uint32_t len) {
     if (port < 0 || static_cast<size_t>(port) >= tx_of_port_.size()) return false;
     Sock& s = socks_[static_cast<size_t>(tx_of_port_[static_cast<size_t>(port)])];
@@ -339,7 +413,10 @@ class AfXdpBackend final : public Backend {
   std::vector<Sock> socks_;
   std::vector<int> tx_of_port_;
   std::vector<L4Csum> csum_;  // per port: what its frames' checksums may be
-  std::vector<std::unique_ptr<VnetSender>> coalescers_;  // per port, copy mode only
+  std::vector<std::unique_ptr<VnetSender>> packet_out_;  // per port
+  std::vector<bool> coalesce_;                            // per port: copy mode, runs coalesced
+  std::unique_ptr<uint8_t[]> jumbo_;                      // kBurst buffers of jumbo_size_
+  uint32_t jumbo_size_ = 0;
   std::vector<uint64_t> free_;
   std::vector<pollfd> pfds_;
 };

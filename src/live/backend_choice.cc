@@ -110,8 +110,8 @@ BackendChoice choose_backend(const std::vector<InterfaceXdp>& ifs, int workers) 
       return {"af_packet", fmt::format("{} has {} rx queue{} for {} workers", i.name, i.rx_queues,
                                        i.rx_queues == 1 ? "" : "s", workers)};
     if (i.mtu > kAfXdpMtuMax)
-      return {"af_packet", fmt::format("{}'s MTU {} is more than af_xdp takes (jumbo frames; at most {})", i.name,
-                                       i.mtu, kAfXdpMtuMax)};
+      return {"af_packet", fmt::format("{}'s MTU {} is more than af_xdp's buffers take whole (jumbo frames; at most {})",
+                                       i.name, i.mtu, kAfXdpMtuMax)};
   }
   return {"af_xdp", "every interface's driver has AF_XDP zero-copy"};
 }

@@ -18,11 +18,11 @@ namespace xnat {
 // The netdev family's XDP feature bits (include/uapi/linux/netdev.h).
 inline constexpr uint64_t kXdpActXskZerocopy = 8;
 
-// The largest MTU `auto` gives AF_XDP. Its frames are one 4 KiB buffer each
-// and its XDP program does not take multi-buffer frames, and a driver
-// refuses such a program on an interface whose MTU needs more: the limits of
-// common drivers lie between about 3 000 and 3 500 bytes (a page less the
-// headroom and skb_shared_info), so jumbo frames go to AF_PACKET.
+// The largest MTU `auto` gives AF_XDP. Its buffers are 4 KiB: a larger
+// frame comes in several (XDP multi-buffer, which many drivers do not have
+// and refuse an XDP program for above about 3 000-3 500 bytes of MTU) and
+// AF_XDP gathers it into one and sends it by a packet socket, two copies, as
+// AF_PACKET makes of every frame: jumbo frames go to AF_PACKET.
 inline constexpr uint32_t kAfXdpMtuMax = 3000;
 
 // What the kernel says of one interface.

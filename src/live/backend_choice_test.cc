@@ -41,7 +41,7 @@ TEST(BackendChoice, AfPacketForJumboFrames) {
   jumbo.mtu = 9000;
   const BackendChoice c = choose_backend({iface("eth0", kXdpActXskZerocopy), jumbo}, 1);
   EXPECT_EQ(c.backend, "af_packet");
-  EXPECT_EQ(c.reason, "eth1's MTU 9000 is more than af_xdp takes (jumbo frames; at most 3000)");
+  EXPECT_EQ(c.reason, "eth1's MTU 9000 is more than af_xdp's buffers take whole (jumbo frames; at most 3000)");
   jumbo.mtu = kAfXdpMtuMax;
   EXPECT_EQ(choose_backend({jumbo}, 1).backend, "af_xdp");
 }

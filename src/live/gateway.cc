@@ -201,9 +201,9 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   for (size_t i = 0; i < bo_.ifnames.size(); ++i) {
     if (auto r = steering.attach(platform_.hook, bo_.ifindexes[i], bo_.ifnames[i]); !r) {
       if (platform_.hook == SteerHook::kXdp && bo_.mtus[i] > kAfXdpMtuMax)
-        return Error{fmt::format("{} (its MTU is {}: a driver takes an XDP program for frames larger than a 4 KiB "
-                                 "buffer only if the program takes multi-buffer frames, which af_xdp's does not; "
-                                 "use --backend af_packet, which carries jumbo frames, or an MTU of at most {})",
+        return Error{fmt::format("{} (its MTU is {}: a frame larger than a page then comes in several buffers, "
+                                 "XDP multi-buffer, which this driver or kernel does not have; use --backend "
+                                 "af_packet, which carries jumbo frames, or an MTU of at most {})",
                                  r.error().message, bo_.mtus[i], kAfXdpMtuMax)};
       return r;
     }
