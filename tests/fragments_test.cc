@@ -8,6 +8,7 @@
 
 #include "golden_cases.h"
 #include "packet/checksum.h"
+#include "packet/offload.h"
 #include "test_util.h"
 
 namespace xnat::test {
@@ -227,6 +228,101 @@ TEST(Fragments, ExpiredTtlOnALaterFragmentSendsNoIcmpError) {
   EXPECT_EQ(o.verdict, Verdict::kDrop);  // RFC 1812 4.3.2.7: no error about a non-initial fragment
   EXPECT_EQ(o.reason, Counter::drop_ttl_expired);
   EXPECT_EQ(e->counters().get(Counter::icmp_errors_sent), 0u);
+}
+
+// ip_forward's MTU check: a datagram with DF larger than the output's MTU
+// (1 500 here) is answered with "fragmentation needed" carrying the MTU
+// (RFC 1191), quoting it as the client sent it, and opens no connection.
+TEST(Fragments, LargerThanTheOutputsMtuWithDfGetsFragmentationNeeded) {
+  auto e = make_engine(kMasquerade);
+  const auto big = from_client().udp(5000, 53).payload(std::vector<uint8_t>(3000, 7)).build();
+  const Output o = run(*e, big, kIn, 1000);
+  ASSERT_EQ(o.verdict, Verdict::kForward);
+  EXPECT_EQ(o.out_if, kIn);
+  const uint8_t* ip = o.frame.data() + kEth;
+  const uint8_t* icmp = ip + (ip[0] & 0x0F) * 4;
+  EXPECT_EQ(ip[9], kProtoIcmp);
+  EXPECT_EQ(icmp[0], 3);  // destination unreachable
+  EXPECT_EQ(icmp[1], 4);  // fragmentation needed and DF set
+  EXPECT_EQ(icmp[6] << 8 | icmp[7], 1500);
+  EXPECT_EQ(std::memcmp(icmp + 8, big.data() + kEth, 28), 0);  // the datagram as sent: header and 8 bytes
+  EXPECT_EQ(csum_finish(csum_partial(icmp, o.frame.size() - kEth - 20)), 0);
+  EXPECT_EQ(e->counters().get(Counter::drop_frag_needed), 1u);
+  EXPECT_EQ(e->counters().get(Counter::flows_created), 0u);
+  // One that fits passes.
+  EXPECT_EQ(run(*e, from_client().udp(5000, 53).payload(std::vector<uint8_t>(1472, 7)).build(), kIn, 1001).out_if,
+            kOut);
+}
+
+// Without DF it leaves translated, marked to be cut into fragments of the
+// output's MTU; fragment_ipv4 cuts it as ip_fragment does.
+TEST(Fragments, LargerThanTheOutputsMtuWithoutDfLeavesInFragments) {
+  auto e = make_engine(kMasquerade);
+  const auto big = from_client().frag(0).ip_id(300).udp(5000, 53).payload(std::vector<uint8_t>(4000, 9)).build();
+  std::vector<uint8_t> buf;
+  Packet p = received(&buf, big, kIn);
+  e->process(p, 1000);
+  ASSERT_EQ(p.verdict, Verdict::kForward);
+  EXPECT_EQ(p.out_if, kOut);
+  EXPECT_EQ(p.frag_mtu, 1500);
+  EXPECT_EQ(e->counters().get(Counter::fragmented), 1u);
+  EXPECT_EQ(e->counters().get(Counter::fragments_created), 3u);
+  std::vector<Output> pieces;
+  std::vector<uint8_t> scratch(kEth + 1500);
+  auto sink = [&](const uint8_t* f, uint32_t len) {
+    Output o;
+    o.frame.assign(f, f + len);
+    pieces.push_back(o);
+    return true;
+  };
+  ASSERT_EQ(fragment_ipv4(p.data, p.len, kEth, p.frag_mtu, scratch.data(), static_cast<uint32_t>(scratch.size()), sink),
+            3u);
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const uint8_t* ip = pieces[i].frame.data() + kEth;
+    EXPECT_LE(pieces[i].frame.size(), kEth + 1500) << i;
+    EXPECT_EQ(csum_finish(csum_partial(ip, 20)), 0) << i;
+    EXPECT_EQ(ip[4] << 8 | ip[5], 300) << i;                      // the datagram's identification
+    EXPECT_EQ(bool(ip[6] & 0x20), i < 2) << i;                      // MF but on the last
+    EXPECT_EQ((ip[6] & 0x1F) << 8 | ip[7], int(i) * 1480 / 8) << i;  // 1 480 payload bytes each
+    EXPECT_EQ(parsed(pieces[i]).tuple.src, ip_raw("198.19.0.1")) << i;
+  }
+  // Put back together: the translated datagram, its UDP checksum right.
+  const std::vector<uint8_t> l4 = reassemble(pieces);
+  ASSERT_EQ(l4.size(), 8u + 4000);
+  EXPECT_EQ(std::memcmp(l4.data(), p.data + kEth + 20, l4.size()), 0);
+  EXPECT_TRUE(l4_checksum_ok(ip_raw("198.19.0.1"), ip_raw("198.51.100.7"), kProtoUdp, l4.data(), l4.size()));
+}
+
+// A fragment cut further continues its offsets and keeps its MF; options
+// without the copied flag are in the first piece only (no-ops after it).
+TEST(Fragments, CuttingAFragmentKeepsItsPlaceAndOnlyCopiedOptions) {
+  const std::vector<uint8_t> opts = {0x94, 4, 0, 0,           // router alert: copied
+                                     0x07, 7, 4, 0, 0, 0, 0,  // record route: not copied
+                                     0};                      // end
+  const auto f = from_client().frag(0x2000 | 100).ip_options(opts).udp(5000, 53).payload(std::vector<uint8_t>(2000, 1)).build();
+  std::vector<std::vector<uint8_t>> pieces;
+  std::vector<uint8_t> scratch(kEth + 1000);
+  auto sink = [&](const uint8_t* fr, uint32_t len) {
+    pieces.emplace_back(fr, fr + len);
+    return true;
+  };
+  ASSERT_EQ(fragment_ipv4(f.data(), static_cast<uint32_t>(f.size()), kEth, 1000, scratch.data(),
+                          static_cast<uint32_t>(scratch.size()), sink),
+            3u);  // 2 008 payload bytes, 968 per fragment
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const uint8_t* ip = pieces[i].data() + kEth;
+    ASSERT_EQ(ip[0], 0x48) << i;  // the header keeps its length
+    EXPECT_TRUE(ip[6] & 0x20) << i;  // MF: the datagram goes on after the last piece
+    EXPECT_EQ((ip[6] & 0x1F) << 8 | ip[7], 100 + int(i) * 968 / 8) << i;
+    EXPECT_EQ(std::memcmp(ip + 20, opts.data(), 4), 0) << i;
+    const std::vector<uint8_t> rr(ip + 24, ip + 31);
+    if (i == 0) EXPECT_EQ(rr, std::vector<uint8_t>(opts.begin() + 4, opts.begin() + 11));
+    else EXPECT_EQ(rr, std::vector<uint8_t>(7, 1)) << i;
+    EXPECT_EQ(csum_finish(csum_partial(ip, 32)), 0) << i;
+  }
+  EXPECT_EQ(fragment_ipv4(f.data(), static_cast<uint32_t>(f.size()), kEth, 32 + 7, scratch.data(),
+                          static_cast<uint32_t>(scratch.size()), sink),
+            0u);  // not even 8 payload bytes fit
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "conntrack/listing.h"
 #include "control/config.h"
 #include "io/pcap.h"
+#include "packet/offload.h"
 
 namespace xnat {
 
@@ -62,8 +63,18 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   // (held) when its first came, or nowhere (dropped). Anything else is a
   // drop: kNeighborPending and kHandoff too (hold_unresolved is off, one
   // worker), so the drops are what neither went out nor to the host.
+  std::vector<uint8_t> piece(65536 + 64);  // a fragment of a datagram larger than its output's MTU
   auto account = [&](const Packet& pkt, uint64_t ts_ns) {
-    if (pkt.verdict == Verdict::kForward) {
+    if (pkt.verdict == Verdict::kForward && pkt.frag_mtu) {
+      const uint32_t l3 = pkt.len >= 14 && pkt.data[12] == 0x81 && pkt.data[13] == 0x00 ? 18 : 14;
+      auto write = [&](const uint8_t* f, uint32_t len) {
+        writers[pkt.out_if].write(ts_ns, f, len);
+        return true;
+      };
+      (void)fragment_ipv4(pkt.data, pkt.len, l3, pkt.frag_mtu, piece.data(), static_cast<uint32_t>(piece.size()),
+                          write);
+      ++sum.forwarded;
+    } else if (pkt.verdict == Verdict::kForward) {
       writers[pkt.out_if].write(ts_ns, pkt.data, pkt.len);
       ++sum.forwarded;
     } else if (pkt.verdict == Verdict::kToHost) {

@@ -27,6 +27,7 @@ namespace xnat {
   X(no_route, "no route to the destination (an ICMP network unreachable is sent)")                                                 \
   X(no_neighbor, "next hop's MAC address unknown")                                           \
   X(ttl_expired, "TTL ran out (ICMP time exceeded sent when allowed)")                      \
+  X(frag_needed, "larger than the output's MTU with DF set (ICMP fragmentation needed with the MTU sent when allowed)") \
   X(neighbor_timeout, "next hop did not resolve in time, or the wait queue had no room for the frame (live)") \
   X(host_port_claimed, "for the host's own stack, taken from the kernel (a claimed port), and no host port to pass it on (live)") \
   X(host_untracked, "sent by the host through the host port on a connection that has no flow (any more)") \
@@ -60,6 +61,8 @@ namespace xnat {
   X(handoffs, "frames passed to the worker that owns their flow (several workers)")           \
   X(fragments_translated, "later IPv4 fragments sent as their datagram's first fragment was")   \
   X(fragments_held, "later IPv4 fragments that came ahead of their first and waited for it (RFC 4787 REQ-14)") \
+  X(fragmented, "datagrams without DF larger than the output's MTU, sent in fragments") \
+  X(fragments_created, "fragments made of them")                                             \
   X(held_frames, "frames of evicted, held flows translated without readmitting (table full of live flows)") \
   X(l4_csum_completed, "TCP/UDP checksums a virtual device's sender left partial (CHECKSUM_PARTIAL) and the backend could not flag, completed as a NIC would (af_xdp on veth)") \
   X(gso_segmented, "super-frames (TSO/GSO) cut into frames in software because they could not leave whole (live)") \

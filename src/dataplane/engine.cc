@@ -268,6 +268,7 @@ void Engine::to_host(Packet& pkt) {
   if (!(pkt.hops | pkt.released)) counters_.inc(Counter::rx_frames);  // once, by the worker that received it
   pkt.out_if = -1;
   pkt.reason = Counter::kCount;
+  pkt.frag_mtu = 0;
   if (st == ParseStatus::kNotIpv4) return to_host(pkt);
   if (st != ParseStatus::kOk) return drop(pkt, parse_drop_reason(st));
   if (pkt.in_if < 0 || static_cast<size_t>(pkt.in_if) >= cfg_.fib.interface_count()) [[unlikely]] {
@@ -536,7 +537,43 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
 }
 
 [[gnu::always_inline]] inline bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh) {
-  return routed(pkt, p, cfg_.fib.resolve(dst, nh));
+  return routed(pkt, p, cfg_.fib.resolve(dst, nh)) && fits(pkt, p, nh->ifindex);
+}
+// Whether the datagram may leave on interface `out` as it is, or cut into
+// fragments; false when it was dropped for its size (too_big).
+[[gnu::always_inline]] inline bool Engine::fits(Packet& pkt, const ParsedPacket& p, int out) {
+  const uint32_t mtu = cfg_.fib.interface(out).mtu;
+  if (static_cast<uint32_t>(p.ip_end - p.l3) <= mtu) [[likely]] return true;
+  return too_big(pkt, p, mtu);
+}
+// A datagram larger than its output's MTU, as ip_forward (ip_exceeds_mtu)
+// and ip_fragment treat it: with DF, dropped and an ICMP "fragmentation
+// needed" carrying the MTU sent back (RFC 1191), so the sender learns the
+// path's MTU; without, it leaves in fragments (Packet::frag_mtu: the worker
+// cuts them with fragment_ipv4, counted here). A super-frame whose segments
+// fit is not too big.
+[[gnu::noinline, gnu::cold]] bool Engine::too_big(Packet& pkt, const ParsedPacket& p, uint32_t mtu) {
+  const auto* ip = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3);
+  if (pkt.gso != Gso::kNone) {
+    uint32_t l4_hdr = sizeof(UdpHdr);
+    if (p.tuple.proto == kProtoTcp) l4_hdr = reinterpret_cast<const TcpHdr*>(pkt.data + p.l4)->header_len();
+    if (p.l4 - p.l3 + l4_hdr + pkt.gso_size <= mtu) return true;
+  }
+  if (ip->frag_off.host() & 0x4000) {
+    send_icmp_error(pkt, p, kIcmpDestUnreach, 4 /* fragmentation needed and DF set */, Counter::drop_frag_needed,
+                    static_cast<uint16_t>(mtu));
+    return false;
+  }
+  const uint32_t hlen = ip->header_len();
+  const uint32_t per = (mtu - hlen) & ~7u;
+  if (mtu < hlen + 8 || pkt.gso != Gso::kNone) {  // a super-frame of UDP datagrams without DF: not cut twice
+    drop(pkt, Counter::drop_frag_needed);
+    return false;
+  }
+  pkt.frag_mtu = static_cast<uint16_t>(mtu);
+  counters_.inc(Counter::fragmented);
+  counters_.inc(Counter::fragments_created, (p.ip_end - p.l3 - hlen + per - 1) / per);
+  return true;
 }
 // route() for a destination already resolved.
 [[gnu::always_inline]] inline bool Engine::routed(Packet& pkt, const ParsedPacket& p, RouteKind k) {
@@ -632,7 +669,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   const RouteKind dest = cfg_.fib.resolve(t.dst, &nh);
   const bool local = dest == RouteKind::kLocal;
   if (local && !dnat) return to_host(pkt);  // the host's own traffic: not ours to track
-  if (!local && !routed(pkt, p, dest)) return;
+  if (!local && !(routed(pkt, p, dest) && fits(pkt, p, nh.ifindex))) return;
 
   if (!local) {
     rp.dst = host32(t.dst);
@@ -862,8 +899,8 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
   return true;
 }
 
-void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
-                             DropReason reason) {
+void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code, DropReason reason,
+                             uint16_t next_hop_mtu) {
   drop(pkt, reason);
   // RFC 1812 4.3.2.7: never about an ICMP error, a non-initial fragment, or a
   // packet whose source does not name a single host.
@@ -879,7 +916,7 @@ void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, u
   }
   // Back where it came from: to the previous hop on the ingress interface.
   const Interface& itf = cfg_.fib.interface(pkt.in_if);
-  pkt.len = build_icmp_error(pkt.data, p.l3, quote, itf.addr, p.tuple.src, itf.mac, type, code);
+  pkt.len = build_icmp_error(pkt.data, p.l3, quote, itf.addr, p.tuple.src, itf.mac, type, code, next_hop_mtu);
   pkt.out_if = pkt.in_if;
   pkt.verdict = Verdict::kForward;
   counters_.inc(Counter::icmp_errors_sent);

@@ -141,14 +141,17 @@ class Engine final : private RuleActions {
   // Returns false when the packet was dropped or handed to the host (verdict set).
   bool route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh);
   bool routed(Packet& pkt, const ParsedPacket& p, RouteKind k);
+  bool fits(Packet& pkt, const ParsedPacket& p, int out);
+  bool too_big(Packet& pkt, const ParsedPacket& p, uint32_t mtu);
   void not_routed(Packet& pkt, const ParsedPacket& p, RouteKind k);
   // own_output: the host's own frame (kHostPort), which keeps its TTL.
   void emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh, bool own_output);
   void drop(Packet& pkt, DropReason r);
   void exhausted(Packet& pkt, DropReason r, const Tuple& t);  // a drop for want of room, logged (rate-limited)
   void to_host(Packet& pkt);
-  void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code,
-                       DropReason reason);
+  // next_hop_mtu: for "fragmentation needed" (RFC 1191).
+  void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code, DropReason reason,
+                       uint16_t next_hop_mtu = 0);
   RulePacket rule_packet(const Packet& pkt, const ParsedPacket& p);
   void bind_rules();  // the rules' interface names and the engine's flags from them
   void rule_flags();  // the engine's flags from its (bound) rules

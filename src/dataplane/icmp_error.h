@@ -49,8 +49,9 @@ uint32_t icmp_error_quote(const uint8_t* frame, uint32_t capacity, uint32_t l3, 
 // `src` to `dst` (network order; the datagram's source as received), quoting
 // `quote` bytes of it as the frame now holds it; the
 // Ethernet addresses are turned back toward the previous hop, from
-// `src_mac`. Returns the new frame length.
+// `src_mac`. next_hop_mtu: a "fragmentation needed" error's (RFC 1191), in
+// the header's last 16 bits. Returns the new frame length.
 uint32_t build_icmp_error(uint8_t* frame, uint32_t l3, uint32_t quote, uint32_t src, uint32_t dst,
-                          const MacAddr& src_mac, uint8_t type, uint8_t code);
+                          const MacAddr& src_mac, uint8_t type, uint8_t code, uint16_t next_hop_mtu = 0);
 
 }  // namespace xnat

@@ -42,6 +42,9 @@ struct Packet {
   int16_t out_if = -1;
   DropReason reason = Counter::kCount;  // set when verdict == kDrop, or when replaced by an ICMP error
   uint32_t next_hop = 0;                // kNeighborPending: the address to resolve (network order)
+  // kForward, kNeighborPending: larger than the output's MTU, without DF;
+  // it leaves in fragments of at most this many IPv4 bytes (fragment_ipv4).
+  uint16_t frag_mtu = 0;
 };
 
 }  // namespace xnat

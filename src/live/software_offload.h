@@ -3,7 +3,8 @@
 // port) has no way to carry a partial checksum or a
 // super-frame's segmentation, so the checksum is completed and the
 // super-frame cut into frames (packet/offload.h), each passed on as a packet
-// of its own.
+// of its own. A datagram too large for its output's MTU is cut into
+// fragments here too.
 #pragma once
 
 #include <cstdint>
@@ -45,10 +46,34 @@ class SoftwareOffload {
     return sink(p);
   }
 
+  // A datagram the engine found larger than its output's MTU, without DF
+  // (Packet::frag_mtu): finished as above, then cut into fragments
+  // (fragment_ipv4), each given to `sink(Packet&)` as a packet of its own.
+  // False if `sink` refused one.
+  template <typename Sink>
+  bool fragment(Packet& p, Sink&& sink) {
+    const uint16_t mtu = p.frag_mtu;
+    return finish(p, [&](Packet& q) {
+      const uint32_t l3 = q.len >= 14 && q.data[12] == 0x81 && q.data[13] == 0x00 ? 18 : 14;
+      bool ok = true;
+      auto piece = [&](const uint8_t* f, uint32_t len) {
+        Packet r = q;
+        r.data = const_cast<uint8_t*>(f);
+        r.len = r.capacity = len;
+        r.frag_mtu = 0;
+        return ok = sink(r);
+      };
+      (void)fragment_ipv4(q.data, q.len, l3, mtu, frag_scratch_.data(), static_cast<uint32_t>(frag_scratch_.size()),
+                          piece);
+      return ok;
+    });
+  }
+
   uint64_t segmented() const { return segmented_; }  // super-frames cut (counter gso_segmented)
 
  private:
   std::vector<uint8_t> scratch_ = std::vector<uint8_t>(16384);  // one frame cut from a super-frame
+  std::vector<uint8_t> frag_scratch_ = std::vector<uint8_t>(65536 + 64);  // one fragment
   uint64_t segmented_ = 0;
 };
 

@@ -145,6 +145,13 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
   std::vector<Asked> asked;
   asked.reserve(65);
 
+  // A datagram to leave in fragments: they go as copies, and the packet
+  // itself is done (not a drop: the engine counted it as fragmented).
+  auto send_fragments = [&](Packet& p) {
+    w.offload.fragment(p, [&](Packet& q) { return io.send_copy(q.out_if, q.data, q.len); });
+    p.verdict = Verdict::kDrop;
+    p.reason = Counter::kCount;
+  };
   // After the engine: what the backend does not do itself.
   auto settle = [&](Packet* ps, size_t n, uint64_t now) {
     for (size_t i = 0; i < n; ++i) {
@@ -158,11 +165,19 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
             w.live.inc(Counter::drop_handoff_full);
           break;
         }
+        case Verdict::kForward:
+          if (p.frag_mtu) [[unlikely]]
+            send_fragments(p);
+          break;
         case Verdict::kNeighborPending: {
-          w.offload.finish(p, [&](Packet& q) {
+          auto hold = [&](Packet& q) {
             if (!w.held.hold(q, now)) w.live.inc(Counter::drop_neighbor_timeout);
             return true;
-          });
+          };
+          if (p.frag_mtu) [[unlikely]]
+            w.offload.fragment(p, hold);
+          else
+            w.offload.finish(p, hold);
           bool recent = false;
           for (const Asked& a : asked) recent |= a.addr == p.next_hop && now - a.at < 1000;
           if (!recent) {
@@ -221,7 +236,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
       engine.process_burst(pkts, n, now);
       settle(pkts, n, now);
       for (size_t i = 0; i < n; ++i)
-        if (pkts[i].verdict == Verdict::kForward) (void)io.send_packet(pkts[i]);
+        if (pkts[i].verdict == Verdict::kForward) (void)io.send_packet(pkts[i]);  // settle() sent fragments
     };
     const uint64_t loop_ns = uint64_t(loop_start.tv_sec) * 1'000'000'000 + uint64_t(loop_start.tv_nsec);
     if (w.host_reader && (host_busy || loop_ns - host_read_ns >= 50'000)) {

@@ -57,6 +57,51 @@ bool set_partial_l4_checksum(uint8_t* f, uint32_t len) {
   return true;
 }
 
+size_t fragment_ipv4(const uint8_t* f, uint32_t len, uint32_t l3, uint32_t mtu, uint8_t* out, uint32_t out_len,
+                     SegmentSink emit, void* ctx) {
+  if (len < l3 + sizeof(Ipv4Hdr)) return 0;
+  const auto* ip = reinterpret_cast<const Ipv4Hdr*>(f + l3);
+  const uint32_t hlen = ip->header_len();
+  const uint32_t tot = ip->tot_len.host();
+  if (hlen < sizeof(Ipv4Hdr) || tot < hlen || l3 + tot > len || mtu < hlen + 8 || l3 + mtu > out_len) return 0;
+  const uint32_t per = (mtu - hlen) & ~7u;  // payload bytes in each fragment but the last
+  const uint16_t flags = ip->frag_off.host();
+  const uint32_t base = (flags & 0x1FFF) * 8u;  // a fragment already: its own offset
+  const bool more = flags & 0x2000;
+  const uint32_t payload = tot - hlen;
+  size_t n = 0;
+  for (uint32_t off = 0; off < payload; off += per) {
+    const uint32_t chunk = std::min(per, payload - off);
+    const bool last = off + chunk >= payload;
+    std::memcpy(out, f, l3 + hlen);
+    std::memcpy(out + l3 + hlen, f + l3 + hlen + off, chunk);
+    auto* oip = reinterpret_cast<Ipv4Hdr*>(out + l3);
+    if (off) {
+      // Later fragments: only options with the copied flag (RFC 791 3.1).
+      uint8_t* opt = out + l3 + sizeof(Ipv4Hdr);
+      for (uint32_t i = 0; i < hlen - sizeof(Ipv4Hdr);) {
+        const uint8_t type = opt[i];
+        if (type == 0) break;  // end of options
+        if (type == 1) {
+          ++i;
+          continue;
+        }
+        const uint32_t olen = i + 1 < hlen - sizeof(Ipv4Hdr) ? opt[i + 1] : 0;
+        if (olen < 2 || i + olen > hlen - sizeof(Ipv4Hdr)) break;
+        if (!(type & 0x80)) std::memset(opt + i, 1, olen);
+        i += olen;
+      }
+    }
+    oip->tot_len.set(static_cast<uint16_t>(hlen + chunk));
+    oip->frag_off.set(static_cast<uint16_t>((flags & 0x4000) | ((last && !more) ? 0 : 0x2000) | ((base + off) / 8)));
+    oip->check = 0;
+    oip->check = csum_finish(csum_partial(oip, hlen));
+    ++n;
+    if (!emit(ctx, out, l3 + hlen + chunk)) break;
+  }
+  return n;
+}
+
 size_t segment_gso(const uint8_t* f, uint32_t len, uint16_t gso_size, uint8_t* out, uint32_t out_len,
                    SegmentSink emit, void* ctx) {
   L4Field at;

@@ -15,6 +15,7 @@
 #   (the tag in the frame or in its metadata, as a veth or NIC takes it out);
 #   fragments that come last first arrive as whole datagrams (RFC 4787 REQ-14);
 #   jumbo frames (MTU 9000), the first ones held while the next hop resolves;
+#   a datagram larger than the output's MTU: fragments, or fragmentation needed (DF);
 #   with offloads off, af_packet also with GRO on (a NIC's default): what GRO
 #   checked is not verified again
 #   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
@@ -597,6 +598,35 @@ check "jumbo frames (MTU 9000): 8000-byte datagrams and pings arrive whole, the 
            [ \"\$(cat $WORK/jumbo_sink.out)\" = 5 ] && grep -q ' 3 received' $WORK/jumbo_ping.out &&
            ! grep -Eq '^(live_)?drop_neighbor_timeout [1-9]' $WORK/counters.txt &&
            grep -Eq '^neighbor_wait [1-9]' $WORK/counters.txt"
+stop_xnat
+set_mtu 1500
+
+# --- Inside MTU 9000, outside 1500, as a router treats a datagram larger than
+# its output's MTU: without DF it leaves in fragments, which the server puts
+# back together; with DF (ping -M do) it is refused with "fragmentation
+# needed" and the MTU, which the client's kernel records for the path
+# (RFC 1191), and pings that fit pass.
+in_c ip link set "$IF_C" mtu 9000
+in_g ip link set "$IF_GI" mtu 9000
+start_xnat "$BACKEND" "${FAST[@]}" || exit 1
+udp_sink 5394 "$WORK/pmtu_sink.out" 'b"\x5a" * 8000'
+in_c python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT: DF clear
+for i in range(5): s.sendto(b"\x5a" * 8000, ("198.19.0.2", 5394))'
+wait "$SINK"
+in_c ping -c 2 -i 0.3 -W 1 -s 8000 -M do 198.19.0.2 >"$WORK/pmtu_ping.out" 2>&1
+in_c ip route get 198.19.0.2 >"$WORK/pmtu_route.out"
+in_c ping -c 2 -i 0.2 -W 2 -s 1472 -M do 198.19.0.2 >"$WORK/pmtu_fits.out" 2>&1
+snapshot
+check "a datagram larger than the output's MTU: in fragments without DF; with DF, fragmentation needed and the MTU" \
+  bash -c "echo \"received \$(cat $WORK/pmtu_sink.out) of 5\"; grep -Ei 'mtu' $WORK/pmtu_ping.out | head -2;
+           grep -o 'mtu [0-9]*' $WORK/pmtu_route.out; grep transmitted $WORK/pmtu_fits.out;
+           grep -E '^(drop_frag_needed|fragmented|fragments_created) ' $WORK/counters.txt;
+           [ \"\$(cat $WORK/pmtu_sink.out)\" = 5 ] && grep -q 'mtu = 1500' $WORK/pmtu_ping.out &&
+           grep -q 'mtu 1500' $WORK/pmtu_route.out && grep -q ' 2 received' $WORK/pmtu_fits.out &&
+           grep -Eq '^drop_frag_needed [1-9]' $WORK/counters.txt && grep -Eq '^fragmented ([5-9]|[1-9][0-9]+)$' $WORK/counters.txt"
 stop_xnat
 set_mtu 1500
 
