@@ -834,5 +834,23 @@ TEST(GatewayPlatform, RulesForTheHostNeedAHostPort) {
   EXPECT_NE(g.error().message.find("needs a host port"), std::string::npos) << g.error().message;
 }
 
+// The live gateway's MTUs are its devices': a configured one is refused,
+// saying where the MTU comes from.
+TEST(GatewayConfig, LiveTakesTheMtuFromTheDevice) {
+  char dir[] = "/tmp/xnat-mtu-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string toml = std::string(dir) + "/xnat.toml";
+  ExampleGateway eg;
+  std::string text = example_gateway_toml(eg);
+  text.replace(text.find("mac = \"02:00:00:00:00:02\"\n"), 26, "mac = \"02:00:00:00:00:02\"\nmtu = 9000\n");
+  std::ofstream(toml, std::ios::trunc) << text;
+  auto cfg = load_config(toml, ConfigMode::kLive);
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.error().message.find("interface 'eth0': the live gateway takes the MTU from the device"),
+            std::string::npos)
+      << cfg.error().message;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace xnat::test

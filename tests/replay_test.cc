@@ -291,6 +291,46 @@ TEST(Replay, TwentyThousandShortConnectionsWithTableOfThousand) {
   EXPECT_EQ(frames_of(dir / "out/eth1.pcap").size(), uint64_t{kConns} * 2);
 }
 
+// The interfaces' MTUs (replay's `mtu`; the live gateway's are the
+// devices'): eth1 at 9 000, eth0 at 1 500. A 4 000-byte datagram from the
+// client leaves eth0 in three fragments without DF; with DF, the client gets
+// "fragmentation needed" with eth0's MTU. With eth0 at 9 000 it leaves whole.
+TEST(Replay, DatagramsLargerThanTheOutputsMtu) {
+  TempDir dir;
+  for (const char* eth0_mtu : {"", "mtu = 9000\n"}) {
+    std::string cfg = "rules = \"nat.rules\"\n" + reference_config();
+    cfg.replace(cfg.find("mac = \"02:00:00:00:00:01\"\n"), 26, "mac = \"02:00:00:00:00:01\"\nmtu = 9000\n");
+    cfg.replace(cfg.find("mac = \"02:00:00:00:00:02\"\n"), 26, std::string("mac = \"02:00:00:00:00:02\"\n") + eth0_mtu);
+    write_file(dir / "gw.toml", cfg);
+    write_file(dir / "nat.rules", nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+    auto big = [](uint16_t frag) {
+      return FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "198.51.100.7").frag(frag).udp(40000, 53)
+          .payload(std::string(4000, 'j')).build();
+    };
+    write_pcap(dir / "in1.pcap", {{T, big(0)}, {T + 1000, big(0x4000)}});
+    Replay r = run_replay(dir, {"eth1=" + (dir / "in1.pcap")});
+    ASSERT_EQ(r.exit_code, 0) << r.stdout_text;
+    auto out0 = frames_of(dir / "out/eth0.pcap");
+    auto out1 = frames_of(dir / "out/eth1.pcap");
+    auto c = counters_of(dir / "out/counters.txt");
+    if (*eth0_mtu) {
+      EXPECT_EQ(out0.size(), 2u);
+      EXPECT_EQ(out1.size(), 0u);
+      EXPECT_EQ(c["fragmented"], 0u);
+      continue;
+    }
+    ASSERT_EQ(out0.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(out0[i].size(), i < 2 ? 14u + 1500 : 14u + 20 + 4008 - 2 * 1480) << i;
+    ASSERT_EQ(out1.size(), 1u);
+    EXPECT_EQ(out1[0][14 + 20], 3);  // destination unreachable
+    EXPECT_EQ(out1[0][14 + 20 + 1], 4);  // fragmentation needed
+    EXPECT_EQ(out1[0][14 + 20 + 6] << 8 | out1[0][14 + 20 + 7], 1500);
+    EXPECT_EQ(c["fragmented"], 1u);
+    EXPECT_EQ(c["fragments_created"], 3u);
+    EXPECT_EQ(c["drop_frag_needed"], 1u);
+  }
+}
+
 TEST(Replay, BadInputsGiveActionableErrors) {
   TempDir dir;
   write_gateway(dir, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE --to-prots 1000\n"));
@@ -309,6 +349,14 @@ TEST(Replay, BadInputsGiveActionableErrors) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.stdout_text.find("no [[interface]] named 'wan9'"), std::string::npos) << r.stdout_text;
 
+  std::string cfg = "rules = \"nat.rules\"\n" + reference_config();
+  cfg.replace(cfg.find("mac = \"02:00:00:00:00:02\"\n"), 26, "mac = \"02:00:00:00:00:02\"\nmtu = 40\n");
+  write_file(dir / "gw.toml", cfg);
+  r = run_replay(dir, {"eth1=" + (dir / "in.pcap")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.stdout_text.find("mtu must be an integer from 68 to 65535"), std::string::npos) << r.stdout_text;
+
+  write_gateway(dir, nat_table(""));
   write_file(dir / "junk.pcap", "this is not a capture at all");
   r = run_replay(dir, {"eth1=" + (dir / "junk.pcap")});
   EXPECT_EQ(r.exit_code, 1);

@@ -105,7 +105,7 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
   for (const toml::node& n : *ifs->as_array()) {
     const toml::table& t = *n.as_table();
     const std::string ctx = "[[interface]]";
-    if (auto r = only_keys(path, t, {"name", "address", "mac"}, ctx); !r) return r.error();
+    if (auto r = only_keys(path, t, {"name", "address", "mac", "mtu"}, ctx); !r) return r.error();
     auto name = get_string(path, t, "name", ctx);
     if (!name) return name.error();
     Interface itf;
@@ -139,6 +139,15 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
     } else if (mode == ConfigMode::kReplay) {
       return err(path, n, fmt::format("interface '{}' needs 'mac' in replay (the live gateway reads it "
                                       "from the device)", itf.name));
+    }
+    if (const toml::node* m = t.get("mtu")) {
+      if (mode != ConfigMode::kReplay)
+        return err(path, *m, fmt::format("interface '{}': the live gateway takes the MTU from the device "
+                                         "(ip link set {} mtu N); 'mtu' is for replay",
+                                         itf.name, itf.name));
+      if (!m->is_integer() || *m->value<int64_t>() < 68 || *m->value<int64_t>() > 65535)
+        return err(path, *m, "mtu must be an integer from 68 to 65535");
+      itf.mtu = static_cast<uint32_t>(*m->value<int64_t>());
     }
     cfg.fib.add_interface(itf);
   }

@@ -46,6 +46,12 @@ Engine::Engine(EngineConfig cfg)
       icmp_limit_(cfg_.icmp_msgs_per_sec, cfg_.icmp_msgs_burst) {
   bind_rules();
   ct_.set_shard(cfg_.shard);
+  note_mtus();
+}
+
+void Engine::note_mtus() {
+  min_mtu_ = UINT32_MAX;
+  for (const Interface& i : cfg_.fib.interfaces()) min_mtu_ = std::min(min_mtu_, i.mtu);
 }
 
 void Engine::swap_rules(RuleSet& rules) {
@@ -439,6 +445,7 @@ void Engine::replace_fib(Fib fib) {
     });
   }
   cfg_.fib = std::move(fib);
+  note_mtus();
 }
 
 // A frame of a connection translated for the host's stack (REDIRECT, DNAT to
@@ -542,9 +549,13 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
 // Whether the datagram may leave on interface `out` as it is, or cut into
 // fragments; false when it was dropped for its size (too_big).
 [[gnu::always_inline]] inline bool Engine::fits(Packet& pkt, const ParsedPacket& p, int out) {
+  if (static_cast<uint32_t>(p.ip_end - p.l3) <= min_mtu_) [[likely]] return true;
+  return fits_output(pkt, p, out);
+}
+// Out of line: larger than the smallest MTU, it is measured against its own.
+[[gnu::noinline]] bool Engine::fits_output(Packet& pkt, const ParsedPacket& p, int out) {
   const uint32_t mtu = cfg_.fib.interface(out).mtu;
-  if (static_cast<uint32_t>(p.ip_end - p.l3) <= mtu) [[likely]] return true;
-  return too_big(pkt, p, mtu);
+  return static_cast<uint32_t>(p.ip_end - p.l3) <= mtu || too_big(pkt, p, mtu);
 }
 // A datagram larger than its output's MTU, as ip_forward (ip_exceeds_mtu)
 // and ip_fragment treat it: with DF, dropped and an ICMP "fragmentation
@@ -552,7 +563,7 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
 // path's MTU; without, it leaves in fragments (Packet::frag_mtu: the worker
 // cuts them with fragment_ipv4, counted here). A super-frame whose segments
 // fit is not too big.
-[[gnu::noinline, gnu::cold]] bool Engine::too_big(Packet& pkt, const ParsedPacket& p, uint32_t mtu) {
+[[gnu::noinline]] bool Engine::too_big(Packet& pkt, const ParsedPacket& p, uint32_t mtu) {
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3);
   if (pkt.gso != Gso::kNone) {
     uint32_t l4_hdr = sizeof(UdpHdr);

@@ -142,6 +142,8 @@ class Engine final : private RuleActions {
   bool route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh);
   bool routed(Packet& pkt, const ParsedPacket& p, RouteKind k);
   bool fits(Packet& pkt, const ParsedPacket& p, int out);
+  bool fits_output(Packet& pkt, const ParsedPacket& p, int out);
+  void note_mtus();  // min_mtu_ from the FIB's interfaces
   bool too_big(Packet& pkt, const ParsedPacket& p, uint32_t mtu);
   void not_routed(Packet& pkt, const ParsedPacket& p, RouteKind k);
   // own_output: the host's own frame (kHostPort), which keeps its TTL.
@@ -185,6 +187,7 @@ class Engine final : private RuleActions {
   bool mangle_pre_ = false;      // mangle PREROUTING does
   bool mangle_on_ = false;       // mangle PREROUTING, FORWARD or POSTROUTING does
   bool forward_rules_ = false;   // either: forwarded packets pass rules besides nat's
+  uint32_t min_mtu_ = 0;         // the interfaces' smallest MTU: a datagram within it fits any output
   // The packet rules are evaluated for, for targets that edit it (TCPMSS).
   Packet* cur_pkt_ = nullptr;
   ParsedPacket* cur_parsed_ = nullptr;
