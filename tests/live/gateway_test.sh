@@ -76,6 +76,14 @@ except socket.timeout:
   SINK=$!
   sleep 0.3
 }
+udp_burst() {  # udp_burst PORT COUNT SIZE do|dont: COUNT datagrams of SIZE bytes 0x5a from the client to
+  # the server's PORT, with DF (do: never fragmented, as ping -M do) or without (dont)
+  in_c python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 2 if sys.argv[4] == "do" else 0)  # IP_MTU_DISCOVER: IP_PMTUDISC_DO or _DONT
+for i in range(int(sys.argv[2])): s.sendto(b"\x5a" * int(sys.argv[3]), ("198.19.0.2", int(sys.argv[1])))' "$@"
+}
 counter() { awk -v k="$1" '$1 == k {print $2}' "$WORK/counters.txt"; }  # counter NAME: its value in the last snapshot
 check() {  # check NAME COMMAND...: the command's status decides
   local name=$1
@@ -584,11 +592,7 @@ set_mtu 9000
 in_g ip neigh flush all
 start_xnat "$BACKEND" "${FAST[@]}" || exit 1
 udp_sink 5395 "$WORK/jumbo_sink.out" 'b"\x5a" * 8000'
-in_c python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO: never fragmented
-for i in range(5): s.sendto(b"\x5a" * 8000, ("198.19.0.2", 5395))'
+udp_burst 5395 5 8000 do
 wait "$SINK"
 in_c ping -c 3 -i 0.2 -W 2 -s 8000 -M do 198.19.0.2 >"$WORK/jumbo_ping.out"
 snapshot
@@ -610,11 +614,7 @@ in_c ip link set "$IF_C" mtu 9000
 in_g ip link set "$IF_GI" mtu 9000
 start_xnat "$BACKEND" "${FAST[@]}" || exit 1
 udp_sink 5394 "$WORK/pmtu_sink.out" 'b"\x5a" * 8000'
-in_c python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT: DF clear
-for i in range(5): s.sendto(b"\x5a" * 8000, ("198.19.0.2", 5394))'
+udp_burst 5394 5 8000 dont
 wait "$SINK"
 in_c ping -c 2 -i 0.3 -W 1 -s 8000 -M do 198.19.0.2 >"$WORK/pmtu_ping.out" 2>&1
 in_c ip route get 198.19.0.2 >"$WORK/pmtu_route.out"
