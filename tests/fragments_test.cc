@@ -293,6 +293,34 @@ TEST(Fragments, LargerThanTheOutputsMtuWithoutDfLeavesInFragments) {
   EXPECT_TRUE(l4_checksum_ok(ip_raw("198.19.0.1"), ip_raw("198.51.100.7"), kProtoUdp, l4.data(), l4.size()));
 }
 
+// Path MTU discovery from beyond the gateway: a router's "fragmentation
+// needed" about a translated datagram reaches the client translated back
+// (RFC 5508), the MTU it carries untouched.
+TEST(Fragments, FragmentationNeededFromBeyondReachesTheClientWithItsMtu) {
+  auto e = make_engine(kMasquerade);
+  ASSERT_EQ(run(*e, from_client().udp(5000, 53).payload("q").build(), kIn, 1000).verdict, Verdict::kForward);
+  auto with_mtu = [](std::vector<uint8_t> f, uint16_t mtu) {  // the error's next-hop MTU, checksum kept right
+    uint8_t* icmp = f.data() + kEth + 20;
+    icmp[6] = static_cast<uint8_t>(mtu >> 8);
+    icmp[7] = static_cast<uint8_t>(mtu);
+    icmp[2] = icmp[3] = 0;
+    const uint16_t c = csum_finish(csum_partial(icmp, f.size() - kEth - 20));
+    std::memcpy(icmp + 2, &c, 2);
+    return f;
+  };
+  auto quoted_out = FrameBuilder().ip("198.19.0.1", "198.51.100.7").ttl(63).udp(5000, 53).payload("q").ip_part();
+  auto quoted_in = FrameBuilder().ip("198.18.0.2", "198.51.100.7").ttl(63).udp(5000, 53).payload("q").ip_part();
+  const Output o = run(*e,
+                       with_mtu(FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.1", "198.19.0.1").tos(0xC0)
+                                    .icmp_error(kIcmpDestUnreach, 4, quoted_out).build(), 1400),
+                       kOut, 1001);
+  ASSERT_EQ(o.verdict, Verdict::kForward) << counter_name(o.reason);
+  EXPECT_EQ(o.out_if, kIn);
+  EXPECT_EQ(o.frame, with_mtu(FrameBuilder().eth(kInMac, kClientMac).ip("198.51.100.1", "198.18.0.2").tos(0xC0).ttl(63)
+                                  .icmp_error(kIcmpDestUnreach, 4, quoted_in).build(), 1400))
+      << describe(o.frame);
+}
+
 // A fragment cut further continues its offsets and keeps its MF; options
 // without the copied flag are in the first piece only (no-ops after it).
 TEST(Fragments, CuttingAFragmentKeepsItsPlaceAndOnlyCopiedOptions) {
