@@ -4,6 +4,7 @@
 // own neighbour queue holds it.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -17,18 +18,26 @@ namespace xnat {
 
 // Frames whose next hop is being resolved. Copies, so the receive buffers are
 // not held; bounded, and each frame waits at most kWaitMs. A slot takes a
-// jumbo frame (super-frames are cut to the output's MTU before they get
-// here); its bytes are not touched until a frame needs them, so a gateway
-// without jumbo frames commits only what its frames use.
+// frame of the interfaces' largest MTU, at least a jumbo one (super-frames
+// are cut to the output's MTU before they get here); its bytes are not
+// touched until a frame needs them, so a gateway without jumbo frames
+// commits only what its frames use.
 class NeighborQueue {
  public:
   static constexpr size_t kSlots = 256;
-  static constexpr uint32_t kFrameMax = 9216 + 18;  // a jumbo MTU behind Ethernet and a VLAN tag
+  static constexpr uint32_t kFrameMin = 9216 + 18;  // a jumbo MTU behind Ethernet and a VLAN tag
   static constexpr uint64_t kWaitMs = 3000;
+
+  // Slots for frames of an MTU of `mtu` behind Ethernet and a VLAN tag.
+  explicit NeighborQueue(uint32_t mtu = 0)
+      : frame_max_(std::max(kFrameMin, mtu + 18)),
+        bytes_(std::make_unique_for_overwrite<uint8_t[]>(kSlots * frame_max_)) {}
+
+  uint32_t frame_max() const { return frame_max_; }
 
   // False when full (the caller counts the drop).
   bool hold(const Packet& p, uint64_t now) {
-    if (p.len > kFrameMax) return false;
+    if (p.len > frame_max_) return false;
     for (Slot& s : slots_)
       if (!s.used) {
         s.used = true;
@@ -72,10 +81,11 @@ class NeighborQueue {
     uint32_t len = 0;
     uint64_t since = 0;
   };
-  uint8_t* data(const Slot& s) { return bytes_.get() + static_cast<size_t>(&s - slots_.data()) * kFrameMax; }
+  uint8_t* data(const Slot& s) { return bytes_.get() + static_cast<size_t>(&s - slots_.data()) * frame_max_; }
 
+  uint32_t frame_max_;
   std::vector<Slot> slots_ = std::vector<Slot>(kSlots);
-  std::unique_ptr<uint8_t[]> bytes_ = std::make_unique_for_overwrite<uint8_t[]>(kSlots * kFrameMax);
+  std::unique_ptr<uint8_t[]> bytes_;
   size_t count_ = 0;
 };
 

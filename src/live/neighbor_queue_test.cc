@@ -61,8 +61,8 @@ TEST(NeighborQueue, TimesOutAndIsBounded) {
   std::vector<uint8_t> f(60);
   for (size_t i = 0; i < NeighborQueue::kSlots; ++i) ASSERT_TRUE(q.hold(pending(f, 0, "198.18.0.9"), 1000));
   EXPECT_FALSE(q.hold(pending(f, 0, "198.18.0.9"), 1000));  // full: counted by the caller
-  std::vector<uint8_t> big(NeighborQueue::kFrameMax + 1);
   NeighborQueue q2;
+  std::vector<uint8_t> big(q2.frame_max() + 1);
   EXPECT_FALSE(q2.hold(pending(big, 0, "198.18.0.9"), 1000));
   auto send = [](int, const uint8_t*, uint32_t) { return true; };
   EXPECT_EQ(q.service(fib, 1000 + NeighborQueue::kWaitMs - 1, send), 0u);
@@ -89,6 +89,20 @@ TEST(NeighborQueue, HoldsJumboFrames) {
   EXPECT_EQ(sent[0].frame.back(), 0x11);
   EXPECT_EQ(sent[1].frame.size(), 1514u);
   EXPECT_EQ(sent[1].frame.back(), 0x22);
+}
+
+TEST(NeighborQueue, SlotsTakeTheLargestMtu) {
+  EXPECT_EQ(NeighborQueue().frame_max(), NeighborQueue::kFrameMin);
+  EXPECT_EQ(NeighborQueue(1500).frame_max(), NeighborQueue::kFrameMin);
+  NeighborQueue q(16000);
+  EXPECT_EQ(q.frame_max(), 16018u);
+  std::vector<uint8_t> f(16014, 0x33);
+  ASSERT_TRUE(q.hold(pending(f, 1, "198.19.0.2"), 1000));
+  Fib fib;
+  fib.add_neighbor(addr("198.19.0.2"), MacAddr{{2, 0, 0, 0, 0, 1}});
+  uint32_t sent = 0;
+  EXPECT_EQ(q.service(fib, 1001, [&](int, const uint8_t* d, uint32_t len) { return sent = len, d[len - 1] == 0x33; }), 0u);
+  EXPECT_EQ(sent, 16014u);
 }
 
 TEST(NeighborQueue, AFailedSendCountsAsLost) {
