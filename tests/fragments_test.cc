@@ -270,9 +270,7 @@ TEST(Fragments, LargerThanTheOutputsMtuWithoutDfLeavesInFragments) {
   std::vector<Output> pieces;
   std::vector<uint8_t> scratch(kEth + 1500);
   auto sink = [&](const uint8_t* f, uint32_t len) {
-    Output o;
-    o.frame.assign(f, f + len);
-    pieces.push_back(o);
+    pieces.push_back(Output{Verdict::kForward, kOut, Counter::kCount, std::vector<uint8_t>(f, f + len)});
     return true;
   };
   ASSERT_EQ(fragment_ipv4(p.data, p.len, kEth, p.frag_mtu, scratch.data(), static_cast<uint32_t>(scratch.size()), sink),
