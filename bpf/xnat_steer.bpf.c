@@ -138,11 +138,12 @@ static __always_inline void add(__u32 what, __u64 n) {
 
 static __always_inline void count(__u32 what) { add(what, 1); }
 
-// The steering decision for a frame, counted in steer_stats[0] or [1].
+// The steering decision for a frame, counted in steer_stats[0], [1] or [7]:
+// XNAT_STEER_GATEWAY or XNAT_STEER_KERNEL.
 static __always_inline int steer_counted(long data, long data_end) {
   const int to = xnat_steer((const unsigned char*)data, (const unsigned char*)data_end);
-  count(to == XNAT_STEER_KERNEL ? 1 : 0);
-  return to;
+  count(to == XNAT_STEER_GATEWAY ? 0 : to == XNAT_STEER_VLAN ? 7 : 1);
+  return to == XNAT_STEER_GATEWAY ? XNAT_STEER_GATEWAY : XNAT_STEER_KERNEL;
 }
 
 // A plain IPv4 TCP segment of an offloaded connection (no IP options or
@@ -241,14 +242,11 @@ static __always_inline long fast_path(struct __sk_buff* skb, int draining) {
   return bpf_redirect(e->ifindex, 0);
 }
 
-// A VLAN-tagged frame is its VLAN's, as in xnat_tc: the kernel hands it to
-// the VLAN's device or drops it. A tag in the frame is seen here; one the
-// device took out before XDP (veth's and most NICs' rx-vlan-offload) only
-// through bpf_xdp_metadata_rx_vlan_tag, in xnat_xdp_bound.
+// A VLAN-tagged frame is the kernel's (XNAT_STEER_VLAN). A tag in the frame
+// the decision sees; one the device took out before XDP (veth's and most
+// NICs' rx-vlan-offload) only bpf_xdp_metadata_rx_vlan_tag, in xnat_xdp_bound.
 static __always_inline int xnat_xdp_steer(struct xdp_md* ctx, int tag_taken_out) {
-  const unsigned char* data = (const unsigned char*)(long)ctx->data;
-  if (tag_taken_out || (data + 14 <= (const unsigned char*)(long)ctx->data_end &&
-                        ((data[12] == 0x81 && data[13] == 0x00) || (data[12] == 0x88 && data[13] == 0xa8)))) {
+  if (tag_taken_out) {
     count(7);
     return XDP_PASS;
   }

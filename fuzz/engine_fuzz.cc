@@ -193,9 +193,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (p.verdict != xnat::Verdict::kDrop && p.frag_mtu) {
         // Too large for its output, without DF: the engine promised it can be cut.
         static uint8_t piece[4096];
-        const uint32_t l3 = p.data[12] == 0x81 && p.data[13] == 0x00 ? 18 : 14, mtu = p.frag_mtu;
-        auto sink = [&](const uint8_t*, uint32_t len) { return len <= l3 + mtu; };
-        if (xnat::fragment_ipv4(p.data, p.len, l3, mtu, piece, sizeof piece, sink) < 2) __builtin_trap();
+        const uint32_t mtu = p.frag_mtu;
+        auto sink = [&](const uint8_t*, uint32_t len) { return len <= 18 + mtu; };  // at most a VLAN tag's link header
+        if (xnat::fragment_ipv4(p.data, p.len, mtu, piece, sizeof piece, sink) < 2) __builtin_trap();
       }
     }
     // Later fragments that waited for their first, as the worker takes them.

@@ -273,7 +273,7 @@ TEST(Fragments, LargerThanTheOutputsMtuWithoutDfLeavesInFragments) {
     pieces.push_back(Output{Verdict::kForward, kOut, Counter::kCount, std::vector<uint8_t>(f, f + len)});
     return true;
   };
-  ASSERT_EQ(fragment_ipv4(p.data, p.len, kEth, p.frag_mtu, scratch.data(), static_cast<uint32_t>(scratch.size()), sink),
+  ASSERT_EQ(fragment_ipv4(p.data, p.len, p.frag_mtu, scratch.data(), static_cast<uint32_t>(scratch.size()), sink),
             3u);
   for (size_t i = 0; i < pieces.size(); ++i) {
     const uint8_t* ip = pieces[i].frame.data() + kEth;
@@ -332,7 +332,7 @@ TEST(Fragments, CuttingAFragmentKeepsItsPlaceAndOnlyCopiedOptions) {
     pieces.emplace_back(fr, fr + len);
     return true;
   };
-  ASSERT_EQ(fragment_ipv4(f.data(), static_cast<uint32_t>(f.size()), kEth, 1000, scratch.data(),
+  ASSERT_EQ(fragment_ipv4(f.data(), static_cast<uint32_t>(f.size()), 1000, scratch.data(),
                           static_cast<uint32_t>(scratch.size()), sink),
             3u);  // 2 008 payload bytes, 968 per fragment
   for (size_t i = 0; i < pieces.size(); ++i) {
@@ -346,7 +346,7 @@ TEST(Fragments, CuttingAFragmentKeepsItsPlaceAndOnlyCopiedOptions) {
     else EXPECT_EQ(rr, std::vector<uint8_t>(7, 1)) << i;
     EXPECT_EQ(csum_finish(csum_partial(ip, 32)), 0) << i;
   }
-  EXPECT_EQ(fragment_ipv4(f.data(), static_cast<uint32_t>(f.size()), kEth, 32 + 7, scratch.data(),
+  EXPECT_EQ(fragment_ipv4(f.data(), static_cast<uint32_t>(f.size()), 32 + 7, scratch.data(),
                           static_cast<uint32_t>(scratch.size()), sink),
             0u);  // not even 8 payload bytes fit
 }

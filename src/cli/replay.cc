@@ -66,13 +66,11 @@ Result<ReplaySummary> run_replay(const ReplayOptions& opts) {
   std::vector<uint8_t> piece(65536 + 64);  // a fragment of a datagram larger than its output's MTU
   auto account = [&](const Packet& pkt, uint64_t ts_ns) {
     if (pkt.verdict == Verdict::kForward && pkt.frag_mtu) {
-      const uint32_t l3 = pkt.len >= 14 && pkt.data[12] == 0x81 && pkt.data[13] == 0x00 ? 18 : 14;
       auto write = [&](const uint8_t* f, uint32_t len) {
         writers[pkt.out_if].write(ts_ns, f, len);
         return true;
       };
-      (void)fragment_ipv4(pkt.data, pkt.len, l3, pkt.frag_mtu, piece.data(), static_cast<uint32_t>(piece.size()),
-                          write);
+      (void)fragment_ipv4(pkt.data, pkt.len, pkt.frag_mtu, piece.data(), static_cast<uint32_t>(piece.size()), write);
       ++sum.forwarded;
     } else if (pkt.verdict == Verdict::kForward) {
       writers[pkt.out_if].write(ts_ns, pkt.data, pkt.len);

@@ -547,23 +547,21 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
   return routed(pkt, p, cfg_.fib.resolve(dst, nh)) && fits(pkt, p, nh->ifindex);
 }
 // Whether the datagram may leave on interface `out` as it is, or cut into
-// fragments; false when it was dropped for its size (too_big).
+// fragments; false when it was dropped for its size (fits_output).
 [[gnu::always_inline]] inline bool Engine::fits(Packet& pkt, const ParsedPacket& p, int out) {
   if (static_cast<uint32_t>(p.ip_end - p.l3) <= min_mtu_) [[likely]] return true;
   return fits_output(pkt, p, out);
 }
-// Out of line: larger than the smallest MTU, it is measured against its own.
+// Out of line: a datagram larger than the smallest MTU, against its
+// output's. Larger than that, as ip_forward (ip_exceeds_mtu) and
+// ip_fragment treat it: with DF, dropped and an ICMP "fragmentation needed"
+// carrying the MTU sent back (RFC 1191), so the sender learns the path's
+// MTU; without, it leaves in fragments (Packet::frag_mtu: the worker cuts
+// them with fragment_ipv4, counted here). A super-frame whose segments fit
+// is not too big.
 [[gnu::noinline]] bool Engine::fits_output(Packet& pkt, const ParsedPacket& p, int out) {
   const uint32_t mtu = cfg_.fib.interface(out).mtu;
-  return static_cast<uint32_t>(p.ip_end - p.l3) <= mtu || too_big(pkt, p, mtu);
-}
-// A datagram larger than its output's MTU, as ip_forward (ip_exceeds_mtu)
-// and ip_fragment treat it: with DF, dropped and an ICMP "fragmentation
-// needed" carrying the MTU sent back (RFC 1191), so the sender learns the
-// path's MTU; without, it leaves in fragments (Packet::frag_mtu: the worker
-// cuts them with fragment_ipv4, counted here). A super-frame whose segments
-// fit is not too big.
-[[gnu::noinline]] bool Engine::too_big(Packet& pkt, const ParsedPacket& p, uint32_t mtu) {
+  if (static_cast<uint32_t>(p.ip_end - p.l3) <= mtu) return true;
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(pkt.data + p.l3);
   if (pkt.gso != Gso::kNone) {
     uint32_t l4_hdr = sizeof(UdpHdr);

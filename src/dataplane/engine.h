@@ -144,7 +144,6 @@ class Engine final : private RuleActions {
   bool fits(Packet& pkt, const ParsedPacket& p, int out);
   bool fits_output(Packet& pkt, const ParsedPacket& p, int out);
   void note_mtus();  // min_mtu_ from the FIB's interfaces
-  bool too_big(Packet& pkt, const ParsedPacket& p, uint32_t mtu);
   void not_routed(Packet& pkt, const ParsedPacket& p, RouteKind k);
   // own_output: the host's own frame (kHostPort), which keeps its TTL.
   void emit(Packet& pkt, const ParsedPacket& p, const NextHop& nh, bool own_output);

@@ -46,12 +46,9 @@ namespace {
 constexpr uint32_t kFrameSize = XSK_UMEM__DEFAULT_FRAME_SIZE;  // 4096
 // A frame larger than one UMEM frame (a jumbo MTU) comes in several
 // descriptors; it is gathered into one of kBurst buffers for the engine and
-// leaves through the port's packet socket. The buffers take the largest MTU
-// of the interfaces at start, at least 9 216, behind Ethernet and a VLAN
-// tag; a larger frame (an MTU raised since) is cut to its first descriptor,
-// which the engine drops as truncated.
-constexpr uint32_t kJumboMtuMin = 9216;
-constexpr uint32_t kLinkHeaderMax = 18;
+// leaves through the port's packet socket. The buffers take a frame of the
+// largest MTU at start (frame_for_mtu); a larger frame (an MTU raised since)
+// is cut to its first descriptor, which the engine drops as truncated.
 
 
 // One ETHTOOL_G* request (its cmd set) on ifname; false if the device does not answer.
@@ -202,9 +199,7 @@ class AfXdpBackend final : public Backend {
       packet_out_.push_back(std::make_unique<VnetSender>());
       if (auto r = packet_out_.back()->open(o.ifindexes[p], o.ifnames[p]); !r) return r;
     }
-    uint32_t mtu = kJumboMtuMin;
-    for (uint32_t m : o.mtus) mtu = std::max(mtu, m);
-    jumbo_size_ = mtu + kLinkHeaderMax;
+    jumbo_size_ = frame_for_mtu(o.largest_mtu());
     jumbo_ = std::make_unique_for_overwrite<uint8_t[]>(size_t{kBurst} * jumbo_size_);
     pfds_.resize(socks_.size() + 2);  // the last two: the worker's wake-up fd and an extra one
     for (size_t i = 0; i < socks_.size(); ++i) pfds_[i] = pollfd{socks_[i].fd, POLLIN, 0};
@@ -222,9 +217,9 @@ class AfXdpBackend final : public Backend {
       while (used < got && n < max) {
         const xdp_desc* d = xsk_ring_cons__rx_desc(&s.rx, idx + used);
         uint32_t descs = 1;
-        while (xsk_ring_cons__rx_desc(&s.rx, idx + used + descs - 1)->options & XDP_PKT_CONTD && used + descs < got)
+        while (used + descs <= got && (xsk_ring_cons__rx_desc(&s.rx, idx + used + descs - 1)->options & XDP_PKT_CONTD))
           ++descs;
-        if (xsk_ring_cons__rx_desc(&s.rx, idx + used + descs - 1)->options & XDP_PKT_CONTD) break;  // its rest later
+        if (used + descs > got) break;  // its rest later
         Packet& p = pkts[n++];
         const uint64_t base = xsk_umem__extract_addr(d->addr);
         const uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);

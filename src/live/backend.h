@@ -38,10 +38,20 @@ struct PortStats {
   uint64_t tx_coalesced = 0;         // TCP segments sent inside an earlier one's super-frame
 };
 
+// The largest frame an interface of MTU `mtu` carries behind Ethernet and a
+// VLAN tag, counting at least a 9 216-byte jumbo MTU: what a buffer that
+// holds a copy of any frame takes.
+constexpr uint32_t frame_for_mtu(uint32_t mtu) { return (mtu > 9216 ? mtu : 9216) + 18; }
+
 struct BackendOptions {
   std::vector<std::string> ifnames;  // engine interface order
   std::vector<int> ifindexes;        // kernel ifindexes, same order
   std::vector<uint32_t> mtus;
+  uint32_t largest_mtu() const {
+    uint32_t m = 0;
+    for (uint32_t v : mtus) m = v > m ? v : m;
+    return m;
+  }
   uint32_t ring_size = 2048;
   bool busy_poll = false;
   // Several workers: each opens its own backend. AF_XDP takes the rx queues

@@ -149,11 +149,9 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   if (o.fast_path && steering.fast_path_fd() < 0) return Error{"--fast-path: this platform has no fast path"};
   sh_.fib = cfg_.fib;
   update_pools();
-  uint32_t max_mtu = 0;  // the neighbour queue's slots take a frame of it
-  for (uint32_t m : bo_.mtus) max_mtu = std::max(max_mtu, m);
   for (uint32_t i = 0; i < nworkers; ++i) {
     auto w = std::make_unique<Worker>();
-    w->held = NeighborQueue(max_mtu);
+    w->held = NeighborQueue(bo_.largest_mtu());
     EngineConfig ec = per_worker;
     ec.seed = cfg_.seed + i * 0x9E3779B97F4A7C15ull;
     ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? directory_.get() : nullptr, nworkers > 1 ? &limit_ : nullptr};

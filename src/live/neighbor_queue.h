@@ -4,7 +4,6 @@
 // own neighbour queue holds it.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "dataplane/packet.h"
+#include "live/backend.h"
 #include "route/fib.h"
 
 namespace xnat {
@@ -25,12 +25,12 @@ namespace xnat {
 class NeighborQueue {
  public:
   static constexpr size_t kSlots = 256;
-  static constexpr uint32_t kFrameMin = 9216 + 18;  // a jumbo MTU behind Ethernet and a VLAN tag
+  static constexpr uint32_t kFrameMin = frame_for_mtu(0);
   static constexpr uint64_t kWaitMs = 3000;
 
-  // Slots for frames of an MTU of `mtu` behind Ethernet and a VLAN tag.
+  // Slots for the frames of an interface of MTU `mtu`.
   explicit NeighborQueue(uint32_t mtu = 0)
-      : frame_max_(std::max(kFrameMin, mtu + 18)),
+      : frame_max_(frame_for_mtu(mtu)),
         bytes_(std::make_unique_for_overwrite<uint8_t[]>(kSlots * frame_max_)) {}
 
   uint32_t frame_max() const { return frame_max_; }

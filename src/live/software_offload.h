@@ -54,7 +54,6 @@ class SoftwareOffload {
   bool fragment(Packet& p, Sink&& sink) {
     const uint16_t mtu = p.frag_mtu;
     return finish(p, [&](Packet& q) {
-      const uint32_t l3 = q.len >= 14 && q.data[12] == 0x81 && q.data[13] == 0x00 ? 18 : 14;
       bool ok = true;
       auto piece = [&](const uint8_t* f, uint32_t len) {
         Packet r = q;
@@ -63,8 +62,7 @@ class SoftwareOffload {
         r.frag_mtu = 0;
         return ok = sink(r);
       };
-      (void)fragment_ipv4(q.data, q.len, l3, mtu, frag_scratch_.data(), static_cast<uint32_t>(frag_scratch_.size()),
-                          piece);
+      (void)fragment_ipv4(q.data, q.len, mtu, frag_scratch_.data(), static_cast<uint32_t>(frag_scratch_.size()), piece);
       return ok;
     });
   }

@@ -30,6 +30,9 @@
 
 #define XNAT_STEER_KERNEL 0
 #define XNAT_STEER_GATEWAY 1
+/* A VLAN-tagged frame is its VLAN's, as on a Linux router: the kernel hands
+ * it to the VLAN's device or drops it. The kernel's, counted apart. */
+#define XNAT_STEER_VLAN 2
 
 /* skb->mark of a frame the tc ingress program took for the gateway
  * (AF_PACKET): its socket's filter lets only these through ("xnat"). */
@@ -199,13 +202,9 @@ struct xnat_fast_entry {
 XNAT_STEER_INLINE int xnat_steer(const unsigned char* data, const unsigned char* end) {
   const unsigned char* p = data;
   if (p + 14 > end) return XNAT_STEER_GATEWAY; /* runt: the gateway counts it */
-  unsigned ethertype = xnat_be16(p + 12);
+  const unsigned ethertype = xnat_be16(p + 12);
   p += 14;
-  if (ethertype == 0x8100) {
-    if (p + 4 > end) return XNAT_STEER_GATEWAY;
-    ethertype = xnat_be16(p + 2);
-    p += 4;
-  }
+  if (ethertype == 0x8100 || ethertype == 0x88a8) return XNAT_STEER_VLAN;
   if (ethertype != 0x0800) return XNAT_STEER_KERNEL;
   if (p + 20 > end) return XNAT_STEER_GATEWAY;
   const unsigned ihl = (unsigned)(p[0] & 0x0f) * 4;

@@ -8,16 +8,27 @@
 
 namespace xnat {
 
-bool locate_l4_checksum(const uint8_t* f, uint32_t len, L4Field* out) {
+namespace {
+
+// Where the IPv4 header of an Ethernet frame (one VLAN tag at most) starts,
+// its fixed part inside the frame; 0 for anything else.
+uint32_t ipv4_at(const uint8_t* f, uint32_t len) {
   uint32_t l3 = sizeof(EthHdr);
-  if (len < l3 + sizeof(Ipv4Hdr)) return false;
+  if (len < l3 + sizeof(Ipv4Hdr)) return 0;
   uint16_t type = static_cast<uint16_t>(f[12] << 8 | f[13]);
   if (type == kEtherTypeVlan) {
     l3 += sizeof(VlanTag);
-    if (len < l3 + sizeof(Ipv4Hdr)) return false;
+    if (len < l3 + sizeof(Ipv4Hdr)) return 0;
     type = static_cast<uint16_t>(f[16] << 8 | f[17]);
   }
-  if (type != kEtherTypeIpv4) return false;
+  return type == kEtherTypeIpv4 ? l3 : 0;
+}
+
+}  // namespace
+
+bool locate_l4_checksum(const uint8_t* f, uint32_t len, L4Field* out) {
+  const uint32_t l3 = ipv4_at(f, len);
+  if (!l3) return false;
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(f + l3);
   const uint32_t ihl = ip->header_len(), tot = ip->tot_len.host();
   if (ip->version() != 4 || ihl < sizeof(Ipv4Hdr) || tot < ihl || l3 + tot > len || ip->is_fragment()) return false;
@@ -57,9 +68,10 @@ bool set_partial_l4_checksum(uint8_t* f, uint32_t len) {
   return true;
 }
 
-size_t fragment_ipv4(const uint8_t* f, uint32_t len, uint32_t l3, uint32_t mtu, uint8_t* out, uint32_t out_len,
-                     SegmentSink emit, void* ctx) {
-  if (len < l3 + sizeof(Ipv4Hdr)) return 0;
+size_t fragment_ipv4(const uint8_t* f, uint32_t len, uint32_t mtu, uint8_t* out, uint32_t out_len, SegmentSink emit,
+                     void* ctx) {
+  const uint32_t l3 = ipv4_at(f, len);
+  if (!l3) return 0;
   const auto* ip = reinterpret_cast<const Ipv4Hdr*>(f + l3);
   const uint32_t hlen = ip->header_len();
   const uint32_t tot = ip->tot_len.host();

@@ -82,24 +82,24 @@ size_t segment_gso(const uint8_t* frame, uint32_t len, uint16_t gso_size, uint8_
       [](void* c, const uint8_t* f, uint32_t l) -> bool { return (*static_cast<F*>(c))(f, l); }, &emit);
 }
 
-// Cuts the IPv4 datagram in `frame` (IPv4 header at `l3`, checksums
-// complete) into fragments of at most `mtu` bytes of IPv4 each, as the
+// Cuts the IPv4 datagram in the Ethernet `frame` (checksums complete) into fragments of at most `mtu` bytes of IPv4 each, as the
 // kernel's ip_fragment does for a datagram without DF larger than its
 // output's MTU: every fragment has the link header and the IPv4 header (a
 // later one keeps only the options whose copied flag is set, the others
 // replaced by no-ops, as ip_options_fragment), a multiple of 8 payload
 // bytes but the last, offsets and MF continuing those of a datagram that was
-// a fragment already. `scratch` must hold l3 + mtu bytes. `emit(frame, len)`
-// is called for each; the count is returned, 0 if the datagram cannot be cut
-// (malformed, or no 8 payload bytes fit `mtu`).
-size_t fragment_ipv4(const uint8_t* frame, uint32_t len, uint32_t l3, uint32_t mtu, uint8_t* scratch,
-                     uint32_t scratch_len, SegmentSink emit, void* ctx);
+// a fragment already. `scratch` must hold the link header and mtu bytes.
+// `emit(frame, len)` is called for each; the count is returned, 0 if the
+// datagram cannot be cut (not IPv4, malformed, or no 8 payload bytes fit
+// `mtu`).
+size_t fragment_ipv4(const uint8_t* frame, uint32_t len, uint32_t mtu, uint8_t* scratch, uint32_t scratch_len,
+                     SegmentSink emit, void* ctx);
 
 template <typename F>
-size_t fragment_ipv4(const uint8_t* frame, uint32_t len, uint32_t l3, uint32_t mtu, uint8_t* scratch,
-                     uint32_t scratch_len, F& emit) {
+size_t fragment_ipv4(const uint8_t* frame, uint32_t len, uint32_t mtu, uint8_t* scratch, uint32_t scratch_len,
+                     F& emit) {
   return fragment_ipv4(
-      frame, len, l3, mtu, scratch, scratch_len,
+      frame, len, mtu, scratch, scratch_len,
       [](void* c, const uint8_t* f, uint32_t l) -> bool { return (*static_cast<F*>(c))(f, l); }, &emit);
 }
 
