@@ -278,6 +278,41 @@ TEST(GatewayPlatform, SetsRpsOnItsInterfacesForTheRun) {
   EXPECT_EQ(r.error().message.rfind("--rps-cpus 1023: CPU 1023 is not online (online: ", 0), 0u) << r.error().message;
 }
 
+// --gro: af_packet (a tc hook) turns GRO on on its veths by default; AF_XDP
+// takes frames before GRO, so auto asks for nothing there; `on` asks for
+// every interface, `keep` for none. What is asked for is held for the run.
+TEST(GatewayPlatform, TurnsGroOnForAfPacketsVethsByDefault) {
+  struct Case {
+    SteerHook hook;
+    std::string gro;
+    bool asked, only_veth;
+  };
+  for (const Case& c : {Case{SteerHook::kTc, "auto", true, true}, Case{SteerHook::kXdp, "auto", false, false},
+                        Case{SteerHook::kXdp, "on", true, false}, Case{SteerHook::kTc, "on", true, false},
+                        Case{SteerHook::kTc, "keep", false, false}}) {
+    Fixture f(kMasq);
+    f.platform.hook = c.hook;
+    bool asked = false, only_veth = false;
+    std::vector<std::string> ifnames;
+    f.platform.set_gro = [&](const std::vector<std::string>& names, bool veth) {
+      asked = true;
+      only_veth = veth;
+      ifnames = names;
+      return ReceiveCoalescing::apply({}, veth);  // nothing to switch: no device touched
+    };
+    RunOptions o = workers(1);
+    o.gro = c.gro;
+    auto g = Gateway::start(f.cfg, o, f.platform);
+    ASSERT_TRUE(g.ok()) << g.error().message;
+    const std::string what = fmt::format("hook {} --gro {}", c.hook == SteerHook::kTc ? "tc" : "xdp", c.gro);
+    EXPECT_EQ(asked, c.asked) << what;
+    if (!c.asked) continue;
+    EXPECT_EQ(only_veth, c.only_veth) << what;
+    EXPECT_EQ(ifnames.size(), 2u) << what;
+    EXPECT_EQ((*g)->banner().find("GRO on"), std::string::npos) << "none turned on, none named: " << (*g)->banner();
+  }
+}
+
 // The control thread as xnat run has it: the gateway's and the control
 // socket's polls, in a loop, until the end of the test.
 // A client written by hand: connected to the control socket at `path`,

@@ -138,6 +138,10 @@ int main(int argc, char** argv) {
   run->add_option("--rps-cpus", run_opts.rps_cpus,
                   "CPU list: RPS on the gateway's interfaces over these CPUs for the run (af_packet on a veth: "
                   "keeps a TCP sender's frames in order; costs a hop between CPUs)");
+  run->add_option("--gro", run_opts.gro,
+                  "GRO on the gateway's interfaces for the run, where it is off: auto (af_packet: each veth, "
+                  "whose default is off), on (every interface), keep (as found)")
+      ->check(CLI::IsMember({"auto", "on", "keep"}))->capture_default_str();
   run->add_option("--ring-size", run_opts.ring_size, "Descriptors per ring")->capture_default_str();
   run->add_option("--metrics", run_opts.metrics, "ADDRESS:PORT to serve Prometheus metrics on (GET /metrics)");
   run->add_option("--control", run_opts.control,

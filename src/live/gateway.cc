@@ -216,6 +216,12 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     receive_order_ = platform_.set_rps(bo_.ifnames, rps_cpus_);
     for (const std::string& w : receive_order_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
   }
+  // auto: AF_XDP takes its frames before GRO.
+  const bool gro = o.gro == "on" || (o.gro == "auto" && platform_.hook == SteerHook::kTc);
+  if (gro && platform_.set_gro) {
+    coalescing_ = platform_.set_gro(bo_.ifnames, o.gro == "auto");
+    for (const std::string& w : coalescing_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
+  }
   for (auto& w : workers_) {
     threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_); });
     // "xnat-worker N" in top -H and /proc: the thread to pin or watch.
@@ -245,6 +251,7 @@ std::string Gateway::banner() const {
   if (host_) s += fmt::format("; host port {}", host_->name());
   if (!worker_cpus_.empty()) s += fmt::format("; workers on CPU {}", fmt::join(worker_cpus_, ","));
   if (receive_order_ && !receive_order_->describe().empty()) s += "; " + receive_order_->describe();
+  if (coalescing_ && !coalescing_->describe().empty()) s += "; " + coalescing_->describe();
   if (!backend_reason_.empty()) s += fmt::format("; --backend auto: {}", backend_reason_);
   return s;
 }
@@ -390,6 +397,7 @@ void Gateway::stop() {
   drain_log();
   platform_.steering->detach_all();
   receive_order_.reset();  // the interfaces' RPS masks as they were
+  coalescing_.reset();     // and their GRO
   for (auto& w : workers_)
     if (w->wake_fd >= 0) {
       ::close(w->wake_fd);

@@ -47,6 +47,9 @@ struct RunOptions {
   // A CPU list: RPS over these CPUs on each of the gateway's interfaces
   // without a mask, for the run (live/receive_order.h); empty: none.
   std::string rps_cpus;
+  // GRO on the gateway's interfaces for the run (live/receive_coalescing.h):
+  // "auto" (af_packet's veths), "on" (every interface), "keep".
+  std::string gro = "auto";
 };
 
 // `xnat run`: returns the process exit code; errors are printed to stderr.
@@ -151,6 +154,7 @@ class Gateway {
   std::string backend_reason_;
   std::unique_ptr<HostPort> host_;
   std::unique_ptr<ReceiveOrder> receive_order_;
+  std::unique_ptr<ReceiveCoalescing> coalescing_;
   HostReplies host_replies_;
   SharedLimit limit_;
   std::unique_ptr<FlowDirectory> directory_;

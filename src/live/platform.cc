@@ -29,6 +29,9 @@ Result<Platform> open_live_platform(const std::string& backend) {
   p.set_rps = [](const std::vector<std::string>& ifnames, const std::vector<int>& cpus) {
     return ReceiveOrder::apply(ifnames, cpus);
   };
+  p.set_gro = [](const std::vector<std::string>& ifnames, bool only_veth) {
+    return ReceiveCoalescing::apply(ifnames, only_veth);
+  };
   return p;
 }
 

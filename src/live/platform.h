@@ -16,6 +16,7 @@
 #include "live/backend.h"
 #include "live/host_port.h"
 #include "live/kernel_view.h"
+#include "live/receive_coalescing.h"
 #include "live/receive_order.h"
 #include "live/steering.h"
 
@@ -32,6 +33,9 @@ struct Platform {
   // held for the run. Null for a test's fakes.
   std::function<std::unique_ptr<ReceiveOrder>(const std::vector<std::string>& ifnames, const std::vector<int>& cpus)>
       set_rps;
+  // GRO on the interfaces that have it off (--gro, live/receive_coalescing.h),
+  // held for the run. Null for a test's fakes.
+  std::function<std::unique_ptr<ReceiveCoalescing>(const std::vector<std::string>& ifnames, bool only_veth)> set_gro;
   SteerHook hook = SteerHook::kXdp;
 };
 

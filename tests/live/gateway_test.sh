@@ -16,8 +16,9 @@
 #   fragments that come last first arrive as whole datagrams (RFC 4787 REQ-14);
 #   jumbo frames (MTU 9000), the first ones held while the next hop resolves;
 #   a datagram larger than the output's MTU: fragments, or fragmentation needed (DF);
-#   with offloads off, af_packet also with GRO on (a NIC's default): what GRO
-#   checked is not verified again
+#   af_packet turns GRO on on its veths for the run (--gro auto; GRO=keep runs
+#   it with --gro keep) and off again after; with offloads off, what GRO
+#   coalesced passes as super-frames, and what GRO checked is not verified again
 #   ab -c 1000 -n 20000 through DNAT with nf_conntrack_max=1000
 #   a TCP sender sees no reordering (af_xdp; af_packet with RPS=on, which
 #   runs it with --rps-cpus)
@@ -34,6 +35,11 @@ LABEL=$BACKEND
 FAST=()  # FAST_PATH=on: established TCP through the tc program's fast path
 [ "${FAST_PATH:-off}" = on ] && FAST=(--fast-path) && LABEL="$LABEL, fast path"
 [ "${RPS:-off}" = on ] && LABEL="$LABEL, --rps-cpus"
+GRO_ARG=()  # GRO=keep: the veths' GRO as found (off)
+[ "${GRO:-auto}" = keep ] && GRO_ARG=(--gro keep) && LABEL="$LABEL, --gro keep"
+# Whether the gateway turns GRO on on its veths for the run (--gro auto: af_packet).
+GRO_SET=no
+[ "$BACKEND" = af_packet ] && [ ${#GRO_ARG[@]} -eq 0 ] && GRO_SET=yes
 XNAT=${XNAT:-$(cd "$(dirname "$0")/../.." && pwd)/build/xnat}
 if [ "$(id -u)" -ne 0 ]; then
   echo "gateway_test: needs root (network namespaces, XDP)"
@@ -126,7 +132,7 @@ if [ "${RPS:-off}" = on ]; then
   [ ${#RPS_CPUS[@]} -gt 0 ] || RPS_CPUS=("${CPUS[@]}")
   PIN+=(--rps-cpus "$(IFS=,; echo "${RPS_CPUS[*]}")")
 fi
-start_xnat "$BACKEND" --metrics 127.0.0.1:9510 "${FAST[@]}" "${PIN[@]}" || exit 1
+start_xnat "$BACKEND" --metrics 127.0.0.1:9510 "${FAST[@]}" "${PIN[@]}" "${GRO_ARG[@]}" || exit 1
 sleep 0.5
 if [ ${#PIN[@]} -gt 0 ]; then
   cpus_in() { local p; for p in ${1//,/ }; do seq "${p%-*}" "${p#*-}"; done; }  # 0-2,5 -> 0 1 2 5
@@ -209,6 +215,23 @@ if [ ${#RPS_CPUS[@]} -gt 0 ]; then
     done
   }
   check "  ... --rps-cpus ${RPS_CPUS[*]}: the masks on the gateway's interfaces" rps_set
+fi
+gro_state() {  # gro_state on|off: GRO on both of the gateway's interfaces is that
+  local i st
+  for i in "$IF_GI" "$IF_GO"; do
+    st=$(in_g ethtool -k "$i" | awk '$1 == "generic-receive-offload:" {print $2}')
+    echo "$i generic-receive-offload: $st, want $1"
+    [ "$st" = "$1" ] || return 1
+  done
+}
+if [ $GRO_SET = yes ]; then
+  gro_set() {  # the banner names the interfaces, and they have GRO on
+    grep -q "GRO on $IF_GI, $IF_GO for the run" "$WORK/xnat.out" || { cat "$WORK/xnat.out"; return 1; }
+    gro_state on
+  }
+  check "  ... GRO on on the gateway's veths for the run (--gro auto), the banner says so" gro_set
+else
+  check "  ... the gateway's veths keep GRO as found (off)" gro_state off
 fi
 ip netns exec "$NS_S" iperf3 -s -1 -B 198.19.0.2 -p 5202 >"$WORK/iperf-udp.srv" 2>&1 &
 PIDS+=($!)
@@ -422,7 +445,15 @@ if [ "${HOST_OFFLOADS:-on}" = on ]; then
     check "  ... the hosts' partial checksums were completed" grep -Eq '^l4_csum_completed [1-9]' "$WORK/counters.txt"
   fi
 fi
-if [ "${WORKERS:-1}" = 1 ] && { [ "$BACKEND" = af_xdp ] || [ "${HOST_OFFLOADS:-on}" = off ]; }; then
+if [ "${HOST_OFFLOADS:-on}" = off ] && [ $GRO_SET = yes ]; then
+  # The hosts sent MTU frames; the veths' GRO coalesced them, and the
+  # super-frames passed the gateway whole, both ways.
+  check "  ... MTU frames the veths' GRO coalesced passed as super-frames, both ways" \
+    bash -c "grep -E 'gso' $WORK/counters.txt; grep -Eq '^live_rx_gso_$IF_GI [1-9]' $WORK/counters.txt &&
+             grep -Eq '^live_tx_gso_$IF_GO [1-9]' $WORK/counters.txt && grep -Eq '^live_rx_gso_$IF_GO [1-9]' $WORK/counters.txt &&
+             grep -Eq '^live_tx_gso_$IF_GI [1-9]' $WORK/counters.txt"
+fi
+if [ "${WORKERS:-1}" = 1 ] && { [ "$BACKEND" = af_xdp ] || { [ "${HOST_OFFLOADS:-on}" = off ] && [ $GRO_SET = no ]; }; }; then
   # MTU frames of one connection in a burst leave as one super-frame (GRO at
   # the output; AF_XDP on a veth gets only MTU frames); the transfers above
   # arrived byte for byte.
@@ -462,7 +493,8 @@ s.close(); print(\"ok\")' $WORK/fp.ready $WORK/fp.go > $WORK/fp.out 2>&1 & cl=\$
                grep -Eq '^tcp +6 [0-9]+ TIME_WAIT .*sport=30082 .*\[ASSURED\]'"
 fi
 if [ "$BACKEND" = af_packet ] && [ "${HOST_OFFLOADS:-on}" = off ]; then
-  # GRO on the inside interface, as a NIC has it: what GRO checked and did not
+  # GRO on the inside interface (--gro auto has turned it on; with --gro keep
+  # it is turned on here, as a NIC has it): what GRO checked and did not
   # merge (UDP datagrams here) comes CHECKSUM_UNNECESSARY and is not verified
   # again, as netfilter does not; the datagrams with a wrong checksum below
   # fail GRO's check and are still dropped.
@@ -543,6 +575,7 @@ if [ ${#RPS_CPUS[@]} -gt 0 ]; then
   }
   check "  ... the interfaces' RPS masks as they were" rps_restored
 fi
+[ $GRO_SET = yes ] && check "  ... GRO off again on the gateway's veths" gro_state off
 check "interfaces are the kernel's again after stop" \
   bash -c "! ip -n $NS_G link show $IF_GO | grep -q 'prog/xdp' && ! tc -n $NS_G filter show dev $IF_GO ingress | grep -q xnat &&
            ! ip -n $NS_G link show xnat-host 2>/dev/null"
