@@ -16,6 +16,8 @@ namespace xnat {
   X(bad_l4_header, "TCP data offset or UDP length inconsistent")                            \
   X(bad_l4_checksum, "TCP/UDP/ICMP checksum wrong (nf_conntrack_checksum = 1)")             \
   X(bad_icmp_error, "ICMP error whose embedded datagram cannot be parsed")                  \
+  X(bad_ip_options, "IPv4 options malformed as the kernel checks them (ICMP parameter problem sent when allowed)") \
+  X(source_route, "IPv4 loose or strict source route option: not forwarded, as net.ipv4.conf.all.accept_source_route = 0") \
   X(fragment, "IPv4 fragment that cannot be translated alone: transport header cut or overlapped (RFC 1858), or a fragmented ICMP error") \
   X(fragment_unmatched, "later IPv4 fragment whose first fragment did not come within net.ipv4.ipfrag_time, or that found no room to wait for it") \
   X(martian_source, "source 0/8, 127/8, multicast, broadcast or the gateway's own address: none a router forwards (RFC 1812 5.3.7)")                   \

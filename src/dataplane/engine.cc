@@ -4,6 +4,7 @@
 #include <cassert>
 #include <optional>
 
+#include "dataplane/ip_options.h"
 #include "dataplane/tcp_reset.h"
 
 #include <fmt/format.h>
@@ -290,7 +291,14 @@ void Engine::to_host(Packet& pkt) {
   const uint32_t dh = host32(p.tuple.dst), sh = host32(p.tuple.src);
   if (dh >= 0xE0000000u || dh == 0) return to_host(pkt);
   if ((sh >> 24) == 0 || (sh >> 24) == 127 || sh >= 0xE0000000u) return drop(pkt, Counter::drop_martian_source);
+  if (pkt.data[p.l3] != 0x45) [[unlikely]]
+    return with_ip_options(pkt, p, h, cand, now);
+  dispatch(pkt, p, h, cand, now);
+}
 
+// handle()'s rest, for a datagram that may be forwarded.
+[[gnu::always_inline]] inline void Engine::dispatch(Packet& pkt, ParsedPacket& p, uint64_t h, uint32_t cand,
+                                                    uint64_t now) {
   if (p.frag == FragKind::kLater) [[unlikely]]
     return later_fragment(pkt, p, now);
   if (has_stateless_rules_ && try_stateless(pkt, p, now)) return;
@@ -908,8 +916,37 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
   return true;
 }
 
+// A datagram with IPv4 options (ip_options.h), out of the per-packet path.
+// Checked before it is tracked: the kernel drops a bad one in ip_rcv_finish,
+// so conntrack never confirms a connection for it. Once its output is known,
+// the gateway goes into its options as ip_forward_options writes itself: the
+// output interface's address in a record route; the time (and the address
+// facing the source, from the route back to the source as received) in a
+// timestamp. Not for the host's own output through the host port
+// (from_host): its kernel built those options; nor for an ICMP error that
+// replaced the datagram (its header has none).
+[[gnu::noinline, gnu::cold]] void Engine::with_ip_options(Packet& pkt, ParsedPacket& p, uint64_t h, uint32_t cand,
+                                                          uint64_t now) {
+  const IpOptionsVerdict v = check_ip_options(pkt.data + p.l3);
+  if (v.check == IpOptionsCheck::kSourceRoute) return drop(pkt, Counter::drop_source_route);
+  if (v.check == IpOptionsCheck::kMalformed)
+    return send_icmp_error(pkt, p, kIcmpParamProblem, 0, Counter::drop_bad_ip_options, uint32_t{v.pointer} << 24);
+  const uint32_t src = p.tuple.src;  // as received: handling rewrites the tuple
+  dispatch(pkt, p, h, cand, now);
+  if ((pkt.verdict != Verdict::kForward && pkt.verdict != Verdict::kNeighborPending) || pkt.out_if < 0 ||
+      pkt.data[p.l3] == 0x45)
+    return;
+  IpOptionsStamp stamp;
+  stamp.out_addr = cfg_.fib.interface(pkt.out_if).addr;
+  NextHop back;
+  const int back_if = cfg_.fib.resolve(src, &back) == RouteKind::kForward ? back.ifindex : pkt.in_if;
+  stamp.back_addr = cfg_.fib.interface(back_if).addr;
+  stamp.now_ms = ip_timestamp_now();
+  forward_ip_options(pkt.data + p.l3, stamp, cfg_.fib);
+}
+
 void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code, DropReason reason,
-                             uint16_t next_hop_mtu) {
+                             uint32_t rest) {
   drop(pkt, reason);
   // RFC 1812 4.3.2.7: never about an ICMP error, a non-initial fragment, or a
   // packet whose source does not name a single host.
@@ -925,7 +962,7 @@ void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, u
   }
   // Back where it came from: to the previous hop on the ingress interface.
   const Interface& itf = cfg_.fib.interface(pkt.in_if);
-  pkt.len = build_icmp_error(pkt.data, p.l3, quote, itf.addr, p.tuple.src, itf.mac, type, code, next_hop_mtu);
+  pkt.len = build_icmp_error(pkt.data, p.l3, quote, itf.addr, p.tuple.src, itf.mac, type, code, rest);
   pkt.out_if = pkt.in_if;
   pkt.verdict = Verdict::kForward;
   counters_.inc(Counter::icmp_errors_sent);

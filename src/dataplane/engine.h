@@ -108,6 +108,8 @@ class Engine final : private RuleActions {
  private:
   // cand: the packet's candidate of the burst's bulk lookup (FlowTable::resolve).
   void handle(Packet& pkt, ParsedPacket& p, ParseStatus st, uint64_t h, uint32_t cand, uint64_t now);
+  // handle()'s rest: fragments, stateless rules, ICMP errors, lookup, new flows.
+  void dispatch(Packet& pkt, ParsedPacket& p, uint64_t h, uint32_t cand, uint64_t now);
   // Fragments (fragments.h): what became of a first fragment, and a later one.
   void note_first_fragment(const Packet& pkt, const ParsedPacket& p, const FragmentKey& k, uint64_t now);
   void later_fragment(Packet& pkt, ParsedPacket& p, uint64_t now);
@@ -150,9 +152,12 @@ class Engine final : private RuleActions {
   void drop(Packet& pkt, DropReason r);
   void exhausted(Packet& pkt, DropReason r, const Tuple& t);  // a drop for want of room, logged (rate-limited)
   void to_host(Packet& pkt);
-  // next_hop_mtu: for "fragmentation needed" (RFC 1191).
+  // rest: the ICMP header's second word (build_icmp_error): the next-hop MTU
+  // of "fragmentation needed" (RFC 1191), a parameter problem's pointer.
   void send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, uint8_t code, DropReason reason,
-                       uint16_t next_hop_mtu = 0);
+                       uint32_t rest = 0);
+  // handle() for a datagram with IPv4 options (ip_options.h).
+  void with_ip_options(Packet& pkt, ParsedPacket& p, uint64_t h, uint32_t cand, uint64_t now);
   RulePacket rule_packet(const Packet& pkt, const ParsedPacket& p);
   void bind_rules();  // the rules' interface names and the engine's flags from them
   void rule_flags();  // the engine's flags from its (bound) rules

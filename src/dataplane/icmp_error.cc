@@ -34,7 +34,7 @@ uint32_t icmp_error_quote(const uint8_t* frame, uint32_t capacity, uint32_t l3, 
 }
 
 uint32_t build_icmp_error(uint8_t* frame, uint32_t l3, uint32_t quote, uint32_t src, uint32_t dst,
-                          const MacAddr& src_mac, uint8_t type, uint8_t code, uint16_t next_hop_mtu) {
+                          const MacAddr& src_mac, uint8_t type, uint8_t code, uint32_t rest) {
   uint8_t* at = frame + l3;
   std::memmove(at + kHdrs, at, quote);
   // TOS IPTOS_PREC_INTERNETCONTROL, as Linux sends its ICMP errors.
@@ -43,8 +43,8 @@ uint32_t build_icmp_error(uint8_t* frame, uint32_t l3, uint32_t quote, uint32_t 
   icmp->type = type;
   icmp->code = code;
   icmp->check = 0;
-  icmp->id.set(0);
-  icmp->seq.set(next_hop_mtu);
+  icmp->id.set(static_cast<uint16_t>(rest >> 16));
+  icmp->seq.set(static_cast<uint16_t>(rest));
   icmp->check = csum_finish(csum_partial(icmp, sizeof(IcmpHdr) + quote));
   auto* eth = reinterpret_cast<EthHdr*>(frame);
   eth->dst = eth->src;

@@ -49,9 +49,10 @@ uint32_t icmp_error_quote(const uint8_t* frame, uint32_t capacity, uint32_t l3, 
 // `src` to `dst` (network order; the datagram's source as received), quoting
 // `quote` bytes of it as the frame now holds it; the
 // Ethernet addresses are turned back toward the previous hop, from
-// `src_mac`. next_hop_mtu: a "fragmentation needed" error's (RFC 1191), in
-// the header's last 16 bits. Returns the new frame length.
+// `src_mac`. rest: the ICMP header's second word, a "fragmentation needed"
+// error's next-hop MTU (RFC 1191) in its low 16 bits, a parameter problem's
+// pointer in its top 8. Returns the new frame length.
 uint32_t build_icmp_error(uint8_t* frame, uint32_t l3, uint32_t quote, uint32_t src, uint32_t dst,
-                          const MacAddr& src_mac, uint8_t type, uint8_t code, uint16_t next_hop_mtu = 0);
+                          const MacAddr& src_mac, uint8_t type, uint8_t code, uint32_t rest = 0);
 
 }  // namespace xnat

@@ -180,6 +180,13 @@ fi
 check "ping through MASQUERADE" in_c ping -c 3 -i 0.2 -W 2 198.19.0.2
 check "ping of 3000 bytes through MASQUERADE (fragments both ways)" \
   bash -c "ip netns exec $NS_C ping -c 2 -i 0.2 -W 2 -s 3000 198.19.0.2 && ip netns exec $NS_C ping -c 1 -W 2 -s 20000 198.19.0.2"
+# Record route (ping -R): the gateway writes its outside address into the
+# echo on the way out and its inside address into the reply on the way back,
+# as the kernel's forwarding does (ip_forward_options).
+check "ping -R shows the gateway's outside address out and its inside address back" \
+  bash -c "ip netns exec $NS_C ping -R -c 1 -W 2 198.19.0.2 > $WORK/ping_rr.txt; cat $WORK/ping_rr.txt;
+           tr -s ' \t' '\n' < $WORK/ping_rr.txt | sed -n '/^RR:/,\$p' | grep -E '^198\.' | tr '\n' ' ' |
+           grep -Eq '198\.19\.0\.1 .*198\.19\.0\.2 .*198\.18\.0\.1'"
 check "curl to nginx through MASQUERADE" \
   bash -c "ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2/ | grep -qx 'hello from server'"
 check "dig to dnsmasq through MASQUERADE (UDP)" \
