@@ -30,7 +30,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tcp_window_oracle import csum, enter, libc, mac_of, sh, three_namespaces, write_pcap  # noqa: E402
+from tcp_window_oracle import (csum, end_sockets, libc, mac_of, read_pcap, sh,  # noqa: E402
+                               three_namespaces, write_pcap)
 
 ID = os.getpid()
 NS_C, NS_G, NS_S = f"xoc{ID}", f"xog{ID}", f"xos{ID}"
@@ -189,18 +190,12 @@ def sequence():
 
 def run_kernel():
     root = os.open("/proc/self/ns/net", os.O_RDONLY)
-    socks = {}
-    for side, ns, i in (("in", NS_C, IF_C), ("out", NS_S, IF_S)):
-        enter(ns)
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        s.setsockopt(263, 23, 1)  # PACKET_IGNORE_OUTGOING: only what arrives
-        s.bind((i, 0))
-        s.setblocking(False)
-        socks[side] = s
+    socks = end_sockets({"in": (NS_C, IF_C), "out": (NS_S, IF_S)})
     gw = {"in": mac_of(NS_G, IF_GI), "out": mac_of(NS_G, IF_GO)}
     ends = {"in": mac_of(NS_C, IF_C), "out": mac_of(NS_S, IF_S)}
     other = {"in": "out", "out": "in"}
     outs = []
+
     def is_probe(data):
         if len(data) < 42 or data[12:14] != b"\x08\x00" or data[23] != 17:
             return False
@@ -264,19 +259,7 @@ def run_xnat(xnat, work):
     out = os.path.join(work, "out")
     sh(xnat, "replay", "--config", os.path.join(work, "xnat.toml"), "--in", "eth1=" + os.path.join(work, "eth1.in.pcap"),
        "--in", "eth0=" + os.path.join(work, "eth0.in.pcap"), "--out", out)
-    outs = []
-    for name in ("eth1", "eth0"):
-        path = os.path.join(out, name + ".pcap")
-        if not os.path.exists(path):
-            continue
-        with open(path, "rb") as fh:
-            data = fh.read()
-        pos = 24
-        while pos + 16 <= len(data):
-            incl = struct.unpack("<I", data[pos + 8:pos + 12])[0]
-            outs.append(data[pos + 16:pos + 16 + incl])
-            pos += 16 + incl
-    return outs
+    return read_pcap(os.path.join(out, "eth1.pcap")) + read_pcap(os.path.join(out, "eth0.pcap"))
 
 
 def by_frame(outs):

@@ -30,7 +30,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tcp_window_oracle import csum, enter, libc, mac_of, sh, three_namespaces, write_pcap  # noqa: E402
+from tcp_window_oracle import (csum, end_sockets, enter, libc, mac_of, read_pcap, sh,  # noqa: E402
+                               three_namespaces, write_pcap)
 
 ID = os.getpid()
 NS_C, NS_G, NS_S = f"xrc{ID}", f"xrg{ID}", f"xrs{ID}"
@@ -349,14 +350,7 @@ def kernel_names(text):
 def run_kernel(rounds):
     """Each round's frames through the kernel gateway: (outs, entries) per round."""
     root = os.open("/proc/self/ns/net", os.O_RDONLY)
-    socks = {}
-    for side, ns, i in (("in", NS_C, IF_C), ("out", NS_S, IF_S)):
-        enter(ns)
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        s.setsockopt(263, 23, 1)  # PACKET_IGNORE_OUTGOING: only what arrives
-        s.bind((i, 0))
-        s.setblocking(False)
-        socks[side] = s
+    socks = end_sockets({"in": (NS_C, IF_C), "out": (NS_S, IF_S)})
     gw = {"in": mac_of(NS_G, IF_GI), "out": mac_of(NS_G, IF_GO)}
     ends = {"in": mac_of(NS_C, IF_C), "out": mac_of(NS_S, IF_S)}
     other = {"in": "out", "out": "in"}
@@ -440,18 +434,8 @@ def run_xnat(xnat, text, frames, work):
     out = os.path.join(work, "out")
     sh(xnat, "replay", "--events", "--config", os.path.join(work, "xnat.toml"), "--in", "eth1=" + os.path.join(work, "eth1.in.pcap"),
        "--in", "eth0=" + os.path.join(work, "eth0.in.pcap"), "--out", out)
-    outs = []
-    for side, name in (("in", "eth1"), ("out", "eth0")):
-        path = os.path.join(out, name + ".pcap")
-        if not os.path.exists(path):
-            continue
-        with open(path, "rb") as fh:
-            data = fh.read()
-        pos = 24
-        while pos + 16 <= len(data):
-            incl = struct.unpack("<I", data[pos + 8:pos + 12])[0]
-            outs.append((side, data[pos + 16:pos + 16 + incl]))
-            pos += 16 + incl
+    outs = [(side, fr) for side, name in (("in", "eth1"), ("out", "eth0"))
+            for fr in read_pcap(os.path.join(out, name + ".pcap"))]
     with open(os.path.join(out, "conntrack.txt")) as fh:
         listing = fh.read()
     with open(os.path.join(out, "events.txt")) as fh:

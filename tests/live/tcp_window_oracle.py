@@ -263,19 +263,40 @@ def write_pcap(path, frames):
             f.write(data)
 
 
-def read_ids(path):
-    ids = set()
+def read_pcap(path):
+    """The frames of a pcap file (none if there is no file)."""
+    frames = []
     if not os.path.exists(path):
-        return ids
+        return frames
     with open(path, "rb") as f:
         data = f.read()
     pos = 24
     while pos + 16 <= len(data):
         incl = struct.unpack("<I", data[pos + 8:pos + 12])[0]
-        fr = data[pos + 16:pos + 16 + incl]
+        frames.append(data[pos + 16:pos + 16 + incl])
+        pos += 16 + incl
+    return frames
+
+
+def end_sockets(ends):
+    """Raw sockets on the ends' interfaces, {side: socket}, for ends {side: (ns, ifname)}:
+    non-blocking, seeing only what arrives. Leaves this thread in the last namespace."""
+    socks = {}
+    for side, (ns, ifname) in ends.items():
+        enter(ns)
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        s.setsockopt(263, 23, 1)  # PACKET_IGNORE_OUTGOING: only what arrives
+        s.bind((ifname, 0))
+        s.setblocking(False)
+        socks[side] = s
+    return socks
+
+
+def read_ids(path):
+    ids = set()
+    for fr in read_pcap(path):
         if len(fr) >= 34 and fr[12:14] == b"\x08\x00" and fr[23] == 6:
             ids.add(struct.unpack("!H", fr[18:20])[0])
-        pos += 16 + incl
     return ids
 
 
