@@ -2,16 +2,14 @@
 //
 // AF_PACKET costs the worker a fixed price per frame (a ring slot, a system
 // call's share, an skb to build for the output), so it carries a stream of
-// super-frames far faster than the same bytes in MTU frames: one TCP stream
-// from a host without TSO through a veth gateway, about 4.6 Gbit/s in MTU
-// frames and 7-8 with GRO (BENCHMARKS.md). A NIC's driver has GRO on by
-// default, and the kernel's forwarding (and xnat) keeps what it coalesced
-// whole to the output, which cuts it again (GSO). A veth has it off by
-// default, so `auto` turns it on for af_packet on each veth whose GRO is
-// off; `on` on every interface of the gateway whose GRO is off, `keep`
-// leaves them as found. AF_XDP takes frames before GRO: auto does nothing
-// there. At the end GRO goes off again where it was turned on, unless it was
-// changed meanwhile.
+// super-frames far faster than the same bytes in MTU frames (BENCHMARKS.md).
+// A NIC's driver has GRO on by default, and the kernel's forwarding (and
+// xnat) keeps what it coalesced whole to the output, which cuts it again
+// (GSO). A veth has it off by default, so `auto` turns it on for af_packet
+// on each veth whose GRO is off; `on` on every interface of the gateway
+// whose GRO is off, `keep` leaves them as found. AF_XDP takes frames before
+// GRO: auto does nothing there. At the end GRO goes off again where it was
+// turned on, unless it was changed meanwhile.
 #pragma once
 
 #include <memory>
