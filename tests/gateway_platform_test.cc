@@ -27,6 +27,7 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -867,6 +868,36 @@ TEST(GatewayPlatform, RulesForTheHostNeedAHostPort) {
   auto g = Gateway::start(f.cfg, workers(1), f.platform);  // the fake platform has none
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.error().message.find("needs a host port"), std::string::npos) << g.error().message;
+}
+
+// The ports a live gateway hands out cannot be foretold: each start draws
+// its own secrets (a fixed seed let anyone who knew it predict the port of a
+// --random mapping, and craft flows that share a hash bucket).
+TEST(GatewayPlatform, EachStartDrawsItsOwnPortSecrets) {
+  std::set<uint16_t> ports;
+  for (int run = 0; run < 3; ++run) {
+    Fixture f(nat_table("-A POSTROUTING -o eth0 -j MASQUERADE --random\n"));
+    auto g = Gateway::start(f.cfg, workers(1), f.platform);
+    ASSERT_TRUE(g.ok()) << g.error().message;
+    f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+    auto out = f.sent(1);
+    ASSERT_EQ(out.size(), 1u);
+    ParsedPacket p;
+    ASSERT_EQ(parse_frame(out[0].second.data(), out[0].second.size(), {}, &p), ParseStatus::kOk);
+    ports.insert(p.tuple.sport);
+    (*g)->stop();
+  }
+  EXPECT_GE(ports.size(), 2u);  // three starts, three draws from 64 512 ports
+}
+
+// A seed in the configuration is replay's: the live gateway refuses it,
+// saying why.
+TEST(GatewayConfig, LiveRefusesAFixedSeed) {
+  auto cfg = parse_config("seed = 1\n[[interface]]\nname = \"eth0\"\n", "gw.toml", ConfigMode::kLive);
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.error().message.find("gw.toml:1: 'seed' is for replay"), std::string::npos) << cfg.error().message;
+  EXPECT_TRUE(parse_config("seed = 1\n[[interface]]\nname = \"eth0\"\nmac = \"02:00:00:00:00:01\"\n"
+                           "address = \"198.18.0.1/16\"\n", "gw.toml", ConfigMode::kReplay).ok());
 }
 
 // The live gateway's MTUs are its devices': a configured one is refused,

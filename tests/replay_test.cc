@@ -342,7 +342,7 @@ TEST(Replay, BadInputsGiveActionableErrors) {
   write_gateway(dir, nat_table(""), "nf_conntrack_maxx = 5");
   r = run_replay(dir, {"eth1=" + (dir / "in.pcap")});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.stdout_text.find("gw.toml:4: unknown conntrack setting 'nf_conntrack_maxx'"), std::string::npos) << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("gw.toml:3: unknown conntrack setting 'nf_conntrack_maxx'"), std::string::npos) << r.stdout_text;
 
   write_gateway(dir, nat_table(""));
   r = run_replay(dir, {"wan9=" + (dir / "in.pcap")});

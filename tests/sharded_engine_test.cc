@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "golden_cases.h"
+#include "nat/port_allocator.h"
 #include "test_util.h"
 
 namespace xnat::test {
@@ -102,6 +104,37 @@ TEST(ShardedEngine, MasqueradeRepliesReachTheOwnerWithoutDirectoryEntries) {
   EXPECT_EQ(ws.sum(Counter::handoffs), static_cast<uint64_t>(2 * owned[1]));
   EXPECT_EQ(ws.sum(Counter::tx_frames), 400u);
   EXPECT_EQ(ws.engines[0]->counters().total_drops() + ws.engines[1]->counters().total_drops(), 0u);
+}
+
+// An address pool hands a client the same address whichever worker its
+// connection lands on: the choice is the kernel's hash, with no secret of the
+// worker's in it.
+TEST(ShardedEngine, PoolAddressIsTheSameOnEveryWorker) {
+  const uint32_t lo = __builtin_bswap32(ip_raw("198.19.0.10")), hi = __builtin_bswap32(ip_raw("198.19.0.20"));
+  for (const bool persistent : {true, false}) {
+    Workers ws(4, nat_table(std::string("-A POSTROUTING -o eth0 -j SNAT --to-source 198.19.0.10-198.19.0.20") +
+                            (persistent ? " --persistent\n" : "\n")));
+    std::set<int> workers;
+    std::set<uint32_t> addresses;
+    for (uint16_t i = 0; i < 64; ++i) {
+      const std::string client = "198.18.0." + std::to_string(2 + i % 4);
+      const std::string server = persistent ? "198.51.100." + std::to_string(1 + i) : "198.51.100.7";
+      auto q = ws.deliver(FrameBuilder()
+                              .eth(kClientMac, kInMac)
+                              .ip(client, server)
+                              .udp(static_cast<uint16_t>(20000 + i), 53)
+                              .build(),
+                          kIn, 1000);
+      ASSERT_EQ(q.out.verdict, Verdict::kForward);
+      workers.insert(q.worker);
+      const uint32_t want =
+          pool_address(ip_raw(client.c_str()), ip_raw(server.c_str()), persistent, lo, hi);
+      EXPECT_EQ(parsed(q.out).tuple.src, __builtin_bswap32(want)) << client << " to " << server;
+      addresses.insert(want);
+    }
+    EXPECT_GE(workers.size(), 3u);    // the connections spread over the workers
+    EXPECT_GE(addresses.size(), 2u);  // and the four clients over the pool
+  }
 }
 
 TEST(ShardedEngine, DnatRepliesFindTheirOwnerThroughTheDirectory) {

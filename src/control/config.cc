@@ -71,6 +71,12 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
     return r.error();
 
   if (const toml::node* s = root.get("seed")) {
+    // A seed known to others lets a host predict the ports connections get
+    // and send flows that pile into one hash bucket; netfilter draws its
+    // secrets at boot, and so does the live gateway (getrandom).
+    if (mode != ConfigMode::kReplay)
+      return err(path, *s, "'seed' is for replay, which it makes reproducible; the live gateway draws its own "
+                           "from the kernel's random source, so that its ports and hashes cannot be predicted");
     if (!s->is_integer() || *s->value<int64_t>() < 0) return err(path, *s, "'seed' must be a non-negative integer");
     cfg.seed = static_cast<uint64_t>(*s->value<int64_t>());
   }

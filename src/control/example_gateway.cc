@@ -7,8 +7,7 @@ namespace xnat {
 std::string example_gateway_toml(const ExampleGateway& g) {
   std::string out;
   if (!g.rules_file.empty()) out += fmt::format("rules = \"{}\"\n", g.rules_file);
-  out += fmt::format(R"(seed = 1
-[conntrack]
+  out += fmt::format(R"([conntrack]
 {}
 [[interface]]
 name = "{}"

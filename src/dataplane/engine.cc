@@ -654,7 +654,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     ct_.count_source_limited();
     return drop(pkt, Counter::drop_source_limit);
   }
-  NatContext ctx{ct_, now, rng_, cfg_.shard, cfg_.seed ^ 0xA5A5A5A5A5A5A5A5ull};
+  NatContext ctx{ct_, now, rng_, cfg_.shard};
   const Tuple orig = p.tuple;
   Tuple t = orig;  // the original tuple as it will leave the gateway
   RulePacket rp = rule_packet(pkt, p);

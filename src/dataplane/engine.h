@@ -37,7 +37,7 @@ struct EngineConfig {
   ConntrackSettings conntrack;
   RuleSet rules;
   Fib fib;
-  uint64_t seed = 1;  // hash and port randomisation; fixed in replay for exact output
+  uint64_t seed = 1;  // hashes and port offsets: fixed in replay for exact output, random live
   Shard shard;        // several workers: this one's share of flows and ports (conntrack/shard.h)
   uint32_t icmp_msgs_per_sec = 1000;  // net.ipv4.icmp_msgs_per_sec
   uint32_t icmp_msgs_burst = 50;      // net.ipv4.icmp_msgs_burst

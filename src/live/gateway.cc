@@ -139,8 +139,12 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     if (auto r = per_worker.conntrack.set("nf_conntrack_max", static_cast<int64_t>(share)); !r)
       return Error{fmt::format("nf_conntrack_max {} over {} workers: {}", total_max_, nworkers, r.error().message)};
   }
-  uint64_t shard_seed = 0;
-  if (getrandom(&shard_seed, sizeof shard_seed, 0) != sizeof shard_seed) shard_seed = now_ms() * 0x9E3779B97F4A7C15ull;
+  // The secrets of the hashes and the ports' random offsets, as netfilter's
+  // (nf_conntrack_hash_rnd, get_random_u16): never the same twice.
+  uint64_t secrets[2];
+  if (getrandom(secrets, sizeof secrets, 0) != sizeof secrets)
+    return Error{fmt::format("getrandom: {}", std::strerror(errno))};
+  const uint64_t shard_seed = secrets[0];
   // Held flows (conntrack.h) keep their directory entries: room for each
   // worker's hold as well as the table.
   directory_ = std::make_unique<FlowDirectory>(
@@ -153,7 +157,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     auto w = std::make_unique<Worker>();
     w->held = NeighborQueue(bo_.largest_mtu());
     EngineConfig ec = per_worker;
-    ec.seed = cfg_.seed + i * 0x9E3779B97F4A7C15ull;
+    ec.seed = secrets[1] + i * 0x9E3779B97F4A7C15ull;
     ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? directory_.get() : nullptr, nworkers > 1 ? &limit_ : nullptr};
     w->engine = std::make_unique<Engine>(std::move(ec));
     // Several drains' worth at the rate of new flows a worker takes.

@@ -23,20 +23,69 @@ bool in_range(const Tuple& t, const NatRange& r, Manip m) {
   return true;
 }
 
-// find_best_ips_proto: a stable hash of the client (and the destination unless
-// --persistent) spread over the address range.
-void pick_ip(Tuple* t, const NatRange& r, Manip m, uint64_t seed) {
+uint32_t rol32(uint32_t w, int s) { return (w << s) | (w >> (32 - s)); }
+
+// The kernel's jhash2 (Bob Jenkins' lookup3 over 32-bit words, as
+// include/linux/jhash.h has it), so a pool hands a client the address the
+// kernel would.
+uint32_t jhash2(const uint32_t* k, uint32_t length, uint32_t initval) {
+  uint32_t a, b, c;
+  a = b = c = 0xdeadbeef + (length << 2) + initval;
+  while (length > 3) {
+    a += k[0];
+    b += k[1];
+    c += k[2];
+    a -= c; a ^= rol32(c, 4);  c += b;
+    b -= a; b ^= rol32(a, 6);  a += c;
+    c -= b; c ^= rol32(b, 8);  b += a;
+    a -= c; a ^= rol32(c, 16); c += b;
+    b -= a; b ^= rol32(a, 19); a += c;
+    c -= b; c ^= rol32(b, 4);  b += a;
+    length -= 3;
+    k += 3;
+  }
+  switch (length) {
+    case 3: c += k[2]; [[fallthrough]];
+    case 2: b += k[1]; [[fallthrough]];
+    case 1:
+      a += k[0];
+      c ^= b; c -= rol32(b, 14);
+      a ^= c; a -= rol32(c, 11);
+      b ^= a; b -= rol32(a, 25);
+      c ^= b; c -= rol32(b, 16);
+      a ^= c; a -= rol32(c, 4);
+      b ^= a; b -= rol32(a, 14);
+      c ^= b; c -= rol32(b, 24);
+      break;
+    default:
+      break;
+  }
+  return c;
+}
+
+}  // namespace
+
+// find_best_ips_proto: the client's address (the kernel's 16-byte address
+// union, an IPv4 address followed by zeros) hashed with the destination as it
+// was (unless --persistent) and scaled over the range. No secret in it, as in
+// the kernel: a client keeps its address across restarts and across workers,
+// which servers that pin a session to an address rely on.
+uint32_t pool_address(uint32_t src, uint32_t dst, bool persistent, uint32_t min_ip, uint32_t max_ip) {
+  const uint32_t words[4] = {src, 0, 0, 0};
+  const uint32_t j = jhash2(words, 4, persistent ? 0 : dst);
+  const uint32_t dist = max_ip - min_ip + 1;  // 32 bits, as the kernel's: the whole space scales to 0
+  return min_ip + static_cast<uint32_t>((uint64_t{j} * dist) >> 32);
+}
+
+namespace {
+
+void pick_ip(Tuple* t, const NatRange& r, Manip m) {
   if (!r.map_ips) return;
   if (r.min_ip == r.max_ip) {
     set_ip(t, m, r.min_ip);
     return;
   }
-  Tuple key;
-  key.src = t->src;
-  key.dst = r.persistent ? 0 : t->dst;
-  const uint32_t j = static_cast<uint32_t>(tuple_hash(key, seed));
-  const uint64_t dist = uint64_t{r.max_ip} - r.min_ip + 1;
-  set_ip(t, m, r.min_ip + static_cast<uint32_t>((uint64_t{j} * dist) >> 32));
+  set_ip(t, m, pool_address(t->src, t->dst, r.persistent, r.min_ip, r.max_ip));
 }
 
 // nf_nat_l4proto_unique_tuple.
@@ -132,7 +181,7 @@ bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
     }
   }
   // 2) Address from the range.
-  pick_ip(t, r, m, ctx.hash_seed);
+  pick_ip(t, r, m);
   // 3) Keep the port if it is in range and free.
   if (!random_all && keeps_port()) {
     if (r.proto_specified && t->has_ports()) {

@@ -35,13 +35,17 @@ struct NatContext {
   uint64_t now_ms;
   Rng& rng;
   Shard shard;  // several workers: a source mapping picks ports whose reply this worker owns
-  uint64_t hash_seed;
 };
 
 // Rewrites the `manip` side of `t` (the original tuple as it will leave the
 // gateway) into `range` so that invert(*t) is used by no other flow. Returns
 // false when no free tuple was found within the attempt bound.
 bool nat_unique_tuple(Tuple* t, const NatRange& range, Manip manip, NatContext& ctx);
+
+// The address find_best_ips_proto gives a connection from src (network
+// order) to dst out of the range [min_ip, max_ip] (host order): the kernel's
+// own choice, the same on every run and every worker.
+uint32_t pool_address(uint32_t src, uint32_t dst, bool persistent, uint32_t min_ip, uint32_t max_ip);
 
 // Whether a translated original tuple would collide: its reply is taken.
 bool nat_tuple_used(const Tuple& t, NatContext& ctx);

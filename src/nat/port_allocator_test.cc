@@ -17,7 +17,7 @@ struct Fixture {
     (void)s.set("nf_conntrack_max", static_cast<int64_t>(max));
     ct = std::make_unique<Conntrack>(s, 1);
   }
-  NatContext ctx(Shard shard = {}) { return NatContext{*ct, 1000, rng, shard, 77}; }
+  NatContext ctx(Shard shard = {}) { return NatContext{*ct, 1000, rng, shard}; }
   // Allocates a source mapping for client:port -> server:53 and inserts the flow.
   bool take(uint32_t client, uint16_t port, const NatRange& r, Tuple* out, Shard shard = {}) {
     Tuple t;

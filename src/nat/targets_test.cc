@@ -12,7 +12,7 @@ struct Fixture {
   ConntrackSettings s;
   Conntrack ct{s, 1};
   Rng rng{3};
-  NatContext ctx{ct, 1000, rng, Shard{}, 77};
+  NatContext ctx{ct, 1000, rng, Shard{}};
 };
 
 Tuple udp(const char* src, uint16_t sport, const char* dst, uint16_t dport) {

@@ -3,9 +3,9 @@
 
   tests/live/rules_oracle.py XNAT_BINARY [ROUNDS [SEED]]
 
-Each round generates an iptables-save ruleset (nat: MASQUERADE and DNAT;
-filter: FORWARD with a random policy and rules drawn from what real
-rulesets hold -- conntrack and state matches, addresses, ports, user chains
+Each round generates an iptables-save ruleset (nat: MASQUERADE or SNAT to a
+pool of addresses, and DNAT; filter: FORWARD with a random policy and rules
+drawn from what real rulesets hold -- conntrack and state matches, addresses, ports, user chains
 with RETURN, REJECT with ICMP errors and TCP resets, -m statistic nth) and
 traffic (UDP and TCP from inside and outside: new connections, answers,
 unsolicited frames to DNATed ports and inside hosts). The frames go one by
@@ -110,13 +110,18 @@ def rules(rng):
     policy = rng.choice(["ACCEPT", "DROP"])
     # A mark set in nat PREROUTING lives on to FORWARD (the first packet's).
     mark = "-A PREROUTING -i eth0 -p udp -j MARK --set-xmark 0x4/0x4\n" if rng.random() < 0.3 else ""
+    # The outside address: the interface's, or one of a pool, which the
+    # kernel picks by a hash of the client (and the server, unless
+    # --persistent): xnat must pick the same.
+    source_nat = rng.choice(["-j MASQUERADE", "-j SNAT --to-source 198.19.0.10-198.19.0.20",
+                             "-j SNAT --to-source 198.19.0.10-198.19.0.20 --persistent"])
     text = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
             ":POSTROUTING ACCEPT [0:0]\n" + "".join(r + "\n" for r in mangle) + "COMMIT\n"
             "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
             + mark +
             "-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.0.3:80\n"
             "-A PREROUTING -i eth0 -p udp -m udp --dport 5353 -j DNAT --to-destination 198.18.0.4:53\n"
-            "-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n"
+            f"-A POSTROUTING -o eth0 {source_nat}\nCOMMIT\n"
             # INPUT drops: the kernel gateway must not answer frames for
             # itself (xnat leaves them to the host, which replay does not show).
             f"*filter\n:INPUT DROP [0:0]\n:FORWARD {policy} [0:0]\n:OUTPUT ACCEPT [0:0]\n"
