@@ -7,7 +7,7 @@ pkgs=(cmake g++ make pkg-config libgtest-dev libbenchmark-dev libfmt-dev
       # live gateway: AF_XDP/BPF, and the tools the network tests drive through it
       libxdp-dev libbpf-dev llvm iproute2 ethtool netsniff-ng iperf3 nginx-light
       dnsmasq-base apache2-utils conntrack iptables traceroute bind9-dnsutils curl
-      iputils-ping tcpdump
+      iputils-ping tcpdump coturn
       # metrics: promtool and a Prometheus server for the live test's scrape
       prometheus)
 missing=()

@@ -2,6 +2,7 @@
 # End-to-end test of `xnat run` with real clients and servers on a three-
 # namespace network (tests/live/lib.sh):
 #   MASQUERADE: ping (also fragmented), curl to nginx, dig to dnsmasq, iperf3 TCP and UDP,
+#               RFC 5780 NAT behaviour discovery (coturn: mapping, collision, filtering),
 #               traceroute (the gateway's own time-exceeded, and the server's
 #               port-unreachable translated back)
 #   DNAT:       curl and ab to the gateway's outside address reach nginx inside
@@ -191,6 +192,46 @@ check "curl to nginx through MASQUERADE" \
   bash -c "ip netns exec $NS_C curl -sS --max-time 5 http://198.19.0.2/ | grep -qx 'hello from server'"
 check "dig to dnsmasq through MASQUERADE (UDP)" \
   bash -c "ip netns exec $NS_C dig +time=2 +tries=2 +short @198.19.0.2 gateway.xnat.test | grep -qx 203.0.113.7"
+# RFC 5780 NAT behaviour discovery (coturn's STUN server on two server
+# addresses, its client inside), as operators of games, VoIP and WebRTC test
+# a NAT: netfilter maps a client's port to one outside port for every
+# destination (RFC 4787 REQ-1), the client's own when free, and passes in
+# only what comes from where the client sent (address and port dependent
+# filtering). With several workers too, whichever worker a connection lands on.
+natdisc() {  # natdisc OUT OPTIONS...: runs turnutils_natdiscovery from the client against the server
+  local out=$1
+  shift
+  ip netns exec "$NS_C" timeout 30 turnutils_natdiscovery "$@" 198.19.0.2 >"$WORK/$out" 2>&1
+  grep -E "NAT with|reflexive|Local addr" "$WORK/$out"
+}
+ports_of() {  # ports_of FILE WHAT: the ports of FILE's "WHAT addr" lines, in order
+  sed -n "s/.*$2 addr: .*:\([0-9][0-9]*\)\$/\1/p" "$WORK/$1" | tr '\n' ' '
+}
+ip -n "$NS_S" addr add 198.19.0.3/16 dev "$IF_S"
+ip -n "$NS_C" addr add 198.18.0.3/16 dev "$IF_C"
+ip netns exec "$NS_S" turnserver -n --no-cli --no-tls --no-dtls --no-auth --listening-ip 198.19.0.2 \
+  --listening-ip 198.19.0.3 --pidfile "$WORK/turnserver.pid" --log-file stdout --simple-log >"$WORK/turnserver.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do
+  ip netns exec "$NS_S" ss -Hln 'sport = :3479' | grep -q 198.19.0.3 && break
+  sleep 0.1
+done
+check "RFC 5780 mapping through MASQUERADE: endpoint-independent, the client's own port" \
+  bash -c "$(declare -f natdisc ports_of); WORK=$WORK NS_C=$NS_C; natdisc map.txt -m &&
+           grep -q 'NAT with Endpoint Independent Mapping' $WORK/map.txt &&
+           read -r -a refl <<<\"\$(ports_of map.txt reflexive)\" && read -r -a loc <<<\"\$(ports_of map.txt Local)\" &&
+           [ \${#refl[@]} -ge 2 ] && for p in \"\${refl[@]}\"; do [ \"\$p\" = \"\${loc[0]}\" ] || exit 1; done"
+check "RFC 5780 collision: a second client on the same port gets another outside port" \
+  bash -c "$(declare -f natdisc ports_of); WORK=$WORK NS_C=$NS_C; natdisc coll.txt -c -A 198.18.0.3 &&
+           read -r -a refl <<<\"\$(ports_of coll.txt reflexive)\" && read -r -a loc <<<\"\$(ports_of coll.txt Local)\" &&
+           [ \${#refl[@]} -eq 2 ] && [ \"\${loc[0]}\" = \"\${loc[1]}\" ] && [ \"\${refl[0]}\" = \"\${loc[0]}\" ] &&
+           [ \"\${refl[0]}\" != \"\${refl[1]}\" ]"
+# Filtering waits out two unanswered requests (6 s): the plain variants only.
+if [ "$WORKERS" = 1 ] && [ ${#FAST[@]} -eq 0 ] && [ "${RPS:-off}" = off ] && [ "${GRO:-auto}" = auto ]; then
+  check "RFC 5780 filtering through MASQUERADE: address and port dependent" \
+    bash -c "$(declare -f natdisc); WORK=$WORK NS_C=$NS_C; natdisc filter.txt -f &&
+             grep -q 'NAT with Address and Port Dependent Filtering' $WORK/filter.txt"
+fi
 ip netns exec "$NS_S" iperf3 -s -1 -B 198.19.0.2 -p 5201 >"$WORK/iperf-tcp.srv" 2>&1 &
 PIDS+=($!)
 sleep 0.3
