@@ -14,9 +14,10 @@
 // every destination (RFC 4787 REQ-1). When the port allocator must search, it
 // picks a port (or ICMP identifier) whose reply tuple's owner is itself,
 // skipping the candidates another worker would own, as VPP's NAT44-ED gives
-// each worker its own port ranges. (The ports are mixed, not added modulo W: Linux hands connect()
-// even ports first, leaving odd ones to bind(), so with W = 2 a plain sum
-// would send every connection from one client to one server to one worker.)
+// each worker its own port ranges. (The ports are mixed, not added modulo W:
+// Linux hands connect() even ports first, leaving odd ones to bind(), so with
+// W = 2 a plain sum would send every connection from one client to one
+// server to one worker.)
 //
 // A reply tuple the owner did not choose (DNAT, where the reply comes from
 // the server to the client's own port; a kept port; a source mapping with a
