@@ -8,20 +8,16 @@
 //
 // (for ICMP queries the identifier instead of the two ports), H and G
 // mixing hashes. The function is symmetric, so a flow that is not
-// translated has the same owner in both directions. A source-translated flow
-// keeps its own port when it is free, as netfilter's NAT does, on whichever
-// worker it lands: that is what keeps a client's mapping the same towards
-// every destination (RFC 4787 REQ-1). When the port allocator must search, it
-// picks a port (or ICMP identifier) whose reply tuple's owner is itself,
-// skipping the candidates another worker would own, as VPP's NAT44-ED gives
-// each worker its own port ranges. (The ports are mixed, not added modulo W:
-// Linux hands connect() even ports first, leaving odd ones to bind(), so with
-// W = 2 a plain sum would send every connection from one client to one
-// server to one worker.)
+// translated has the same owner in both directions. For a source-translated
+// flow the worker picks the translated port (or ICMP identifier) so that the
+// reply tuple's owner is itself: the port allocator skips the candidates
+// another worker would own, as VPP's NAT44-ED gives each worker its own port
+// ranges. (The ports are mixed, not added modulo W: Linux hands connect()
+// even ports first, leaving odd ones to bind(), so with W = 2 a plain sum
+// would send every connection from one client to one server to one worker.)
 //
-// A reply tuple the owner did not choose (DNAT, where the reply comes from
-// the server to the client's own port; a kept port; a source mapping with a
-// single port)
+// A reply tuple the owner could not choose (DNAT, where the reply comes from
+// the server to the client's own port; a source mapping with a single port)
 // is entered in a FlowDirectory, a lock-free map from reply tuple to worker
 // that every worker reads when a packet misses its own table. So a worker
 // that receives a packet:

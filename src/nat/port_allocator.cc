@@ -153,6 +153,11 @@ bool nat_tuple_used(const Tuple& t, NatContext& ctx) {
 
 bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
   const bool random_all = r.random || r.random_fully;
+  // Several workers: a source mapping keeps the port only if this worker owns the reply.
+  auto keeps_port = [&] {
+    if (m != Manip::kSrc || !ctx.shard.active() || (!t->has_ports() && t->proto != kProtoIcmp)) return true;
+    return ctx.shard.owner_by_hash(*t) == ctx.shard.index;  // owner() is symmetric: the reply's too
+  };
   // 1) A source mapping keeps the tuple when it is already in range and free;
   //    else (find_appropriate_src) it reuses the translated source of
   //    another connection from the same address and port, if that is in
@@ -160,7 +165,7 @@ bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
   //    mapping of RFC 4787 REQ-1, as netfilter gives it.
   if (m == Manip::kSrc && !random_all) {
     if (in_range(*t, r, m)) {
-      if (!nat_tuple_used(*t, ctx)) return true;
+      if (keeps_port() && !nat_tuple_used(*t, ctx)) return true;
     } else {
       const Tuple orig = *t;
       const bool reused = ctx.ct.for_each_same_source(orig, ctx.now_ms, [&](const Flow& f) {
@@ -169,7 +174,7 @@ bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
         c.dport = orig.dport;
         if (!in_range(c, r, m)) return false;
         *t = c;
-        return !nat_tuple_used(*t, ctx);
+        return keeps_port() && !nat_tuple_used(*t, ctx);
       });
       if (reused) return true;
       *t = orig;
@@ -177,11 +182,8 @@ bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
   }
   // 2) Address from the range.
   pick_ip(t, r, m);
-  // 3) Keep the port if it is in range and free. On any worker: the reply of
-  //    a kept port may hash to another, and is then entered in the directory
-  //    (shard.h), so that a client's port stays the same whichever worker
-  //    its connections land on, the mapping RFC 4787 REQ-1 asks for.
-  if (!random_all) {
+  // 3) Keep the port if it is in range and free.
+  if (!random_all && keeps_port()) {
     if (r.proto_specified && t->has_ports()) {
       const uint16_t p = get_port(*t, m);
       if (p >= r.min_port && p <= r.max_port && !nat_tuple_used(*t, ctx)) return true;

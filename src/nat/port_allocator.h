@@ -11,18 +11,13 @@
 // nearly full range from stalling the data plane.
 //
 // "Free" is checked against the flow table in the same step that inserts the
-// flow (the engine is single-writer per worker), so one worker never gives two
-// connections the same reply tuple: the kernel's insert_failed clash cannot
-// happen there.
+// flow (the engine is single-writer per worker), so two connections are never
+// given the same reply tuple: the kernel's insert_failed clash cannot happen.
 //
-// Several workers (conntrack/shard.h): a connection keeps its own port (ICMP
-// identifier) on whichever worker it lands, as with one; if its reply tuple
-// hashes to another worker it is entered in the shared directory. A port the
-// allocator searches for is one whose reply this worker owns by hash, so
-// return traffic finds its worker from the packet alone. Two workers may
-// still choose one reply tuple in the same instant (two clients, the same
-// source port, the same server and port) -- the kernel's clash, which it
-// settles by dropping the second connection's packet.
+// Several workers (conntrack/shard.h): worker w hands out only the source
+// ports (ICMP identifiers) p for which the reply tuple's owner() is w, one
+// residue class modulo the worker count, so return traffic finds its worker
+// from the packet alone.
 #pragma once
 
 #include <cstdint>
