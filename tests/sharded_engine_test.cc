@@ -106,6 +106,66 @@ TEST(ShardedEngine, MasqueradeRepliesReachTheOwnerWithoutDirectoryEntries) {
   EXPECT_EQ(ws.engines[0]->counters().total_drops() + ws.engines[1]->counters().total_drops(), 0u);
 }
 
+// One client port to many servers, the connections on every worker: one
+// mapping, the client's own port (RFC 4787 REQ-1, endpoint-independent), as
+// a STUN client sees it through the kernel.
+TEST(ShardedEngine, AClientPortKeepsOneMappingOnEveryWorker) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  std::set<int> workers;
+  for (uint16_t i = 0; i < 32; ++i) {
+    const std::string server = "198.51.100." + std::to_string(1 + i);
+    const uint16_t sport = static_cast<uint16_t>(3478 + 7 * i);
+    auto q = ws.deliver(FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", server).udp(40000, sport).build(),
+                        kIn, 1000);
+    ASSERT_EQ(q.out.verdict, Verdict::kForward);
+    workers.insert(q.worker);
+    ParsedPacket out = parsed(q.out);
+    EXPECT_EQ(out.tuple.src, ip_raw("198.19.0.1"));
+    EXPECT_EQ(__builtin_bswap16(out.tuple.sport), 40000) << "to " << server;
+    // Its answer comes back to the client's port, through the same worker.
+    auto r = ws.deliver(FrameBuilder().eth(kRouterMac, kOutMac).ip(server, "198.19.0.1").udp(sport, 40000).build(),
+                        kOut, 1001);
+    ASSERT_EQ(r.out.verdict, Verdict::kForward) << describe(r.out.frame);
+    EXPECT_EQ(r.worker, q.worker);
+    EXPECT_EQ(parsed(r.out).tuple.dst, ip_raw("198.18.0.2"));
+  }
+  EXPECT_GE(workers.size(), 3u);  // the connections spread over the workers
+  EXPECT_EQ(ws.flows(), 32u);
+  EXPECT_EQ(ws.dir.size(), 0u);  // every reply owned by the worker that took its connection
+}
+
+// Two clients on one port to one server: the connections meet in one
+// worker, which gives the second another port, as the kernel would; each
+// answer reaches its own client.
+TEST(ShardedEngine, ClientsOnOnePortToOneServerGetTwoMappings) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  for (uint16_t i = 0; i < 16; ++i) {
+    const uint16_t cport = static_cast<uint16_t>(41000 + 13 * i);
+    Tuple outs[2];
+    int worker[2];
+    for (int c = 0; c < 2; ++c) {
+      auto q = ws.deliver(from_client(c ? "198.18.0.3" : "198.18.0.2").udp(cport, 3478).build(), kIn, 1000);
+      ASSERT_EQ(q.out.verdict, Verdict::kForward);
+      outs[c] = parsed(q.out).tuple;
+      worker[c] = q.worker;
+    }
+    EXPECT_EQ(worker[0], worker[1]);
+    EXPECT_EQ(__builtin_bswap16(outs[0].sport), cport);
+    EXPECT_NE(outs[1].sport, outs[0].sport);
+    for (int c = 0; c < 2; ++c) {
+      auto r = ws.deliver(FrameBuilder()
+                              .eth(kRouterMac, kOutMac)
+                              .ip("198.51.100.7", "198.19.0.1")
+                              .udp(3478, __builtin_bswap16(outs[c].sport))
+                              .build(),
+                          kOut, 1001);
+      ASSERT_EQ(r.out.verdict, Verdict::kForward);
+      EXPECT_EQ(parsed(r.out).tuple.dst, ip_raw(c ? "198.18.0.3" : "198.18.0.2"));
+      EXPECT_EQ(__builtin_bswap16(parsed(r.out).tuple.dport), cport);
+    }
+  }
+}
+
 // An address pool hands a client the same address whichever worker its
 // connection lands on: the choice is the kernel's hash, with no secret of the
 // worker's in it.

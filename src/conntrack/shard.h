@@ -4,13 +4,23 @@
 // a packet must be handled by the worker whose table holds its flow. Which
 // worker that is follows from the packet alone for almost every flow:
 //
-//   owner(t) = G(H(min/max of the two addresses, proto), sport + dport) mod W
+//   owner(t) = G(proto, sport + dport) mod W           TCP, UDP, ICMP queries
+//   owner(t) = G(H(min/max of the two addresses, proto)) mod W     the rest
 //
 // (for ICMP queries the identifier instead of the two ports), H and G
 // mixing hashes. The function is symmetric, so a flow that is not
-// translated has the same owner in both directions. For a source-translated
-// flow the worker picks the translated port (or ICMP identifier) so that the
-// reply tuple's owner is itself: the port allocator skips the candidates
+// translated has the same owner in both directions. The addresses are left
+// out where there are ports because a source translation changes one of
+// them and keeps the ports: a connection that keeps its port (as netfilter
+// keeps it when free) has a reply of the same port sum, so the worker that
+// takes the connection owns its reply, whatever the destination. Thus a
+// client's port is kept on every worker -- one mapping towards every
+// destination, RFC 4787 REQ-1 -- and the connections that could clash on a
+// reply tuple (the same server address and port, the same outside port)
+// all meet in one worker's table, which sees the clash. The cost: flows of
+// one port pair (NTP 123-123, IKE 500-500 from many clients) share a worker.
+// When the port must change, the allocator picks one (or an ICMP
+// identifier) whose reply tuple's owner is itself, skipping the candidates
 // another worker would own, as VPP's NAT44-ED gives each worker its own port
 // ranges. (The ports are mixed, not added modulo W: Linux hands connect()
 // even ports first, leaving odd ones to bind(), so with W = 2 a plain sum
@@ -41,7 +51,8 @@
 
 namespace xnat {
 
-// The addresses' share of owner(): symmetric in source and destination.
+// The addresses' share of owner() for protocols without ports: symmetric in
+// source and destination.
 inline uint32_t shard_addr_hash(const Tuple& t, uint64_t seed) {
   const uint32_t a = t.src < t.dst ? t.src : t.dst, b = t.src < t.dst ? t.dst : t.src;
   uint64_t x = (uint64_t{a} << 32 | b) ^ seed ^ (uint64_t{t.proto} << 56);
@@ -63,7 +74,9 @@ inline uint32_t shard_port_sum(const Tuple& t) {
 
 inline uint32_t shard_owner(const Tuple& t, uint32_t workers, uint64_t seed) {
   if (workers <= 1) return 0;
-  uint64_t x = (uint64_t{shard_addr_hash(t, seed)} << 17 | shard_port_sum(t)) * 0x9E3779B97F4A7C15ull;
+  const bool ported = t.has_ports() || t.proto == kProtoIcmp;
+  const uint32_t h = ported ? static_cast<uint32_t>(seed >> 32) ^ t.proto : shard_addr_hash(t, seed);
+  uint64_t x = (uint64_t{h} << 17 | shard_port_sum(t)) * 0x9E3779B97F4A7C15ull;
   x ^= x >> 29;
   x *= 0xbf58476d1ce4e5b9ull;
   return static_cast<uint32_t>(((x >> 32) * workers) >> 32);

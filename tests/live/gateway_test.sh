@@ -2,8 +2,7 @@
 # End-to-end test of `xnat run` with real clients and servers on a three-
 # namespace network (tests/live/lib.sh):
 #   MASQUERADE: ping (also fragmented), curl to nginx, dig to dnsmasq, iperf3 TCP and UDP,
-#               RFC 5780 NAT behaviour discovery (coturn: mapping, collision, filtering;
-#               one worker),
+#               RFC 5780 NAT behaviour discovery (coturn: mapping, collision, filtering),
 #               traceroute (the gateway's own time-exceeded, and the server's
 #               port-unreachable translated back)
 #   DNAT:       curl and ab to the gateway's outside address reach nginx inside
@@ -198,9 +197,7 @@ check "dig to dnsmasq through MASQUERADE (UDP)" \
 # a NAT: netfilter maps a client's port to one outside port for every
 # destination (RFC 4787 REQ-1), the client's own when free, and passes in
 # only what comes from where the client sent (address and port dependent
-# filtering). One worker: with several, a worker keeps a client's port only
-# if the reply hashes to itself, so connections from one port that land on
-# two workers may leave from two ports (address-dependent mapping; open).
+# filtering). With several workers too, whichever worker a connection lands on.
 natdisc() {  # natdisc OUT OPTIONS...: runs turnutils_natdiscovery from the client against the server
   local out=$1
   shift
@@ -219,7 +216,6 @@ for _ in $(seq 1 50); do
   ip netns exec "$NS_S" ss -Hln 'sport = :3479' | grep -q 198.19.0.3 && break
   sleep 0.1
 done
-if [ "$WORKERS" = 1 ]; then
 check "RFC 5780 mapping through MASQUERADE: endpoint-independent, the client's own port" \
   bash -c "$(declare -f natdisc ports_of); WORK=$WORK NS_C=$NS_C; natdisc map.txt -m &&
            grep -q 'NAT with Endpoint Independent Mapping' $WORK/map.txt &&
@@ -230,7 +226,6 @@ check "RFC 5780 collision: a second client on the same port gets another outside
            read -r -a refl <<<\"\$(ports_of coll.txt reflexive)\" && read -r -a loc <<<\"\$(ports_of coll.txt Local)\" &&
            [ \${#refl[@]} -eq 2 ] && [ \"\${loc[0]}\" = \"\${loc[1]}\" ] && [ \"\${refl[0]}\" = \"\${loc[0]}\" ] &&
            [ \"\${refl[0]}\" != \"\${refl[1]}\" ]"
-fi
 # Filtering waits out two unanswered requests (6 s): the plain variants only.
 if [ "$WORKERS" = 1 ] && [ ${#FAST[@]} -eq 0 ] && [ "${RPS:-off}" = off ] && [ "${GRO:-auto}" = auto ]; then
   check "RFC 5780 filtering through MASQUERADE: address and port dependent" \
