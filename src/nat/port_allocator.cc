@@ -1,5 +1,7 @@
 #include "nat/port_allocator.h"
 
+#include <bit>
+
 namespace xnat {
 namespace {
 
@@ -23,8 +25,6 @@ bool in_range(const Tuple& t, const NatRange& r, Manip m) {
   return true;
 }
 
-uint32_t rol32(uint32_t w, int s) { return (w << s) | (w >> (32 - s)); }
-
 // The kernel's jhash2 (Bob Jenkins' lookup3 over 32-bit words, as
 // include/linux/jhash.h has it), so a pool hands a client the address the
 // kernel would.
@@ -35,12 +35,12 @@ uint32_t jhash2(const uint32_t* k, uint32_t length, uint32_t initval) {
     a += k[0];
     b += k[1];
     c += k[2];
-    a -= c; a ^= rol32(c, 4);  c += b;
-    b -= a; b ^= rol32(a, 6);  a += c;
-    c -= b; c ^= rol32(b, 8);  b += a;
-    a -= c; a ^= rol32(c, 16); c += b;
-    b -= a; b ^= rol32(a, 19); a += c;
-    c -= b; c ^= rol32(b, 4);  b += a;
+    a -= c; a ^= std::rotl(c, 4);  c += b;
+    b -= a; b ^= std::rotl(a, 6);  a += c;
+    c -= b; c ^= std::rotl(b, 8);  b += a;
+    a -= c; a ^= std::rotl(c, 16); c += b;
+    b -= a; b ^= std::rotl(a, 19); a += c;
+    c -= b; c ^= std::rotl(b, 4);  b += a;
     length -= 3;
     k += 3;
   }
@@ -49,13 +49,13 @@ uint32_t jhash2(const uint32_t* k, uint32_t length, uint32_t initval) {
     case 2: b += k[1]; [[fallthrough]];
     case 1:
       a += k[0];
-      c ^= b; c -= rol32(b, 14);
-      a ^= c; a -= rol32(c, 11);
-      b ^= a; b -= rol32(a, 25);
-      c ^= b; c -= rol32(b, 16);
-      a ^= c; a -= rol32(c, 4);
-      b ^= a; b -= rol32(a, 14);
-      c ^= b; c -= rol32(b, 24);
+      c ^= b; c -= std::rotl(b, 14);
+      a ^= c; a -= std::rotl(c, 11);
+      b ^= a; b -= std::rotl(a, 25);
+      c ^= b; c -= std::rotl(b, 16);
+      a ^= c; a -= std::rotl(c, 4);
+      b ^= a; b -= std::rotl(a, 14);
+      c ^= b; c -= std::rotl(b, 24);
       break;
     default:
       break;

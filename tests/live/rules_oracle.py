@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tcp_window_oracle import (csum, end_sockets, enter, libc, mac_of, read_pcap, sh,  # noqa: E402
+from tcp_window_oracle import (csum, enter, gateway_ends, libc, mac_of, read_pcap, sh,  # noqa: E402
                                three_namespaces, write_pcap)
 
 ID = os.getpid()
@@ -355,9 +355,7 @@ def kernel_names(text):
 def run_kernel(rounds):
     """Each round's frames through the kernel gateway: (outs, entries) per round."""
     root = os.open("/proc/self/ns/net", os.O_RDONLY)
-    socks = end_sockets({"in": (NS_C, IF_C), "out": (NS_S, IF_S)})
-    gw = {"in": mac_of(NS_G, IF_GI), "out": mac_of(NS_G, IF_GO)}
-    ends = {"in": mac_of(NS_C, IF_C), "out": mac_of(NS_S, IF_S)}
+    socks, gw, ends = gateway_ends(NS_C, IF_C, NS_G, IF_GI, IF_GO, NS_S, IF_S)
     other = {"in": "out", "out": "in"}
     results = []
     for text, frames in rounds:

@@ -292,6 +292,16 @@ def end_sockets(ends):
     return socks
 
 
+def gateway_ends(ns_c, if_c, ns_g, if_gi, if_go, ns_s, if_s):
+    """For frames sent through a gateway namespace from both sides: end_sockets on the
+    client's ("in") and server's ("out") interfaces, the gateway's MAC facing each side,
+    and each end's own MAC, as three {side: ...} dicts."""
+    socks = end_sockets({"in": (ns_c, if_c), "out": (ns_s, if_s)})
+    gw = {"in": mac_of(ns_g, if_gi), "out": mac_of(ns_g, if_go)}
+    ends = {"in": mac_of(ns_c, if_c), "out": mac_of(ns_s, if_s)}
+    return socks, gw, ends
+
+
 def read_ids(path):
     ids = set()
     for fr in read_pcap(path):
