@@ -302,11 +302,9 @@ if [ "${XNAT_STRESS:-1}" = 1 ]; then
   in_s iptables -A INPUT -p udp --dport 9 -j DROP
   ring_drops() { awk '/^live_rx_ring_dropped_/ {s += $2} END {print s + 0}' "$WORK/counters.txt"; }
   paced_whole() {
-    local gw_mac c_mac r sent secs rate got d0 d1
-    gw_mac=$(ip -n "$NS_G" -br link show "$IF_GI" | awk '{print $3}')
-    c_mac=$(ip -n "$NS_C" -br link show "$IF_C" | awk '{print $3}')
+    local r sent secs rate got d0 d1
     snapshot && d0=$(ring_drops) || return 1
-    r=$(in_c "$PACE" "$IF_C" "$gw_mac" "$c_mac" 20000 10000 1024) || return 1
+    r=$(in_c "$PACE" "$IF_C" "$(mac_of "$NS_G" "$IF_GI")" "$(mac_of "$NS_C" "$IF_C")" 20000 10000 1024) || return 1
     sleep 0.3
     read -r sent secs rate <<<"$r"
     got=$(in_s iptables -L INPUT -v -x -n | awk '$3 == "DROP" && / dpt:9$/ {print $1}')
@@ -611,7 +609,7 @@ in_c tc filter add dev "$IF_C" egress bpf da obj "$WORK/vlan_push.o" sec tc
 snapshot
 vlan0=$(counter live_vlan_to_kernel)
 udp_sink 5398 "$WORK/vlan_sink.out" 'b"tagged 0"' 'b"tagged 42"' 'b"tagged 43"'
-GW_MAC=$(ip -n "$NS_G" -br link show "$IF_GI" | awk '{print $3}')
+GW_MAC=$(mac_of "$NS_G" "$IF_GI")
 in_c /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5398 5 --vlan 42 >/dev/null
 in_c /usr/bin/python3 "$(dirname "$0")/raw_udp.py" "$IF_C" "$GW_MAC" 198.19.0.2 5398 5 >/dev/null
 in_c python3 -c '

@@ -18,6 +18,7 @@ PIDS=()
 in_c() { ip netns exec "$NS_C" "$@"; }
 in_g() { ip netns exec "$NS_G" "$@"; }
 in_s() { ip netns exec "$NS_S" "$@"; }
+mac_of() { ip -n "$1" -br link show "$2" | awk '{print $3}'; }  # mac_of NS IF
 
 net_up() {
   ip netns add "$NS_C" && ip netns add "$NS_G" && ip netns add "$NS_S"
