@@ -19,6 +19,7 @@ constexpr uint64_t kShardSeed = 0x5eed;
 
 struct Workers {
   FlowDirectory dir{1 << 16};
+  SourceMappings sources{1 << 16};
   SharedLimit limit;
   std::vector<std::unique_ptr<Engine>> engines;
 
@@ -27,7 +28,7 @@ struct Workers {
     for (uint32_t w = 0; w < n; ++w) {
       EngineConfig cfg = engine_config(rules);
       cfg.seed = 1 + w;
-      cfg.shard = Shard{w, n, kShardSeed, &dir, &limit};
+      cfg.shard = Shard{w, n, kShardSeed, &dir, &sources, &limit};
       engines.push_back(std::make_unique<Engine>(std::move(cfg)));
     }
   }
@@ -364,6 +365,142 @@ TEST(ShardedEngine, AWorkerWithNothingToEvictBorrowsAndAnotherRepays) {
   EXPECT_EQ(ws.flows(), 20u);
   EXPECT_EQ(ws.engines[1]->conntrack().stats().evicted_unreplied, 1u);
   EXPECT_EQ(ws.sum(Counter::drop_table_full), 0u);
+}
+
+// A client whose port another client took (two clients on one port to one
+// server): its new port is its mapping towards every destination, whichever
+// worker its next connections land on -- find_appropriate_src, as the kernel
+// and one worker give it (RFC 4787 REQ-1). Each connection's later frames
+// and its answers reach the worker that took it.
+TEST(ShardedEngine, AClientsChangedPortIsItsMappingOnEveryWorker) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  auto send = [&](const char* client, const std::string& server, uint16_t sport, uint16_t dport, uint64_t now) {
+    return ws.deliver(FrameBuilder().eth(kClientMac, kInMac).ip(client, server).udp(sport, dport).build(), kIn, now);
+  };
+  ASSERT_EQ(send("198.18.0.2", "198.51.100.7", 40000, 3478, 1000).out.verdict, Verdict::kForward);
+  auto second = send("198.18.0.3", "198.51.100.7", 40000, 3478, 1000);
+  ASSERT_EQ(second.out.verdict, Verdict::kForward);
+  const uint16_t mapped = __builtin_bswap16(parsed(second.out).tuple.sport);
+  ASSERT_NE(mapped, 40000);
+  EXPECT_EQ(ws.sources.size(), 1u);  // the changed port is shared; the kept one needs not be
+
+  std::set<int> workers;
+  for (uint16_t i = 0; i < 32; ++i) {
+    const std::string server = "198.51.100." + std::to_string(20 + i);
+    const uint16_t dport = static_cast<uint16_t>(3478 + 7 * i);
+    for (int k = 0; k < 2; ++k) {  // the connection's first frame, then its next
+      auto q = send("198.18.0.3", server, 40000, dport, 1001 + k);
+      ASSERT_EQ(q.out.verdict, Verdict::kForward) << describe(q.out.frame);
+      const ParsedPacket out = parsed(q.out);
+      EXPECT_EQ(out.tuple.src, ip_raw("198.19.0.1"));
+      EXPECT_EQ(__builtin_bswap16(out.tuple.sport), mapped) << "to " << server << ":" << dport;
+      workers.insert(q.worker);
+      auto r = ws.deliver(FrameBuilder().eth(kRouterMac, kOutMac).ip(server, "198.19.0.1").udp(dport, mapped).build(),
+                          kOut, 1001 + k);
+      ASSERT_EQ(r.out.verdict, Verdict::kForward) << describe(r.out.frame);
+      EXPECT_EQ(r.worker, q.worker);
+      EXPECT_EQ(parsed(r.out).tuple.dst, ip_raw("198.18.0.3"));
+      EXPECT_EQ(__builtin_bswap16(parsed(r.out).tuple.dport), 40000);
+    }
+  }
+  EXPECT_GE(workers.size(), 3u);
+  EXPECT_GT(ws.sum(Counter::adoptions), 8u);  // about 3 in 4 land elsewhere first
+  EXPECT_EQ(ws.sum(Counter::flows_created), 34u);
+  EXPECT_EQ(ws.flows(), 34u);
+  // An adopted connection's original tuple is in the directory, nothing else is.
+  EXPECT_EQ(ws.dir.size(), ws.sum(Counter::adoptions));
+  EXPECT_EQ(ws.sources.size(), workers.size());  // one entry per worker that holds the client's flows
+  uint64_t drops = 0;
+  for (auto& e : ws.engines) drops += e->counters().total_drops();
+  EXPECT_EQ(drops, 0u);
+
+  // The entries go with the flows (UDP, answered: 120 s).
+  for (auto& e : ws.engines) e->conntrack().expire(1000 + 200'000);
+  EXPECT_EQ(ws.flows(), 0u);
+  EXPECT_EQ(ws.dir.size(), 0u);
+  EXPECT_EQ(ws.sources.size(), 0u);
+}
+
+// The shared mapping is reused only where its reply is free: another client
+// already leaves from that port to a server, so the remapped client gets
+// another port there (as the kernel's get_unique_tuple falls back), and each
+// answer reaches its own client.
+TEST(ShardedEngine, ASharedMappingWhoseReplyIsTakenIsNotReused) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  auto send = [&](const char* client, const char* server, uint16_t sport, uint16_t dport) {
+    return ws.deliver(FrameBuilder().eth(kClientMac, kInMac).ip(client, server).udp(sport, dport).build(), kIn, 1000);
+  };
+  ASSERT_EQ(send("198.18.0.2", "198.51.100.7", 40000, 3478).out.verdict, Verdict::kForward);
+  auto second = send("198.18.0.3", "198.51.100.7", 40000, 3478);
+  const uint16_t mapped = __builtin_bswap16(parsed(second.out).tuple.sport);
+  ASSERT_NE(mapped, 40000);
+  // The first client's next connection, from the port that is the second's
+  // mapping: kept, to a second server.
+  auto third = send("198.18.0.2", "198.51.100.8", mapped, 53);
+  ASSERT_EQ(__builtin_bswap16(parsed(third.out).tuple.sport), mapped);
+  auto again = send("198.18.0.3", "198.51.100.8", 40000, 53);
+  ASSERT_EQ(again.out.verdict, Verdict::kForward);
+  const uint16_t other = __builtin_bswap16(parsed(again.out).tuple.sport);
+  EXPECT_NE(other, mapped);
+  for (const auto& [port, client] : {std::pair{mapped, "198.18.0.2"}, std::pair{other, "198.18.0.3"}}) {
+    auto r = ws.deliver(
+        FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.8", "198.19.0.1").udp(53, port).build(), kOut, 1001);
+    ASSERT_EQ(r.out.verdict, Verdict::kForward) << client << " " << port << " " << counter_name(r.out.reason);
+    EXPECT_EQ(parsed(r.out).tuple.dst, ip_raw(client));
+  }
+  EXPECT_EQ(ws.flows(), 4u);
+}
+
+// An address pool without --persistent hashes the destination in: a
+// client's first connection picks its address, the next ones reuse it on
+// every worker (find_appropriate_src), as the kernel's do.
+TEST(ShardedEngine, APoolAddressOnceChosenIsTheClientsOnEveryWorker) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j SNAT --to-source 198.19.0.10-198.19.0.20\n"));
+  std::set<uint32_t> addresses;
+  std::set<int> workers;
+  for (uint16_t i = 0; i < 32; ++i) {
+    const std::string server = "198.51.100." + std::to_string(1 + i);
+    auto q = ws.deliver(FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", server).udp(40000, 53 + i).build(),
+                        kIn, 1000);
+    ASSERT_EQ(q.out.verdict, Verdict::kForward);
+    EXPECT_EQ(__builtin_bswap16(parsed(q.out).tuple.sport), 40000);
+    addresses.insert(parsed(q.out).tuple.src);
+    workers.insert(q.worker);
+  }
+  EXPECT_GE(workers.size(), 3u);
+  EXPECT_EQ(addresses.size(), 1u);
+  EXPECT_EQ(ws.sum(Counter::adoptions), 0u);  // the port kept: its reply is the receiving worker's
+}
+
+TEST(SourceMappings, EnterFindUpdateEraseAcrossWorkers) {
+  SourceMappings m(2000);  // room for 2 000 flows; as many entries would fill a few windows
+  std::vector<uint64_t> fps;
+  for (uint32_t i = 0; i < 1000; ++i) {
+    fps.push_back(SourceMappings::fingerprint(kProtoUdp, i, 40000, 3));
+    ASSERT_TRUE(m.enter(fps.back(), i % 4, i + 1, static_cast<uint16_t>(i))) << i;
+  }
+  EXPECT_EQ(m.size(), 1000u);
+  // A second worker's entry for the same source; either is an answer.
+  ASSERT_TRUE(m.enter(fps[7], 0, 8, 7));
+  uint32_t addr;
+  uint16_t port;
+  for (uint32_t i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(m.find(fps[i], &addr, &port));
+    EXPECT_EQ(addr, i + 1);
+    EXPECT_EQ(port, i);
+  }
+  m.update(fps[9], 1, 99, 9999);
+  ASSERT_TRUE(m.find(fps[9], &addr, &port));
+  EXPECT_EQ(port, 9999);
+  m.update(fps[9], 2, 1, 1);  // not its worker's entry: nothing happens
+  ASSERT_TRUE(m.find(fps[9], &addr, &port));
+  EXPECT_EQ(port, 9999);
+  m.erase(fps[7], 0);
+  EXPECT_TRUE(m.find(fps[7], &addr, &port));  // worker 3's stays
+  m.erase(fps[7], 3);
+  EXPECT_FALSE(m.find(fps[7], &addr, &port));
+  EXPECT_EQ(m.size(), 999u);
+  EXPECT_FALSE(m.find(SourceMappings::fingerprint(kProtoTcp, 7, 40000, 3), &addr, &port));
 }
 
 TEST(FlowDirectory, InsertFindEraseAcrossWorkers) {

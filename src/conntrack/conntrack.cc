@@ -46,6 +46,57 @@ void Conntrack::set_src_nat(uint32_t idx) {
   translated_.add(f.tuple[1].dst, f.tuple[0].proto);
 }
 
+namespace {
+// The address and port (network order) a source-translated flow leaves with.
+void leaves_with(const Flow& f, uint32_t* addr, uint16_t* port) {
+  *addr = f.tuple[1].dst;
+  *port = f.tuple[1].dport;
+}
+}  // namespace
+
+uint64_t Conntrack::source_key(const Tuple& orig) const {
+  return SourceMappings::fingerprint(orig.proto, orig.src, orig.sport, claims_.shard.seed);
+}
+
+void Conntrack::share_source(uint32_t idx) {
+  SourceMappings* m = claims_.shard.sources;
+  Flow& f = table_.flow(idx);
+  if (!m || !(f.status & kStatusSrcNat) || (f.status & kStatusSourceShared)) return;
+  // One entry per worker and source: a flow of this source may hold it already.
+  bool held = false;
+  by_source_.for_each(table_, f.tuple[0], 0, [&](const Flow& o) {
+    held = &o != &f && (o.status & kStatusSourceShared);
+    return held;
+  });
+  if (held) return;
+  uint32_t addr;
+  uint16_t port;
+  leaves_with(f, &addr, &port);
+  if (m->enter(source_key(f.tuple[0]), claims_.shard.index, addr, port)) f.status |= kStatusSourceShared;
+  else ++stats_.source_share_full;
+}
+
+// The holder of its source's entry leaves (already unlinked by source): the
+// entry passes to another of the source's flows here, with its mapping, or
+// is removed with the last.
+void Conntrack::pass_source_share(uint32_t idx) {
+  SourceMappings* m = claims_.shard.sources;
+  Flow& f = table_.flow(idx);
+  f.status &= static_cast<uint16_t>(~kStatusSourceShared);
+  const uint64_t key = source_key(f.tuple[0]);
+  Flow* heir = nullptr;
+  by_source_.for_each(table_, f.tuple[0], 0, [&](const Flow& o) {
+    heir = const_cast<Flow*>(&o);
+    return true;
+  });
+  if (!heir) return m->erase(key, claims_.shard.index);
+  heir->status |= kStatusSourceShared;
+  uint32_t addr;
+  uint16_t port;
+  leaves_with(*heir, &addr, &port);
+  m->update(key, claims_.shard.index, addr, port);
+}
+
 Conntrack::~Conntrack() = default;
 
 size_t Conntrack::memory_bytes() const {
@@ -141,7 +192,7 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   if (full() && (connection_over(rec) || !make_room(now_ms, /*live_too=*/false))) return kNoRef;
   // Off the hold first: making room may hold an evicted flow, which must not
   // push this one out. Its claims pass to the new entry.
-  const uint16_t claims = rec.status & (kStatusObserved | kStatusDirectory);
+  const uint16_t claims = rec.status & (kStatusObserved | kStatusDirectory | kStatusDirectoryOrig);
   held_.forget(hidx);
   const uint32_t idx = place(rec.tuple[0], rec.tuple[1], now_ms, claims).idx;
   if (idx == kNoRef) {
@@ -152,7 +203,8 @@ uint32_t Conntrack::readmit(uint32_t hidx, uint64_t now_ms, Flow* copy) {
   // The held record, but with the lists place() gave the new entry
   // (set_src_nat below links it by source again).
   Flow& f = table_.flow(idx);
-  const uint16_t status = static_cast<uint16_t>(rec.status & ~kStatusSrcNat);
+  // Its source's shared mapping went with its eviction (release).
+  const uint16_t status = static_cast<uint16_t>(rec.status & ~(kStatusSrcNat | kStatusSourceShared));
   const EvictList listed = f.evict_list;
   unschedule(idx);
   table_.assign(idx, rec);
@@ -260,6 +312,7 @@ void Conntrack::release(uint32_t idx, bool keep_reply) {
   if (table_.flow(idx).status & kStatusSrcNat) {
     by_source_.unlink(table_, idx);
     translated_.sub(table_.flow(idx).tuple[1].dst, table_.flow(idx).tuple[0].proto);
+    if (table_.flow(idx).status & kStatusSourceShared) pass_source_share(idx);
   }
   if (!keep_reply) claims_.release(table_.flow(idx));
   if (SharedLimit* lim = claims_.shard.limit) lim->count.fetch_sub(1, std::memory_order_relaxed);
@@ -417,13 +470,29 @@ void Conntrack::repay() {
   uint16_t claims = 0;
   if (carried != kNoCarry) {
     claims = static_cast<uint16_t>(carried);
-  } else if (claims_.needs_directory(reply)) {
-    if (!claims_.enter(reply)) {
-      if (lim) lim->count.fetch_sub(1, std::memory_order_relaxed);
-      ++stats_.directory_full;
-      return {kNoRef, InsertFailure::kDirectoryFull};
+  } else if (claims_.shard.active()) {
+    // A reply this worker does not own by hash (DNAT; a mapping it could not
+    // choose), and an original tuple it does not own (a connection taken
+    // over for its client's shared mapping, Engine::adopt): entered, so the
+    // packets that reach the hash's owner are handed here.
+    if (claims_.needs_directory(reply)) {
+      if (!claims_.enter(reply)) {
+        if (lim) lim->count.fetch_sub(1, std::memory_order_relaxed);
+        ++stats_.directory_full;
+        return {kNoRef, InsertFailure::kDirectoryFull};
+      }
+      claims = kStatusDirectory;
     }
-    claims = kStatusDirectory;
+    if (claims_.needs_directory(orig)) {
+      if (!claims_.enter(orig)) {
+        if (claims) claims_.shard.directory->erase(FlowDirectory::fingerprint(reply, claims_.shard.seed),
+                                                   claims_.shard.index);
+        if (lim) lim->count.fetch_sub(1, std::memory_order_relaxed);
+        ++stats_.directory_full;
+        return {kNoRef, InsertFailure::kDirectoryFull};
+      }
+      claims |= kStatusDirectoryOrig;
+    }
   }
   const uint32_t idx = table_.alloc(orig.proto == kProtoTcp);
   Flow& f = table_.flow(idx);

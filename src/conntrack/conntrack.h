@@ -105,6 +105,7 @@ struct ConntrackStats {
   uint64_t source_limited = 0;  // new flows refused by xnat_max_flows_per_source
   uint64_t directory_full = 0;  // new flows refused: no room in the workers' directory window
   uint64_t borrowed = 0;        // entries taken over the shared limit for another worker to evict
+  uint64_t source_share_full = 0;  // mappings not shared: no room in the SourceMappings window
   uint64_t held = 0;            // evicted flows kept for their late packets
   uint64_t readmitted = 0;      // held flows brought back by a late packet
   uint64_t offloads = 0;           // flows handed to the fast path (flow_offload.h)
@@ -118,6 +119,7 @@ struct ConntrackStats {
     evicted_unreplied += o.evicted_unreplied, evicted_half_closed += o.evicted_half_closed;
     reopened += o.reopened, killed += o.killed, source_limited += o.source_limited;
     directory_full += o.directory_full, borrowed += o.borrowed, held += o.held, readmitted += o.readmitted;
+    source_share_full += o.source_share_full;
     offloads += o.offloads, offload_full += o.offload_full, offload_withdrawn += o.offload_withdrawn;
     return *this;
   }
@@ -272,6 +274,12 @@ class Conntrack {
   // Marks flow `idx` as source-translated (IPS_SRC_NAT) and enters it in the
   // by-source index. Its original tuple must be final.
   void set_src_nat(uint32_t idx);
+  // Several workers: enters the source-translated flow idx's mapping in the
+  // workers' SourceMappings for its source, unless a flow of its source here
+  // holds this worker's entry already.
+  void share_source(uint32_t idx);
+  // That entry's key for a connection's original tuple.
+  uint64_t source_key(const Tuple& orig) const;
   // Calls fn(const Flow&) for the live source-translated flows whose original
   // source (address, port or ICMP identifier, protocol) is that of `orig`,
   // until fn returns true; returns whether one did (find_appropriate_src).
@@ -484,6 +492,7 @@ class Conntrack {
   // Unlinks a flow from every list and index and frees it; keep_reply: its
   // port claim and directory entry pass to a held copy.
   void release(uint32_t idx, bool keep_reply = false);
+  void pass_source_share(uint32_t idx);
 
   uint32_t wheel_head(uint64_t tick) const {
     return table_.capacity() + static_cast<uint32_t>(tick & (kWheelSlots - 1));

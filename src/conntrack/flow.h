@@ -35,6 +35,12 @@ enum FlowStatus : uint16_t {
   // IPS_OFFLOAD: a fast path outside the engine forwards the flow's packets
   // (conntrack/flow_offload.h).
   kStatusOffload = 1 << 10,
+  // xnat: the flow holds its worker's entry for its source in the workers'
+  // SourceMappings (shard.h).
+  kStatusSourceShared = 1 << 11,
+  // xnat: its original tuple is in the FlowDirectory: another worker owns it
+  // by hash, and this one took the connection for the client's mapping.
+  kStatusDirectoryOrig = 1 << 12,
 };
 
 // TCP states, in netfilter's order (tcp_conntrack_names).

@@ -1,6 +1,7 @@
 // What a flow's reply tuple holds outside the table while the flow lives: a
 // port claim (the FlowObserver's, on a host address) and, with several
-// workers, its entry in the shared directory. A flow's status bits say which
+// workers, its entry in the shared directory (and its original tuple's, when
+// another worker owns that by hash). A flow's status bits say which
 // it holds. An evicted flow that is held keeps both, so its reply tuple stays
 // reserved; a held flow brought back passes them to its new entry.
 #pragma once
@@ -17,14 +18,12 @@ struct ReplyClaims {
   FlowObserver* observer = nullptr;
   Shard shard;
 
-  // Whether a flow with this reply tuple must be entered in the directory:
-  // another worker would take its replies for its own.
-  bool needs_directory(const Tuple& reply) const {
-    return shard.active() && shard.owner_by_hash(reply) != shard.index;
-  }
+  // Whether a flow with this tuple (either direction) must be entered in the
+  // directory: another worker would take its packets for its own.
+  bool needs_directory(const Tuple& t) const { return shard.active() && shard.owner_by_hash(t) != shard.index; }
   // false: no room in the directory's window for it.
-  bool enter(const Tuple& reply) const {
-    return shard.directory->insert(FlowDirectory::fingerprint(reply, shard.seed), shard.index);
+  bool enter(const Tuple& t) const {
+    return shard.directory->insert(FlowDirectory::fingerprint(t, shard.seed), shard.index);
   }
   // The observer's claim on `reply`, as status bits (kStatusObserved*).
   uint16_t observe(const Tuple& reply) const {
@@ -35,6 +34,8 @@ struct ReplyClaims {
     if (f.status & kStatusObserved) observer->on_release(f.tuple[1], f.status & kStatusObserved);
     if (f.status & kStatusDirectory)
       shard.directory->erase(FlowDirectory::fingerprint(f.tuple[1], shard.seed), shard.index);
+    if (f.status & kStatusDirectoryOrig)
+      shard.directory->erase(FlowDirectory::fingerprint(f.tuple[0], shard.seed), shard.index);
   }
 };
 

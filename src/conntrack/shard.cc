@@ -65,4 +65,80 @@ int FlowDirectory::find(uint64_t fp) const {
   return -1;
 }
 
+SourceMappings::SourceMappings(uint64_t max_flows) {
+  // Buckets of 4 slots, at least two slots per flow, as the directory: a
+  // source holds one per worker however many flows it has, and a pool's
+  // flows may all be entered.
+  const uint64_t buckets = std::bit_ceil(std::max<uint64_t>(max_flows / 2, 8));
+  mask_ = buckets - 1;
+  const size_t nslots = static_cast<size_t>(buckets * 4 + kWindow - 4);
+  key_ = std::make_unique<std::atomic<uint64_t>[]>(nslots);
+  value_ = std::make_unique<std::atomic<uint64_t>[]>(nslots);
+  for (size_t i = 0; i < nslots; ++i) {
+    key_[i].store(0, std::memory_order_relaxed);
+    value_[i].store(0, std::memory_order_relaxed);
+  }
+}
+
+uint64_t SourceMappings::fingerprint(uint8_t proto, uint32_t src, uint16_t sport, uint64_t seed) {
+  uint64_t x = (seed ^ 0xbb67ae8584caa73bull) + (uint64_t{src} << 24 | uint64_t{sport} << 8 | proto);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  x &= ~uint64_t{0xff};
+  return x ? x : 0x100;
+}
+
+bool SourceMappings::enter(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t port) {
+  const uint64_t key = (fp & ~uint64_t{0xff}) | (worker + 1);
+  const size_t s = window_start(fp);
+  for (size_t i = s; i < s + kWindow; ++i) {
+    uint64_t cur = key_[i].load(std::memory_order_relaxed);
+    if (cur == 0 && key_[i].compare_exchange_strong(cur, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) {
+      value_[i].store(uint64_t{addr} << 16 | port, std::memory_order_relaxed);
+      key_[i].store(key, std::memory_order_release);
+      size_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t SourceMappings::own(uint64_t fp, uint32_t worker) const {
+  const uint64_t key = (fp & ~uint64_t{0xff}) | (worker + 1);
+  const size_t s = window_start(fp);
+  for (size_t i = s; i < s + kWindow; ++i)
+    if (key_[i].load(std::memory_order_relaxed) == key) return i;
+  return SIZE_MAX;
+}
+
+void SourceMappings::update(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t port) {
+  if (const size_t i = own(fp, worker); i != SIZE_MAX)
+    value_[i].store(uint64_t{addr} << 16 | port, std::memory_order_release);
+}
+
+void SourceMappings::erase(uint64_t fp, uint32_t worker) {
+  if (const size_t i = own(fp, worker); i != SIZE_MAX) {
+    key_[i].store(0, std::memory_order_release);
+    size_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+bool SourceMappings::find(uint64_t fp, uint32_t* addr, uint16_t* port) const {
+  const uint64_t want = fp & ~uint64_t{0xff};
+  const size_t s = window_start(fp);
+  for (size_t i = s; i < s + kWindow; ++i) {
+    const uint64_t k = key_[i].load(std::memory_order_acquire);
+    if (k == 0 || k == kBusy || (k & ~uint64_t{0xff}) != want) continue;
+    const uint64_t v = value_[i].load(std::memory_order_acquire);
+    if (key_[i].load(std::memory_order_acquire) != k) continue;
+    *addr = static_cast<uint32_t>(v >> 16);
+    *port = static_cast<uint16_t>(v);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace xnat

@@ -26,20 +26,30 @@
 // even ports first, leaving odd ones to bind(), so with W = 2 a plain sum
 // would send every connection from one client to one server to one worker.)
 //
-// A reply tuple the owner could not choose (DNAT, where the reply comes from
-// the server to the client's own port; a source mapping with a single port)
-// is entered in a FlowDirectory, a lock-free map from reply tuple to worker
-// that every worker reads when a packet misses its own table. So a worker
-// that receives a packet:
+// Such a changed port, and an address a pool chose by destination, are the
+// client's mapping for its next connections too (find_appropriate_src), and
+// those may land on any worker: the workers share them in SourceMappings. A
+// new connection of such a client goes to the worker that owns the reply its
+// mapping would give (Engine::adopt_elsewhere), which takes it there.
+//
+// A tuple its flow's worker could not choose (the reply of a DNAT, where it
+// comes from the server to the client's own port, or of a source mapping
+// with a single port; the original of an adopted connection) is entered in
+// a FlowDirectory, a lock-free map from tuple to worker that every worker
+// reads when a packet misses its own table. So a worker that receives a
+// packet:
 //
 //   1. looks it up in its own table: a hit is handled there (the usual case);
 //   2. else asks the directory, then owner(); if another worker owns it, the
 //      packet is handed to that worker through a ring;
-//   3. else creates the flow.
+//   3. else, if the client's shared mapping gives a reply another worker
+//      owns, hands it there to be taken;
+//   4. else creates the flow.
 //
 // A handed-off packet that again misses (its flow expired on the way) is
-// handed on at most twice more, then dropped as handoff_loop: it never
-// creates a flow in a worker that does not own its tuple.
+// handed on at most twice more, then dropped as handoff_loop: it creates a
+// flow in a worker that does not own its tuple only when handed there to be
+// adopted, and that worker enters the tuple in the directory.
 #pragma once
 
 #include <atomic>
@@ -82,8 +92,8 @@ inline uint32_t shard_owner(const Tuple& t, uint32_t workers, uint64_t seed) {
   return static_cast<uint32_t>(((x >> 32) * workers) >> 32);
 }
 
-// Reply tuple -> owning worker, for the flows whose reply tuple does not
-// hash to their owner. Many writers (each enters and removes only its own
+// Tuple -> owning worker, for the flows with a tuple (the reply; an adopted
+// connection's original) that does not hash to their owner. Many writers (each enters and removes only its own
 // flows), many readers, no locks: each slot is one 64-bit word holding a
 // 56-bit fingerprint of the tuple and the worker, written by compare-and-swap.
 // A key lives in a window of 32 slots (four cache lines) starting at its
@@ -110,6 +120,52 @@ class FlowDirectory {
 
   uint64_t mask_ = 0;  // bucket mask
   std::unique_ptr<std::atomic<uint64_t>[]> slot_;
+  std::atomic<uint64_t> size_{0};
+};
+
+// A client's source mappings, shared by the workers: netfilter's bysource
+// hash (find_appropriate_src), which one worker's table cannot be when the
+// client's connections land on several. Key: protocol, source address and
+// port (ICMP identifier); value: the address and port its connections
+// leave with. Each worker enters one entry per source while it holds
+// source-translated flows from it whose mapping another worker would not
+// find by itself (a changed port, an address from a pool) and removes it
+// with the last; a lookup takes any worker's.
+//
+// The map is a hint, never the proof: a worker that reuses a mapping still
+// checks that its reply tuple is free, so a stale or torn read costs at
+// most a mapping the kernel would not have chosen, never a shared reply.
+// A slot is a key word and a value word, in two arrays so a lookup that
+// misses (most new flows' sources have no entry) reads only keys; the key is
+// written last (release) and read first and again after the value, so a
+// value is read whole or not used.
+class SourceMappings {
+ public:
+  static constexpr uint32_t kWindow = 16;
+
+  explicit SourceMappings(uint64_t max_flows);
+
+  static uint64_t fingerprint(uint8_t proto, uint32_t src, uint16_t sport, uint64_t seed);
+
+  // addr, port: network order. false: the window is full (the mapping is
+  // then not shared, conntrack_source_share_full; nothing else depends on
+  // it). At the table's limit with every flow's mapping entered (a pool,
+  // each client port once) a few windows in a thousand fill.
+  bool enter(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t port);
+  void update(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t port);
+  void erase(uint64_t fp, uint32_t worker);
+  bool find(uint64_t fp, uint32_t* addr, uint16_t* port) const;
+  uint64_t size() const { return size_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr uint64_t kBusy = 0xff;  // a slot being filled: no key has a low byte of 0xff
+  size_t window_start(uint64_t fp) const { return static_cast<size_t>((fp >> 8) & mask_) * 4; }
+  // The slot of `worker`'s entry for fp, or SIZE_MAX.
+  size_t own(uint64_t fp, uint32_t worker) const;
+
+  uint64_t mask_ = 0;
+  std::unique_ptr<std::atomic<uint64_t>[]> key_;    // fingerprint | worker + 1
+  std::unique_ptr<std::atomic<uint64_t>[]> value_;  // addr << 16 | port
   std::atomic<uint64_t> size_{0};
 };
 
@@ -144,6 +200,7 @@ struct Shard {
   uint32_t count = 1;
   uint64_t seed = 0;
   FlowDirectory* directory = nullptr;  // set when count > 1
+  SourceMappings* sources = nullptr;   // set when count > 1
   SharedLimit* limit = nullptr;        // set when count > 1
 
   bool active() const { return count > 1; }

@@ -61,6 +61,7 @@ namespace xnat {
   X(logged, "lines logged by -j LOG rules")                                                  \
   X(log_lines_lost, "-j LOG lines lost: the log ring was full (the reader fell behind)")     \
   X(handoffs, "frames passed to the worker that owns their flow (several workers)")           \
+  X(adoptions, "new connections passed to the worker that owns the reply of their client's mapping (several workers)") \
   X(fragments_translated, "later IPv4 fragments sent as their datagram's first fragment was")   \
   X(fragments_held, "later IPv4 fragments that came ahead of their first and waited for it (RFC 4787 REQ-14)") \
   X(fragmented, "datagrams without DF larger than the output's MTU, sent in fragments") \

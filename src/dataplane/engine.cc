@@ -307,7 +307,7 @@ void Engine::to_host(Packet& pkt) {
   const uint32_t ref = ct_.find(p.tuple, h, cand, now);
   if (ref == kNoRef) {
     if (ct_.holds() && late_packet(pkt, p, h, now)) return;
-    if (cfg_.shard.active() && hand_off(pkt, p.tuple)) return;
+    if (cfg_.shard.active() && !pkt.adopt && (hand_off(pkt, p.tuple) || adopt_elsewhere(pkt, p.tuple))) return;
     return new_flow(pkt, p, now);
   }
   forward_tracked(pkt, p, ref >> 1, static_cast<int>(ref & 1), now);
@@ -543,6 +543,31 @@ bool Engine::hand_off(Packet& pkt, const Tuple& t) {
   return true;
 }
 
+// A new connection from a source whose connections another worker maps
+// (a port it changed, an address from a pool: SourceMappings) goes to the
+// worker that owns the reply that mapping would give it, which takes it
+// although its original tuple is this worker's by hash (entering that in the
+// directory), so a client keeps one mapping on every worker (RFC 4787 REQ-1)
+// and the reply's uniqueness is checked in the one table that holds its
+// rivals. With ports the owner hash leaves the addresses out, so the mapped
+// port decides it before any rule is evaluated.
+[[gnu::noinline]] bool Engine::adopt_elsewhere(Packet& pkt, const Tuple& t) {
+  const SourceMappings* shared = cfg_.shard.sources;
+  if (!shared || !shared->size() || !(t.has_ports() || t.proto == kProtoIcmp)) return false;
+  uint32_t addr;
+  uint16_t port;
+  if (!shared->find(ct_.source_key(t), &addr, &port)) return false;
+  Tuple mapped = t;
+  mapped.src = addr;
+  mapped.sport = port;
+  const uint32_t w = cfg_.shard.owner_by_hash(mapped);
+  if (w == cfg_.shard.index) return false;
+  pkt.adopt = true;
+  counters_.inc(Counter::adoptions);
+  hand_to(pkt, w);
+  return true;
+}
+
 void Engine::hand_to(Packet& pkt, uint32_t worker) {
   if (pkt.hops >= 3) return drop(pkt, Counter::drop_handoff_loop);
   ++pkt.hops;
@@ -726,7 +751,10 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   Flow& f = ct_.flow(idx);
   if (cfg_.rules.uses_connmark) [[unlikely]]
     *ct_.mark_ref(idx) = ctmark;
-  if (snat) ct_.set_src_nat(idx);
+  if (snat) {
+    ct_.set_src_nat(idx);
+    if (ctx.share) ct_.share_source(idx);
+  }
   if (dnat) f.status |= kStatusDstNat;
   flow_compute_deltas(f);
   counters_.inc(Counter::flows_created);

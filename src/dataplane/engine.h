@@ -137,6 +137,7 @@ class Engine final : private RuleActions {
   void handle_icmp_error(Packet& pkt, ParsedPacket& p, uint64_t now);
   // Several workers: true when the packet went to the worker owning `t` (or was dropped).
   bool hand_off(Packet& pkt, const Tuple& t);
+  bool adopt_elsewhere(Packet& pkt, const Tuple& t);
   void hand_to(Packet& pkt, uint32_t worker);  // at most 3 hops, then drop_handoff_loop
   bool try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now);
   // Route and TTL checks for a packet that will leave with destination dst.

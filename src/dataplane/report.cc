@@ -56,6 +56,7 @@ std::string format_counters(const std::vector<CounterSource>& workers) {
   out += fmt::format("conntrack_source_limited {}\n", s.source_limited);
   out += fmt::format("conntrack_directory_full {}\n", s.directory_full);
   out += fmt::format("conntrack_borrowed {}\n", s.borrowed);
+  out += fmt::format("conntrack_source_share_full {}\n", s.source_share_full);
   out += fmt::format("conntrack_offloads {}\n", s.offloads);
   out += fmt::format("conntrack_offload_full {}\n", s.offload_full);
   out += fmt::format("conntrack_offload_withdrawn {}\n", s.offload_withdrawn);

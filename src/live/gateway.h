@@ -158,6 +158,7 @@ class Gateway {
   HostReplies host_replies_;
   SharedLimit limit_;
   std::unique_ptr<FlowDirectory> directory_;
+  std::unique_ptr<SourceMappings> sources_;  // several workers
   Shared sh_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<HandoffRing>> rings_;

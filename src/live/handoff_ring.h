@@ -40,7 +40,7 @@ class HandoffRing {
     if (t + pad + need - head_.load(std::memory_order_acquire) > nunits_) return false;
     if (pad) buf_[at].h = Header{kPad, pad};
     Record& r = buf_[(t + pad) % nunits_];
-    r.h = Header{p.len, need, p.in_if, p.hops, p.l4_csum, p.gso, p.gso_size};
+    r.h = Header{p.len, need, p.in_if, p.hops, p.l4_csum, p.gso, p.adopt, p.gso_size};
     std::memcpy(r.data, p.data, p.len);
     tail_.store(t + pad + need, std::memory_order_release);
     return true;
@@ -65,6 +65,7 @@ class HandoffRing {
       out[n].l4_csum = r.h.l4_csum;
       out[n].gso = r.h.gso;
       out[n].gso_size = r.h.gso_size;
+      out[n].adopt = r.h.adopt;
       ends_[n++] = cur;
     }
     return n;
@@ -84,6 +85,7 @@ class HandoffRing {
     uint8_t hops = 0;
     L4Csum l4_csum = L4Csum::kFull;
     Gso gso = Gso::kNone;
+    bool adopt = false;
     uint16_t gso_size = 0;
   };
   // One unit; a frame's data runs on into the units after its first.

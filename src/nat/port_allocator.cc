@@ -151,7 +151,9 @@ bool nat_tuple_used(const Tuple& t, NatContext& ctx) {
   return ctx.ct.tuple_in_use(invert(t), ctx.now_ms);
 }
 
-bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
+namespace {
+
+bool unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
   const bool random_all = r.random || r.random_fully;
   // Several workers: a source mapping keeps the port only if this worker owns the reply.
   auto keeps_port = [&] {
@@ -177,6 +179,17 @@ bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
         return keeps_port() && !nat_tuple_used(*t, ctx);
       });
       if (reused) return true;
+      // Several workers: another worker's connection from this source. (The
+      // engine handed this one to the worker that owns the mapping's reply,
+      // Engine::adopt_elsewhere, unless a DNAT changed the ports since.)
+      uint32_t addr;
+      uint16_t port;
+      const SourceMappings* shared = ctx.shard.sources;
+      if (shared && shared->size() && shared->find(ctx.ct.source_key(orig), &addr, &port)) {
+        t->src = addr;
+        t->sport = port;
+        if (in_range(*t, r, m) && keeps_port() && !nat_tuple_used(*t, ctx)) return true;
+      }
       *t = orig;
     }
   }
@@ -193,6 +206,17 @@ bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
   }
   // 4) Search the port range.
   return l4_unique(t, r, m, ctx);
+}
+
+}  // namespace
+
+bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
+  const uint16_t sport = t->sport;
+  if (!unique_tuple(t, r, m, ctx)) return false;
+  if (m == Manip::kSrc && ctx.shard.sources && !r.random && !r.random_fully &&
+      (t->has_ports() || t->proto == kProtoIcmp))
+    ctx.share = t->sport != sport || (r.map_ips && r.min_ip != r.max_ip && !r.persistent);
+  return true;
 }
 
 }  // namespace xnat

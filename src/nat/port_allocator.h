@@ -17,7 +17,8 @@
 // Several workers (conntrack/shard.h): worker w hands out only the source
 // ports (ICMP identifiers) p for which the reply tuple's owner() is w, one
 // residue class modulo the worker count, so return traffic finds its worker
-// from the packet alone.
+// from the packet alone. find_appropriate_src looks in this worker's table,
+// then in the mappings the workers share (SourceMappings).
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,10 @@ struct NatContext {
   uint64_t now_ms;
   Rng& rng;
   Shard shard;  // several workers: a source mapping picks ports whose reply this worker owns
+  // Set by a source mapping that another worker would not find by itself (a
+  // changed port, an address from a pool): the flow's mapping is to be
+  // shared (Conntrack::share_source).
+  bool share = false;
 };
 
 // Rewrites the `manip` side of `t` (the original tuple as it will leave the

@@ -3,7 +3,8 @@
 # namespace network (tests/live/lib.sh):
 #   MASQUERADE: ping (also fragmented), curl to nginx, dig to dnsmasq, iperf3 TCP and UDP
 #               (none lost), 64-byte frames of new flows paced well under capacity (none lost),
-#               RFC 5780 NAT behaviour discovery (coturn: mapping, collision, filtering),
+#               RFC 5780 NAT behaviour discovery (coturn: mapping, collision, a taken
+#               port's mapping, filtering),
 #               traceroute (the gateway's own time-exceeded, and the server's
 #               port-unreachable translated back)
 #   DNAT:       curl and ab to the gateway's outside address reach nginx inside
@@ -231,6 +232,19 @@ check "RFC 5780 collision: a second client on the same port gets another outside
            read -r -a refl <<<\"\$(ports_of coll.txt reflexive)\" && read -r -a loc <<<\"\$(ports_of coll.txt Local)\" &&
            [ \${#refl[@]} -eq 2 ] && [ \"\${loc[0]}\" = \"\${loc[1]}\" ] && [ \"\${refl[0]}\" = \"\${loc[0]}\" ] &&
            [ \"\${refl[0]}\" != \"\${refl[1]}\" ]"
+# The second client's changed port is its mapping towards every destination
+# while its flows live (find_appropriate_src): the mapping test from its
+# address and local port. Against the server's other port: a port sum other
+# than the collision's, so with several workers the connections may land on
+# another worker than the one that changed the port (one run in two with 2).
+check "RFC 5780 mapping of a client whose port was taken: endpoint-independent, its new port" \
+  bash -c "$(declare -f natdisc ports_of); WORK=$WORK NS_C=$NS_C;
+           read -r -a refl <<<\"\$(ports_of coll.txt reflexive)\" && read -r -a loc <<<\"\$(ports_of coll.txt Local)\" &&
+           natdisc map2.txt -m -p 3479 -L 198.18.0.3 -l \${loc[1]} &&
+           grep -q 'NAT with Endpoint Independent Mapping' $WORK/map2.txt &&
+           read -r -a refl2 <<<\"\$(ports_of map2.txt reflexive)\" &&
+           [ \${#refl2[@]} -ge 2 ] && for p in \"\${refl2[@]}\"; do [ \"\$p\" = \"\${refl[1]}\" ] || exit 1; done"
+[ "$WORKERS" -gt 1 ] && snapshot && echo "     connections passed to the worker of their client's mapping: $(counter adoptions)"
 # Filtering waits out two unanswered requests (6 s): the plain variants only.
 if [ "$PLAIN" = yes ]; then
   check "RFC 5780 filtering through MASQUERADE: address and port dependent" \
