@@ -1,5 +1,6 @@
 #include "conntrack/shard.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace xnat {
@@ -78,7 +79,20 @@ SourceMappings::SourceMappings(uint64_t max_flows) {
     key_[i].store(0, std::memory_order_relaxed);
     value_[i].store(0, std::memory_order_relaxed);
   }
+  const uint64_t counts = std::min<uint64_t>(buckets, 1 << 18);
+  count_mask_ = counts - 1;
+  count_ = std::make_unique<std::atomic<uint8_t>[]>(counts);
+  for (uint64_t i = 0; i < counts; ++i) count_[i].store(0, std::memory_order_relaxed);
 }
+
+namespace {
+// Saturating: a count that reached 255 may have lost track, and stays.
+void count_step(std::atomic<uint8_t>& c, int by) {
+  uint8_t cur = c.load(std::memory_order_relaxed);
+  while (cur != 255 && !c.compare_exchange_weak(cur, static_cast<uint8_t>(cur + by), std::memory_order_relaxed)) {
+  }
+}
+}  // namespace
 
 uint64_t SourceMappings::fingerprint(uint8_t proto, uint32_t src, uint16_t sport, uint64_t seed) {
   uint64_t x = (seed ^ 0xbb67ae8584caa73bull) + (uint64_t{src} << 24 | uint64_t{sport} << 8 | proto);
@@ -97,6 +111,7 @@ bool SourceMappings::enter(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t
   for (size_t i = s; i < s + kWindow; ++i) {
     uint64_t cur = key_[i].load(std::memory_order_relaxed);
     if (cur == 0 && key_[i].compare_exchange_strong(cur, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) {
+      count_step(count_of(fp), +1);
       value_[i].store(uint64_t{addr} << 16 | port, std::memory_order_relaxed);
       key_[i].store(key, std::memory_order_release);
       size_.fetch_add(1, std::memory_order_relaxed);
@@ -122,11 +137,13 @@ void SourceMappings::update(uint64_t fp, uint32_t worker, uint32_t addr, uint16_
 void SourceMappings::erase(uint64_t fp, uint32_t worker) {
   if (const size_t i = own(fp, worker); i != SIZE_MAX) {
     key_[i].store(0, std::memory_order_release);
+    count_step(count_of(fp), -1);
     size_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
 bool SourceMappings::find(uint64_t fp, uint32_t* addr, uint16_t* port) const {
+  if (count_of(fp).load(std::memory_order_relaxed) == 0) return false;
   const uint64_t want = fp & ~uint64_t{0xff};
   const size_t s = window_start(fp);
   for (size_t i = s; i < s + kWindow; ++i) {
