@@ -244,7 +244,12 @@ check "RFC 5780 mapping of a client whose port was taken: endpoint-independent, 
            grep -q 'NAT with Endpoint Independent Mapping' $WORK/map2.txt &&
            read -r -a refl2 <<<\"\$(ports_of map2.txt reflexive)\" &&
            [ \${#refl2[@]} -ge 2 ] && for p in \"\${refl2[@]}\"; do [ \"\$p\" = \"\${refl[1]}\" ] || exit 1; done"
-[ "$WORKERS" -gt 1 ] && snapshot && echo "     connections passed to the worker of their client's mapping: $(counter adoptions)"
+if [ "$WORKERS" -gt 1 ]; then
+  snapshot
+  check "  ... its changed port shared by the workers while its flows live" \
+    test "$(counter live_source_mappings)" -ge 1
+  echo "     connections passed to the worker of their client's mapping: $(counter adoptions)"
+fi
 # Filtering waits out two unanswered requests (6 s): the plain variants only.
 if [ "$PLAIN" = yes ]; then
   check "RFC 5780 filtering through MASQUERADE: address and port dependent" \
