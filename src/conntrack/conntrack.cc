@@ -473,7 +473,7 @@ void Conntrack::repay() {
   } else if (claims_.shard.active()) {
     // A reply this worker does not own by hash (DNAT; a mapping it could not
     // choose), and an original tuple it does not own (a connection taken
-    // over for its client's shared mapping, Engine::adopt): entered, so the
+    // over for its client's shared mapping, Engine::adopt_elsewhere): entered, so the
     // packets that reach the hash's owner are handed here.
     if (claims_.needs_directory(reply)) {
       if (!claims_.enter(reply)) {

@@ -33,7 +33,7 @@ struct Packet {
   uint8_t hops = 0;  // times handed between workers
   bool released = false;  // a held fragment given back (counted when it came in)
   // Handed over to take a new connection whose original tuple another worker
-  // owns: its client's shared mapping is this worker's (Engine::adopt).
+  // owns: its client's shared mapping is this worker's (Engine::adopt_elsewhere).
   bool adopt = false;
   // What the host's offloads left in the frame (packet/offload.h): a partial
   // TCP/UDP checksum, a super-frame to be cut at gso_size payload bytes.
