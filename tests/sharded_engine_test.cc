@@ -25,8 +25,10 @@ struct Workers {
 
   Workers(uint32_t n, const std::string& rules, uint64_t max_flows = 1 << 20) {
     limit.max = max_flows;
+    // One parse, copied for each worker, as the live gateway does.
+    const EngineConfig parsed = engine_config(rules);
     for (uint32_t w = 0; w < n; ++w) {
-      EngineConfig cfg = engine_config(rules);
+      EngineConfig cfg = parsed;
       cfg.seed = 1 + w;
       cfg.shard = Shard{w, n, kShardSeed, &dir, &sources, &limit};
       engines.push_back(std::make_unique<Engine>(std::move(cfg)));
@@ -470,6 +472,44 @@ TEST(ShardedEngine, APoolAddressOnceChosenIsTheClientsOnEveryWorker) {
   EXPECT_GE(workers.size(), 3u);
   EXPECT_EQ(addresses.size(), 1u);
   EXPECT_EQ(ws.sum(Counter::adoptions), 0u);  // the port kept: its reply is the receiving worker's
+}
+
+// -m limit and -m statistic --mode nth are the rule's, not a worker's: with
+// four workers a burst of 4 passes 4 new connections in all (the kernel's
+// one xt_limit_priv per rule), and every second new connection is dropped.
+TEST(ShardedEngine, ALimitAndAnNthCounterAreTheRulesOnEveryWorker) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n") +
+                    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                    "-A FORWARD -p udp -m udp --dport 53 -m limit --limit 10/sec --limit-burst 4 -j ACCEPT\n"
+                    "-A FORWARD -p udp -m udp --dport 53 -j DROP\n"
+                    "-A FORWARD -p udp -m udp --dport 123 -m conntrack --ctstate NEW -m statistic --mode nth "
+                    "--every 2 --packet 1 -j DROP\n"
+                    "COMMIT\n");
+  std::set<int> workers;
+  int passed = 0;
+  for (uint16_t i = 0; i < 32; ++i) {
+    auto q = ws.deliver(from_client().udp(static_cast<uint16_t>(20000 + i), 53).build(), kIn, 1000);
+    workers.insert(q.worker);
+    passed += q.out.verdict == Verdict::kForward;
+  }
+  EXPECT_GE(workers.size(), 3u);
+  EXPECT_EQ(passed, 4);
+  // 10 a second: one token in 100 ms, for whichever worker asks first.
+  int later = 0;
+  for (uint16_t i = 0; i < 8; ++i)
+    later += ws.deliver(from_client().udp(static_cast<uint16_t>(21000 + i), 53).build(), kIn, 1100).out.verdict ==
+             Verdict::kForward;
+  EXPECT_EQ(later, 1);
+
+  int dropped = 0;
+  workers.clear();
+  for (uint16_t i = 0; i < 40; ++i) {
+    auto q = ws.deliver(from_client().udp(static_cast<uint16_t>(22000 + i), 123).build(), kIn, 2000);
+    workers.insert(q.worker);
+    dropped += q.out.verdict == Verdict::kDrop;
+  }
+  EXPECT_GE(workers.size(), 3u);
+  EXPECT_EQ(dropped, 20);
 }
 
 TEST(SourceMappings, EnterFindUpdateEraseAcrossWorkers) {

@@ -147,9 +147,13 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
   bool hit = false;
   if (m.statistic == Match::Statistic::kRandom) {
     hit = p.rng && (p.rng->next() & 0x7FFFFFFF) < m.probability;
-  } else if (m.nth_count++ == m.every) {
-    m.nth_count = 0;
-    hit = true;
+  } else {
+    // xt_statistic's compare-and-swap: the rule's one counter, whatever worker counts.
+    std::atomic<uint32_t>& n = m.state->nth;
+    uint32_t old = n.load(std::memory_order_relaxed), next;
+    do next = old == m.every ? 0 : old + 1;
+    while (!n.compare_exchange_weak(old, next, std::memory_order_relaxed));
+    hit = next == 0;
   }
   return hit != m.statistic_invert;
 }
@@ -207,20 +211,27 @@ std::vector<std::string> RuleSet::notices(const std::vector<std::string>& names)
 }
 
 // xt_limit's token bucket, on the packets' millisecond clock: the first
-// packet finds it full.
+// packet finds it full. Lock-free as limit_mt: the worker that moves the
+// refill time on adds the credit for the time between.
 [[gnu::noinline]] static bool limit_matches(const Match& m, const RulePacket& p) {
-  if (!m.limit_started) {
-    m.limit_started = true;
-    m.limit_credit = m.limit_cap;
-    m.limit_prev_ms = p.now_ms;
+  MatchState& s = *m.state;
+  uint64_t prev = s.prev_ms.load(std::memory_order_relaxed);
+  if (prev == 0 && s.prev_ms.compare_exchange_strong(prev, p.now_ms, std::memory_order_relaxed)) prev = p.now_ms;
+  uint64_t increase = 0;
+  while (p.now_ms > prev) {
+    if (s.prev_ms.compare_exchange_weak(prev, p.now_ms, std::memory_order_relaxed)) {
+      increase = (p.now_ms - prev) * 10;
+      break;
+    }
   }
-  if (p.now_ms > m.limit_prev_ms) {
-    m.limit_credit = std::min<uint64_t>(m.limit_cap, m.limit_credit + (p.now_ms - m.limit_prev_ms) * 10);
-    m.limit_prev_ms = p.now_ms;
-  }
-  if (m.limit_credit < m.limit_cost) return false;
-  m.limit_credit -= m.limit_cost;
-  return true;
+  uint64_t old = s.credit.load(std::memory_order_relaxed), next;
+  bool hit;
+  do {
+    const uint64_t c = std::min<uint64_t>(m.limit_cap, old + increase);
+    hit = c >= m.limit_cost;
+    next = hit ? c - m.limit_cost : c;
+  } while (!s.credit.compare_exchange_weak(old, next, std::memory_order_relaxed));
+  return hit;
 }
 
 static bool iface_ok(const InterfaceMatch& m, int ifindex) {

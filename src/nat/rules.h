@@ -8,6 +8,7 @@
 // with integer tests only.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -73,6 +74,16 @@ struct CtMatch {
   } orig_sport, orig_dport, repl_sport, repl_dport;
 };
 
+// What -m limit and -m statistic --mode nth keep between packets: one per
+// rule, shared by the workers' copies of the rule set, as the kernel keeps
+// one xt_limit_priv / xt_statistic_priv per rule for all its CPUs, so a
+// rule's rate and its every-nth hold for the gateway, however many workers.
+struct MatchState {
+  std::atomic<uint32_t> nth{0};
+  std::atomic<uint64_t> credit{0};   // -m limit, in 1/10000 s
+  std::atomic<uint64_t> prev_ms{0};  // the packets' clock when last refilled; 0: no packet yet
+};
+
 struct Match {
   bool has_src = false, src_invert = false;
   Prefix src;
@@ -111,7 +122,6 @@ struct Match {
   bool statistic_invert = false;
   uint32_t probability = 0;
   uint32_t every = 0, packet = 0;  // every: n - 1, as the kernel keeps it
-  mutable uint32_t nth_count = 0;  // the rule's own counter (per worker)
   // -m conntrack / -m state; shared by copies of the rule set (read only).
   std::shared_ptr<const CtMatch> ct;
   // -m length (IPv4 total length), -m ttl (--ttl-eq/-lt/-gt), -m mac
@@ -128,12 +138,12 @@ struct Match {
   // -m connmark --mark: (connection mark & connmark_mask) == connmark_value.
   bool has_connmark = false, connmark_invert = false;
   uint32_t connmark_value = 0, connmark_mask = 0xFFFFFFFF;
-  // -m limit (xt_limit): a token bucket per rule (per worker), in units of
-  // 1/10000 s: each match costs `limit_cost`, the bucket holds `limit_cap`.
+  // -m limit (xt_limit): a token bucket per rule, in units of 1/10000 s:
+  // each match costs `limit_cost`, the bucket holds `limit_cap`.
   bool has_limit = false;
   uint32_t limit_cost = 0, limit_cap = 0;
-  mutable uint64_t limit_credit = 0, limit_prev_ms = 0;
-  mutable bool limit_started = false;
+  // The nth counter and the bucket (set when the rule has either).
+  std::shared_ptr<MatchState> state;
 };
 
 enum class TargetKind : uint8_t {

@@ -411,7 +411,8 @@ class Parser {
       // already n - 1), and the rule matches when it comes round to every.
       if (!every_seen_) return ParseError{"--mode", "nth mode needs --every N"};
       if (m.packet > m.every) return ParseError{"--packet", "--packet P must be 0 <= P <= N-1"};
-      m.nth_count = m.every - m.packet;
+      m.state = std::make_shared<MatchState>();
+      m.state->nth.store(m.every - m.packet, std::memory_order_relaxed);
     }
     every_seen_ = false;
     ct_module_.clear();
@@ -420,6 +421,8 @@ class Parser {
       // libxt_limit's defaults: 3/hour, burst 5.
       m.limit_cost = limit_avg_ ? limit_avg_ : 10000 * 3600 / 3;
       m.limit_cap = m.limit_cost * (limit_burst_ ? limit_burst_ : 5);
+      if (!m.state) m.state = std::make_shared<MatchState>();
+      m.state->credit.store(m.limit_cap, std::memory_order_relaxed);  // the first packet finds it full
     }
     limit_avg_ = limit_burst_ = 0;
     return finish_target(target_name, r);
