@@ -25,8 +25,10 @@ struct Workers {
 
   Workers(uint32_t n, const std::string& rules, uint64_t max_flows = 1 << 20) {
     limit.max = max_flows;
-    // One parse, copied for each worker, as the live gateway does.
-    const EngineConfig parsed = engine_config(rules);
+    // One parse, copied for each worker, with one ICMP error bucket, as the
+    // live gateway does.
+    EngineConfig parsed = engine_config(rules);
+    parsed.icmp_limit = std::make_shared<IcmpRateLimit>(parsed.icmp_msgs_per_sec, parsed.icmp_msgs_burst);
     for (uint32_t w = 0; w < n; ++w) {
       EngineConfig cfg = parsed;
       cfg.seed = 1 + w;
@@ -510,6 +512,23 @@ TEST(ShardedEngine, ALimitAndAnNthCounterAreTheRulesOnEveryWorker) {
   }
   EXPECT_GE(workers.size(), 3u);
   EXPECT_EQ(dropped, 20);
+}
+
+// net.ipv4.icmp_msgs_burst is the gateway's: 50 errors at once in all,
+// whichever workers the datagrams that cause them land on.
+TEST(ShardedEngine, TheIcmpErrorLimitIsTheGatewaysOnEveryWorker) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  std::set<int> workers;
+  int errors = 0;
+  for (uint16_t i = 0; i < 200; ++i) {
+    auto q = ws.deliver(from_client().ttl(1).udp(static_cast<uint16_t>(30000 + i), 33434).build(), kIn, 1000);
+    workers.insert(q.worker);
+    errors += q.out.verdict == Verdict::kForward;  // the time-exceeded error, back to the client
+  }
+  EXPECT_GE(workers.size(), 3u);
+  EXPECT_EQ(errors, 50);
+  EXPECT_EQ(ws.sum(Counter::icmp_errors_sent), 50u);
+  EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited), 150u);
 }
 
 TEST(SourceMappings, EnterFindUpdateEraseAcrossWorkers) {

@@ -44,7 +44,8 @@ Engine::Engine(EngineConfig cfg)
     : cfg_(std::move(cfg)),
       ct_(cfg_.conntrack, cfg_.seed),
       rng_(cfg_.seed * 0x9E3779B97F4A7C15ull + 1),
-      icmp_limit_(cfg_.icmp_msgs_per_sec, cfg_.icmp_msgs_burst) {
+      icmp_limit_(cfg_.icmp_limit ? cfg_.icmp_limit
+                                  : std::make_shared<IcmpRateLimit>(cfg_.icmp_msgs_per_sec, cfg_.icmp_msgs_burst)) {
   bind_rules();
   ct_.set_shard(cfg_.shard);
   note_mtus();
@@ -984,7 +985,7 @@ void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, u
     return;
   const uint32_t quote = icmp_error_quote(pkt.data, pkt.capacity, p.l3, p.ip_end);
   if (!quote) return;
-  if (!icmp_limit_.allow(now_ms_)) {
+  if (!icmp_limit_->allow(now_ms_)) {
     counters_.inc(Counter::icmp_errors_ratelimited);
     return;
   }

@@ -3,6 +3,7 @@
 // built in place of the datagram it is about.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -11,27 +12,38 @@
 namespace xnat {
 
 // net.ipv4.icmp_msgs_per_sec / icmp_msgs_burst: a token bucket, refilled per
-// millisecond of the packets' clock.
+// millisecond of the packets' clock. One for the gateway, shared by the
+// workers (EngineConfig::icmp_limit) as the kernel's is by its CPUs
+// (icmp_global_allow), updated lock-free: the worker that moves the refill
+// time on adds the tokens for the time between.
 class IcmpRateLimit {
  public:
   IcmpRateLimit(uint32_t per_sec, uint32_t burst)
       : per_sec_(per_sec), cap_milli_(uint64_t{burst} * 1000), tokens_milli_(cap_milli_) {}
   // Takes a token if there is one.
   bool allow(uint64_t now_ms) {
-    if (now_ms > last_ms_) {
-      const uint64_t refill = (now_ms - last_ms_) * per_sec_;
-      tokens_milli_ = tokens_milli_ + refill > cap_milli_ ? cap_milli_ : tokens_milli_ + refill;
-      last_ms_ = now_ms;
+    uint64_t last = last_ms_.load(std::memory_order_relaxed);
+    while (now_ms > last) {
+      if (last_ms_.compare_exchange_weak(last, now_ms, std::memory_order_relaxed)) {
+        const uint64_t refill = (now_ms - last) * per_sec_;
+        uint64_t t = tokens_milli_.load(std::memory_order_relaxed);
+        while (!tokens_milli_.compare_exchange_weak(t, t + refill > cap_milli_ ? cap_milli_ : t + refill,
+                                                    std::memory_order_relaxed)) {
+        }
+        break;
+      }
     }
-    if (tokens_milli_ < 1000) return false;
-    tokens_milli_ -= 1000;
+    uint64_t t = tokens_milli_.load(std::memory_order_relaxed);
+    do {
+      if (t < 1000) return false;
+    } while (!tokens_milli_.compare_exchange_weak(t, t - 1000, std::memory_order_relaxed));
     return true;
   }
 
  private:
-  uint64_t per_sec_, cap_milli_;
-  uint64_t tokens_milli_;  // tokens * 1000
-  uint64_t last_ms_ = 0;
+  const uint64_t per_sec_, cap_milli_;
+  std::atomic<uint64_t> tokens_milli_;  // tokens * 1000
+  std::atomic<uint64_t> last_ms_{0};
 };
 
 // Writes a 20-byte IPv4 header for a datagram the gateway sends itself
