@@ -19,20 +19,21 @@ constexpr uint64_t kShardSeed = 0x5eed;
 
 struct Workers {
   FlowDirectory dir{1 << 16};
-  SourceMappings sources{1 << 16};
+  SourceMap mappings{1 << 16};
+  SourceMap flow_counts{1 << 16};
   SharedLimit limit;
   std::vector<std::unique_ptr<Engine>> engines;
 
-  Workers(uint32_t n, const std::string& rules, uint64_t max_flows = 1 << 20) {
+  Workers(uint32_t n, const std::string& rules, uint64_t max_flows = 1 << 20, const std::string& conntrack = "") {
     limit.max = max_flows;
     // One parse, copied for each worker, with one ICMP error bucket, as the
     // live gateway does.
-    EngineConfig parsed = engine_config(rules);
+    EngineConfig parsed = engine_config(rules, conntrack);
     parsed.icmp_limit = std::make_shared<IcmpRateLimit>(parsed.icmp_msgs_per_sec, parsed.icmp_msgs_burst);
     for (uint32_t w = 0; w < n; ++w) {
       EngineConfig cfg = parsed;
       cfg.seed = 1 + w;
-      cfg.shard = Shard{w, n, kShardSeed, &dir, &sources, &limit};
+      cfg.shard = Shard{w, n, kShardSeed, &dir, &mappings, &flow_counts, &limit};
       engines.push_back(std::make_unique<Engine>(std::move(cfg)));
     }
   }
@@ -386,7 +387,7 @@ TEST(ShardedEngine, AClientsChangedPortIsItsMappingOnEveryWorker) {
   ASSERT_EQ(second.out.verdict, Verdict::kForward);
   const uint16_t mapped = __builtin_bswap16(parsed(second.out).tuple.sport);
   ASSERT_NE(mapped, 40000);
-  EXPECT_EQ(ws.sources.size(), 1u);  // the changed port is shared; the kept one needs not be
+  EXPECT_EQ(ws.mappings.size(), 1u);  // the changed port is shared; the kept one needs not be
 
   std::set<int> workers;
   for (uint16_t i = 0; i < 32; ++i) {
@@ -413,7 +414,7 @@ TEST(ShardedEngine, AClientsChangedPortIsItsMappingOnEveryWorker) {
   EXPECT_EQ(ws.flows(), 34u);
   // An adopted connection's original tuple is in the directory, nothing else is.
   EXPECT_EQ(ws.dir.size(), ws.sum(Counter::adoptions));
-  EXPECT_EQ(ws.sources.size(), workers.size());  // one entry per worker that holds the client's flows
+  EXPECT_EQ(ws.mappings.size(), workers.size());  // one entry per worker that holds the client's flows
   uint64_t drops = 0;
   for (auto& e : ws.engines) drops += e->counters().total_drops();
   EXPECT_EQ(drops, 0u);
@@ -422,7 +423,7 @@ TEST(ShardedEngine, AClientsChangedPortIsItsMappingOnEveryWorker) {
   for (auto& e : ws.engines) e->conntrack().expire(1000 + 200'000);
   EXPECT_EQ(ws.flows(), 0u);
   EXPECT_EQ(ws.dir.size(), 0u);
-  EXPECT_EQ(ws.sources.size(), 0u);
+  EXPECT_EQ(ws.mappings.size(), 0u);
 }
 
 // The shared mapping is reused only where its reply is free: another client
@@ -531,35 +532,67 @@ TEST(ShardedEngine, TheIcmpErrorLimitIsTheGatewaysOnEveryWorker) {
   EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited), 150u);
 }
 
-TEST(SourceMappings, EnterFindUpdateEraseAcrossWorkers) {
-  SourceMappings m(2000);  // room for 2 000 flows; as many entries would fill a few windows
+// xnat_max_flows_per_source is the gateway's limit (RFC 6888 REQ-4), not a
+// worker's: a subscriber's connections spread over the workers, and the
+// others' counts are shared.
+TEST(ShardedEngine, TheFlowsPerSourceLimitIsTheGatewaysOnEveryWorker) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"), 1 << 20,
+             "xnat_max_flows_per_source = 10\n");
+  for (const char* client : {"198.18.0.2", "198.18.0.3"}) {
+    std::set<int> workers;
+    int passed = 0;
+    for (uint16_t i = 0; i < 40; ++i) {
+      auto q = ws.deliver(from_client(client).udp(static_cast<uint16_t>(20000 + i), 53).build(), kIn, 1000);
+      workers.insert(q.worker);
+      passed += q.out.verdict == Verdict::kForward;
+    }
+    EXPECT_GE(workers.size(), 3u);
+    EXPECT_EQ(passed, 10) << client;
+  }
+  EXPECT_EQ(ws.sum(Counter::drop_source_limit), 60u);
+  EXPECT_EQ(ws.flows(), 20u);
+  // Room again once they expire; the counts went with them.
+  for (auto& e : ws.engines) e->conntrack().expire(1000 + 200'000);
+  EXPECT_EQ(ws.flow_counts.size(), 0u);
+  int passed = 0;
+  for (uint16_t i = 0; i < 40; ++i)
+    passed += ws.deliver(from_client().udp(static_cast<uint16_t>(21000 + i), 53).build(), kIn, 201'001).out.verdict ==
+              Verdict::kForward;
+  EXPECT_EQ(passed, 10);
+}
+
+TEST(SourceMap, EnterFindUpdateEraseAcrossWorkers) {
+  SourceMap m(2000);  // room for 2 000 flows; as many entries would fill a few windows
   std::vector<uint64_t> fps;
   for (uint32_t i = 0; i < 1000; ++i) {
-    fps.push_back(SourceMappings::fingerprint(kProtoUdp, i, 40000, 3));
-    ASSERT_TRUE(m.enter(fps.back(), i % 4, i + 1, static_cast<uint16_t>(i))) << i;
+    fps.push_back(SourceMap::fingerprint(kProtoUdp, i, 40000, 3));
+    ASSERT_TRUE(m.enter(fps.back(), i % 4, SourceMap::mapping(i + 1, static_cast<uint16_t>(i)))) << i;
   }
   EXPECT_EQ(m.size(), 1000u);
   // A second worker's entry for the same source; either is an answer.
-  ASSERT_TRUE(m.enter(fps[7], 0, 8, 7));
-  uint32_t addr;
-  uint16_t port;
+  ASSERT_TRUE(m.enter(fps[7], 0, SourceMap::mapping(8, 7)));
+  uint64_t v;
   for (uint32_t i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(m.find(fps[i], &addr, &port));
-    EXPECT_EQ(addr, i + 1);
-    EXPECT_EQ(port, i);
+    ASSERT_TRUE(m.find(fps[i], &v));
+    EXPECT_EQ(SourceMap::mapped_addr(v), i + 1);
+    EXPECT_EQ(SourceMap::mapped_port(v), i);
   }
-  m.update(fps[9], 1, 99, 9999);
-  ASSERT_TRUE(m.find(fps[9], &addr, &port));
-  EXPECT_EQ(port, 9999);
-  m.update(fps[9], 2, 1, 1);  // not its worker's entry: nothing happens
-  ASSERT_TRUE(m.find(fps[9], &addr, &port));
-  EXPECT_EQ(port, 9999);
+  // The other workers' values summed: worker 3's for source 7, seen from 0 and from 1.
+  EXPECT_EQ(m.sum_others(fps[7], 0), SourceMap::mapping(8, 7));
+  EXPECT_EQ(m.sum_others(fps[7], 1), 2 * SourceMap::mapping(8, 7));
+  m.update(fps[9], 1, SourceMap::mapping(99, 9999));
+  ASSERT_TRUE(m.find(fps[9], &v));
+  EXPECT_EQ(SourceMap::mapped_port(v), 9999);
+  m.update(fps[9], 2, SourceMap::mapping(1, 1));  // not its worker's entry: nothing happens
+  ASSERT_TRUE(m.find(fps[9], &v));
+  EXPECT_EQ(SourceMap::mapped_port(v), 9999);
   m.erase(fps[7], 0);
-  EXPECT_TRUE(m.find(fps[7], &addr, &port));  // worker 3's stays
+  EXPECT_TRUE(m.find(fps[7], &v));  // worker 3's stays
   m.erase(fps[7], 3);
-  EXPECT_FALSE(m.find(fps[7], &addr, &port));
+  EXPECT_FALSE(m.find(fps[7], &v));
+  EXPECT_EQ(m.sum_others(fps[7], 1), 0u);
   EXPECT_EQ(m.size(), 999u);
-  EXPECT_FALSE(m.find(SourceMappings::fingerprint(kProtoTcp, 7, 40000, 3), &addr, &port));
+  EXPECT_FALSE(m.find(SourceMap::fingerprint(kProtoTcp, 7, 40000, 3), &v));
 }
 
 TEST(FlowDirectory, InsertFindEraseAcrossWorkers) {

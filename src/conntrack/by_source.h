@@ -69,6 +69,8 @@ class BySource {
   // Per-source counts, kept only when a limit is set.
   bool counting() const { return counts_.enabled(); }
   bool at_limit(uint32_t src) const { return counts_.enabled() && counts_.count(src) >= max_per_source_; }
+  uint32_t count(uint32_t src) const { return counts_.count(src); }
+  uint32_t max_per_source() const { return max_per_source_; }
   void add(uint32_t src) { counts_.add(src); }
   void sub(uint32_t src) { counts_.sub(src); }
 

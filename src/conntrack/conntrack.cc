@@ -47,19 +47,16 @@ void Conntrack::set_src_nat(uint32_t idx) {
 }
 
 namespace {
-// The address and port (network order) a source-translated flow leaves with.
-void leaves_with(const Flow& f, uint32_t* addr, uint16_t* port) {
-  *addr = f.tuple[1].dst;
-  *port = f.tuple[1].dport;
-}
+// The address and port a source-translated flow leaves with, as a SourceMap value.
+uint64_t leaves_with(const Flow& f) { return SourceMap::mapping(f.tuple[1].dst, f.tuple[1].dport); }
 }  // namespace
 
 uint64_t Conntrack::source_key(const Tuple& orig) const {
-  return SourceMappings::fingerprint(orig.proto, orig.src, orig.sport, claims_.shard.seed);
+  return SourceMap::fingerprint(orig.proto, orig.src, orig.sport, claims_.shard.seed);
 }
 
 void Conntrack::share_source(uint32_t idx) {
-  SourceMappings* m = claims_.shard.sources;
+  SourceMap* m = claims_.shard.mappings;
   Flow& f = table_.flow(idx);
   if (!m || !(f.status & kStatusSrcNat) || (f.status & kStatusSourceShared)) return;
   // One entry per worker and source: a flow of this source may hold it already.
@@ -69,10 +66,7 @@ void Conntrack::share_source(uint32_t idx) {
     return held;
   });
   if (held) return;
-  uint32_t addr;
-  uint16_t port;
-  leaves_with(f, &addr, &port);
-  if (m->enter(source_key(f.tuple[0]), claims_.shard.index, addr, port)) f.status |= kStatusSourceShared;
+  if (m->enter(source_key(f.tuple[0]), claims_.shard.index, leaves_with(f))) f.status |= kStatusSourceShared;
   else ++stats_.source_share_full;
 }
 
@@ -80,7 +74,7 @@ void Conntrack::share_source(uint32_t idx) {
 // entry passes to another of the source's flows here, with its mapping, or
 // is removed with the last.
 void Conntrack::pass_source_share(uint32_t idx) {
-  SourceMappings* m = claims_.shard.sources;
+  SourceMap* m = claims_.shard.mappings;
   Flow& f = table_.flow(idx);
   f.status &= static_cast<uint16_t>(~kStatusSourceShared);
   const uint64_t key = source_key(f.tuple[0]);
@@ -91,10 +85,15 @@ void Conntrack::pass_source_share(uint32_t idx) {
   });
   if (!heir) return m->erase(key, claims_.shard.index);
   heir->status |= kStatusSourceShared;
-  uint32_t addr;
-  uint16_t port;
-  leaves_with(*heir, &addr, &port);
-  m->update(key, claims_.shard.index, addr, port);
+  m->update(key, claims_.shard.index, leaves_with(*heir));
+}
+
+void Conntrack::publish_source_count(uint32_t src) {
+  SourceMap* c = claims_.shard.flow_counts;
+  if (!c) return;
+  const uint64_t key = count_key(src);
+  if (const uint32_t n = by_source_.count(src); n == 0) c->erase(key, claims_.shard.index);
+  else if (!c->update(key, claims_.shard.index, n) && !c->enter(key, claims_.shard.index, n)) ++stats_.source_share_full;
 }
 
 Conntrack::~Conntrack() = default;
@@ -308,7 +307,10 @@ void Conntrack::release(uint32_t idx, bool keep_reply) {
   FlowLinks* L = links_.get();
   Wheel::unlink(L, idx);
   if (table_.flow(idx).evict_list != EvictList::kNone) Evict::unlink(L, idx);
-  if (by_source_.counting()) by_source_.sub(table_.flow(idx).tuple[0].src);
+  if (by_source_.counting()) {
+    by_source_.sub(table_.flow(idx).tuple[0].src);
+    publish_source_count(table_.flow(idx).tuple[0].src);
+  }
   if (table_.flow(idx).status & kStatusSrcNat) {
     by_source_.unlink(table_, idx);
     translated_.sub(table_.flow(idx).tuple[1].dst, table_.flow(idx).tuple[0].proto);
@@ -503,7 +505,10 @@ void Conntrack::repay() {
   f.expires_ms = now_ms + settings_.timeout_ms(TimeoutClass::kGeneric);
   if (orig.proto == kProtoTcp) f.tcp_state = TcpState::kNone;
   table_.link(idx);
-  if (by_source_.counting()) by_source_.add(orig.src);
+  if (by_source_.counting()) {
+    by_source_.add(orig.src);
+    publish_source_count(orig.src);
+  }
   if (carried == kNoCarry && claims_.observer) f.status |= claims_.observe(reply);
   FlowLinks* L = links_.get();
   L[idx] = FlowLinks{idx, idx, idx, idx};

@@ -105,7 +105,7 @@ struct ConntrackStats {
   uint64_t source_limited = 0;  // new flows refused by xnat_max_flows_per_source
   uint64_t directory_full = 0;  // new flows refused: no room in the workers' directory window
   uint64_t borrowed = 0;        // entries taken over the shared limit for another worker to evict
-  uint64_t source_share_full = 0;  // mappings not shared: no room in the SourceMappings window
+  uint64_t source_share_full = 0;  // mappings not shared: no room in the SourceMap window
   uint64_t held = 0;            // evicted flows kept for their late packets
   uint64_t readmitted = 0;      // held flows brought back by a late packet
   uint64_t offloads = 0;           // flows handed to the fast path (flow_offload.h)
@@ -211,7 +211,14 @@ class Conntrack {
 
   // Whether `src` (network order) already holds xnat_max_flows_per_source
   // flows; always false when no limit is set.
-  bool source_at_limit(uint32_t src) const { return by_source_.at_limit(src); }
+  // With several workers the flows the others hold count too: the limit is
+  // the gateway's (at most workers - 1 over, when they admit at once).
+  bool source_at_limit(uint32_t src) const {
+    if (!by_source_.counting()) return false;
+    uint64_t n = by_source_.count(src);
+    if (const SourceMap* c = claims_.shard.flow_counts) n += c->sum_others(count_key(src), claims_.shard.index);
+    return n >= by_source_.max_per_source();
+  }
 
   // Inserts a flow with the given tuples, making room first if the table is
   // full. Returns the flow index, or kNoRef and why (counted in stats().drop,
@@ -275,7 +282,7 @@ class Conntrack {
   // by-source index. Its original tuple must be final.
   void set_src_nat(uint32_t idx);
   // Several workers: enters the source-translated flow idx's mapping in the
-  // workers' SourceMappings for its source, unless a flow of its source here
+  // workers' SourceMap of mappings for its source, unless a flow of its source here
   // holds this worker's entry already.
   void share_source(uint32_t idx);
   // That entry's key for a connection's original tuple.
@@ -493,6 +500,9 @@ class Conntrack {
   // port claim and directory entry pass to a held copy.
   void release(uint32_t idx, bool keep_reply = false);
   void pass_source_share(uint32_t idx);
+  // Several workers: this worker's count of flows from src, for the others.
+  void publish_source_count(uint32_t src);
+  uint64_t count_key(uint32_t src) const { return SourceMap::fingerprint(0, src, 0, claims_.shard.seed); }
 
   uint32_t wheel_head(uint64_t tick) const {
     return table_.capacity() + static_cast<uint32_t>(tick & (kWheelSlots - 1));

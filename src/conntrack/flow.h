@@ -36,7 +36,7 @@ enum FlowStatus : uint16_t {
   // (conntrack/flow_offload.h).
   kStatusOffload = 1 << 10,
   // xnat: the flow holds its worker's entry for its source in the workers'
-  // SourceMappings (shard.h).
+  // source mappings (SourceMap, shard.h).
   kStatusSourceShared = 1 << 11,
   // xnat: its original tuple is in the FlowDirectory: another worker owns it
   // by hash, and this one took the connection for the client's mapping.

@@ -66,7 +66,7 @@ int FlowDirectory::find(uint64_t fp) const {
   return -1;
 }
 
-SourceMappings::SourceMappings(uint64_t max_flows) {
+SourceMap::SourceMap(uint64_t max_flows) {
   // Buckets of 4 slots, at least two slots per flow, as the directory: a
   // source holds one per worker however many flows it has, and a pool's
   // flows may all be entered.
@@ -94,7 +94,7 @@ void count_step(std::atomic<uint8_t>& c, int by) {
 }
 }  // namespace
 
-uint64_t SourceMappings::fingerprint(uint8_t proto, uint32_t src, uint16_t sport, uint64_t seed) {
+uint64_t SourceMap::fingerprint(uint8_t proto, uint32_t src, uint16_t sport, uint64_t seed) {
   uint64_t x = (seed ^ 0xbb67ae8584caa73bull) + (uint64_t{src} << 24 | uint64_t{sport} << 8 | proto);
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdull;
@@ -105,14 +105,14 @@ uint64_t SourceMappings::fingerprint(uint8_t proto, uint32_t src, uint16_t sport
   return x ? x : 0x100;
 }
 
-bool SourceMappings::enter(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t port) {
+bool SourceMap::enter(uint64_t fp, uint32_t worker, uint64_t value) {
   const uint64_t key = (fp & ~uint64_t{0xff}) | (worker + 1);
   const size_t s = window_start(fp);
   for (size_t i = s; i < s + kWindow; ++i) {
     uint64_t cur = key_[i].load(std::memory_order_relaxed);
     if (cur == 0 && key_[i].compare_exchange_strong(cur, kBusy, std::memory_order_acquire, std::memory_order_relaxed)) {
       count_step(count_of(fp), +1);
-      value_[i].store(uint64_t{addr} << 16 | port, std::memory_order_relaxed);
+      value_[i].store(value, std::memory_order_relaxed);
       key_[i].store(key, std::memory_order_release);
       size_.fetch_add(1, std::memory_order_relaxed);
       return true;
@@ -121,7 +121,7 @@ bool SourceMappings::enter(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t
   return false;
 }
 
-size_t SourceMappings::own(uint64_t fp, uint32_t worker) const {
+size_t SourceMap::own(uint64_t fp, uint32_t worker) const {
   const uint64_t key = (fp & ~uint64_t{0xff}) | (worker + 1);
   const size_t s = window_start(fp);
   for (size_t i = s; i < s + kWindow; ++i)
@@ -129,12 +129,14 @@ size_t SourceMappings::own(uint64_t fp, uint32_t worker) const {
   return SIZE_MAX;
 }
 
-void SourceMappings::update(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t port) {
-  if (const size_t i = own(fp, worker); i != SIZE_MAX)
-    value_[i].store(uint64_t{addr} << 16 | port, std::memory_order_release);
+bool SourceMap::update(uint64_t fp, uint32_t worker, uint64_t value) {
+  const size_t i = own(fp, worker);
+  if (i == SIZE_MAX) return false;
+  value_[i].store(value, std::memory_order_release);
+  return true;
 }
 
-void SourceMappings::erase(uint64_t fp, uint32_t worker) {
+void SourceMap::erase(uint64_t fp, uint32_t worker) {
   if (const size_t i = own(fp, worker); i != SIZE_MAX) {
     key_[i].store(0, std::memory_order_release);
     count_step(count_of(fp), -1);
@@ -142,7 +144,7 @@ void SourceMappings::erase(uint64_t fp, uint32_t worker) {
   }
 }
 
-bool SourceMappings::find(uint64_t fp, uint32_t* addr, uint16_t* port) const {
+bool SourceMap::find(uint64_t fp, uint64_t* value) const {
   if (count_of(fp).load(std::memory_order_relaxed) == 0) return false;
   const uint64_t want = fp & ~uint64_t{0xff};
   const size_t s = window_start(fp);
@@ -151,11 +153,24 @@ bool SourceMappings::find(uint64_t fp, uint32_t* addr, uint16_t* port) const {
     if (k == 0 || k == kBusy || (k & ~uint64_t{0xff}) != want) continue;
     const uint64_t v = value_[i].load(std::memory_order_acquire);
     if (key_[i].load(std::memory_order_acquire) != k) continue;
-    *addr = static_cast<uint32_t>(v >> 16);
-    *port = static_cast<uint16_t>(v);
+    *value = v;
     return true;
   }
   return false;
+}
+
+uint64_t SourceMap::sum_others(uint64_t fp, uint32_t worker) const {
+  if (count_of(fp).load(std::memory_order_relaxed) == 0) return 0;
+  const uint64_t want = fp & ~uint64_t{0xff}, mine = want | (worker + 1);
+  const size_t s = window_start(fp);
+  uint64_t sum = 0;
+  for (size_t i = s; i < s + kWindow; ++i) {
+    const uint64_t k = key_[i].load(std::memory_order_acquire);
+    if (k == 0 || k == kBusy || k == mine || (k & ~uint64_t{0xff}) != want) continue;
+    const uint64_t v = value_[i].load(std::memory_order_acquire);
+    if (key_[i].load(std::memory_order_acquire) == k) sum += v;
+  }
+  return sum;
 }
 
 }  // namespace xnat

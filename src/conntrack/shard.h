@@ -28,7 +28,7 @@
 //
 // Such a changed port, and an address a pool chose by destination, are the
 // client's mapping for its next connections too (find_appropriate_src), and
-// those may land on any worker: the workers share them in SourceMappings. A
+// those may land on any worker: the workers share them in a SourceMap. A
 // new connection of such a client goes to the worker that owns the reply its
 // mapping would give (Engine::adopt_elsewhere), which takes it there.
 //
@@ -123,38 +123,51 @@ class FlowDirectory {
   std::atomic<uint64_t> size_{0};
 };
 
-// A client's source mappings, shared by the workers: netfilter's bysource
-// hash (find_appropriate_src), which one worker's table cannot be when the
-// client's connections land on several. Key: protocol, source address and
-// port (ICMP identifier); value: the address and port its connections
-// leave with. Each worker enters one entry per source while it holds
-// source-translated flows from it whose mapping another worker would not
-// find by itself (a changed port, an address from a pool) and removes it
-// with the last; a lookup takes any worker's.
+// What the workers share per source, one 48-bit value per worker and source,
+// lock-free (each worker writes only its own entries; any worker reads all):
 //
-// The map is a hint, never the proof: a worker that reuses a mapping still
-// checks that its reply tuple is free, so a stale or torn read costs at
-// most a mapping the kernel would not have chosen, never a shared reply.
+//  - a client's source mappings: netfilter's bysource hash
+//    (find_appropriate_src), which one worker's table cannot be when the
+//    client's connections land on several. Key: protocol, source address and
+//    port (ICMP identifier); value: the address and port its connections
+//    leave with (mapping()). A worker enters one while it holds
+//    source-translated flows from that source whose mapping another worker
+//    would not find by itself (a changed port, an address from a pool); a
+//    lookup takes any worker's. It is a hint, never the proof: a worker that
+//    reuses a mapping still checks that its reply tuple is free, so a stale
+//    or torn read costs at most a mapping the kernel would not have chosen,
+//    never a shared reply.
+//  - with xnat_max_flows_per_source, how many flows each worker holds from a
+//    source address (key: the address alone), so the limit is the gateway's.
+//
 // A slot is a key word and a value word, in two arrays so a lookup that
 // misses (most new flows' sources have no entry) reads only keys; the key is
 // written last (release) and read first and again after the value, so a
 // value is read whole or not used.
-class SourceMappings {
+class SourceMap {
  public:
   static constexpr uint32_t kWindow = 16;
 
-  explicit SourceMappings(uint64_t max_flows);
+  explicit SourceMap(uint64_t max_flows);
 
   static uint64_t fingerprint(uint8_t proto, uint32_t src, uint16_t sport, uint64_t seed);
+  // A mapping's value: address and port, network order.
+  static uint64_t mapping(uint32_t addr, uint16_t port) { return uint64_t{addr} << 16 | port; }
+  static uint32_t mapped_addr(uint64_t v) { return static_cast<uint32_t>(v >> 16); }
+  static uint16_t mapped_port(uint64_t v) { return static_cast<uint16_t>(v); }
 
-  // addr, port: network order. false: the window is full (the mapping is
-  // then not shared, conntrack_source_share_full; nothing else depends on
-  // it). At the table's limit with every flow's mapping entered (a pool,
-  // each client port once) a few windows in a thousand fill.
-  bool enter(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t port);
-  void update(uint64_t fp, uint32_t worker, uint32_t addr, uint16_t port);
+  // value: below 2^48. false: the window is full (the value is then not
+  // shared; the callers count it). At the table's limit with every flow's
+  // source entered (a pool, each client port once) a few windows in a
+  // thousand fill.
+  bool enter(uint64_t fp, uint32_t worker, uint64_t value);
+  // `worker`'s entry; false if it holds none.
+  bool update(uint64_t fp, uint32_t worker, uint64_t value);
   void erase(uint64_t fp, uint32_t worker);
-  bool find(uint64_t fp, uint32_t* addr, uint16_t* port) const;
+  // Any worker's value.
+  bool find(uint64_t fp, uint64_t* value) const;
+  // The sum of the values of the other workers' entries.
+  uint64_t sum_others(uint64_t fp, uint32_t worker) const;
   uint64_t size() const { return size_.load(std::memory_order_relaxed); }
 
  private:
@@ -172,7 +185,7 @@ class SourceMappings {
   uint64_t mask_ = 0;
   uint64_t count_mask_ = 0;
   std::unique_ptr<std::atomic<uint64_t>[]> key_;    // fingerprint | worker + 1
-  std::unique_ptr<std::atomic<uint64_t>[]> value_;  // addr << 16 | port
+  std::unique_ptr<std::atomic<uint64_t>[]> value_;
   std::unique_ptr<std::atomic<uint8_t>[]> count_;
   std::atomic<uint64_t> size_{0};
 };
@@ -208,7 +221,8 @@ struct Shard {
   uint32_t count = 1;
   uint64_t seed = 0;
   FlowDirectory* directory = nullptr;  // set when count > 1
-  SourceMappings* sources = nullptr;   // set when count > 1
+  SourceMap* mappings = nullptr;       // set when count > 1
+  SourceMap* flow_counts = nullptr;    // set when count > 1 and xnat_max_flows_per_source is
   SharedLimit* limit = nullptr;        // set when count > 1
 
   bool active() const { return count > 1; }

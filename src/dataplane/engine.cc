@@ -545,7 +545,7 @@ bool Engine::hand_off(Packet& pkt, const Tuple& t) {
 }
 
 // A new connection from a source whose connections another worker maps
-// (a port it changed, an address from a pool: SourceMappings) goes to the
+// (a port it changed, an address from a pool: SourceMap) goes to the
 // worker that owns the reply that mapping would give it, which takes it
 // although its original tuple is this worker's by hash (entering that in the
 // directory), so a client keeps one mapping on every worker (RFC 4787 REQ-1)
@@ -553,14 +553,13 @@ bool Engine::hand_off(Packet& pkt, const Tuple& t) {
 // rivals. With ports the owner hash leaves the addresses out, so the mapped
 // port decides it before any rule is evaluated.
 [[gnu::noinline]] bool Engine::adopt_elsewhere(Packet& pkt, const Tuple& t) {
-  const SourceMappings* shared = cfg_.shard.sources;
+  const SourceMap* shared = cfg_.shard.mappings;
   if (!shared || !shared->size() || !(t.has_ports() || t.proto == kProtoIcmp)) return false;
-  uint32_t addr;
-  uint16_t port;
-  if (!shared->find(ct_.source_key(t), &addr, &port)) return false;
+  uint64_t v;
+  if (!shared->find(ct_.source_key(t), &v)) return false;
   Tuple mapped = t;
-  mapped.src = addr;
-  mapped.sport = port;
+  mapped.src = SourceMap::mapped_addr(v);
+  mapped.sport = SourceMap::mapped_port(v);
   const uint32_t w = cfg_.shard.owner_by_hash(mapped);
   if (w == cfg_.shard.index) return false;
   pkt.adopt = true;

@@ -152,7 +152,10 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   // worker's hold as well as the table.
   directory_ = std::make_unique<FlowDirectory>(
       nworkers > 1 ? total_max_ + nworkers * uint64_t{cfg_.conntrack.xnat_evicted_hold} : 1);
-  if (nworkers > 1) sources_ = std::make_unique<SourceMappings>(total_max_);
+  if (nworkers > 1) {
+    mappings_ = std::make_unique<SourceMap>(total_max_);
+    if (cfg_.conntrack.xnat_max_flows_per_source) flow_counts_ = std::make_unique<SourceMap>(total_max_);
+  }
 
   if (o.fast_path && steering.fast_path_fd() < 0) return Error{"--fast-path: this platform has no fast path"};
   sh_.fib = cfg_.fib;
@@ -162,8 +165,8 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     w->held = NeighborQueue(bo_.largest_mtu());
     EngineConfig ec = per_worker;
     ec.seed = secrets[1] + i * 0x9E3779B97F4A7C15ull;
-    ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? directory_.get() : nullptr, sources_.get(),
-                     nworkers > 1 ? &limit_ : nullptr};
+    ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? directory_.get() : nullptr, mappings_.get(),
+                     flow_counts_.get(), nworkers > 1 ? &limit_ : nullptr};
     w->engine = std::make_unique<Engine>(std::move(ec));
     // Several drains' worth at the rate of new flows a worker takes.
     w->events = std::make_unique<EventRing>(16384);

@@ -158,7 +158,8 @@ class Gateway {
   HostReplies host_replies_;
   SharedLimit limit_;
   std::unique_ptr<FlowDirectory> directory_;
-  std::unique_ptr<SourceMappings> sources_;  // several workers
+  std::unique_ptr<SourceMap> mappings_;     // several workers
+  std::unique_ptr<SourceMap> flow_counts_;  // several workers, xnat_max_flows_per_source
   Shared sh_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<HandoffRing>> rings_;

@@ -44,7 +44,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     c += fmt::format("live_rx_csum_valid_{} {}\n", n, r.ports[p].rx_csum_valid);
   }
   if (workers_.size() > 1)
-    c += fmt::format("live_directory_entries {}\nlive_source_mappings {}\n", directory_->size(), sources_->size());
+    c += fmt::format("live_directory_entries {}\nlive_source_mappings {}\n", directory_->size(), mappings_->size());
   c += fmt::format("live_loop_max_ns {}\n", r.loop_max_ns);
   for (size_t w = 0; w < r.worker_times.size(); ++w)
     c += fmt::format("live_worker{}_cpu_nanoseconds {}\nlive_worker{}_runqueue_wait_nanoseconds {}\n", w,
@@ -195,7 +195,7 @@ std::string Gateway::stats_text(double secs, const std::string& t) {
     const uint64_t h = all.get(Counter::handoffs) - last_counters_.get(Counter::handoffs);
     last_counters_.v[static_cast<size_t>(Counter::handoffs)] = all.get(Counter::handoffs);
     out += fmt::format("{} handoffs/s: {:.1f}; directory entries: {}; shared source mappings: {}\n", t, h / secs,
-                       directory_->size(), sources_->size());
+                       directory_->size(), mappings_->size());
   }
   return out;
 }

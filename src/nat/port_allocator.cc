@@ -182,12 +182,11 @@ bool unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
       // Several workers: another worker's connection from this source. (The
       // engine handed this one to the worker that owns the mapping's reply,
       // Engine::adopt_elsewhere, unless a DNAT changed the ports since.)
-      uint32_t addr;
-      uint16_t port;
-      const SourceMappings* shared = ctx.shard.sources;
-      if (shared && shared->size() && shared->find(ctx.ct.source_key(orig), &addr, &port)) {
-        t->src = addr;
-        t->sport = port;
+      uint64_t v;
+      const SourceMap* shared = ctx.shard.mappings;
+      if (shared && shared->size() && shared->find(ctx.ct.source_key(orig), &v)) {
+        t->src = SourceMap::mapped_addr(v);
+        t->sport = SourceMap::mapped_port(v);
         if (in_range(*t, r, m) && keeps_port() && !nat_tuple_used(*t, ctx)) return true;
       }
       *t = orig;
@@ -213,7 +212,7 @@ bool unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
 bool nat_unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
   const uint16_t sport = t->sport;
   if (!unique_tuple(t, r, m, ctx)) return false;
-  if (m == Manip::kSrc && ctx.shard.sources && !r.random && !r.random_fully &&
+  if (m == Manip::kSrc && ctx.shard.mappings && !r.random && !r.random_fully &&
       (t->has_ports() || t->proto == kProtoIcmp))
     ctx.share = t->sport != sport || (r.map_ips && r.min_ip != r.max_ip && !r.persistent);
   return true;

@@ -18,7 +18,7 @@
 // ports (ICMP identifiers) p for which the reply tuple's owner() is w, one
 // residue class modulo the worker count, so return traffic finds its worker
 // from the packet alone. find_appropriate_src looks in this worker's table,
-// then in the mappings the workers share (SourceMappings).
+// then in the mappings the workers share (SourceMap).
 #pragma once
 
 #include <cstdint>
