@@ -26,10 +26,11 @@ struct Workers {
 
   Workers(uint32_t n, const std::string& rules, uint64_t max_flows = 1 << 20, const std::string& conntrack = "") {
     limit.max = max_flows;
-    // One parse, copied for each worker, with one ICMP error bucket, as the
-    // live gateway does.
+    // One parse, copied for each worker, with one set of ICMP error
+    // buckets, as the live gateway does.
     EngineConfig parsed = engine_config(rules, conntrack);
     parsed.icmp_limit = std::make_shared<IcmpRateLimit>(parsed.icmp_msgs_per_sec, parsed.icmp_msgs_burst);
+    parsed.icmp_peer_limit = std::make_shared<IcmpPeerLimit>(parsed.icmp_ratelimit);
     for (uint32_t w = 0; w < n; ++w) {
       EngineConfig cfg = parsed;
       cfg.seed = 1 + w;
@@ -516,13 +517,16 @@ TEST(ShardedEngine, ALimitAndAnNthCounterAreTheRulesOnEveryWorker) {
 }
 
 // net.ipv4.icmp_msgs_burst is the gateway's: 50 errors at once in all,
-// whichever workers the datagrams that cause them land on.
+// whichever workers the datagrams that cause them land on (from 200
+// clients: each destination's own limit, 6 at once, plays no part).
 TEST(ShardedEngine, TheIcmpErrorLimitIsTheGatewaysOnEveryWorker) {
   Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
   std::set<int> workers;
   int errors = 0;
   for (uint16_t i = 0; i < 200; ++i) {
-    auto q = ws.deliver(from_client().ttl(1).udp(static_cast<uint16_t>(30000 + i), 33434).build(), kIn, 1000);
+    const std::string client = "198.18." + std::to_string(1 + i / 200) + "." + std::to_string(2 + i % 200);
+    auto q = ws.deliver(from_client(client.c_str()).ttl(1).udp(static_cast<uint16_t>(30000 + i), 33434).build(),
+                        kIn, 1000);
     workers.insert(q.worker);
     errors += q.out.verdict == Verdict::kForward;  // the time-exceeded error, back to the client
   }
@@ -530,6 +534,42 @@ TEST(ShardedEngine, TheIcmpErrorLimitIsTheGatewaysOnEveryWorker) {
   EXPECT_EQ(errors, 50);
   EXPECT_EQ(ws.sum(Counter::icmp_errors_sent), 50u);
   EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited), 150u);
+  EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited_host), 0u);
+}
+
+// net.ipv4.icmp_ratelimit: one client gets 6 time-exceeded errors at once
+// and then one a second, whichever workers its datagrams land on; a
+// "fragmentation needed" is never limited (icmp_send exempts it).
+TEST(ShardedEngine, OneDestinationGetsSixErrorsThenOneASecond) {
+  Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  auto probe = [&](uint16_t i, uint64_t now) {
+    return ws.deliver(from_client().ttl(1).udp(static_cast<uint16_t>(30000 + i), 33434).build(), kIn, now);
+  };
+  std::set<int> workers;
+  int errors = 0;
+  for (uint16_t i = 0; i < 20; ++i) {
+    auto q = probe(i, 1000);
+    workers.insert(q.worker);
+    errors += q.out.verdict == Verdict::kForward;
+  }
+  EXPECT_GE(workers.size(), 3u);
+  EXPECT_EQ(errors, 6);
+  EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited_host), 14u);
+  EXPECT_EQ(probe(100, 1999).out.verdict, Verdict::kDrop);  // not a second yet
+  EXPECT_EQ(probe(101, 2000).out.verdict, Verdict::kForward);
+  EXPECT_EQ(probe(102, 2001).out.verdict, Verdict::kDrop);
+  // Another client has its own share.
+  EXPECT_EQ(ws.deliver(from_client("198.18.0.3").ttl(1).udp(30000, 33434).build(), kIn, 2001).out.verdict,
+            Verdict::kForward);
+  int frag_needed = 0;
+  for (uint16_t i = 0; i < 60; ++i)
+    frag_needed += ws.deliver(from_client().udp(static_cast<uint16_t>(31000 + i), 53)
+                                  .payload(std::vector<uint8_t>(3000, 7))
+                                  .build(),
+                              kIn, 2001)
+                       .out.verdict == Verdict::kForward;
+  EXPECT_EQ(frag_needed, 60);
+  EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited), 0u);  // the gateway's bucket: 8 of 50 taken
 }
 
 // xnat_max_flows_per_source is the gateway's limit (RFC 6888 REQ-4), not a

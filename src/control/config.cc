@@ -95,12 +95,16 @@ Result<EngineConfig> parse_config(const std::string& text, const std::string& pa
 
   if (const toml::node* ip = root.get("ipv4")) {
     if (!ip->is_table()) return err(path, *ip, "[ipv4] must be a table");
-    if (auto r = only_keys(path, *ip->as_table(), {"icmp_msgs_per_sec", "icmp_msgs_burst"}, "[ipv4]"); !r) return r.error();
+    if (auto r = only_keys(path, *ip->as_table(), {"icmp_msgs_per_sec", "icmp_msgs_burst", "icmp_ratelimit"}, "[ipv4]");
+        !r)
+      return r.error();
     for (const auto& [k, v] : *ip->as_table()) {
-      if (!v.is_integer() || *v.value<int64_t>() < 0 || *v.value<int64_t>() > 1000000)
-        return err(path, v, fmt::format("'{}' must be an integer 0..1000000", k.str()));
-      (k.str() == "icmp_msgs_per_sec" ? cfg.icmp_msgs_per_sec : cfg.icmp_msgs_burst) =
-          static_cast<uint32_t>(*v.value<int64_t>());
+      const int64_t most = k.str() == "icmp_ratelimit" ? IcmpPeerLimit::kMaxIntervalMs : 1000000;
+      if (!v.is_integer() || *v.value<int64_t>() < 0 || *v.value<int64_t>() > most)
+        return err(path, v, fmt::format("'{}' must be an integer 0..{}", k.str(), most));
+      (k.str() == "icmp_msgs_per_sec" ? cfg.icmp_msgs_per_sec
+       : k.str() == "icmp_msgs_burst" ? cfg.icmp_msgs_burst
+                                      : cfg.icmp_ratelimit) = static_cast<uint32_t>(*v.value<int64_t>());
     }
   }
 

@@ -45,7 +45,9 @@ Engine::Engine(EngineConfig cfg)
       ct_(cfg_.conntrack, cfg_.seed),
       rng_(cfg_.seed * 0x9E3779B97F4A7C15ull + 1),
       icmp_limit_(cfg_.icmp_limit ? cfg_.icmp_limit
-                                  : std::make_shared<IcmpRateLimit>(cfg_.icmp_msgs_per_sec, cfg_.icmp_msgs_burst)) {
+                                  : std::make_shared<IcmpRateLimit>(cfg_.icmp_msgs_per_sec, cfg_.icmp_msgs_burst)),
+      icmp_peer_limit_(cfg_.icmp_peer_limit ? cfg_.icmp_peer_limit
+                                            : std::make_shared<IcmpPeerLimit>(cfg_.icmp_ratelimit)) {
   bind_rules();
   ct_.set_shard(cfg_.shard);
   note_mtus();
@@ -984,9 +986,19 @@ void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, u
     return;
   const uint32_t quote = icmp_error_quote(pkt.data, pkt.capacity, p.l3, p.ip_end);
   if (!quote) return;
-  if (!icmp_limit_->allow(now_ms_)) {
-    counters_.inc(Counter::icmp_errors_ratelimited);
-    return;
+  // As icmp_send: "fragmentation needed" is never limited (path MTU
+  // discovery must not stall); the rest takes a token of the gateway's
+  // bucket, then of its destination's.
+  if (IcmpPeerLimit::limits(type, code)) {
+    if (!icmp_limit_->allow(now_ms_)) {
+      counters_.inc(Counter::icmp_errors_ratelimited);
+      return;
+    }
+    if (!icmp_peer_limit_->allow(p.tuple.src, now_ms_)) {
+      icmp_limit_->refund();
+      counters_.inc(Counter::icmp_errors_ratelimited_host);
+      return;
+    }
   }
   // Back where it came from: to the previous hop on the ingress interface.
   const Interface& itf = cfg_.fib.interface(pkt.in_if);

@@ -41,9 +41,11 @@ struct EngineConfig {
   Shard shard;        // several workers: this one's share of flows and ports (conntrack/shard.h)
   uint32_t icmp_msgs_per_sec = 1000;  // net.ipv4.icmp_msgs_per_sec
   uint32_t icmp_msgs_burst = 50;      // net.ipv4.icmp_msgs_burst
-  // Their bucket, shared by the workers' copies of the configuration; the
+  uint32_t icmp_ratelimit = 1000;     // net.ipv4.icmp_ratelimit (ms, per destination), 0..1000
+  // Their buckets, shared by the workers' copies of the configuration; the
   // engine makes its own when none is set.
   std::shared_ptr<IcmpRateLimit> icmp_limit;
+  std::shared_ptr<IcmpPeerLimit> icmp_peer_limit;
   // Live gateway: a frame whose next hop has no MAC yet leaves as
   // kNeighborPending (translated, TTL decremented, source MAC set) for the
   // caller to hold while the kernel resolves it. Replay drops it (no_neighbor).
@@ -200,6 +202,7 @@ class Engine final : private RuleActions {
   Packet* cur_pkt_ = nullptr;
   ParsedPacket* cur_parsed_ = nullptr;
   std::shared_ptr<IcmpRateLimit> icmp_limit_;
+  std::shared_ptr<IcmpPeerLimit> icmp_peer_limit_;
   LogRing log_;
   uint64_t now_ms_ = 0;  // time of the current burst, for ICMP rate limiting
   uint64_t next_exhausted_log_[3] = {};  // table full, no port, directory full

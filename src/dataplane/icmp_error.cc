@@ -52,4 +52,39 @@ uint32_t build_icmp_error(uint8_t* frame, uint32_t l3, uint32_t quote, uint32_t 
   return l3 + kHdrs + quote;
 }
 
+IcmpPeerLimit::IcmpPeerLimit(uint32_t interval_ms)
+    : cost_(interval_ms / 4), cap_(6 * (interval_ms / 4)), slot_(std::make_unique<std::atomic<uint64_t>[]>(kSlots)) {
+  for (uint32_t i = 0; i < kSlots; ++i) slot_[i].store(0, std::memory_order_relaxed);
+}
+
+bool IcmpPeerLimit::allow(uint32_t dst, uint64_t now_ms) {
+  if (cost_ == 0) return true;  // net.ipv4.icmp_ratelimit = 0 (or under 4 ms): no limit
+  const uint64_t now = (now_ms / 4) & kTimeMask;
+  uint64_t h = uint64_t{dst} * 0x9E3779B97F4A7C15ull;
+  std::atomic<uint64_t>* s[2] = {&slot_[(h >> 32) % kSlots], &slot_[(h >> 45) % kSlots]};
+  auto addr = [](uint64_t w) { return static_cast<uint32_t>(w >> 32); };
+  auto tokens = [](uint64_t w) { return static_cast<uint32_t>(w >> 21) & 0x7ff; };
+  auto age = [&](uint64_t w) { return (now - (w & kTimeMask)) & kTimeMask; };
+  for (;;) {
+    uint64_t w[2] = {s[0]->load(std::memory_order_relaxed), s[1]->load(std::memory_order_relaxed)};
+    int k = w[0] && addr(w[0]) == dst ? 0 : w[1] && addr(w[1]) == dst ? 1 : -1;
+    uint64_t next;
+    bool ok;
+    if (k < 0) {
+      // A new destination: a full bucket, less this error's token.
+      k = !w[0] ? 0 : !w[1] ? 1 : age(w[0]) >= age(w[1]) ? 0 : 1;
+      next = uint64_t{dst} << 32 | uint64_t{cap_ - cost_} << 21 | now;
+      ok = true;
+    } else {
+      const uint64_t d = age(w[k]);
+      uint64_t t = tokens(w[k]) + d;
+      if (t > cap_) t = cap_;
+      ok = t >= cost_;
+      if (ok) t -= cost_;
+      next = uint64_t{dst} << 32 | t << 21 | (d ? now : (w[k] & kTimeMask));
+    }
+    if (next == w[k] || s[k]->compare_exchange_weak(w[k], next, std::memory_order_relaxed)) return ok;
+  }
+}
+
 }  // namespace xnat

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <cstdint>
 
 #include "packet/headers.h"
@@ -20,6 +21,13 @@ class IcmpRateLimit {
  public:
   IcmpRateLimit(uint32_t per_sec, uint32_t burst)
       : per_sec_(per_sec), cap_milli_(uint64_t{burst} * 1000), tokens_milli_(cap_milli_) {}
+  // Gives back a token allow() took for an error not sent after all.
+  void refund() {
+    uint64_t t = tokens_milli_.load(std::memory_order_relaxed);
+    while (!tokens_milli_.compare_exchange_weak(t, t + 1000 > cap_milli_ ? cap_milli_ : t + 1000,
+                                                std::memory_order_relaxed)) {
+    }
+  }
   // Takes a token if there is one.
   bool allow(uint64_t now_ms) {
     uint64_t last = last_ms_.load(std::memory_order_relaxed);
@@ -44,6 +52,34 @@ class IcmpRateLimit {
   const uint64_t per_sec_, cap_milli_;
   std::atomic<uint64_t> tokens_milli_;  // tokens * 1000
   std::atomic<uint64_t> last_ms_{0};
+};
+
+// net.ipv4.icmp_ratelimit: per destination, at most one error every
+// `interval_ms` after a burst of six (inet_peer_xrlim_allow, XRLIM_BURST_FACTOR),
+// for the types net.ipv4.icmp_ratemask limits by default: destination
+// unreachable but "fragmentation needed", time exceeded, parameter problem.
+// The kernel keeps a bucket per peer; here a table of 8192 buckets shared by
+// the workers, a destination in one of two slots and an unknown one taking
+// the slot used longest ago (starting full, as a new inet_peer). A bucket is
+// one word -- the address, the tokens and the time in units of 4 ms, the
+// time wrapping after 2^21 of them (140 minutes; a bucket older than 24 s
+// is full anyway) -- updated with compare-and-swap.
+class IcmpPeerLimit {
+ public:
+  static constexpr uint32_t kMaxIntervalMs = 1000;  // the kernel's default; the largest the word holds
+  explicit IcmpPeerLimit(uint32_t interval_ms);
+  // Takes the destination's token (dst: network order) if it has one.
+  bool allow(uint32_t dst, uint64_t now_ms);
+  // The limited types (icmp_ratemask's default, 0x1818).
+  static bool limits(uint8_t type, uint8_t code) {
+    return (type == 3 && code != 4) || type == 4 || type == 11 || type == 12;
+  }
+
+ private:
+  static constexpr uint32_t kSlots = 8192;
+  static constexpr uint64_t kTimeMask = (uint64_t{1} << 21) - 1;
+  uint32_t cost_, cap_;  // in 4 ms units
+  std::unique_ptr<std::atomic<uint64_t>[]> slot_;
 };
 
 // Writes a 20-byte IPv4 header for a datagram the gateway sends itself

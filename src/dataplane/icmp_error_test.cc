@@ -27,6 +27,30 @@ TEST(IcmpRateLimit, BurstThenPerSecond) {
   EXPECT_TRUE(slow.allow(1000));
 }
 
+TEST(IcmpPeerLimit, SixThenOneASecondPerDestination) {
+  IcmpPeerLimit r(1000);  // the kernel's default net.ipv4.icmp_ratelimit
+  int sent = 0;
+  for (int i = 0; i < 20; ++i) sent += r.allow(0x0100000a, 5000);
+  EXPECT_EQ(sent, 6);  // XRLIM_BURST_FACTOR
+  EXPECT_FALSE(r.allow(0x0100000a, 5999));
+  EXPECT_TRUE(r.allow(0x0100000a, 6000));
+  EXPECT_FALSE(r.allow(0x0100000a, 6000));
+  EXPECT_TRUE(r.allow(0x0200000a, 6000));  // another destination, its own bucket
+  sent = 0;
+  for (int i = 0; i < 20; ++i) sent += r.allow(0x0100000a, 60000);
+  EXPECT_EQ(sent, 6);  // refilled to the burst, not beyond
+  // Thousands of other destinations push it out; it comes back full.
+  for (uint32_t d = 0; d < 100000; ++d) r.allow(0x0a000000 + d, 60001);
+  sent = 0;
+  for (int i = 0; i < 20; ++i) sent += r.allow(0x0100000a, 60002);
+  EXPECT_EQ(sent, 6);
+  IcmpPeerLimit off(0);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(off.allow(0x0100000a, 5000));
+  EXPECT_TRUE(IcmpPeerLimit::limits(11, 0));
+  EXPECT_TRUE(IcmpPeerLimit::limits(3, 3));
+  EXPECT_FALSE(IcmpPeerLimit::limits(3, 4));  // fragmentation needed: path MTU discovery
+}
+
 TEST(IcmpError, QuotesUpTo576BytesAndChecksums) {
   std::vector<uint8_t> payload(1000, 0x42);
   auto f = FrameBuilder()

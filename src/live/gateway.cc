@@ -134,9 +134,10 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   limit_.reserve = std::min<uint64_t>(total_max_ / 4, std::max<uint64_t>(64 * nworkers, total_max_ / 64));
   limit_.overdraft = std::min<uint64_t>(total_max_ / 16, 8 * nworkers);
   EngineConfig per_worker = cfg_;
-  // One ICMP error bucket for the gateway, as the kernel's (the rules' -m
+  // One set of ICMP error buckets for the gateway, as the kernel's (the rules' -m
   // limit and nth state is shared by the copies already).
   per_worker.icmp_limit = std::make_shared<IcmpRateLimit>(cfg_.icmp_msgs_per_sec, cfg_.icmp_msgs_burst);
+  per_worker.icmp_peer_limit = std::make_shared<IcmpPeerLimit>(cfg_.icmp_ratelimit);
   if (nworkers > 1) {
     const uint64_t share = std::min<uint64_t>(total_max_, (2 * total_max_ + nworkers - 1) / nworkers);
     if (auto r = per_worker.conntrack.set("nf_conntrack_max", static_cast<int64_t>(share)); !r)

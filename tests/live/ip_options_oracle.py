@@ -249,7 +249,7 @@ def run_xnat(xnat, work):
         fh.write("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
                  ":POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n")
     with open(os.path.join(work, "xnat.toml"), "w") as fh:
-        fh.write('rules = "rules.txt"\n[ipv4]\nicmp_msgs_per_sec = 100000\nicmp_msgs_burst = 100000\n'
+        fh.write('rules = "rules.txt"\n[ipv4]\nicmp_msgs_per_sec = 100000\nicmp_msgs_burst = 100000\nicmp_ratelimit = 0\n'
                  '[[interface]]\nname = "eth1"\naddress = "198.18.0.1/16"\nmac = "02:00:00:00:00:01"\n'
                  '[[interface]]\nname = "eth0"\naddress = "198.19.0.1/16"\nmac = "02:00:00:00:00:02"\n'
                  f'[[neighbor]]\naddress = "{CLIENT}"\nmac = "02:00:00:00:00:10"\n'

@@ -337,7 +337,7 @@ def net_up():
     g = ("ip", "netns", "exec", NS_G)
     sh(*g, "sysctl", "-qw", "net.ipv4.ip_forward=1")
     sh(*g, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
-    # ICMP errors per peer unlimited; xnat's global bucket is set as large.
+    # ICMP errors unlimited per destination and in all, on both sides.
     sh(*g, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
     sh(*g, "sysctl", "-qw", "net.ipv4.icmp_msgs_per_sec=100000", check=False)
     sh(*g, "sysctl", "-qw", "net.ipv4.icmp_msgs_burst=100000", check=False)
@@ -425,7 +425,7 @@ def run_xnat(xnat, text, frames, work):
     with open(os.path.join(work, "rules.txt"), "w") as fh:
         fh.write(text)
     cfg = ('rules = "rules.txt"\n[conntrack]\nnf_conntrack_max = 65536\n'
-           '[ipv4]\nicmp_msgs_per_sec = 100000\nicmp_msgs_burst = 100000\n'
+           '[ipv4]\nicmp_msgs_per_sec = 100000\nicmp_msgs_burst = 100000\nicmp_ratelimit = 0\n'
            '[[interface]]\nname = "eth1"\naddress = "198.18.0.1/16"\nmac = "02:00:00:00:00:01"\n'
            '[[interface]]\nname = "eth0"\naddress = "198.19.0.1/16"\nmac = "02:00:00:00:00:02"\n')
     for a in CLIENTS:
