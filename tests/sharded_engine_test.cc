@@ -62,6 +62,24 @@ struct Workers {
     d.out = result(p);
     return d;
   }
+  // Frames make(0) .. make(count - 1) from the inside, all at `now`: how
+  // many were forwarded (a translation, or an ICMP error sent back) and
+  // dropped, and which workers gave the verdicts.
+  struct Spread {
+    int forwarded = 0, dropped = 0;
+    std::set<int> workers;
+  };
+  template <typename Make>
+  Spread spread(uint16_t count, uint64_t now, Make&& make) {
+    Spread s;
+    for (uint16_t i = 0; i < count; ++i) {
+      const Delivery d = deliver(make(i), kIn, now);
+      s.workers.insert(d.worker);
+      s.forwarded += d.out.verdict == Verdict::kForward;
+      s.dropped += d.out.verdict == Verdict::kDrop;
+    }
+    return s;
+  }
   uint64_t sum(Counter c) const {
     uint64_t s = 0;
     for (auto& e : engines) s += e->counters().get(c);
@@ -489,31 +507,17 @@ TEST(ShardedEngine, ALimitAndAnNthCounterAreTheRulesOnEveryWorker) {
                     "-A FORWARD -p udp -m udp --dport 123 -m conntrack --ctstate NEW -m statistic --mode nth "
                     "--every 2 --packet 1 -j DROP\n"
                     "COMMIT\n");
-  std::set<int> workers;
-  int passed = 0;
-  for (uint16_t i = 0; i < 32; ++i) {
-    auto q = ws.deliver(from_client().udp(static_cast<uint16_t>(20000 + i), 53).build(), kIn, 1000);
-    workers.insert(q.worker);
-    passed += q.out.verdict == Verdict::kForward;
-  }
-  EXPECT_GE(workers.size(), 3u);
-  EXPECT_EQ(passed, 4);
+  auto dns = [](uint16_t i) { return from_client().udp(static_cast<uint16_t>(20000 + i), 53).build(); };
+  const auto first = ws.spread(32, 1000, dns);
+  EXPECT_GE(first.workers.size(), 3u);
+  EXPECT_EQ(first.forwarded, 4);
   // 10 a second: one token in 100 ms, for whichever worker asks first.
-  int later = 0;
-  for (uint16_t i = 0; i < 8; ++i)
-    later += ws.deliver(from_client().udp(static_cast<uint16_t>(21000 + i), 53).build(), kIn, 1100).out.verdict ==
-             Verdict::kForward;
-  EXPECT_EQ(later, 1);
+  EXPECT_EQ(ws.spread(8, 1100, [&](uint16_t i) { return dns(100 + i); }).forwarded, 1);
 
-  int dropped = 0;
-  workers.clear();
-  for (uint16_t i = 0; i < 40; ++i) {
-    auto q = ws.deliver(from_client().udp(static_cast<uint16_t>(22000 + i), 123).build(), kIn, 2000);
-    workers.insert(q.worker);
-    dropped += q.out.verdict == Verdict::kDrop;
-  }
-  EXPECT_GE(workers.size(), 3u);
-  EXPECT_EQ(dropped, 20);
+  const auto ntp =
+      ws.spread(40, 2000, [](uint16_t i) { return from_client().udp(static_cast<uint16_t>(22000 + i), 123).build(); });
+  EXPECT_GE(ntp.workers.size(), 3u);
+  EXPECT_EQ(ntp.dropped, 20);
 }
 
 // net.ipv4.icmp_msgs_burst is the gateway's: 50 errors at once in all,
@@ -521,17 +525,12 @@ TEST(ShardedEngine, ALimitAndAnNthCounterAreTheRulesOnEveryWorker) {
 // clients: each destination's own limit, 6 at once, plays no part).
 TEST(ShardedEngine, TheIcmpErrorLimitIsTheGatewaysOnEveryWorker) {
   Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
-  std::set<int> workers;
-  int errors = 0;
-  for (uint16_t i = 0; i < 200; ++i) {
-    const std::string client = "198.18." + std::to_string(1 + i / 200) + "." + std::to_string(2 + i % 200);
-    auto q = ws.deliver(from_client(client.c_str()).ttl(1).udp(static_cast<uint16_t>(30000 + i), 33434).build(),
-                        kIn, 1000);
-    workers.insert(q.worker);
-    errors += q.out.verdict == Verdict::kForward;  // the time-exceeded error, back to the client
-  }
-  EXPECT_GE(workers.size(), 3u);
-  EXPECT_EQ(errors, 50);
+  const auto probes = ws.spread(200, 1000, [](uint16_t i) {
+    const std::string client = "198.18.1." + std::to_string(2 + i);
+    return from_client(client.c_str()).ttl(1).udp(static_cast<uint16_t>(30000 + i), 33434).build();
+  });
+  EXPECT_GE(probes.workers.size(), 3u);
+  EXPECT_EQ(probes.forwarded, 50);  // time-exceeded errors, back to the clients
   EXPECT_EQ(ws.sum(Counter::icmp_errors_sent), 50u);
   EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited), 150u);
   EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited_host), 0u);
@@ -542,18 +541,11 @@ TEST(ShardedEngine, TheIcmpErrorLimitIsTheGatewaysOnEveryWorker) {
 // "fragmentation needed" is never limited (icmp_send exempts it).
 TEST(ShardedEngine, OneDestinationGetsSixErrorsThenOneASecond) {
   Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
-  auto probe = [&](uint16_t i, uint64_t now) {
-    return ws.deliver(from_client().ttl(1).udp(static_cast<uint16_t>(30000 + i), 33434).build(), kIn, now);
-  };
-  std::set<int> workers;
-  int errors = 0;
-  for (uint16_t i = 0; i < 20; ++i) {
-    auto q = probe(i, 1000);
-    workers.insert(q.worker);
-    errors += q.out.verdict == Verdict::kForward;
-  }
-  EXPECT_GE(workers.size(), 3u);
-  EXPECT_EQ(errors, 6);
+  auto frame = [](uint16_t i) { return from_client().ttl(1).udp(static_cast<uint16_t>(30000 + i), 33434).build(); };
+  auto probe = [&](uint16_t i, uint64_t now) { return ws.deliver(frame(i), kIn, now); };
+  const auto burst = ws.spread(20, 1000, frame);
+  EXPECT_GE(burst.workers.size(), 3u);
+  EXPECT_EQ(burst.forwarded, 6);
   EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited_host), 14u);
   EXPECT_EQ(probe(100, 1999).out.verdict, Verdict::kDrop);  // not a second yet
   EXPECT_EQ(probe(101, 2000).out.verdict, Verdict::kForward);
@@ -561,14 +553,11 @@ TEST(ShardedEngine, OneDestinationGetsSixErrorsThenOneASecond) {
   // Another client has its own share.
   EXPECT_EQ(ws.deliver(from_client("198.18.0.3").ttl(1).udp(30000, 33434).build(), kIn, 2001).out.verdict,
             Verdict::kForward);
-  int frag_needed = 0;
-  for (uint16_t i = 0; i < 60; ++i)
-    frag_needed += ws.deliver(from_client().udp(static_cast<uint16_t>(31000 + i), 53)
-                                  .payload(std::vector<uint8_t>(3000, 7))
-                                  .build(),
-                              kIn, 2001)
-                       .out.verdict == Verdict::kForward;
-  EXPECT_EQ(frag_needed, 60);
+  const auto too_big = ws.spread(60, 2001, [](uint16_t i) {
+    return from_client().udp(static_cast<uint16_t>(31000 + i), 53).payload(std::vector<uint8_t>(3000, 7)).build();
+  });
+  EXPECT_EQ(too_big.forwarded, 60);  // each answered with "fragmentation needed"
+  EXPECT_EQ(ws.sum(Counter::drop_frag_needed), 60u);
   EXPECT_EQ(ws.sum(Counter::icmp_errors_ratelimited), 0u);  // the gateway's bucket: 8 of 50 taken
 }
 
@@ -579,26 +568,20 @@ TEST(ShardedEngine, TheFlowsPerSourceLimitIsTheGatewaysOnEveryWorker) {
   Workers ws(4, nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"), 1 << 20,
              "xnat_max_flows_per_source = 10\n");
   for (const char* client : {"198.18.0.2", "198.18.0.3"}) {
-    std::set<int> workers;
-    int passed = 0;
-    for (uint16_t i = 0; i < 40; ++i) {
-      auto q = ws.deliver(from_client(client).udp(static_cast<uint16_t>(20000 + i), 53).build(), kIn, 1000);
-      workers.insert(q.worker);
-      passed += q.out.verdict == Verdict::kForward;
-    }
-    EXPECT_GE(workers.size(), 3u);
-    EXPECT_EQ(passed, 10) << client;
+    const auto flows = ws.spread(
+        40, 1000, [&](uint16_t i) { return from_client(client).udp(static_cast<uint16_t>(20000 + i), 53).build(); });
+    EXPECT_GE(flows.workers.size(), 3u);
+    EXPECT_EQ(flows.forwarded, 10) << client;
   }
   EXPECT_EQ(ws.sum(Counter::drop_source_limit), 60u);
   EXPECT_EQ(ws.flows(), 20u);
   // Room again once they expire; the counts went with them.
   for (auto& e : ws.engines) e->conntrack().expire(1000 + 200'000);
   EXPECT_EQ(ws.flow_counts.size(), 0u);
-  int passed = 0;
-  for (uint16_t i = 0; i < 40; ++i)
-    passed += ws.deliver(from_client().udp(static_cast<uint16_t>(21000 + i), 53).build(), kIn, 201'001).out.verdict ==
-              Verdict::kForward;
-  EXPECT_EQ(passed, 10);
+  EXPECT_EQ(
+      ws.spread(40, 201'001, [](uint16_t i) { return from_client().udp(static_cast<uint16_t>(21000 + i), 53).build(); })
+          .forwarded,
+      10);
 }
 
 TEST(SourceMap, EnterFindUpdateEraseAcrossWorkers) {

@@ -92,8 +92,9 @@ void Conntrack::publish_source_count(uint32_t src) {
   SourceMap* c = claims_.shard.flow_counts;
   if (!c) return;
   const uint64_t key = count_key(src);
-  if (const uint32_t n = by_source_.count(src); n == 0) c->erase(key, claims_.shard.index);
-  else if (!c->update(key, claims_.shard.index, n) && !c->enter(key, claims_.shard.index, n)) ++stats_.source_share_full;
+  const uint32_t w = claims_.shard.index, n = by_source_.count(src);
+  if (n == 0) c->erase(key, w);
+  else if (!c->update(key, w, n) && !c->enter(key, w, n)) ++stats_.source_share_full;
 }
 
 Conntrack::~Conntrack() = default;

@@ -105,7 +105,7 @@ struct ConntrackStats {
   uint64_t source_limited = 0;  // new flows refused by xnat_max_flows_per_source
   uint64_t directory_full = 0;  // new flows refused: no room in the workers' directory window
   uint64_t borrowed = 0;        // entries taken over the shared limit for another worker to evict
-  uint64_t source_share_full = 0;  // mappings not shared: no room in the SourceMap window
+  uint64_t source_share_full = 0;  // mappings or per-source counts not shared: a SourceMap window full
   uint64_t held = 0;            // evicted flows kept for their late packets
   uint64_t readmitted = 0;      // held flows brought back by a late packet
   uint64_t offloads = 0;           // flows handed to the fast path (flow_offload.h)
