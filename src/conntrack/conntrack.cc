@@ -475,24 +475,22 @@ void Conntrack::repay() {
     claims = static_cast<uint16_t>(carried);
   } else if (claims_.shard.active()) {
     // A reply this worker does not own by hash (DNAT; a mapping it could not
-    // choose), and an original tuple it does not own (a connection taken
-    // over for its client's shared mapping, Engine::adopt_elsewhere): entered, so the
-    // packets that reach the hash's owner are handed here.
+    // choose), and an original tuple it does not own (a connection taken over
+    // for its client's shared mapping, Engine::adopt_elsewhere): entered, so
+    // the packets that reach the hash's owner are handed here.
+    auto directory_full = [&]() -> Inserted {
+      if (lim) lim->count.fetch_sub(1, std::memory_order_relaxed);
+      ++stats_.directory_full;
+      return {kNoRef, InsertFailure::kDirectoryFull};
+    };
     if (claims_.needs_directory(reply)) {
-      if (!claims_.enter(reply)) {
-        if (lim) lim->count.fetch_sub(1, std::memory_order_relaxed);
-        ++stats_.directory_full;
-        return {kNoRef, InsertFailure::kDirectoryFull};
-      }
+      if (!claims_.enter(reply)) return directory_full();
       claims = kStatusDirectory;
     }
     if (claims_.needs_directory(orig)) {
       if (!claims_.enter(orig)) {
-        if (claims) claims_.shard.directory->erase(FlowDirectory::fingerprint(reply, claims_.shard.seed),
-                                                   claims_.shard.index);
-        if (lim) lim->count.fetch_sub(1, std::memory_order_relaxed);
-        ++stats_.directory_full;
-        return {kNoRef, InsertFailure::kDirectoryFull};
+        if (claims) claims_.leave(reply);
+        return directory_full();
       }
       claims |= kStatusDirectoryOrig;
     }

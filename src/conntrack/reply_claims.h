@@ -25,6 +25,7 @@ struct ReplyClaims {
   bool enter(const Tuple& t) const {
     return shard.directory->insert(FlowDirectory::fingerprint(t, shard.seed), shard.index);
   }
+  void leave(const Tuple& t) const { shard.directory->erase(FlowDirectory::fingerprint(t, shard.seed), shard.index); }
   // The observer's claim on `reply`, as status bits (kStatusObserved*).
   uint16_t observe(const Tuple& reply) const {
     return observer ? observer->on_insert(reply) & kStatusObserved : 0;
@@ -32,10 +33,8 @@ struct ReplyClaims {
   // Gives up what f holds.
   void release(const Flow& f) const {
     if (f.status & kStatusObserved) observer->on_release(f.tuple[1], f.status & kStatusObserved);
-    if (f.status & kStatusDirectory)
-      shard.directory->erase(FlowDirectory::fingerprint(f.tuple[1], shard.seed), shard.index);
-    if (f.status & kStatusDirectoryOrig)
-      shard.directory->erase(FlowDirectory::fingerprint(f.tuple[0], shard.seed), shard.index);
+    if (f.status & kStatusDirectory) leave(f.tuple[1]);
+    if (f.status & kStatusDirectoryOrig) leave(f.tuple[0]);
   }
 };
 

@@ -168,6 +168,8 @@ class SourceMap {
   bool find(uint64_t fp, uint64_t* value) const;
   // The sum of the values of the other workers' entries.
   uint64_t sum_others(uint64_t fp, uint32_t worker) const;
+  // For reports: every worker writes it, so lookups do not read it (find()
+  // answers most misses from the cached counts instead).
   uint64_t size() const { return size_.load(std::memory_order_relaxed); }
 
  private:

@@ -556,7 +556,7 @@ bool Engine::hand_off(Packet& pkt, const Tuple& t) {
 // port decides it before any rule is evaluated.
 [[gnu::noinline]] bool Engine::adopt_elsewhere(Packet& pkt, const Tuple& t) {
   const SourceMap* shared = cfg_.shard.mappings;
-  if (!shared || !shared->size() || !(t.has_ports() || t.proto == kProtoIcmp)) return false;
+  if (!shared || !(t.has_ports() || t.proto == kProtoIcmp)) return false;
   uint64_t v;
   if (!shared->find(ct_.source_key(t), &v)) return false;
   Tuple mapped = t;

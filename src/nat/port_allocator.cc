@@ -184,7 +184,7 @@ bool unique_tuple(Tuple* t, const NatRange& r, Manip m, NatContext& ctx) {
       // Engine::adopt_elsewhere, unless a DNAT changed the ports since.)
       uint64_t v;
       const SourceMap* shared = ctx.shard.mappings;
-      if (shared && shared->size() && shared->find(ctx.ct.source_key(orig), &v)) {
+      if (shared && shared->find(ctx.ct.source_key(orig), &v)) {
         t->src = SourceMap::mapped_addr(v);
         t->sport = SourceMap::mapped_port(v);
         if (in_range(*t, r, m) && keeps_port() && !nat_tuple_used(*t, ctx)) return true;
