@@ -20,10 +20,14 @@
 //                rewrite failed half-way; AF_XDP: a frame XDP passed on for
 //                the fast path that it could not take; AF_PACKET: the
 //                gateway's frame whose type could not be changed), [7]
-//                VLAN-tagged frames left to the kernel
+//                VLAN-tagged frames left to the kernel, [8] directions of
+//                offloaded connections opened once the gateway had sent what
+//                it had of them, [9] opened when the wait for that ran out
 //   fastpath     tuple -> struct xnat_fast_entry: offloaded connections (steer.h)
 //   fast_seen    per offloaded connection: when the fast path last carried a
 //                packet of it (ns, CLOCK_MONOTONIC); memory-mapped
+//   fast_sent    per direction of an offloaded connection: the tag of the last
+//                segment of it the gateway sent (steer.h); memory-mapped
 #include <linux/bpf.h>
 #include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
@@ -65,7 +69,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 8);
+  __uint(max_entries, 10);
   __type(key, __u32);
   __type(value, __u64);
 } steer_stats SEC(".maps");
@@ -110,6 +114,14 @@ struct {
   __type(value, __u64);
 } fast_seen SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 2 * XNAT_FAST_SLOTS);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, __u64);
+} fast_sent SEC(".maps");
+
 static __always_inline void frag_note(const unsigned char* ip) {
   struct xnat_frag_key k = xnat_frag_key_of(ip);
   __u8 one = 1;
@@ -148,10 +160,10 @@ static __always_inline int steer_counted(long data, long data_end) {
 
 // A plain IPv4 TCP segment of an offloaded connection (no IP options or
 // fragments, TTL over 1, no SYN, FIN or RST): its entry, with *k its tuple,
-// *doff its TCP header's length and *ttl_proto the IPv4 header's TTL and
-// protocol word. Null for anything else.
-static __always_inline const struct xnat_fast_entry* fast_lookup(long d, long e, struct xnat_tuple_key* k,
-                                                                 __u32* doff, __u16* ttl_proto) {
+// *doff its TCP header's length, *ttl_proto the IPv4 header's TTL and
+// protocol word and *tag the segment's (xnat_fast_tag). Null for anything else.
+static __always_inline struct xnat_fast_entry* fast_lookup(long d, long e, struct xnat_tuple_key* k, __u32* doff,
+                                                           __u16* ttl_proto, __u32* tag) {
   const unsigned char* data = (const unsigned char*)d;
   const unsigned char* end = (const unsigned char*)e;
   if (data + 14 + 20 + 20 > end) return 0;
@@ -168,6 +180,7 @@ static __always_inline const struct xnat_fast_entry* fast_lookup(long d, long e,
   k->proto = 6;
   *doff = (__u32)(tcp[12] >> 4) * 4;
   __builtin_memcpy(ttl_proto, ip + 8, 2);
+  *tag = xnat_fast_tag(ip);
   return bpf_map_lookup_elem(&fastpath, k);
 }
 
@@ -177,6 +190,25 @@ static __always_inline __u64* fast_seen_of(const struct xnat_fast_entry* e) {
   return bpf_map_lookup_elem(&fast_seen, &slot);
 }
 
+// Whether a direction of an offloaded connection is open (steer.h): the
+// first segment to find the gateway done with what it had opens it. One not
+// yet open passes this segment (`tag`) on to the gateway.
+static __always_inline int fast_open(struct xnat_fast_entry* e, __u32 tag) {
+  if (e->open) return 1;
+  const __u32 key = e->slot * 2 + (e->dir & 1);
+  const __u64* sent = bpf_map_lookup_elem(&fast_sent, &key);
+  if (!sent) return 1;
+  const __u32 passed = e->passed;
+  const __u64 done = *sent;
+  if (!xnat_fast_may_open(passed, done, bpf_ktime_get_ns(), e->until_ns)) {
+    e->passed = tag;
+    return 0;
+  }
+  // Counted once, by the CPU that opens it.
+  if (__sync_val_compare_and_swap(&e->open, 0, 1) == 0) count(passed && done == passed ? 8 : 9);
+  return 1;
+}
+
 // The fast path: a segment of an offloaded connection leaves at once,
 // translated, as netfilter's flowtable forwards (nf_flow_offload_ip_hook).
 // Returns the redirect, or -1 for the gateway's slow path: anything not a
@@ -184,19 +216,21 @@ static __always_inline __u64* fast_seen_of(const struct xnat_fast_entry* e) {
 // tracks the connection's end), TTL 1 (the engine sends the ICMP error), too
 // big for the output (the same). The checksum helpers keep a partial
 // checksum partial and a super-frame whole (GSO cuts it at the output).
-// draining: whether a connection being taken back is still forwarded (the
-// segments XDP passed on before it was) or goes to the gateway.
-static __always_inline long fast_path(struct __sk_buff* skb, int draining) {
+// from_xdp: what the XDP program passed on (AF_XDP), which it found open,
+// or being taken back and still to be forwarded; otherwise (AF_PACKET) a
+// segment goes to the gateway while its direction is not open or the
+// connection is being taken back.
+static __always_inline long fast_path(struct __sk_buff* skb, int from_xdp) {
   if (skb->vlan_present) return -1;
   struct xnat_tuple_key k;
-  __u32 doff;
+  __u32 doff, tag;
   __u16 ttl_proto;
-  const struct xnat_fast_entry* e = fast_lookup(skb->data, skb->data_end, &k, &doff, &ttl_proto);
+  struct xnat_fast_entry* e = fast_lookup(skb->data, skb->data_end, &k, &doff, &ttl_proto, &tag);
   if (!e) return -1;
   __u64* seen = fast_seen_of(e);
   if (!seen) return -1;
   const __u64 was = *seen;
-  if (was == XNAT_FAST_DRAINING && !draining) return -1;
+  if (!from_xdp && (was == XNAT_FAST_DRAINING || !fast_open(e, tag))) return -1;
   if (skb->gso_size ? skb->gso_size + 20 + doff > e->mtu : skb->len - 14 > e->mtu) return -1;
   __u16 new_ttl_proto = ttl_proto;
   ((unsigned char*)&new_ttl_proto)[0] -= 1;
@@ -253,12 +287,12 @@ static __always_inline int xnat_xdp_steer(struct xdp_md* ctx, int tag_taken_out)
   // An offloaded connection's segment goes on to the kernel, where tc
   // ingress (xnat_tc_xdp) forwards it; an skb is made of it on the way.
   struct xnat_tuple_key k;
-  __u32 doff;
+  __u32 doff, tag;
   __u16 ttl_proto;
-  const struct xnat_fast_entry* e = fast_lookup(ctx->data, ctx->data_end, &k, &doff, &ttl_proto);
+  struct xnat_fast_entry* e = fast_lookup(ctx->data, ctx->data_end, &k, &doff, &ttl_proto, &tag);
   if (e) {
     const __u64* seen = fast_seen_of(e);
-    if (seen && *seen != XNAT_FAST_DRAINING) return XDP_PASS;
+    if (seen && *seen != XNAT_FAST_DRAINING && fast_open(e, tag)) return XDP_PASS;
   }
   if (steer_counted(ctx->data, ctx->data_end) == XNAT_STEER_KERNEL) return XDP_PASS;
   // No socket on this queue yet (starting, or a queue the gateway does not

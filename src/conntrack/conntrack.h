@@ -334,6 +334,8 @@ class Conntrack {
   // and the highest ACKs its window tracking holds are forgotten, as
   // flow_offload_fixup_tcp does: the fast path's packets moved them on.
   void withdraw(uint32_t idx, uint64_t packet_ms = 0);
+  // A segment of offloaded flow idx the engine forwards (FlowOffload::segment).
+  void offloaded_segment(uint32_t idx, int dir, const uint8_t* ip) { offload_->segment(idx, dir, ip); }
   // Calls fn(idx, const Flow&) for every offloaded flow; fn may withdraw it.
   template <typename Fn>
   void for_each_offloaded(Fn&& fn) {

@@ -40,6 +40,11 @@ class FlowOffload {
   // When the fast path last forwarded a packet of flow idx (engine clock, ms;
   // at least the time it was added).
   virtual uint64_t last_seen_ms(uint32_t idx) const = 0;
+  // A segment of offloaded flow idx in direction dir went through the engine
+  // after all (`ip`: its IPv4 header as it arrived): it was on its way
+  // before the fast path took the direction, or the fast path passed it on.
+  // A fast path that must not overtake it waits until it has left.
+  virtual void segment(uint32_t /*idx*/, int /*dir*/, const uint8_t* /*ip*/) {}
 
  protected:
   ~FlowOffload() = default;

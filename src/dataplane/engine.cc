@@ -405,6 +405,9 @@ bool Engine::late_packet(Packet& pkt, ParsedPacket& p, uint64_t h, uint64_t now)
     }
     ct_.accepted(idx, now);  // the UPDATE the packet caused, now it passed
   }
+  // As it arrived: the fast path knows it by its headers before translation.
+  if (f.status & kStatusOffload) [[unlikely]]
+    ct_.offloaded_segment(idx, dir, pkt.data + p.l3);
   if (flow_translates(f)) rewrite_flow_packet(pkt.data, p, f, dir);
   counters_.inc(Counter::tracked_frames);
   emit(pkt, p, nh, own_output);

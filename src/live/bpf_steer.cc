@@ -30,7 +30,8 @@ int silent_libbpf(enum libbpf_print_level, const char*, va_list) { return 0; }
 
 constexpr size_t kClaimsBytes = XNAT_CLAIM_ENTRIES * sizeof(uint64_t);
 constexpr size_t kFastSeenBytes = XNAT_FAST_SLOTS * sizeof(uint64_t);
-constexpr uint32_t kSteerStats = 8;  // steer_stats' entries (bpf/xnat_steer.bpf.c)
+constexpr size_t kFastSentBytes = 2 * XNAT_FAST_SLOTS * sizeof(uint64_t);
+constexpr uint32_t kSteerStats = 10;  // steer_stats' entries (bpf/xnat_steer.bpf.c)
 
 // tcx attachments (Linux 6.6): links, detached when their last fd closes, so
 // a crashed gateway leaves nothing behind. The libbpf this builds against
@@ -63,8 +64,9 @@ Status BpfSteer::load() {
   host_port_fd_ = bpf_object__find_map_fd_by_name(obj_, "host_port");
   fast_fd_ = bpf_object__find_map_fd_by_name(obj_, "fastpath");
   fast_seen_fd_ = bpf_object__find_map_fd_by_name(obj_, "fast_seen");
+  fast_sent_fd_ = bpf_object__find_map_fd_by_name(obj_, "fast_sent");
   if (xsks_fd_ < 0 || local_fd_ < 0 || claims_fd_ < 0 || stats_fd_ < 0 || host_replies_fd_ < 0 ||
-      host_port_fd_ < 0 || fast_fd_ < 0 || fast_seen_fd_ < 0)
+      host_port_fd_ < 0 || fast_fd_ < 0 || fast_seen_fd_ < 0 || fast_sent_fd_ < 0)
     return Error{"steering BPF object lacks its maps"};
   void* m = mmap(nullptr, kClaimsBytes, PROT_READ | PROT_WRITE, MAP_SHARED, claims_fd_, 0);
   if (m == MAP_FAILED) return bpf_error("mmap the port claims map", errno);
@@ -72,6 +74,9 @@ Status BpfSteer::load() {
   m = mmap(nullptr, kFastSeenBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fast_seen_fd_, 0);
   if (m == MAP_FAILED) return bpf_error("mmap the fast path's fast_seen map", errno);
   fast_seen_ = static_cast<uint64_t*>(m);
+  m = mmap(nullptr, kFastSentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fast_sent_fd_, 0);
+  if (m == MAP_FAILED) return bpf_error("mmap the fast path's fast_sent map", errno);
+  fast_sent_ = static_cast<uint64_t*>(m);
   return {};
 }
 
@@ -201,6 +206,8 @@ void BpfSteer::detach_all() {
   claims_ = nullptr;
   if (fast_seen_) munmap(fast_seen_, kFastSeenBytes);
   fast_seen_ = nullptr;
+  if (fast_sent_) munmap(fast_sent_, kFastSentBytes);
+  fast_sent_ = nullptr;
   for (bpf_object* o : bound_objs_) bpf_object__close(o);
   bound_objs_.clear();
   if (obj_) bpf_object__close(obj_);

@@ -43,16 +43,17 @@ class BpfSteer final : public Steering {
   uint64_t vlan_to_kernel() const override { return stats()[7]; }
   int fast_path_fd() const override { return fast_fd_; }
   uint64_t* fast_seen() override { return fast_seen_; }
+  uint64_t* fast_sent() override { return fast_sent_; }
   FastPathStats fast_path_stats() const override {
     const std::vector<uint64_t> s = stats();
-    return {s[4], s[5], s[6]};
+    return {s[4], s[5], s[6], s[8], s[9]};
   }
   // Interfaces must differ in ifindex % 64 and have at most 64 queues.
   Status set_xsk(int ifindex, uint32_t queue, int xsk_fd) override;
   uint64_t* claims() override { return claims_; }
   // Sum over CPUs of steer_stats: to the gateway, to the kernel, no socket,
   // host frames to the host port, fast path frames, bytes and drops, VLAN
-  // frames left to the kernel.
+  // frames left to the kernel, directions opened in order and late.
   std::vector<uint64_t> stats() const;
 
   std::vector<std::string> warnings() const override { return warnings_; }
@@ -66,8 +67,9 @@ class BpfSteer final : public Steering {
 
   bpf_object* obj_ = nullptr;
   int xsks_fd_ = -1, local_fd_ = -1, claims_fd_ = -1, stats_fd_ = -1;
-  int host_replies_fd_ = -1, host_port_fd_ = -1, fast_fd_ = -1, fast_seen_fd_ = -1;
+  int host_replies_fd_ = -1, host_port_fd_ = -1, fast_fd_ = -1, fast_seen_fd_ = -1, fast_sent_fd_ = -1;
   uint64_t* fast_seen_ = nullptr;
+  uint64_t* fast_sent_ = nullptr;
   std::vector<int> tcx_links_;  // tcx link fds: tc ingress (AF_PACKET) and the host port's egress
   uint64_t* claims_ = nullptr;
   std::vector<bpf_link*> links_;

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 
 #include <cstring>
+#include <iterator>
 
 #include "live/steer.h"
 
@@ -10,9 +11,9 @@ namespace xnat {
 
 static_assert(sizeof(xnat_tuple_key) == sizeof(Tuple), "the fastpath map is keyed by a tuple's bytes");
 
-FastPath::FastPath(int map_fd, uint64_t* seen, uint32_t first, uint32_t count, std::vector<int> ifindexes,
-                   std::vector<uint32_t> mtus, uint32_t flow_capacity)
-    : fd_(map_fd), seen_(seen), slot_of_(flow_capacity, 0), ifindexes_(std::move(ifindexes)), mtus_(std::move(mtus)) {
+FastPath::FastPath(int map_fd, uint64_t* seen, uint64_t* sent, uint32_t first, uint32_t count,
+                   std::vector<int> ifindexes, std::vector<uint32_t> mtus, uint32_t flow_capacity)
+    : fd_(map_fd), seen_(seen), sent_(sent), slot_of_(flow_capacity, 0), ifindexes_(std::move(ifindexes)), mtus_(std::move(mtus)) {
   free_.reserve(count);
   for (uint32_t i = count; i > 0; --i) free_.push_back(first + i - 1);
   draining_.reserve(count);  // a slot drains once: never more than these
@@ -35,9 +36,13 @@ bool FastPath::add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) 
     std::memcpy(e[d].src_mac, p.src.b, 6);
     e[d].mtu = static_cast<unsigned short>(mtus_[static_cast<size_t>(p.out_if)]);
     e[d].slot = slot;
+    e[d].dir = static_cast<unsigned short>(d);
+    e[d].until_ns = now_ms * 1'000'000 + XNAT_FAST_HANDOVER_NS;
   }
-  // Stamped before the program can find the entries.
+  // Stamped before the program can find the entries; no segment sent yet.
   __atomic_store_n(&seen_[slot], now_ms * 1'000'000, __ATOMIC_RELAXED);
+  __atomic_store_n(&sent_[slot * 2], 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&sent_[slot * 2 + 1], 0, __ATOMIC_RELAXED);
   for (int d = 0; d < 2; ++d)
     if (bpf_map_update_elem(fd_, &dirs[d].match, &e[d], BPF_ANY) != 0) {
       ++failed_;
@@ -75,6 +80,17 @@ void FastPath::flush(uint64_t now_ms) {
     draining_.clear();
     draining_head_ = 0;
   }
+}
+
+void FastPath::segment(uint32_t idx, int dir, const uint8_t* ip) {
+  // One with IPv4 options the program never passes on by its tag.
+  if (ip[0] != 0x45 || nnoted_ == std::size(noted_)) return;
+  noted_[nnoted_++] = Sent{slot_of_[idx] * 2 + static_cast<uint32_t>(dir & 1), xnat_fast_tag(ip)};
+}
+
+void FastPath::publish() {
+  for (size_t i = 0; i < nnoted_; ++i) __atomic_store_n(&sent_[noted_[i].key], noted_[i].tag, __ATOMIC_RELEASE);
+  nnoted_ = 0;
 }
 
 uint64_t FastPath::last_seen_ms(uint32_t idx) const {

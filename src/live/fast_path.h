@@ -5,11 +5,15 @@
 // fast_seen map without a system call. Each worker owns a range of
 // fast_seen's slots; a connection keeps its slot while offloaded.
 //
-// A connection's entries take effect at once, although segments of it may
-// still wait in the worker's ring and be overtaken (TCP then retransmits a
-// few). Holding each direction back until those have left keeps the order
-// only while the worker keeps up; under load the held connections go on
-// filling the ring, and the hand-over, when it must come, overtakes more.
+// A direction of a new connection opens only once the worker has sent
+// what it had of it: segments still in the worker's ring, overtaken, would
+// reach the other end out of order (TCP then retransmits). The program
+// passes each segment on to the worker until then, noting its tag; the
+// worker writes the tags of the offloaded connections' segments it sent into
+// the memory-mapped fast_sent map after each round of sends, and the first
+// segment to find the two equal opens the direction (live/steer.h). A
+// worker falling behind still hands over, after XNAT_FAST_HANDOVER_NS, as
+// it would hand over at once without this.
 //
 // A connection taken back is marked at once (XNAT_FAST_DRAINING in its
 // slot: from then on its segments go to the gateway) and its entries are
@@ -28,16 +32,22 @@ namespace xnat {
 
 class FastPath final : public FlowOffload {
  public:
-  // map_fd, seen: the steering program's fastpath and fast_seen maps
-  // (Steering::fast_path_fd, fast_seen); slots [first, first + count) of
-  // fast_seen are this worker's. ifindexes, mtus: the kernel's index and MTU
-  // of each of the engine's interfaces; flow_capacity: the worker's table's.
-  FastPath(int map_fd, uint64_t* seen, uint32_t first, uint32_t count, std::vector<int> ifindexes,
+  // map_fd, seen, sent: the steering program's fastpath, fast_seen and
+  // fast_sent maps (Steering::fast_path_fd, fast_seen, fast_sent); slots
+  // [first, first + count) of fast_seen are this worker's. ifindexes, mtus:
+  // the kernel's index and MTU of each of the engine's interfaces;
+  // flow_capacity: the worker's table's.
+  FastPath(int map_fd, uint64_t* seen, uint64_t* sent, uint32_t first, uint32_t count, std::vector<int> ifindexes,
            std::vector<uint32_t> mtus, uint32_t flow_capacity);
 
   bool add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) override;
   void remove(uint32_t idx, const Flow& f) override;
   uint64_t last_seen_ms(uint32_t idx) const override;
+  // Noted until publish(): the segment is not sent yet.
+  void segment(uint32_t idx, int dir, const uint8_t* ip) override;
+  // After the worker's round of sends: the noted segments have left, and
+  // the program may open their directions behind them.
+  void publish();
 
   // Entries the kernel refused (not room: the map's limit is twice the slots).
   uint64_t failed() const { return failed_; }
@@ -52,8 +62,17 @@ class FastPath final : public FlowOffload {
     uint32_t slot;
     uint64_t due_ms;
   };
+  struct Sent {
+    uint32_t key;  // slot * 2 + direction
+    uint32_t tag;
+  };
   int fd_;
   uint64_t* seen_;
+  uint64_t* sent_;
+  // A round's segments; those beyond its room are not noted, and their
+  // directions open at the next one or when the wait runs out.
+  Sent noted_[256];
+  size_t nnoted_ = 0;
   std::vector<uint32_t> free_;     // this worker's unused slots
   std::vector<uint32_t> slot_of_;  // per flow of capacity, while offloaded
   std::vector<int> ifindexes_;

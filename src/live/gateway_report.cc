@@ -33,6 +33,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     const Steering::FastPathStats f = platform_.steering->fast_path_stats();
     c += fmt::format("live_fast_path_frames {}\nlive_fast_path_bytes {}\nlive_fast_path_dropped {}\n", f.frames,
                      f.bytes, f.dropped);
+    c += fmt::format("live_fast_path_opened {}\nlive_fast_path_opened_late {}\n", f.opened, f.opened_late);
   }
   for (size_t p = 0; p < bo_.ifnames.size(); ++p) {
     const std::string& n = bo_.ifnames[p];

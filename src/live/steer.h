@@ -182,17 +182,52 @@ XNAT_STEER_INLINE int xnat_host_reply_key(const unsigned char* p, const unsigned
  * tuple its packets arrive with (struct xnat_tuple_key). A segment without
  * SYN, FIN or RST, TTL over 1, within the output's MTU, leaves rewritten to
  * the addresses and ports here on interface `ifindex`, from src_mac to
- * dst_mac, its TTL decremented; it stamps fast_seen[slot] with the time. */
+ * dst_mac, its TTL decremented; it stamps fast_seen[slot] with the time.
+ *
+ * A direction opens only once the gateway has sent the segments it still
+ * had: until then (open 0) its segments go on to the gateway, each one's
+ * tag (xnat_fast_tag) noted in `passed`, and the gateway writes the tag of
+ * each it sends into fast_sent[slot * 2 + dir]. When the next segment finds
+ * the two equal, none is left behind to be overtaken, and the direction
+ * opens; it opens anyway at until_ns (CLOCK_MONOTONIC), so a gateway falling
+ * behind does not keep the connection from the fast path. */
 struct xnat_fast_entry {
   unsigned int saddr, daddr;   /* network order, as the packet leaves */
   unsigned short sport, dport; /* network order */
   unsigned int ifindex;
   unsigned char dst_mac[6], src_mac[6];
   unsigned short mtu;
-  unsigned short pad;
+  unsigned short dir; /* 0: the original direction, 1: the reply */
   unsigned int slot;
+  unsigned int open;
+  unsigned int passed;
+  unsigned int pad;
+  unsigned long long until_ns;
 };
 #define XNAT_FAST_SLOTS 262144u /* offloaded connections at once */
+/* How long a direction waits for the gateway to send what it had. */
+#define XNAT_FAST_HANDOVER_NS 20000000ull
+
+/* What tells a segment from the others of its direction: sequence and
+ * acknowledgement numbers, IPv4 identification and length. Never 0 (no
+ * segment passed yet). `ip`: an IPv4 header of 20 bytes and the first 12 of
+ * a TCP header, bounds checked by the caller. */
+XNAT_STEER_INLINE unsigned int xnat_fast_tag(const unsigned char* ip) {
+  unsigned int seq, ack, id_len;
+  __builtin_memcpy(&seq, ip + 24, 4);
+  __builtin_memcpy(&ack, ip + 28, 4);
+  __builtin_memcpy(&id_len, ip + 2, 4);
+  const unsigned int t = seq ^ (ack * 2654435761u) ^ id_len;
+  return t ? t : 1;
+}
+
+/* Whether a direction still held back opens: the gateway sent the last
+ * segment passed to it (`sent` its tag), or the wait ran out. */
+XNAT_STEER_INLINE int xnat_fast_may_open(unsigned int passed, unsigned long long sent, unsigned long long now_ns,
+                                         unsigned long long until_ns) {
+  return (passed != 0 && sent == passed) || now_ns >= until_ns;
+}
+
 /* fast_seen[slot] of a connection the gateway took back: its entries stay a
  * moment longer (live/fast_path.h), for the segments XDP passed on before. */
 #define XNAT_FAST_DRAINING (~0ull)

@@ -39,15 +39,20 @@ class Steering {
   virtual std::vector<std::string> warnings() const { return {}; }
   // The fast path (tc ingress; live/fast_path.h): the map of offloaded
   // connections' directions, the memory-mapped times they were last seen
-  // (XNAT_FAST_SLOTS of them), and what it forwarded and dropped. -1 and
-  // null where there is none.
+  // (XNAT_FAST_SLOTS of them) and tags of the last segments the gateway
+  // sent of each direction (twice as many), and what it forwarded, dropped
+  // and opened. -1 and null where there is none.
   virtual int fast_path_fd() const { return -1; }
   // AF_XDP: tc ingress beside the XDP program, which passes the fast
   // path's segments on to it.
   virtual Status attach_fast_path(int, const std::string&) { return Error{"no fast path here"}; }
   virtual uint64_t* fast_seen() { return nullptr; }
+  virtual uint64_t* fast_sent() { return nullptr; }
   struct FastPathStats {
     uint64_t frames = 0, bytes = 0, dropped = 0;
+    // Directions opened once the gateway had sent what it had of them, and
+    // when the wait for that ran out (steer.h).
+    uint64_t opened = 0, opened_late = 0;
   };
   virtual FastPathStats fast_path_stats() const { return {}; }
 };

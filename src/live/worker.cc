@@ -263,6 +263,7 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
     for (size_t n; (n = engine.take_released(pkts, Engine::kBurst, now)) > 0; engine.released_done())
       process_copies(n);
     io.flush();
+    if (w.fast) w.fast->publish();
 
     if (got) idle_since = now;
     if (now >= next_tick) {
