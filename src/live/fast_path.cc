@@ -13,7 +13,12 @@ static_assert(sizeof(xnat_tuple_key) == sizeof(Tuple), "the fastpath map is keye
 
 FastPath::FastPath(int map_fd, uint64_t* seen, uint64_t* sent, uint32_t first, uint32_t count,
                    std::vector<int> ifindexes, std::vector<uint32_t> mtus, uint32_t flow_capacity)
-    : fd_(map_fd), seen_(seen), sent_(sent), slot_of_(flow_capacity, 0), ifindexes_(std::move(ifindexes)), mtus_(std::move(mtus)) {
+    : fd_(map_fd),
+      seen_(seen),
+      sent_(sent),
+      slot_of_(flow_capacity, 0),
+      ifindexes_(std::move(ifindexes)),
+      mtus_(std::move(mtus)) {
   free_.reserve(count);
   for (uint32_t i = count; i > 0; --i) free_.push_back(first + i - 1);
   draining_.reserve(count);  // a slot drains once: never more than these

@@ -12,8 +12,9 @@
 // worker writes the tags of the offloaded connections' segments it sent into
 // the memory-mapped fast_sent map after each round of sends, and the first
 // segment to find the two equal opens the direction (live/steer.h). A
-// worker falling behind still hands over, after XNAT_FAST_HANDOVER_NS, as
-// it would hand over at once without this.
+// worker that has not caught up after XNAT_FAST_HANDOVER_NS hands over
+// anyway, overtaken by what it still holds of the connection: under load,
+// with a deep queue, that can be more than at once.
 //
 // A connection taken back is marked at once (XNAT_FAST_DRAINING in its
 // slot: from then on its segments go to the gateway) and its entries are

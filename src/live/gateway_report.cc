@@ -103,6 +103,22 @@ std::string Gateway::metrics_text() {
   out += fmt::format("xnat_conntrack_offload_withdrawn_total {}\n", st.offload_withdrawn);
   family("xnat_conntrack_table_full_total", "counter", "New connections refused: the table full, nothing to evict.");
   out += fmt::format("xnat_conntrack_table_full_total {}\n", st.drop);
+  if (workers_[0]->fast) {
+    // The tc program's own figures (--fast-path): frames no worker saw.
+    const Steering::FastPathStats f = platform_.steering->fast_path_stats();
+    family("xnat_fast_path_frames_total", "counter", "Frames the fast path forwarded itself.");
+    out += fmt::format("xnat_fast_path_frames_total {}\n", f.frames);
+    family("xnat_fast_path_bytes_total", "counter", "Bytes of the frames the fast path forwarded.");
+    out += fmt::format("xnat_fast_path_bytes_total {}\n", f.bytes);
+    family("xnat_fast_path_dropped_total", "counter",
+           "Frames the fast path dropped: a rewrite failing half-way, or one XDP passed on it could not take.");
+    out += fmt::format("xnat_fast_path_dropped_total {}\n", f.dropped);
+    family("xnat_fast_path_opened_total", "counter",
+           "Directions of offloaded connections the fast path took over: in order, behind the segments the worker "
+           "had of them, or late, when the worker had not sent those within 20 ms.");
+    out += fmt::format("xnat_fast_path_opened_total{{order=\"in_order\"}} {}\n", f.opened);
+    out += fmt::format("xnat_fast_path_opened_total{{order=\"late\"}} {}\n", f.opened_late);
+  }
   // Per interface: traffic, receive overflows, and what the hosts' and the
   // devices' offloads left in the frames (README, "Hosts as they come").
   for (const auto& [name, help, field] :

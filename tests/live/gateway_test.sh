@@ -571,7 +571,9 @@ if [ ${#FAST[@]} -gt 0 ]; then
     bash -c "grep -E 'fast_path|offload' $WORK/counters.txt; grep -Eq '^live_fast_path_frames [1-9]' $WORK/counters.txt &&
              grep -Eq '^live_fast_path_dropped 0$' $WORK/counters.txt && grep -Eq '^conntrack_offloads [1-9]' $WORK/counters.txt &&
              grep -Eq '^conntrack_offload_withdrawn [1-9]' $WORK/counters.txt &&
-             grep -Eq '^live_fast_path_opened [1-9]' $WORK/counters.txt"
+             grep -Eq '^live_fast_path_opened [1-9]' $WORK/counters.txt &&
+             grep -Eq '^xnat_fast_path_frames_total [1-9]' $WORK/metrics.txt &&
+             grep -Eq '^xnat_fast_path_opened_total\{order=\"in_order\"\} [1-9]' $WORK/metrics.txt"
   # A connection kept open: listed as offloaded, as conntrack lists a
   # flowtable's; its data still flows both ways; closed, it is the engine's
   # again and ends as the kernel's would (TIME_WAIT).
