@@ -190,7 +190,13 @@ class AfPacketBackend final : public Backend {
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = 2;
-        const ssize_t got = ::recvmsg(p.rx_fd, &msg, MSG_DONTWAIT);
+        ssize_t got = ::recvmsg(p.rx_fd, &msg, MSG_DONTWAIT);
+        if (got < 0 && errno != EAGAIN) {
+          // A pending socket error (the interface went down) is returned
+          // alone, and read; the frame is still there.
+          ++st.socket_errors;
+          got = ::recvmsg(p.rx_fd, &msg, MSG_DONTWAIT);
+        }
         if (got < static_cast<ssize_t>(kVnet)) {
           take_rx(p);
           ++st.rx_ring_dropped;
@@ -253,6 +259,16 @@ class AfPacketBackend final : public Backend {
     pfds_.push_back(pollfd{extra_fd, POLLIN, 0});
     (void)::poll(pfds_.data(), pfds_.size(), timeout_ms);
     pfds_.resize(pfds_.size() - 2);
+    // The kernel reports an interface going down as an error on its socket
+    // (ENETDOWN), which poll reports until it is read: unread, an idle
+    // worker would never sleep again.
+    for (size_t i = 0; i < ports_.size(); ++i)
+      if (pfds_[i].revents & POLLERR) [[unlikely]] {
+        int err = 0;
+        socklen_t len = sizeof err;
+        (void)getsockopt(ports_[i].rx_fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        ++stats_[i].socket_errors;
+      }
   }
 
   void update_kernel_stats() override {

@@ -36,6 +36,9 @@ struct PortStats {
   uint64_t rx_gso = 0, tx_gso = 0;  // TSO/GSO super-frames received and sent whole
   uint64_t rx_csum_valid = 0;       // frames whose checksum the device or GRO had verified
   uint64_t tx_coalesced = 0;         // TCP segments sent inside an earlier one's super-frame
+  // Errors the kernel reported on the interface's socket: ENETDOWN each
+  // time the interface went down (AF_PACKET).
+  uint64_t socket_errors = 0;
 };
 
 // The largest frame an interface of MTU `mtu` carries behind Ethernet and a

@@ -386,7 +386,7 @@ GatewayReport Gateway::report(bool with_table) {
       const PortStats& o = snap.ports[p];
       s.rx += o.rx, s.tx += o.tx, s.tx_ring_full += o.tx_ring_full, s.rx_ring_dropped += o.rx_ring_dropped;
       s.rx_gso += o.rx_gso, s.tx_gso += o.tx_gso, s.tx_coalesced += o.tx_coalesced;
-      s.rx_csum_valid += o.rx_csum_valid;
+      s.rx_csum_valid += o.rx_csum_valid, s.socket_errors += o.socket_errors;
       s.rx_bytes += o.rx_bytes, s.tx_bytes += o.tx_bytes;
     }
     for (const TranslatedCounts::Slot& t : snap.translated) r.translated[{t.addr, t.proto}] += t.flows;

@@ -43,6 +43,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
                      r.ports[p].tx_gso, n, r.ports[p].tx_coalesced);
     c += fmt::format("live_rx_bytes_{} {}\nlive_tx_bytes_{} {}\n", n, r.ports[p].rx_bytes, n, r.ports[p].tx_bytes);
     c += fmt::format("live_rx_csum_valid_{} {}\n", n, r.ports[p].rx_csum_valid);
+    c += fmt::format("live_socket_errors_{} {}\n", n, r.ports[p].socket_errors);
   }
   if (workers_.size() > 1)
     c += fmt::format("live_directory_entries {}\nlive_source_mappings {}\n", directory_->size(), mappings_->size());
@@ -135,7 +136,10 @@ std::string Gateway::metrics_text() {
          "TCP segments sent inside an earlier segment's super-frame, per interface.", &PortStats::tx_coalesced},
         {"xnat_interface_rx_checksum_verified_total",
          "Frames whose checksum the device or GRO had verified, not verified again, per interface.",
-         &PortStats::rx_csum_valid}}) {
+         &PortStats::rx_csum_valid},
+        {"xnat_interface_socket_errors_total",
+         "Errors the kernel reported on the interface's socket: each time it went down (af_packet), per interface.",
+         &PortStats::socket_errors}}) {
     family(name, "counter", help);
     for (size_t p = 0; p < r.ports.size(); ++p)
       out += fmt::format("{}{{interface=\"{}\"}} {}\n", name, bo_.ifnames[p], r.ports[p].*field);

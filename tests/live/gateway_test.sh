@@ -769,6 +769,42 @@ check "a datagram larger than the output's MTU: in fragments without DF; with DF
 stop_xnat
 set_mtu 1500
 
+# --- A link going down and up (ifdown, a cable, a peer restarting): traffic
+# passes again once it is back, and the idle workers sleep again. AF_PACKET's
+# socket reports the interface going down as an error, which poll reports
+# until it is read (counted per interface).
+start_xnat "$BACKEND" "${FAST[@]}" || exit 1
+in_c ping -c 1 -W 1 198.19.0.2 >/dev/null
+in_g ip link set "$IF_GO" down
+sleep 0.5
+in_g ip link set "$IF_GO" up
+passes_again() {
+  local i
+  for i in $(seq 1 50); do in_c ping -c 1 -W 1 198.19.0.2 >/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+workers_asleep() {  # the worker threads, sampled 20 times, seldom running (R), never spinning
+  local n=0 i t
+  sleep 0.3
+  for i in $(seq 1 20); do
+    for t in /proc/"$XNAT_PID"/task/*; do
+      case "$(cat "$t/comm")" in
+        xnat-worker*) [ "$(sed 's/.*) //' "$t/stat" | cut -d' ' -f1)" = R ] && n=$((n + 1)) ;;
+      esac
+    done
+    sleep 0.05
+  done
+  echo "worker threads seen running in $n samples of 20"
+  [ "$n" -le 5 ]
+}
+check "a link down and up: traffic passes again once it is up" passes_again
+check "  ... and the idle workers sleep again" workers_asleep
+if [ "$BACKEND" = af_packet ]; then
+  snapshot
+  check "  ... the socket's error counted on the interface" test "$(counter "live_socket_errors_$IF_GO")" -ge 1
+fi
+stop_xnat
+
 # --- A crash leaves the interfaces to the kernel: the XDP or tc program, the
 # host port's egress program and its tun device go with the process.
 start_xnat "$BACKEND" || exit 1
