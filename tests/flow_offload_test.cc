@@ -320,5 +320,40 @@ TEST(FlowOffload, ANeighbourChangingTakesBackTheConnectionsThroughIt) {
   EXPECT_EQ(g.fast.added[1].dirs[0].dst, moved);
 }
 
+// `fib` with interface `ifindex`'s MTU `mtu`.
+Fib with_mtu(const Fib& fib, int ifindex, uint32_t mtu) {
+  Fib out;
+  for (size_t i = 0; i < fib.interfaces().size(); ++i) {
+    Interface itf = fib.interfaces()[i];
+    if (static_cast<int>(i) == ifindex) itf.mtu = mtu;
+    out.add_interface(itf);  // and its connected route
+  }
+  for (const RouteEntry& r : fib.routes()) {
+    if (r.gateway) {
+      EXPECT_TRUE(out.add_route(r.prefix, r.gateway, r.ifindex).ok());
+    }
+  }
+  fib.for_each_neighbor([&](uint32_t addr, const MacAddr& m) { out.add_neighbor(addr, m); });
+  return out;
+}
+
+// The fast path sends on only what fits the output: a smaller MTU must
+// reach it, and a connection offloaded with the old one comes back.
+TEST(FlowOffload, AnOutputsMtuChangingTakesBackTheConnectionsThroughIt) {
+  Gateway g;
+  g.establish_bulk(1000);
+  ASSERT_EQ(g.fast.added.size(), 1u);
+  for (const OffloadPath& p : g.fast.added[0].dirs) EXPECT_EQ(p.mtu, g.e->fib().interface(p.out_if).mtu);
+  const int to_client = g.fast.added[0].dirs[1].out_if;
+  g.e->replace_fib(with_mtu(g.e->fib(), 1 - to_client, g.e->fib().interface(1 - to_client).mtu));
+  EXPECT_TRUE(g.fast.removed.empty()) << "the same MTUs";
+  g.e->replace_fib(with_mtu(g.e->fib(), to_client, 1400));
+  ASSERT_EQ(g.fast.removed.size(), 1u);
+  EXPECT_FALSE(g.flow()->status & kStatusOffload);
+  g.pass(server(kTcpAck, S + 1401, C + 1001, 1300), kIn, 2000);
+  ASSERT_EQ(g.fast.added.size(), 2u);
+  EXPECT_EQ(g.fast.added[1].dirs[1].mtu, 1400u);
+}
+
 }  // namespace
 }  // namespace xnat::test

@@ -8,8 +8,8 @@
 // (the fast path says when it last carried a packet, and the table ends the
 // offload when that is longer ago than the flow's timeout) and takes it back
 // when the flow leaves the table, when a FIN or RST comes through the
-// engine (the fast path passes those on), and when routes or neighbours
-// change. As in netfilter, an offloaded flow's window tracking turns
+// engine (the fast path passes those on), and when routes, neighbours or
+// the output's MTU change. As in netfilter, an offloaded flow's window tracking turns
 // liberal: the packets that bypassed the engine moved its windows on.
 #pragma once
 
@@ -27,6 +27,7 @@ struct OffloadPath {
   Tuple match;
   Tuple out;
   int out_if = -1;  // the engine's interface index
+  uint32_t mtu = 0;  // out_if's: larger segments go to the engine
   MacAddr src{}, dst{};
 };
 

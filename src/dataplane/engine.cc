@@ -433,6 +433,7 @@ bool Engine::offload_paths(const Fib& fib, const Flow& f, OffloadPath (&dirs)[2]
     const MacAddr* mac = fib.neighbor(nh.addr);
     if (!mac) return false;
     path.out_if = nh.ifindex;
+    path.mtu = fib.interface(nh.ifindex).mtu;
     path.src = fib.interface_mac(nh.ifindex);
     path.dst = *mac;
   }
@@ -448,13 +449,14 @@ void Engine::offer_offload(uint32_t idx, uint64_t now) {
 void Engine::replace_fib(Fib fib) {
   if (ct_.offloaded()) {
     // Neighbours change state often (REACHABLE, STALE, ...) without changing
-    // a MAC: only flows whose output or next hop did are taken back.
+    // a MAC: only flows whose output, its MTU or next hop did are taken back.
     ct_.for_each_offloaded([&](uint32_t idx, const Flow& f) {
       OffloadPath was[2], now[2];
       const bool had = offload_paths(cfg_.fib, f, was);
       if (!had || !offload_paths(fib, f, now)) return ct_.withdraw(idx);
       for (int d = 0; d < 2; ++d)
-        if (was[d].out_if != now[d].out_if || !(was[d].src == now[d].src) || !(was[d].dst == now[d].dst))
+        if (was[d].out_if != now[d].out_if || was[d].mtu != now[d].mtu || !(was[d].src == now[d].src) ||
+            !(was[d].dst == now[d].dst))
           return ct_.withdraw(idx);
     });
   }

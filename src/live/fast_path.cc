@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 
@@ -12,13 +13,12 @@ namespace xnat {
 static_assert(sizeof(xnat_tuple_key) == sizeof(Tuple), "the fastpath map is keyed by a tuple's bytes");
 
 FastPath::FastPath(int map_fd, uint64_t* seen, uint64_t* sent, uint32_t first, uint32_t count,
-                   std::vector<int> ifindexes, std::vector<uint32_t> mtus, uint32_t flow_capacity)
+                   std::vector<int> ifindexes, uint32_t flow_capacity)
     : fd_(map_fd),
       seen_(seen),
       sent_(sent),
       slot_of_(flow_capacity, 0),
-      ifindexes_(std::move(ifindexes)),
-      mtus_(std::move(mtus)) {
+      ifindexes_(std::move(ifindexes)) {
   free_.reserve(count);
   for (uint32_t i = count; i > 0; --i) free_.push_back(first + i - 1);
   draining_.reserve(count);  // a slot drains once: never more than these
@@ -39,7 +39,7 @@ bool FastPath::add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) 
     e[d].ifindex = static_cast<unsigned>(ifindexes_[static_cast<size_t>(p.out_if)]);
     std::memcpy(e[d].dst_mac, p.dst.b, 6);
     std::memcpy(e[d].src_mac, p.src.b, 6);
-    e[d].mtu = static_cast<unsigned short>(mtus_[static_cast<size_t>(p.out_if)]);
+    e[d].mtu = static_cast<unsigned short>(std::min<uint32_t>(p.mtu, 65535));
     e[d].slot = slot;
     e[d].dir = static_cast<unsigned short>(d);
     e[d].until_ns = now_ms * 1'000'000 + XNAT_FAST_HANDOVER_NS;

@@ -35,11 +35,11 @@ class FastPath final : public FlowOffload {
  public:
   // map_fd, seen, sent: the steering program's fastpath, fast_seen and
   // fast_sent maps (Steering::fast_path_fd, fast_seen, fast_sent); slots
-  // [first, first + count) of fast_seen are this worker's. ifindexes, mtus:
-  // the kernel's index and MTU of each of the engine's interfaces;
-  // flow_capacity: the worker's table's.
+  // [first, first + count) of fast_seen are this worker's. ifindexes: the
+  // kernel's index of each of the engine's interfaces; flow_capacity: the
+  // worker's table's.
   FastPath(int map_fd, uint64_t* seen, uint64_t* sent, uint32_t first, uint32_t count, std::vector<int> ifindexes,
-           std::vector<uint32_t> mtus, uint32_t flow_capacity);
+           uint32_t flow_capacity);
 
   bool add(uint32_t idx, const OffloadPath (&dirs)[2], uint64_t now_ms) override;
   void remove(uint32_t idx, const Flow& f) override;
@@ -77,7 +77,6 @@ class FastPath final : public FlowOffload {
   std::vector<uint32_t> free_;     // this worker's unused slots
   std::vector<uint32_t> slot_of_;  // per flow of capacity, while offloaded
   std::vector<int> ifindexes_;
-  std::vector<uint32_t> mtus_;
   std::vector<Draining> draining_;  // oldest first, from draining_head_
   size_t draining_head_ = 0;
   uint64_t now_ms_ = 0;  // of the last add or flush

@@ -55,7 +55,7 @@ TEST(FastHandOver, ADirectionOpensOnceTheLastSegmentPassedOnHasLeft) {
 // program's fast_sent map only after its round of sends.
 TEST(FastHandOver, SentTagsArePublishedAfterTheRoundOfSends) {
   std::vector<uint64_t> seen(4, 0), sent(8, 0);
-  FastPath fp(-1, seen.data(), sent.data(), 0, 4, {}, {}, 16);
+  FastPath fp(-1, seen.data(), sent.data(), 0, 4, {}, 16);
   const std::vector<uint8_t> to_server = segment(100, 200, 1, 1500), to_client = segment(200, 100, 2, 52);
   const std::vector<uint8_t> later = segment(1548, 200, 3, 1500);
   fp.segment(0, 0, to_server.data());

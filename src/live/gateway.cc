@@ -183,7 +183,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     if (o.fast_path) {
       const uint32_t first = XNAT_FAST_SLOTS / nworkers * i;
       w->fast = std::make_unique<FastPath>(steering.fast_path_fd(), steering.fast_seen(), steering.fast_sent(), first,
-                                           XNAT_FAST_SLOTS / nworkers, bo_.ifindexes, bo_.mtus,
+                                           XNAT_FAST_SLOTS / nworkers, bo_.ifindexes,
                                            w->engine->conntrack().capacity());
       w->engine->set_flow_offload(w->fast.get());
     }
