@@ -62,6 +62,10 @@ std::string Gateway::metrics_text() {
   auto family = [&](const std::string& name, const char* type, const std::string& help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   };
+  auto counter = [&](const std::string& name, const std::string& help, uint64_t v) {  // a family of one
+    family(name, "counter", help);
+    out += fmt::format("{} {}\n", name, v);
+  };
   Counters all = r.live;
   ConntrackStats st;
   uint64_t entries = 0;
@@ -91,29 +95,23 @@ std::string Gateway::metrics_text() {
   for (const auto& [list, n] : {std::pair{"expired", st.evicted_expired}, {"closing", st.evicted_closing},
                                 {"unreplied", st.evicted_unreplied}, {"half_closed", st.evicted_half_closed}})
     out += fmt::format("xnat_conntrack_evictions_total{{list=\"{}\"}} {}\n", list, n);
-  family("xnat_conntrack_held_total", "counter", "Evicted connections kept for their late packets.");
-  out += fmt::format("xnat_conntrack_held_total {}\n", st.held);
-  family("xnat_conntrack_readmitted_total", "counter", "Held connections brought back by a late packet.");
-  out += fmt::format("xnat_conntrack_readmitted_total {}\n", st.readmitted);
-  family("xnat_conntrack_offloads_total", "counter", "Connections handed to the kernel-side fast path.");
-  out += fmt::format("xnat_conntrack_offloads_total {}\n", st.offloads);
-  family("xnat_conntrack_offload_full_total", "counter", "Offers of a connection the fast path had no room for.");
-  out += fmt::format("xnat_conntrack_offload_full_total {}\n", st.offload_full);
-  family("xnat_conntrack_offload_withdrawn_total", "counter",
-         "Connections taken back from the fast path: FIN or RST, idle, routes changed, reload.");
-  out += fmt::format("xnat_conntrack_offload_withdrawn_total {}\n", st.offload_withdrawn);
-  family("xnat_conntrack_table_full_total", "counter", "New connections refused: the table full, nothing to evict.");
-  out += fmt::format("xnat_conntrack_table_full_total {}\n", st.drop);
+  counter("xnat_conntrack_held_total", "Evicted connections kept for their late packets.", st.held);
+  counter("xnat_conntrack_readmitted_total", "Held connections brought back by a late packet.", st.readmitted);
+  counter("xnat_conntrack_offloads_total", "Connections handed to the kernel-side fast path.", st.offloads);
+  counter("xnat_conntrack_offload_full_total", "Offers of a connection the fast path had no room for.",
+          st.offload_full);
+  counter("xnat_conntrack_offload_withdrawn_total",
+          "Connections taken back from the fast path: FIN or RST, idle, routes or MTU changed, reload.",
+          st.offload_withdrawn);
+  counter("xnat_conntrack_table_full_total", "New connections refused: the table full, nothing to evict.", st.drop);
   if (workers_[0]->fast) {
     // The tc program's own figures (--fast-path): frames no worker saw.
     const Steering::FastPathStats f = platform_.steering->fast_path_stats();
-    family("xnat_fast_path_frames_total", "counter", "Frames the fast path forwarded itself.");
-    out += fmt::format("xnat_fast_path_frames_total {}\n", f.frames);
-    family("xnat_fast_path_bytes_total", "counter", "Bytes of the frames the fast path forwarded.");
-    out += fmt::format("xnat_fast_path_bytes_total {}\n", f.bytes);
-    family("xnat_fast_path_dropped_total", "counter",
-           "Frames the fast path dropped: a rewrite failing half-way, or one XDP passed on it could not take.");
-    out += fmt::format("xnat_fast_path_dropped_total {}\n", f.dropped);
+    counter("xnat_fast_path_frames_total", "Frames the fast path forwarded itself.", f.frames);
+    counter("xnat_fast_path_bytes_total", "Bytes of the frames the fast path forwarded.", f.bytes);
+    counter("xnat_fast_path_dropped_total",
+            "Frames the fast path dropped: a rewrite failing half-way, or one XDP passed on it could not take.",
+            f.dropped);
     family("xnat_fast_path_opened_total", "counter",
            "Directions of offloaded connections the fast path took over: in order, behind the segments the worker "
            "had of them, or late, when the worker had not sent those within 20 ms.");
@@ -144,9 +142,9 @@ std::string Gateway::metrics_text() {
     for (size_t p = 0; p < r.ports.size(); ++p)
       out += fmt::format("{}{{interface=\"{}\"}} {}\n", name, bo_.ifnames[p], r.ports[p].*field);
   }
-  family("xnat_vlan_to_kernel_total", "counter",
-         "VLAN-tagged frames the steering program left to the kernel: a VLAN's device takes them.");
-  out += fmt::format("xnat_vlan_to_kernel_total {}\n", platform_.steering->vlan_to_kernel());
+  counter("xnat_vlan_to_kernel_total",
+          "VLAN-tagged frames the steering program left to the kernel: a VLAN's device takes them.",
+          platform_.steering->vlan_to_kernel());
   // The port pools: flows on each translated address beside the ports it
   // offers a connection. A pool is exhausted for one destination when the
   // flows from the address to it reach its ports (drop_no_port counts what
