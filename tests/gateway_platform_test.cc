@@ -840,6 +840,44 @@ TEST(GatewayPlatform, AsksTheKernelForANextHopAndSendsOnItsAnswer) {
   EXPECT_TRUE(std::equal(mac.b, mac.b + 6, out[0].second.begin()));
 }
 
+// As nf_nat_masquerade's notifiers: when the address a connection was
+// masqueraded to leaves its interface (a new DHCP lease), or the interface
+// goes down, the connection is forgotten, and its next packet is a new one,
+// translated to what the interface has then. Connections translated by SNAT
+// stay.
+void masquerade_loss(bool link_down) {
+  Fixture f(nat_table("-A POSTROUTING -o eth0 -p udp --dport 53 -j MASQUERADE\n"
+                      "-A POSTROUTING -o eth0 -j SNAT --to-source 198.19.0.9\n"));
+  f.kernel->state.addrs = {{11, ip_raw("198.18.0.1"), 16}, {12, ip_raw("198.19.0.1"), 16}};
+  auto g = Gateway::start(f.cfg, workers(2), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  f.backends[1]->inject(kIn, from_client().udp(40001, 54).build());
+  ASSERT_EQ(f.sent(2).size(), 2u);
+  {
+    std::lock_guard<std::mutex> lock(f.kernel->mu);
+    if (link_down) f.kernel->state.links[1].up = false;
+    else f.kernel->state.addrs.pop_back();
+    f.kernel->change = true;
+  }
+  (*g)->poll();
+  (*g)->collect_listing();
+  GatewayReport r = (*g)->report(true);
+  EXPECT_EQ(r.table.find("sport=40000 dport=53"), std::string::npos) << r.table;
+  EXPECT_NE(r.table.find("sport=40001 dport=54"), std::string::npos) << r.table;
+  EXPECT_NE((*g)->counters_text(r).find("live_masquerade_forgotten 1\n"), std::string::npos);
+  // Nothing more goes: the next turn has nothing to forget.
+  (*g)->poll();
+  (*g)->collect_listing();
+  r = (*g)->report(true);
+  EXPECT_NE(r.table.find("sport=40001 dport=54"), std::string::npos) << r.table;
+  EXPECT_NE((*g)->counters_text(r).find("live_masquerade_forgotten 1\n"), std::string::npos);
+  (*g)->stop();
+}
+
+TEST(GatewayPlatform, AnAddressLeavingForgetsWhatWasMasqueradedToIt) { masquerade_loss(false); }
+TEST(GatewayPlatform, AnOutputGoingDownForgetsWhatWasMasqueradedThroughIt) { masquerade_loss(true); }
+
 TEST(GatewayPlatform, AFailedAttachNamesItsCauseAndDetaches) {
   Fixture f(kMasq);
   f.steering->fail_attach = "eth0";

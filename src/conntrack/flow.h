@@ -41,6 +41,10 @@ enum FlowStatus : uint16_t {
   // xnat: its original tuple is in the FlowDirectory: another worker owns it
   // by hash, and this one took the connection for the client's mapping.
   kStatusDirectoryOrig = 1 << 12,
+  // MASQUERADE translated it to its output's address (netfilter keeps the
+  // output, nat->masq_index): forgotten when that address goes or the
+  // output goes down, as nf_nat_masquerade's notifiers forget it.
+  kStatusMasquerade = 1 << 13,
 };
 
 // TCP states, in netfilter's order (tcp_conntrack_names).

@@ -202,6 +202,7 @@ bool ConntrackQuery::matches(const Flow& f, uint32_t ct_mark) const {
   if (src_nat && !(f.status & kStatusSrcNat)) return false;
   if (dst_nat && !(f.status & kStatusDstNat)) return false;
   if (any_nat && !(f.status & (kStatusSrcNat | kStatusDstNat))) return false;
+  if (masquerade && !(f.status & kStatusMasquerade)) return false;
   if (mark && (ct_mark & *mark_mask) != *mark) return false;
   return true;
 }

@@ -33,6 +33,7 @@ struct ConntrackQuery {
   std::optional<uint16_t> orig_sport, orig_dport, reply_sport, reply_dport;
   std::optional<TcpState> state;
   bool src_nat = false, dst_nat = false, any_nat = false;
+  bool masquerade = false;  // translated by MASQUERADE (the gateway's own cleanup; conntrack has no such filter)
   std::optional<uint32_t> mark, mark_mask;
 
   bool matches(const Flow& f, uint32_t ct_mark) const;

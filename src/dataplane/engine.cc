@@ -720,6 +720,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   if (local && !dnat) return to_host(pkt);  // the host's own traffic: not ours to track
   if (!local && !(routed(pkt, p, dest) && fits(pkt, p, nh.ifindex))) return;
 
+  bool masquerade = false;
   if (!local) {
     rp.dst = host32(t.dst);
     if (t.has_ports()) rp.dport = host16(t.dport);
@@ -736,6 +737,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     if (const Rule* post = evaluate(cfg_.rules.nat, Hook::kPostrouting, rp)) {
       if (!apply_src_target(post->target, &t, cfg_.fib.interface(nh.ifindex).addr, ctx))
         return exhausted(pkt, Counter::drop_no_port, orig);
+      masquerade = post->target.kind == TargetKind::kMasquerade;
     }
   }
   if (t.src == orig.src && t.sport == orig.sport && nat_tuple_used(t, ctx)) {
@@ -763,6 +765,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     if (ctx.share) ct_.share_source(idx);
   }
   if (dnat) f.status |= kStatusDstNat;
+  if (masquerade) f.status |= kStatusMasquerade;
   flow_compute_deltas(f);
   counters_.inc(Counter::flows_created);
   if (snat) counters_.inc(Counter::snat_flows);

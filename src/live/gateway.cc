@@ -81,9 +81,11 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   backend_reason_ = o.backend_reason;
   auto kernel = platform_.kernel->dump();
   if (!kernel) return kernel.error();
-  auto fib = live_fib(cfg_, *kernel);
+  conf_fib_ = cfg_.fib;
+  auto fib = live_fib(conf_fib_, cfg_.routes_pinned, *kernel);
   if (!fib) return fib.error();
   cfg_.fib = *fib;
+  kernel_ = *kernel;
 
   bo_.ring_size = o.ring_size;
   bo_.busy_poll = o.busy_poll;
@@ -273,7 +275,8 @@ void Gateway::poll() {
   if (platform_.kernel->changed()) {
     auto k = platform_.kernel->dump();
     if (k) {
-      auto f = live_fib(cfg_, *k);
+      note_masquerade_losses(*k);
+      auto f = live_fib(conf_fib_, cfg_.routes_pinned, *k);
       if (f) {
         (void)platform_.steering->set_local_addrs(local_addrs(*f));
         {
@@ -285,8 +288,10 @@ void Gateway::poll() {
       } else {
         fmt::print(stderr, "xnat run: kernel change not applied: {}\n", f.error().message);
       }
+      kernel_ = std::move(*k);
     }
   }
+  forget_masqueraded();
   {
     std::lock_guard<std::mutex> lock(sh_.resolve_mu);
     resolve_.swap(sh_.resolve);

@@ -136,6 +136,12 @@ class Gateway {
   ControlReply sysctl_write(const std::vector<std::pair<std::string, std::string>>& writes);
   std::string status_text();
   uint64_t live_count();  // the flows in the tables now
+  // MASQUERADE's cleanup, as nf_nat_masquerade's notifiers do it: an
+  // address that left one of the gateway's interfaces, or every address of
+  // one that went down, is noted (comparing the kernel's state with the one
+  // before), and the connections masqueraded to it are deleted.
+  void note_masquerade_losses(const KernelState& now);
+  void forget_masqueraded();
   Status open(EngineConfig cfg, const RunOptions& o);
 
   // The map of reply tuples the host port's egress program takes (steering).
@@ -147,6 +153,10 @@ class Gateway {
 
   Platform& platform_;
   EngineConfig cfg_;
+  // The config's own interfaces, routes and neighbours: what the kernel's
+  // changes are laid over (live_fib), so an address or MAC the config
+  // leaves to the kernel follows the kernel's (cfg_.fib is the FIB at start).
+  Fib conf_fib_;
   BackendOptions bo_;
   uint64_t total_max_ = 0;
   uint64_t start_max_ = 0;  // nf_conntrack_max the tables were built for
@@ -171,6 +181,14 @@ class Gateway {
   uint64_t listing_gone_ = 0;   // the walk whose stream went away
   std::string listing_;         // collect_listing's
   std::vector<PortPool> pools_;
+  KernelState kernel_;  // as last read
+  struct MasqueradeLoss {
+    uint32_t addr;
+    size_t port;
+    bool down;  // the interface went down (else the address left it)
+  };
+  std::vector<MasqueradeLoss> masq_lost_;  // not yet forgotten
+  std::atomic<uint64_t> masq_forgotten_{0};  // connections deleted for them (read by the metrics' thread)
   bool stopped_ = false;
   uint64_t started_ms_ = 0;
   // stats_text's previous figures.

@@ -68,6 +68,48 @@ bool Gateway::walk(std::shared_ptr<const ConntrackQuery> q, std::string* out) {
   return false;
 }
 
+void Gateway::note_masquerade_losses(const KernelState& now) {
+  auto up = [](const KernelState& k, int ifindex) {
+    for (const KernelLink& l : k.links)
+      if (l.ifindex == ifindex) return l.up;
+    return false;  // gone
+  };
+  for (size_t port = 0; port < bo_.ifindexes.size(); ++port) {
+    const int ifindex = bo_.ifindexes[port];
+    // masq_device_event: the output went down, every connection through it;
+    // masq_inet_event: an address left it, the connections to that address.
+    const bool went_down = up(kernel_, ifindex) && !up(now, ifindex);
+    for (const KernelAddr& a : kernel_.addrs) {
+      if (a.ifindex != ifindex) continue;
+      const bool kept = std::any_of(now.addrs.begin(), now.addrs.end(),
+                                    [&](const KernelAddr& b) { return b.ifindex == ifindex && b.addr == a.addr; });
+      const bool noted = std::any_of(masq_lost_.begin(), masq_lost_.end(),
+                                     [&](const MasqueradeLoss& m) { return m.addr == a.addr; });
+      if ((went_down || !kept) && !noted) masq_lost_.push_back({a.addr, port, went_down});
+    }
+  }
+}
+
+void Gateway::forget_masqueraded() {
+  // A listing being streamed walks first.
+  while (!masq_lost_.empty() && !streamed_walk_) {
+    const MasqueradeLoss m = masq_lost_.back();
+    auto q = std::make_shared<ConntrackQuery>();
+    q->command = ConntrackQuery::Command::kDelete;
+    q->masquerade = true;
+    q->reply_dst = m.addr;
+    std::string deleted;  // a line each, as conntrack -D prints them
+    if (!walk(std::move(q), &deleted)) return;  // the next turn again
+    masq_lost_.pop_back();
+    const auto n = static_cast<uint64_t>(std::count(deleted.begin(), deleted.end(), '\n'));
+    masq_forgotten_.fetch_add(n, std::memory_order_relaxed);
+    if (n)
+      fmt::print(stderr, "xnat run: {}: {} connection{} masqueraded to {} forgotten, as the kernel's MASQUERADE does\n",
+                 m.down ? bo_.ifnames[m.port] + " went down" : ip_to_string(m.addr) + " left " + bo_.ifnames[m.port],
+                 n, n == 1 ? "" : "s", ip_to_string(m.addr));
+  }
+}
+
 // `conntrack -L` as a stream: the workers walk their tables a piece per loop,
 // and each piece goes to the client as it takes them; a worker waits while
 // Worker::kBacklogMax of its pieces are not yet taken. A client that leaves

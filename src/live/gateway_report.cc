@@ -28,6 +28,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
     c += fmt::format("live_host_port_queue_dropped {}\n", host_->queue_dropped());
   }
   c += fmt::format("live_vlan_to_kernel {}\n", platform_.steering->vlan_to_kernel());
+  c += fmt::format("live_masquerade_forgotten {}\n", masq_forgotten_.load(std::memory_order_relaxed));
   if (workers_[0]->fast) {
     // The tc program's own figures: frames that never reached a worker.
     const Steering::FastPathStats f = platform_.steering->fast_path_stats();
@@ -104,6 +105,9 @@ std::string Gateway::metrics_text() {
           "Connections taken back from the fast path: FIN or RST, idle, routes or MTU changed, reload.",
           st.offload_withdrawn);
   counter("xnat_conntrack_table_full_total", "New connections refused: the table full, nothing to evict.", st.drop);
+  counter("xnat_conntrack_masquerade_forgotten_total",
+          "Masqueraded connections deleted because their address left its interface or the interface went down.",
+          masq_forgotten_.load(std::memory_order_relaxed));
   if (workers_[0]->fast) {
     // The tc program's own figures (--fast-path): frames no worker saw.
     const Steering::FastPathStats f = platform_.steering->fast_path_stats();

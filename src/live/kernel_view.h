@@ -57,9 +57,10 @@ class KernelView {
   virtual Status resolve(int ifindex, uint32_t addr) = 0;
 };
 
-// The engine's Fib for a live gateway: the config's interfaces in its order,
-// with what the config does not pin taken from the kernel (MAC, address,
-// routes unless [[route]]s are given; config neighbours override the kernel's).
-Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k);
+// The engine's Fib for a live gateway: the config's interfaces (`conf`, as
+// the config gives them) in its order, with what the config does not pin
+// taken from the kernel as it is now (MAC, address; routes unless the
+// config's are pinned; config neighbours override the kernel's).
+Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k);
 
 }  // namespace xnat

@@ -219,9 +219,8 @@ Status Rtnl::resolve(int ifindex, uint32_t addr) {
   return {};
 }
 
-Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k) {
+Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k) {
   Fib fib;
-  const Fib& conf = cfg.fib;
   std::vector<int> kindex;  // engine interface -> kernel ifindex
   for (const Interface& ci : conf.interfaces()) {
     const KernelLink* l = k.link(ci.name);
@@ -249,7 +248,7 @@ Result<Fib> live_fib(const EngineConfig& cfg, const KernelState& k) {
       if (kindex[i] == ifindex) return static_cast<int>(i);
     return -1;
   };
-  if (cfg.routes_pinned) {
+  if (routes_pinned) {
     for (const RouteEntry& r : conf.routes()) {
       if (r.gateway == 0 && r.ifindex >= 0) {
         // The config's connected prefixes were added with the interfaces.

@@ -803,6 +803,49 @@ if [ "$BACKEND" = af_packet ]; then
   snapshot
   check "  ... the socket's error counted on the interface" test "$(counter "live_socket_errors_$IF_GO")" -ge 1
 fi
+# The outside address changes (a new DHCP lease): as the kernel's MASQUERADE,
+# the gateway forgets the connections masqueraded to the old one, and a
+# client's next datagram from the same port leaves with the new address
+# (kept, it would leave with the old one, whose answers reach no one).
+ip netns exec "$NS_S" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.19.0.2", 5396)); s.settimeout(15)
+for _ in range(20):
+    try: d, a = s.recvfrom(100)
+    except socket.timeout: break
+    s.sendto(a[0].encode(), a)
+' &
+PIDS+=($!)
+sleep 0.3
+ip netns exec "$NS_C" python3 -c '
+import socket, subprocess, sys, time
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.bind(("198.18.0.2", 30090)); c.settimeout(0.3)
+def ask():
+    for _ in range(10):
+        c.sendto(b"?", ("198.19.0.2", 5396))
+        try: return c.recv(100).decode()
+        except socket.timeout: pass
+    return "no answer"
+print("before:", ask())
+subprocess.run(sys.argv[1:], check=True)
+# The gateway reads the change from rtnetlink a moment later: until then a
+# datagram still leaves with the old address. Kept, it would keep it.
+seen = []
+for _ in range(20):
+    seen.append(ask())
+    if seen[-1] != "198.19.0.1": break
+    time.sleep(0.25)
+print("answers after:", " ".join(seen))
+print("after:", seen[-1])
+' ip netns exec "$NS_G" sh -c "ip addr del 198.19.0.1/16 dev $IF_GO && ip addr add 198.19.0.5/16 dev $IF_GO" \
+  >"$WORK/masq_addr.out" 2>&1
+snapshot
+check "the outside address changes: a client's next datagram leaves with the new one (MASQUERADE)" \
+  bash -c "cat $WORK/masq_addr.out; grep -E '^live_masquerade_forgotten' $WORK/counters.txt;
+           grep -E 'masqueraded|kernel change' $WORK/xnat.err;
+           grep -qx 'before: 198.19.0.1' $WORK/masq_addr.out && grep -qx 'after: 198.19.0.5' $WORK/masq_addr.out &&
+           grep -Eq '^live_masquerade_forgotten [1-9]' $WORK/counters.txt"
+in_g sh -c "ip addr del 198.19.0.5/16 dev $IF_GO && ip addr add 198.19.0.1/16 dev $IF_GO"
 stop_xnat
 
 # --- A crash leaves the interfaces to the kernel: the XDP or tc program, the
