@@ -9,6 +9,8 @@
 namespace xnat::test {
 namespace {
 
+const std::string kMasqRules = nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n");
+
 std::vector<std::string> drain(Engine& e) {
   std::vector<std::string> lines;
   e.log_ring().drain([&](uint8_t level, std::string_view text) {
@@ -51,6 +53,55 @@ TEST(DropLog, TableFullIsLogged) {
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0], "xnat: table full, dropping packet (nf_conntrack_max reached, nothing to evict): a new "
                       "connection from 198.18.0.2; counted as drop_table_full, 1 so far");
+}
+
+// The FIB with interface `idx` left without an address (it left at
+// runtime), its routes kept.
+Fib without_address(const Fib& fib, int idx) {
+  Fib out;
+  for (int i = 0; i < static_cast<int>(fib.interface_count()); ++i) {
+    Interface itf = fib.interface(i);
+    if (i == idx) itf.addr = 0;
+    out.add_interface(itf);
+  }
+  for (const RouteEntry& r : fib.routes()) {
+    if (!r.gateway && r.ifindex != idx && connected_prefix(fib.interface(r.ifindex)) == r.prefix) continue;
+    EXPECT_TRUE(out.add_route(r.prefix, r.gateway, r.gateway ? -1 : r.ifindex).ok());
+  }
+  fib.for_each_neighbor([&](uint32_t a, const MacAddr& m) { out.add_neighbor(a, m); });
+  return out;
+}
+
+// As the kernel's MASQUERADE ("ate my IP address") and REDIRECT: with no
+// address on the interface there is nothing to translate to; the packet is
+// dropped, counted and logged, never sent from an address that left.
+TEST(DropLog, NoAddressToMasqueradeOrRedirectToIsLogged) {
+  auto e = make_engine(nat_table("-A PREROUTING -i eth1 -p tcp -m tcp --dport 3128 -j REDIRECT\n"
+                                 "-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  e->replace_fib(without_address(e->fib(), kOut));
+  const Output masq = run(*e, from_client().udp(5000, 53).build(), kIn, 1000);
+  EXPECT_EQ(masq.verdict, Verdict::kDrop);
+  EXPECT_EQ(masq.reason, Counter::drop_no_address);
+  EXPECT_EQ(e->conntrack().count(), 0u);
+  auto lines = drain(*e);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "xnat: an interface with no IPv4 address to MASQUERADE or REDIRECT to, dropping packet: a new "
+                      "connection from 198.18.0.2; counted as drop_no_address, 1 so far");
+  // An ICMP error from the interface without one speaks from another's.
+  const Output ttl = run(*e, FrameBuilder().eth(kRouterMac, kOutMac).ip("198.51.100.7", "198.18.0.2").ttl(1).udp(53, 5000).build(),
+                         kOut, 1001);
+  ASSERT_EQ(ttl.verdict, Verdict::kForward);
+  EXPECT_EQ(ttl.out_if, kOut);
+  ParsedPacket p;
+  ASSERT_EQ(parse_frame(ttl.frame.data(), ttl.frame.size(), {}, &p), ParseStatus::kOk);
+  EXPECT_EQ(p.tuple.src, ip_raw("198.18.0.1"));
+
+  e->replace_fib(without_address(make_engine(kMasqRules)->fib(), kIn));
+  const Output redirect = run(*e, from_client().tcp(41000, 3128, kTcpSyn, 1).build(), kIn, 1002);
+  EXPECT_EQ(redirect.verdict, Verdict::kDrop);
+  EXPECT_EQ(redirect.reason, Counter::drop_no_address);
+  EXPECT_EQ(e->counters().get(Counter::drop_no_address), 2u);
+  EXPECT_TRUE(drain(*e).empty());  // within five seconds of the first: counted only
 }
 
 }  // namespace

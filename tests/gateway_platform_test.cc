@@ -840,6 +840,28 @@ TEST(GatewayPlatform, AsksTheKernelForANextHopAndSendsOnItsAnswer) {
   EXPECT_TRUE(std::equal(mac.b, mac.b + 6, out[0].second.begin()));
 }
 
+// The interfaces' addresses and routes left to the kernel, as a config
+// without 'address' and 'route' lines does.
+void leave_addresses_to_kernel(Fixture& f) {
+  Fib conf;
+  for (Interface i : f.cfg.fib.interfaces()) {
+    i.addr = 0;
+    i.prefix_len = 0;
+    conf.add_interface(i);
+  }
+  f.cfg.fib.for_each_neighbor([&](uint32_t a, const MacAddr& m) { conf.add_neighbor(a, m); });
+  f.cfg.fib = conf;
+  f.cfg.routes_pinned = false;
+  f.kernel->state.addrs = {{11, ip_raw("198.18.0.1"), 16}, {12, ip_raw("198.19.0.1"), 16}};
+  f.kernel->state.routes = {KernelRoute{12, 0, 0, ip_raw("198.19.0.254"), 0}};
+}
+
+uint32_t source_of(const std::vector<uint8_t>& frame) {
+  ParsedPacket p;
+  EXPECT_EQ(parse_frame(frame.data(), frame.size(), {}, &p), ParseStatus::kOk);
+  return p.tuple.src;
+}
+
 // As nf_nat_masquerade's notifiers: when the address a connection was
 // masqueraded to leaves its interface (a new DHCP lease), or the interface
 // goes down, the connection is forgotten, and its next packet is a new one,
@@ -848,12 +870,14 @@ TEST(GatewayPlatform, AsksTheKernelForANextHopAndSendsOnItsAnswer) {
 void masquerade_loss(bool link_down) {
   Fixture f(nat_table("-A POSTROUTING -o eth0 -p udp --dport 53 -j MASQUERADE\n"
                       "-A POSTROUTING -o eth0 -j SNAT --to-source 198.19.0.9\n"));
-  f.kernel->state.addrs = {{11, ip_raw("198.18.0.1"), 16}, {12, ip_raw("198.19.0.1"), 16}};
+  leave_addresses_to_kernel(f);
   auto g = Gateway::start(f.cfg, workers(2), f.platform);
   ASSERT_TRUE(g.ok()) << g.error().message;
   f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
   f.backends[1]->inject(kIn, from_client().udp(40001, 54).build());
-  ASSERT_EQ(f.sent(2).size(), 2u);
+  auto out = f.sent(2);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(source_of(out[0].second) == ip_raw("198.19.0.1") || source_of(out[1].second) == ip_raw("198.19.0.1"));
   {
     std::lock_guard<std::mutex> lock(f.kernel->mu);
     if (link_down) f.kernel->state.links[1].up = false;
@@ -872,11 +896,63 @@ void masquerade_loss(bool link_down) {
   r = (*g)->report(true);
   EXPECT_NE(r.table.find("sport=40001 dport=54"), std::string::npos) << r.table;
   EXPECT_NE((*g)->counters_text(r).find("live_masquerade_forgotten 1\n"), std::string::npos);
+  if (!link_down) {
+    // With no address (and, as the dump can show a moment after the address
+    // left, the default route still there) the client's next datagram has
+    // nothing to be masqueraded to: dropped, as the kernel's MASQUERADE
+    // drops it ("ate my IP address"), not sent from the address that left.
+    f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+    std::string counters;
+    for (int i = 0; i < 2000 && counters.find("drop_no_address 1\n") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      GatewayReport now = (*g)->report(false);
+      counters = (*g)->counters_text(now);
+    }
+    EXPECT_NE(counters.find("drop_no_address 1\n"), std::string::npos) << counters;
+    EXPECT_EQ(f.sent(2).size(), 2u);
+    // The new address comes: the next datagram leaves with it.
+    {
+      std::lock_guard<std::mutex> lock(f.kernel->mu);
+      f.kernel->state.addrs.push_back({12, ip_raw("198.19.0.5"), 16});
+      f.kernel->change = true;
+    }
+    (*g)->poll();
+    f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+    out = f.sent(3);
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(source_of(out.back().second), ip_raw("198.19.0.5"));
+    EXPECT_EQ(f.steering->local, std::vector<uint32_t>({ip_raw("198.18.0.1"), ip_raw("198.19.0.5")}));
+  }
   (*g)->stop();
 }
 
 TEST(GatewayPlatform, AnAddressLeavingForgetsWhatWasMasqueradedToIt) { masquerade_loss(false); }
 TEST(GatewayPlatform, AnOutputGoingDownForgetsWhatWasMasqueradedThroughIt) { masquerade_loss(true); }
+
+// An address pinned in the config is what MASQUERADE uses, whatever the
+// kernel's interface has: the kernel's address leaving forgets nothing.
+TEST(GatewayPlatform, AnAddressPinnedInTheConfigIsKeptWhenTheKernelsLeaves) {
+  Fixture f(nat_table("-A POSTROUTING -o eth0 -j MASQUERADE\n"));
+  f.kernel->state.addrs = {{11, ip_raw("198.18.0.1"), 16}, {12, ip_raw("198.19.0.1"), 16}};
+  auto g = Gateway::start(f.cfg, workers(1), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  ASSERT_EQ(f.sent(1).size(), 1u);
+  {
+    std::lock_guard<std::mutex> lock(f.kernel->mu);
+    f.kernel->state.addrs.pop_back();
+    f.kernel->change = true;
+  }
+  (*g)->poll();
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  auto out = f.sent(2);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(source_of(out[1].second), ip_raw("198.19.0.1"));
+  (*g)->collect_listing();
+  GatewayReport r = (*g)->report(true);
+  EXPECT_NE((*g)->counters_text(r).find("live_masquerade_forgotten 0\n"), std::string::npos);
+  (*g)->stop();
+}
 
 TEST(GatewayPlatform, AFailedAttachNamesItsCauseAndDetaches) {
   Fixture f(kMasq);

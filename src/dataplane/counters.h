@@ -26,6 +26,7 @@ namespace xnat {
   X(table_full, "conntrack table full and nothing expired, closing or unreplied to evict")  \
   X(source_limit, "the source already holds xnat_max_flows_per_source flows")              \
   X(no_port, "no free translated tuple in the NAT range")                                    \
+  X(no_address, "MASQUERADE or REDIRECT through an interface that has no IPv4 address (live: it left the interface; the kernel drops these too)") \
   X(no_route, "no route to the destination (an ICMP network unreachable is sent)")                                                 \
   X(no_neighbor, "next hop's MAC address unknown")                                           \
   X(ttl_expired, "TTL ran out (ICMP time exceeded sent when allowed)")                      \

@@ -215,7 +215,10 @@ inline void Engine::bring_in_reply_guess(const Tuple& orig) const {
 // full, dropping packet"), naming the counter that counts every one.
 [[gnu::noinline, gnu::cold]] void Engine::exhausted(Packet& pkt, DropReason r, const Tuple& t) {
   drop(pkt, r);
-  const size_t i = r == Counter::drop_table_full ? 0 : r == Counter::drop_no_port ? 1 : 2;
+  const size_t i = r == Counter::drop_table_full ? 0
+                   : r == Counter::drop_no_port   ? 1
+                   : r == Counter::drop_no_address ? 3
+                                                   : 2;
   if (now_ms_ < next_exhausted_log_[i]) return;
   next_exhausted_log_[i] = now_ms_ + 5000;
   LogLine* line = log_.slot();
@@ -227,6 +230,7 @@ inline void Engine::bring_in_reply_guess(const Tuple& orig) const {
   std::string_view what;
   if (i == 0) what = "table full, dropping packet (nf_conntrack_max reached, nothing to evict)";
   else if (i == 1) what = "port pool exhausted, dropping packet (no free translated tuple in the NAT range)";
+  else if (i == 3) what = "an interface with no IPv4 address to MASQUERADE or REDIRECT to, dropping packet";
   else what = "flow directory full, dropping packet";
   const auto res = fmt::format_to_n(line->text, sizeof line->text,
                                     "xnat: {}: a new connection from {}.{}.{}.{}; counted as {}, {} so far", what,
@@ -707,7 +711,13 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   }
 
   const Rule* pre = evaluate(cfg_.rules.nat, Hook::kPrerouting, rp);
-  if (pre) apply_dst_target(pre->target, &t, cfg_.fib.interface(pkt.in_if).addr, ctx);
+  if (pre) {
+    const uint32_t in_addr = cfg_.fib.interface(pkt.in_if).addr;
+    // nf_nat_redirect_ipv4: no address on the input, nothing to redirect to.
+    if (!in_addr && pre->target.kind == TargetKind::kRedirect) [[unlikely]]
+      return exhausted(pkt, Counter::drop_no_address, orig);
+    apply_dst_target(pre->target, &t, in_addr, ctx);
+  }
   const bool dnat = t.dst != orig.dst || t.dport != orig.dport;
   if (ct && dnat) {
     ct->state |= kCtDnat;
@@ -735,7 +745,12 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     }
     rp.in_if = -1;
     if (const Rule* post = evaluate(cfg_.rules.nat, Hook::kPostrouting, rp)) {
-      if (!apply_src_target(post->target, &t, cfg_.fib.interface(nh.ifindex).addr, ctx))
+      const uint32_t out_addr = cfg_.fib.interface(nh.ifindex).addr;
+      // The kernel's "ate my IP address": an output whose address left has
+      // nothing to masquerade to.
+      if (!out_addr && post->target.kind == TargetKind::kMasquerade) [[unlikely]]
+        return exhausted(pkt, Counter::drop_no_address, orig);
+      if (!apply_src_target(post->target, &t, out_addr, ctx))
         return exhausted(pkt, Counter::drop_no_port, orig);
       masquerade = post->target.kind == TargetKind::kMasquerade;
     }
@@ -975,10 +990,10 @@ bool Engine::try_stateless(Packet& pkt, ParsedPacket& p, uint64_t now) {
       pkt.data[p.l3] == 0x45)
     return;
   IpOptionsStamp stamp;
-  stamp.out_addr = cfg_.fib.interface(pkt.out_if).addr;
+  stamp.out_addr = cfg_.fib.source_addr(pkt.out_if);
   NextHop back;
   const int back_if = cfg_.fib.resolve(src, &back) == RouteKind::kForward ? back.ifindex : pkt.in_if;
-  stamp.back_addr = cfg_.fib.interface(back_if).addr;
+  stamp.back_addr = cfg_.fib.source_addr(back_if);
   stamp.now_ms = ip_timestamp_now();
   forward_ip_options(pkt.data + p.l3, stamp, cfg_.fib);
 }
@@ -1010,7 +1025,7 @@ void Engine::send_icmp_error(Packet& pkt, const ParsedPacket& p, uint8_t type, u
   }
   // Back where it came from: to the previous hop on the ingress interface.
   const Interface& itf = cfg_.fib.interface(pkt.in_if);
-  pkt.len = build_icmp_error(pkt.data, p.l3, quote, itf.addr, p.tuple.src, itf.mac, type, code, rest);
+  pkt.len = build_icmp_error(pkt.data, p.l3, quote, cfg_.fib.source_addr(pkt.in_if), p.tuple.src, itf.mac, type, code, rest);
   pkt.out_if = pkt.in_if;
   pkt.verdict = Verdict::kForward;
   counters_.inc(Counter::icmp_errors_sent);

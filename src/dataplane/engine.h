@@ -205,7 +205,7 @@ class Engine final : private RuleActions {
   std::shared_ptr<IcmpPeerLimit> icmp_peer_limit_;
   LogRing log_;
   uint64_t now_ms_ = 0;  // time of the current burst, for ICMP rate limiting
-  uint64_t next_exhausted_log_[3] = {};  // table full, no port, directory full
+  uint64_t next_exhausted_log_[4] = {};  // table full, no port, directory full, no address
   ParsedPacket parsed_[kBurst];
   ParseStatus status_[kBurst];
   uint64_t hash_[kBurst];

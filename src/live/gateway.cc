@@ -28,7 +28,8 @@ namespace {
 
 std::vector<uint32_t> local_addrs(const Fib& fib) {
   std::vector<uint32_t> out;
-  for (const Interface& i : fib.interfaces()) out.push_back(i.addr);
+  for (const Interface& i : fib.interfaces())
+    if (i.addr) out.push_back(i.addr);  // one that left: none to claim
   return out;
 }
 
@@ -82,7 +83,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   auto kernel = platform_.kernel->dump();
   if (!kernel) return kernel.error();
   conf_fib_ = cfg_.fib;
-  auto fib = live_fib(conf_fib_, cfg_.routes_pinned, *kernel);
+  auto fib = live_fib(conf_fib_, cfg_.routes_pinned, *kernel, true);
   if (!fib) return fib.error();
   cfg_.fib = *fib;
   kernel_ = *kernel;
@@ -275,8 +276,8 @@ void Gateway::poll() {
   if (platform_.kernel->changed()) {
     auto k = platform_.kernel->dump();
     if (k) {
-      note_masquerade_losses(*k);
-      auto f = live_fib(conf_fib_, cfg_.routes_pinned, *k);
+      auto f = live_fib(conf_fib_, cfg_.routes_pinned, *k, false);
+      note_masquerade_losses(*k, f ? &*f : nullptr);
       if (f) {
         (void)platform_.steering->set_local_addrs(local_addrs(*f));
         {

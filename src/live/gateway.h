@@ -137,10 +137,10 @@ class Gateway {
   std::string status_text();
   uint64_t live_count();  // the flows in the tables now
   // MASQUERADE's cleanup, as nf_nat_masquerade's notifiers do it: an
-  // address that left one of the gateway's interfaces, or every address of
-  // one that went down, is noted (comparing the kernel's state with the one
-  // before), and the connections masqueraded to it are deleted.
-  void note_masquerade_losses(const KernelState& now);
+  // address that left one of the gateway's interfaces (`next`, the FIB about
+  // to be applied, has another or none), or the address of one that went
+  // down, is noted, and the connections masqueraded to it are deleted.
+  void note_masquerade_losses(const KernelState& now, const Fib* next);
   void forget_masqueraded();
   Status open(EngineConfig cfg, const RunOptions& o);
 

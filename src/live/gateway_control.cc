@@ -68,25 +68,26 @@ bool Gateway::walk(std::shared_ptr<const ConntrackQuery> q, std::string* out) {
   return false;
 }
 
-void Gateway::note_masquerade_losses(const KernelState& now) {
+void Gateway::note_masquerade_losses(const KernelState& now, const Fib* next) {
   auto up = [](const KernelState& k, int ifindex) {
     for (const KernelLink& l : k.links)
       if (l.ifindex == ifindex) return l.up;
     return false;  // gone
   };
+  // The addresses compared are those the workers masquerade to (sh_.fib,
+  // written only here), not the kernel's last state: connections opened
+  // while a change could not be applied were masqueraded to the old one.
+  const Fib& applied = sh_.fib;
   for (size_t port = 0; port < bo_.ifindexes.size(); ++port) {
-    const int ifindex = bo_.ifindexes[port];
+    const uint32_t addr = applied.interface(static_cast<int>(port)).addr;
+    if (!addr) continue;
     // masq_device_event: the output went down, every connection through it;
-    // masq_inet_event: an address left it, the connections to that address.
-    const bool went_down = up(kernel_, ifindex) && !up(now, ifindex);
-    for (const KernelAddr& a : kernel_.addrs) {
-      if (a.ifindex != ifindex) continue;
-      const bool kept = std::any_of(now.addrs.begin(), now.addrs.end(),
-                                    [&](const KernelAddr& b) { return b.ifindex == ifindex && b.addr == a.addr; });
-      const bool noted = std::any_of(masq_lost_.begin(), masq_lost_.end(),
-                                     [&](const MasqueradeLoss& m) { return m.addr == a.addr; });
-      if ((went_down || !kept) && !noted) masq_lost_.push_back({a.addr, port, went_down});
-    }
+    // masq_inet_event: its address left it, the connections to that address.
+    const bool went_down = up(kernel_, bo_.ifindexes[port]) && !up(now, bo_.ifindexes[port]);
+    const bool left = next && next->interface(static_cast<int>(port)).addr != addr;
+    const bool noted = std::any_of(masq_lost_.begin(), masq_lost_.end(),
+                                   [&](const MasqueradeLoss& m) { return m.addr == addr; });
+    if ((went_down || left) && !noted) masq_lost_.push_back({addr, port, went_down});
   }
 }
 

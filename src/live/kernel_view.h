@@ -61,6 +61,9 @@ class KernelView {
 // the config gives them) in its order, with what the config does not pin
 // taken from the kernel as it is now (MAC, address; routes unless the
 // config's are pinned; config neighbours override the kernel's).
-Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k);
+// `at_start`: an interface with no address is an error (nothing to
+// masquerade to, no source for ICMP errors); later, when its address left,
+// it is kept without one, as the kernel keeps forwarding through it.
+Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k, bool at_start);
 
 }  // namespace xnat

@@ -219,7 +219,7 @@ Status Rtnl::resolve(int ifindex, uint32_t addr) {
   return {};
 }
 
-Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k) {
+Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k, bool at_start) {
   Fib fib;
   std::vector<int> kindex;  // engine interface -> kernel ifindex
   for (const Interface& ci : conf.interfaces()) {
@@ -235,7 +235,7 @@ Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k) 
           itf.prefix_len = a.prefix_len;
           break;
         }
-      if (itf.addr == 0)
+      if (itf.addr == 0 && at_start)
         return Error{fmt::format("interface '{}' has no IPv4 address: give it one (ip addr add ... dev {}) or "
                                  "set 'address' in the config",
                                  ci.name, ci.name)};
@@ -268,7 +268,8 @@ Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k) 
       p.len = r.prefix_len;
       p.addr = __builtin_bswap32(r.dst) & p.mask();
       if (r.gateway == 0) {
-        if (connected_prefix(fib.interface(i)) == p) continue;  // connected: already there
+        const Interface& itf = fib.interface(i);
+        if (itf.addr && connected_prefix(itf) == p) continue;  // connected: already there
       }
       (void)fib.add_route(p, r.gateway, i);
     }

@@ -20,7 +20,7 @@ uint64_t now_ms() {
 void set_claim_addrs(LocalClaims* c, const Fib& fib) {
   c->naddrs = 0;
   for (const Interface& i : fib.interfaces())
-    if (c->naddrs < LocalClaims::kMaxAddrs) c->addrs[c->naddrs++] = i.addr;
+    if (i.addr && c->naddrs < LocalClaims::kMaxAddrs) c->addrs[c->naddrs++] = i.addr;
 }
 
 namespace {

@@ -108,8 +108,18 @@ class Fib {
     }
   }
 
+  // The address the gateway speaks from on an interface: its own, or, when
+  // it has none (it left at runtime), the first another interface has, as
+  // inet_select_addr falls back to other devices. 0 when none has one.
+  uint32_t source_addr(int ifindex) const {
+    if (const uint32_t a = if_addrs_[static_cast<size_t>(ifindex)]) return a;
+    for (uint32_t a : if_addrs_)
+      if (a) return a;
+    return 0;
+  }
   // Index of the interface owning this address, or -1.
   int local_interface(uint32_t addr_raw) const {
+    if (addr_raw == 0) return -1;  // an interface without an address owns none
     for (size_t i = 0; i < if_addrs_.size(); ++i)
       if (if_addrs_[i] == addr_raw) return static_cast<int>(i);
     return -1;

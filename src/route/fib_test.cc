@@ -44,6 +44,14 @@ TEST(Fib, LocalAddressesAndInterfaceFacts) {
   EXPECT_TRUE(fib.is_local(ip("127.0.0.5")));
   EXPECT_TRUE(fib.is_local(ip("10.1.2.1")));
   EXPECT_FALSE(fib.is_local(ip("10.1.2.2")));
+  // The address spoken from: an interface's own, else another's (as
+  // inet_select_addr falls back), none when no interface has one.
+  EXPECT_EQ(fib.source_addr(1), ip("198.51.100.2"));
+  EXPECT_EQ(fib.source_addr(3), ip("10.1.2.1"));
+  EXPECT_EQ(fib.local_interface(0), -1);
+  Fib bare;
+  bare.add_interface(Interface{"down", 0, 0, MacAddr{}});
+  EXPECT_EQ(bare.source_addr(0), 0u);
   Fib f2;
   const MacAddr m{{0x02, 0, 0, 0, 0, 0x07}};
   f2.add_interface(Interface{"x", ip("10.9.0.1"), 16, m});
