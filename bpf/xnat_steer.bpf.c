@@ -45,9 +45,15 @@ static __always_inline int frag_seen(const unsigned char* ip);
 #define XNAT_STEER_INLINE static __always_inline
 #include "live/steer.h"
 
+// The interface's place among the gateway's (0-63), set in each interface's
+// own copy of the XDP program (live/bpf_steer.cc): the first part of its
+// sockets' key in xsks. Not the ifindex: that grows past 64 as devices come
+// and go, and two whose low bits are equal would share the sockets' keys.
+const volatile __u32 xsk_slot = 0;
+
 struct {
   __uint(type, BPF_MAP_TYPE_XSKMAP);
-  __uint(max_entries, 4096);  // key: (ifindex % 64) * 64 + rx queue (< 64)
+  __uint(max_entries, 4096);  // key: xsk_slot * 64 + rx queue (< 64)
   __type(key, __u32);
   __type(value, __u32);
 } xsks SEC(".maps");
@@ -298,7 +304,7 @@ static __always_inline int xnat_xdp_steer(struct xdp_md* ctx, int tag_taken_out)
   // No socket on this queue yet (starting, or a queue the gateway does not
   // poll): XDP_DROP as the fallback keeps the kernel from answering for
   // connections it does not own; counted in steer_stats[2].
-  const __u32 key = ((ctx->ingress_ifindex & 63) << 6) | (ctx->rx_queue_index & 63);
+  const __u32 key = ((xsk_slot & 63) << 6) | (ctx->rx_queue_index & 63);
   int r = bpf_redirect_map(&xsks, key, XDP_DROP);
   if (r != XDP_REDIRECT) count(2);
   return r;

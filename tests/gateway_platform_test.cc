@@ -77,6 +77,7 @@ struct FakeSteering final : Steering {
     if (name == fail_attach) return Error{fmt::format("attach {}: Operation not permitted", name)};
     return {};
   }
+  void detach(int ifindex) override { calls.push_back(fmt::format("detach {}", ifindex)); }
   void detach_all() override { calls.push_back("detach_all"); }
   Status set_local_addrs(const std::vector<uint32_t>& a) override {
     local = a;
@@ -95,6 +96,7 @@ struct Fixture {
   FakeKernel* kernel;
   FakeSteering* steering;
   std::vector<FakeBackend*> backends;
+  size_t first_open = 0;  // backends before it were closed (Gateway::rebind)
   EngineConfig cfg;
 
   explicit Fixture(const std::string& rules) : cfg(engine_config(rules)) {
@@ -119,8 +121,8 @@ struct Fixture {
     std::vector<std::pair<int, std::vector<uint8_t>>> all;
     for (int i = 0; i < 2000; ++i) {
       all.clear();
-      for (FakeBackend* b : backends)
-        for (auto& f : b->sent()) all.push_back(f);
+      for (size_t b = first_open; b < backends.size(); ++b)
+        for (auto& f : backends[b]->sent()) all.push_back(f);
       if (all.size() >= n) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -920,7 +922,10 @@ void masquerade_loss(bool link_down) {
     f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
     out = f.sent(3);
     ASSERT_EQ(out.size(), 3u);
-    EXPECT_EQ(source_of(out.back().second), ip_raw("198.19.0.5"));
+    // In the backends' order, not the sends': the new one is among them.
+    EXPECT_EQ(std::count_if(out.begin(), out.end(),
+                            [](const auto& o) { return source_of(o.second) == ip_raw("198.19.0.5"); }),
+              1);
     EXPECT_EQ(f.steering->local, std::vector<uint32_t>({ip_raw("198.18.0.1"), ip_raw("198.19.0.5")}));
   }
   (*g)->stop();
@@ -951,6 +956,60 @@ TEST(GatewayPlatform, AnAddressPinnedInTheConfigIsKeptWhenTheKernelsLeaves) {
   (*g)->collect_listing();
   GatewayReport r = (*g)->report(true);
   EXPECT_NE((*g)->counters_text(r).find("live_masquerade_forgotten 0\n"), std::string::npos);
+  (*g)->stop();
+}
+
+// An interface deleted and made again under its name (a PPPoE link
+// redialled, a container's veth) is a new device: the gateway attaches to
+// it again, with new sockets, and goes on with its table and its figures.
+TEST(GatewayPlatform, AnInterfaceMadeAgainIsAttachedAgain) {
+  // SNAT: its connection outlives the device (MASQUERADE's is forgotten
+  // when the device goes, as the kernel's).
+  Fixture f(nat_table("-A POSTROUTING -o eth0 -j SNAT --to-source 198.19.0.9\n"));
+  auto g = Gateway::start(f.cfg, workers(2), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  ASSERT_EQ(f.sent(1).size(), 1u);
+  const KernelLink eth0 = f.kernel->state.links[1];
+  {
+    std::lock_guard<std::mutex> lock(f.kernel->mu);
+    f.kernel->state.links.pop_back();  // deleted
+    f.kernel->change = true;
+  }
+  (*g)->poll();
+  EXPECT_EQ(f.backends.size(), 2u);  // nothing to attach to yet
+  EXPECT_TRUE((*g)->broken().empty());
+  {
+    std::lock_guard<std::mutex> lock(f.kernel->mu);
+    f.kernel->state.links.push_back(KernelLink{20, "eth0", eth0.mac, 1500, true});
+    f.kernel->change = true;
+  }
+  const size_t calls = f.steering->calls.size();
+  (*g)->poll();
+  EXPECT_TRUE((*g)->broken().empty()) << (*g)->broken();
+  ASSERT_EQ(f.backends.size(), 4u);  // each worker's sockets opened again
+  f.first_open = 2;
+  // The old device's programs let go, the new one's attached once the new
+  // sockets are there.
+  ASSERT_EQ(f.steering->calls.size(), calls + 2);
+  EXPECT_EQ(f.steering->calls[calls], "detach 12");
+  EXPECT_EQ(f.steering->calls[calls + 1], "attach eth0 20 after 4 backends");
+  // The same connection goes on, through the new sockets: the table stayed.
+  f.backends[2]->inject(kIn, from_client().udp(40000, 53).build());
+  auto out = f.sent(1);
+  ASSERT_EQ(out.size(), 1u) << [&] {
+    GatewayReport now = (*g)->report(false);
+    return (*g)->counters_text(now);
+  }();
+  EXPECT_EQ(out[0].first, kOut);
+  (*g)->collect_listing();
+  GatewayReport r = (*g)->report(true);
+  const std::string text = (*g)->counters_text(r);
+  EXPECT_NE(text.find("flows_created 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("live_interface_rebinds 1\n"), std::string::npos) << text;
+  // The interfaces' figures count on from before.
+  EXPECT_EQ(r.ports[kIn].rx, 2u);
+  EXPECT_EQ(r.ports[kOut].tx, 2u);
   (*g)->stop();
 }
 

@@ -73,6 +73,11 @@ class Engine final : private RuleActions {
   // must list the same interfaces in the same order.
   // Offloaded flows whose paths changed come back to the engine.
   void replace_fib(Fib fib);
+  // Every offloaded flow back to the engine (its entries name devices that
+  // are gone).
+  void withdraw_offloaded() {
+    ct_.for_each_offloaded([&](uint32_t idx, const Flow&) { ct_.withdraw(idx); });
+  }
   void set_flow_observer(FlowObserver* o) { ct_.set_observer(o); }
   // The fast path (conntrack/flow_offload.h): established TCP flows are
   // offered to it when no rule but nat's sees their packets.

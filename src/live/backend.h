@@ -39,6 +39,13 @@ struct PortStats {
   // Errors the kernel reported on the interface's socket: ENETDOWN each
   // time the interface went down (AF_PACKET).
   uint64_t socket_errors = 0;
+
+  PortStats& operator+=(const PortStats& o) {
+    rx += o.rx, tx += o.tx, tx_ring_full += o.tx_ring_full, rx_bytes += o.rx_bytes, tx_bytes += o.tx_bytes;
+    rx_ring_dropped += o.rx_ring_dropped, rx_gso += o.rx_gso, tx_gso += o.tx_gso, rx_csum_valid += o.rx_csum_valid;
+    tx_coalesced += o.tx_coalesced, socket_errors += o.socket_errors;
+    return *this;
+  }
 };
 
 // The largest frame an interface of MTU `mtu` carries behind Ethernet and a

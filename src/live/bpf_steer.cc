@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -51,9 +52,11 @@ Status BpfSteer::load() {
   LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "xnat_steer");
   obj_ = bpf_object__open_mem(xnat_steer_bpf_obj, xnat_steer_bpf_obj_size, &opts);
   if (!obj_) return bpf_error("open the steering BPF object", errno);
-  // Loaded for each interface instead (bound_xdp), as only a program bound
-  // to its device may call the device's metadata kfuncs.
+  // Loaded for each interface instead (attach_own_xdp), with its slot, and
+  // bound to its device where it can be, as only a program bound to its
+  // device may call the device's metadata kfuncs.
   (void)bpf_program__set_autoload(bpf_object__find_program_by_name(obj_, "xnat_xdp_bound"), false);
+  (void)bpf_program__set_autoload(bpf_object__find_program_by_name(obj_, "xnat_xdp"), false);
   if (int err = bpf_object__load(obj_))
     return bpf_error("load the steering BPF program (needs root or CAP_BPF+CAP_NET_ADMIN)", err);
   xsks_fd_ = bpf_object__find_map_fd_by_name(obj_, "xsks");
@@ -80,20 +83,29 @@ Status BpfSteer::load() {
   return {};
 }
 
-Result<bpf_link*> BpfSteer::attach_bound_xdp(int ifindex) {
+Result<bpf_link*> BpfSteer::attach_own_xdp(int ifindex, uint32_t slot, bool bound) {
   LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "xnat_steer");
   bpf_object* obj = bpf_object__open_mem(xnat_steer_bpf_obj, xnat_steer_bpf_obj_size, &opts);
   if (!obj) return bpf_error("open the steering BPF object", errno);
-  bound_objs_.push_back(obj);
+  own_objs_.emplace_back(ifindex, obj);
   bpf_program* p;
   bpf_object__for_each_program(p, obj) (void)bpf_program__set_autoload(p, false);
-  bpf_program* prog = bpf_object__find_program_by_name(obj, "xnat_xdp_bound");
+  bpf_program* prog = bpf_object__find_program_by_name(obj, bound ? "xnat_xdp_bound" : "xnat_xdp");
   (void)bpf_program__set_autoload(prog, true);
-  bpf_program__set_ifindex(prog, static_cast<uint32_t>(ifindex));
-  (void)bpf_program__set_flags(prog, bpf_program__flags(prog) | kXdpDevBoundOnly);
-  // The same maps as every other program of the gateway's.
+  if (bound) {
+    bpf_program__set_ifindex(prog, static_cast<uint32_t>(ifindex));
+    (void)bpf_program__set_flags(prog, bpf_program__flags(prog) | kXdpDevBoundOnly);
+  }
+  // The same maps as every other program of the gateway's, but for its
+  // constants: the interface's slot.
   bpf_map* m;
   bpf_object__for_each_map(m, obj) {
+    if (bpf_map__is_internal(m)) {
+      // Its only constant.
+      if (bpf_map__set_initial_value(m, &slot, sizeof slot) != 0)
+        return Error{"the steering BPF object lacks its xsk_slot"};
+      continue;
+    }
     const int fd = bpf_object__find_map_fd_by_name(obj_, bpf_map__name(m));
     if (fd < 0 || bpf_map__reuse_fd(m, fd) != 0) return Error{fmt::format("map {} not shared", bpf_map__name(m))};
   }
@@ -108,30 +120,45 @@ Result<bpf_link*> BpfSteer::attach_bound_xdp(int ifindex) {
   return link;
 }
 
+Result<uint32_t> BpfSteer::slot_of(int ifindex) {
+  for (uint32_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i] == ifindex) return i;
+  for (uint32_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i] == 0) {
+      slots_[i] = ifindex;
+      return i;
+    }
+  return Error{fmt::format("AF_XDP: at most {} interfaces", slots_.size())};
+}
+
 Status BpfSteer::attach(SteerHook hook, int ifindex, const std::string& name) {
   if (hook == SteerHook::kXdp) {
+    auto slot = slot_of(ifindex);
+    if (!slot) return slot.error();
     // Bound to the interface, the program sees the VLAN tags it takes out
     // of frames; where it cannot be (generic XDP only, a kernel before 6.8),
     // the unbound one steers and the operator is told what it misses.
-    Result<bpf_link*> bound = attach_bound_xdp(ifindex);
+    Result<bpf_link*> bound = attach_own_xdp(ifindex, *slot, true);
     if (bound) {
-      links_.push_back(*bound);
+      links_.emplace_back(ifindex, *bound);
       return {};
     }
-    bpf_program* prog = bpf_object__find_program_by_name(obj_, "xnat_xdp");
+    std::erase_if(own_objs_, [&](const std::pair<int, bpf_object*>& o) {
+      return o.first == ifindex && (bpf_object__close(o.second), true);
+    });
     // A program left by another xnat that was killed before its link closed
     // cannot exist (links die with their process); one attached the old way
     // (ip link set xdp) is replaced here only if it is not a link.
-    bpf_link* link = bpf_program__attach_xdp(prog, ifindex);
+    Result<bpf_link*> link = attach_own_xdp(ifindex, *slot, false);
     if (!link) {
-      const int err = errno;
-      if (err == EBUSY || err == EEXIST)
+      const std::string& why = link.error().message;
+      if (why.ends_with(std::strerror(EBUSY)) || why.ends_with(std::strerror(EEXIST)))
         return Error{fmt::format("interface '{}' already has an XDP program; remove it (ip link set dev {} xdp off) "
                                  "or use --backend af_packet",
                                  name, name)};
-      return bpf_error(fmt::format("attach XDP to '{}'", name), err);
+      return Error{fmt::format("attach XDP to '{}': {}", name, why)};
     }
-    links_.push_back(link);
+    links_.emplace_back(ifindex, *link);
     warnings_.push_back(fmt::format(
         "interface {}: the XDP program cannot be bound to it ({}), so a VLAN tag the device takes out of a frame "
         "(rx-vlan-offload) goes unseen and the frame is taken as untagged; switch that off (ethtool -K {} rxvlan off) "
@@ -154,7 +181,7 @@ Status BpfSteer::attach_tc(const char* program, int ifindex, const std::string& 
   const int link = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(kTcxIngress), nullptr);
   LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
   if (link >= 0) {
-    tcx_links_.push_back(link);
+    tcx_links_.emplace_back(ifindex, link);
     // A classic filter a crashed xnat of the older kind left would run after
     // it. Usually there is none, nor a clsact qdisc: libbpf's warning about
     // that is no news to the operator.
@@ -181,7 +208,7 @@ Status BpfSteer::attach_egress(int ifindex, const std::string& name) {
     return bpf_error(fmt::format("attach the host port's tc egress program to '{}' (needs Linux 6.6 or later for tcx)",
                                  name),
                      fd);
-  tcx_links_.push_back(fd);
+  tcx_links_.emplace_back(ifindex, fd);
   return {};
 }
 
@@ -191,10 +218,30 @@ Status BpfSteer::set_host_port(int host_ifindex) {
   return {};
 }
 
+void BpfSteer::detach(int ifindex) {
+  // An interface that was deleted took its attachments with it; what is
+  // left here are the links' descriptors and the bound program.
+  std::erase_if(tcx_links_, [&](const std::pair<int, int>& l) { return l.first == ifindex && (close(l.second), true); });
+  std::erase_if(links_, [&](const std::pair<int, bpf_link*>& l) {
+    return l.first == ifindex && (bpf_link__destroy(l.second), true);
+  });
+  if (std::erase(tc_ifindexes_, ifindex)) {
+    LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, o, .handle = 0x8a7, .priority = 1);
+    libbpf_set_print(silent_libbpf);
+    (void)bpf_tc_detach(&h, &o);
+    libbpf_set_print(quiet_libbpf);
+  }
+  std::erase_if(own_objs_, [&](const std::pair<int, bpf_object*>& o) {
+    return o.first == ifindex && (bpf_object__close(o.second), true);
+  });
+  std::replace(slots_.begin(), slots_.end(), ifindex, 0);
+}
+
 void BpfSteer::detach_all() {
-  for (int fd : tcx_links_) close(fd);
+  for (auto [ifindex, fd] : tcx_links_) close(fd);
   tcx_links_.clear();
-  for (bpf_link* l : links_) bpf_link__destroy(l);
+  for (auto [ifindex, l] : links_) bpf_link__destroy(l);
   links_.clear();
   for (int ifindex : tc_ifindexes_) {
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
@@ -208,8 +255,9 @@ void BpfSteer::detach_all() {
   fast_seen_ = nullptr;
   if (fast_sent_) munmap(fast_sent_, kFastSentBytes);
   fast_sent_ = nullptr;
-  for (bpf_object* o : bound_objs_) bpf_object__close(o);
-  bound_objs_.clear();
+  for (auto [ifindex, o] : own_objs_) bpf_object__close(o);
+  own_objs_.clear();
+  slots_.fill(0);
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }
@@ -227,7 +275,9 @@ Status BpfSteer::set_local_addrs(const std::vector<uint32_t>& addrs) {
 
 Status BpfSteer::set_xsk(int ifindex, uint32_t queue, int xsk_fd) {
   if (queue >= 64) return Error{"AF_XDP: at most 64 rx queues per interface"};
-  const uint32_t key = ((static_cast<uint32_t>(ifindex) & 63) << 6) | queue;
+  auto slot = slot_of(ifindex);
+  if (!slot) return slot.error();
+  const uint32_t key = (*slot << 6) | queue;
   if (int err = bpf_map_update_elem(xsks_fd_, &key, &xsk_fd, BPF_ANY)) return bpf_error("update xsks map", err);
   return {};
 }

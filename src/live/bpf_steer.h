@@ -6,9 +6,11 @@
 // the AF_XDP socket map.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -30,6 +32,7 @@ class BpfSteer final : public Steering {
   // Attaches to the interface (kernel ifindex). XDP tries native mode first.
   Status attach(SteerHook hook, int ifindex, const std::string& name) override;
   Status attach_fast_path(int ifindex, const std::string& name) override;
+  void detach(int ifindex) override;
   void detach_all() override;
 
   Status set_local_addrs(const std::vector<uint32_t>& addrs) override;
@@ -59,9 +62,12 @@ class BpfSteer final : public Steering {
   std::vector<std::string> warnings() const override { return warnings_; }
 
  private:
-  // The XDP program that reads the VLAN tag its device took out, loaded for
-  // that device alone with the maps of obj_, and attached.
-  Result<bpf_link*> attach_bound_xdp(int ifindex);
+  // The XDP program, loaded for one device with the maps of obj_ and the
+  // interface's slot, and attached; `bound`: the one that reads the VLAN tag
+  // its device took out, bound to the device.
+  Result<bpf_link*> attach_own_xdp(int ifindex, uint32_t slot, bool bound);
+  // The interface's slot in xsks' keys, given on first asking.
+  Result<uint32_t> slot_of(int ifindex);
   // tc ingress: a tcx link where the kernel has them, else a classic filter.
   Status attach_tc(const char* program, int ifindex, const std::string& name);
 
@@ -70,11 +76,13 @@ class BpfSteer final : public Steering {
   int host_replies_fd_ = -1, host_port_fd_ = -1, fast_fd_ = -1, fast_seen_fd_ = -1, fast_sent_fd_ = -1;
   uint64_t* fast_seen_ = nullptr;
   uint64_t* fast_sent_ = nullptr;
-  std::vector<int> tcx_links_;  // tcx link fds: tc ingress (AF_PACKET) and the host port's egress
+  // Each with its interface's ifindex, for detach().
+  std::vector<std::pair<int, int>> tcx_links_;  // tcx link fds: tc ingress (AF_PACKET) and the host port's egress
   uint64_t* claims_ = nullptr;
-  std::vector<bpf_link*> links_;
+  std::vector<std::pair<int, bpf_link*>> links_;
   std::vector<int> tc_ifindexes_;
-  std::vector<bpf_object*> bound_objs_;  // one per interface with XDP
+  std::vector<std::pair<int, bpf_object*>> own_objs_;  // one per interface with XDP
+  std::array<int, 64> slots_{};  // ifindex of each slot, 0: free
   std::vector<std::string> warnings_;
   std::vector<uint32_t> local_;
 };

@@ -50,6 +50,9 @@ class FastPath final : public FlowOffload {
   // the program may open their directions behind them.
   void publish();
 
+  // The kernel's indexes of the interfaces, one of them new (Gateway::rebind);
+  // the connections offloaded before were taken back.
+  void set_ifindexes(std::vector<int> ifindexes) { ifindexes_ = std::move(ifindexes); }
   // Entries the kernel refused (not room: the map's limit is twice the slots).
   uint64_t failed() const { return failed_; }
   // Deletes the entries of connections taken back at least 100 ms ago

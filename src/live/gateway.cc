@@ -76,6 +76,8 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
     rps_cpus_ = std::move(*cpus);
   }
   Steering& steering = *platform_.steering;
+  fast_path_ = o.fast_path;
+  gro_ = o.gro;
   cfg_ = std::move(cfg);
   cfg_.hold_unresolved = true;
   config_path_ = o.config;
@@ -167,6 +169,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   for (uint32_t i = 0; i < nworkers; ++i) {
     auto w = std::make_unique<Worker>();
     w->held = NeighborQueue(bo_.largest_mtu());
+    w->ports_before.assign(bo_.ifnames.size(), PortStats{});
     EngineConfig ec = per_worker;
     ec.seed = secrets[1] + i * 0x9E3779B97F4A7C15ull;
     ec.shard = Shard{i, nworkers, shard_seed, nworkers > 1 ? directory_.get() : nullptr, mappings_.get(),
@@ -215,29 +218,43 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
         workers_[a]->to[b] = workers_[b]->from[a] = rings_.back().get();
       }
   // Sockets exist before the program steers anything to them.
-  for (size_t i = 0; i < bo_.ifnames.size(); ++i) {
-    if (auto r = steering.attach(platform_.hook, bo_.ifindexes[i], bo_.ifnames[i]); !r) {
-      if (platform_.hook == SteerHook::kXdp && bo_.mtus[i] > kAfXdpMtuMax)
-        return Error{fmt::format("{} (its MTU is {}: a frame larger than a page then comes in several buffers, "
-                                 "XDP multi-buffer, which this driver or kernel does not have; use --backend "
-                                 "af_packet, which carries jumbo frames, or an MTU of at most {})",
-                                 r.error().message, bo_.mtus[i], kAfXdpMtuMax)};
-      return r;
-    }
-    if (o.fast_path && platform_.hook == SteerHook::kXdp)
-      if (auto r = steering.attach_fast_path(bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
-  }
+  for (size_t i = 0; i < bo_.ifnames.size(); ++i)
+    if (auto r = attach_port(i); !r) return r;
   for (const std::string& w : steering.warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
+  set_receive();
+  return start_workers();
+}
+
+Status Gateway::attach_port(size_t i) {
+  Steering& steering = *platform_.steering;
+  if (auto r = steering.attach(platform_.hook, bo_.ifindexes[i], bo_.ifnames[i]); !r) {
+    if (platform_.hook == SteerHook::kXdp && bo_.mtus[i] > kAfXdpMtuMax)
+      return Error{fmt::format("{} (its MTU is {}: a frame larger than a page then comes in several buffers, "
+                               "XDP multi-buffer, which this driver or kernel does not have; use --backend "
+                               "af_packet, which carries jumbo frames, or an MTU of at most {})",
+                               r.error().message, bo_.mtus[i], kAfXdpMtuMax)};
+    return r;
+  }
+  if (fast_path_ && platform_.hook == SteerHook::kXdp)
+    if (auto r = steering.attach_fast_path(bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
+  return {};
+}
+
+void Gateway::set_receive() {
   if (!rps_cpus_.empty() && platform_.set_rps) {
     receive_order_ = platform_.set_rps(bo_.ifnames, rps_cpus_);
     for (const std::string& w : receive_order_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
   }
   // auto: AF_XDP takes its frames before GRO.
-  const bool gro = o.gro == "on" || (o.gro == "auto" && platform_.hook == SteerHook::kTc);
+  const bool gro = gro_ == "on" || (gro_ == "auto" && platform_.hook == SteerHook::kTc);
   if (gro && platform_.set_gro) {
-    coalescing_ = platform_.set_gro(bo_.ifnames, o.gro == "auto");
+    coalescing_ = platform_.set_gro(bo_.ifnames, gro_ == "auto");
     for (const std::string& w : coalescing_->warnings()) fmt::print(stderr, "xnat run: warning: {}\n", w);
   }
+}
+
+Status Gateway::start_workers() {
+  sh_.stop.store(false);
   for (auto& w : workers_) {
     threads_.emplace_back([this, wp = w.get()] { run_worker(*wp, sh_, bo_); });
     // "xnat-worker N" in top -H and /proc: the thread to pin or watch.
@@ -250,9 +267,73 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
         return Error{fmt::format("--worker-cpus: {}: {}", name, r.error().message)};
     }
   }
-  last_ports_.assign(bo_.ifnames.size(), PortStats{});
-  started_ms_ = now_ms();
+  if (last_ports_.empty()) {
+    last_ports_.assign(bo_.ifnames.size(), PortStats{});
+    started_ms_ = now_ms();
+  }
   return {};
+}
+
+void Gateway::stop_workers() {
+  sh_.stop.store(true);
+  for (auto& w : workers_) {
+    const uint64_t one = 1;
+    if (w->wake_fd >= 0) (void)!::write(w->wake_fd, &one, sizeof one);
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+// An interface deleted and made again under its name (a PPPoE link
+// redialled, a VPN's tun, a container's veth) is a new device: its
+// attachments and the workers' sockets went with the old one. The workers
+// stop, every socket is opened again (an AF_XDP socket's share of queues is
+// the whole interface set's), the programs attached to the new device, and
+// the workers go on with their tables, the offloaded connections taken
+// back (their entries name the old device).
+Status Gateway::rebind(const KernelState& k) {
+  std::vector<size_t> moved;
+  for (size_t i = 0; i < bo_.ifnames.size(); ++i)
+    if (const KernelLink* l = k.link(bo_.ifnames[i]); l && l->ifindex != bo_.ifindexes[i]) moved.push_back(i);
+  if (moved.empty()) return {};
+  stop_workers();
+  Steering& steering = *platform_.steering;
+  for (size_t i : moved) steering.detach(bo_.ifindexes[i]);
+  receive_order_.reset();
+  coalescing_.reset();
+  for (size_t i : moved) {
+    const KernelLink* l = k.link(bo_.ifnames[i]);
+    fmt::print(stderr, "xnat run: {} is a new device (ifindex {}, was {}): its sockets and programs attached again\n",
+               bo_.ifnames[i], l->ifindex, bo_.ifindexes[i]);
+    bo_.ifindexes[i] = l->ifindex;
+    if (l->mtu) bo_.mtus[i] = l->mtu;
+  }
+  rebinds_.fetch_add(moved.size(), std::memory_order_relaxed);
+  // Every old socket closed before a new one opens: an AF_PACKET fanout
+  // group belongs to one device, and a new socket could not join its id.
+  for (auto& w : workers_) {
+    // The figures so far stay: the new sockets count from zero.
+    for (size_t p = 0; p < w->io->ports(); ++p) w->ports_before[p] += w->io->stats(static_cast<int>(p));
+    w->io.reset();
+  }
+  for (auto& w : workers_) {
+    if (w->fast) {
+      w->engine->withdraw_offloaded();
+      w->fast->set_ifindexes(bo_.ifindexes);
+    }
+    BackendOptions wo = bo_;
+    wo.worker = static_cast<uint32_t>(&w - workers_.data());
+    auto backend = platform_.open_backend(wo, steering);
+    if (!backend) return backend.error();
+    w->io = std::move(*backend);
+  }
+  for (size_t i : moved)
+    if (auto r = attach_port(i); !r) return r;
+  if (host_)
+    for (size_t i : moved)
+      if (auto r = steering.attach_egress(bo_.ifindexes[i], bo_.ifnames[i]); !r) return r;
+  set_receive();
+  return start_workers();
 }
 
 Gateway::~Gateway() { stop(); }
@@ -278,6 +359,13 @@ void Gateway::poll() {
     if (k) {
       auto f = live_fib(conf_fib_, cfg_.routes_pinned, *k, false);
       note_masquerade_losses(*k, f ? &*f : nullptr);
+      if (auto r = rebind(*k); !r) {
+        // The workers are stopped and their sockets half made: the process
+        // ends, for its supervisor to start it again.
+        broken_ = fmt::format("an interface came back as a new device, and attaching to it failed: {}",
+                              r.error().message);
+        return;
+      }
       if (f) {
         (void)platform_.steering->set_local_addrs(local_addrs(*f));
         {
@@ -286,8 +374,11 @@ void Gateway::poll() {
           sh_.fib_version.fetch_add(1, std::memory_order_release);
         }
         update_pools();
-      } else {
-        fmt::print(stderr, "xnat run: kernel change not applied: {}\n", f.error().message);
+        unapplied_.clear();
+      } else if (f.error().message != unapplied_) {
+        // Said once, not at every change while it lasts (neighbours change often).
+        unapplied_ = f.error().message;
+        fmt::print(stderr, "xnat run: kernel change not applied: {}\n", unapplied_);
       }
       kernel_ = std::move(*k);
     }
@@ -406,13 +497,7 @@ GatewayReport Gateway::report(bool with_table) {
 void Gateway::stop() {
   if (stopped_) return;
   stopped_ = true;
-  sh_.stop.store(true);
-  for (auto& w : workers_) {
-    const uint64_t one = 1;
-    if (w->wake_fd >= 0) (void)!::write(w->wake_fd, &one, sizeof one);
-  }
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
+  stop_workers();
   drain_log();
   platform_.steering->detach_all();
   receive_order_.reset();  // the interfaces' RPS masks as they were

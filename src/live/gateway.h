@@ -96,6 +96,8 @@ class Gateway {
   // One screen of rates since the last call, for --stats.
   std::string stats_text(double secs, const std::string& clock);
   void stop();
+  // Why the gateway cannot go on (its workers stopped), or empty.
+  const std::string& broken() const { return broken_; }
   // A request from the control socket (control_server.h): conntrack, sysctl, status.
   ControlReply control(const std::vector<std::string>& args);
 
@@ -141,6 +143,14 @@ class Gateway {
   // to be applied, has another or none), or the address of one that went
   // down, is noted, and the connections masqueraded to it are deleted.
   void note_masquerade_losses(const KernelState& now, const Fib* next);
+  // Interface `i`'s programs (attach, and the fast path's beside XDP).
+  Status attach_port(size_t i);
+  // RPS and GRO on the interfaces, as the options ask.
+  void set_receive();
+  Status start_workers();
+  void stop_workers();
+  // Interfaces the kernel now has under a new ifindex: attached again.
+  Status rebind(const KernelState& k);
   void forget_masqueraded();
   Status open(EngineConfig cfg, const RunOptions& o);
 
@@ -190,6 +200,11 @@ class Gateway {
   std::vector<MasqueradeLoss> masq_lost_;  // not yet forgotten
   std::atomic<uint64_t> masq_forgotten_{0};  // connections deleted for them (read by the metrics' thread)
   bool stopped_ = false;
+  bool fast_path_ = false;
+  std::string gro_;  // --gro
+  std::atomic<uint64_t> rebinds_{0};  // interfaces attached again as new devices (read by the metrics' thread)
+  std::string unapplied_;  // why the kernel's last change was not applied, as said
+  std::string broken_;     // why the gateway cannot go on
   uint64_t started_ms_ = 0;
   // stats_text's previous figures.
   std::vector<PortStats> last_ports_;

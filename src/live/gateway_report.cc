@@ -29,6 +29,7 @@ std::string Gateway::counters_text(GatewayReport& r) const {
   }
   c += fmt::format("live_vlan_to_kernel {}\n", platform_.steering->vlan_to_kernel());
   c += fmt::format("live_masquerade_forgotten {}\n", masq_forgotten_.load(std::memory_order_relaxed));
+  c += fmt::format("live_interface_rebinds {}\n", rebinds_.load(std::memory_order_relaxed));
   if (workers_[0]->fast) {
     // The tc program's own figures: frames that never reached a worker.
     const Steering::FastPathStats f = platform_.steering->fast_path_stats();
@@ -108,6 +109,9 @@ std::string Gateway::metrics_text() {
   counter("xnat_conntrack_masquerade_forgotten_total",
           "Masqueraded connections deleted because their address left its interface or the interface went down.",
           masq_forgotten_.load(std::memory_order_relaxed));
+  counter("xnat_interface_rebinds_total",
+          "Interfaces attached again because the kernel made them anew under their name (deleted and created).",
+          rebinds_.load(std::memory_order_relaxed));
   if (workers_[0]->fast) {
     // The tc program's own figures (--fast-path): frames no worker saw.
     const Steering::FastPathStats f = platform_.steering->fast_path_stats();

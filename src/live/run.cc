@@ -116,6 +116,10 @@ int run_gateway(const RunOptions& o) {
     struct timespec ts{0, 10 * 1000 * 1000};
     nanosleep(&ts, nullptr);
     g.poll();
+    if (!g.broken().empty()) {
+      fmt::print(stderr, "xnat run: {}; stopping\n", g.broken());
+      break;
+    }
     if (control) control->poll();
     if (metrics) metrics->poll();
     if (g_reload) {
@@ -157,7 +161,7 @@ int run_gateway(const RunOptions& o) {
   }
   dropped += r.live.total_drops();
   fmt::print("xnat: stopping; {} flows in the table, {} frames in, {} dropped\n", flows, frames, dropped);
-  return 0;
+  return g.broken().empty() ? 0 : 1;
 }
 
 }  // namespace xnat

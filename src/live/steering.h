@@ -19,6 +19,9 @@ class Steering {
   // Attaches to the interface (kernel ifindex), once the sockets that will
   // receive what it steers exist.
   virtual Status attach(SteerHook hook, int ifindex, const std::string& name) = 0;
+  // What was attached to one interface (attach, attach_fast_path,
+  // attach_egress); the maps stay.
+  virtual void detach(int ifindex) = 0;
   virtual void detach_all() = 0;
   virtual Status set_local_addrs(const std::vector<uint32_t>& addrs) = 0;
   // The per-port claim counts the program reads (XNAT_CLAIM_ENTRIES of them).

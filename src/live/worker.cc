@@ -60,7 +60,10 @@ void publish(Worker& w, uint64_t now, uint64_t dump_gen) {
   w.snap.loop_max_ns = w.loop_max_ns;
   if (sched) w.snap.cpu_ns = run, w.snap.runqueue_wait_ns = wait;
   w.snap.ports.resize(w.io->ports());
-  for (size_t p = 0; p < w.io->ports(); ++p) w.snap.ports[p] = w.io->stats(static_cast<int>(p));
+  for (size_t p = 0; p < w.io->ports(); ++p) {
+    w.snap.ports[p] = w.io->stats(static_cast<int>(p));
+    if (p < w.ports_before.size()) w.snap.ports[p] += w.ports_before[p];
+  }
   w.snap.translated.clear();
   w.engine->conntrack().translated().for_each([&](const TranslatedCounts::Slot& s) { w.snap.translated.push_back(s); });
   if (dump_gen != w.snap.dump_done) {
@@ -134,7 +137,6 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
   Packet pkts[Engine::kBurst];
   const size_t nports = io.ports();
   uint64_t next_tick = 0, next_publish = 0, next_offload_tick = 0, idle_since = now_ms();
-  uint64_t dump_seen = 0, settings_seen = 0, rules_seen = 0;
   uint64_t last_piece = 0;
   uint64_t host_read_ns = 0;
   bool host_busy = true;
@@ -287,8 +289,8 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
         publish(w, now, w.snap.dump_done);  // figures only; the listing is built below
       }
     }
-    if (const uint64_t gen = sh.rules_gen.load(std::memory_order_acquire); gen != rules_seen) [[unlikely]] {
-      rules_seen = gen;
+    if (const uint64_t gen = sh.rules_gen.load(std::memory_order_acquire); gen != w.rules_seen) [[unlikely]] {
+      w.rules_seen = gen;
       {
         std::lock_guard<std::mutex> lock(sh.query_mu);
         // The old ones go back in the slot, for the control thread to free.
@@ -298,8 +300,8 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
       std::lock_guard<std::mutex> lock(w.mu);
       w.snap.rules_done = gen;
     }
-    if (const uint64_t gen = sh.settings_gen.load(std::memory_order_acquire); gen != settings_seen) [[unlikely]] {
-      settings_seen = gen;
+    if (const uint64_t gen = sh.settings_gen.load(std::memory_order_acquire); gen != w.settings_seen) [[unlikely]] {
+      w.settings_seen = gen;
       std::shared_ptr<const ConntrackSettings> s;
       uint64_t max;
       {
@@ -311,8 +313,8 @@ void run_worker(Worker& w, Shared& sh, const BackendOptions& bo) {
       std::lock_guard<std::mutex> lock(w.mu);
       w.snap.settings_done = gen;
     }
-    if (const uint64_t gen = sh.dump_gen.load(std::memory_order_acquire); gen != dump_seen) {
-      dump_seen = gen;
+    if (const uint64_t gen = sh.dump_gen.load(std::memory_order_acquire); gen != w.dump_seen) {
+      w.dump_seen = gen;
       w.dump_gen = gen;
       w.dump_next = 0;
       w.dump_matched = 0;

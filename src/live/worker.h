@@ -87,6 +87,8 @@ struct Snapshot {
 struct Worker {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Backend> io;
+  // What the sockets counted before they were opened again (Gateway::rebind).
+  std::vector<PortStats> ports_before;
   LocalClaims claims;
   // The host port (host_port.h), if the rules can translate for the host:
   // every worker writes to it, worker 0 alone reads it (a frame of another
@@ -105,6 +107,9 @@ struct Worker {
   int wake_fd = -1;
   std::atomic<bool> sleeping{false};
   uint64_t fib_version = 0;
+  // The generations of the requests taken, kept across a stop and start of
+  // the thread (Gateway::rebind): rules are swapped, not set.
+  uint64_t dump_seen = 0, settings_seen = 0, rules_seen = 0;
   std::mutex mu;  // guards snap
   Snapshot snap;
   // A walk asked for (SIGUSR1, `xnat conntrack`) is done a piece per loop,

@@ -850,6 +850,22 @@ check "the outside address changes: a client's next datagram leaves with the new
            grep -qx 'before: 198.19.0.1' $WORK/masq_addr.out && grep -qx 'after: 198.19.0.5' $WORK/masq_addr.out &&
            grep -Eq '^live_masquerade_forgotten [1-9]' $WORK/counters.txt"
 in_g sh -c "ip addr del 198.19.0.5/16 dev $IF_GO && ip addr add 198.19.0.1/16 dev $IF_GO"
+# The outside interface deleted and made again under its name (a PPPoE link
+# redialled, a container's veth): a new device, which the gateway attaches
+# to again, its table kept.
+ip -n "$NS_G" link del "$IF_GO"
+sleep 0.3
+outside_up
+check "the outside interface deleted and made again: curl through MASQUERADE works through the new device" \
+  bash -c "for i in \$(seq 1 20); do
+             ip netns exec $NS_C curl -sS --max-time 2 http://198.19.0.2/ 2>/dev/null | grep -qx 'hello from server' && exit 0
+             sleep 0.25
+           done
+           grep -E 'new device|not applied|cannot' $WORK/xnat.err; exit 1"
+snapshot
+check "  ... the gateway said so and counted it" \
+  bash -c "grep -E 'new device' $WORK/xnat.err && grep -Eq '^live_interface_rebinds 1$' $WORK/counters.txt"
+check "  ... and the idle workers sleep again" workers_asleep
 stop_xnat
 
 # --- A crash leaves the interfaces to the kernel: the XDP or tc program, the

@@ -25,20 +25,15 @@ net_up() {
   # QUEUES: rx/tx queues per veth end (AF_XDP gives each worker its own queue).
   local q="numtxqueues ${QUEUES:-1} numrxqueues ${QUEUES:-1}"
   ip link add "$IF_C" netns "$NS_C" $q type veth peer name "$IF_GI" netns "$NS_G" $q
-  ip link add "$IF_S" netns "$NS_S" $q type veth peer name "$IF_GO" netns "$NS_G" $q
   for ns in "$NS_C" "$NS_G" "$NS_S"; do ip -n "$ns" link set lo up; done
   ip -n "$NS_C" addr add 198.18.0.2/16 dev "$IF_C"
   ip -n "$NS_G" addr add 198.18.0.1/16 dev "$IF_GI"
-  ip -n "$NS_G" addr add 198.19.0.1/16 dev "$IF_GO"
-  ip -n "$NS_S" addr add 198.19.0.2/16 dev "$IF_S"
   # The server answers every probe: its kernel's per-peer ICMP rate limit
   # (1/s after a burst of 6) would otherwise silence traceroute hops after
   # earlier tests spent the tokens, and every client reaches it as 198.19.0.1.
   ip netns exec "$NS_S" sysctl -qw net.ipv4.icmp_ratelimit=0
   ip -n "$NS_C" link set "$IF_C" up
-  ip -n "$NS_S" link set "$IF_S" up
   ip -n "$NS_G" link set "$IF_GI" up
-  ip -n "$NS_G" link set "$IF_GO" up
   ip -n "$NS_C" route add default via 198.18.0.1
   # The gateway's kernel must not forward or answer for what xnat handles.
   in_g sysctl -qw net.ipv4.ip_forward=0
@@ -47,6 +42,20 @@ net_up() {
   # MTU-sized frames, as a wire delivers them.
   if [ "${HOST_OFFLOADS:-on}" = off ]; then
     in_c ethtool -K "$IF_C" tx off tso off gso off >/dev/null 2>&1 || true
+  fi
+  outside_up
+}
+
+# The link between the gateway and the server, its ends addressed and up;
+# also to make it again after a test deleted it.
+outside_up() {
+  local q="numtxqueues ${QUEUES:-1} numrxqueues ${QUEUES:-1}"
+  ip link add "$IF_S" netns "$NS_S" $q type veth peer name "$IF_GO" netns "$NS_G" $q
+  ip -n "$NS_G" addr add 198.19.0.1/16 dev "$IF_GO"
+  ip -n "$NS_S" addr add 198.19.0.2/16 dev "$IF_S"
+  ip -n "$NS_S" link set "$IF_S" up
+  ip -n "$NS_G" link set "$IF_GO" up
+  if [ "${HOST_OFFLOADS:-on}" = off ]; then
     in_s ethtool -K "$IF_S" tx off tso off gso off >/dev/null 2>&1 || true
   fi
 }
