@@ -50,8 +50,14 @@ struct FakeKernel final : KernelView {
   bool change = false;
   std::vector<std::pair<int, uint32_t>> resolved;  // what was asked
 
+  int failing_dumps = 0;  // dumps still to fail
+
   Result<KernelState> dump() override {
     std::lock_guard<std::mutex> lock(mu);
+    if (failing_dumps > 0) {
+      --failing_dumps;
+      return Error{"rtnetlink recv: No buffer space available"};
+    }
     return state;
   }
   bool changed() override {
@@ -933,6 +939,26 @@ void masquerade_loss(bool link_down) {
 
 TEST(GatewayPlatform, AnAddressLeavingForgetsWhatWasMasqueradedToIt) { masquerade_loss(false); }
 TEST(GatewayPlatform, AnOutputGoingDownForgetsWhatWasMasqueradedThroughIt) { masquerade_loss(true); }
+
+// A dump of the kernel's state that fails is tried again at the next turn,
+// not only at the next change: the change it missed may be the last.
+TEST(GatewayPlatform, AFailedDumpIsTriedAgain) {
+  Fixture f(kMasq);
+  leave_addresses_to_kernel(f);
+  auto g = Gateway::start(f.cfg, workers(1), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  {
+    std::lock_guard<std::mutex> lock(f.kernel->mu);
+    f.kernel->state.addrs.back().addr = ip_raw("198.19.0.7");
+    f.kernel->failing_dumps = 1;
+    f.kernel->change = true;
+  }
+  (*g)->poll();
+  EXPECT_EQ(f.steering->local, std::vector<uint32_t>({ip_raw("198.18.0.1"), ip_raw("198.19.0.1")}));
+  (*g)->poll();
+  EXPECT_EQ(f.steering->local, std::vector<uint32_t>({ip_raw("198.18.0.1"), ip_raw("198.19.0.7")}));
+  (*g)->stop();
+}
 
 // An address pinned in the config is what MASQUERADE uses, whatever the
 // kernel's interface has: the kernel's address leaving forgets nothing.

@@ -354,8 +354,15 @@ std::string Gateway::banner() const {
 }
 
 void Gateway::poll() {
-  if (platform_.kernel->changed()) {
+  // A dump that failed is tried again at the next turn: the change it
+  // missed may be the last for a while.
+  if (platform_.kernel->changed() || redump_) {
     auto k = platform_.kernel->dump();
+    redump_ = !k;
+    if (!k && k.error().message != unapplied_) {
+      unapplied_ = k.error().message;
+      fmt::print(stderr, "xnat run: reading the kernel's interfaces and routes: {}; trying again\n", unapplied_);
+    }
     if (k) {
       auto f = live_fib(conf_fib_, cfg_.routes_pinned, *k, false);
       note_masquerade_losses(*k, f ? &*f : nullptr);

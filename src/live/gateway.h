@@ -204,6 +204,7 @@ class Gateway {
   std::string gro_;  // --gro
   std::atomic<uint64_t> rebinds_{0};  // interfaces attached again as new devices (read by the metrics' thread)
   std::string unapplied_;  // why the kernel's last change was not applied, as said
+  bool redump_ = false;    // the last dump failed
   std::string broken_;     // why the gateway cannot go on
   uint64_t started_ms_ = 0;
   // stats_text's previous figures.
