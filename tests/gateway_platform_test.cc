@@ -917,6 +917,7 @@ void masquerade_loss(bool link_down) {
       counters = (*g)->counters_text(now);
     }
     EXPECT_NE(counters.find("drop_no_address 1\n"), std::string::npos) << counters;
+    EXPECT_NE((*g)->banner().find(" eth0 (no IPv4 address"), std::string::npos) << (*g)->banner();
     EXPECT_EQ(f.sent(2).size(), 2u);
     // The new address comes: the next datagram leaves with it.
     {

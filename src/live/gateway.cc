@@ -339,10 +339,12 @@ Status Gateway::rebind(const KernelState& k) {
 Gateway::~Gateway() { stop(); }
 
 std::string Gateway::banner() const {
-  const Engine& first = *workers_[0]->engine;
   std::string s = fmt::format("xnat: {} on", workers_[0]->io->name());
-  for (const Interface& i : first.fib().interfaces())
-    s += fmt::format(" {} ({}/{})", i.name, ip_to_string(i.addr), i.prefix_len);
+  // sh_.fib, not an engine's: the workers replace theirs as they run, and
+  // only this thread writes this one.
+  for (const Interface& i : sh_.fib.interfaces())
+    s += i.addr ? fmt::format(" {} ({}/{})", i.name, ip_to_string(i.addr), i.prefix_len)
+                : fmt::format(" {} (no IPv4 address: nothing to masquerade to)", i.name);
   s += fmt::format("; {} worker{}; {}; nf_conntrack_max {}", workers_.size(), workers_.size() > 1 ? "s" : "",
                    workers_[0]->io->describe(), total_max_);
   if (host_) s += fmt::format("; host port {}", host_->name());
