@@ -6,7 +6,7 @@
 //
 // Maps (filled by the gateway, see src/live/bpf_steer.cc):
 //   xsks         (interface, rx queue) -> AF_XDP socket (XDP only)
-//   local_addrs  the host's IPv4 addresses on the gateway's interfaces
+//   local_addrs  the host's IPv4 addresses
 //   claims       per (protocol, port) on those addresses: how many NAT
 //                mappings and DNAT rules use it; memory-mapped, so the
 //                gateway updates it without a system call
@@ -60,7 +60,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 256);
+  __uint(max_entries, 1024);  // kMaxHostAddresses (live/worker.h)
   __type(key, __u32);
   __type(value, __u32);
 } local_addrs SEC(".maps");

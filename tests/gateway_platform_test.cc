@@ -941,6 +941,29 @@ void masquerade_loss(bool link_down) {
 TEST(GatewayPlatform, AnAddressLeavingForgetsWhatWasMasqueradedToIt) { masquerade_loss(false); }
 TEST(GatewayPlatform, AnOutputGoingDownForgetsWhatWasMasqueradedThroughIt) { masquerade_loss(true); }
 
+// The host's other addresses (an alias on an interface, one on lo) go to
+// the steering program with the interfaces' own: its kernel answers them.
+TEST(GatewayPlatform, TheHostsOtherAddressesAreItsOwn) {
+  Fixture f(kMasq);
+  f.kernel->state.addrs = {{11, ip_raw("198.18.0.1"), 16}, {12, ip_raw("198.19.0.1"), 16},
+                           {12, ip_raw("198.19.0.7"), 16}, {1, ip_raw("10.99.0.1"), 32}};
+  auto g = Gateway::start(f.cfg, workers(1), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ(f.steering->local, std::vector<uint32_t>({ip_raw("198.18.0.1"), ip_raw("198.19.0.1"),
+                                                      ip_raw("198.19.0.7"), ip_raw("10.99.0.1")}));
+  // A client's packet to one of them is not forwarded: the host's stack has it.
+  f.backends[0]->inject(kIn, FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "10.99.0.1").udp(40000, 53).build());
+  std::string counters;
+  for (int i = 0; i < 2000 && counters.find("to_host 1\n") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    GatewayReport now = (*g)->report(false);
+    counters = (*g)->counters_text(now);
+  }
+  EXPECT_NE(counters.find("to_host 1\n"), std::string::npos) << counters;
+  EXPECT_TRUE(f.backends[0]->sent().empty());
+  (*g)->stop();
+}
+
 // A dump of the kernel's state that fails is tried again at the next turn,
 // not only at the next change: the change it missed may be the last.
 TEST(GatewayPlatform, AFailedDumpIsTriedAgain) {

@@ -11,6 +11,7 @@
 
 #include "conntrack/conntrack.h"
 #include "live/local_claims.h"
+#include "live/worker.h"
 #include "live/steer.h"
 #include "packet/parse.h"
 #include "test_util.h"
@@ -31,7 +32,7 @@ struct Recorder {
 
   explicit Recorder(Engine& e) {
     claims.counts = counts.data();
-    for (const Interface& i : e.fib().interfaces()) claims.addrs[claims.naddrs++] = i.addr;
+    set_claim_addrs(&claims, e.fib());
     claims.host_reply = [](void* ctx, const Tuple& t, bool add) {
       auto* r = static_cast<Recorder*>(ctx);
       if (add) {

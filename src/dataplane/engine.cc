@@ -671,8 +671,8 @@ bool Engine::admissible_new(Packet& pkt, const ParsedPacket& p) {
     to_host(pkt);  // directed broadcast of a connected network
     return false;
   }
-  if (cfg_.fib.local_interface(p.tuple.src) >= 0) {
-    drop(pkt, Counter::drop_martian_source);  // our own address, from outside
+  if (cfg_.fib.is_local(p.tuple.src)) {
+    drop(pkt, Counter::drop_martian_source);  // one of the host's addresses, from outside
     return false;
   }
   return true;

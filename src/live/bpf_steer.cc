@@ -263,13 +263,15 @@ void BpfSteer::detach_all() {
 }
 
 Status BpfSteer::set_local_addrs(const std::vector<uint32_t>& addrs) {
-  for (uint32_t a : local_)
-    (void)bpf_map_delete_elem(local_fd_, &a);
-  local_ = addrs;
-  for (uint32_t a : local_) {
+  // The new ones in before the old ones out: an address kept is never
+  // missing, for a frame to it to be taken as transit meanwhile.
+  for (uint32_t a : addrs) {
     const uint32_t one = 1;
     if (int err = bpf_map_update_elem(local_fd_, &a, &one, BPF_ANY)) return bpf_error("update local_addrs", err);
   }
+  for (uint32_t a : local_)
+    if (std::find(addrs.begin(), addrs.end(), a) == addrs.end()) (void)bpf_map_delete_elem(local_fd_, &a);
+  local_ = addrs;
   return {};
 }
 

@@ -26,14 +26,21 @@
 namespace xnat {
 namespace {
 
-std::vector<uint32_t> local_addrs(const Fib& fib) {
-  std::vector<uint32_t> out;
-  for (const Interface& i : fib.interfaces())
-    if (i.addr) out.push_back(i.addr);  // one that left: none to claim
-  return out;
-}
-
 }  // namespace
+
+Status Gateway::set_host_addresses(const Fib& fib) {
+  const std::vector<uint32_t> addrs = host_addresses(fib);
+  size_t all = fib.other_locals().size();
+  for (const Interface& i : fib.interfaces()) all += i.addr != 0;
+  if (all > addrs.size() && !addresses_capped_) {
+    addresses_capped_ = true;
+    fmt::print(stderr,
+               "xnat run: warning: the host has {} IPv4 addresses; the first {} are its own to the gateway, frames to "
+               "the others are forwarded as to any address\n",
+               all, addrs.size());
+  }
+  return platform_.steering->set_local_addrs(addrs);
+}
 
 void Gateway::set_host_reply(void* ctx, const Tuple& reply, bool add) {
   auto* m = static_cast<HostReplies*>(ctx);
@@ -103,7 +110,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   }
   // Bound once (the interfaces stay for the run): the pools read it so.
   cfg_.rules.bind_interfaces(bo_.ifnames);
-  if (auto r = steering.set_local_addrs(local_addrs(cfg_.fib)); !r) return r;
+  if (auto r = set_host_addresses(cfg_.fib); !r) return r;
   uint64_t* claim_counts = steering.claims();
   std::memset(claim_counts, 0, XNAT_CLAIM_ENTRIES * sizeof(uint64_t));
   claim_dnat_ports(cfg_.rules, [&](uint8_t proto, uint16_t port) {
@@ -376,7 +383,10 @@ void Gateway::poll() {
         return;
       }
       if (f) {
-        (void)platform_.steering->set_local_addrs(local_addrs(*f));
+        if (auto r = set_host_addresses(*f); !r && !addresses_failed_) {
+          addresses_failed_ = true;
+          fmt::print(stderr, "xnat run: the host's addresses not given to the steering program: {}\n", r.error().message);
+        }
         {
           std::lock_guard<std::mutex> lock(sh_.fib_mu);
           sh_.fib = std::move(*f);

@@ -151,6 +151,8 @@ class Gateway {
   void stop_workers();
   // Interfaces the kernel now has under a new ifindex: attached again.
   Status rebind(const KernelState& k);
+  // The host's addresses to the steering program (host_addresses).
+  Status set_host_addresses(const Fib& fib);
   void forget_masqueraded();
   Status open(EngineConfig cfg, const RunOptions& o);
 
@@ -205,6 +207,7 @@ class Gateway {
   std::atomic<uint64_t> rebinds_{0};  // interfaces attached again as new devices (read by the metrics' thread)
   std::string unapplied_;  // why the kernel's last change was not applied, as said
   bool redump_ = false;    // the last dump failed
+  bool addresses_capped_ = false, addresses_failed_ = false;  // said once
   std::string broken_;     // why the gateway cannot go on
   uint64_t started_ms_ = 0;
   // stats_text's previous figures.

@@ -6,7 +6,10 @@
 // the kernel program (a memory-mapped BPF array of XNAT_CLAIM_ENTRIES).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "conntrack/flow_observer.h"
 
@@ -14,10 +17,13 @@ namespace xnat {
 
 class LocalClaims final : public FlowObserver {
  public:
-  static constexpr int kMaxAddrs = 64;
   uint64_t* counts = nullptr;
-  uint32_t addrs[kMaxAddrs] = {};  // network order
-  int naddrs = 0;
+  // The host's addresses (network order), sorted: set_addrs.
+  std::vector<uint32_t> addrs;
+  void set_addrs(std::vector<uint32_t> a) {
+    std::sort(a.begin(), a.end());
+    addrs = std::move(a);
+  }
   // A connection translated for the host's own stack (REDIRECT, DNAT to a
   // host address: its reply tuple starts on a host address) is answered by
   // the host; its reply tuple is entered here (add) and removed with the flow,
@@ -26,11 +32,7 @@ class LocalClaims final : public FlowObserver {
   void (*host_reply)(void* ctx, const Tuple& reply, bool add) = nullptr;
   void* host_reply_ctx = nullptr;
 
-  bool is_local(uint32_t a) const {
-    for (int i = 0; i < naddrs; ++i)
-      if (addrs[i] == a) return true;
-    return false;
-  }
+  bool is_local(uint32_t a) const { return std::binary_search(addrs.begin(), addrs.end(), a); }
   // Index into counts of the port a reply tuple ends on, or -1: the layout
   // of xnat_claim_index in src/live/steer.h (TCP, UDP, ICMP).
   static int index(const Tuple& reply) {

@@ -274,6 +274,10 @@ Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k, 
       (void)fib.add_route(p, r.gateway, i);
     }
   }
+  // Every other address of the host's is its own too: a second address on
+  // an interface (a keepalived VIP, an alias), one on lo or on a device the
+  // gateway does not own. Not forwarded: the kernel answers for them.
+  for (const KernelAddr& a : k.addrs) fib.add_local(a.addr);
   for (const KernelNeighbor& n : k.neighbors)
     if (engine_if(n.ifindex) >= 0) fib.add_neighbor(n.addr, n.mac);
   conf.for_each_neighbor([&](uint32_t addr, const MacAddr& mac) { fib.add_neighbor(addr, mac); });

@@ -17,11 +17,16 @@ uint64_t now_ms() {
   return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
-void set_claim_addrs(LocalClaims* c, const Fib& fib) {
-  c->naddrs = 0;
+std::vector<uint32_t> host_addresses(const Fib& fib) {
+  std::vector<uint32_t> out;
   for (const Interface& i : fib.interfaces())
-    if (i.addr && c->naddrs < LocalClaims::kMaxAddrs) c->addrs[c->naddrs++] = i.addr;
+    if (i.addr) out.push_back(i.addr);  // one that left: none to claim
+  for (uint32_t a : fib.other_locals())
+    if (out.size() < kMaxHostAddresses) out.push_back(a);
+  return out;
 }
+
+void set_claim_addrs(LocalClaims* c, const Fib& fib) { c->set_addrs(host_addresses(fib)); }
 
 namespace {
 

@@ -141,7 +141,12 @@ struct Worker {
   }
 };
 
-// The host's addresses, from the Fib, for the claims.
+// The host's addresses the steering program passes to the kernel and the
+// claims are counted on: the interfaces' own, then the host's others, up to
+// kMaxHostAddresses in all (the program's local_addrs map holds that many;
+// one beyond is forwarded as any address, and the gateway says so).
+constexpr size_t kMaxHostAddresses = 1024;
+std::vector<uint32_t> host_addresses(const Fib& fib);
 void set_claim_addrs(LocalClaims* c, const Fib& fib);
 
 // Publishes the worker's figures (and, when asked, its whole listing) to snap.

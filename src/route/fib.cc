@@ -33,6 +33,14 @@ int Fib::add_interface(const Interface& itf) {
   return idx;
 }
 
+void Fib::add_local(uint32_t addr_raw) {
+  if (addr_raw == 0 || local_interface(addr_raw) >= 0 ||
+      std::find(locals_.begin(), locals_.end(), addr_raw) != locals_.end())
+    return;
+  locals_.push_back(addr_raw);
+  lpm_for_write().insert(__builtin_bswap32(addr_raw), 32, kLocalRank + 32, 1);
+}
+
 Status Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
   if (ifindex < 0) {
     if (!gateway) return Error{"a route needs a gateway ('via') or an interface ('dev')"};
@@ -111,7 +119,7 @@ bool Fib::is_directed_broadcast(uint32_t addr_raw) const {
 bool Fib::is_martian_source(uint32_t addr_raw) const {
   const uint32_t h = __builtin_bswap32(addr_raw);
   if ((h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) == 0xE || h == 0xFFFFFFFF) return true;
-  return local_interface(addr_raw) >= 0;
+  return is_local(addr_raw);
 }
 
 }  // namespace xnat

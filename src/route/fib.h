@@ -69,6 +69,14 @@ class Fib {
   Status add_route(const Prefix& p, uint32_t gateway, int ifindex);
   void add_neighbor(uint32_t addr, const MacAddr& mac);
 
+  // Another of the host's own addresses (a second one on an interface, one
+  // on lo or on a device the gateway does not own): local, as the kernel's
+  // local table has it. An interface's own address or one added before is
+  // not added again.
+  void add_local(uint32_t addr_raw);
+  // Those, in the order added.
+  const std::vector<uint32_t>& other_locals() const { return locals_; }
+
   const std::vector<Interface>& interfaces() const { return ifs_; }
   // ifs_.size() without the division by sizeof(Interface) (per packet).
   size_t interface_count() const { return if_addrs_.size(); }
@@ -132,7 +140,7 @@ class Fib {
   // addrtype bits for an address (xt_addrtype's view of the routing table).
   uint16_t addr_type(uint32_t addr_raw) const;
   // A source address no router forwards (RFC 1812 5.3.7): 0/8, 127/8,
-  // multicast, limited broadcast, or one of the gateway's own addresses.
+  // multicast, limited broadcast, or one of the host's own addresses.
   bool is_martian_source(uint32_t addr_raw) const;
 
  private:
@@ -140,6 +148,7 @@ class Fib {
   std::vector<uint32_t> if_addrs_;  // ifs_[i].addr, packed for the per-packet is_local scan
   std::vector<MacAddr> if_macs_;    // ifs_[i].mac, packed for the per-packet source MAC
   std::vector<uint32_t> broadcasts_;  // connected prefixes' all-ones addresses (network order; not /31, /32)
+  std::vector<uint32_t> locals_;      // add_local's (network order)
   std::vector<RouteEntry> routes_;  // in the order added
   std::vector<RouteEntry> direct_;  // those without a gateway, which resolve gateways
   // Lookup results, deduplicated: [0] no route, [1] local, then next hops.

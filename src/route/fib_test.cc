@@ -49,6 +49,20 @@ TEST(Fib, LocalAddressesAndInterfaceFacts) {
   EXPECT_EQ(fib.source_addr(1), ip("198.51.100.2"));
   EXPECT_EQ(fib.source_addr(3), ip("10.1.2.1"));
   EXPECT_EQ(fib.local_interface(0), -1);
+  // The host's other addresses are local too, and martian as a source;
+  // an interface's own is not added twice.
+  Fib more = three_interfaces();
+  more.add_local(ip("10.1.2.9"));     // a second address on lan
+  more.add_local(ip("192.168.77.1"));  // on a device the gateway does not own
+  more.add_local(ip("10.1.2.1"));     // lan's own
+  more.add_local(ip("10.1.2.9"));
+  EXPECT_EQ(more.other_locals(), std::vector<uint32_t>({ip("10.1.2.9"), ip("192.168.77.1")}));
+  EXPECT_TRUE(more.is_local(ip("10.1.2.9")));
+  EXPECT_TRUE(more.is_local(ip("192.168.77.1")));
+  EXPECT_FALSE(more.is_local(ip("10.1.2.8")));
+  EXPECT_EQ(more.addr_type(ip("192.168.77.1")), kAddrLocal);
+  EXPECT_TRUE(more.is_martian_source(ip("10.1.2.9")));
+  EXPECT_FALSE(fib.is_martian_source(ip("10.1.2.9")));
   Fib bare;
   bare.add_interface(Interface{"down", 0, 0, MacAddr{}});
   EXPECT_EQ(bare.source_addr(0), 0u);

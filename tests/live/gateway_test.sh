@@ -502,6 +502,35 @@ check "xnat reload of a broken rules file is refused, the running rules kept" \
            ! '$XNAT' reload --control '$WORK/xnat.sock' > $WORK/reload.out 2>&1; r=\$?; cp $WORK/rules.good $WORK/rules.txt;
            grep -q 'the running configuration is unchanged' $WORK/reload.out &&
            ip netns exec $NS_S curl -sS --max-time 5 http://198.19.0.1:8080/ | grep -qx 'hello from client'"
+# The host's other addresses: a second one on an interface (an alias, a
+# keepalived VIP) and one on lo are the host's, its kernel answers for them;
+# and SNAT to an alias the host holds (for its router to find by ARP) works,
+# the answers to it taken from the kernel for the connection's port.
+in_g ip addr add 198.19.0.7/16 dev "$IF_GO"
+in_g ip addr add 10.99.0.1/32 dev lo
+cp "$WORK/rules.txt" "$WORK/rules.good"
+sed -i "s|^-A POSTROUTING -o $IF_GO -j MASQUERADE|-A POSTROUTING -o $IF_GO -p udp -m udp --dport 5398 -j SNAT --to-source 198.19.0.7\n&|" \
+  "$WORK/rules.txt"
+"$XNAT" reload --control "$WORK/xnat.sock" >/dev/null 2>&1
+sleep 0.3
+check "the host's other addresses (an alias on the outside, one on lo) answer ping, not forwarded" \
+  bash -c "ip netns exec $NS_C ping -c 2 -i 0.2 -W 2 198.19.0.7 && ip netns exec $NS_C ping -c 2 -i 0.2 -W 2 10.99.0.1"
+ip netns exec "$NS_S" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.19.0.2", 5398)); s.settimeout(5)
+d, a = s.recvfrom(100); s.sendto(a[0].encode(), a)
+' &
+PIDS+=($!)
+sleep 0.3
+check "  ... SNAT to the alias: the server sees it, its answer comes back" \
+  bash -c "ip netns exec $NS_C python3 -c '
+import socket
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(3)
+c.sendto(b\"?\", (\"198.19.0.2\", 5398)); print(c.recv(100).decode())' | grep -x 198.19.0.7"
+cp "$WORK/rules.good" "$WORK/rules.txt"
+"$XNAT" reload --control "$WORK/xnat.sock" >/dev/null 2>&1
+in_g ip addr del 198.19.0.7/16 dev "$IF_GO"
+in_g ip addr del 10.99.0.1/32 dev lo
 # --- Metrics: promtool accepts them, and a Prometheus server scrapes them.
 check "metrics pass promtool check metrics" \
   bash -c "ip netns exec $NS_G curl -sS --max-time 5 http://127.0.0.1:9510/metrics > $WORK/metrics.txt &&
