@@ -433,7 +433,7 @@ bool Engine::offload_paths(const Fib& fib, const Flow& f, OffloadPath (&dirs)[2]
     path.match = f.tuple[d];
     path.out = flow_output_tuple(f, d);
     NextHop nh;
-    if (fib.resolve(path.out.dst, &nh) != RouteKind::kForward) return false;
+    if (fib.resolve(path.out.dst, &nh, path.match.src) != RouteKind::kForward) return false;
     const MacAddr* mac = fib.neighbor(nh.addr);
     if (!mac) return false;
     path.out_if = nh.ifindex;
@@ -588,7 +588,8 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
 }
 
 [[gnu::always_inline]] inline bool Engine::route(Packet& pkt, const ParsedPacket& p, uint32_t dst, NextHop* nh) {
-  return routed(pkt, p, cfg_.fib.resolve(dst, nh)) && fits(pkt, p, nh->ifindex);
+  // The source as it came, as the kernel routes before POSTROUTING's SNAT.
+  return routed(pkt, p, cfg_.fib.resolve(dst, nh, p.tuple.src)) && fits(pkt, p, nh->ifindex);
 }
 // Whether the datagram may leave on interface `out` as it is, or cut into
 // fragments; false when it was dropped for its size (fits_output).
@@ -725,7 +726,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
   }
 
   NextHop nh;
-  const RouteKind dest = cfg_.fib.resolve(t.dst, &nh);
+  const RouteKind dest = cfg_.fib.resolve(t.dst, &nh, t.src);
   const bool local = dest == RouteKind::kLocal;
   if (local && !dnat) return to_host(pkt);  // the host's own traffic: not ours to track
   if (!local && !(routed(pkt, p, dest) && fits(pkt, p, nh.ifindex))) return;

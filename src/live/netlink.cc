@@ -68,7 +68,25 @@ void parse_message(const nlmsghdr* h, KernelState* st) {
         if (a->rta_type == RTA_OIF) r.ifindex = static_cast<int>(attr_u32(a));
         if (a->rta_type == RTA_PRIORITY) r.priority = attr_u32(a);
         if (a->rta_type == RTA_TABLE) table = attr_u32(a);
+        if (a->rta_type == RTA_MULTIPATH) {
+          // rtnexthop records, each with its own attributes (the gateway).
+          const auto* nh = static_cast<const rtnexthop*>(RTA_DATA(a));
+          int left = static_cast<int>(RTA_PAYLOAD(a));
+          while (RTNH_OK(nh, left)) {
+            uint32_t gw = 0;
+            for_each_attr(RTNH_DATA(nh), static_cast<int>(nh->rtnh_len - RTNH_LENGTH(0)), [&](const rtattr* b) {
+              if (b->rta_type == RTA_GATEWAY) gw = attr_u32(b);
+            });
+            r.nexthops.emplace_back(gw, nh->rtnh_ifindex);
+            left -= static_cast<int>(RTNH_ALIGN(nh->rtnh_len));
+            nh = RTNH_NEXT(nh);
+          }
+        }
       });
+      if (!r.nexthops.empty() && r.ifindex == 0) {
+        r.gateway = r.nexthops[0].first;
+        r.ifindex = r.nexthops[0].second;
+      }
       if (table == RT_TABLE_MAIN && r.ifindex > 0) st->routes.push_back(r);
       break;
     }
@@ -262,11 +280,20 @@ Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k, 
     std::vector<KernelRoute> rs = k.routes;
     std::stable_sort(rs.begin(), rs.end(), [](const KernelRoute& a, const KernelRoute& b) { return a.priority < b.priority; });
     for (const KernelRoute& r : rs) {
-      const int i = engine_if(r.ifindex);
-      if (i < 0) continue;  // a route through an interface the gateway does not own
       Prefix p;
       p.len = r.prefix_len;
       p.addr = __builtin_bswap32(r.dst) & p.mask();
+      const int i = engine_if(r.ifindex);
+      if (i < 0 && r.nexthops.size() <= 1) continue;  // a route through an interface the gateway does not own
+      if (r.nexthops.size() > 1) {
+        // ECMP: the next hops through the gateway's interfaces (one through
+        // another device is the kernel's, which the gateway cannot send on).
+        std::vector<std::pair<uint32_t, int>> hops;
+        for (auto [gw, ifindex] : r.nexthops)
+          if (const int e = engine_if(ifindex); e >= 0) hops.emplace_back(gw, e);
+        if (!hops.empty()) (void)fib.add_multipath(p, hops);
+        continue;
+      }
       if (r.gateway == 0) {
         const Interface& itf = fib.interface(i);
         if (itf.addr && connected_prefix(itf) == p) continue;  // connected: already there

@@ -69,6 +69,20 @@ Status Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
   return {};
 }
 
+Status Fib::add_multipath(const Prefix& p, const std::vector<std::pair<uint32_t, int>>& hops) {
+  if (hops.empty()) return Error{"a multipath route needs a next hop"};
+  if (hops.size() == 1) return add_route(p, hops[0].first, hops[0].second);
+  if (hops_.size() > Lpm::kMaxValue) return Error{"too many distinct next hops for the route table"};
+  const auto first = static_cast<uint32_t>(paths_.size());
+  for (auto [gateway, ifindex] : hops) paths_.push_back(Hop{RouteKind::kForward, ifindex, gateway, 0});
+  const auto value = static_cast<uint32_t>(hops_.size());
+  hops_.push_back(Hop{RouteKind::kForward, hops[0].second, first, static_cast<uint32_t>(hops.size())});
+  if (!lpm_for_write().insert(p.addr, p.len, p.len, value))
+    return Error{fmt::format("route {}/{}: the route table is full", ip_to_string(__builtin_bswap32(p.addr)), p.len)};
+  routes_.push_back(RouteEntry{p, hops[0].second, hops[0].first});
+  return {};
+}
+
 void Fib::add_neighbor(uint32_t addr, const MacAddr& mac) {
   if (addr == 0) return;
   if ((neighbor_count_ + 1) * 2 > neighbors_.size()) {

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/huge_array.h"
@@ -67,6 +68,16 @@ class Fib {
   // Adds a route. `ifindex` < 0: take the interface whose connected prefix holds
   // the gateway. Returns an error message or nullopt.
   Status add_route(const Prefix& p, uint32_t gateway, int ifindex);
+  // A route of several next hops ({gateway, interface}, gateways on link),
+  // one taken per source and destination (resolve).
+  Status add_multipath(const Prefix& p, const std::vector<std::pair<uint32_t, int>>& hops);
+  static uint32_t multipath_hash(uint32_t src_raw, uint32_t dst_raw) {
+    // MurmurHash3's finaliser: every bit of both addresses reaches the low bits.
+    uint64_t x = uint64_t{src_raw} << 32 | dst_raw;
+    x = (x ^ (x >> 33)) * 0xff51afd7ed558ccdull;
+    x = (x ^ (x >> 33)) * 0xc4ceb9fe1a85ec53ull;
+    return static_cast<uint32_t>(x ^ (x >> 33));
+  }
   void add_neighbor(uint32_t addr, const MacAddr& mac);
 
   // Another of the host's own addresses (a second one on an interface, one
@@ -90,13 +101,18 @@ class Fib {
   const MacAddr& interface_mac(int i) const { return if_macs_[i]; }
   int find_interface(const std::string& name) const;
 
-  // The local table, then longest-prefix match over the routes.
-  RouteKind resolve(uint32_t dst_raw, NextHop* out) const {
+  // The local table, then longest-prefix match over the routes. A route of
+  // several next hops (ECMP) takes one by a hash of the source and
+  // destination, as the kernel's L3 multipath hash (fib_multipath_hash_policy
+  // 0): a flow's packets in a direction keep to one path.
+  RouteKind resolve(uint32_t dst_raw, NextHop* out, uint32_t src_raw = 0) const {
     const uint32_t v = lpm_->lookup(__builtin_bswap32(dst_raw));
-    const Hop& h = hops_[v];  // hops_[0]: no route
-    if (h.kind != RouteKind::kForward) return h.kind;
-    out->ifindex = h.ifindex;
-    out->addr = h.gateway ? h.gateway : dst_raw;
+    const Hop* h = &hops_[v];  // hops_[0]: no route
+    if (h->kind != RouteKind::kForward) return h->kind;
+    if (h->paths) [[unlikely]]
+      h = &paths_[h->gateway + multipath_hash(src_raw, dst_raw) % h->paths];
+    out->ifindex = h->ifindex;
+    out->addr = h->gateway ? h->gateway : dst_raw;
     return RouteKind::kForward;
   }
   // Longest-prefix match. False when no route covers `dst`, and for local addresses.
@@ -155,9 +171,11 @@ class Fib {
   struct Hop {
     RouteKind kind = RouteKind::kNone;
     int ifindex = -1;
-    uint32_t gateway = 0;  // network order
+    uint32_t gateway = 0;  // network order; with paths, the first's index in paths_
+    uint32_t paths = 0;    // a multipath route's next hops, in paths_; 0: this one
   };
   std::vector<Hop> hops_;
+  std::vector<Hop> paths_;  // multipath routes' next hops
   std::unordered_map<uint64_t, uint32_t> hop_index_;  // {ifindex, gateway} -> index in hops_
   std::shared_ptr<Lpm> lpm_;  // values index hops_
   Lpm& lpm_for_write();

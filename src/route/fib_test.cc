@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "packet/tuple.h"
 
 namespace xnat {
@@ -87,6 +89,35 @@ TEST(Fib, LongestPrefixWins) {
   EXPECT_EQ(nh.addr, ip("10.1.2.9"));
   ASSERT_TRUE(fib.lookup(ip("8.8.8.8"), &nh));  // the default route
   EXPECT_EQ(nh.ifindex, 1);
+  EXPECT_EQ(nh.addr, ip("198.51.100.1"));
+}
+
+// ECMP: a route of several next hops spreads sources and destinations over
+// them, each pair always to the same one (a flow keeps to its path).
+TEST(Fib, AMultipathRouteKeepsEachPairToOneOfItsHops) {
+  Fib fib = three_interfaces();
+  ASSERT_TRUE(fib.add_multipath(Prefix{0, 0}, {{ip("198.51.100.1"), 1}, {ip("10.1.2.254"), 0}}));
+  std::map<uint32_t, int> used;
+  for (uint32_t host = 1; host <= 64; ++host) {
+    const uint32_t src = ip("10.1.2.0") + (host << 24);  // 10.1.2.host, network order
+    NextHop a, b;
+    ASSERT_EQ(fib.resolve(ip("8.8.8.8"), &a, src), RouteKind::kForward);
+    ASSERT_EQ(fib.resolve(ip("8.8.8.8"), &b, src), RouteKind::kForward);
+    EXPECT_EQ(a.addr, b.addr);
+    EXPECT_EQ(a.ifindex, a.addr == ip("198.51.100.1") ? 1 : 0);
+    ++used[a.addr];
+  }
+  ASSERT_EQ(used.size(), 2u);
+  for (auto [hop, n] : used) EXPECT_GE(n, 16) << "64 sources, two hops: " << n;
+  // Longer prefixes and local addresses still win over it.
+  NextHop nh;
+  ASSERT_EQ(fib.resolve(ip("10.1.2.40"), &nh, ip("10.1.2.7")), RouteKind::kForward);
+  EXPECT_EQ(nh.addr, ip("10.1.2.40"));
+  EXPECT_EQ(fib.resolve(ip("10.1.2.1"), &nh, ip("10.1.2.7")), RouteKind::kLocal);
+  // One next hop is a plain route.
+  Fib one = three_interfaces();
+  ASSERT_TRUE(one.add_multipath(Prefix{0, 0}, {{ip("198.51.100.1"), 1}}));
+  ASSERT_TRUE(one.lookup(ip("8.8.8.8"), &nh));
   EXPECT_EQ(nh.addr, ip("198.51.100.1"));
 }
 

@@ -531,6 +531,24 @@ cp "$WORK/rules.good" "$WORK/rules.txt"
 "$XNAT" reload --control "$WORK/xnat.sock" >/dev/null 2>&1
 in_g ip addr del 198.19.0.7/16 dev "$IF_GO"
 in_g ip addr del 10.99.0.1/32 dev lo
+# ECMP: a route of two next hops (both the server's addresses here) to a
+# host behind them. Each source keeps to one hop by the hash of its
+# addresses: 198.18.0.2 to 198.19.0.2, 198.18.0.3 to 198.19.0.3 (as
+# Fib::multipath_hash spreads them); the gateway asks the kernel for the
+# second hop's MAC only if a flow took it.
+in_s ip addr add 198.19.0.3/16 dev "$IF_S"
+in_s ip addr add 198.51.100.1/32 dev lo
+in_c ip addr add 198.18.0.3/16 dev "$IF_C"
+in_g ip route add 198.51.100.0/24 nexthop via 198.19.0.2 dev "$IF_GO" nexthop via 198.19.0.3 dev "$IF_GO"
+sleep 0.3
+check "a route of two next hops (ECMP): pings from two sources reach the host behind them, by both hops" \
+  bash -c "ip netns exec $NS_C ping -c 2 -i 0.2 -W 2 -I 198.18.0.2 198.51.100.1 &&
+           ip netns exec $NS_C ping -c 2 -i 0.2 -W 2 -I 198.18.0.3 198.51.100.1 &&
+           ip -n $NS_G neigh show 198.19.0.3 | tee /dev/stderr | grep -q lladdr"
+in_g ip route del 198.51.100.0/24
+in_c ip addr del 198.18.0.3/16 dev "$IF_C"
+in_s ip addr del 198.51.100.1/32 dev lo
+in_s ip addr del 198.19.0.3/16 dev "$IF_S"
 # --- Metrics: promtool accepts them, and a Prometheus server scrapes them.
 check "metrics pass promtool check metrics" \
   bash -c "ip netns exec $NS_G curl -sS --max-time 5 http://127.0.0.1:9510/metrics > $WORK/metrics.txt &&
