@@ -964,6 +964,43 @@ TEST(GatewayPlatform, TheHostsOtherAddressesAreItsOwn) {
   (*g)->stop();
 }
 
+// An output with addresses in two prefixes: as the kernel's MASQUERADE
+// (inet_select_addr), a connection takes the primary address in its next
+// hop's prefix, else the first; never a link-scoped one. When one of them
+// leaves, only the connections masqueraded to it are forgotten.
+TEST(GatewayPlatform, MasqueradeTakesTheAddressInTheNextHopsPrefix) {
+  Fixture f(kMasq);
+  leave_addresses_to_kernel(f);
+  KernelAddr link_local{12, ip_raw("169.254.1.1"), 16};
+  link_local.global = false;
+  f.kernel->state.addrs = {{11, ip_raw("198.18.0.1"), 16}, link_local, {12, ip_raw("198.19.0.1"), 16},
+                           {12, ip_raw("203.0.113.5"), 24}};
+  f.kernel->state.routes = {KernelRoute{12, 0, 0, ip_raw("203.0.113.1"), 0}};
+  f.kernel->state.neighbors = {KernelNeighbor{12, ip_raw("203.0.113.1"), MacAddr{{0x02, 0, 0, 0, 0, 0x31}}}};
+  auto g = Gateway::start(f.cfg, workers(1), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_NE((*g)->banner().find(" eth0 (198.19.0.1/16)"), std::string::npos) << (*g)->banner();
+  // To the internet, by the default route's next hop in 203.0.113.0/24.
+  f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
+  // To a host on 198.19/16, the output's first prefix.
+  f.backends[0]->inject(kIn, FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "198.19.0.20").udp(40001, 53).build());
+  auto out = f.sent(2);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(source_of(out[0].second), ip_raw("203.0.113.5"));
+  EXPECT_EQ(source_of(out[1].second), ip_raw("198.19.0.1"));
+  {
+    std::lock_guard<std::mutex> lock(f.kernel->mu);
+    f.kernel->state.addrs.pop_back();  // 203.0.113.5 leaves
+    f.kernel->change = true;
+  }
+  (*g)->poll();
+  (*g)->collect_listing();
+  GatewayReport r = (*g)->report(true);
+  EXPECT_EQ(r.table.find("sport=40000 dport=53"), std::string::npos) << r.table;
+  EXPECT_NE(r.table.find("sport=40001 dport=53"), std::string::npos) << r.table;
+  (*g)->stop();
+}
+
 // A dump of the kernel's state that fails is tried again at the next turn,
 // not only at the next change: the change it missed may be the last.
 TEST(GatewayPlatform, AFailedDumpIsTriedAgain) {

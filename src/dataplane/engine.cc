@@ -746,7 +746,7 @@ void Engine::new_flow(Packet& pkt, ParsedPacket& p, uint64_t now) {
     }
     rp.in_if = -1;
     if (const Rule* post = evaluate(cfg_.rules.nat, Hook::kPostrouting, rp)) {
-      const uint32_t out_addr = cfg_.fib.interface(nh.ifindex).addr;
+      const uint32_t out_addr = cfg_.fib.source_for(nh.ifindex, nh.addr);
       // The kernel's "ate my IP address": an output whose address left has
       // nothing to masquerade to.
       if (!out_addr && post->target.kind == TargetKind::kMasquerade) [[unlikely]]

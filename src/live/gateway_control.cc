@@ -79,15 +79,17 @@ void Gateway::note_masquerade_losses(const KernelState& now, const Fib* next) {
   // while a change could not be applied were masqueraded to the old one.
   const Fib& applied = sh_.fib;
   for (size_t port = 0; port < bo_.ifindexes.size(); ++port) {
-    const uint32_t addr = applied.interface(static_cast<int>(port)).addr;
-    if (!addr) continue;
+    const int i = static_cast<int>(port);
     // masq_device_event: the output went down, every connection through it;
-    // masq_inet_event: its address left it, the connections to that address.
+    // masq_inet_event: an address left it, the connections to that address.
     const bool went_down = up(kernel_, bo_.ifindexes[port]) && !up(now, bo_.ifindexes[port]);
-    const bool left = next && next->interface(static_cast<int>(port)).addr != addr;
-    const bool noted = std::any_of(masq_lost_.begin(), masq_lost_.end(),
-                                   [&](const MasqueradeLoss& m) { return m.addr == addr; });
-    if ((went_down || left) && !noted) masq_lost_.push_back({addr, port, went_down});
+    const std::vector<uint32_t> kept = next ? next->interface_addresses(i) : std::vector<uint32_t>{};
+    for (uint32_t addr : applied.interface_addresses(i)) {
+      const bool left = next && std::find(kept.begin(), kept.end(), addr) == kept.end();
+      const bool noted = std::any_of(masq_lost_.begin(), masq_lost_.end(),
+                                     [&](const MasqueradeLoss& m) { return m.addr == addr; });
+      if ((went_down || left) && !noted) masq_lost_.push_back({addr, port, went_down});
+    }
   }
 }
 

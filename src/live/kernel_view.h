@@ -23,6 +23,11 @@ struct KernelAddr {
   int ifindex = 0;
   uint32_t addr = 0;  // network order
   uint8_t prefix_len = 0;
+  // IFA_F_SECONDARY (a second address in a prefix the interface has), or a
+  // scope narrower than global (link, host): never a source the kernel
+  // selects for traffic leaving the host (inet_select_addr).
+  bool secondary = false;
+  bool global = true;
 };
 struct KernelRoute {
   int ifindex = 0;

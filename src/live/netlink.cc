@@ -50,6 +50,8 @@ void parse_message(const nlmsghdr* h, KernelState* st) {
       KernelAddr ka;
       ka.ifindex = static_cast<int>(ifa->ifa_index);
       ka.prefix_len = ifa->ifa_prefixlen;
+      ka.secondary = ifa->ifa_flags & IFA_F_SECONDARY;
+      ka.global = ifa->ifa_scope == RT_SCOPE_UNIVERSE;
       for_each_attr(IFA_RTA(ifa), static_cast<int>(IFA_PAYLOAD(h)), [&](const rtattr* a) {
         if (a->rta_type == IFA_LOCAL) ka.addr = attr_u32(a);
       });
@@ -247,8 +249,9 @@ Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k, 
     if (itf.mac == MacAddr{}) itf.mac = l->mac;
     if (l->mtu) itf.mtu = l->mtu;
     if (itf.addr == 0) {
+      // As inet_select_addr: the first primary address of global scope.
       for (const KernelAddr& a : k.addrs)
-        if (a.ifindex == l->ifindex) {
+        if (a.ifindex == l->ifindex && !a.secondary && a.global) {
           itf.addr = a.addr;
           itf.prefix_len = a.prefix_len;
           break;
@@ -258,8 +261,14 @@ Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k, 
                                  "set 'address' in the config",
                                  ci.name, ci.name)};
     }
-    fib.add_interface(itf);
+    const int idx = fib.add_interface(itf);
     kindex.push_back(l->ifindex);
+    if (ci.addr == 0)
+      // Its other primaries, in other prefixes: MASQUERADE picks the one in
+      // the next hop's prefix (Fib::source_for).
+      for (const KernelAddr& a : k.addrs)
+        if (a.ifindex == l->ifindex && !a.secondary && a.global && a.addr != itf.addr)
+          fib.add_interface_address(idx, a.addr, a.prefix_len);
   }
   auto engine_if = [&](int ifindex) {
     for (size_t i = 0; i < kindex.size(); ++i)

@@ -41,6 +41,31 @@ void Fib::add_local(uint32_t addr_raw) {
   lpm_for_write().insert(__builtin_bswap32(addr_raw), 32, kLocalRank + 32, 1);
 }
 
+void Fib::add_interface_address(int i, uint32_t addr_raw, uint8_t prefix_len) {
+  Interface itf = ifs_[static_cast<size_t>(i)];
+  itf.addr = addr_raw;
+  itf.prefix_len = prefix_len;
+  more_addrs_.push_back(MoreAddr{i, addr_raw, connected_prefix(itf)});
+  add_local(addr_raw);
+}
+
+std::vector<uint32_t> Fib::interface_addresses(int i) const {
+  std::vector<uint32_t> out;
+  if (const uint32_t first = if_addrs_[static_cast<size_t>(i)]) out.push_back(first);
+  for (const MoreAddr& m : more_addrs_)
+    if (m.ifindex == i) out.push_back(m.addr);
+  return out;
+}
+
+uint32_t Fib::source_among(int i, uint32_t next_hop_raw) const {
+  const Interface& itf = ifs_[static_cast<size_t>(i)];
+  const uint32_t nh = __builtin_bswap32(next_hop_raw);
+  if (connected_prefix(itf).contains(nh)) return itf.addr;
+  for (const MoreAddr& m : more_addrs_)
+    if (m.ifindex == i && m.prefix.contains(nh)) return m.addr;
+  return itf.addr;
+}
+
 Status Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
   if (ifindex < 0) {
     if (!gateway) return Error{"a route needs a gateway ('via') or an interface ('dev')"};

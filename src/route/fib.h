@@ -80,6 +80,21 @@ class Fib {
   }
   void add_neighbor(uint32_t addr, const MacAddr& mac);
 
+  // Another primary address of interface `i`'s, in another prefix than its
+  // first (Interface::addr): local, and a source MASQUERADE may pick.
+  void add_interface_address(int i, uint32_t addr_raw, uint8_t prefix_len);
+  // The addresses interface `i` speaks from, its first first.
+  std::vector<uint32_t> interface_addresses(int i) const;
+  // The source MASQUERADE gives a connection leaving interface `i` for
+  // `next_hop`: as inet_select_addr, the interface's primary address whose
+  // prefix holds the next hop, else its first (0: it has none).
+  uint32_t source_for(int i, uint32_t next_hop_raw) const {
+    const uint32_t first = if_addrs_[static_cast<size_t>(i)];
+    if (more_addrs_.empty() || !first) [[likely]]
+      return first;
+    return source_among(i, next_hop_raw);
+  }
+
   // Another of the host's own addresses (a second one on an interface, one
   // on lo or on a device the gateway does not own): local, as the kernel's
   // local table has it. An interface's own address or one added before is
@@ -165,6 +180,13 @@ class Fib {
   std::vector<MacAddr> if_macs_;    // ifs_[i].mac, packed for the per-packet source MAC
   std::vector<uint32_t> broadcasts_;  // connected prefixes' all-ones addresses (network order; not /31, /32)
   std::vector<uint32_t> locals_;      // add_local's (network order)
+  struct MoreAddr {
+    int ifindex;
+    uint32_t addr;  // network order
+    Prefix prefix;  // host order
+  };
+  std::vector<MoreAddr> more_addrs_;  // add_interface_address's
+  uint32_t source_among(int i, uint32_t next_hop_raw) const;
   std::vector<RouteEntry> routes_;  // in the order added
   std::vector<RouteEntry> direct_;  // those without a gateway, which resolve gateways
   // Lookup results, deduplicated: [0] no route, [1] local, then next hops.

@@ -121,6 +121,24 @@ TEST(Fib, AMultipathRouteKeepsEachPairToOneOfItsHops) {
   EXPECT_EQ(nh.addr, ip("198.51.100.1"));
 }
 
+// MASQUERADE's source on an interface with addresses in several prefixes:
+// the one holding the next hop, else the first (inet_select_addr).
+TEST(Fib, TheSourceForANextHopIsTheAddressInItsPrefix) {
+  Fib fib = three_interfaces();
+  EXPECT_EQ(fib.source_for(1, ip("198.51.100.1")), ip("198.51.100.2"));
+  EXPECT_EQ(fib.source_for(3, ip("10.1.2.5")), 0u);  // none
+  fib.add_interface_address(1, ip("203.0.113.5"), 24);
+  fib.add_interface_address(1, ip("100.64.0.9"), 10);
+  EXPECT_EQ(fib.source_for(1, ip("203.0.113.1")), ip("203.0.113.5"));
+  EXPECT_EQ(fib.source_for(1, ip("100.100.0.1")), ip("100.64.0.9"));
+  EXPECT_EQ(fib.source_for(1, ip("198.51.100.1")), ip("198.51.100.2"));
+  EXPECT_EQ(fib.source_for(1, ip("192.0.2.77")), ip("198.51.100.2"));  // in none: the first
+  EXPECT_EQ(fib.source_for(0, ip("203.0.113.1")), ip("10.1.2.1"));    // another interface's are not lan's
+  EXPECT_EQ(fib.interface_addresses(1),
+            std::vector<uint32_t>({ip("198.51.100.2"), ip("203.0.113.5"), ip("100.64.0.9")}));
+  EXPECT_TRUE(fib.is_local(ip("203.0.113.5")));
+}
+
 TEST(Fib, LocalAddressesWinOverRoutesAndResolveToLocal) {
   Fib fib = three_interfaces();
   Prefix p;
