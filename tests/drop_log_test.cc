@@ -104,5 +104,40 @@ TEST(DropLog, NoAddressToMasqueradeOrRedirectToIsLogged) {
   EXPECT_TRUE(drain(*e).empty());  // within five seconds of the first: counted only
 }
 
+// The kernel's reject routes (ip_error): a blackhole drops without a word,
+// unreachable and prohibit answer with their ICMP errors.
+TEST(DropLog, RejectRoutesDropAsTheKernelsDo) {
+  auto e = make_engine(kMasqRules);
+  Fib fib = e->fib();
+  ASSERT_TRUE(fib.add_reject_route(Prefix{0xC6336400, 24}, RouteKind::kBlackhole));    // 198.51.100/24
+  ASSERT_TRUE(fib.add_reject_route(Prefix{0xCB007100, 24}, RouteKind::kUnreachable));  // 203.0.113/24
+  ASSERT_TRUE(fib.add_reject_route(Prefix{0xC0000200, 24}, RouteKind::kProhibit));     // 192.0.2/24
+  e->replace_fib(fib);
+  const Output black = run(*e, from_client().udp(5000, 53).build(), kIn, 1000);
+  EXPECT_EQ(black.verdict, Verdict::kDrop);
+  EXPECT_EQ(black.reason, Counter::drop_blackhole_route);
+  struct Case {
+    const char* dst;
+    DropReason reason;
+    uint8_t code;
+  };
+  for (const Case& c : {Case{"203.0.113.9", Counter::drop_unreachable_route, 1},
+                        Case{"192.0.2.9", Counter::drop_prohibit_route, 13}}) {
+    const Output o = run(*e, FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", c.dst).udp(5001, 53).build(), kIn,
+                         1001);
+    ASSERT_EQ(o.verdict, Verdict::kForward) << c.dst;  // the ICMP error, back to the client
+    EXPECT_EQ(o.out_if, kIn);
+    ParsedPacket p;
+    ASSERT_EQ(parse_frame(o.frame.data(), o.frame.size(), {}, &p), ParseStatus::kOk);
+    EXPECT_EQ(p.tuple.proto, kProtoIcmp);
+    EXPECT_EQ(p.tuple.icmp_type(), kIcmpDestUnreach);
+    EXPECT_EQ(p.tuple.icmp_code(), c.code) << c.dst;
+    EXPECT_EQ(e->counters().get(c.reason), 1u);
+  }
+  EXPECT_EQ(e->counters().get(Counter::drop_blackhole_route), 1u);
+  EXPECT_EQ(e->counters().get(Counter::icmp_errors_sent), 2u);
+  EXPECT_EQ(e->conntrack().count(), 0u);
+}
+
 }  // namespace
 }  // namespace xnat::test

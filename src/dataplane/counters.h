@@ -28,6 +28,9 @@ namespace xnat {
   X(no_port, "no free translated tuple in the NAT range")                                    \
   X(no_address, "MASQUERADE or REDIRECT through an interface that has no IPv4 address (live: it left the interface; the kernel drops these too)") \
   X(no_route, "no route to the destination (an ICMP network unreachable is sent)")                                                 \
+  X(blackhole_route, "the destination's route is a blackhole route: dropped without an ICMP error, as the kernel") \
+  X(unreachable_route, "the destination's route is an unreachable route (an ICMP host unreachable is sent)") \
+  X(prohibit_route, "the destination's route is a prohibit route (an ICMP communication administratively prohibited is sent)") \
   X(no_neighbor, "next hop's MAC address unknown")                                           \
   X(ttl_expired, "TTL ran out (ICMP time exceeded sent when allowed)")                      \
   X(frag_needed, "larger than the output's MTU with DF set (ICMP fragmentation needed with the MTU sent when allowed)") \

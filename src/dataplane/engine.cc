@@ -643,6 +643,14 @@ void Engine::hand_to(Packet& pkt, uint32_t worker) {
       return to_host(pkt);
     case RouteKind::kNone:
       return send_icmp_error(pkt, p, kIcmpDestUnreach, 0 /* net unreachable */, Counter::drop_no_route);
+    // The kernel's ip_error, by the route's type.
+    case RouteKind::kBlackhole:
+      return drop(pkt, Counter::drop_blackhole_route);
+    case RouteKind::kUnreachable:
+      return send_icmp_error(pkt, p, kIcmpDestUnreach, 1 /* host unreachable */, Counter::drop_unreachable_route);
+    case RouteKind::kProhibit:
+      return send_icmp_error(pkt, p, kIcmpDestUnreach, 13 /* administratively prohibited */,
+                             Counter::drop_prohibit_route);
     case RouteKind::kForward:  // a route, but the TTL runs out here
       return send_icmp_error(pkt, p, kIcmpTimeExceeded, 0 /* TTL exceeded in transit */, Counter::drop_ttl_expired);
   }

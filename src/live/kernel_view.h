@@ -35,6 +35,7 @@ struct KernelRoute {
   uint8_t prefix_len = 0;
   uint32_t gateway = 0;  // network order, 0: on link
   uint32_t priority = 0;
+  uint8_t type = 1;  // RTN_UNICAST, or RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT
   // A multipath (ECMP) route's next hops, {gateway, ifindex}; ifindex and
   // gateway above are the first's. Empty: one next hop.
   std::vector<std::pair<uint32_t, int>> nexthops;

@@ -60,8 +60,12 @@ void parse_message(const nlmsghdr* h, KernelState* st) {
     }
     case RTM_NEWROUTE: {
       const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(h));
-      if (rt->rtm_family != AF_INET || rt->rtm_type != RTN_UNICAST) break;
+      if (rt->rtm_family != AF_INET) break;
+      if (rt->rtm_type != RTN_UNICAST && rt->rtm_type != RTN_BLACKHOLE && rt->rtm_type != RTN_UNREACHABLE &&
+          rt->rtm_type != RTN_PROHIBIT)
+        break;
       KernelRoute r;
+      r.type = rt->rtm_type;
       r.prefix_len = rt->rtm_dst_len;
       uint32_t table = rt->rtm_table;
       for_each_attr(RTM_RTA(rt), static_cast<int>(RTM_PAYLOAD(h)), [&](const rtattr* a) {
@@ -89,7 +93,8 @@ void parse_message(const nlmsghdr* h, KernelState* st) {
         r.gateway = r.nexthops[0].first;
         r.ifindex = r.nexthops[0].second;
       }
-      if (table == RT_TABLE_MAIN && r.ifindex > 0) st->routes.push_back(r);
+      // A reject route has no device.
+      if (table == RT_TABLE_MAIN && (r.ifindex > 0 || r.type != RTN_UNICAST)) st->routes.push_back(r);
       break;
     }
     case RTM_NEWNEIGH: {
@@ -292,6 +297,12 @@ Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k, 
       Prefix p;
       p.len = r.prefix_len;
       p.addr = __builtin_bswap32(r.dst) & p.mask();
+      if (r.type != RTN_UNICAST) {
+        (void)fib.add_reject_route(p, r.type == RTN_BLACKHOLE     ? RouteKind::kBlackhole
+                                      : r.type == RTN_UNREACHABLE ? RouteKind::kUnreachable
+                                                                  : RouteKind::kProhibit);
+        continue;
+      }
       const int i = engine_if(r.ifindex);
       if (i < 0 && r.nexthops.size() <= 1) continue;  // a route through an interface the gateway does not own
       if (r.nexthops.size() > 1) {

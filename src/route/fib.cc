@@ -8,7 +8,10 @@
 
 namespace xnat {
 
-Fib::Fib() : hops_{Hop{}, Hop{RouteKind::kLocal, -1, 0}}, lpm_(std::make_shared<Lpm>()) {
+Fib::Fib()
+    : hops_{Hop{}, Hop{RouteKind::kLocal, -1, 0}, Hop{RouteKind::kBlackhole, -1, 0}, Hop{RouteKind::kUnreachable, -1, 0},
+            Hop{RouteKind::kProhibit, -1, 0}},
+      lpm_(std::make_shared<Lpm>()) {
   // The kernel's local table holds 127.0.0.0/8 whole.
   lpm_->insert(0x7F000000, 8, kLocalRank + 8, 1);
 }
@@ -94,6 +97,13 @@ Status Fib::add_route(const Prefix& p, uint32_t gateway, int ifindex) {
   return {};
 }
 
+Status Fib::add_reject_route(const Prefix& p, RouteKind kind) {
+  const uint32_t value = kind == RouteKind::kBlackhole ? 2 : kind == RouteKind::kUnreachable ? 3 : 4;
+  if (!lpm_for_write().insert(p.addr, p.len, p.len, value))
+    return Error{fmt::format("route {}/{}: the route table is full", ip_to_string(__builtin_bswap32(p.addr)), p.len)};
+  return {};
+}
+
 Status Fib::add_multipath(const Prefix& p, const std::vector<std::pair<uint32_t, int>>& hops) {
   if (hops.empty()) return Error{"a multipath route needs a next hop"};
   if (hops.size() == 1) return add_route(p, hops[0].first, hops[0].second);
@@ -146,7 +156,12 @@ uint16_t Fib::addr_type(uint32_t addr_raw) const {
   const RouteKind k = resolve(addr_raw, &nh);
   if (k == RouteKind::kLocal) return kAddrLocal;
   if (is_directed_broadcast(addr_raw)) return kAddrBroadcast;
-  return k == RouteKind::kForward ? kAddrUnicast : kAddrUnreachable;
+  switch (k) {
+    case RouteKind::kForward: return kAddrUnicast;
+    case RouteKind::kBlackhole: return kAddrBlackhole;
+    case RouteKind::kProhibit: return kAddrProhibit;
+    default: return kAddrUnreachable;
+  }
 }
 
 bool Fib::is_directed_broadcast(uint32_t addr_raw) const {

@@ -55,9 +55,12 @@ struct NextHop {
 
 // What a destination resolves to.
 enum class RouteKind : uint8_t {
-  kNone,     // no route
-  kLocal,    // one of the gateway's own addresses, or 127/8
-  kForward,  // forwarded: the NextHop says where
+  kNone,         // no route
+  kLocal,        // one of the gateway's own addresses, or 127/8
+  kForward,      // forwarded: the NextHop says where
+  kBlackhole,    // a blackhole route: dropped without a word
+  kUnreachable,  // an unreachable route: ICMP host unreachable
+  kProhibit,     // a prohibit route: ICMP communication administratively prohibited
 };
 
 class Fib {
@@ -68,6 +71,9 @@ class Fib {
   // Adds a route. `ifindex` < 0: take the interface whose connected prefix holds
   // the gateway. Returns an error message or nullopt.
   Status add_route(const Prefix& p, uint32_t gateway, int ifindex);
+  // A route that forwards nothing (kind: kBlackhole, kUnreachable or
+  // kProhibit), as the kernel's route types of those names.
+  Status add_reject_route(const Prefix& p, RouteKind kind);
   // A route of several next hops ({gateway, interface}, gateways on link),
   // one taken per source and destination (resolve).
   Status add_multipath(const Prefix& p, const std::vector<std::pair<uint32_t, int>>& hops);
@@ -189,7 +195,8 @@ class Fib {
   uint32_t source_among(int i, uint32_t next_hop_raw) const;
   std::vector<RouteEntry> routes_;  // in the order added
   std::vector<RouteEntry> direct_;  // those without a gateway, which resolve gateways
-  // Lookup results, deduplicated: [0] no route, [1] local, then next hops.
+  // Lookup results, deduplicated: [0] no route, [1] local, [2..4] the reject
+  // routes' kinds, then next hops.
   struct Hop {
     RouteKind kind = RouteKind::kNone;
     int ifindex = -1;

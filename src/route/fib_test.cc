@@ -139,6 +139,25 @@ TEST(Fib, TheSourceForANextHopIsTheAddressInItsPrefix) {
   EXPECT_TRUE(fib.is_local(ip("203.0.113.5")));
 }
 
+// blackhole, unreachable and prohibit routes: longest prefix as any route,
+// what they cover forwarded nowhere.
+TEST(Fib, RejectRoutesCoverTheirPrefixes) {
+  Fib fib = three_interfaces();
+  ASSERT_TRUE(fib.add_route(Prefix{0, 0}, ip("198.51.100.1"), -1));
+  ASSERT_TRUE(fib.add_reject_route(Prefix{0x0A000000, 8}, RouteKind::kBlackhole));     // 10/8
+  ASSERT_TRUE(fib.add_reject_route(Prefix{0xC0A80000, 16}, RouteKind::kUnreachable));  // 192.168/16
+  ASSERT_TRUE(fib.add_reject_route(Prefix{0xAC100000, 12}, RouteKind::kProhibit));     // 172.16/12
+  NextHop nh;
+  EXPECT_EQ(fib.resolve(ip("10.9.9.9"), &nh), RouteKind::kBlackhole);
+  EXPECT_EQ(fib.resolve(ip("192.168.1.1"), &nh), RouteKind::kUnreachable);
+  EXPECT_EQ(fib.resolve(ip("172.20.0.1"), &nh), RouteKind::kProhibit);
+  EXPECT_EQ(fib.resolve(ip("10.1.2.7"), &nh), RouteKind::kForward);  // the connected /24 is longer
+  EXPECT_EQ(fib.resolve(ip("8.8.8.8"), &nh), RouteKind::kForward);
+  EXPECT_EQ(fib.addr_type(ip("10.9.9.9")), kAddrBlackhole);
+  EXPECT_EQ(fib.addr_type(ip("192.168.1.1")), kAddrUnreachable);
+  EXPECT_EQ(fib.addr_type(ip("172.20.0.1")), kAddrProhibit);
+}
+
 TEST(Fib, LocalAddressesWinOverRoutesAndResolveToLocal) {
   Fib fib = three_interfaces();
   Prefix p;

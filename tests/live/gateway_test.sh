@@ -573,6 +573,27 @@ in_g ip route del 198.51.100.0/24
 [ $ecmp_c = yes ] && in_c ip addr del 198.18.0.3/16 dev "$IF_C"
 in_s ip addr del 198.51.100.1/32 dev lo
 [ $ecmp_s = yes ] && in_s ip addr del 198.19.0.3/16 dev "$IF_S"
+# The kernel's reject routes (a blackhole for bogons, say): what they cover
+# goes nowhere, not out by the default route; unreachable and prohibit
+# answer with their ICMP errors, a blackhole with none.
+in_g ip route add blackhole 198.51.100.64/26
+in_g ip route add unreachable 198.51.100.128/26
+in_g ip route add prohibit 198.51.100.192/26
+sleep 0.3
+for a in 65 129 193; do in_c ping -c 1 -W 1 198.51.100.$a >"$WORK/reject_$a.txt" 2>&1; done
+snapshot
+check "blackhole, unreachable and prohibit routes: one ping each dropped and counted" \
+  bash -c "grep -E '^drop_(blackhole|unreachable|prohibit)_route ' $WORK/counters.txt;
+           grep -Eq '^drop_blackhole_route 1$' $WORK/counters.txt &&
+           grep -Eq '^drop_unreachable_route 1$' $WORK/counters.txt &&
+           grep -Eq '^drop_prohibit_route 1$' $WORK/counters.txt"
+check "  ... the client saw host unreachable and administratively prohibited, nothing for the blackhole" \
+  bash -c "cat $WORK/reject_*.txt; ! grep -Eq 'Unreachable|Prohibited|filtered' $WORK/reject_65.txt &&
+           grep -q 'Destination Host Unreachable' $WORK/reject_129.txt &&
+           grep -Eq 'Packet filtered|Prohibited' $WORK/reject_193.txt"
+in_g ip route del 198.51.100.64/26
+in_g ip route del 198.51.100.128/26
+in_g ip route del 198.51.100.192/26
 # --- Metrics: promtool accepts them, and a Prometheus server scrapes them.
 check "metrics pass promtool check metrics" \
   bash -c "ip netns exec $NS_G curl -sS --max-time 5 http://127.0.0.1:9510/metrics > $WORK/metrics.txt &&
