@@ -1001,6 +1001,26 @@ TEST(GatewayPlatform, MasqueradeTakesTheAddressInTheNextHopsPrefix) {
   (*g)->stop();
 }
 
+// Policy routing rules the gateway does not follow are said, in the status
+// too, not silently ignored.
+TEST(GatewayPlatform, StatusNamesThePolicyRulesItDoesNotFollow) {
+  Fixture f(kMasq);
+  auto g = Gateway::start(f.cfg, workers(1), f.platform);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ((*g)->control({"status"}).out.find("policy routing"), std::string::npos);
+  {
+    std::lock_guard<std::mutex> lock(f.kernel->mu);
+    f.kernel->state.policy_rules = {"100: from 198.18.0.0/16 lookup 100"};
+    f.kernel->change = true;
+  }
+  (*g)->poll();
+  EXPECT_NE((*g)->control({"status"}).out.find("policy routing rules not followed (the main table alone routes): "
+                                                "100: from 198.18.0.0/16 lookup 100\n"),
+            std::string::npos)
+      << (*g)->control({"status"}).out;
+  (*g)->stop();
+}
+
 // A dump of the kernel's state that fails is tried again at the next turn,
 // not only at the next change: the change it missed may be the last.
 TEST(GatewayPlatform, AFailedDumpIsTriedAgain) {

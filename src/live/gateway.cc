@@ -28,6 +28,14 @@ namespace {
 
 }  // namespace
 
+void Gateway::warn_policy_rules(const std::vector<std::string>& before) const {
+  if (kernel_.policy_rules.empty() || kernel_.policy_rules == before) return;
+  fmt::print(stderr,
+             "xnat run: warning: policy routing rules are not followed, the gateway routes by the main table alone "
+             "(ip rule: {})\n",
+             fmt::join(kernel_.policy_rules, "; "));
+}
+
 Status Gateway::set_host_addresses(const Fib& fib) {
   const std::vector<uint32_t> addrs = host_addresses(fib);
   size_t all = fib.other_locals().size();
@@ -96,6 +104,7 @@ Status Gateway::open(EngineConfig cfg, const RunOptions& o) {
   if (!fib) return fib.error();
   cfg_.fib = *fib;
   kernel_ = *kernel;
+  warn_policy_rules({});
 
   bo_.ring_size = o.ring_size;
   bo_.busy_poll = o.busy_poll;
@@ -375,6 +384,7 @@ void Gateway::poll() {
     if (k) {
       auto f = live_fib(conf_fib_, cfg_.routes_pinned, *k, false);
       note_masquerade_losses(*k, f ? &*f : nullptr);
+      const std::vector<std::string> rules_before = kernel_.policy_rules;
       if (auto r = rebind(*k); !r) {
         // The workers are stopped and their sockets half made: the process
         // ends, for its supervisor to start it again.
@@ -400,6 +410,7 @@ void Gateway::poll() {
         fmt::print(stderr, "xnat run: kernel change not applied: {}\n", unapplied_);
       }
       kernel_ = std::move(*k);
+      warn_policy_rules(rules_before);
     }
   }
   forget_masqueraded();

@@ -151,6 +151,9 @@ class Gateway {
   void stop_workers();
   // Interfaces the kernel now has under a new ifindex: attached again.
   Status rebind(const KernelState& k);
+  // Says which of the kernel's policy routing rules the gateway does not
+  // follow, when they are not those `before`.
+  void warn_policy_rules(const std::vector<std::string>& before) const;
   // The host's addresses to the steering program (host_addresses).
   Status set_host_addresses(const Fib& fib);
   void forget_masqueraded();

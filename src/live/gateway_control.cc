@@ -4,6 +4,7 @@
 #include "live/gateway.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <time.h>
 
 #include <algorithm>
@@ -473,6 +474,9 @@ std::string Gateway::status_text() {
   for (size_t c = 0; c < kCounterCount; ++c) all.v[c] += r.live.v[c];
   std::string out = banner() + "\n";
   out += fmt::format("uptime {} s; flows {} of {}\n", (now_ms() - started_ms_) / 1000, flows, total_max_);
+  if (!kernel_.policy_rules.empty())
+    out += fmt::format("policy routing rules not followed (the main table alone routes): {}\n",
+                       fmt::join(kernel_.policy_rules, "; "));
   for (size_t p = 0; p < r.ports.size(); ++p)
     out += fmt::format("{}: rx {} tx {} rx ring dropped {}\n", bo_.ifnames[p], r.ports[p].rx, r.ports[p].tx,
                        r.ports[p].rx_ring_dropped);

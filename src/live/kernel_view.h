@@ -49,8 +49,12 @@ struct KernelNeighbor {
 struct KernelState {
   std::vector<KernelLink> links;
   std::vector<KernelAddr> addrs;
-  std::vector<KernelRoute> routes;        // main table, unicast, IPv4
+  std::vector<KernelRoute> routes;        // main table, unicast and reject, IPv4
   std::vector<KernelNeighbor> neighbors;  // with a usable MAC
+  // IPv4 policy routing rules (ip rule) beyond the kernel's three (local,
+  // main, default), as `ip rule` prints their start: the gateway routes by
+  // the main table alone, and says so.
+  std::vector<std::string> policy_rules;
   const KernelLink* link(const std::string& name) const;
 };
 

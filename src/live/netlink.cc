@@ -1,6 +1,7 @@
 #include "live/netlink.h"
 
 #include <fmt/format.h>
+#include <linux/fib_rules.h>
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -116,6 +117,37 @@ void parse_message(const nlmsghdr* h, KernelState* st) {
       if (n.addr && has_mac) st->neighbors.push_back(n);
       break;
     }
+    case RTM_NEWRULE: {
+      const auto* frh = static_cast<const fib_rule_hdr*>(NLMSG_DATA(h));
+      if (frh->family != AF_INET) break;
+      uint32_t table = frh->table, priority = 0;
+      std::string sel;  // the selectors, as `ip rule` prints them
+      for_each_attr(reinterpret_cast<const rtattr*>(reinterpret_cast<const char*>(frh) + NLMSG_ALIGN(sizeof *frh)),
+                    static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof *frh)), [&](const rtattr* a) {
+                      switch (a->rta_type) {
+                        case FRA_TABLE: table = attr_u32(a); break;
+                        case FRA_PRIORITY: priority = attr_u32(a); break;
+                        case FRA_SRC: sel += fmt::format(" from {}/{}", ip_to_string(attr_u32(a)), frh->src_len); break;
+                        case FRA_DST: sel += fmt::format(" to {}/{}", ip_to_string(attr_u32(a)), frh->dst_len); break;
+                        case FRA_FWMARK: sel += fmt::format(" fwmark {:#x}", attr_u32(a)); break;
+                        case FRA_IFNAME: sel += fmt::format(" iif {}", static_cast<const char*>(RTA_DATA(a))); break;
+                        case FRA_OIFNAME: sel += fmt::format(" oif {}", static_cast<const char*>(RTA_DATA(a))); break;
+                        case FRA_PROTOCOL: case FRA_SUPPRESS_PREFIXLEN: case FRA_SUPPRESS_IFGROUP: break;
+                        default: sel += " ..."; break;
+                      }
+                    });
+      if (frh->tos) sel += fmt::format(" tos {:#x}", frh->tos);
+      const bool plain = sel.empty() && frh->action == FR_ACT_TO_TBL && !frh->flags;
+      const bool stock = plain && ((priority == 0 && table == RT_TABLE_LOCAL) ||
+                                   (priority == 32766 && table == RT_TABLE_MAIN) ||
+                                   (priority == 32767 && table == RT_TABLE_DEFAULT));
+      if (!stock)
+        st->policy_rules.push_back(frh->action == FR_ACT_TO_TBL
+                                       ? fmt::format("{}:{}{} lookup {}", priority, sel.empty() ? " from all" : "", sel, table)
+                                       : fmt::format("{}:{}{} action {}", priority, sel.empty() ? " from all" : "", sel,
+                                                     frh->action));
+      break;
+    }
     default:
       break;
   }
@@ -141,7 +173,7 @@ Status Rtnl::open() {
   if (events_ < 0) return sys_error("rtnetlink socket");
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
-  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH;
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH | RTMGRP_IPV4_RULE;
   if (::bind(events_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return sys_error("rtnetlink subscribe");
   return {};
 }
@@ -190,11 +222,14 @@ Result<KernelState> Rtnl::dump() {
   rt.rtm_family = AF_INET;
   ndmsg nd{};
   nd.ndm_family = AF_INET;
+  fib_rule_hdr frh{};
+  frh.family = AF_INET;
   const std::pair<uint16_t, std::pair<const void*, size_t>> reqs[] = {
       {RTM_GETLINK, {&ifi, sizeof ifi}},
       {RTM_GETADDR, {&ifa, sizeof ifa}},
       {RTM_GETROUTE, {&rt, sizeof rt}},
       {RTM_GETNEIGH, {&nd, sizeof nd}},
+      {RTM_GETRULE, {&frh, sizeof frh}},
   };
   for (const auto& [type, body] : reqs) {
     auto msgs = request(type, body.first, body.second);

@@ -594,6 +594,13 @@ check "  ... the client saw host unreachable and administratively prohibited, no
 in_g ip route del 198.51.100.64/26
 in_g ip route del 198.51.100.128/26
 in_g ip route del 198.51.100.192/26
+# Policy routing rules (ip rule) are not followed: the gateway says so.
+in_g ip rule add from 198.18.0.0/16 lookup 100 priority 100
+check "a policy routing rule: the gateway says it does not follow it, at once and in its status" \
+  bash -c "for i in \$(seq 1 50); do grep -q 'policy routing' $WORK/xnat.err && break; sleep 0.1; done
+           grep 'policy routing' $WORK/xnat.err &&
+           '$XNAT' status --control '$WORK/xnat.sock' | grep -F 'policy routing rules not followed (the main table alone routes): 100: from 198.18.0.0/16 lookup 100'"
+in_g ip rule del priority 100
 # --- Metrics: promtool accepts them, and a Prometheus server scrapes them.
 check "metrics pass promtool check metrics" \
   bash -c "ip netns exec $NS_G curl -sS --max-time 5 http://127.0.0.1:9510/metrics > $WORK/metrics.txt &&
