@@ -139,5 +139,35 @@ TEST(DropLog, RejectRoutesDropAsTheKernelsDo) {
   EXPECT_EQ(e->conntrack().count(), 0u);
 }
 
+// rp_filter on the inside: a new connection from a source whose route back
+// leaves by another interface (spoofed) is dropped and counted; strict and
+// loose as the kernel's.
+TEST(DropLog, ReversePathFilterDropsSpoofedSources) {
+  auto e = make_engine(kMasqRules);
+  auto with_rp_filter = [&](uint8_t v) {
+    Fib fib;
+    for (int i = 0; i < static_cast<int>(e->fib().interface_count()); ++i) {
+      Interface itf = e->fib().interface(i);
+      itf.rp_filter = i == kIn ? v : 0;
+      fib.add_interface(itf);
+    }
+    for (const RouteEntry& r : e->fib().routes()) {
+      if (r.gateway || !(connected_prefix(fib.interface(r.ifindex)) == r.prefix)) {
+        EXPECT_TRUE(fib.add_route(r.prefix, r.gateway, r.gateway ? -1 : r.ifindex).ok());
+      }
+    }
+    e->fib().for_each_neighbor([&](uint32_t a, const MacAddr& m) { fib.add_neighbor(a, m); });
+    e->replace_fib(fib);
+  };
+  with_rp_filter(1);
+  // 203.0.113.9 routes back by the default route, out eth0: not from eth1.
+  EXPECT_EQ(run(*e, from_client("203.0.113.9").udp(5000, 53).build(), kIn, 1000).reason, Counter::drop_rp_filter);
+  EXPECT_EQ(run(*e, from_client().udp(5001, 53).build(), kIn, 1001).verdict, Verdict::kForward);
+  with_rp_filter(2);  // loose: a way back exists
+  EXPECT_EQ(run(*e, from_client("203.0.113.9").udp(5002, 53).build(), kIn, 1002).verdict, Verdict::kForward);
+  EXPECT_EQ(e->counters().get(Counter::drop_rp_filter), 1u);
+  EXPECT_EQ(e->conntrack().count(), 2u);
+}
+
 }  // namespace
 }  // namespace xnat::test

@@ -20,6 +20,7 @@ namespace xnat {
   X(source_route, "IPv4 loose or strict source route option: not forwarded, as net.ipv4.conf.all.accept_source_route = 0") \
   X(fragment, "IPv4 fragment that cannot be translated alone: transport header cut or overlapped (RFC 1858), or a fragmented ICMP error") \
   X(fragment_unmatched, "later IPv4 fragment whose first fragment did not come within net.ipv4.ipfrag_time, or that found no room to wait for it") \
+  X(rp_filter, "a new connection's source fails reverse path filtering (rp_filter 1: the route back to it is not through the interface it came in on; 2: there is none)") \
   X(martian_source, "source 0/8, 127/8, multicast, broadcast or the gateway's own address: none a router forwards (RFC 1812 5.3.7)")                   \
   X(invalid, "conntrack INVALID: impossible TCP flags or state, or ICMP reply with no flow") \
   X(icmp_error_untracked, "ICMP error about a connection that is not tracked")              \

@@ -684,6 +684,12 @@ bool Engine::admissible_new(Packet& pkt, const ParsedPacket& p) {
     drop(pkt, Counter::drop_martian_source);  // one of the host's addresses, from outside
     return false;
   }
+  // As the kernel's rp_filter; a connection's later packets follow it.
+  if (const uint8_t rpf = cfg_.fib.interface(pkt.in_if).rp_filter) [[unlikely]]
+    if (!cfg_.fib.reverse_path_ok(p.tuple.src, pkt.in_if, rpf == 1)) {
+      drop(pkt, Counter::drop_rp_filter);
+      return false;
+    }
   return true;
 }
 

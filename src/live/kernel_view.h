@@ -18,6 +18,7 @@ struct KernelLink {
   MacAddr mac{};
   uint32_t mtu = 0;
   bool up = false;
+  uint8_t rp_filter = 0;  // net.ipv4.conf.{all,IF}.rp_filter, the larger
 };
 struct KernelAddr {
   int ifindex = 0;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <cerrno>
 #include <cstring>
 
@@ -173,7 +174,9 @@ Status Rtnl::open() {
   if (events_ < 0) return sys_error("rtnetlink socket");
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
-  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH | RTMGRP_IPV4_RULE;
+  // RTNLGRP_IPV4_NETCONF: a changed rp_filter.
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH | RTMGRP_IPV4_RULE |
+                 (1u << (RTNLGRP_IPV4_NETCONF - 1));
   if (::bind(events_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return sys_error("rtnetlink subscribe");
   return {};
 }
@@ -236,6 +239,15 @@ Result<KernelState> Rtnl::dump() {
     if (!msgs) return msgs.error();
     for (const auto& m : *msgs) parse_message(reinterpret_cast<const nlmsghdr*>(m.data()), &st);
   }
+  // Not in the links' messages: the sysctls (this network namespace's).
+  auto sysctl = [](const std::string& name) {
+    std::ifstream f("/proc/sys/net/ipv4/conf/" + name + "/rp_filter");
+    int v = 0;
+    f >> v;
+    return static_cast<uint8_t>(std::clamp(v, 0, 2));
+  };
+  const uint8_t all = sysctl("all");
+  for (KernelLink& l : st.links) l.rp_filter = std::max(all, sysctl(l.name));
   return st;
 }
 
@@ -286,6 +298,7 @@ Result<Fib> live_fib(const Fib& conf, bool routes_pinned, const KernelState& k, 
     const KernelLink* l = k.link(ci.name);
     if (!l) return Error{fmt::format("interface '{}' does not exist (ip link show {})", ci.name, ci.name)};
     Interface itf = ci;
+    itf.rp_filter = l->rp_filter;
     if (itf.mac == MacAddr{}) itf.mac = l->mac;
     if (l->mtu) itf.mtu = l->mtu;
     if (itf.addr == 0) {

@@ -118,6 +118,16 @@ Status Fib::add_multipath(const Prefix& p, const std::vector<std::pair<uint32_t,
   return {};
 }
 
+bool Fib::reverse_path_ok(uint32_t src_raw, int in_if, bool strict) const {
+  const Hop& h = hops_[lpm_->lookup(__builtin_bswap32(src_raw))];
+  if (h.kind != RouteKind::kForward) return false;
+  if (!strict) return true;
+  if (!h.paths) return h.ifindex == in_if;
+  for (uint32_t i = 0; i < h.paths; ++i)
+    if (paths_[h.gateway + i].ifindex == in_if) return true;
+  return false;
+}
+
 void Fib::add_neighbor(uint32_t addr, const MacAddr& mac) {
   if (addr == 0) return;
   if ((neighbor_count_ + 1) * 2 > neighbors_.size()) {

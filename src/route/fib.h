@@ -32,6 +32,11 @@ struct Interface {
   uint8_t prefix_len = 0;
   MacAddr mac{};
   uint32_t mtu = 1500;  // for TCPMSS --clamp-mss-to-pmtu
+  // Reverse path filtering of new connections' sources, as the kernel's
+  // net.ipv4.conf.{all,IF}.rp_filter (the larger): 0 off, 1 strict (the
+  // route back to the source leaves by this interface), 2 loose (there is
+  // one). Live: read from the kernel.
+  uint8_t rp_filter = 0;
 };
 
 // The prefix an interface's address makes directly reachable (host order).
@@ -136,6 +141,10 @@ class Fib {
     out->addr = h->gateway ? h->gateway : dst_raw;
     return RouteKind::kForward;
   }
+  // Whether a packet from `src_raw` may come in on interface `in_if`, as
+  // fib_validate_source: a route back to it that leaves by that interface
+  // (strict; one of a multipath route's hops will do), or any (loose).
+  bool reverse_path_ok(uint32_t src_raw, int in_if, bool strict) const;
   // Longest-prefix match. False when no route covers `dst`, and for local addresses.
   bool lookup(uint32_t dst_raw, NextHop* out) const { return resolve(dst_raw, out) == RouteKind::kForward; }
   // Memory of the lookup table (shared between copies).

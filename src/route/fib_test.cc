@@ -158,6 +158,23 @@ TEST(Fib, RejectRoutesCoverTheirPrefixes) {
   EXPECT_EQ(fib.addr_type(ip("172.20.0.1")), kAddrProhibit);
 }
 
+// Reverse path filtering (fib_validate_source): strict wants the route back
+// to the source through the interface it came in on, loose any route back.
+TEST(Fib, TheReversePathIsTheRouteBackToTheSource) {
+  Fib fib = three_interfaces();
+  ASSERT_TRUE(fib.add_route(Prefix{0, 0}, ip("198.51.100.1"), -1));  // default via wan
+  EXPECT_TRUE(fib.reverse_path_ok(ip("10.1.2.7"), 0, true));        // lan's own prefix, on lan
+  EXPECT_FALSE(fib.reverse_path_ok(ip("8.8.8.8"), 0, true));        // from lan, back by wan: spoofed
+  EXPECT_TRUE(fib.reverse_path_ok(ip("8.8.8.8"), 0, false));        // loose: there is a way back
+  EXPECT_TRUE(fib.reverse_path_ok(ip("8.8.8.8"), 1, true));
+  Fib none = three_interfaces();                                    // no default route
+  EXPECT_FALSE(none.reverse_path_ok(ip("8.8.8.8"), 1, false));
+  ASSERT_TRUE(none.add_multipath(Prefix{0, 0}, {{ip("198.51.100.1"), 1}, {ip("10.1.2.254"), 0}}));
+  EXPECT_TRUE(none.reverse_path_ok(ip("8.8.8.8"), 0, true));  // either hop's interface
+  EXPECT_TRUE(none.reverse_path_ok(ip("8.8.8.8"), 1, true));
+  EXPECT_FALSE(none.reverse_path_ok(ip("8.8.8.8"), 2, true));
+}
+
 TEST(Fib, LocalAddressesWinOverRoutesAndResolveToLocal) {
   Fib fib = three_interfaces();
   Prefix p;

@@ -594,6 +594,19 @@ check "  ... the client saw host unreachable and administratively prohibited, no
 in_g ip route del 198.51.100.64/26
 in_g ip route del 198.51.100.128/26
 in_g ip route del 198.51.100.192/26
+# rp_filter on the gateway's inside: a client's packet from a source the
+# gateway has no route back to by that interface (spoofed) opens nothing.
+# (The gateway reads the change from rtnetlink a moment later: pinged until.)
+in_g sysctl -qw "net.ipv4.conf.$IF_GI.rp_filter=1"
+in_c ip addr add 203.0.113.77/32 dev "$IF_C"
+for i in $(seq 1 20); do
+  in_c ping -c 1 -W 0.3 -I 203.0.113.77 198.19.0.2 >/dev/null 2>&1
+  snapshot && [ "$(counter drop_rp_filter)" -ge 1 ] && break
+done
+in_g sysctl -qw "net.ipv4.conf.$IF_GI.rp_filter=0"
+in_c ip addr del 203.0.113.77/32 dev "$IF_C"
+check "rp_filter 1 on the inside: a spoofed source's ping is dropped and counted, as the kernel's" \
+  bash -c "grep -E '^drop_rp_filter ' $WORK/counters.txt; grep -Eq '^drop_rp_filter [1-9]' $WORK/counters.txt"
 # Policy routing rules (ip rule) are not followed: the gateway says so.
 in_g ip rule add from 198.18.0.0/16 lookup 100 priority 100
 check "a policy routing rule: the gateway says it does not follow it, at once and in its status" \
