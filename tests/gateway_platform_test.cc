@@ -848,6 +848,19 @@ TEST(GatewayPlatform, AsksTheKernelForANextHopAndSendsOnItsAnswer) {
   EXPECT_TRUE(std::equal(mac.b, mac.b + 6, out[0].second.begin()));
 }
 
+// Whether the counters come to hold `line` (the workers publish them every
+// 100 ms), within two seconds; else the counters, to see why.
+testing::AssertionResult counted(Gateway& g, const std::string& line) {
+  std::string text;
+  for (int i = 0; i < 2000; ++i) {
+    GatewayReport now = g.report(false);
+    text = g.counters_text(now);
+    if (text.find(line + "\n") != std::string::npos) return testing::AssertionSuccess();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return testing::AssertionFailure() << "no line '" << line << "' in:\n" << text;
+}
+
 // The interfaces' addresses and routes left to the kernel, as a config
 // without 'address' and 'route' lines does.
 void leave_addresses_to_kernel(Fixture& f) {
@@ -910,13 +923,7 @@ void masquerade_loss(bool link_down) {
     // nothing to be masqueraded to: dropped, as the kernel's MASQUERADE
     // drops it ("ate my IP address"), not sent from the address that left.
     f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
-    std::string counters;
-    for (int i = 0; i < 2000 && counters.find("drop_no_address 1\n") == std::string::npos; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      GatewayReport now = (*g)->report(false);
-      counters = (*g)->counters_text(now);
-    }
-    EXPECT_NE(counters.find("drop_no_address 1\n"), std::string::npos) << counters;
+    EXPECT_TRUE(counted(**g, "drop_no_address 1"));
     EXPECT_NE((*g)->banner().find(" eth0 (no IPv4 address"), std::string::npos) << (*g)->banner();
     EXPECT_EQ(f.sent(2).size(), 2u);
     // The new address comes: the next datagram leaves with it.
@@ -953,13 +960,7 @@ TEST(GatewayPlatform, TheHostsOtherAddressesAreItsOwn) {
                                                       ip_raw("198.19.0.7"), ip_raw("10.99.0.1")}));
   // A client's packet to one of them is not forwarded: the host's stack has it.
   f.backends[0]->inject(kIn, FrameBuilder().eth(kClientMac, kInMac).ip("198.18.0.2", "10.99.0.1").udp(40000, 53).build());
-  std::string counters;
-  for (int i = 0; i < 2000 && counters.find("to_host 1\n") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    GatewayReport now = (*g)->report(false);
-    counters = (*g)->counters_text(now);
-  }
-  EXPECT_NE(counters.find("to_host 1\n"), std::string::npos) << counters;
+  EXPECT_TRUE(counted(**g, "to_host 1"));
   EXPECT_TRUE(f.backends[0]->sent().empty());
   (*g)->stop();
 }

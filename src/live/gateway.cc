@@ -24,9 +24,6 @@
 #include "live/steer.h"
 
 namespace xnat {
-namespace {
-
-}  // namespace
 
 void Gateway::warn_policy_rules(const std::vector<std::string>& before) const {
   if (kernel_.policy_rules.empty() || kernel_.policy_rules == before) return;

@@ -502,6 +502,23 @@ check "xnat reload of a broken rules file is refused, the running rules kept" \
            ! '$XNAT' reload --control '$WORK/xnat.sock' > $WORK/reload.out 2>&1; r=\$?; cp $WORK/rules.good $WORK/rules.txt;
            grep -q 'the running configuration is unchanged' $WORK/reload.out &&
            ip netns exec $NS_S curl -sS --max-time 5 http://198.19.0.1:8080/ | grep -qx 'hello from client'"
+seen_as() {  # seen_as WANT ADDR PORT: a client's datagram reaches the server's ADDR:PORT from WANT, and the answer comes back
+  ip netns exec "$NS_S" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], int(sys.argv[2]))); s.settimeout(5)
+d, a = s.recvfrom(100); s.sendto(a[0].encode(), a)
+' "$2" "$3" &
+  local server=$!
+  sleep 0.3
+  local seen
+  seen=$(ip netns exec "$NS_C" python3 -c '
+import socket, sys
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(3)
+c.sendto(b"?", (sys.argv[1], int(sys.argv[2]))); print(c.recv(100).decode())' "$2" "$3" 2>&1)
+  wait "$server"
+  echo "the server saw: $seen"
+  [ "$seen" = "$1" ]
+}
 # The host's other addresses: a second one on an interface (an alias, a
 # keepalived VIP) and one on lo are the host's, its kernel answers for them;
 # and SNAT to an alias the host holds (for its router to find by ARP) works,
@@ -515,36 +532,15 @@ sed -i "s|^-A POSTROUTING -o $IF_GO -j MASQUERADE|-A POSTROUTING -o $IF_GO -p ud
 sleep 0.3
 check "the host's other addresses (an alias on the outside, one on lo) answer ping, not forwarded" \
   bash -c "ip netns exec $NS_C ping -c 2 -i 0.2 -W 2 198.19.0.7 && ip netns exec $NS_C ping -c 2 -i 0.2 -W 2 10.99.0.1"
-ip netns exec "$NS_S" python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.19.0.2", 5398)); s.settimeout(5)
-d, a = s.recvfrom(100); s.sendto(a[0].encode(), a)
-' &
-PIDS+=($!)
-sleep 0.3
-check "  ... SNAT to the alias: the server sees it, its answer comes back" \
-  bash -c "ip netns exec $NS_C python3 -c '
-import socket
-c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(3)
-c.sendto(b\"?\", (\"198.19.0.2\", 5398)); print(c.recv(100).decode())' | grep -x 198.19.0.7"
+check "  ... SNAT to the alias: the server sees it, its answer comes back" seen_as 198.19.0.7 198.19.0.2 5398
 # An outside with addresses in two prefixes: MASQUERADE takes the one in
 # the next hop's prefix, as the kernel's (inet_select_addr).
 in_g ip addr add 203.0.113.5/24 dev "$IF_GO"
 in_s ip addr add 203.0.113.1/24 dev "$IF_S"
 in_s ip addr add 198.51.100.9/32 dev lo
 in_g ip route add 198.51.100.9/32 via 203.0.113.1
-ip netns exec "$NS_S" python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.51.100.9", 5399)); s.settimeout(5)
-d, a = s.recvfrom(100); s.sendto(a[0].encode(), a)
-' &
-PIDS+=($!)
-sleep 0.3
 check "  ... MASQUERADE through an output with two prefixes takes the address in the next hop's" \
-  bash -c "ip netns exec $NS_C python3 -c '
-import socket
-c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(3)
-c.sendto(b\"?\", (\"198.51.100.9\", 5399)); print(c.recv(100).decode())' | grep -x 203.0.113.5"
+  seen_as 203.0.113.5 198.51.100.9 5399
 in_g ip route del 198.51.100.9/32
 in_s ip addr del 198.51.100.9/32 dev lo
 in_s ip addr del 203.0.113.1/24 dev "$IF_S"
