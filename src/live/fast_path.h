@@ -14,7 +14,11 @@
 // segment to find the two equal opens the direction (live/steer.h). A
 // worker that has not caught up after XNAT_FAST_HANDOVER_NS hands over
 // anyway, overtaken by what it still holds of the connection: under load,
-// with a deep queue, that can be more than at once.
+// with a deep queue, that can be more than at once. Sent is not delivered
+// either: on a veth, what the worker sent waits in its CPU's backlog for
+// that CPU's softirq while the fast path forwards from another CPU, and
+// the hand-over can overtake a few dozen segments (about one 20 MB
+// transfer in eight, af_xdp, one worker): not solved.
 //
 // A connection taken back is marked at once (XNAT_FAST_DRAINING in its
 // slot: from then on its segments go to the gateway) and its entries are
