@@ -80,7 +80,8 @@ void parse_message(const nlmsghdr* h, KernelState* st) {
           // rtnexthop records, each with its own attributes (the gateway).
           const auto* nh = static_cast<const rtnexthop*>(RTA_DATA(a));
           int left = static_cast<int>(RTA_PAYLOAD(a));
-          while (RTNH_OK(nh, left)) {
+          // RTNH_OK reads rtnh_len before it looks at the length left.
+          while (left >= static_cast<int>(sizeof(rtnexthop)) && RTNH_OK(nh, left)) {
             uint32_t gw = 0;
             for_each_attr(RTNH_DATA(nh), static_cast<int>(nh->rtnh_len - RTNH_LENGTH(0)), [&](const rtattr* b) {
               if (b->rta_type == RTA_GATEWAY) gw = attr_u32(b);
