@@ -60,6 +60,13 @@ struct FakeKernel final : KernelView {
     }
     return state;
   }
+  // A change to the kernel's state, which the gateway's next poll reads.
+  template <typename Fn>
+  void edit(Fn&& fn) {
+    std::lock_guard<std::mutex> lock(mu);
+    fn(state);
+    change = true;
+  }
   bool changed() override {
     std::lock_guard<std::mutex> lock(mu);
     return std::exchange(change, false);
@@ -836,11 +843,9 @@ TEST(GatewayPlatform, AsksTheKernelForANextHopAndSendsOnItsAnswer) {
   EXPECT_TRUE(f.backends[0]->sent().empty());
   // The kernel's answer arrives as a change; the next poll reads it.
   const MacAddr mac{{0x02, 0, 0, 0, 0, 0x77}};
-  {
-    std::lock_guard<std::mutex> lock(f.kernel->mu);
-    f.kernel->state.neighbors.push_back(KernelNeighbor{12, ip_raw("198.19.0.77"), mac});
-    f.kernel->change = true;
-  }
+  f.kernel->edit([&](KernelState& s) {
+    s.neighbors.push_back(KernelNeighbor{12, ip_raw("198.19.0.77"), mac});
+  });
   (*g)->poll();
   auto out = f.sent(1);
   ASSERT_EQ(out.size(), 1u);
@@ -899,12 +904,10 @@ void masquerade_loss(bool link_down) {
   auto out = f.sent(2);
   ASSERT_EQ(out.size(), 2u);
   EXPECT_TRUE(source_of(out[0].second) == ip_raw("198.19.0.1") || source_of(out[1].second) == ip_raw("198.19.0.1"));
-  {
-    std::lock_guard<std::mutex> lock(f.kernel->mu);
-    if (link_down) f.kernel->state.links[1].up = false;
-    else f.kernel->state.addrs.pop_back();
-    f.kernel->change = true;
-  }
+  f.kernel->edit([&](KernelState& s) {
+    if (link_down) s.links[1].up = false;
+    else s.addrs.pop_back();
+  });
   (*g)->poll();
   (*g)->collect_listing();
   GatewayReport r = (*g)->report(true);
@@ -927,11 +930,9 @@ void masquerade_loss(bool link_down) {
     EXPECT_NE((*g)->banner().find(" eth0 (no IPv4 address"), std::string::npos) << (*g)->banner();
     EXPECT_EQ(f.sent(2).size(), 2u);
     // The new address comes: the next datagram leaves with it.
-    {
-      std::lock_guard<std::mutex> lock(f.kernel->mu);
-      f.kernel->state.addrs.push_back({12, ip_raw("198.19.0.5"), 16});
-      f.kernel->change = true;
-    }
+    f.kernel->edit([&](KernelState& s) {
+      s.addrs.push_back({12, ip_raw("198.19.0.5"), 16});
+    });
     (*g)->poll();
     f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
     out = f.sent(3);
@@ -989,11 +990,9 @@ TEST(GatewayPlatform, MasqueradeTakesTheAddressInTheNextHopsPrefix) {
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(source_of(out[0].second), ip_raw("203.0.113.5"));
   EXPECT_EQ(source_of(out[1].second), ip_raw("198.19.0.1"));
-  {
-    std::lock_guard<std::mutex> lock(f.kernel->mu);
-    f.kernel->state.addrs.pop_back();  // 203.0.113.5 leaves
-    f.kernel->change = true;
-  }
+  f.kernel->edit([&](KernelState& s) {
+    s.addrs.pop_back();  // 203.0.113.5 leaves
+  });
   (*g)->poll();
   (*g)->collect_listing();
   GatewayReport r = (*g)->report(true);
@@ -1009,11 +1008,9 @@ TEST(GatewayPlatform, StatusNamesThePolicyRulesItDoesNotFollow) {
   auto g = Gateway::start(f.cfg, workers(1), f.platform);
   ASSERT_TRUE(g.ok()) << g.error().message;
   EXPECT_EQ((*g)->control({"status"}).out.find("policy routing"), std::string::npos);
-  {
-    std::lock_guard<std::mutex> lock(f.kernel->mu);
-    f.kernel->state.policy_rules = {"100: from 198.18.0.0/16 lookup 100"};
-    f.kernel->change = true;
-  }
+  f.kernel->edit([&](KernelState& s) {
+    s.policy_rules = {"100: from 198.18.0.0/16 lookup 100"};
+  });
   (*g)->poll();
   EXPECT_NE((*g)->control({"status"}).out.find("policy routing rules not followed (the main table alone routes): "
                                                 "100: from 198.18.0.0/16 lookup 100\n"),
@@ -1051,11 +1048,9 @@ TEST(GatewayPlatform, AnAddressPinnedInTheConfigIsKeptWhenTheKernelsLeaves) {
   ASSERT_TRUE(g.ok()) << g.error().message;
   f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
   ASSERT_EQ(f.sent(1).size(), 1u);
-  {
-    std::lock_guard<std::mutex> lock(f.kernel->mu);
-    f.kernel->state.addrs.pop_back();
-    f.kernel->change = true;
-  }
+  f.kernel->edit([&](KernelState& s) {
+    s.addrs.pop_back();
+  });
   (*g)->poll();
   f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
   auto out = f.sent(2);
@@ -1079,19 +1074,15 @@ TEST(GatewayPlatform, AnInterfaceMadeAgainIsAttachedAgain) {
   f.backends[0]->inject(kIn, from_client().udp(40000, 53).build());
   ASSERT_EQ(f.sent(1).size(), 1u);
   const KernelLink eth0 = f.kernel->state.links[1];
-  {
-    std::lock_guard<std::mutex> lock(f.kernel->mu);
-    f.kernel->state.links.pop_back();  // deleted
-    f.kernel->change = true;
-  }
+  f.kernel->edit([&](KernelState& s) {
+    s.links.pop_back();  // deleted
+  });
   (*g)->poll();
   EXPECT_EQ(f.backends.size(), 2u);  // nothing to attach to yet
   EXPECT_TRUE((*g)->broken().empty());
-  {
-    std::lock_guard<std::mutex> lock(f.kernel->mu);
-    f.kernel->state.links.push_back(KernelLink{20, "eth0", eth0.mac, 1500, true});
-    f.kernel->change = true;
-  }
+  f.kernel->edit([&](KernelState& s) {
+    s.links.push_back(KernelLink{20, "eth0", eth0.mac, 1500, true});
+  });
   const size_t calls = f.steering->calls.size();
   (*g)->poll();
   EXPECT_TRUE((*g)->broken().empty()) << (*g)->broken();

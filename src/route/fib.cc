@@ -37,9 +37,7 @@ int Fib::add_interface(const Interface& itf) {
 }
 
 void Fib::add_local(uint32_t addr_raw) {
-  if (addr_raw == 0 || local_interface(addr_raw) >= 0 ||
-      std::find(locals_.begin(), locals_.end(), addr_raw) != locals_.end())
-    return;
+  if (addr_raw == 0 || is_local(addr_raw)) return;  // an interface's, one added before, or in 127/8
   locals_.push_back(addr_raw);
   lpm_for_write().insert(__builtin_bswap32(addr_raw), 32, kLocalRank + 32, 1);
 }
